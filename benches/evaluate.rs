@@ -1,0 +1,260 @@
+//! Evaluation throughput of the pure core: the shipped policies over 100 000
+//! synthetic issues with realistic timelines. One evaluation is one issue
+//! under one policy: the clock's replay plus the engine's decision.
+//!
+//! Run: `cargo bench --bench evaluate`. Figures go in BENCHMARKS.md.
+
+use std::hint::black_box;
+use std::path::Path;
+
+use chrono::{DateTime, TimeDelta, TimeZone, Utc};
+use criterion::{Criterion, Throughput, criterion_group, criterion_main};
+use labelwarden::clock;
+use labelwarden::engine::{self, Ledger};
+use labelwarden::issue::{
+    Event, Issue, IssueFacts, IssueIid, IssueRef, IssueState, ProjectPath, TimedEvent,
+};
+
+const ISSUES: usize = 100_000;
+
+/// A small deterministic generator, so every run measures the same issues.
+struct Dice(u64);
+
+impl Dice {
+    fn next(&mut self) -> u64 {
+        self.0 ^= self.0 << 13;
+        self.0 ^= self.0 >> 7;
+        self.0 ^= self.0 << 17;
+        self.0
+    }
+    fn below(&mut self, n: u64) -> u64 {
+        self.next() % n
+    }
+    fn chance(&mut self, percent: u64) -> bool {
+        self.below(100) < percent
+    }
+}
+
+/// Issues shaped like a busy project's: most are ordinary, some are bugs
+/// that get triaged, a few are critical, paused, closed and reopened,
+/// downgraded, or incidents; histories span the last 30 days.
+fn synthetic_issues(now: DateTime<Utc>) -> Vec<Issue> {
+    let mut dice = Dice(0x5eed_1abe_1ded);
+    (0..ISSUES)
+        .map(|n| {
+            let created = now - TimeDelta::minutes(dice.below(30 * 24 * 60) as i64 + 60);
+            let mut at = created;
+            let mut step = |dice: &mut Dice| {
+                at += TimeDelta::minutes(dice.below(12 * 60) as i64 + 1);
+                at.min(now)
+            };
+            let mut labels: Vec<String> =
+                vec![["frontend", "backend", "database", "ci"][n % 4].to_owned()];
+            let mut events = Vec::new();
+            let mut state = IssueState::Opened;
+            let incident = dice.chance(2);
+            if dice.chance(40) {
+                labels.push("type::bug".into());
+                if dice.chance(70) {
+                    let priority = ["priority::low", "priority::high", "priority::highest"]
+                        [dice.below(3) as usize];
+                    events.push(TimedEvent {
+                        at: step(&mut dice),
+                        event: Event::LabelAdded(priority.into()),
+                    });
+                    labels.push(priority.into());
+                }
+            }
+            if dice.chance(5) {
+                events.push(TimedEvent {
+                    at: step(&mut dice),
+                    event: Event::LabelAdded("urgency::highest".into()),
+                });
+                labels.push("urgency::highest".into());
+                if dice.chance(20) {
+                    let from = step(&mut dice);
+                    events.push(TimedEvent {
+                        at: from,
+                        event: Event::LabelAdded("blocked::upstream".into()),
+                    });
+                    events.push(TimedEvent {
+                        at: step(&mut dice),
+                        event: Event::LabelRemoved("blocked::upstream".into()),
+                    });
+                }
+                if dice.chance(10) {
+                    events.push(TimedEvent {
+                        at: step(&mut dice),
+                        event: Event::LabelRemoved("urgency::highest".into()),
+                    });
+                    labels.retain(|l| l != "urgency::highest");
+                }
+            }
+            if incident && dice.chance(10) {
+                labels.push("security".into());
+            }
+            if dice.chance(30) {
+                events.push(TimedEvent {
+                    at: step(&mut dice),
+                    event: Event::Closed,
+                });
+                state = IssueState::Closed;
+                if dice.chance(15) {
+                    events.push(TimedEvent {
+                        at: step(&mut dice),
+                        event: Event::Reopened,
+                    });
+                    state = IssueState::Opened;
+                }
+            }
+            Issue::new(
+                IssueFacts {
+                    reference: IssueRef {
+                        project: ProjectPath("acme/app".into()),
+                        iid: IssueIid(n as u64 + 1),
+                    },
+                    created_at: created,
+                    state,
+                    closed_at: None,
+                    labels,
+                    confidential: dice.chance(5),
+                    issue_type: if incident { "incident" } else { "issue" }.into(),
+                    assignees: vec!["jdoe".into()],
+                },
+                events,
+            )
+        })
+        .collect()
+}
+
+/// Issues that all match the critical-bug policy, with busy histories:
+/// relabelled, paused and resumed, closed and reopened. What `audit` sees
+/// after GitLab's label filter, and the worst case for the clock.
+fn candidate_issues(now: DateTime<Utc>) -> Vec<Issue> {
+    let mut dice = Dice(0xc0ff_ee00_d00d);
+    (0..ISSUES)
+        .map(|n| {
+            let created = now - TimeDelta::minutes(dice.below(10 * 24 * 60) as i64 + 60);
+            let mut at = created;
+            let mut step = |dice: &mut Dice| {
+                at += TimeDelta::minutes(dice.below(6 * 60) as i64 + 1);
+                at.min(now)
+            };
+            let mut events = vec![TimedEvent {
+                at: step(&mut dice),
+                event: Event::LabelAdded("priority::high".into()),
+            }];
+            events.push(TimedEvent {
+                at: step(&mut dice),
+                event: Event::LabelRemoved("priority::high".into()),
+            });
+            events.push(TimedEvent {
+                at: step(&mut dice),
+                event: Event::LabelAdded("priority::highest".into()),
+            });
+            for _ in 0..dice.below(3) {
+                events.push(TimedEvent {
+                    at: step(&mut dice),
+                    event: Event::LabelAdded("blocked::upstream".into()),
+                });
+                events.push(TimedEvent {
+                    at: step(&mut dice),
+                    event: Event::LabelRemoved("blocked::upstream".into()),
+                });
+            }
+            let mut state = IssueState::Opened;
+            if dice.chance(50) {
+                events.push(TimedEvent {
+                    at: step(&mut dice),
+                    event: Event::Closed,
+                });
+                state = IssueState::Closed;
+                if dice.chance(30) {
+                    events.push(TimedEvent {
+                        at: step(&mut dice),
+                        event: Event::Reopened,
+                    });
+                    state = IssueState::Opened;
+                }
+            }
+            Issue::new(
+                IssueFacts {
+                    reference: IssueRef {
+                        project: ProjectPath("acme/app".into()),
+                        iid: IssueIid(n as u64 + 1),
+                    },
+                    created_at: created,
+                    state,
+                    closed_at: None,
+                    labels: vec![
+                        "type::bug".into(),
+                        "priority::highest".into(),
+                        "backend".into(),
+                    ],
+                    confidential: false,
+                    issue_type: "issue".into(),
+                    assignees: vec!["jdoe".into()],
+                },
+                events,
+            )
+        })
+        .collect()
+}
+
+fn evaluate(c: &mut Criterion) {
+    let set = labelwarden::policy::load(Path::new("policies")).expect("shipped policies are valid");
+    let now = Utc.with_ymd_and_hms(2026, 11, 25, 12, 0, 0).unwrap();
+    let ledger = Ledger::default();
+    let mut group = c.benchmark_group("evaluate");
+    group.sample_size(10);
+    for (name, issues) in [
+        ("project_mix_100k_issues", synthetic_issues(now)),
+        ("matching_candidates_100k_issues", candidate_issues(now)),
+    ] {
+        print_status_mix(name, &issues, &set.policies, now);
+        group.throughput(Throughput::Elements(
+            (issues.len() * set.policies.len()) as u64,
+        ));
+        group.bench_function(name, |b| {
+            b.iter(|| {
+                let mut actions = 0usize;
+                for issue in &issues {
+                    for policy in &set.policies {
+                        let reading = clock::read(issue, policy, now);
+                        actions += engine::decide(policy, &reading, &ledger).actions.len();
+                    }
+                }
+                black_box(actions)
+            })
+        });
+    }
+    group.finish();
+}
+
+/// What the measured evaluations are made of, so the figure can be judged.
+fn print_status_mix(
+    name: &str,
+    issues: &[Issue],
+    policies: &[labelwarden::policy::Policy],
+    now: DateTime<Utc>,
+) {
+    let mut counts = std::collections::BTreeMap::<&str, usize>::new();
+    let mut events = 0;
+    for issue in issues {
+        events += issue.timeline().events().len();
+        for policy in policies {
+            *counts
+                .entry(clock::read(issue, policy, now).status().kind())
+                .or_default() += 1;
+        }
+    }
+    eprintln!(
+        "{name}: {} issues x {} policies, {:.1} events per issue on average; statuses: {counts:?}",
+        issues.len(),
+        policies.len(),
+        events as f64 / issues.len() as f64
+    );
+}
+
+criterion_group!(benches, evaluate);
+criterion_main!(benches);

@@ -1,0 +1,103 @@
+//! `labelwarden check`: validates the policy folder and prints one line per
+//! policy, so a reviewer sees at a glance what a change to `policies/` does.
+
+use std::path::Path;
+use std::process::ExitCode;
+
+use super::EXIT_CONFIG;
+use crate::policy::{self, Policy, PolicySet, StartRule, StopRule, duration};
+
+pub fn run(dir: &Path) -> ExitCode {
+    match policy::load(dir) {
+        Ok(set) => {
+            print!("{}", summary(&set));
+            ExitCode::SUCCESS
+        }
+        Err(errors) => {
+            for error in &errors {
+                eprintln!("error: {error}");
+            }
+            let count = errors.len();
+            eprintln!(
+                "{} invalid: {count} error{}",
+                dir.display(),
+                if count == 1 { "" } else { "s" }
+            );
+            ExitCode::from(EXIT_CONFIG)
+        }
+    }
+}
+
+/// One line per policy, then a total.
+pub fn summary(set: &PolicySet) -> String {
+    let width = set
+        .policies
+        .iter()
+        .map(|p| p.name.0.len())
+        .max()
+        .unwrap_or(0);
+    let mut out = String::new();
+    for policy in &set.policies {
+        out.push_str(&format!(
+            "{:<width$}  {}\n",
+            policy.name.0,
+            describe(policy)
+        ));
+    }
+    out.push_str(&format!(
+        "{} policies, {} channels, {} people groups: valid\n",
+        set.policies.len(),
+        set.channels.len(),
+        set.people.groups.len()
+    ));
+    out
+}
+
+fn describe(policy: &Policy) -> String {
+    let clock = &policy.clock;
+    let selector = &policy.selector;
+    let mut selects = Vec::new();
+    if !selector.issue_types.is_empty() {
+        selects.push(format!("type {}", selector.issue_types.join("|")));
+    }
+    if !selector.labels_any.is_empty() {
+        selects.push(join(
+            selector.labels_any.iter().map(|p| p.to_string()),
+            " | ",
+        ));
+    }
+    for pattern in &selector.labels_all {
+        selects.push(pattern.to_string());
+    }
+    for pattern in &selector.labels_none {
+        selects.push(format!("not {pattern}"));
+    }
+    let from = match clock.starts {
+        StartRule::Matched => "from match",
+        StartRule::Created => "from creation",
+    };
+    let until = match &clock.stops {
+        StopRule::Closed => "until closed".to_owned(),
+        StopRule::Labeled(labels) => format!(
+            "until labelled {}",
+            join(labels.iter().map(|p| p.to_string()), " | ")
+        ),
+    };
+    let steps = join(policy.steps.iter().map(|s| s.id.0.clone()), ", ");
+    format!(
+        "{} -> {} {from} {until}; steps: {}  ({}:{})",
+        join(selects.into_iter(), " & "),
+        duration::compact(clock.target),
+        if steps.is_empty() {
+            "none".to_owned()
+        } else {
+            steps
+        },
+        policy.source.file.display(),
+        policy.source.line,
+    )
+}
+
+fn join(items: impl Iterator<Item = String>, separator: &str) -> String {
+    items.collect::<Vec<_>>().join(separator)
+}

@@ -1,0 +1,336 @@
+//! The SLA clock: where one issue stands against one policy at one instant.
+//!
+//! [`read`] replays the issue's timeline from its creation to `now` and
+//! returns a [`ClockReading`]: which cycle the clock is in, how much time has
+//! counted against the target, how much was held (paused or closed), and the
+//! phase now. [`ClockReading::status`] turns that into what people see.
+//!
+//! The rules, from DESIGN.md:
+//! - A *cycle* begins when the issue starts to match the policy and ends when
+//!   it stops matching. Matching again later begins a new cycle.
+//! - Time counts only while the cycle runs: not while a pause label is on
+//!   (up to `max_pause` per cycle), not while the issue is closed, not while
+//!   the stop condition holds. Reopening, or losing the stop label, resumes.
+//! - Events at one instant are applied together before anything is decided,
+//!   so the order they were recorded in never matters.
+//!
+//! Pure: the caller passes `now`.
+
+mod status;
+
+use chrono::{DateTime, TimeDelta, Utc};
+use smallvec::SmallVec;
+
+use crate::issue::{Event, Issue};
+use crate::policy::{Policy, StartRule, StopRule};
+pub use status::{PauseReason, SlaStatus};
+
+/// Where a clock stands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Phase {
+    /// The issue has never matched the policy.
+    NotMatching,
+    /// Time counts.
+    Running,
+    /// A pause label, or (for label-stopped policies) a closed issue, holds the clock.
+    Paused(PauseReason),
+    /// The stop condition holds: closed, or the target label is on.
+    Stopped,
+    /// The issue stopped matching while the clock was not stopped.
+    Withdrawn,
+}
+
+/// A stretch of wall time during which the clock counted.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct RunSegment {
+    from: DateTime<Utc>,
+    to: DateTime<Utc>,
+    /// Counted time at `from`.
+    active_at_from: TimeDelta,
+}
+
+/// One policy's clock on one issue, as of `now`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ClockReading {
+    pub now: DateTime<Utc>,
+    pub target: TimeDelta,
+    /// 1 for the first time the issue matched, 2 after a withdrawal and a
+    /// new match, ...; 0 if it never matched.
+    pub cycle: u32,
+    pub phase: Phase,
+    /// When this cycle's clock started (meaningless for cycle 0).
+    pub started_at: DateTime<Utc>,
+    /// When the current phase began.
+    pub phase_since: DateTime<Utc>,
+    /// When this cycle first ran or was paused: the moment it became an
+    /// open problem (later than `started_at` if it began already resolved).
+    pub live_since: Option<DateTime<Utc>>,
+    /// Time counted against the target in this cycle.
+    pub active: TimeDelta,
+    /// Time a pause label held the clock in this cycle (what `max_pause` caps).
+    pub paused: TimeDelta,
+    /// All time not counted since the start: pauses, closed time, stopped time.
+    pub held: TimeDelta,
+    /// How often the stop condition was reached in this cycle.
+    pub resolutions: u32,
+    /// The most a pause may bank, if the policy caps it.
+    pub max_pause: Option<TimeDelta>,
+    segments: SmallVec<[RunSegment; 4]>,
+}
+
+impl ClockReading {
+    /// The cycle is going: running or paused, not stopped, not withdrawn.
+    pub fn is_live(&self) -> bool {
+        matches!(self.phase, Phase::Running | Phase::Paused(_))
+    }
+
+    /// Counted time left before the deadline; negative once it has passed.
+    pub fn remaining(&self) -> TimeDelta {
+        self.target - self.active
+    }
+
+    /// True once the clock has counted `threshold`: past it, or exactly at it
+    /// while running. A clock held at the very instant it got there has not
+    /// reached it yet; it does the moment it runs again.
+    pub fn reached(&self, threshold: TimeDelta) -> bool {
+        self.active > threshold || (self.active == threshold && self.phase == Phase::Running)
+    }
+
+    /// The wall-clock instant at which the clock was running with `active`
+    /// counted: exact for the past, projected for the future while the clock
+    /// runs, `None` while it is held or the cycle is over. Past stretches are
+    /// half-open: at their end the clock had stopped.
+    pub fn instant_at(&self, active: TimeDelta) -> Option<DateTime<Utc>> {
+        if active <= TimeDelta::zero() {
+            return Some(self.started_at);
+        }
+        let running = self.phase == Phase::Running;
+        for segment in &self.segments {
+            let end = segment.active_at_from + (segment.to - segment.from);
+            if segment.active_at_from <= active && active < end {
+                return Some(segment.from + (active - segment.active_at_from));
+            }
+        }
+        // Not inside a past stretch: it is now, or later, if the clock runs.
+        (running && active >= self.active).then(|| self.now + (active - self.active))
+    }
+
+    /// The deadline: when counted time reaches the target. `None` while the
+    /// clock is held before reaching it (the deadline moves with the hold).
+    pub fn deadline(&self) -> Option<DateTime<Utc>> {
+        self.instant_at(self.target)
+    }
+
+    /// When a pause label stops holding the clock because `max_pause` is spent.
+    pub fn pause_runs_out_at(&self) -> Option<DateTime<Utc>> {
+        match (self.phase, self.max_pause) {
+            (Phase::Paused(PauseReason::Label(_)), Some(cap)) => {
+                Some(self.now + (cap - self.paused))
+            }
+            _ => None,
+        }
+    }
+}
+
+/// Replays `issue`'s timeline under `policy` up to `now`.
+pub fn read(issue: &Issue, policy: &Policy, now: DateTime<Utc>) -> ClockReading {
+    let facts = issue.facts();
+    let mut replay = Replay::new(policy, facts.created_at, now);
+    if !policy.selector.matches_facts(facts) {
+        return replay.reading;
+    }
+
+    let mut labels: SmallVec<[&str; 16]> =
+        issue.initial_labels().iter().map(String::as_str).collect();
+    let mut open = issue.initially_open();
+    replay.settle(facts.created_at, &labels, open);
+
+    let events = issue.timeline().events();
+    let mut index = 0;
+    while index < events.len() {
+        // Events before creation happen (imports, clock skew): treat them as at creation.
+        let at = events[index].at.max(facts.created_at);
+        if at > now {
+            break;
+        }
+        replay.advance(at);
+        while index < events.len() && events[index].at.max(facts.created_at) == at {
+            match &events[index].event {
+                Event::LabelAdded(label) => {
+                    if !labels.contains(&label.as_str()) {
+                        labels.push(label);
+                    }
+                }
+                Event::LabelRemoved(label) => labels.retain(|l| *l != label.as_str()),
+                Event::Closed => open = false,
+                Event::Reopened => open = true,
+            }
+            index += 1;
+        }
+        replay.settle(at, &labels, open);
+    }
+    replay.advance(now);
+    replay.reading
+}
+
+/// The replay's moving parts: a reading being built, and the instant it is at.
+struct Replay<'p> {
+    policy: &'p Policy,
+    created_at: DateTime<Utc>,
+    at: DateTime<Utc>,
+    reading: ClockReading,
+    /// The cycle is open: it began and the issue has not stopped matching.
+    cycle_open: bool,
+}
+
+impl<'p> Replay<'p> {
+    fn new(policy: &'p Policy, created_at: DateTime<Utc>, now: DateTime<Utc>) -> Self {
+        Replay {
+            policy,
+            created_at,
+            at: created_at,
+            cycle_open: false,
+            reading: ClockReading {
+                now,
+                target: policy.clock.target,
+                cycle: 0,
+                phase: Phase::NotMatching,
+                started_at: created_at,
+                phase_since: created_at,
+                live_since: None,
+                active: TimeDelta::zero(),
+                paused: TimeDelta::zero(),
+                held: TimeDelta::zero(),
+                resolutions: 0,
+                max_pause: policy.clock.max_pause,
+                segments: SmallVec::new(),
+            },
+        }
+    }
+
+    /// Lets time pass from the current instant to `to` in the current phase.
+    fn advance(&mut self, to: DateTime<Utc>) {
+        let elapsed = to - self.at;
+        if elapsed <= TimeDelta::zero() {
+            return;
+        }
+        let from = self.at;
+        self.at = to;
+        if !self.cycle_open {
+            return;
+        }
+        let reading = &mut self.reading;
+        match reading.phase {
+            Phase::Running => self.count(from, to),
+            Phase::Paused(PauseReason::Label(_)) => {
+                let room = reading
+                    .max_pause
+                    .map_or(elapsed, |cap| (cap - reading.paused).max(TimeDelta::zero()));
+                if elapsed <= room {
+                    reading.paused += elapsed;
+                    reading.held += elapsed;
+                } else {
+                    // The pause allowance ran out part-way: the clock runs from there.
+                    reading.paused += room;
+                    reading.held += room;
+                    let resumed = from + room;
+                    reading.phase = Phase::Running;
+                    reading.phase_since = resumed;
+                    self.count(resumed, to);
+                }
+            }
+            Phase::Paused(PauseReason::Closed) | Phase::Stopped => reading.held += elapsed,
+            Phase::NotMatching | Phase::Withdrawn => {}
+        }
+    }
+
+    fn count(&mut self, from: DateTime<Utc>, to: DateTime<Utc>) {
+        let reading = &mut self.reading;
+        reading.segments.push(RunSegment {
+            from,
+            to,
+            active_at_from: reading.active,
+        });
+        reading.active += to - from;
+    }
+
+    /// Decides the phase after everything that happened at `at`.
+    fn settle(&mut self, at: DateTime<Utc>, labels: &[&str], open: bool) {
+        let policy = self.policy;
+        let matching = policy.selector.matches_labels(labels.iter().copied());
+        let reading = &mut self.reading;
+
+        if !self.cycle_open {
+            if !matching {
+                return;
+            }
+            self.cycle_open = true;
+            reading.cycle += 1;
+            reading.active = TimeDelta::zero();
+            reading.paused = TimeDelta::zero();
+            reading.held = TimeDelta::zero();
+            reading.resolutions = 0;
+            reading.live_since = None;
+            reading.segments.clear();
+            reading.started_at = at;
+            reading.phase = Phase::Running;
+            reading.phase_since = at;
+            if reading.cycle == 1
+                && policy.clock.starts == StartRule::Created
+                && at > self.created_at
+            {
+                // Counted from creation: the time before matching ran against the target.
+                reading.started_at = self.created_at;
+                reading.segments.push(RunSegment {
+                    from: self.created_at,
+                    to: at,
+                    active_at_from: TimeDelta::zero(),
+                });
+                reading.active = at - self.created_at;
+            }
+        } else if !matching {
+            self.cycle_open = false;
+            if reading.phase != Phase::Stopped {
+                reading.phase = Phase::Withdrawn;
+                reading.phase_since = at;
+            }
+            return;
+        }
+
+        let stop_holds = match &policy.clock.stops {
+            StopRule::Closed => !open,
+            StopRule::Labeled(patterns) => patterns
+                .iter()
+                .any(|p| p.matches_any(labels.iter().copied())),
+        };
+        let pause_label = policy
+            .clock
+            .pauses_while_labeled
+            .iter()
+            .position(|p| p.matches_any(labels.iter().copied()));
+        let pause_left = reading.max_pause.is_none_or(|cap| reading.paused < cap);
+
+        let phase = if stop_holds {
+            Phase::Stopped
+        } else if !open {
+            Phase::Paused(PauseReason::Closed)
+        } else if let (Some(pattern), true) = (pause_label, pause_left) {
+            Phase::Paused(PauseReason::Label(pattern))
+        } else {
+            Phase::Running
+        };
+        if phase != reading.phase {
+            if phase == Phase::Stopped {
+                reading.resolutions += 1;
+            }
+            reading.phase = phase;
+            reading.phase_since = at;
+        }
+        if reading.live_since.is_none() && reading.is_live() {
+            reading.live_since = Some(at);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,500 @@
+use chrono::TimeDelta;
+use proptest::prelude::*;
+
+use super::*;
+use crate::policy::Policy;
+use crate::test_support::{IssueBuilder, issue, policy, t};
+
+fn critical() -> Policy {
+    policy(
+        r#"
+  - name: critical
+    match: { labels_any: ["priority::highest", "urgency::highest"] }
+    clock: { target: 60m, pauses_while_labeled: ["blocked::*"] }
+"#,
+    )
+}
+
+fn minutes(n: i64) -> TimeDelta {
+    TimeDelta::minutes(n)
+}
+
+fn status_at(builder: IssueBuilder, policy: &Policy, now: i64) -> SlaStatus {
+    read(&builder.build(), policy, t(now)).status()
+}
+
+#[test]
+fn an_issue_without_the_labels_does_not_match() {
+    assert_eq!(
+        status_at(issue(&["bug"]), &critical(), 30),
+        SlaStatus::NotMatching
+    );
+}
+
+#[test]
+fn label_added_starts_the_clock_then() {
+    let status = status_at(issue(&[]).added(10, "priority::highest"), &critical(), 30);
+    assert_eq!(
+        status,
+        SlaStatus::Running {
+            deadline: t(70),
+            remaining: minutes(40)
+        }
+    );
+}
+
+#[test]
+fn labelled_from_creation_counts_from_creation() {
+    let status = status_at(issue(&["urgency::highest"]), &critical(), 30);
+    assert_eq!(
+        status,
+        SlaStatus::Running {
+            deadline: t(60),
+            remaining: minutes(30)
+        }
+    );
+}
+
+#[test]
+fn past_the_deadline_and_still_open_is_breached() {
+    let status = status_at(issue(&[]).added(10, "priority::highest"), &critical(), 100);
+    assert_eq!(
+        status,
+        SlaStatus::Breached {
+            deadline: t(70),
+            overdue: minutes(30)
+        }
+    );
+    assert!(status.is_breach());
+}
+
+#[test]
+fn closed_before_the_deadline_is_met() {
+    let builder = issue(&[]).added(10, "priority::highest").closed(50);
+    assert_eq!(
+        status_at(builder, &critical(), 200),
+        SlaStatus::Met {
+            stopped_at: t(50),
+            took: minutes(40)
+        }
+    );
+}
+
+#[test]
+fn closed_exactly_at_the_deadline_is_met() {
+    let builder = issue(&[]).added(10, "priority::highest").closed(70);
+    assert!(matches!(
+        status_at(builder, &critical(), 200),
+        SlaStatus::Met { .. }
+    ));
+}
+
+#[test]
+fn closed_after_the_deadline_is_missed() {
+    let builder = issue(&[]).added(10, "priority::highest").closed(100);
+    assert_eq!(
+        status_at(builder, &critical(), 200),
+        SlaStatus::Missed {
+            deadline: t(70),
+            stopped_at: t(100),
+            late_by: minutes(30)
+        }
+    );
+}
+
+#[test]
+fn a_pause_label_holds_the_clock_and_moves_the_deadline() {
+    let paused = issue(&[])
+        .added(10, "priority::highest")
+        .added(20, "blocked::upstream");
+    assert_eq!(
+        status_at(paused, &critical(), 30),
+        SlaStatus::Paused {
+            reason: PauseReason::Label(0),
+            since: t(20),
+            remaining: minutes(50)
+        }
+    );
+    let resumed = issue(&[])
+        .added(10, "priority::highest")
+        .added(20, "blocked::upstream")
+        .removed(40, "blocked::upstream");
+    let reading = read(&resumed.build(), &critical(), t(50));
+    assert_eq!(reading.deadline(), Some(t(90)));
+    assert_eq!(reading.paused, minutes(20));
+}
+
+#[test]
+fn max_pause_caps_how_long_a_pause_holds() {
+    let capped = policy(
+        r#"
+  - name: capped
+    match: { labels_any: ["priority::highest"] }
+    clock: { target: 60m, pauses_while_labeled: ["blocked::upstream"], max_pause: 10m }
+"#,
+    );
+    let builder = issue(&[])
+        .added(0, "priority::highest")
+        .added(20, "blocked::upstream");
+    let reading = read(&builder.build(), &capped, t(40));
+    assert_eq!(
+        reading.phase,
+        Phase::Running,
+        "the allowance is spent at t(30)"
+    );
+    assert_eq!(reading.phase_since, t(30));
+    assert_eq!(reading.deadline(), Some(t(70)));
+}
+
+#[test]
+fn a_pause_with_allowance_left_says_when_it_runs_out() {
+    let capped = policy(
+        r#"
+  - name: capped
+    match: { labels_any: ["priority::highest"] }
+    clock: { target: 60m, pauses_while_labeled: ["blocked::upstream"], max_pause: 10m }
+"#,
+    );
+    let builder = issue(&["priority::highest"]).added(20, "blocked::upstream");
+    let reading = read(&builder.build(), &capped, t(25));
+    assert_eq!(reading.pause_runs_out_at(), Some(t(30)));
+}
+
+#[test]
+fn reopening_resumes_and_closed_time_never_counts() {
+    let builder = issue(&["priority::highest"]).closed(30).reopened(50);
+    let reading = read(&builder.build(), &critical(), t(60));
+    assert_eq!(reading.cycle, 1);
+    assert_eq!(reading.active, minutes(40));
+    assert_eq!(reading.deadline(), Some(t(80)));
+}
+
+#[test]
+fn closing_again_after_reopening_counts_a_second_resolution() {
+    let builder = issue(&["priority::highest"])
+        .closed(30)
+        .reopened(50)
+        .closed(70);
+    let reading = read(&builder.build(), &critical(), t(80));
+    assert_eq!(reading.resolutions, 2);
+    assert_eq!(
+        reading.status(),
+        SlaStatus::Met {
+            stopped_at: t(70),
+            took: minutes(50)
+        }
+    );
+}
+
+#[test]
+fn removing_the_label_withdraws() {
+    let builder = issue(&[])
+        .added(10, "priority::highest")
+        .removed(40, "priority::highest");
+    assert_eq!(
+        status_at(builder, &critical(), 100),
+        SlaStatus::Withdrawn {
+            at: t(40),
+            overdue: None
+        }
+    );
+}
+
+#[test]
+fn a_downgrade_after_the_deadline_stays_visible_as_a_breach() {
+    let builder = issue(&[])
+        .added(10, "priority::highest")
+        .removed(100, "priority::highest");
+    let status = status_at(builder, &critical(), 200);
+    assert_eq!(
+        status,
+        SlaStatus::Withdrawn {
+            at: t(100),
+            overdue: Some(minutes(30))
+        }
+    );
+    assert_eq!(status.kind(), "withdrawn_after_breach");
+    assert!(status.is_breach());
+}
+
+#[test]
+fn matching_again_after_a_withdrawal_starts_a_new_cycle() {
+    let builder = issue(&[])
+        .added(10, "priority::highest")
+        .removed(40, "priority::highest")
+        .added(50, "priority::highest");
+    let reading = read(&builder.build(), &critical(), t(60));
+    assert_eq!(reading.cycle, 2);
+    assert_eq!(reading.started_at, t(50));
+    assert_eq!(reading.deadline(), Some(t(110)));
+}
+
+#[test]
+fn swapping_one_matching_label_for_another_at_once_keeps_the_cycle() {
+    let builder = issue(&["priority::highest"])
+        .removed(30, "priority::highest")
+        .added(30, "urgency::highest");
+    let reading = read(&builder.build(), &critical(), t(40));
+    assert_eq!(reading.cycle, 1);
+    assert_eq!(reading.deadline(), Some(t(60)));
+}
+
+#[test]
+fn a_resolved_clock_keeps_its_outcome_when_the_label_goes_later() {
+    let builder = issue(&["priority::highest"])
+        .closed(90)
+        .removed(120, "priority::highest");
+    assert_eq!(
+        status_at(builder, &critical(), 200),
+        SlaStatus::Missed {
+            deadline: t(60),
+            stopped_at: t(90),
+            late_by: minutes(30)
+        }
+    );
+}
+
+#[test]
+fn events_after_now_are_not_seen() {
+    let builder = issue(&[]).added(10, "priority::highest").closed(50);
+    assert!(matches!(
+        status_at(builder, &critical(), 30),
+        SlaStatus::Running { .. }
+    ));
+}
+
+fn triage() -> Policy {
+    policy(
+        r#"
+  - name: triage
+    match: { labels_all: ["type::bug"] }
+    clock: { target: 60m, starts: created, stops: { labeled: ["priority::*"] } }
+"#,
+    )
+}
+
+#[test]
+fn a_triage_clock_stops_when_the_label_arrives() {
+    let builder = issue(&["type::bug"]).added(20, "priority::high");
+    assert_eq!(
+        status_at(builder, &triage(), 90),
+        SlaStatus::Met {
+            stopped_at: t(20),
+            took: minutes(20)
+        }
+    );
+}
+
+#[test]
+fn starts_created_counts_from_creation_even_when_matched_later() {
+    let builder = issue(&[]).added(30, "type::bug");
+    let reading = read(&builder.build(), &triage(), t(40));
+    assert_eq!(reading.started_at, t(0));
+    assert_eq!(reading.deadline(), Some(t(60)));
+}
+
+#[test]
+fn a_closed_issue_holds_a_triage_clock() {
+    let builder = issue(&["type::bug"]).closed(20);
+    assert_eq!(
+        status_at(builder, &triage(), 90),
+        SlaStatus::Paused {
+            reason: PauseReason::Closed,
+            since: t(20),
+            remaining: minutes(40)
+        }
+    );
+}
+
+#[test]
+fn confidentiality_rules_select_on_the_issue_as_it_is() {
+    let public_only = policy(
+        r#"
+  - name: public-only
+    match: { labels_any: ["priority::highest"], confidential: never }
+    clock: { target: 60m }
+"#,
+    );
+    let builder = issue(&["priority::highest"]).confidential();
+    assert_eq!(status_at(builder, &public_only, 10), SlaStatus::NotMatching);
+}
+
+// --- Properties --------------------------------------------------------
+
+/// Labels a generated timeline plays with: one that matches, one that
+/// pauses, one that neither matches nor pauses.
+const MATCHING: &str = "priority::highest";
+const PAUSING: &str = "blocked::upstream";
+const OTHER: &str = "frontend";
+
+#[derive(Debug, Clone)]
+enum Step {
+    Add(&'static str),
+    Remove(&'static str),
+    Close,
+    Reopen,
+}
+
+fn step() -> impl Strategy<Value = Step> {
+    prop_oneof![
+        3 => prop::sample::select(vec![MATCHING, PAUSING, OTHER]).prop_map(Step::Add),
+        2 => prop::sample::select(vec![MATCHING, PAUSING, OTHER]).prop_map(Step::Remove),
+        1 => Just(Step::Close),
+        1 => Just(Step::Reopen),
+    ]
+}
+
+/// A realistic history: steps at non-decreasing minutes, each one only
+/// where it makes sense (add a label that is absent, close an open issue).
+fn history() -> impl Strategy<Value = Vec<(i64, Step)>> {
+    prop::collection::vec((1i64..120, step()), 0..12).prop_map(|raw| {
+        let mut minute = 0;
+        raw.into_iter()
+            .map(|(gap, step)| {
+                minute += gap;
+                (minute, step)
+            })
+            .collect()
+    })
+}
+
+fn build(initial: &[&str], history: &[(i64, Step)]) -> IssueBuilder {
+    build_with_state(initial, history).0
+}
+
+/// The builder, and the labels and open state the history ends with.
+fn build_with_state<'a>(
+    initial: &[&'a str],
+    history: &[(i64, Step)],
+) -> (IssueBuilder, Vec<&'a str>, bool)
+where
+    'static: 'a,
+{
+    let mut builder = issue(initial);
+    let mut labels: Vec<&str> = initial.to_vec();
+    let mut open = true;
+    for (minute, step) in history {
+        builder = match step {
+            Step::Add(l) if !labels.contains(l) => {
+                labels.push(l);
+                builder.added(*minute, l)
+            }
+            Step::Remove(l) if labels.contains(l) => {
+                labels.retain(|x| x != l);
+                builder.removed(*minute, l)
+            }
+            Step::Close if open => {
+                open = false;
+                builder.closed(*minute)
+            }
+            Step::Reopen if !open => {
+                open = true;
+                builder.reopened(*minute)
+            }
+            _ => builder,
+        };
+    }
+    (builder, labels, open)
+}
+
+/// The history, then whatever makes the clock run at `minute`: the issue
+/// open, matching and not paused.
+fn running_after(initial: &[&str], history: &[(i64, Step)], minute: i64) -> IssueBuilder {
+    let (mut builder, labels, open) = build_with_state(initial, history);
+    if !open {
+        builder = builder.reopened(minute);
+    }
+    if !labels.contains(&MATCHING) {
+        builder = builder.added(minute, MATCHING);
+    }
+    if labels.contains(&PAUSING) {
+        builder = builder.removed(minute, PAUSING);
+    }
+    builder
+}
+
+fn initial_labels() -> impl Strategy<Value = Vec<&'static str>> {
+    prop::sample::subsequence(vec![MATCHING, PAUSING, OTHER], 0..=3)
+}
+
+proptest! {
+    #[test]
+    fn deadline_is_start_plus_target_plus_held_time(
+        initial in initial_labels(), history in history(), now in 0i64..2000,
+    ) {
+        let reading = read(&build(&initial, &history).build(), &critical(), t(now));
+        if reading.phase == Phase::Running && reading.active < reading.target {
+            prop_assert_eq!(
+                reading.deadline(),
+                Some(reading.started_at + reading.target + reading.held)
+            );
+        }
+    }
+
+    #[test]
+    fn closing_before_the_projected_deadline_meets_it_and_after_misses_it(
+        initial in initial_labels(), history in history(), close_gap in 1i64..200,
+    ) {
+        // The fix-up comes a minute after the history, never at one of its instants.
+        let last = history.last().map_or(0, |(m, _)| *m) + 1;
+        let close_at = last + close_gap;
+        let before = read(&running_after(&initial, &history, last).build(), &critical(), t(close_at));
+        prop_assert_eq!(before.phase, Phase::Running);
+        let projected = before.deadline().unwrap();
+        let closed = running_after(&initial, &history, last).closed(close_at).build();
+        let status = read(&closed, &critical(), t(close_at + 500)).status();
+        if t(close_at) <= projected {
+            prop_assert!(matches!(status, SlaStatus::Met { .. }), "{status:?}");
+        } else {
+            prop_assert!(matches!(status, SlaStatus::Missed { .. }), "{status:?}");
+        }
+    }
+
+    #[test]
+    fn adding_a_pause_never_brings_a_deadline_earlier(
+        history in history(), pause_from in 0i64..600, pause_len in 1i64..300, now in 0i64..2000,
+    ) {
+        // A history without the pause label, then the same with one pause.
+        let history: Vec<_> = history
+            .into_iter()
+            .filter(|(_, s)| !matches!(s, Step::Add(PAUSING) | Step::Remove(PAUSING)))
+            .collect();
+        let mut paused = history.clone();
+        paused.push((pause_from, Step::Add(PAUSING)));
+        paused.push((pause_from + pause_len, Step::Remove(PAUSING)));
+        paused.sort_by_key(|(m, _)| *m);
+
+        let without = read(&build(&[MATCHING], &history).build(), &critical(), t(now));
+        let with = read(&build(&[MATCHING], &paused).build(), &critical(), t(now));
+        prop_assert!(with.active <= without.active);
+        if let (Some(a), Some(b)) = (without.deadline(), with.deadline()) {
+            prop_assert!(b >= a, "deadline moved from {a} to {b}");
+        }
+    }
+
+    #[test]
+    fn order_of_events_within_one_instant_does_not_matter(
+        initial in initial_labels(),
+        history in prop::collection::vec((0i64..4, step()), 0..10),
+        seed in any::<u64>(),
+        now in 0i64..400,
+    ) {
+        // Few distinct minutes, so many events share an instant.
+        let spread: Vec<(i64, Step)> = history.into_iter().map(|(m, s)| (m * 60, s)).collect();
+        let issue_a = build(&initial, &spread).build();
+        let mut events = issue_a.timeline().events().to_vec();
+        // A deterministic shuffle from the seed.
+        let mut state = seed | 1;
+        for i in (1..events.len()).rev() {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            events.swap(i, (state % (i as u64 + 1)) as usize);
+        }
+        let issue_b = crate::issue::Issue::new(issue_a.facts().clone(), events);
+        prop_assert_eq!(
+            read(&issue_a, &critical(), t(now)),
+            read(&issue_b, &critical(), t(now))
+        );
+    }
+}

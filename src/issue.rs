@@ -1,0 +1,257 @@
+//! The core's view of a GitLab issue: the facts a policy selects on and the
+//! timeline the SLA clock replays. Adapters (webhook payloads, the REST API,
+//! the store) build these; the core never sees JSON.
+//!
+//! A [`Timeline`] is kept in canonical order (by instant, then by a fixed
+//! order of event kinds and labels), so whatever order events arrived in,
+//! events at the same instant always replay the same way.
+
+use std::fmt;
+
+use chrono::{DateTime, Utc};
+
+/// `group/subgroup/project#123`: how people and logs name an issue.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct IssueRef {
+    pub project: ProjectPath,
+    pub iid: IssueIid,
+}
+
+impl fmt::Display for IssueRef {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}#{}", self.project.0, self.iid.0)
+    }
+}
+
+/// Full path of a project, `group/subgroup/project`.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct ProjectPath(pub String);
+
+/// An issue's number inside its project (the `#123`), not its global id.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct IssueIid(pub u64);
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum IssueState {
+    Opened,
+    Closed,
+}
+
+/// Something that happened to an issue, as far as a policy clock cares.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Event {
+    // The variant order is the canonical order within one instant: removals
+    // before additions, so "relabelled at once" never shows a gap in matching
+    // and never an instant with both labels; state changes last.
+    LabelRemoved(String),
+    LabelAdded(String),
+    Reopened,
+    Closed,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+pub struct TimedEvent {
+    pub at: DateTime<Utc>,
+    pub event: Event,
+}
+
+/// Events in canonical order. Build with [`Timeline::new`].
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Timeline(Vec<TimedEvent>);
+
+impl Timeline {
+    pub fn new(mut events: Vec<TimedEvent>) -> Self {
+        events.sort_unstable();
+        events.dedup();
+        Timeline(events)
+    }
+
+    pub fn events(&self) -> &[TimedEvent] {
+        &self.0
+    }
+}
+
+/// An issue's current facts, as GitLab reports them now.
+#[derive(Debug, Clone)]
+pub struct IssueFacts {
+    pub reference: IssueRef,
+    pub created_at: DateTime<Utc>,
+    pub state: IssueState,
+    /// When it was last closed, used when the timeline has no state events.
+    pub closed_at: Option<DateTime<Utc>>,
+    /// Labels now.
+    pub labels: Vec<String>,
+    pub confidential: bool,
+    /// GitLab's work item type in lower case: `issue`, `incident`, `task`, ...
+    pub issue_type: String,
+    /// GitLab usernames.
+    pub assignees: Vec<String>,
+}
+
+/// What the clock needs to know about one issue: its facts and its history.
+#[derive(Debug, Clone)]
+pub struct Issue {
+    facts: IssueFacts,
+    timeline: Timeline,
+    initial_labels: Vec<String>,
+    initially_open: bool,
+}
+
+impl Issue {
+    /// Builds an issue from its current facts and its history. The state at
+    /// creation is derived by undoing the timeline from the current facts, so
+    /// a label with no recorded event counts as present since creation.
+    pub fn new(facts: IssueFacts, mut events: Vec<TimedEvent>) -> Self {
+        let has_state_events = events
+            .iter()
+            .any(|e| matches!(e.event, Event::Closed | Event::Reopened));
+        if facts.state == IssueState::Closed && !has_state_events {
+            // GitLab's older issues have no state events; closed_at is the fact.
+            let at = facts
+                .closed_at
+                .unwrap_or(facts.created_at)
+                .max(facts.created_at);
+            events.push(TimedEvent {
+                at,
+                event: Event::Closed,
+            });
+        }
+        let timeline = Timeline::new(events);
+
+        let mut initial_labels = facts.labels.clone();
+        let mut open = facts.state == IssueState::Opened;
+        for timed in timeline.events().iter().rev() {
+            match &timed.event {
+                Event::LabelAdded(label) => initial_labels.retain(|l| l != label),
+                Event::LabelRemoved(label) => {
+                    if !initial_labels.contains(label) {
+                        initial_labels.push(label.clone());
+                    }
+                }
+                Event::Closed => open = true,
+                Event::Reopened => open = false,
+            }
+        }
+
+        Issue {
+            facts,
+            timeline,
+            initial_labels,
+            initially_open: open,
+        }
+    }
+
+    pub fn facts(&self) -> &IssueFacts {
+        &self.facts
+    }
+
+    pub fn reference(&self) -> &IssueRef {
+        &self.facts.reference
+    }
+
+    pub fn timeline(&self) -> &Timeline {
+        &self.timeline
+    }
+
+    /// Labels the issue had when it was created, as far as the timeline tells.
+    pub fn initial_labels(&self) -> &[String] {
+        &self.initial_labels
+    }
+
+    pub fn initially_open(&self) -> bool {
+        self.initially_open
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use chrono::TimeZone;
+
+    fn at(hour: u32) -> DateTime<Utc> {
+        Utc.with_ymd_and_hms(2026, 11, 2, hour, 0, 0).unwrap()
+    }
+
+    fn facts(state: IssueState, labels: &[&str]) -> IssueFacts {
+        IssueFacts {
+            reference: IssueRef {
+                project: ProjectPath("acme/app".into()),
+                iid: IssueIid(7),
+            },
+            created_at: at(0),
+            state,
+            closed_at: None,
+            labels: labels.iter().map(|l| l.to_string()).collect(),
+            confidential: false,
+            issue_type: "issue".into(),
+            assignees: vec![],
+        }
+    }
+
+    fn issue(state: IssueState, labels: &[&str], events: Vec<TimedEvent>) -> Issue {
+        Issue::new(facts(state, labels), events)
+    }
+
+    #[test]
+    fn reference_reads_like_gitlab() {
+        let issue = issue(IssueState::Opened, &[], vec![]);
+        assert_eq!(issue.reference().to_string(), "acme/app#7");
+    }
+
+    #[test]
+    fn labels_without_events_were_there_from_creation() {
+        let issue = issue(
+            IssueState::Opened,
+            &["bug", "priority::highest"],
+            vec![TimedEvent {
+                at: at(3),
+                event: Event::LabelAdded("priority::highest".into()),
+            }],
+        );
+        assert_eq!(issue.initial_labels(), ["bug"]);
+    }
+
+    #[test]
+    fn removed_labels_were_there_before() {
+        let issue = issue(
+            IssueState::Opened,
+            &[],
+            vec![TimedEvent {
+                at: at(3),
+                event: Event::LabelRemoved("priority::high".into()),
+            }],
+        );
+        assert_eq!(issue.initial_labels(), ["priority::high"]);
+    }
+
+    #[test]
+    fn closed_issue_without_state_events_closes_at_closed_at() {
+        let without_date = issue(IssueState::Closed, &[], vec![]);
+        assert!(without_date.initially_open());
+        assert_eq!(without_date.timeline().events()[0].event, Event::Closed);
+        let with_date = Issue::new(
+            IssueFacts {
+                closed_at: Some(at(5)),
+                ..facts(IssueState::Closed, &[])
+            },
+            vec![],
+        );
+        assert_eq!(with_date.timeline().events()[0].at, at(5));
+    }
+
+    #[test]
+    fn same_instant_events_sort_the_same_whatever_their_arrival() {
+        let a = TimedEvent {
+            at: at(1),
+            event: Event::LabelAdded("x".into()),
+        };
+        let b = TimedEvent {
+            at: at(1),
+            event: Event::LabelRemoved("y".into()),
+        };
+        assert_eq!(
+            Timeline::new(vec![a.clone(), b.clone()]),
+            Timeline::new(vec![b, a])
+        );
+    }
+}

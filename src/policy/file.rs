@@ -1,0 +1,374 @@
+//! The policy file format as written on disk: what `schema` documents and what
+//! the YAML parser fills in, with the line and column of every value that a
+//! validation error may need to point at.
+//!
+//! Nothing here is interpreted: durations, label patterns and names stay
+//! strings so that `validate` can report every bad one at once instead of
+//! stopping at the first. Only `load` and `validate` use these types.
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::path::Path;
+
+use schemars::JsonSchema;
+use serde::Deserialize;
+use serde::de::{self, Deserializer, MapAccess, Visitor};
+
+use super::PolicyError;
+
+/// A value with the place in its file where it was written (1-based).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Located<T> {
+    pub value: T,
+    pub line: u32,
+    pub column: u32,
+}
+
+impl<'de, T: Deserialize<'de>> Deserialize<'de> for Located<T> {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let spanned = serde_saphyr::Spanned::<T>::deserialize(deserializer)?;
+        Ok(Located {
+            line: u32::try_from(spanned.referenced.line()).unwrap_or(u32::MAX),
+            column: u32::try_from(spanned.referenced.column()).unwrap_or(u32::MAX),
+            value: spanned.value,
+        })
+    }
+}
+
+impl<T: JsonSchema> JsonSchema for Located<T> {
+    fn inline_schema() -> bool {
+        T::inline_schema()
+    }
+    fn schema_name() -> std::borrow::Cow<'static, str> {
+        T::schema_name()
+    }
+    fn schema_id() -> std::borrow::Cow<'static, str> {
+        T::schema_id()
+    }
+    fn json_schema(generator: &mut schemars::SchemaGenerator) -> schemars::Schema {
+        T::json_schema(generator)
+    }
+}
+
+/// Parses one file's text. Syntax and shape errors (an unknown key, a list
+/// where a map belongs) stop the parse of that file: YAML parsing cannot go
+/// on past them. Everything else is checked later, all at once.
+pub fn parse(path: &Path, text: &str) -> Result<PolicyFile, PolicyError> {
+    if text.trim().is_empty() {
+        return Ok(PolicyFile::default());
+    }
+    serde_saphyr::from_str::<PolicyFile>(text).map_err(|error| {
+        let (line, column) = error
+            .location()
+            .map(|l| (l.line() as u32, l.column() as u32))
+            .unwrap_or((0, 0));
+        let message = error.without_snippet().to_string();
+        // The parser repeats the position we already put in front.
+        let suffix = format!(" at line {line}, column {column}");
+        PolicyError::Syntax {
+            file: path.to_owned(),
+            line,
+            column,
+            message: message.strip_suffix(&suffix).unwrap_or(&message).to_owned(),
+        }
+    })
+}
+
+/// One policy file. Every key is optional; files are merged, so channels,
+/// people and policies may each live in a file of their own.
+#[derive(Debug, Default, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+#[schemars(title = "labelwarden policy file")]
+pub struct PolicyFile {
+    /// Slack destinations, by the name that steps use in `channel:`.
+    #[serde(default)]
+    pub channels: BTreeMap<String, Located<ChannelEntry>>,
+    /// Groups of Slack mentions, by the name that steps use in `mention:`;
+    /// the key `gitlab_users` instead maps GitLab usernames to Slack user ids.
+    #[serde(default)]
+    pub people: BTreeMap<String, Located<PeopleEntry>>,
+    /// The policies themselves.
+    #[serde(default)]
+    pub policies: Vec<Located<PolicyEntry>>,
+}
+
+/// Where a channel's messages go: a Slack channel through the bot token, or
+/// an incoming webhook whose URL is read from an environment variable.
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ChannelEntry {
+    /// Slack channel id (`C0123ABCD`) or name (`#alerts`).
+    pub slack_channel: Option<Located<String>>,
+    /// Name of the environment variable holding an incoming-webhook URL.
+    pub webhook_env: Option<Located<String>>,
+    /// Private channels may show confidential issues' titles and labels.
+    #[serde(default)]
+    pub private: bool,
+    /// `team` (responders) or `users` (user-facing wording, no internals).
+    #[serde(default)]
+    pub audience: Option<Located<String>>,
+}
+
+/// A `people` entry: a list of mentions, or (under `gitlab_users`) a map.
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(untagged)]
+pub enum PeopleEntry {
+    /// Slack mentions: `<@U0ABC>`, `<!subteam^S0ABC>`, `<!here>`, `<!channel>`.
+    Mentions(Vec<String>),
+    /// GitLab username -> Slack user id (`U0ABC`), used for `assignees`.
+    UserMap(BTreeMap<String, String>),
+}
+
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct PolicyEntry {
+    /// Unique name, used in logs, reports and the escalation ledger.
+    pub name: Located<String>,
+    #[serde(default)]
+    pub description: Option<String>,
+    #[serde(rename = "match")]
+    pub selector: Located<MatchEntry>,
+    pub clock: Located<ClockEntry>,
+    #[serde(default)]
+    pub escalation: Vec<Located<StepEntry>>,
+}
+
+/// Which issues the policy applies to. All given conditions must hold.
+#[derive(Debug, Default, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct MatchEntry {
+    /// At least one of these labels (wildcards such as `priority::*` allowed).
+    #[serde(default)]
+    pub labels_any: Vec<Located<String>>,
+    /// Every one of these labels.
+    #[serde(default)]
+    pub labels_all: Vec<Located<String>>,
+    /// None of these labels.
+    #[serde(default)]
+    pub labels_none: Vec<Located<String>>,
+    /// `any` (default), `only` confidential issues, or `never`.
+    #[serde(default)]
+    pub confidential: Option<Located<String>>,
+    /// Work item types, as GitLab names them: `issue`, `incident`, `task`, ...
+    #[serde(default)]
+    pub issue_types: Vec<Located<String>>,
+    /// Project paths (`group/project`, wildcards allowed). Empty: every project.
+    #[serde(default)]
+    pub projects: Vec<Located<String>>,
+}
+
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ClockEntry {
+    /// How long the issue has: `90s`, `45m`, `24h`, `5d`.
+    pub target: Located<ScalarText>,
+    /// `matched` (when the issue began to match, default) or `created`.
+    #[serde(default)]
+    pub starts: Option<Located<String>>,
+    /// What stops the clock: `closed` (default) or `{ labeled: [...] }`.
+    #[serde(default)]
+    pub stops: Option<Located<StopEntry>>,
+    /// While any of these labels is on the issue, the clock does not run.
+    #[serde(default)]
+    pub pauses_while_labeled: Vec<Located<String>>,
+    /// The most paused time a cycle may accumulate before the clock runs anyway.
+    #[serde(default)]
+    pub max_pause: Option<Located<ScalarText>>,
+    /// IANA time zone used when showing times (`Europe/Berlin`); default UTC.
+    #[serde(default)]
+    pub time_zone: Option<Located<String>>,
+}
+
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case", deny_unknown_fields)]
+pub enum StopEntry {
+    /// The issue is closed (a resolution SLA).
+    Closed,
+    /// One of these labels is added (a triage SLA).
+    Labeled(Vec<String>),
+}
+
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct StepEntry {
+    /// Optional stable id; defaults to the trigger (`breach`, `before_deadline:6h`).
+    #[serde(default)]
+    pub id: Option<Located<String>>,
+    /// When the step fires.
+    pub on: Located<TriggerEntry>,
+    #[serde(default)]
+    pub slack: Option<Located<SlackEntry>>,
+    #[serde(default)]
+    pub gitlab: Option<Located<GitLabEntry>>,
+}
+
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct SlackEntry {
+    /// A name from `channels`.
+    pub channel: Located<String>,
+    /// Names from `people`, or `assignees`.
+    #[serde(default)]
+    pub mention: Vec<Located<String>>,
+    /// Also show this thread reply in the channel.
+    #[serde(default)]
+    pub broadcast: bool,
+    /// Post a message (the thread parent for the first, replies after). Default true.
+    #[serde(default)]
+    pub reply: Option<bool>,
+    /// Emoji name to add to the thread's parent message, e.g. `white_check_mark`.
+    #[serde(default)]
+    pub react: Option<Located<String>>,
+    /// Message text replacing the default wording; placeholders such as `{issue.ref}`.
+    #[serde(default)]
+    pub text: Option<Located<String>>,
+}
+
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct GitLabEntry {
+    #[serde(default)]
+    pub add_labels: Vec<Located<String>>,
+    #[serde(default)]
+    pub remove_labels: Vec<Located<String>>,
+    /// Post a note on the issue saying what happened.
+    #[serde(default)]
+    pub comment: bool,
+}
+
+/// `on:` is a keyword (`start`, `breach`, `resolved`, `withdrawn`) or a
+/// mapping (`{ before_deadline: 6h }`, `{ every: 4h, after: breach }`).
+/// Read by hand so that a mistake gets a message naming the allowed forms.
+#[derive(Debug, Clone, PartialEq, JsonSchema)]
+#[schemars(untagged)]
+pub enum TriggerEntry {
+    Keyword(TriggerKeyword),
+    BeforeDeadline {
+        before_deadline: String,
+    },
+    Every {
+        every: String,
+        /// `breach` (default) or `start`.
+        #[schemars(default)]
+        after: Option<String>,
+    },
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum TriggerKeyword {
+    Start,
+    Breach,
+    Resolved,
+    Withdrawn,
+}
+
+const TRIGGER_FORMS: &str = "`start`, `breach`, `resolved`, `withdrawn`, `{ before_deadline: 6h }` or `{ every: 4h, after: breach }`";
+
+impl<'de> Deserialize<'de> for TriggerEntry {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct TriggerVisitor;
+
+        impl<'de> Visitor<'de> for TriggerVisitor {
+            type Value = TriggerEntry;
+
+            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                write!(f, "one of {TRIGGER_FORMS}")
+            }
+
+            fn visit_str<E: de::Error>(self, v: &str) -> Result<TriggerEntry, E> {
+                let keyword = match v {
+                    "start" => TriggerKeyword::Start,
+                    "breach" => TriggerKeyword::Breach,
+                    "resolved" => TriggerKeyword::Resolved,
+                    "withdrawn" => TriggerKeyword::Withdrawn,
+                    other => {
+                        return Err(E::custom(format!(
+                            "unknown trigger `{other}`, expected one of {TRIGGER_FORMS}"
+                        )));
+                    }
+                };
+                Ok(TriggerEntry::Keyword(keyword))
+            }
+
+            fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<TriggerEntry, A::Error> {
+                let mut before_deadline = None;
+                let mut every = None;
+                let mut after = None;
+                while let Some(key) = map.next_key::<String>()? {
+                    let slot = match key.as_str() {
+                        "before_deadline" => &mut before_deadline,
+                        "every" => &mut every,
+                        "after" => &mut after,
+                        other => {
+                            return Err(de::Error::custom(format!(
+                                "unknown key `{other}` in `on`, expected one of {TRIGGER_FORMS}"
+                            )));
+                        }
+                    };
+                    if slot.is_some() {
+                        return Err(de::Error::custom(format!("`{key}` is given twice in `on`")));
+                    }
+                    *slot = Some(map.next_value::<ScalarText>()?.0);
+                }
+                match (before_deadline, every, after) {
+                    (Some(before_deadline), None, None) => {
+                        Ok(TriggerEntry::BeforeDeadline { before_deadline })
+                    }
+                    (None, Some(every), after) => Ok(TriggerEntry::Every { every, after }),
+                    _ => Err(de::Error::custom(format!(
+                        "`on` must be exactly one of {TRIGGER_FORMS}"
+                    ))),
+                }
+            }
+        }
+
+        deserializer.deserialize_any(TriggerVisitor)
+    }
+}
+
+/// A scalar read as text whether YAML typed it as a string or a number, so
+/// that `every: 30` reaches validation and gets a message about units.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ScalarText(pub String);
+
+impl JsonSchema for ScalarText {
+    fn inline_schema() -> bool {
+        true
+    }
+    fn schema_name() -> std::borrow::Cow<'static, str> {
+        "Duration".into()
+    }
+    fn json_schema(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
+        schemars::json_schema!({
+            "type": "string",
+            "description": "A whole number of seconds, minutes, hours, days or weeks.",
+            "examples": ["90s", "45m", "24h", "5d", "1h 30m"]
+        })
+    }
+}
+
+impl<'de> Deserialize<'de> for ScalarText {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct TextVisitor;
+        impl Visitor<'_> for TextVisitor {
+            type Value = ScalarText;
+            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                f.write_str("a duration such as `6h` or a keyword")
+            }
+            fn visit_str<E: de::Error>(self, v: &str) -> Result<ScalarText, E> {
+                Ok(ScalarText(v.to_owned()))
+            }
+            fn visit_u64<E: de::Error>(self, v: u64) -> Result<ScalarText, E> {
+                Ok(ScalarText(v.to_string()))
+            }
+            fn visit_i64<E: de::Error>(self, v: i64) -> Result<ScalarText, E> {
+                Ok(ScalarText(v.to_string()))
+            }
+            fn visit_f64<E: de::Error>(self, v: f64) -> Result<ScalarText, E> {
+                Ok(ScalarText(v.to_string()))
+            }
+        }
+        deserializer.deserialize_any(TextVisitor)
+    }
+}

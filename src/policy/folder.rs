@@ -1,0 +1,89 @@
+//! Reads a policy folder from disk: every `*.yml` / `*.yaml` below it, in
+//! path order, parsed and validated together. The only part of `policy`
+//! that does I/O; parsing and validation themselves are pure.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use super::file;
+use super::validate::{ParsedFile, validate};
+use super::{PolicyError, PolicySet};
+
+/// Loads and checks every policy file under `dir`. On failure, returns every
+/// error found: unreadable and unparsable files, then the semantic problems
+/// of the files that did parse.
+pub fn load(dir: &Path) -> Result<PolicySet, Vec<PolicyError>> {
+    let paths = policy_files(dir).map_err(|e| vec![e])?;
+    if paths.is_empty() {
+        return Err(vec![PolicyError::NoFiles {
+            dir: dir.to_owned(),
+        }]);
+    }
+    let mut errors = Vec::new();
+    let mut parsed = Vec::with_capacity(paths.len());
+    for path in paths {
+        let text = match std::fs::read_to_string(&path) {
+            Ok(text) => text,
+            Err(e) => {
+                errors.push(PolicyError::ReadFile {
+                    file: path,
+                    message: e.to_string(),
+                });
+                continue;
+            }
+        };
+        match file::parse(&path, &text) {
+            Ok(content) => parsed.push(ParsedFile {
+                path: Arc::new(path),
+                content,
+            }),
+            Err(e) => errors.push(e),
+        }
+    }
+    match validate(parsed) {
+        Ok(set) if errors.is_empty() => Ok(set),
+        Ok(_) => {
+            super::sort_errors(&mut errors);
+            Err(errors)
+        }
+        Err(semantic) => {
+            errors.extend(semantic);
+            super::sort_errors(&mut errors);
+            Err(errors)
+        }
+    }
+}
+
+/// Policy files under `dir`, recursively, sorted so that "defined first"
+/// in error messages means the same thing on every machine.
+fn policy_files(dir: &Path) -> Result<Vec<PathBuf>, PolicyError> {
+    let read_error = |e: std::io::Error| PolicyError::ReadFolder {
+        dir: dir.to_owned(),
+        message: e.to_string(),
+    };
+    let mut found = Vec::new();
+    let mut pending = vec![dir.to_owned()];
+    while let Some(current) = pending.pop() {
+        for entry in std::fs::read_dir(&current).map_err(read_error)? {
+            let path = entry.map_err(read_error)?.path();
+            let hidden = path
+                .file_name()
+                .and_then(|n| n.to_str())
+                .is_some_and(|n| n.starts_with('.'));
+            if hidden {
+                continue;
+            }
+            if path.is_dir() {
+                pending.push(path);
+            } else if path
+                .extension()
+                .and_then(|e| e.to_str())
+                .is_some_and(|e| e == "yml" || e == "yaml")
+            {
+                found.push(path);
+            }
+        }
+    }
+    found.sort();
+    Ok(found)
+}

@@ -1,0 +1,395 @@
+//! Policies: which issues are held to which SLA, and who hears about it.
+//!
+//! Files under `policies/` are parsed ([`file`]), merged and checked
+//! ([`validate`]) into a [`PolicySet`], the validated model the clock and
+//! the engine use. Everything here is pure except [`folder`], the one place
+//! that reads the disk.
+
+pub mod duration;
+pub mod file;
+pub mod folder;
+pub mod pattern;
+pub mod validate;
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use chrono::TimeDelta;
+use chrono_tz::Tz;
+
+use crate::issue::IssueFacts;
+pub use folder::load;
+pub use pattern::Pattern;
+pub use validate::validate;
+
+/// Why policies could not be loaded. Each names the file, and where it can,
+/// the line, column and field, so the message alone says what to fix.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum PolicyError {
+    #[error("{}: cannot read the policy folder: {message}", dir.display())]
+    ReadFolder { dir: PathBuf, message: String },
+    #[error("{}: cannot read: {message}", file.display())]
+    ReadFile { file: PathBuf, message: String },
+    #[error("{}: no policy files (*.yml, *.yaml) in this folder", dir.display())]
+    NoFiles { dir: PathBuf },
+    #[error("{}:{line}:{column}: {message}", file.display())]
+    Syntax {
+        file: PathBuf,
+        line: u32,
+        column: u32,
+        message: String,
+    },
+    #[error("{at}: `{field}`: {message}")]
+    Invalid {
+        at: SourceLocation,
+        field: String,
+        message: String,
+    },
+}
+
+impl PolicyError {
+    /// File, line and column: errors are listed in the order a reader meets them.
+    fn position(&self) -> (&Path, u32, u32) {
+        match self {
+            PolicyError::ReadFolder { dir: path, .. } | PolicyError::NoFiles { dir: path } => {
+                (path, 0, 0)
+            }
+            PolicyError::ReadFile { file, .. } => (file, 0, 0),
+            PolicyError::Syntax {
+                file, line, column, ..
+            } => (file, *line, *column),
+            PolicyError::Invalid { at, .. } => (&at.file, at.line, at.column),
+        }
+    }
+}
+
+/// Puts errors in reading order: by file, then line, then column.
+fn sort_errors(errors: &mut [PolicyError]) {
+    errors.sort_by(|a, b| a.position().cmp(&b.position()));
+}
+
+/// Everything the policy files say, checked and merged.
+#[derive(Debug, Clone)]
+pub struct PolicySet {
+    pub channels: BTreeMap<String, Channel>,
+    pub people: People,
+    pub policies: Vec<Policy>,
+}
+
+impl PolicySet {
+    pub fn policy(&self, name: &str) -> Option<&Policy> {
+        self.policies.iter().find(|p| p.name.0 == name)
+    }
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Channel {
+    pub name: String,
+    pub destination: Destination,
+    /// A private channel may see confidential issues' titles and labels.
+    pub private: bool,
+    pub audience: Audience,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum Destination {
+    /// A channel id (`C0123ABCD`) or name (`#alerts`), posted to with the bot token.
+    SlackChannel(String),
+    /// An incoming webhook whose URL is in this environment variable.
+    IncomingWebhook { env_var: String },
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Audience {
+    /// Responders: full detail, internal labels, people tagged.
+    Team,
+    /// Users: plain wording, nothing internal.
+    Users,
+}
+
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct People {
+    /// Group name -> Slack mentions (`<@U…>`, `<!subteam^S…>`, `<!here>`).
+    pub groups: BTreeMap<String, Vec<String>>,
+    /// GitLab username -> Slack user id, to tag assignees.
+    pub gitlab_users: BTreeMap<String, String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct PolicyName(pub String);
+
+impl fmt::Display for PolicyName {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+/// Where something was written: for messages that send people to the file.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SourceLocation {
+    pub file: Arc<PathBuf>,
+    pub line: u32,
+    pub column: u32,
+}
+
+impl fmt::Display for SourceLocation {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}:{}:{}", self.file.display(), self.line, self.column)
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct Policy {
+    pub name: PolicyName,
+    pub description: Option<String>,
+    pub source: SourceLocation,
+    pub selector: Selector,
+    pub clock: ClockRule,
+    pub steps: Vec<Step>,
+}
+
+/// Which issues a policy applies to. Labels change over time and are checked
+/// at each instant of the timeline; the other facts are taken as they are now.
+#[derive(Debug, Clone, Default)]
+pub struct Selector {
+    pub labels_any: Vec<Pattern>,
+    pub labels_all: Vec<Pattern>,
+    pub labels_none: Vec<Pattern>,
+    pub confidential: Confidentiality,
+    pub issue_types: Vec<String>,
+    pub projects: Vec<Pattern>,
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum Confidentiality {
+    #[default]
+    Any,
+    Only,
+    Never,
+}
+
+impl Selector {
+    /// The conditions that do not depend on labels.
+    pub fn matches_facts(&self, facts: &IssueFacts) -> bool {
+        let confidential_ok = match self.confidential {
+            Confidentiality::Any => true,
+            Confidentiality::Only => facts.confidential,
+            Confidentiality::Never => !facts.confidential,
+        };
+        confidential_ok
+            && (self.issue_types.is_empty() || self.issue_types.contains(&facts.issue_type))
+            && (self.projects.is_empty()
+                || self
+                    .projects
+                    .iter()
+                    .any(|p| p.matches(&facts.reference.project.0)))
+    }
+
+    /// The label conditions, against one set of labels.
+    pub fn matches_labels<'a, I>(&self, labels: I) -> bool
+    where
+        I: IntoIterator<Item = &'a str> + Clone,
+    {
+        (self.labels_any.is_empty()
+            || self
+                .labels_any
+                .iter()
+                .any(|p| p.matches_any(labels.clone())))
+            && self
+                .labels_all
+                .iter()
+                .all(|p| p.matches_any(labels.clone()))
+            && !self
+                .labels_none
+                .iter()
+                .any(|p| p.matches_any(labels.clone()))
+    }
+
+    /// Why an issue does not match now, one reason per failed condition;
+    /// empty when it matches. For `explain` and audit reports.
+    pub fn mismatches(&self, facts: &IssueFacts) -> Vec<String> {
+        let labels = || facts.labels.iter().map(String::as_str);
+        let mut reasons = Vec::new();
+        match self.confidential {
+            Confidentiality::Only if !facts.confidential => {
+                reasons.push("the issue is not confidential".to_owned())
+            }
+            Confidentiality::Never if facts.confidential => {
+                reasons.push("the issue is confidential".to_owned())
+            }
+            _ => {}
+        }
+        if !self.issue_types.is_empty() && !self.issue_types.contains(&facts.issue_type) {
+            reasons.push(format!(
+                "type `{}` is not one of {}",
+                facts.issue_type,
+                self.issue_types.join(", ")
+            ));
+        }
+        if !self.projects.is_empty()
+            && !self
+                .projects
+                .iter()
+                .any(|p| p.matches(&facts.reference.project.0))
+        {
+            reasons.push(format!(
+                "project `{}` is not one of {}",
+                facts.reference.project.0,
+                join(&self.projects)
+            ));
+        }
+        if !self.labels_any.is_empty() && !self.labels_any.iter().any(|p| p.matches_any(labels())) {
+            reasons.push(format!("has none of {}", join(&self.labels_any)));
+        }
+        for pattern in &self.labels_all {
+            if !pattern.matches_any(labels()) {
+                reasons.push(format!("lacks `{pattern}`"));
+            }
+        }
+        for pattern in &self.labels_none {
+            if pattern.matches_any(labels()) {
+                reasons.push(format!("has `{pattern}`, which excludes it"));
+            }
+        }
+        reasons
+    }
+}
+
+fn join(patterns: &[Pattern]) -> String {
+    patterns
+        .iter()
+        .map(|p| format!("`{p}`"))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+#[derive(Debug, Clone)]
+pub struct ClockRule {
+    pub target: TimeDelta,
+    pub starts: StartRule,
+    pub stops: StopRule,
+    pub pauses_while_labeled: Vec<Pattern>,
+    /// The most paused time one cycle may bank; after it the clock runs.
+    pub max_pause: Option<TimeDelta>,
+    /// For showing times to people; the clock itself is UTC.
+    pub time_zone: Tz,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StartRule {
+    /// When the issue began to match.
+    Matched,
+    /// When the issue was created, if it matched from then on; otherwise as `Matched`.
+    Created,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum StopRule {
+    /// A resolution SLA: closing the issue stops the clock.
+    Closed,
+    /// A triage SLA: one of these labels stops the clock.
+    Labeled(Vec<Pattern>),
+}
+
+/// The stable name of a step in the escalation ledger. Defaults to the
+/// trigger written out (`breach`, `before_deadline:6h`), so reordering steps
+/// in a file does not make them fire again.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct StepId(pub String);
+
+impl fmt::Display for StepId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct Step {
+    pub id: StepId,
+    pub trigger: Trigger,
+    pub slack: Option<SlackStep>,
+    pub gitlab: Option<GitLabStep>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Trigger {
+    /// The clock started (a new cycle).
+    Start,
+    /// This much counted time is left.
+    BeforeDeadline(TimeDelta),
+    /// The deadline passed with the clock still running.
+    Breach,
+    /// Repeatedly, each `interval` of counted time after the anchor.
+    Every { interval: TimeDelta, after: Anchor },
+    /// The stop condition was reached (closed, or the target label added).
+    Resolved,
+    /// The issue stopped matching while its clock ran.
+    Withdrawn,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Anchor {
+    Start,
+    Breach,
+}
+
+impl Trigger {
+    /// The default step id: the trigger as a policy file writes it.
+    pub fn default_id(&self) -> StepId {
+        StepId(match self {
+            Trigger::Start => "start".to_owned(),
+            Trigger::BeforeDeadline(d) => format!("before_deadline:{}", duration::compact(*d)),
+            Trigger::Breach => "breach".to_owned(),
+            Trigger::Every { interval, after } => format!(
+                "every:{}:after:{}",
+                duration::compact(*interval),
+                match after {
+                    Anchor::Start => "start",
+                    Anchor::Breach => "breach",
+                }
+            ),
+            Trigger::Resolved => "resolved".to_owned(),
+            Trigger::Withdrawn => "withdrawn".to_owned(),
+        })
+    }
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct SlackStep {
+    pub channel: String,
+    pub mentions: Vec<Mention>,
+    pub broadcast: bool,
+    /// Post a message (false: only react).
+    pub post: bool,
+    pub react: Option<String>,
+    pub text: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Mention {
+    /// A group from `people`.
+    Group(String),
+    /// The issue's assignees, through `people.gitlab_users`.
+    Assignees,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct GitLabStep {
+    pub add_labels: Vec<String>,
+    pub remove_labels: Vec<String>,
+    pub comment: bool,
+}
+
+/// Placeholders a step's `text:` may use; the Slack renderer fills them in.
+pub const TEXT_PLACEHOLDERS: &[&str] = &[
+    "issue.ref",
+    "issue.title",
+    "issue.url",
+    "policy",
+    "deadline",
+    "remaining",
+    "overdue",
+    "took",
+];

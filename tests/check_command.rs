@@ -1,0 +1,152 @@
+//! `labelwarden check` and `schema` as a user runs them: the real binary on
+//! the shipped policies and on a folder of broken ones.
+
+use std::path::Path;
+use std::process::{Command, Output};
+
+fn labelwarden(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_labelwarden"))
+        .args(args)
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .env_remove("LABELWARDEN_POLICIES")
+        .output()
+        .expect("the binary runs")
+}
+
+fn text(bytes: &[u8]) -> String {
+    String::from_utf8_lossy(bytes).into_owned()
+}
+
+#[test]
+fn shipped_policies_are_valid_and_each_is_summarised() {
+    let output = labelwarden(&["check"]);
+    let stdout = text(&output.stdout);
+    assert_eq!(output.status.code(), Some(0), "{}", text(&output.stderr));
+    for name in [
+        "critical-bug-24h",
+        "outage",
+        "security-incident",
+        "bug-triage-48h",
+    ] {
+        assert!(
+            stdout.lines().any(|l| l.starts_with(name)),
+            "{name} missing from:\n{stdout}"
+        );
+    }
+    assert!(stdout.contains(
+        "critical-bug-24h   priority::highest | urgency::highest -> 1d from match until closed"
+    ));
+    assert!(
+        stdout.ends_with("4 policies, 4 channels, 3 people groups: valid\n"),
+        "{stdout}"
+    );
+}
+
+#[test]
+fn broken_policies_get_every_error_with_file_line_and_field_and_exit_2() {
+    let output = labelwarden(&["check", "--policies", "tests/fixtures/broken-policies"]);
+    let stderr = text(&output.stderr);
+    assert_eq!(output.status.code(), Some(2), "{stderr}");
+    assert!(output.stdout.is_empty());
+    let dir = Path::new("tests/fixtures/broken-policies");
+    let expected = [
+        (dir.join("a.yml"), 3, "`channels.bad.slack_channel`"),
+        (dir.join("a.yml"), 5, "`people.oncall`"),
+        (dir.join("a.yml"), 9, "`policies[p1].clock.target`"),
+        (dir.join("a.yml"), 9, "`policies[p1].clock.time_zone`"),
+        (
+            dir.join("a.yml"),
+            12,
+            "`policies[p1].escalation[0].slack.channel`",
+        ),
+        (
+            dir.join("a.yml"),
+            12,
+            "`policies[p1].escalation[0].slack.mention`",
+        ),
+        (
+            dir.join("a.yml"),
+            14,
+            "`policies[p1].escalation[1].slack.text`",
+        ),
+        (dir.join("a.yml"), 15, "`policies[p1].name`"),
+        (dir.join("b.yml"), 4, "unknown field `stop`"),
+        (dir.join("c.yml"), 6, "unknown trigger `sometime`"),
+        (
+            dir.join("d.yml"),
+            6,
+            "`policies[p4].escalation[0].on.before_deadline`: 2h is not shorter than the target (1h)",
+        ),
+    ];
+    let errors: Vec<&str> = stderr
+        .lines()
+        .filter(|l| l.starts_with("error: "))
+        .collect();
+    assert_eq!(errors.len(), expected.len(), "{stderr}");
+    for (line, (file, number, what)) in errors.iter().zip(&expected) {
+        let place = format!("error: {}:{number}:", file.display());
+        assert!(line.starts_with(&place), "expected {place} in {line}");
+        assert!(line.contains(what), "expected {what} in {line}");
+    }
+    assert!(
+        stderr.ends_with("tests/fixtures/broken-policies invalid: 11 errors\n"),
+        "{stderr}"
+    );
+}
+
+#[test]
+fn a_missing_folder_is_a_clear_error() {
+    let output = labelwarden(&["check", "--policies", "no/such/folder"]);
+    assert_eq!(output.status.code(), Some(2));
+    let stderr = text(&output.stderr);
+    assert!(
+        stderr.contains("no/such/folder: cannot read the policy folder"),
+        "{stderr}"
+    );
+}
+
+#[test]
+fn the_policies_folder_can_come_from_the_environment() {
+    let output = Command::new(env!("CARGO_BIN_EXE_labelwarden"))
+        .arg("check")
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .env("LABELWARDEN_POLICIES", "tests/fixtures/broken-policies")
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(2));
+}
+
+#[test]
+fn schema_describes_the_file_format() {
+    let output = labelwarden(&["schema"]);
+    assert_eq!(output.status.code(), Some(0));
+    let schema: serde_json::Value = serde_json::from_slice(&output.stdout).expect("schema is JSON");
+    assert_eq!(schema["title"], "labelwarden policy file");
+    for key in ["channels", "people", "policies"] {
+        assert!(
+            schema["properties"][key].is_object(),
+            "no `{key}` in schema"
+        );
+    }
+    assert_eq!(
+        schema["additionalProperties"], false,
+        "unknown keys are refused"
+    );
+    let defs = schema["$defs"].as_object().expect("definitions");
+    let clock = &defs["ClockEntry"]["properties"];
+    assert!(clock["target"].is_object() && clock["pauses_while_labeled"].is_object());
+}
+
+#[test]
+fn the_committed_schema_matches_the_format() {
+    let output = labelwarden(&["schema"]);
+    let committed = std::fs::read_to_string(
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("labelwarden.schema.json"),
+    )
+    .expect("labelwarden.schema.json is committed for editors");
+    assert_eq!(
+        text(&output.stdout),
+        committed,
+        "labelwarden.schema.json is stale: run `cargo run -- schema > labelwarden.schema.json`"
+    );
+}
