@@ -35,6 +35,32 @@ impl Dice {
     }
 }
 
+/// One synthetic issue of project `acme/app`, assigned to `jdoe`.
+fn issue(
+    n: usize,
+    created_at: DateTime<Utc>,
+    state: IssueState,
+    labels: Vec<String>,
+    confidential: bool,
+    issue_type: &str,
+    events: Vec<TimedEvent>,
+) -> Issue {
+    let facts = IssueFacts {
+        reference: IssueRef {
+            project: ProjectPath("acme/app".into()),
+            iid: IssueIid(n as u64 + 1),
+        },
+        created_at,
+        state,
+        closed_at: None,
+        labels,
+        confidential,
+        issue_type: issue_type.into(),
+        assignees: vec!["jdoe".into()],
+    };
+    Issue::new(facts, events)
+}
+
 /// Issues shaped like a busy project's: most are ordinary, some are bugs
 /// that get triaged, a few are critical, paused, closed and reopened,
 /// downgraded, or incidents; histories span the last 30 days.
@@ -107,20 +133,13 @@ fn synthetic_issues(now: DateTime<Utc>) -> Vec<Issue> {
                     state = IssueState::Opened;
                 }
             }
-            Issue::new(
-                IssueFacts {
-                    reference: IssueRef {
-                        project: ProjectPath("acme/app".into()),
-                        iid: IssueIid(n as u64 + 1),
-                    },
-                    created_at: created,
-                    state,
-                    closed_at: None,
-                    labels,
-                    confidential: dice.chance(5),
-                    issue_type: if incident { "incident" } else { "issue" }.into(),
-                    assignees: vec!["jdoe".into()],
-                },
+            issue(
+                n,
+                created,
+                state,
+                labels,
+                dice.chance(5),
+                if incident { "incident" } else { "issue" },
                 events,
             )
         })
@@ -177,26 +196,12 @@ fn candidate_issues(now: DateTime<Utc>) -> Vec<Issue> {
                     state = IssueState::Opened;
                 }
             }
-            Issue::new(
-                IssueFacts {
-                    reference: IssueRef {
-                        project: ProjectPath("acme/app".into()),
-                        iid: IssueIid(n as u64 + 1),
-                    },
-                    created_at: created,
-                    state,
-                    closed_at: None,
-                    labels: vec![
-                        "type::bug".into(),
-                        "priority::highest".into(),
-                        "backend".into(),
-                    ],
-                    confidential: false,
-                    issue_type: "issue".into(),
-                    assignees: vec!["jdoe".into()],
-                },
-                events,
-            )
+            let labels = vec![
+                "type::bug".into(),
+                "priority::highest".into(),
+                "backend".into(),
+            ];
+            issue(n, created, state, labels, false, "issue", events)
         })
         .collect()
 }

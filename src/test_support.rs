@@ -126,3 +126,95 @@ impl IssueBuilder {
         Issue::new(self.facts, self.events)
     }
 }
+
+/// Random histories for property tests: one label that matches the test
+/// policies, one that pauses them, one that does neither.
+pub mod histories {
+    use proptest::prelude::*;
+
+    use super::{IssueBuilder, issue};
+
+    pub const MATCHING: &str = "priority::highest";
+    pub const PAUSING: &str = "blocked::upstream";
+    pub const OTHER: &str = "frontend";
+
+    #[derive(Debug, Clone, Copy)]
+    pub enum Change {
+        Add(&'static str),
+        Remove(&'static str),
+        Close,
+        Reopen,
+    }
+
+    pub fn change() -> impl Strategy<Value = Change> {
+        let label = || prop::sample::select(vec![MATCHING, PAUSING, OTHER]);
+        prop_oneof![
+            3 => label().prop_map(Change::Add),
+            2 => label().prop_map(Change::Remove),
+            1 => Just(Change::Close),
+            1 => Just(Change::Reopen),
+        ]
+    }
+
+    /// Up to a dozen changes, at least a minute apart, from minute 1 on.
+    pub fn history() -> impl Strategy<Value = Vec<(i64, Change)>> {
+        prop::collection::vec((1i64..120, change()), 0..12).prop_map(|raw| {
+            let mut minute = 0;
+            raw.into_iter()
+                .map(|(gap, change)| {
+                    minute += gap;
+                    (minute, change)
+                })
+                .collect()
+        })
+    }
+
+    pub fn initial_labels() -> impl Strategy<Value = Vec<&'static str>> {
+        prop::sample::subsequence(vec![MATCHING, PAUSING, OTHER], 0..=3)
+    }
+
+    /// An issue built from a history, and the labels and state it ends with.
+    /// Changes that make no sense at their point (closing a closed issue,
+    /// adding a label it has) are dropped, as GitLab would record nothing.
+    pub struct Applied {
+        pub builder: IssueBuilder,
+        pub labels: Vec<&'static str>,
+        pub open: bool,
+    }
+
+    pub fn apply(initial: &[&'static str], history: &[(i64, Change)]) -> Applied {
+        let mut applied = Applied {
+            builder: issue(initial),
+            labels: initial.to_vec(),
+            open: true,
+        };
+        for &(minute, change) in history {
+            let Applied {
+                builder,
+                labels,
+                open,
+            } = &mut applied;
+            let next = std::mem::replace(builder, issue(&[]));
+            *builder = match change {
+                Change::Add(l) if !labels.contains(&l) => {
+                    labels.push(l);
+                    next.added(minute, l)
+                }
+                Change::Remove(l) if labels.contains(&l) => {
+                    labels.retain(|x| *x != l);
+                    next.removed(minute, l)
+                }
+                Change::Close if *open => {
+                    *open = false;
+                    next.closed(minute)
+                }
+                Change::Reopen if !*open => {
+                    *open = true;
+                    next.reopened(minute)
+                }
+                _ => next,
+            };
+        }
+        applied
+    }
+}

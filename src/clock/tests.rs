@@ -3,6 +3,9 @@ use proptest::prelude::*;
 
 use super::*;
 use crate::policy::Policy;
+use crate::test_support::histories::{
+    Applied, Change, MATCHING, PAUSING, apply, change, history, initial_labels,
+};
 use crate::test_support::{IssueBuilder, issue, policy, t};
 
 fn critical() -> Policy {
@@ -11,6 +14,16 @@ fn critical() -> Policy {
   - name: critical
     match: { labels_any: ["priority::highest", "urgency::highest"] }
     clock: { target: 60m, pauses_while_labeled: ["blocked::*"] }
+"#,
+    )
+}
+
+fn capped() -> Policy {
+    policy(
+        r#"
+  - name: capped
+    match: { labels_any: ["priority::highest"] }
+    clock: { target: 60m, pauses_while_labeled: ["blocked::upstream"], max_pause: 10m }
 "#,
     )
 }
@@ -126,13 +139,7 @@ fn a_pause_label_holds_the_clock_and_moves_the_deadline() {
 
 #[test]
 fn max_pause_caps_how_long_a_pause_holds() {
-    let capped = policy(
-        r#"
-  - name: capped
-    match: { labels_any: ["priority::highest"] }
-    clock: { target: 60m, pauses_while_labeled: ["blocked::upstream"], max_pause: 10m }
-"#,
-    );
+    let capped = capped();
     let builder = issue(&[])
         .added(0, "priority::highest")
         .added(20, "blocked::upstream");
@@ -148,13 +155,7 @@ fn max_pause_caps_how_long_a_pause_holds() {
 
 #[test]
 fn a_pause_with_allowance_left_says_when_it_runs_out() {
-    let capped = policy(
-        r#"
-  - name: capped
-    match: { labels_any: ["priority::highest"] }
-    clock: { target: 60m, pauses_while_labeled: ["blocked::upstream"], max_pause: 10m }
-"#,
-    );
+    let capped = capped();
     let builder = issue(&["priority::highest"]).added(20, "blocked::upstream");
     let reading = read(&builder.build(), &capped, t(25));
     assert_eq!(reading.pause_runs_out_at(), Some(t(30)));
@@ -321,86 +322,18 @@ fn confidentiality_rules_select_on_the_issue_as_it_is() {
 
 // --- Properties --------------------------------------------------------
 
-/// Labels a generated timeline plays with: one that matches, one that
-/// pauses, one that neither matches nor pauses.
-const MATCHING: &str = "priority::highest";
-const PAUSING: &str = "blocked::upstream";
-const OTHER: &str = "frontend";
-
-#[derive(Debug, Clone)]
-enum Step {
-    Add(&'static str),
-    Remove(&'static str),
-    Close,
-    Reopen,
-}
-
-fn step() -> impl Strategy<Value = Step> {
-    prop_oneof![
-        3 => prop::sample::select(vec![MATCHING, PAUSING, OTHER]).prop_map(Step::Add),
-        2 => prop::sample::select(vec![MATCHING, PAUSING, OTHER]).prop_map(Step::Remove),
-        1 => Just(Step::Close),
-        1 => Just(Step::Reopen),
-    ]
-}
-
-/// A realistic history: steps at non-decreasing minutes, each one only
-/// where it makes sense (add a label that is absent, close an open issue).
-fn history() -> impl Strategy<Value = Vec<(i64, Step)>> {
-    prop::collection::vec((1i64..120, step()), 0..12).prop_map(|raw| {
-        let mut minute = 0;
-        raw.into_iter()
-            .map(|(gap, step)| {
-                minute += gap;
-                (minute, step)
-            })
-            .collect()
-    })
-}
-
-fn build(initial: &[&str], history: &[(i64, Step)]) -> IssueBuilder {
-    build_with_state(initial, history).0
-}
-
-/// The builder, and the labels and open state the history ends with.
-fn build_with_state<'a>(
-    initial: &[&'a str],
-    history: &[(i64, Step)],
-) -> (IssueBuilder, Vec<&'a str>, bool)
-where
-    'static: 'a,
-{
-    let mut builder = issue(initial);
-    let mut labels: Vec<&str> = initial.to_vec();
-    let mut open = true;
-    for (minute, step) in history {
-        builder = match step {
-            Step::Add(l) if !labels.contains(l) => {
-                labels.push(l);
-                builder.added(*minute, l)
-            }
-            Step::Remove(l) if labels.contains(l) => {
-                labels.retain(|x| x != l);
-                builder.removed(*minute, l)
-            }
-            Step::Close if open => {
-                open = false;
-                builder.closed(*minute)
-            }
-            Step::Reopen if !open => {
-                open = true;
-                builder.reopened(*minute)
-            }
-            _ => builder,
-        };
-    }
-    (builder, labels, open)
+fn build(initial: &[&'static str], history: &[(i64, Change)]) -> IssueBuilder {
+    apply(initial, history).builder
 }
 
 /// The history, then whatever makes the clock run at `minute`: the issue
 /// open, matching and not paused.
-fn running_after(initial: &[&str], history: &[(i64, Step)], minute: i64) -> IssueBuilder {
-    let (mut builder, labels, open) = build_with_state(initial, history);
+fn running_after(initial: &[&'static str], history: &[(i64, Change)], minute: i64) -> IssueBuilder {
+    let Applied {
+        mut builder,
+        labels,
+        open,
+    } = apply(initial, history);
     if !open {
         builder = builder.reopened(minute);
     }
@@ -411,10 +344,6 @@ fn running_after(initial: &[&str], history: &[(i64, Step)], minute: i64) -> Issu
         builder = builder.removed(minute, PAUSING);
     }
     builder
-}
-
-fn initial_labels() -> impl Strategy<Value = Vec<&'static str>> {
-    prop::sample::subsequence(vec![MATCHING, PAUSING, OTHER], 0..=3)
 }
 
 proptest! {
@@ -457,11 +386,11 @@ proptest! {
         // A history without the pause label, then the same with one pause.
         let history: Vec<_> = history
             .into_iter()
-            .filter(|(_, s)| !matches!(s, Step::Add(PAUSING) | Step::Remove(PAUSING)))
+            .filter(|(_, c)| !matches!(c, Change::Add(PAUSING) | Change::Remove(PAUSING)))
             .collect();
         let mut paused = history.clone();
-        paused.push((pause_from, Step::Add(PAUSING)));
-        paused.push((pause_from + pause_len, Step::Remove(PAUSING)));
+        paused.push((pause_from, Change::Add(PAUSING)));
+        paused.push((pause_from + pause_len, Change::Remove(PAUSING)));
         paused.sort_by_key(|(m, _)| *m);
 
         let without = read(&build(&[MATCHING], &history).build(), &critical(), t(now));
@@ -475,12 +404,12 @@ proptest! {
     #[test]
     fn order_of_events_within_one_instant_does_not_matter(
         initial in initial_labels(),
-        history in prop::collection::vec((0i64..4, step()), 0..10),
+        history in prop::collection::vec((0i64..4, change()), 0..10),
         seed in any::<u64>(),
         now in 0i64..400,
     ) {
         // Few distinct minutes, so many events share an instant.
-        let spread: Vec<(i64, Step)> = history.into_iter().map(|(m, s)| (m * 60, s)).collect();
+        let spread: Vec<(i64, Change)> = history.into_iter().map(|(m, c)| (m * 60, c)).collect();
         let issue_a = build(&initial, &spread).build();
         let mut events = issue_a.timeline().events().to_vec();
         // A deterministic shuffle from the seed.

@@ -5,6 +5,7 @@ use super::*;
 use crate::clock::read;
 use crate::issue::Issue;
 use crate::policy::Policy;
+use crate::test_support::histories::{apply, history};
 use crate::test_support::{IssueBuilder, issue, policy, t};
 
 /// The issue's example policy, with a 60-minute target so a test reads in minutes.
@@ -277,76 +278,12 @@ fn actions_carry_what_to_send() {
 
 // --- Properties --------------------------------------------------------
 
-#[derive(Debug, Clone, Copy)]
-enum Change {
-    Label,
-    Unlabel,
-    Pause,
-    Unpause,
-    Close,
-    Reopen,
-}
-
-fn history() -> impl Strategy<Value = Vec<(i64, Change)>> {
-    let change = prop_oneof![
-        Just(Change::Label),
-        Just(Change::Unlabel),
-        Just(Change::Pause),
-        Just(Change::Unpause),
-        Just(Change::Close),
-        Just(Change::Reopen),
-    ];
-    prop::collection::vec((1i64..90, change), 0..10).prop_map(|raw| {
-        let mut minute = 0;
-        raw.into_iter()
-            .map(|(gap, change)| {
-                minute += gap;
-                (minute, change)
-            })
-            .collect()
-    })
-}
-
-fn build(history: &[(i64, Change)]) -> Issue {
-    let (mut builder, mut labelled, mut paused, mut open) = (issue(&[]), false, false, true);
-    for &(minute, change) in history {
-        builder = match change {
-            Change::Label if !labelled => {
-                labelled = true;
-                builder.added(minute, "priority::highest")
-            }
-            Change::Unlabel if labelled => {
-                labelled = false;
-                builder.removed(minute, "priority::highest")
-            }
-            Change::Pause if !paused => {
-                paused = true;
-                builder.added(minute, "blocked::upstream")
-            }
-            Change::Unpause if paused => {
-                paused = false;
-                builder.removed(minute, "blocked::upstream")
-            }
-            Change::Close if open => {
-                open = false;
-                builder.closed(minute)
-            }
-            Change::Reopen if !open => {
-                open = true;
-                builder.reopened(minute)
-            }
-            _ => builder,
-        };
-    }
-    builder.build()
-}
-
 proptest! {
     /// A scheduler that runs the engine at every event and at every wake-up
     /// it asks for never sees a step late: next_wake misses nothing.
     #[test]
     fn a_prompt_scheduler_fires_every_step_exactly_when_due(history in history()) {
-        let issue = build(&history);
+        let issue = apply(&[], &history).builder.build();
         let policy = escalating();
         let mut ledger = Ledger::default();
         let mut instants: Vec<DateTime<Utc>> = history.iter().map(|(m, _)| t(*m)).collect();
@@ -372,7 +309,7 @@ proptest! {
     /// Running the engine again with the updated ledger yields nothing new.
     #[test]
     fn a_second_run_with_the_updated_ledger_sends_nothing(history in history(), now in 0i64..1_500) {
-        let issue = build(&history);
+        let issue = apply(&[], &history).builder.build();
         let policy = escalating();
         let reading = read(&issue, &policy, t(now));
         let mut ledger = Ledger::default();

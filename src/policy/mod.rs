@@ -78,12 +78,6 @@ pub struct PolicySet {
     pub policies: Vec<Policy>,
 }
 
-impl PolicySet {
-    pub fn policy(&self, name: &str) -> Option<&Policy> {
-        self.policies.iter().find(|p| p.name.0 == name)
-    }
-}
-
 #[derive(Debug, Clone, PartialEq)]
 pub struct Channel {
     pub name: String,
@@ -206,63 +200,6 @@ impl Selector {
                 .iter()
                 .any(|p| p.matches_any(labels.clone()))
     }
-
-    /// Why an issue does not match now, one reason per failed condition;
-    /// empty when it matches. For `explain` and audit reports.
-    pub fn mismatches(&self, facts: &IssueFacts) -> Vec<String> {
-        let labels = || facts.labels.iter().map(String::as_str);
-        let mut reasons = Vec::new();
-        match self.confidential {
-            Confidentiality::Only if !facts.confidential => {
-                reasons.push("the issue is not confidential".to_owned())
-            }
-            Confidentiality::Never if facts.confidential => {
-                reasons.push("the issue is confidential".to_owned())
-            }
-            _ => {}
-        }
-        if !self.issue_types.is_empty() && !self.issue_types.contains(&facts.issue_type) {
-            reasons.push(format!(
-                "type `{}` is not one of {}",
-                facts.issue_type,
-                self.issue_types.join(", ")
-            ));
-        }
-        if !self.projects.is_empty()
-            && !self
-                .projects
-                .iter()
-                .any(|p| p.matches(&facts.reference.project.0))
-        {
-            reasons.push(format!(
-                "project `{}` is not one of {}",
-                facts.reference.project.0,
-                join(&self.projects)
-            ));
-        }
-        if !self.labels_any.is_empty() && !self.labels_any.iter().any(|p| p.matches_any(labels())) {
-            reasons.push(format!("has none of {}", join(&self.labels_any)));
-        }
-        for pattern in &self.labels_all {
-            if !pattern.matches_any(labels()) {
-                reasons.push(format!("lacks `{pattern}`"));
-            }
-        }
-        for pattern in &self.labels_none {
-            if pattern.matches_any(labels()) {
-                reasons.push(format!("has `{pattern}`, which excludes it"));
-            }
-        }
-        reasons
-    }
-}
-
-fn join(patterns: &[Pattern]) -> String {
-    patterns
-        .iter()
-        .map(|p| format!("`{p}`"))
-        .collect::<Vec<_>>()
-        .join(", ")
 }
 
 #[derive(Debug, Clone)]
