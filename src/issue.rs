@@ -72,7 +72,7 @@ impl Timeline {
 }
 
 /// An issue's current facts, as GitLab reports them now.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct IssueFacts {
     pub reference: IssueRef,
     pub created_at: DateTime<Utc>,

@@ -4,12 +4,13 @@
 //! [`issue`] (the facts and history of one issue), [`clock`] (where an SLA
 //! stands at an instant) and [`engine`] (what must be sent now, and when to
 //! look again). Adapters at the edge feed it and carry out its actions:
-//! [`cli`] for now; the webhook server, GitLab and Slack clients and the
-//! store build on the same core.
+//! [`cli`], and [`gitlab`] for webhook payloads; the webhook server, the
+//! GitLab and Slack clients and the store build on the same core.
 
 pub mod cli;
 pub mod clock;
 pub mod engine;
+pub mod gitlab;
 pub mod issue;
 pub mod policy;
 
