@@ -9,9 +9,10 @@
 use std::fmt;
 
 use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
 
 /// `group/subgroup/project#123`: how people and logs name an issue.
-#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 pub struct IssueRef {
     pub project: ProjectPath,
     pub iid: IssueIid,
@@ -24,14 +25,17 @@ impl fmt::Display for IssueRef {
 }
 
 /// Full path of a project, `group/subgroup/project`.
-#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(transparent)]
 pub struct ProjectPath(pub String);
 
 /// An issue's number inside its project (the `#123`), not its global id.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(transparent)]
 pub struct IssueIid(pub u64);
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
 pub enum IssueState {
     Opened,
     Closed,
@@ -72,7 +76,7 @@ impl Timeline {
 }
 
 /// An issue's current facts, as GitLab reports them now.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct IssueFacts {
     pub reference: IssueRef,
     pub created_at: DateTime<Utc>,

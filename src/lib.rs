@@ -12,7 +12,11 @@ pub mod clock;
 pub mod engine;
 pub mod gitlab;
 pub mod issue;
+pub mod jobs;
+pub mod notify;
 pub mod policy;
+pub mod server;
+pub mod store;
 
 #[cfg(test)]
 mod test_support;

@@ -3,6 +3,7 @@
 
 mod check;
 mod schema;
+mod serve;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -26,6 +27,8 @@ enum Command {
     Check(PolicyArgs),
     /// Print the JSON Schema of the policy file format, for editors.
     Schema,
+    /// Receive GitLab webhooks, keep every SLA clock, and escalate on time.
+    Serve(serve::ServeArgs),
 }
 
 #[derive(Debug, Args)]
@@ -39,8 +42,21 @@ struct PolicyArgs {
 const EXIT_CONFIG: u8 = 2;
 
 pub fn run(cli: Cli) -> ExitCode {
+    init_logging();
     match cli.command {
         Command::Check(args) => check::run(&args.policies),
         Command::Schema => schema::run(),
+        Command::Serve(args) => serve::run(args),
     }
+}
+
+/// Logs go to stderr; `RUST_LOG` filters them (default `info`).
+fn init_logging() {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+        .init();
 }

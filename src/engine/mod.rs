@@ -24,7 +24,9 @@ use crate::clock::{ClockReading, Phase};
 use crate::policy::{Anchor, GitLabStep, Policy, SlackStep, StepId, Trigger};
 
 /// One firing of one step: what the ledger records and the outbox keys on.
-#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+#[derive(
+    Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize, serde::Deserialize,
+)]
 pub struct Firing {
     pub step: StepId,
     pub cycle: u32,

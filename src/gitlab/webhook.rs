@@ -32,6 +32,8 @@ pub struct IssueDelivery {
     pub events: Vec<TimedEvent>,
     pub title: String,
     pub url: String,
+    /// GitLab's `updated_at`: orders deliveries that arrive out of order.
+    pub updated_at: DateTime<Utc>,
     /// `open`, `close`, `reopen`, `update` (absent on some older payloads).
     pub action: Option<String>,
 }
@@ -208,6 +210,7 @@ impl IssueHook {
             events,
             title: attributes.title,
             url: attributes.url,
+            updated_at: changed_at.max(attributes.updated_at),
             action: attributes.action,
         }
     }

@@ -18,6 +18,7 @@ use std::sync::Arc;
 
 use chrono::TimeDelta;
 use chrono_tz::Tz;
+use serde::{Deserialize, Serialize};
 
 use crate::issue::IssueFacts;
 pub use folder::load;
@@ -111,7 +112,8 @@ pub struct People {
     pub gitlab_users: BTreeMap<String, String>,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(transparent)]
 pub struct PolicyName(pub String);
 
 impl fmt::Display for PolicyName {
@@ -233,7 +235,8 @@ pub enum StopRule {
 /// The stable name of a step in the escalation ledger. Defaults to the
 /// trigger written out (`breach`, `before_deadline:6h`), so reordering steps
 /// in a file does not make them fire again.
-#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(transparent)]
 pub struct StepId(pub String);
 
 impl fmt::Display for StepId {
@@ -273,6 +276,18 @@ pub enum Anchor {
 }
 
 impl Trigger {
+    /// The kind of trigger, stable for storage, metrics and message wording.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Trigger::Start => "start",
+            Trigger::BeforeDeadline(_) => "before_deadline",
+            Trigger::Breach => "breach",
+            Trigger::Every { .. } => "every",
+            Trigger::Resolved => "resolved",
+            Trigger::Withdrawn => "withdrawn",
+        }
+    }
+
     /// The default step id: the trigger as a policy file writes it.
     pub fn default_id(&self) -> StepId {
         StepId(match self {
@@ -293,7 +308,7 @@ impl Trigger {
     }
 }
 
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct SlackStep {
     pub channel: String,
     pub mentions: Vec<Mention>,
@@ -304,7 +319,8 @@ pub struct SlackStep {
     pub text: Option<String>,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
 pub enum Mention {
     /// A group from `people`.
     Group(String),
@@ -312,7 +328,7 @@ pub enum Mention {
     Assignees,
 }
 
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct GitLabStep {
     pub add_labels: Vec<String>,
     pub remove_labels: Vec<String>,

@@ -1,0 +1,183 @@
+//! The background work of `serve`, three tasks around one store:
+//!
+//! - [`intake`]: applies stored webhook deliveries to issues, evaluates
+//!   every policy, and commits clocks, ledger and outbox together.
+//! - [`scheduler`]: sleeps until the earliest wake-up any clock asked for
+//!   (one timer for all issues, read from the store, so it survives
+//!   restarts) and evaluates the issues that are due.
+//! - [`outbox`]: sends the notices the other two recorded, in order per
+//!   issue and policy, retrying until each is sent or known to be hopeless.
+//!
+//! For example, a `priority::highest` label arrives by webhook: intake
+//! records the `start` notice and a wake-up 18 hours later; the outbox sends
+//! the notice; 18 hours later the scheduler wakes, the engine says the 6-hour
+//! warning is due, and the outbox sends it. A restart in between loses
+//! nothing: every step is in the store.
+
+pub mod intake;
+pub mod outbox;
+pub mod scheduler;
+
+use std::sync::Arc;
+
+use chrono::{DateTime, Utc};
+use tokio::sync::Notify;
+
+use crate::clock;
+use crate::engine::{self, Firing, Ledger};
+use crate::gitlab::webhook::IssueDelivery;
+use crate::issue::{Issue, IssueRef};
+use crate::notify::{IssueView, Notice};
+use crate::policy::{PolicyName, PolicySet};
+use crate::store::{ClockState, CommitOutcome, Fired, IssueCommit, IssueRecord, Store, StoreError};
+
+/// What the jobs share.
+pub struct Context<S> {
+    pub store: S,
+    pub policies: Arc<PolicySet>,
+    /// Rung when a delivery was stored.
+    pub deliveries_waiting: Notify,
+    /// Rung when a clock's wake-up may have moved earlier.
+    pub wake_changed: Notify,
+    /// Rung when a notice was added to the outbox.
+    pub notices_waiting: Notify,
+}
+
+impl<S: Store> Context<S> {
+    pub fn new(store: S, policies: Arc<PolicySet>) -> Self {
+        Context {
+            store,
+            policies,
+            deliveries_waiting: Notify::new(),
+            wake_changed: Notify::new(),
+            notices_waiting: Notify::new(),
+        }
+    }
+}
+
+/// Evaluates every policy on one issue, with what a delivery just said if
+/// there is one, and commits the result. The unit of work of intake and the
+/// scheduler alike.
+pub async fn enforce<S: Store>(
+    context: &Context<S>,
+    issue: &IssueRef,
+    delivery: Option<(&str, IssueDelivery)>,
+    now: DateTime<Utc>,
+) -> Result<CommitOutcome, StoreError> {
+    let stored = context.store.load_issue(issue).await?;
+    let (record, new_events, delivery_key) = match (stored, delivery) {
+        (None, None) => return Ok(CommitOutcome::default()),
+        (Some(record), None) => (record, Vec::new(), None),
+        (stored, Some((key, delivery))) => {
+            let new_events = delivery.events.clone();
+            (merge(stored, delivery), new_events, Some(key.to_owned()))
+        }
+    };
+    let ledger = context.store.load_ledger(issue).await?;
+    let (clocks, fired) = evaluate(&record, &context.policies, &ledger, now);
+    for fired in &fired {
+        let step = fired.notice.step_kind.clone();
+        metrics::counter!("labelwarden_steps_fired_total", "policy" => fired.policy.0.clone(), "step" => step.clone())
+            .increment(1);
+        if step == "breach" {
+            metrics::counter!("labelwarden_breaches_total", "policy" => fired.policy.0.clone())
+                .increment(1);
+        }
+    }
+    let outcome = context
+        .store
+        .commit(&IssueCommit {
+            facts: record.facts,
+            title: record.title,
+            url: record.url,
+            updated_at: record.updated_at,
+            new_events,
+            clocks,
+            fired,
+            delivery_key,
+            now,
+        })
+        .await?;
+    if outcome.newly_fired > 0 {
+        context.notices_waiting.notify_one();
+    }
+    context.wake_changed.notify_one();
+    Ok(outcome)
+}
+
+/// The stored issue updated by a delivery: its events join the timeline;
+/// its facts replace the stored ones unless those are newer.
+fn merge(stored: Option<IssueRecord>, delivery: IssueDelivery) -> IssueRecord {
+    match stored {
+        None => IssueRecord {
+            facts: delivery.facts,
+            title: delivery.title,
+            url: delivery.url,
+            updated_at: delivery.updated_at,
+            events: delivery.events,
+        },
+        Some(mut record) => {
+            if delivery.updated_at >= record.updated_at {
+                record.facts = delivery.facts;
+                record.title = delivery.title;
+                record.url = delivery.url;
+                record.updated_at = delivery.updated_at;
+            }
+            record.events.extend(delivery.events);
+            record
+        }
+    }
+}
+
+/// Every policy's clock and due steps for one issue. Pure.
+fn evaluate(
+    record: &IssueRecord,
+    policies: &PolicySet,
+    ledger: &[(PolicyName, Firing)],
+    now: DateTime<Utc>,
+) -> (Vec<ClockState>, Vec<Fired>) {
+    let issue = Issue::new(record.facts.clone(), record.events.clone());
+    let view = IssueView {
+        facts: issue.facts(),
+        title: &record.title,
+        url: &record.url,
+    };
+    let mut clocks = Vec::with_capacity(policies.policies.len());
+    let mut fired = Vec::new();
+    for policy in &policies.policies {
+        let reading = clock::read(&issue, policy, now);
+        let status = reading.status();
+        let policy_ledger = Ledger::new(
+            ledger
+                .iter()
+                .filter(|(name, _)| name == &policy.name)
+                .map(|(_, firing)| firing.clone())
+                .collect(),
+        );
+        let decision = engine::decide(policy, &reading, &policy_ledger);
+        let span =
+            tracing::info_span!("evaluate", issue = %issue.reference(), policy = %policy.name);
+        let _entered = span.enter();
+        for action in &decision.actions {
+            tracing::info!(step = %action.firing.step, cycle = action.firing.cycle, due_at = %action.due_at, "step due");
+            fired.push(Fired {
+                policy: policy.name.clone(),
+                notice: Notice::new(
+                    view,
+                    &policy.name,
+                    policy.clock.target,
+                    action,
+                    &status,
+                    reading.deadline(),
+                    now,
+                ),
+            });
+        }
+        clocks.push(ClockState {
+            policy: policy.name.clone(),
+            status: status.kind(),
+            next_wake: decision.next_wake,
+        });
+    }
+    (clocks, fired)
+}

@@ -1,0 +1,97 @@
+//! `serve`: the HTTP server and the background jobs around one store.
+//!
+//! Routes: `POST /webhooks/gitlab` ([`webhook`]), `GET /healthz`,
+//! `/readyz` and `/metrics` ([`ops`]). On shutdown the server stops taking
+//! requests, finishes those in flight, lets the jobs finish what they are
+//! doing, and returns.
+
+mod ops;
+mod webhook;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::Router;
+use axum::extract::DefaultBodyLimit;
+use axum::routing::{get, post};
+use metrics_exporter_prometheus::PrometheusHandle;
+use secrecy::SecretString;
+use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
+
+use crate::jobs::{self, Context};
+use crate::notify::Notifier;
+use crate::store::Store;
+
+pub use ops::prometheus;
+
+/// Settings of the HTTP side.
+pub struct ServerConfig {
+    /// Accepted `X-Gitlab-Token` values (several, to rotate); empty only
+    /// with `--insecure-no-secret`.
+    pub secrets: Vec<SecretString>,
+    /// Largest webhook body accepted; larger ones get 413.
+    pub max_body_bytes: usize,
+}
+
+/// What the routes share.
+pub struct App<S> {
+    context: Arc<Context<S>>,
+    secrets: Vec<SecretString>,
+    metrics: PrometheusHandle,
+}
+
+/// How long the jobs get to finish after the server stopped.
+const JOBS_GRACE: Duration = Duration::from_secs(10);
+
+/// Serves on `listener` until `shutdown` is cancelled.
+pub async fn run<S: Store, N: Notifier>(
+    listener: TcpListener,
+    config: ServerConfig,
+    context: Arc<Context<S>>,
+    notifier: Arc<N>,
+    shutdown: CancellationToken,
+) -> std::io::Result<()> {
+    let app = Arc::new(App {
+        context: Arc::clone(&context),
+        secrets: config.secrets,
+        metrics: prometheus(),
+    });
+    let router = Router::new()
+        .route("/webhooks/gitlab", post(webhook::receive::<S>))
+        .route("/healthz", get(ops::healthz))
+        .route("/readyz", get(ops::readyz::<S>))
+        .route("/metrics", get(ops::metrics::<S>))
+        .layer(DefaultBodyLimit::max(config.max_body_bytes))
+        .with_state(app);
+
+    let jobs_stop = CancellationToken::new();
+    let mut jobs = tokio::task::JoinSet::new();
+    {
+        let (context, stop) = (Arc::clone(&context), jobs_stop.clone());
+        jobs.spawn(async move { jobs::intake::run(&context, stop).await });
+    }
+    {
+        let (context, stop) = (Arc::clone(&context), jobs_stop.clone());
+        jobs.spawn(async move { jobs::scheduler::run(&context, stop).await });
+    }
+    {
+        let (context, stop) = (Arc::clone(&context), jobs_stop.clone());
+        jobs.spawn(async move { jobs::outbox::run(&context, notifier.as_ref(), stop).await });
+    }
+
+    tracing::info!(address = %listener.local_addr()?, "serving");
+    let served = axum::serve(listener, router)
+        .with_graceful_shutdown(shutdown.clone().cancelled_owned())
+        .await;
+    tracing::info!("server stopped; finishing background work");
+    jobs_stop.cancel();
+    let finished = tokio::time::timeout(JOBS_GRACE, async {
+        while jobs.join_next().await.is_some() {}
+    })
+    .await;
+    if finished.is_err() {
+        tracing::warn!("background work did not finish within {JOBS_GRACE:?}; stopping anyway");
+    }
+    served
+}

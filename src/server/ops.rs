@@ -1,0 +1,104 @@
+//! Operations routes: `/healthz` (the process answers), `/readyz` (the store
+//! answers and policies are loaded) and `/metrics` (Prometheus text).
+
+use std::sync::{Arc, OnceLock};
+
+use axum::Json;
+use axum::extract::State;
+use axum::http::{StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use chrono::Utc;
+use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
+use serde_json::json;
+
+use super::App;
+use crate::store::Store;
+
+/// Statuses a clock can report, so gauges for statuses no clock has any
+/// more drop to zero instead of keeping their last value.
+const STATUSES: &[&str] = &[
+    "running",
+    "paused",
+    "breached",
+    "met",
+    "missed",
+    "withdrawn",
+    "withdrawn_after_breach",
+    "not_matching",
+];
+
+/// The process-wide Prometheus recorder, installed on first use.
+pub fn prometheus() -> PrometheusHandle {
+    static HANDLE: OnceLock<PrometheusHandle> = OnceLock::new();
+    HANDLE
+        .get_or_init(|| {
+            let recorder = PrometheusBuilder::new().build_recorder();
+            let handle = recorder.handle();
+            // Fails only if another recorder was installed first; then ours
+            // renders nothing, which /metrics would show at once.
+            let _ = metrics::set_global_recorder(recorder);
+            handle
+        })
+        .clone()
+}
+
+pub async fn healthz() -> &'static str {
+    "ok"
+}
+
+pub async fn readyz<S: Store>(State(app): State<Arc<App<S>>>) -> Response {
+    let policies = app.context.policies.policies.len();
+    match app.context.store.ping().await {
+        Ok(()) => (
+            StatusCode::OK,
+            Json(json!({ "status": "ready", "store": "ok", "policies": policies })),
+        )
+            .into_response(),
+        Err(e) => {
+            tracing::warn!(error = %e, "not ready: store does not answer");
+            (
+                StatusCode::SERVICE_UNAVAILABLE,
+                Json(
+                    json!({ "status": "not_ready", "store": e.to_string(), "policies": policies }),
+                ),
+            )
+                .into_response()
+        }
+    }
+}
+
+pub async fn metrics<S: Store>(State(app): State<Arc<App<S>>>) -> Response {
+    let now = Utc::now();
+    match app.context.store.stats(now).await {
+        Ok(stats) => {
+            for policy in &app.context.policies.policies {
+                for status in STATUSES {
+                    let count = stats
+                        .clocks
+                        .iter()
+                        .find(|(p, s, _)| p == &policy.name.0 && s == status)
+                        .map_or(0, |(_, _, n)| *n);
+                    metrics::gauge!("labelwarden_clocks", "policy" => policy.name.0.clone(), "status" => *status)
+                        .set(count as f64);
+                }
+            }
+            metrics::gauge!("labelwarden_outbox_pending").set(stats.outbox_pending as f64);
+            metrics::gauge!("labelwarden_outbox_failed").set(stats.outbox_failed as f64);
+            metrics::gauge!("labelwarden_deliveries_pending").set(stats.deliveries_pending as f64);
+            let lag = stats.oldest_due_wake.map_or(0.0, |due| {
+                (now - due).num_milliseconds().max(0) as f64 / 1000.0
+            });
+            metrics::gauge!("labelwarden_scheduler_lag_seconds").set(lag);
+            metrics::gauge!("labelwarden_store_up").set(1.0);
+        }
+        Err(e) => {
+            tracing::warn!(error = %e, "metrics: store does not answer");
+            metrics::gauge!("labelwarden_store_up").set(0.0);
+        }
+    }
+    (
+        [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
+        app.metrics.render(),
+    )
+        .into_response()
+}

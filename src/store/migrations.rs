@@ -1,0 +1,81 @@
+//! The schema, as numbered steps applied in order and recorded in
+//! `labelwarden_migrations`, so an existing database is brought forward and
+//! a new one is built from nothing. Timestamps are integer milliseconds
+//! since the epoch (UTC); JSON columns are text. No step is ever edited
+//! once released: changes come as new steps.
+
+pub struct Migration {
+    pub version: i64,
+    pub name: &'static str,
+    pub statements: &'static [&'static str],
+}
+
+pub const MIGRATIONS: &[Migration] = &[Migration {
+    version: 1,
+    name: "initial schema",
+    statements: &[
+        "CREATE TABLE deliveries (
+            key TEXT PRIMARY KEY,
+            kind TEXT NOT NULL,
+            received_at BIGINT NOT NULL,
+            body TEXT NOT NULL,
+            processed_at BIGINT,
+            error TEXT
+        )",
+        "CREATE INDEX deliveries_pending ON deliveries (processed_at, received_at)",
+        "CREATE TABLE issues (
+            project TEXT NOT NULL,
+            iid BIGINT NOT NULL,
+            facts TEXT NOT NULL,
+            title TEXT NOT NULL,
+            url TEXT NOT NULL,
+            updated_at BIGINT NOT NULL,
+            PRIMARY KEY (project, iid)
+        )",
+        "CREATE TABLE issue_events (
+            project TEXT NOT NULL,
+            iid BIGINT NOT NULL,
+            at BIGINT NOT NULL,
+            kind TEXT NOT NULL,
+            label TEXT NOT NULL,
+            PRIMARY KEY (project, iid, at, kind, label)
+        )",
+        "CREATE TABLE clocks (
+            project TEXT NOT NULL,
+            iid BIGINT NOT NULL,
+            policy TEXT NOT NULL,
+            status TEXT NOT NULL,
+            next_wake BIGINT,
+            updated_at BIGINT NOT NULL,
+            PRIMARY KEY (project, iid, policy)
+        )",
+        "CREATE INDEX clocks_next_wake ON clocks (next_wake)",
+        "CREATE TABLE ledger (
+            project TEXT NOT NULL,
+            iid BIGINT NOT NULL,
+            policy TEXT NOT NULL,
+            step TEXT NOT NULL,
+            cycle BIGINT NOT NULL,
+            occurrence BIGINT NOT NULL,
+            fired_at BIGINT NOT NULL,
+            PRIMARY KEY (project, iid, policy, step, cycle, occurrence)
+        )",
+        "CREATE TABLE outbox (
+            project TEXT NOT NULL,
+            iid BIGINT NOT NULL,
+            policy TEXT NOT NULL,
+            step TEXT NOT NULL,
+            cycle BIGINT NOT NULL,
+            occurrence BIGINT NOT NULL,
+            created_at BIGINT NOT NULL,
+            position BIGINT NOT NULL,
+            notice TEXT NOT NULL,
+            attempts BIGINT NOT NULL DEFAULT 0,
+            next_attempt_at BIGINT,
+            last_error TEXT,
+            sent_at BIGINT,
+            PRIMARY KEY (project, iid, policy, step, cycle, occurrence)
+        )",
+        "CREATE INDEX outbox_pending ON outbox (sent_at, next_attempt_at)",
+    ],
+}];

@@ -1,0 +1,215 @@
+//! What the enforcer remembers: webhook deliveries (for dedup and so that an
+//! acknowledged delivery is never lost), each issue's facts and timeline,
+//! each clock's next wake-up, the escalation ledger, and the outbox of
+//! notices to send.
+//!
+//! The [`Store`] trait is the seam; [`sql::SqlStore`] implements it on
+//! SQLite (the embedded default) through sqlx's `Any` driver, so that
+//! PostgreSQL can share the same SQL. The rule that makes escalation
+//! exactly-once: a step's ledger row and its outbox row are written in the
+//! same transaction, both keyed by the firing, and a second writer of the
+//! same firing changes nothing.
+
+mod migrations;
+pub mod sql;
+
+use std::future::Future;
+
+use chrono::{DateTime, Utc};
+
+use crate::engine::Firing;
+use crate::issue::{IssueFacts, IssueRef, TimedEvent};
+use crate::notify::Notice;
+use crate::policy::PolicyName;
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("database: {0}")]
+    Database(#[from] sqlx::Error),
+    #[error("database URL `{0}` is not supported: use sqlite://FILE")]
+    UnsupportedUrl(String),
+    #[error("stored data is unreadable ({what}): {message}")]
+    Corrupt { what: &'static str, message: String },
+}
+
+/// A webhook delivery as received, before it is processed.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Delivery {
+    /// `X-Gitlab-Event-UUID` or `Idempotency-Key`; a hash of the body without either.
+    pub key: String,
+    /// `X-Gitlab-Event`, e.g. `Issue Hook`.
+    pub kind: String,
+    pub received_at: DateTime<Utc>,
+    pub body: String,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Recorded {
+    New,
+    Duplicate,
+}
+
+/// An issue as the store knows it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct IssueRecord {
+    pub facts: IssueFacts,
+    pub title: String,
+    pub url: String,
+    /// GitLab's `updated_at` of the delivery the facts came from: older
+    /// deliveries arriving late add their events but do not roll facts back.
+    pub updated_at: DateTime<Utc>,
+    pub events: Vec<TimedEvent>,
+}
+
+/// Where one policy's clock stands on one issue after an evaluation.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ClockState {
+    pub policy: PolicyName,
+    /// [`crate::clock::SlaStatus::kind`].
+    pub status: &'static str,
+    pub next_wake: Option<DateTime<Utc>>,
+}
+
+/// A step that fired, with its notice for the outbox.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Fired {
+    pub policy: PolicyName,
+    pub notice: Notice,
+}
+
+/// Everything one evaluation of one issue changes, written in one transaction.
+#[derive(Debug, Clone, PartialEq)]
+pub struct IssueCommit {
+    /// The facts to keep, unless the store holds facts from a later update.
+    pub facts: IssueFacts,
+    pub title: String,
+    pub url: String,
+    pub updated_at: DateTime<Utc>,
+    /// Timeline events learnt in this evaluation; known ones are ignored.
+    pub new_events: Vec<TimedEvent>,
+    pub clocks: Vec<ClockState>,
+    pub fired: Vec<Fired>,
+    /// The delivery this evaluation processed, marked done in the same transaction.
+    pub delivery_key: Option<String>,
+    pub now: DateTime<Utc>,
+}
+
+/// What a commit changed.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct CommitOutcome {
+    /// Fired steps that were new; a step another evaluation already recorded is not counted.
+    pub newly_fired: usize,
+}
+
+/// The outbox's key: one firing of one policy's step on one issue.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct OutboxKey {
+    pub issue: IssueRef,
+    pub policy: PolicyName,
+    pub firing: Firing,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct OutboxEntry {
+    pub key: OutboxKey,
+    pub notice: Notice,
+    pub attempts: u32,
+    pub created_at: DateTime<Utc>,
+}
+
+/// Counts for `/metrics` and `/readyz`.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct StoreStats {
+    /// (policy, status, count) for every tracked clock.
+    pub clocks: Vec<(String, String, i64)>,
+    pub outbox_pending: i64,
+    pub outbox_failed: i64,
+    pub deliveries_pending: i64,
+    /// The earliest wake-up that is already due: how far the scheduler lags.
+    pub oldest_due_wake: Option<DateTime<Utc>>,
+}
+
+/// The enforcer's memory. Every method is one short transaction.
+pub trait Store: Send + Sync + 'static {
+    /// The database answers.
+    fn ping(&self) -> impl Future<Output = Result<(), StoreError>> + Send;
+
+    /// Keeps a delivery unless one with the same key was seen before.
+    fn record_delivery(
+        &self,
+        delivery: &Delivery,
+    ) -> impl Future<Output = Result<Recorded, StoreError>> + Send;
+
+    /// Deliveries not yet processed, oldest first.
+    fn pending_deliveries(
+        &self,
+        limit: u32,
+    ) -> impl Future<Output = Result<Vec<Delivery>, StoreError>> + Send;
+
+    /// Marks a delivery that cannot be processed, so it is not retried forever.
+    fn reject_delivery(
+        &self,
+        key: &str,
+        error: &str,
+        now: DateTime<Utc>,
+    ) -> impl Future<Output = Result<(), StoreError>> + Send;
+
+    fn load_issue(
+        &self,
+        issue: &IssueRef,
+    ) -> impl Future<Output = Result<Option<IssueRecord>, StoreError>> + Send;
+
+    /// Every firing recorded for the issue, by policy.
+    fn load_ledger(
+        &self,
+        issue: &IssueRef,
+    ) -> impl Future<Output = Result<Vec<(PolicyName, Firing)>, StoreError>> + Send;
+
+    /// Writes an evaluation: facts, new events, clocks, ledger and outbox.
+    fn commit(
+        &self,
+        commit: &IssueCommit,
+    ) -> impl Future<Output = Result<CommitOutcome, StoreError>> + Send;
+
+    /// Issues with a clock whose wake-up is at or before `now`.
+    fn due_issues(
+        &self,
+        now: DateTime<Utc>,
+        limit: u32,
+    ) -> impl Future<Output = Result<Vec<IssueRef>, StoreError>> + Send;
+
+    fn earliest_wake(
+        &self,
+    ) -> impl Future<Output = Result<Option<DateTime<Utc>>, StoreError>> + Send;
+
+    /// Outbox entries to try at `now`, oldest first.
+    fn pending_outbox(
+        &self,
+        now: DateTime<Utc>,
+        limit: u32,
+    ) -> impl Future<Output = Result<Vec<OutboxEntry>, StoreError>> + Send;
+
+    /// When the next outbox entry waiting for a retry becomes due.
+    fn next_outbox_attempt(
+        &self,
+    ) -> impl Future<Output = Result<Option<DateTime<Utc>>, StoreError>> + Send;
+
+    fn outbox_sent(
+        &self,
+        key: &OutboxKey,
+        at: DateTime<Utc>,
+    ) -> impl Future<Output = Result<(), StoreError>> + Send;
+
+    /// Records a failed attempt: retried at `retry_at`, or never if `None`.
+    fn outbox_failed(
+        &self,
+        key: &OutboxKey,
+        error: &str,
+        retry_at: Option<DateTime<Utc>>,
+    ) -> impl Future<Output = Result<(), StoreError>> + Send;
+
+    fn stats(
+        &self,
+        now: DateTime<Utc>,
+    ) -> impl Future<Output = Result<StoreStats, StoreError>> + Send;
+}

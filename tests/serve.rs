@@ -1,0 +1,460 @@
+//! `serve` end to end: the real server on a random port, a SQLite file,
+//! GitLab deliveries shaped as GitLab documents them (timestamps moved to
+//! now), and a notifier that records what would have been sent.
+
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use chrono::{DateTime, SecondsFormat, Utc};
+use labelwarden::jobs::Context;
+use labelwarden::notify::{Notice, Notifier, NotifyError};
+use labelwarden::server::{self, ServerConfig};
+use labelwarden::store::sql::SqlStore;
+use secrecy::SecretString;
+use serde_json::{Value, json};
+use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
+
+const SECRET: &str = "test-secret";
+
+/// A notice and when the server sent it.
+type Sent = (DateTime<Utc>, Notice);
+
+/// Every notice the server sent.
+#[derive(Clone, Default)]
+struct Recorder(Arc<Mutex<Vec<Sent>>>);
+
+impl Notifier for Recorder {
+    async fn send(&self, notice: &Notice) -> Result<(), NotifyError> {
+        self.0.lock().unwrap().push((Utc::now(), notice.clone()));
+        Ok(())
+    }
+}
+
+impl Recorder {
+    fn steps(&self) -> Vec<String> {
+        self.0
+            .lock()
+            .unwrap()
+            .iter()
+            .map(|(_, n)| n.firing.step.0.clone())
+            .collect()
+    }
+    fn sent(&self) -> Vec<Sent> {
+        self.0.lock().unwrap().clone()
+    }
+}
+
+struct App {
+    address: String,
+    notices: Recorder,
+    shutdown: CancellationToken,
+    task: JoinHandle<std::io::Result<()>>,
+    http: reqwest::Client,
+}
+
+fn fixtures() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures")
+}
+
+/// Starts the real server on a random port over the SQLite file `database`.
+async fn spawn_app(database: &Path) -> App {
+    spawn_app_with_limit(database, 1024 * 1024).await
+}
+
+async fn spawn_app_with_limit(database: &Path, max_body_bytes: usize) -> App {
+    let policies =
+        labelwarden::policy::load(&fixtures().join("policies-fast")).expect("test policies load");
+    let store = SqlStore::connect(&format!("sqlite://{}", database.display()))
+        .await
+        .expect("store opens");
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let address = format!("http://{}", listener.local_addr().unwrap());
+    let notices = Recorder::default();
+    let shutdown = CancellationToken::new();
+    let config = ServerConfig {
+        secrets: vec![SecretString::from(SECRET.to_owned())],
+        max_body_bytes,
+    };
+    let context = Arc::new(Context::new(store, Arc::new(policies)));
+    let task = tokio::spawn(server::run(
+        listener,
+        config,
+        context,
+        Arc::new(notices.clone()),
+        shutdown.clone(),
+    ));
+    App {
+        address,
+        notices,
+        shutdown,
+        task,
+        http: reqwest::Client::new(),
+    }
+}
+
+impl App {
+    async fn post(&self, headers: &[(&str, &str)], body: String) -> reqwest::Response {
+        let mut request = self
+            .http
+            .post(format!("{}/webhooks/gitlab", self.address))
+            .body(body);
+        for (name, value) in headers {
+            request = request.header(*name, *value);
+        }
+        request.send().await.expect("server answers")
+    }
+
+    /// Posts an issue delivery as GitLab does, with its UUID.
+    async fn deliver(&self, uuid: &str, payload: &Value) -> u16 {
+        let headers = [
+            ("X-Gitlab-Token", SECRET),
+            ("X-Gitlab-Event", "Issue Hook"),
+            ("X-Gitlab-Event-UUID", uuid),
+            ("Content-Type", "application/json"),
+        ];
+        self.post(&headers, payload.to_string())
+            .await
+            .status()
+            .as_u16()
+    }
+
+    async fn stop(self) {
+        self.shutdown.cancel();
+        self.task.await.unwrap().unwrap();
+    }
+}
+
+fn gitlab_time(at: DateTime<Utc>) -> String {
+    at.to_rfc3339_opts(SecondsFormat::Millis, true)
+}
+
+fn label(title: &str) -> Value {
+    json!({ "id": 900, "title": title, "color": "#dc143c", "project_id": 7, "type": "GroupLabel", "group_id": 3 })
+}
+
+/// A delivery built on GitLab's documented issue event: issue `iid`, now
+/// labelled `after`, previously `before`, optionally closing it.
+fn issue_event(
+    iid: u64,
+    created: DateTime<Utc>,
+    at: DateTime<Utc>,
+    before: &[&str],
+    after: &[&str],
+    closing: bool,
+) -> Value {
+    let mut payload: Value = serde_json::from_slice(
+        &std::fs::read(fixtures().join("gitlab/issue_hook_documented.json")).unwrap(),
+    )
+    .unwrap();
+    let labels: Vec<Value> = after.iter().map(|l| label(l)).collect();
+    payload["project"]["path_with_namespace"] = json!("acme/backend");
+    let attributes = &mut payload["object_attributes"];
+    attributes["iid"] = json!(iid);
+    attributes["title"] = json!(format!("Checkout broken #{iid}"));
+    attributes["created_at"] = json!(gitlab_time(created));
+    attributes["updated_at"] = json!(gitlab_time(at));
+    attributes["labels"] = json!(labels);
+    attributes["action"] = json!(if closing { "close" } else { "update" });
+    attributes["state"] = json!(if closing { "closed" } else { "opened" });
+    if closing {
+        attributes["closed_at"] = json!(gitlab_time(at));
+    }
+    payload["labels"] = json!(labels);
+    let mut changes = json!({ "updated_at": { "previous": null, "current": gitlab_time(at) } });
+    if before != after {
+        changes["labels"] = json!({
+            "previous": before.iter().map(|l| label(l)).collect::<Vec<_>>(),
+            "current": labels,
+        });
+    }
+    if closing {
+        changes["state_id"] = json!({ "previous": 1, "current": 2 });
+    }
+    payload["changes"] = changes;
+    payload
+}
+
+const HIGHEST: &str = "priority::highest";
+
+async fn wait_for(notices: &Recorder, count: usize, within: Duration) {
+    let deadline = tokio::time::Instant::now() + within;
+    while notices.sent().len() < count && tokio::time::Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+#[tokio::test]
+async fn priority_highest_added_fires_the_start_step_once_even_when_delivered_twice() {
+    let dir = tempfile::tempdir().unwrap();
+    let app = spawn_app(&dir.path().join("db.sqlite")).await;
+    let now = Utc::now();
+    let payload = issue_event(1, now, now, &["type::bug"], &["type::bug", HIGHEST], false);
+    assert_eq!(app.deliver("uuid-1", &payload).await, 200);
+    assert_eq!(
+        app.deliver("uuid-1", &payload).await,
+        200,
+        "a redelivery is acknowledged"
+    );
+    wait_for(&app.notices, 1, Duration::from_secs(2)).await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let sent = app.notices.sent();
+    assert_eq!(sent.len(), 1, "{:?}", app.notices.steps());
+    assert_eq!(sent[0].1.firing.step.0, "start");
+    assert_eq!(sent[0].1.issue.to_string(), "acme/backend#1");
+    assert!(
+        (sent[0].0 - now).num_milliseconds() < 1_000,
+        "the start notice goes out at once"
+    );
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn warning_then_breach_fire_on_time_with_no_further_webhook() {
+    let dir = tempfile::tempdir().unwrap();
+    let app = spawn_app(&dir.path().join("db.sqlite")).await;
+    let labelled = Utc::now();
+    let payload = issue_event(2, labelled, labelled, &[], &[HIGHEST], false);
+    assert_eq!(app.deliver("uuid-2", &payload).await, 200);
+    wait_for(&app.notices, 3, Duration::from_secs(5)).await;
+    let sent = app.notices.sent();
+    let steps: Vec<&str> = sent.iter().map(|(_, n)| n.firing.step.0.as_str()).collect();
+    assert_eq!(steps, vec!["start", "before_deadline:1s", "breach"]);
+    for (expected_after, (sent_at, notice)) in [(0, &sent[0]), (1_000, &sent[1]), (2_000, &sent[2])]
+    {
+        let after = (*sent_at - labelled).num_milliseconds();
+        assert!(
+            (expected_after..expected_after + 700).contains(&after),
+            "{} sent {after} ms after the label, expected {expected_after} ms",
+            notice.firing.step
+        );
+        assert_eq!(notice.late_by(), None);
+    }
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn closing_before_the_deadline_resolves_and_cancels_the_breach() {
+    let dir = tempfile::tempdir().unwrap();
+    let app = spawn_app(&dir.path().join("db.sqlite")).await;
+    let labelled = Utc::now();
+    app.deliver(
+        "uuid-3a",
+        &issue_event(3, labelled, labelled, &[], &[HIGHEST], false),
+    )
+    .await;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let closed = Utc::now();
+    assert_eq!(
+        app.deliver(
+            "uuid-3b",
+            &issue_event(3, labelled, closed, &[HIGHEST], &[HIGHEST], true)
+        )
+        .await,
+        200
+    );
+    tokio::time::sleep(Duration::from_millis(2_500)).await;
+    assert_eq!(app.notices.steps(), vec!["start", "resolved"]);
+    let resolved = &app.notices.sent()[1].1;
+    assert!(
+        resolved.status.starts_with("met, took"),
+        "{}",
+        resolved.status
+    );
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn removing_the_label_withdraws_and_nothing_else_fires() {
+    let dir = tempfile::tempdir().unwrap();
+    let app = spawn_app(&dir.path().join("db.sqlite")).await;
+    let labelled = Utc::now();
+    app.deliver(
+        "uuid-4a",
+        &issue_event(4, labelled, labelled, &[], &[HIGHEST], false),
+    )
+    .await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    app.deliver(
+        "uuid-4b",
+        &issue_event(4, labelled, Utc::now(), &[HIGHEST], &[], false),
+    )
+    .await;
+    tokio::time::sleep(Duration::from_millis(2_500)).await;
+    assert_eq!(app.notices.steps(), vec!["start", "withdrawn"]);
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn a_restart_between_label_and_deadline_still_fires_the_breach_exactly_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let database = dir.path().join("db.sqlite");
+    let first = spawn_app(&database).await;
+    let labelled = Utc::now();
+    first
+        .deliver(
+            "uuid-5",
+            &issue_event(5, labelled, labelled, &[], &[HIGHEST], false),
+        )
+        .await;
+    wait_for(&first.notices, 1, Duration::from_secs(2)).await;
+    assert_eq!(first.notices.steps(), vec!["start"]);
+    first.stop().await;
+
+    // Down across both the warning and the deadline.
+    tokio::time::sleep(Duration::from_millis(2_500)).await;
+    let second = spawn_app(&database).await;
+    wait_for(&second.notices, 1, Duration::from_secs(2)).await;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let sent = second.notices.sent();
+    let steps: Vec<&str> = sent.iter().map(|(_, n)| n.firing.step.0.as_str()).collect();
+    assert_eq!(
+        steps,
+        vec!["breach"],
+        "the stale warning is skipped; the breach fires once"
+    );
+    let late = sent[0].1.late_by().expect("the breach says it is late");
+    assert!(late.num_milliseconds() >= 300, "{late:?}");
+    assert!(
+        sent[0].1.summary().contains("late"),
+        "{}",
+        sent[0].1.summary()
+    );
+
+    // And a third start finds nothing left to send.
+    second.stop().await;
+    let third = spawn_app(&database).await;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert!(third.notices.steps().is_empty());
+    third.stop().await;
+}
+
+#[tokio::test]
+async fn bad_input_gets_a_clear_4xx_and_the_server_keeps_serving() {
+    let dir = tempfile::tempdir().unwrap();
+    let app = spawn_app_with_limit(&dir.path().join("db.sqlite"), 4 * 1024).await;
+    let json_headers = |token: &'static str| {
+        vec![
+            ("X-Gitlab-Token", token),
+            ("X-Gitlab-Event", "Issue Hook"),
+            ("Content-Type", "application/json"),
+        ]
+    };
+    let valid = issue_event(6, Utc::now(), Utc::now(), &[], &[HIGHEST], false).to_string();
+
+    let wrong_token = app.post(&json_headers("wrong"), valid.clone()).await;
+    assert_eq!(wrong_token.status(), 401);
+    let missing_token = app
+        .post(
+            &[
+                ("X-Gitlab-Event", "Issue Hook"),
+                ("Content-Type", "application/json"),
+            ],
+            valid.clone(),
+        )
+        .await;
+    assert_eq!(missing_token.status(), 401);
+
+    let malformed = app
+        .post(&json_headers(SECRET), "{\"object_kind\": \"issue\",".into())
+        .await;
+    assert_eq!(malformed.status(), 400);
+    let reason: Value = serde_json::from_str(&malformed.text().await.unwrap()).unwrap();
+    assert!(
+        reason["message"]
+            .as_str()
+            .unwrap()
+            .contains("malformed payload"),
+        "{reason}"
+    );
+
+    let incomplete = app
+        .post(
+            &json_headers(SECRET),
+            json!({"object_kind": "issue", "project": {"path_with_namespace": "a/b"}}).to_string(),
+        )
+        .await;
+    assert_eq!(incomplete.status(), 400);
+    let reason: Value = serde_json::from_str(&incomplete.text().await.unwrap()).unwrap();
+    assert!(
+        reason["message"]
+            .as_str()
+            .unwrap()
+            .contains("object_attributes"),
+        "{reason}"
+    );
+
+    let oversized = app
+        .post(
+            &json_headers(SECRET),
+            format!("{{\"pad\": \"{}\"}}", "x".repeat(8 * 1024)),
+        )
+        .await;
+    assert_eq!(oversized.status(), 413);
+
+    let not_json = app
+        .post(
+            &[
+                ("X-Gitlab-Token", SECRET),
+                ("X-Gitlab-Event", "Issue Hook"),
+                ("Content-Type", "text/plain"),
+            ],
+            valid.clone(),
+        )
+        .await;
+    assert_eq!(not_json.status(), 415);
+
+    let push = app
+        .post(
+            &[
+                ("X-Gitlab-Token", SECRET),
+                ("X-Gitlab-Event", "Push Hook"),
+                ("Content-Type", "application/json"),
+            ],
+            "{}".into(),
+        )
+        .await;
+    assert_eq!(push.status(), 204);
+
+    assert_eq!(
+        app.deliver("uuid-6", &serde_json::from_str(&valid).unwrap())
+            .await,
+        200
+    );
+    wait_for(&app.notices, 1, Duration::from_secs(2)).await;
+    assert_eq!(
+        app.notices.steps(),
+        vec!["start"],
+        "only the valid delivery had an effect"
+    );
+
+    let metrics = app
+        .http
+        .get(format!("{}/metrics", app.address))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    for line in [
+        "labelwarden_webhook_deliveries_total{event=\"issue\",result=\"unauthorized\"}",
+        "labelwarden_webhook_deliveries_total{event=\"issue\",result=\"malformed\"}",
+        "labelwarden_webhook_deliveries_total{event=\"issue\",result=\"too_large\"}",
+        "labelwarden_webhook_deliveries_total{event=\"other\",result=\"ignored\"}",
+        "labelwarden_clocks{policy=\"fast-critical\",status=\"running\"}",
+        "labelwarden_outbox_pending",
+        "labelwarden_scheduler_lag_seconds",
+    ] {
+        assert!(metrics.contains(line), "missing {line} in\n{metrics}");
+    }
+    let ready = app
+        .http
+        .get(format!("{}/readyz", app.address))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(ready.status(), 200);
+    app.stop().await;
+}
