@@ -5,6 +5,7 @@
 
 use chrono::Utc;
 use tokio_util::sync::CancellationToken;
+use tracing::Instrument;
 
 use super::{Context, enforce};
 use crate::gitlab::webhook::parse_issue_hook;
@@ -60,8 +61,11 @@ async fn process<S: Store>(context: &Context<S>, key: &str, body: &str) {
         Ok(delivery) => {
             let issue = delivery.facts.reference.clone();
             let span = tracing::info_span!("intake", issue = %issue, delivery = key);
+            let result = enforce(context, &issue, Some((key, delivery)), now)
+                .instrument(span.clone())
+                .await;
             let _entered = span.enter();
-            match enforce(context, &issue, Some((key, delivery)), now).await {
+            match result {
                 Ok(outcome) => tracing::debug!(fired = outcome.newly_fired, "delivery processed"),
                 Err(e) => {
                     tracing::error!(error = %e, "delivery not processed; it stays pending and is retried")

@@ -11,10 +11,11 @@ use std::time::Duration;
 
 use chrono::{TimeDelta, Utc};
 use tokio_util::sync::CancellationToken;
+use tracing::Instrument;
 
 use super::Context;
 use crate::notify::{Notifier, NotifyError};
-use crate::store::Store;
+use crate::store::{OutboxEntry, Store};
 
 const BATCH: u32 = 50;
 const FIRST_RETRY: Duration = Duration::from_secs(1);
@@ -61,42 +62,8 @@ pub async fn run<S: Store, N: Notifier>(
                 continue;
             }
             let span = tracing::info_span!("outbox", issue = %entry.key.issue, policy = %entry.key.policy, step = %entry.key.firing.step);
-            let _entered = span.enter();
-            let result = notifier.send(&entry.notice).await;
-            let attempt = entry.attempts + 1;
-            let recorded = match result {
-                Ok(()) => {
-                    metrics::counter!("labelwarden_actions_sent_total", "policy" => entry.key.policy.0.clone()).increment(1);
-                    context.store.outbox_sent(&entry.key, Utc::now()).await
-                }
-                Err(NotifyError::Temporary {
-                    message,
-                    retry_after,
-                }) => {
-                    held_back.insert(thread);
-                    let delay = retry_after.unwrap_or_else(|| backoff(attempt));
-                    tracing::warn!(attempt, retry_in = ?delay, error = %message, "notice not sent; will retry");
-                    metrics::counter!("labelwarden_actions_failed_total", "policy" => entry.key.policy.0.clone(), "kind" => "temporary").increment(1);
-                    let retry_at =
-                        Utc::now() + TimeDelta::from_std(delay).unwrap_or(TimeDelta::seconds(300));
-                    context
-                        .store
-                        .outbox_failed(&entry.key, &message, Some(retry_at))
-                        .await
-                }
-                Err(NotifyError::Permanent(message)) => {
-                    tracing::error!(attempt, error = %message, "notice cannot be sent; kept in the outbox as failed");
-                    metrics::counter!("labelwarden_actions_failed_total", "policy" => entry.key.policy.0.clone(), "kind" => "permanent").increment(1);
-                    context
-                        .store
-                        .outbox_failed(&entry.key, &message, None)
-                        .await
-                }
-            };
-            if let Err(e) = recorded {
-                // Sent but not marked: it will be sent again. Say so loudly.
-                tracing::error!(error = %e, "cannot record the outcome of a notice");
-                held_back.insert((entry.key.issue.clone(), entry.key.policy.clone()));
+            if !deliver(context, notifier, entry).instrument(span).await {
+                held_back.insert(thread);
             }
         }
         if entries.len() == BATCH as usize && held_back.is_empty() {
@@ -115,6 +82,62 @@ pub async fn run<S: Store, N: Notifier>(
             _ = shutdown.cancelled() => return,
             _ = waiting => {}
             _ = tokio::time::sleep(sleep) => {}
+        }
+    }
+}
+
+/// Sends one notice and records the outcome. False when the rest of its
+/// thread must wait (a temporary failure, or an outcome not recorded).
+async fn deliver<S: Store, N: Notifier>(
+    context: &Context<S>,
+    notifier: &N,
+    entry: &OutboxEntry,
+) -> bool {
+    let attempt = entry.attempts + 1;
+    let policy = entry.key.policy.0.clone();
+    let (recorded, in_order) = match notifier.send(&entry.notice).await {
+        Ok(()) => {
+            metrics::counter!("labelwarden_actions_sent_total", "policy" => policy).increment(1);
+            (
+                context.store.outbox_sent(&entry.key, Utc::now()).await,
+                true,
+            )
+        }
+        Err(NotifyError::Temporary {
+            message,
+            retry_after,
+        }) => {
+            let delay = retry_after.unwrap_or_else(|| backoff(attempt));
+            tracing::warn!(attempt, retry_in = ?delay, error = %message, "notice not sent; will retry");
+            metrics::counter!("labelwarden_actions_failed_total", "policy" => policy, "kind" => "temporary").increment(1);
+            let retry_at =
+                Utc::now() + TimeDelta::from_std(delay).unwrap_or(TimeDelta::seconds(300));
+            (
+                context
+                    .store
+                    .outbox_failed(&entry.key, &message, Some(retry_at))
+                    .await,
+                false,
+            )
+        }
+        Err(NotifyError::Permanent(message)) => {
+            tracing::error!(attempt, error = %message, "notice cannot be sent; kept in the outbox as failed");
+            metrics::counter!("labelwarden_actions_failed_total", "policy" => policy, "kind" => "permanent").increment(1);
+            (
+                context
+                    .store
+                    .outbox_failed(&entry.key, &message, None)
+                    .await,
+                true,
+            )
+        }
+    };
+    match recorded {
+        Ok(()) => in_order,
+        Err(e) => {
+            // Sent but not marked: it would be sent again. Say so loudly.
+            tracing::error!(error = %e, "cannot record the outcome of a notice");
+            false
         }
     }
 }

@@ -10,6 +10,7 @@ use std::time::Duration;
 
 use chrono::Utc;
 use tokio_util::sync::CancellationToken;
+use tracing::Instrument;
 
 use super::{Context, enforce};
 use crate::store::Store;
@@ -35,8 +36,11 @@ pub async fn run<S: Store>(context: &Context<S>, shutdown: CancellationToken) {
         };
         for issue in &due {
             let span = tracing::info_span!("scheduler", issue = %issue);
-            let _entered = span.enter();
-            if let Err(e) = enforce(context, issue, None, now).await {
+            if let Err(e) = enforce(context, issue, None, now)
+                .instrument(span.clone())
+                .await
+            {
+                let _entered = span.enter();
                 tracing::error!(error = %e, "due issue not evaluated; retried on the next pass");
             }
         }
