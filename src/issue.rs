@@ -42,7 +42,8 @@ pub enum IssueState {
 }
 
 /// Something that happened to an issue, as far as a policy clock cares.
-#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
 pub enum Event {
     // The variant order is the canonical order within one instant: removals
     // before additions, so "relabelled at once" never shows a gap in matching
@@ -53,7 +54,7 @@ pub enum Event {
     Closed,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
 pub struct TimedEvent {
     pub at: DateTime<Utc>,
     pub event: Event,

@@ -2,7 +2,7 @@
 # Load benchmark of `serve`: GitLab issue events posted by wrk (Debian's
 # package) to the release binary on loopback, with the embedded SQLite
 # store in a temporary folder. Two runs: paced at about 2 000 events/s
-# (20 connections, one request per 10 ms each), then unpaced to find the
+# (24 connections, each pausing 10 ms between requests), then unpaced to find the
 # ceiling. Reports acknowledgement latency as wrk measures it, and whether
 # intake kept up (deliveries still pending when the load stops).
 #
@@ -31,12 +31,12 @@ pending() { curl -s "http://127.0.0.1:$port/metrics" | awk '/^labelwarden_delive
 run() {
   local label=$1 connections=$2 pause=$3
   echo "== $label: $connections connections, pause ${pause} ms, ${seconds}s"
-  wrk -t 2 -c "$connections" -d "${seconds}s" --timeout 5s -s benches/load/webhook.lua \
+  wrk -t 1 -c "$connections" -d "${seconds}s" --timeout 5s -s benches/load/webhook.lua \
     "http://127.0.0.1:$port" -- "$work/payload.json" "$secret" "$pause"
   echo "deliveries pending when the load stopped: $(pending)"
   for _ in $(seq 120); do [ "$(pending)" = "0" ] && break; sleep 1; done
   echo "deliveries pending after draining: $(pending)"
 }
-run "paced (target 2000 events/s)" 20 10
+run "paced (target 2000 events/s)" 24 10
 run "unpaced (ceiling)" 32 0
 echo "database: $(du -h "$work/load.db" | cut -f1), server log lines at WARN or above: $(wc -l < "$work/serve.log")"

@@ -24,8 +24,9 @@ pub enum WebhookError {
     NotAnIssue(String),
 }
 
-/// What one issue delivery tells the enforcer.
-#[derive(Debug, Clone, PartialEq)]
+/// What one issue delivery tells the enforcer. Stored as is (compact JSON)
+/// until intake applies it.
+#[derive(Debug, Clone, PartialEq, serde::Serialize, Deserialize)]
 pub struct IssueDelivery {
     pub facts: IssueFacts,
     /// What changed in this delivery, at the instant it changed.

@@ -1,22 +1,21 @@
-//! The background work of `serve`, three tasks around one store:
+//! The background work of `serve`, two tasks around one store:
 //!
-//! - [`intake`]: applies stored webhook deliveries to issues, evaluates
-//!   every policy, and commits clocks, ledger and outbox together.
-//! - [`scheduler`]: sleeps until the earliest wake-up any clock asked for
-//!   (one timer for all issues, read from the store, so it survives
-//!   restarts) and evaluates the issues that are due.
-//! - [`outbox`]: sends the notices the other two recorded, in order per
+//! - [`enforcer`]: applies stored webhook deliveries and wakes up for
+//!   deadlines (one timer for all issues: the earliest wake-up any clock
+//!   stored), evaluates every policy on each issue concerned, and commits
+//!   clocks, ledger and outbox together. One task does both, so within a
+//!   process no two evaluations of one issue race.
+//! - [`outbox`]: sends the notices the enforcer recorded, in order per
 //!   issue and policy, retrying until each is sent or known to be hopeless.
 //!
-//! For example, a `priority::highest` label arrives by webhook: intake
+//! For example, a `priority::highest` label arrives by webhook: the enforcer
 //! records the `start` notice and a wake-up 18 hours later; the outbox sends
-//! the notice; 18 hours later the scheduler wakes, the engine says the 6-hour
+//! the notice; 18 hours later the enforcer wakes, the engine says the 6-hour
 //! warning is due, and the outbox sends it. A restart in between loses
 //! nothing: every step is in the store.
 
-pub mod intake;
+pub mod enforcer;
 pub mod outbox;
-pub mod scheduler;
 
 use std::sync::Arc;
 
@@ -29,7 +28,7 @@ use crate::gitlab::webhook::IssueDelivery;
 use crate::issue::{Issue, IssueRef};
 use crate::notify::{IssueView, Notice};
 use crate::policy::{PolicyName, PolicySet};
-use crate::store::{ClockState, CommitOutcome, Fired, IssueCommit, IssueRecord, Store, StoreError};
+use crate::store::{ClockState, Fired, IssueCommit, IssueRecord, Store, StoreError};
 
 /// What the jobs share.
 pub struct Context<S> {
@@ -37,8 +36,6 @@ pub struct Context<S> {
     pub policies: Arc<PolicySet>,
     /// Rung when a delivery was stored.
     pub deliveries_waiting: Notify,
-    /// Rung when a clock's wake-up may have moved earlier.
-    pub wake_changed: Notify,
     /// Rung when a notice was added to the outbox.
     pub notices_waiting: Notify,
 }
@@ -49,29 +46,30 @@ impl<S: Store> Context<S> {
             store,
             policies,
             deliveries_waiting: Notify::new(),
-            wake_changed: Notify::new(),
             notices_waiting: Notify::new(),
         }
     }
 }
 
-/// Evaluates every policy on one issue, with what a delivery just said if
-/// there is one, and commits the result. The unit of work of intake and the
-/// scheduler alike.
-pub async fn enforce<S: Store>(
+/// Evaluates every policy on one issue, after applying what its new
+/// deliveries say (in the order they were received), and returns what to
+/// commit; `None` for an issue the store does not know and nothing says.
+pub async fn prepare<S: Store>(
     context: &Context<S>,
     issue: &IssueRef,
-    delivery: Option<(&str, IssueDelivery)>,
+    deliveries: Vec<(String, IssueDelivery)>,
     now: DateTime<Utc>,
-) -> Result<CommitOutcome, StoreError> {
-    let stored = context.store.load_issue(issue).await?;
-    let (record, new_events, delivery_key) = match (stored, delivery) {
-        (None, None) => return Ok(CommitOutcome::default()),
-        (Some(record), None) => (record, Vec::new(), None),
-        (stored, Some((key, delivery))) => {
-            let new_events = delivery.events.clone();
-            (merge(stored, delivery), new_events, Some(key.to_owned()))
-        }
+) -> Result<Option<IssueCommit>, StoreError> {
+    let mut record = context.store.load_issue(issue).await?;
+    let mut new_events = Vec::new();
+    let mut delivery_keys = Vec::with_capacity(deliveries.len());
+    for (key, delivery) in deliveries {
+        new_events.extend(delivery.events.iter().cloned());
+        record = Some(merge(record, delivery));
+        delivery_keys.push(key);
+    }
+    let Some(record) = record else {
+        return Ok(None);
     };
     let ledger = context.store.load_ledger(issue).await?;
     let (clocks, fired) = evaluate(&record, &context.policies, &ledger, now);
@@ -84,25 +82,17 @@ pub async fn enforce<S: Store>(
                 .increment(1);
         }
     }
-    let outcome = context
-        .store
-        .commit(&IssueCommit {
-            facts: record.facts,
-            title: record.title,
-            url: record.url,
-            updated_at: record.updated_at,
-            new_events,
-            clocks,
-            fired,
-            delivery_key,
-            now,
-        })
-        .await?;
-    if outcome.newly_fired > 0 {
-        context.notices_waiting.notify_one();
-    }
-    context.wake_changed.notify_one();
-    Ok(outcome)
+    Ok(Some(IssueCommit {
+        facts: record.facts,
+        title: record.title,
+        url: record.url,
+        updated_at: record.updated_at,
+        new_events,
+        clocks,
+        fired,
+        delivery_keys,
+        now,
+    }))
 }
 
 /// The stored issue updated by a delivery: its events join the timeline;

@@ -1,5 +1,6 @@
 //! The outbox worker: sends recorded notices through the [`Notifier`] and
-//! marks each sent only after the notifier succeeded. Temporary failures
+//! marks each sent only after the notifier succeeded (a batch's outcomes in
+//! one transaction). Temporary failures
 //! are retried with capped exponential backoff and jitter (or after the
 //! `Retry-After` the service asked for); permanent ones are kept, counted
 //! and logged, never dropped silently. Notices of one issue and policy go
@@ -15,7 +16,7 @@ use tracing::Instrument;
 
 use super::Context;
 use crate::notify::{Notifier, NotifyError};
-use crate::store::{OutboxEntry, Store};
+use crate::store::{OutboxEntry, OutboxOutcome, SendResult, Store};
 
 const BATCH: u32 = 50;
 const FIRST_RETRY: Duration = Duration::from_secs(1);
@@ -56,14 +57,31 @@ pub async fn run<S: Store, N: Notifier>(
             }
         };
         let mut held_back = HashSet::new();
+        let mut outcomes = Vec::with_capacity(entries.len());
         for entry in &entries {
             let thread = (entry.key.issue.clone(), entry.key.policy.clone());
             if held_back.contains(&thread) {
                 continue;
             }
             let span = tracing::info_span!("outbox", issue = %entry.key.issue, policy = %entry.key.policy, step = %entry.key.firing.step);
-            if !deliver(context, notifier, entry).instrument(span).await {
+            let result = send(notifier, entry).instrument(span).await;
+            if matches!(result, SendResult::Retry { .. }) {
                 held_back.insert(thread);
+            }
+            outcomes.push(OutboxOutcome {
+                key: entry.key.clone(),
+                result,
+            });
+        }
+        if !outcomes.is_empty()
+            && let Err(e) = context.store.record_outbox(&outcomes).await
+        {
+            // Sent but not marked: they would be sent again. Say so loudly,
+            // and pause before the next pass.
+            tracing::error!(error = %e, count = outcomes.len(), "cannot record what became of sent notices");
+            tokio::select! {
+                _ = shutdown.cancelled() => return,
+                _ = tokio::time::sleep(Duration::from_secs(1)) => continue,
             }
         }
         if entries.len() == BATCH as usize && held_back.is_empty() {
@@ -86,22 +104,14 @@ pub async fn run<S: Store, N: Notifier>(
     }
 }
 
-/// Sends one notice and records the outcome. False when the rest of its
-/// thread must wait (a temporary failure, or an outcome not recorded).
-async fn deliver<S: Store, N: Notifier>(
-    context: &Context<S>,
-    notifier: &N,
-    entry: &OutboxEntry,
-) -> bool {
+/// Sends one notice and says what became of it.
+async fn send<N: Notifier>(notifier: &N, entry: &OutboxEntry) -> SendResult {
     let attempt = entry.attempts + 1;
     let policy = entry.key.policy.0.clone();
-    let (recorded, in_order) = match notifier.send(&entry.notice).await {
+    match notifier.send(&entry.notice).await {
         Ok(()) => {
             metrics::counter!("labelwarden_actions_sent_total", "policy" => policy).increment(1);
-            (
-                context.store.outbox_sent(&entry.key, Utc::now()).await,
-                true,
-            )
+            SendResult::Sent { at: Utc::now() }
         }
         Err(NotifyError::Temporary {
             message,
@@ -112,32 +122,15 @@ async fn deliver<S: Store, N: Notifier>(
             metrics::counter!("labelwarden_actions_failed_total", "policy" => policy, "kind" => "temporary").increment(1);
             let retry_at =
                 Utc::now() + TimeDelta::from_std(delay).unwrap_or(TimeDelta::seconds(300));
-            (
-                context
-                    .store
-                    .outbox_failed(&entry.key, &message, Some(retry_at))
-                    .await,
-                false,
-            )
+            SendResult::Retry {
+                error: message,
+                retry_at,
+            }
         }
         Err(NotifyError::Permanent(message)) => {
             tracing::error!(attempt, error = %message, "notice cannot be sent; kept in the outbox as failed");
             metrics::counter!("labelwarden_actions_failed_total", "policy" => policy, "kind" => "permanent").increment(1);
-            (
-                context
-                    .store
-                    .outbox_failed(&entry.key, &message, None)
-                    .await,
-                true,
-            )
-        }
-    };
-    match recorded {
-        Ok(()) => in_order,
-        Err(e) => {
-            // Sent but not marked: it would be sent again. Say so loudly.
-            tracing::error!(error = %e, "cannot record the outcome of a notice");
-            false
+            SendResult::Failed { error: message }
         }
     }
 }

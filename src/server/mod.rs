@@ -69,11 +69,7 @@ pub async fn run<S: Store, N: Notifier>(
     let mut jobs = tokio::task::JoinSet::new();
     {
         let (context, stop) = (Arc::clone(&context), jobs_stop.clone());
-        jobs.spawn(async move { jobs::intake::run(&context, stop).await });
-    }
-    {
-        let (context, stop) = (Arc::clone(&context), jobs_stop.clone());
-        jobs.spawn(async move { jobs::scheduler::run(&context, stop).await });
+        jobs.spawn(async move { jobs::enforcer::run(&context, stop).await });
     }
     {
         let (context, stop) = (Arc::clone(&context), jobs_stop.clone());

@@ -96,19 +96,23 @@ pub async fn receive<S: Store>(
             return reply(StatusCode::BAD_REQUEST, "malformed", e.to_string());
         }
     };
-    let Ok(text) = String::from_utf8(body.to_vec()) else {
-        return reply(
-            StatusCode::BAD_REQUEST,
-            "malformed",
-            "the body is not UTF-8".into(),
-        );
+    let payload = match serde_json::to_string(&delivery) {
+        Ok(payload) => payload,
+        Err(e) => {
+            tracing::error!(error = %e, "cannot encode a delivery");
+            return reply(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "not_stored",
+                "the delivery could not be stored; retry".into(),
+            );
+        }
     };
     let key = delivery_key(&headers, &body);
     let record = Delivery {
         key: key.clone(),
         kind: event.clone(),
         received_at: Utc::now(),
-        body: text,
+        payload,
     };
     match app.context.store.record_delivery(&record).await {
         Ok(Recorded::New) => {

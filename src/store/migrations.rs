@@ -18,7 +18,7 @@ pub const MIGRATIONS: &[Migration] = &[Migration {
             key TEXT PRIMARY KEY,
             kind TEXT NOT NULL,
             received_at BIGINT NOT NULL,
-            body TEXT NOT NULL,
+            payload TEXT NOT NULL,
             processed_at BIGINT,
             error TEXT
         )",

@@ -28,6 +28,8 @@ pub enum StoreError {
     Database(#[from] sqlx::Error),
     #[error("database URL `{0}` is not supported: use sqlite://FILE")]
     UnsupportedUrl(String),
+    #[error("database writer unavailable: {0}")]
+    Unavailable(String),
     #[error("stored data is unreadable ({what}): {message}")]
     Corrupt { what: &'static str, message: String },
 }
@@ -40,7 +42,10 @@ pub struct Delivery {
     /// `X-Gitlab-Event`, e.g. `Issue Hook`.
     pub kind: String,
     pub received_at: DateTime<Utc>,
-    pub body: String,
+    /// What the delivery said, as read at the edge (JSON of
+    /// [`crate::gitlab::webhook::IssueDelivery`]): a few hundred bytes
+    /// instead of GitLab's whole payload.
+    pub payload: String,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -89,8 +94,8 @@ pub struct IssueCommit {
     pub new_events: Vec<TimedEvent>,
     pub clocks: Vec<ClockState>,
     pub fired: Vec<Fired>,
-    /// The delivery this evaluation processed, marked done in the same transaction.
-    pub delivery_key: Option<String>,
+    /// The deliveries this evaluation processed, marked done in the same transaction.
+    pub delivery_keys: Vec<String>,
     pub now: DateTime<Utc>,
 }
 
@@ -115,6 +120,29 @@ pub struct OutboxEntry {
     pub notice: Notice,
     pub attempts: u32,
     pub created_at: DateTime<Utc>,
+}
+
+/// What became of one attempt to send a notice.
+#[derive(Debug, Clone, PartialEq)]
+pub struct OutboxOutcome {
+    pub key: OutboxKey,
+    pub result: SendResult,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum SendResult {
+    Sent {
+        at: DateTime<Utc>,
+    },
+    /// Failed for now; try again at `retry_at`.
+    Retry {
+        error: String,
+        retry_at: DateTime<Utc>,
+    },
+    /// Failed for good; kept, counted and shown, never retried.
+    Failed {
+        error: String,
+    },
 }
 
 /// Counts for `/metrics` and `/readyz`.
@@ -165,10 +193,11 @@ pub trait Store: Send + Sync + 'static {
         issue: &IssueRef,
     ) -> impl Future<Output = Result<Vec<(PolicyName, Firing)>, StoreError>> + Send;
 
-    /// Writes an evaluation: facts, new events, clocks, ledger and outbox.
+    /// Writes evaluations (facts, new events, clocks, ledger and outbox),
+    /// all in one transaction.
     fn commit(
         &self,
-        commit: &IssueCommit,
+        commits: &[IssueCommit],
     ) -> impl Future<Output = Result<CommitOutcome, StoreError>> + Send;
 
     /// Issues with a clock whose wake-up is at or before `now`.
@@ -194,18 +223,10 @@ pub trait Store: Send + Sync + 'static {
         &self,
     ) -> impl Future<Output = Result<Option<DateTime<Utc>>, StoreError>> + Send;
 
-    fn outbox_sent(
+    /// Records what became of sent or attempted notices, in one transaction.
+    fn record_outbox(
         &self,
-        key: &OutboxKey,
-        at: DateTime<Utc>,
-    ) -> impl Future<Output = Result<(), StoreError>> + Send;
-
-    /// Records a failed attempt: retried at `retry_at`, or never if `None`.
-    fn outbox_failed(
-        &self,
-        key: &OutboxKey,
-        error: &str,
-        retry_at: Option<DateTime<Utc>>,
+        outcomes: &[OutboxOutcome],
     ) -> impl Future<Output = Result<(), StoreError>> + Send;
 
     fn stats(

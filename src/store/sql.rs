@@ -4,20 +4,81 @@
 
 use chrono::{DateTime, Utc};
 use sqlx::any::{AnyPoolOptions, AnyRow};
-use sqlx::{AnyPool, Executor, Row};
+use sqlx::{Any, AnyPool, Executor, Row, Transaction};
+use tokio::sync::{mpsc, oneshot};
 
 use super::migrations::MIGRATIONS;
 use super::{
-    CommitOutcome, Delivery, IssueCommit, IssueRecord, OutboxEntry, OutboxKey, Recorded, Store,
-    StoreError, StoreStats,
+    CommitOutcome, Delivery, IssueCommit, IssueRecord, OutboxEntry, OutboxKey, OutboxOutcome,
+    Recorded, SendResult, Store, StoreError, StoreStats,
 };
 use crate::engine::Firing;
 use crate::issue::{Event, IssueFacts, IssueIid, IssueRef, ProjectPath, TimedEvent};
 use crate::policy::{PolicyName, StepId};
 
+/// Reads share a small pool; every write goes through one connection, so
+/// writers queue here in order instead of meeting SQLite's busy handler,
+/// which sleeps for up to 100 ms between tries. Deliveries are written by a
+/// task of their own that commits everything waiting in one transaction
+/// (group commit): under load, one commit acknowledges hundreds of requests.
 #[derive(Debug, Clone)]
 pub struct SqlStore {
-    pool: AnyPool,
+    readers: AnyPool,
+    writer: AnyPool,
+    deliveries: mpsc::Sender<PendingDelivery>,
+}
+
+/// A delivery waiting to be written, and who waits for the outcome.
+type PendingDelivery = (Delivery, oneshot::Sender<Result<Recorded, String>>);
+
+/// The most deliveries one group commit writes.
+const DELIVERY_BATCH: usize = 512;
+
+/// Writes queued deliveries, a batch per transaction, until the store is dropped.
+async fn write_deliveries(writer: AnyPool, mut queue: mpsc::Receiver<PendingDelivery>) {
+    let mut batch = Vec::with_capacity(DELIVERY_BATCH);
+    while queue.recv_many(&mut batch, DELIVERY_BATCH).await > 0 {
+        match insert_deliveries(&writer, &batch).await {
+            Ok(recorded) => {
+                for ((_, reply), outcome) in batch.drain(..).zip(recorded) {
+                    let _ = reply.send(Ok(outcome));
+                }
+            }
+            Err(e) => {
+                let message = e.to_string();
+                for (_, reply) in batch.drain(..) {
+                    let _ = reply.send(Err(message.clone()));
+                }
+            }
+        }
+    }
+}
+
+async fn insert_deliveries(
+    writer: &AnyPool,
+    batch: &[PendingDelivery],
+) -> Result<Vec<Recorded>, sqlx::Error> {
+    let mut tx = writer.begin().await?;
+    let mut recorded = Vec::with_capacity(batch.len());
+    for (delivery, _) in batch {
+        let result = sqlx::query(
+            "INSERT INTO deliveries (key, kind, received_at, payload) VALUES ($1, $2, $3, $4)
+             ON CONFLICT (key) DO NOTHING",
+        )
+        .bind(&delivery.key)
+        .bind(&delivery.kind)
+        .bind(millis(delivery.received_at))
+        .bind(&delivery.payload)
+        .execute(&mut *tx)
+        .await?;
+        recorded.push(if result.rows_affected() == 1 {
+            Recorded::New
+        } else {
+            Recorded::Duplicate
+        });
+    }
+    tx.commit().await?;
+    Ok(recorded)
 }
 
 fn millis(at: DateTime<Utc>) -> i64 {
@@ -65,11 +126,12 @@ impl SqlStore {
     /// working directory; `sqlite::memory:` is for tests.
     pub async fn connect(url: &str) -> Result<Self, StoreError> {
         sqlx::any::install_default_drivers();
-        let (url, max_connections) = if let Some(rest) = url.strip_prefix("sqlite:") {
+        let (url, readers) = if let Some(rest) = url.strip_prefix("sqlite:") {
             let path = rest.trim_start_matches("//");
             if path == ":memory:" {
-                // One connection: each in-memory connection is its own database.
-                ("sqlite::memory:".to_owned(), 1)
+                // One connection for everything: each in-memory connection
+                // is a database of its own.
+                ("sqlite::memory:".to_owned(), 0)
             } else {
                 let separator = if path.contains('?') { '&' } else { '?' };
                 let with_mode = if path.contains("mode=") {
@@ -77,33 +139,46 @@ impl SqlStore {
                 } else {
                     format!("sqlite://{path}{separator}mode=rwc")
                 };
-                (with_mode, 4)
+                (with_mode, 3)
             }
         } else {
             return Err(StoreError::UnsupportedUrl(url.to_owned()));
         };
-        let pool = AnyPoolOptions::new()
-            .max_connections(max_connections)
-            .after_connect(|connection, _| {
-                Box::pin(async move {
-                    // WAL: readers never block the writer. NORMAL: a commit
-                    // survives a crash of the process; only power loss can
-                    // lose the last commits (documented in BENCHMARKS.md).
-                    connection.execute("PRAGMA journal_mode = WAL").await?;
-                    connection.execute("PRAGMA synchronous = NORMAL").await?;
-                    connection.execute("PRAGMA busy_timeout = 5000").await?;
-                    Ok(())
+        let open = |connections: u32| {
+            AnyPoolOptions::new()
+                .max_connections(connections)
+                .after_connect(|connection, _| {
+                    Box::pin(async move {
+                        // WAL: readers never block the writer. NORMAL: a commit
+                        // survives a crash of the process; only power loss can
+                        // lose the last commits (documented in BENCHMARKS.md).
+                        connection.execute("PRAGMA journal_mode = WAL").await?;
+                        connection.execute("PRAGMA synchronous = NORMAL").await?;
+                        connection.execute("PRAGMA busy_timeout = 5000").await?;
+                        Ok(())
+                    })
                 })
-            })
-            .connect(&url)
-            .await?;
-        let store = SqlStore { pool };
+                .connect(&url)
+        };
+        let writer = open(1).await?;
+        let readers = if readers == 0 {
+            writer.clone()
+        } else {
+            open(readers).await?
+        };
+        let (deliveries, queue) = mpsc::channel(4 * DELIVERY_BATCH);
+        tokio::spawn(write_deliveries(writer.clone(), queue));
+        let store = SqlStore {
+            readers,
+            writer,
+            deliveries,
+        };
         store.migrate().await?;
         Ok(store)
     }
 
     async fn migrate(&self) -> Result<(), StoreError> {
-        self.pool
+        self.writer
             .execute(
                 "CREATE TABLE IF NOT EXISTS labelwarden_migrations (
                     version BIGINT PRIMARY KEY,
@@ -113,13 +188,13 @@ impl SqlStore {
             )
             .await?;
         let applied: Vec<i64> = sqlx::query("SELECT version FROM labelwarden_migrations")
-            .fetch_all(&self.pool)
+            .fetch_all(&self.readers)
             .await?
             .iter()
             .map(|row| row.try_get::<i64, _>(0))
             .collect::<Result<_, _>>()?;
         for migration in MIGRATIONS.iter().filter(|m| !applied.contains(&m.version)) {
-            let mut tx = self.pool.begin().await?;
+            let mut tx = self.writer.begin().await?;
             for statement in migration.statements {
                 tx.execute(*statement).await?;
             }
@@ -157,35 +232,30 @@ fn outbox_key(row: &AnyRow) -> Result<OutboxKey, StoreError> {
 
 impl Store for SqlStore {
     async fn ping(&self) -> Result<(), StoreError> {
-        sqlx::query("SELECT 1").execute(&self.pool).await?;
+        sqlx::query("SELECT 1").execute(&self.readers).await?;
         Ok(())
     }
 
     async fn record_delivery(&self, delivery: &Delivery) -> Result<Recorded, StoreError> {
-        let result = sqlx::query(
-            "INSERT INTO deliveries (key, kind, received_at, body) VALUES ($1, $2, $3, $4)
-             ON CONFLICT (key) DO NOTHING",
-        )
-        .bind(&delivery.key)
-        .bind(&delivery.kind)
-        .bind(millis(delivery.received_at))
-        .bind(&delivery.body)
-        .execute(&self.pool)
-        .await?;
-        Ok(if result.rows_affected() == 1 {
-            Recorded::New
-        } else {
-            Recorded::Duplicate
-        })
+        let stopped = || StoreError::Unavailable("the delivery writer has stopped".into());
+        let (reply, outcome) = oneshot::channel();
+        self.deliveries
+            .send((delivery.clone(), reply))
+            .await
+            .map_err(|_| stopped())?;
+        outcome
+            .await
+            .map_err(|_| stopped())?
+            .map_err(StoreError::Unavailable)
     }
 
     async fn pending_deliveries(&self, limit: u32) -> Result<Vec<Delivery>, StoreError> {
         let rows = sqlx::query(
-            "SELECT key, kind, received_at, body FROM deliveries
+            "SELECT key, kind, received_at, payload FROM deliveries
              WHERE processed_at IS NULL ORDER BY received_at, key LIMIT $1",
         )
         .bind(i64::from(limit))
-        .fetch_all(&self.pool)
+        .fetch_all(&self.readers)
         .await?;
         rows.iter()
             .map(|row| {
@@ -193,7 +263,7 @@ impl Store for SqlStore {
                     key: row.try_get("key")?,
                     kind: row.try_get("kind")?,
                     received_at: instant(row.try_get("received_at")?),
-                    body: row.try_get("body")?,
+                    payload: row.try_get("payload")?,
                 })
             })
             .collect()
@@ -209,7 +279,7 @@ impl Store for SqlStore {
             .bind(millis(now))
             .bind(error)
             .bind(key)
-            .execute(&self.pool)
+            .execute(&self.writer)
             .await?;
         Ok(())
     }
@@ -220,7 +290,7 @@ impl Store for SqlStore {
         )
         .bind(&issue.project.0)
         .bind(issue.iid.0 as i64)
-        .fetch_optional(&self.pool)
+        .fetch_optional(&self.readers)
         .await?
         else {
             return Ok(None);
@@ -231,7 +301,7 @@ impl Store for SqlStore {
             sqlx::query("SELECT at, kind, label FROM issue_events WHERE project = $1 AND iid = $2")
                 .bind(&issue.project.0)
                 .bind(issue.iid.0 as i64)
-                .fetch_all(&self.pool)
+                .fetch_all(&self.readers)
                 .await?
                 .iter()
                 .map(|row| {
@@ -259,7 +329,7 @@ impl Store for SqlStore {
         )
         .bind(&issue.project.0)
         .bind(issue.iid.0 as i64)
-        .fetch_all(&self.pool)
+        .fetch_all(&self.readers)
         .await?;
         rows.iter()
             .map(|row| {
@@ -275,116 +345,11 @@ impl Store for SqlStore {
             .collect()
     }
 
-    async fn commit(&self, commit: &IssueCommit) -> Result<CommitOutcome, StoreError> {
-        let reference = &commit.facts.reference;
-        let project = reference.project.0.as_str();
-        let iid = reference.iid.0 as i64;
-        let now = millis(commit.now);
-        let facts = serde_json::to_string(&commit.facts).map_err(corrupt("issue facts"))?;
-
-        let mut tx = self.pool.begin().await?;
-        sqlx::query(
-            "INSERT INTO issues (project, iid, facts, title, url, updated_at) VALUES ($1, $2, $3, $4, $5, $6)
-             ON CONFLICT (project, iid) DO UPDATE SET
-                facts = excluded.facts, title = excluded.title, url = excluded.url, updated_at = excluded.updated_at
-             WHERE excluded.updated_at >= issues.updated_at",
-        )
-        .bind(project)
-        .bind(iid)
-        .bind(&facts)
-        .bind(&commit.title)
-        .bind(&commit.url)
-        .bind(millis(commit.updated_at))
-        .execute(&mut *tx)
-        .await?;
-        for event in &commit.new_events {
-            let (kind, label) = event_columns(&event.event);
-            sqlx::query(
-                "INSERT INTO issue_events (project, iid, at, kind, label) VALUES ($1, $2, $3, $4, $5)
-                 ON CONFLICT DO NOTHING",
-            )
-            .bind(project)
-            .bind(iid)
-            .bind(millis(event.at))
-            .bind(kind)
-            .bind(label)
-            .execute(&mut *tx)
-            .await?;
-        }
-        for clock in &commit.clocks {
-            if clock.status == "not_matching" {
-                // Only clocks that ever ran are tracked.
-                sqlx::query("DELETE FROM clocks WHERE project = $1 AND iid = $2 AND policy = $3")
-                    .bind(project)
-                    .bind(iid)
-                    .bind(&clock.policy.0)
-                    .execute(&mut *tx)
-                    .await?;
-                continue;
-            }
-            sqlx::query(
-                "INSERT INTO clocks (project, iid, policy, status, next_wake, updated_at) VALUES ($1, $2, $3, $4, $5, $6)
-                 ON CONFLICT (project, iid, policy) DO UPDATE SET
-                    status = excluded.status, next_wake = excluded.next_wake, updated_at = excluded.updated_at",
-            )
-            .bind(project)
-            .bind(iid)
-            .bind(&clock.policy.0)
-            .bind(clock.status)
-            .bind(clock.next_wake.map(millis))
-            .bind(now)
-            .execute(&mut *tx)
-            .await?;
-        }
-        let mut outcome = CommitOutcome::default();
-        for (position, fired) in commit.fired.iter().enumerate() {
-            let firing = &fired.notice.firing;
-            let inserted = sqlx::query(
-                "INSERT INTO ledger (project, iid, policy, step, cycle, occurrence, fired_at)
-                 VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT DO NOTHING",
-            )
-            .bind(project)
-            .bind(iid)
-            .bind(&fired.policy.0)
-            .bind(&firing.step.0)
-            .bind(i64::from(firing.cycle))
-            .bind(i64::from(firing.occurrence))
-            .bind(now)
-            .execute(&mut *tx)
-            .await?
-            .rows_affected();
-            if inserted == 0 {
-                // Another evaluation already fired this step: its notice is in the outbox.
-                continue;
-            }
-            outcome.newly_fired += 1;
-            let notice = serde_json::to_string(&fired.notice).map_err(corrupt("notice"))?;
-            sqlx::query(
-                "INSERT INTO outbox (project, iid, policy, step, cycle, occurrence, created_at, position, notice, next_attempt_at)
-                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) ON CONFLICT DO NOTHING",
-            )
-            .bind(project)
-            .bind(iid)
-            .bind(&fired.policy.0)
-            .bind(&firing.step.0)
-            .bind(i64::from(firing.cycle))
-            .bind(i64::from(firing.occurrence))
-            .bind(now)
-            .bind(position as i64)
-            .bind(&notice)
-            .bind(now)
-            .execute(&mut *tx)
-            .await?;
-        }
-        if let Some(key) = &commit.delivery_key {
-            sqlx::query("UPDATE deliveries SET processed_at = $1 WHERE key = $2")
-                .bind(now)
-                .bind(key)
-                .execute(&mut *tx)
-                .await?;
-        }
+    async fn commit(&self, commits: &[IssueCommit]) -> Result<CommitOutcome, StoreError> {
+        let mut tx = self.writer.begin().await?;
+        let newly_fired = write_commits(&mut tx, commits).await?;
         tx.commit().await?;
-        Ok(outcome)
+        Ok(CommitOutcome { newly_fired })
     }
 
     async fn due_issues(
@@ -399,7 +364,7 @@ impl Store for SqlStore {
         )
         .bind(millis(now))
         .bind(i64::from(limit))
-        .fetch_all(&self.pool)
+        .fetch_all(&self.readers)
         .await?;
         rows.iter()
             .map(|row| {
@@ -413,7 +378,7 @@ impl Store for SqlStore {
 
     async fn earliest_wake(&self) -> Result<Option<DateTime<Utc>>, StoreError> {
         let row = sqlx::query("SELECT MIN(next_wake) FROM clocks WHERE next_wake IS NOT NULL")
-            .fetch_one(&self.pool)
+            .fetch_one(&self.readers)
             .await?;
         Ok(row.try_get::<Option<i64>, _>(0)?.map(instant))
     }
@@ -437,7 +402,7 @@ impl Store for SqlStore {
         )
         .bind(millis(now))
         .bind(i64::from(limit))
-        .fetch_all(&self.pool)
+        .fetch_all(&self.readers)
         .await?;
         rows.iter()
             .map(|row| {
@@ -454,55 +419,47 @@ impl Store for SqlStore {
 
     async fn next_outbox_attempt(&self) -> Result<Option<DateTime<Utc>>, StoreError> {
         let row = sqlx::query("SELECT MIN(next_attempt_at) FROM outbox WHERE sent_at IS NULL")
-            .fetch_one(&self.pool)
+            .fetch_one(&self.readers)
             .await?;
         Ok(row.try_get::<Option<i64>, _>(0)?.map(instant))
     }
 
-    async fn outbox_sent(&self, key: &OutboxKey, at: DateTime<Utc>) -> Result<(), StoreError> {
-        sqlx::query(
-            "UPDATE outbox SET sent_at = $1, attempts = attempts + 1, next_attempt_at = NULL
-             WHERE project = $2 AND iid = $3 AND policy = $4 AND step = $5 AND cycle = $6 AND occurrence = $7",
-        )
-        .bind(millis(at))
-        .bind(&key.issue.project.0)
-        .bind(key.issue.iid.0 as i64)
-        .bind(&key.policy.0)
-        .bind(&key.firing.step.0)
-        .bind(i64::from(key.firing.cycle))
-        .bind(i64::from(key.firing.occurrence))
-        .execute(&self.pool)
-        .await?;
-        Ok(())
-    }
-
-    async fn outbox_failed(
-        &self,
-        key: &OutboxKey,
-        error: &str,
-        retry_at: Option<DateTime<Utc>>,
-    ) -> Result<(), StoreError> {
-        sqlx::query(
-            "UPDATE outbox SET attempts = attempts + 1, last_error = $1, next_attempt_at = $2
-             WHERE project = $3 AND iid = $4 AND policy = $5 AND step = $6 AND cycle = $7 AND occurrence = $8",
-        )
-        .bind(error)
-        .bind(retry_at.map(millis))
-        .bind(&key.issue.project.0)
-        .bind(key.issue.iid.0 as i64)
-        .bind(&key.policy.0)
-        .bind(&key.firing.step.0)
-        .bind(i64::from(key.firing.cycle))
-        .bind(i64::from(key.firing.occurrence))
-        .execute(&self.pool)
-        .await?;
+    async fn record_outbox(&self, outcomes: &[OutboxOutcome]) -> Result<(), StoreError> {
+        let mut tx = self.writer.begin().await?;
+        for outcome in outcomes {
+            let (sent_at, error, retry_at) = match &outcome.result {
+                SendResult::Sent { at } => (Some(millis(*at)), None, None),
+                SendResult::Retry { error, retry_at } => {
+                    (None, Some(error.as_str()), Some(millis(*retry_at)))
+                }
+                SendResult::Failed { error } => (None, Some(error.as_str()), None),
+            };
+            let key = &outcome.key;
+            sqlx::query(
+                "UPDATE outbox SET sent_at = $1, last_error = COALESCE($2, last_error), next_attempt_at = $3,
+                    attempts = attempts + 1
+                 WHERE project = $4 AND iid = $5 AND policy = $6 AND step = $7 AND cycle = $8 AND occurrence = $9",
+            )
+            .bind(sent_at)
+            .bind(error)
+            .bind(retry_at)
+            .bind(&key.issue.project.0)
+            .bind(key.issue.iid.0 as i64)
+            .bind(&key.policy.0)
+            .bind(&key.firing.step.0)
+            .bind(i64::from(key.firing.cycle))
+            .bind(i64::from(key.firing.occurrence))
+            .execute(&mut *tx)
+            .await?;
+        }
+        tx.commit().await?;
         Ok(())
     }
 
     async fn stats(&self, now: DateTime<Utc>) -> Result<StoreStats, StoreError> {
         let clocks =
             sqlx::query("SELECT policy, status, COUNT(*) AS n FROM clocks GROUP BY policy, status")
-                .fetch_all(&self.pool)
+                .fetch_all(&self.readers)
                 .await?
                 .iter()
                 .map(|row| {
@@ -519,16 +476,16 @@ impl Store for SqlStore {
                 COALESCE(SUM(CASE WHEN sent_at IS NULL AND next_attempt_at IS NULL THEN 1 ELSE 0 END), 0) AS failed
              FROM outbox",
         )
-        .fetch_one(&self.pool)
+        .fetch_one(&self.readers)
         .await?;
         let deliveries = sqlx::query("SELECT COUNT(*) FROM deliveries WHERE processed_at IS NULL")
-            .fetch_one(&self.pool)
+            .fetch_one(&self.readers)
             .await?;
         let due = sqlx::query(
             "SELECT MIN(next_wake) FROM clocks WHERE next_wake IS NOT NULL AND next_wake <= $1",
         )
         .bind(millis(now))
-        .fetch_one(&self.pool)
+        .fetch_one(&self.readers)
         .await?;
         Ok(StoreStats {
             clocks,
@@ -538,4 +495,258 @@ impl Store for SqlStore {
             oldest_due_wake: due.try_get::<Option<i64>, _>(0)?.map(instant),
         })
     }
+}
+
+/// `($1, $2), ($3, $4)`: placeholders for `rows` rows of `columns` values.
+fn placeholders(rows: usize, columns: usize) -> String {
+    let mut text = String::with_capacity(rows * columns * 5);
+    for row in 0..rows {
+        if row > 0 {
+            text.push_str(", ");
+        }
+        text.push('(');
+        for column in 0..columns {
+            if column > 0 {
+                text.push_str(", ");
+            }
+            text.push_str(&format!("${}", row * columns + column + 1));
+        }
+        text.push(')');
+    }
+    text
+}
+
+/// A statement whose only dynamic part is its list of `$n` placeholders
+/// (from [`placeholders`]): no value is ever formatted into SQL.
+fn multi_row<'q>(sql: String) -> sqlx::query::Query<'q, Any, sqlx::any::AnyArguments> {
+    sqlx::query(sqlx::AssertSqlSafe(sql))
+}
+
+/// An issue's primary key columns.
+fn issue_key(commit: &IssueCommit) -> (&str, i64) {
+    let reference = &commit.facts.reference;
+    (reference.project.0.as_str(), reference.iid.0 as i64)
+}
+
+/// Rows per statement: far below SQLite's and PostgreSQL's limits on bound
+/// values even for the widest table.
+const ROWS_PER_STATEMENT: usize = 200;
+
+/// A firing's identity in the ledger and the outbox.
+type FiringKey = (String, i64, String, String, i64, i64);
+
+/// Writes evaluations inside `tx` with a few multi-row statements (one
+/// round trip each, whatever the number of issues); returns how many fired
+/// steps were new. Each issue appears at most once in `commits`.
+async fn write_commits(
+    tx: &mut Transaction<'_, Any>,
+    commits: &[IssueCommit],
+) -> Result<usize, StoreError> {
+    debug_assert!(
+        {
+            let mut issues: Vec<_> = commits.iter().map(|c| &c.facts.reference).collect();
+            issues.sort();
+            issues.windows(2).all(|w| w[0] != w[1])
+        },
+        "one commit per issue and pass"
+    );
+    let facts = commits
+        .iter()
+        .map(|c| serde_json::to_string(&c.facts))
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(corrupt("issue facts"))?;
+
+    for chunk in commits
+        .iter()
+        .zip(&facts)
+        .collect::<Vec<_>>()
+        .chunks(ROWS_PER_STATEMENT)
+    {
+        let sql = format!(
+            "INSERT INTO issues (project, iid, facts, title, url, updated_at) VALUES {}
+             ON CONFLICT (project, iid) DO UPDATE SET
+                facts = excluded.facts, title = excluded.title, url = excluded.url, updated_at = excluded.updated_at
+             WHERE excluded.updated_at >= issues.updated_at",
+            placeholders(chunk.len(), 6)
+        );
+        let mut query = multi_row(sql);
+        for (commit, facts) in chunk {
+            let (project, iid) = issue_key(commit);
+            query = query
+                .bind(project)
+                .bind(iid)
+                .bind(facts.as_str())
+                .bind(commit.title.as_str())
+                .bind(commit.url.as_str())
+                .bind(millis(commit.updated_at));
+        }
+        query.execute(&mut **tx).await?;
+    }
+
+    let events: Vec<_> = commits
+        .iter()
+        .flat_map(|c| c.new_events.iter().map(move |e| (issue_key(c), e)))
+        .collect();
+    for chunk in events.chunks(ROWS_PER_STATEMENT) {
+        let sql = format!(
+            "INSERT INTO issue_events (project, iid, at, kind, label) VALUES {} ON CONFLICT DO NOTHING",
+            placeholders(chunk.len(), 5)
+        );
+        let mut query = multi_row(sql);
+        for ((project, iid), event) in chunk {
+            let (kind, label) = event_columns(&event.event);
+            query = query
+                .bind(*project)
+                .bind(*iid)
+                .bind(millis(event.at))
+                .bind(kind)
+                .bind(label);
+        }
+        query.execute(&mut **tx).await?;
+    }
+
+    let (untracked, tracked): (Vec<_>, Vec<_>) = commits
+        .iter()
+        .flat_map(|c| {
+            c.clocks
+                .iter()
+                .map(move |clock| (issue_key(c), c.now, clock))
+        })
+        .partition(|(_, _, clock)| clock.status == "not_matching");
+    for chunk in tracked.chunks(ROWS_PER_STATEMENT) {
+        let sql = format!(
+            "INSERT INTO clocks (project, iid, policy, status, next_wake, updated_at) VALUES {}
+             ON CONFLICT (project, iid, policy) DO UPDATE SET
+                status = excluded.status, next_wake = excluded.next_wake, updated_at = excluded.updated_at",
+            placeholders(chunk.len(), 6)
+        );
+        let mut query = multi_row(sql);
+        for ((project, iid), now, clock) in chunk {
+            query = query
+                .bind(*project)
+                .bind(*iid)
+                .bind(clock.policy.0.as_str())
+                .bind(clock.status)
+                .bind(clock.next_wake.map(millis))
+                .bind(millis(*now));
+        }
+        query.execute(&mut **tx).await?;
+    }
+    // Only clocks that ever ran are tracked: a policy that no longer matches
+    // (or never did) has no row.
+    for chunk in untracked.chunks(ROWS_PER_STATEMENT) {
+        let sql = format!(
+            "DELETE FROM clocks WHERE (project, iid, policy) IN (VALUES {})",
+            placeholders(chunk.len(), 3)
+        );
+        let mut query = multi_row(sql);
+        for ((project, iid), _, clock) in chunk {
+            query = query
+                .bind(*project)
+                .bind(*iid)
+                .bind(clock.policy.0.as_str());
+        }
+        query.execute(&mut **tx).await?;
+    }
+
+    let fired: Vec<_> = commits
+        .iter()
+        .flat_map(|c| {
+            c.fired
+                .iter()
+                .enumerate()
+                .map(move |(position, f)| (issue_key(c), c.now, position, f))
+        })
+        .collect();
+    let mut new_firings: std::collections::HashSet<FiringKey> = std::collections::HashSet::new();
+    for chunk in fired.chunks(ROWS_PER_STATEMENT) {
+        let sql = format!(
+            "INSERT INTO ledger (project, iid, policy, step, cycle, occurrence, fired_at) VALUES {}
+             ON CONFLICT DO NOTHING RETURNING project, iid, policy, step, cycle, occurrence",
+            placeholders(chunk.len(), 7)
+        );
+        let mut query = multi_row(sql);
+        for ((project, iid), now, _, fired) in chunk {
+            let firing = &fired.notice.firing;
+            query = query
+                .bind(*project)
+                .bind(*iid)
+                .bind(fired.policy.0.as_str())
+                .bind(firing.step.0.as_str())
+                .bind(i64::from(firing.cycle))
+                .bind(i64::from(firing.occurrence))
+                .bind(millis(*now));
+        }
+        for row in query.fetch_all(&mut **tx).await? {
+            new_firings.insert((
+                row.try_get("project")?,
+                row.try_get("iid")?,
+                row.try_get("policy")?,
+                row.try_get("step")?,
+                row.try_get("cycle")?,
+                row.try_get("occurrence")?,
+            ));
+        }
+    }
+    // A firing another evaluation already recorded has its notice in the outbox.
+    let notices = fired
+        .iter()
+        .filter(|((project, iid), _, _, fired)| {
+            let firing = &fired.notice.firing;
+            new_firings.contains(&(
+                (*project).to_owned(),
+                *iid,
+                fired.policy.0.clone(),
+                firing.step.0.clone(),
+                i64::from(firing.cycle),
+                i64::from(firing.occurrence),
+            ))
+        })
+        .map(|(key, now, position, fired)| {
+            serde_json::to_string(&fired.notice)
+                .map(|notice| (*key, *now, *position, *fired, notice))
+                .map_err(corrupt("notice"))
+        })
+        .collect::<Result<Vec<_>, _>>()?;
+    for chunk in notices.chunks(ROWS_PER_STATEMENT) {
+        let sql = format!(
+            "INSERT INTO outbox (project, iid, policy, step, cycle, occurrence, created_at, position, notice, next_attempt_at)
+             VALUES {} ON CONFLICT DO NOTHING",
+            placeholders(chunk.len(), 10)
+        );
+        let mut query = multi_row(sql);
+        for ((project, iid), now, position, fired, notice) in chunk {
+            let firing = &fired.notice.firing;
+            query = query
+                .bind(*project)
+                .bind(*iid)
+                .bind(fired.policy.0.as_str())
+                .bind(firing.step.0.as_str())
+                .bind(i64::from(firing.cycle))
+                .bind(i64::from(firing.occurrence))
+                .bind(millis(*now))
+                .bind(*position as i64)
+                .bind(notice.as_str())
+                .bind(millis(*now));
+        }
+        query.execute(&mut **tx).await?;
+    }
+
+    let processed: Vec<_> = commits
+        .iter()
+        .flat_map(|c| c.delivery_keys.iter().map(move |k| (c.now, k.as_str())))
+        .collect();
+    for chunk in processed.chunks(ROWS_PER_STATEMENT) {
+        let keys: Vec<String> = (0..chunk.len()).map(|i| format!("${}", i + 2)).collect();
+        let sql = format!(
+            "UPDATE deliveries SET processed_at = $1 WHERE key IN ({})",
+            keys.join(", ")
+        );
+        let mut query = multi_row(sql).bind(millis(chunk[0].0));
+        for (_, key) in chunk {
+            query = query.bind(*key);
+        }
+        query.execute(&mut **tx).await?;
+    }
+    Ok(notices.len())
 }
