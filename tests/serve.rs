@@ -46,6 +46,39 @@ impl Recorder {
     }
 }
 
+/// Fails each notice's first `temporary_failures` attempts with a
+/// temporary error asking for a retry after 50 ms (as a 429 with
+/// `Retry-After` would), and every `breach` notice for good; records what
+/// finally went out.
+#[derive(Clone)]
+struct Flaky {
+    recorder: Recorder,
+    temporary_failures: u32,
+    attempts: Arc<Mutex<std::collections::HashMap<String, u32>>>,
+}
+
+impl Notifier for Flaky {
+    async fn send(&self, notice: &Notice) -> Result<(), NotifyError> {
+        let key = format!("{}/{}", notice.issue, notice.firing.step);
+        let attempt = {
+            let mut attempts = self.attempts.lock().unwrap();
+            let count = attempts.entry(key).or_default();
+            *count += 1;
+            *count
+        };
+        if attempt <= self.temporary_failures {
+            return Err(NotifyError::Temporary {
+                message: format!("HTTP 503 (attempt {attempt})"),
+                retry_after: Some(Duration::from_millis(50)),
+            });
+        }
+        if notice.step_kind == "breach" {
+            return Err(NotifyError::Permanent("channel_not_found".into()));
+        }
+        self.recorder.send(notice).await
+    }
+}
+
 struct App {
     address: String,
     notices: Recorder,
@@ -64,6 +97,16 @@ async fn spawn_app(database: &Path) -> App {
 }
 
 async fn spawn_app_with_limit(database: &Path, max_body_bytes: usize) -> App {
+    let notices = Recorder::default();
+    spawn(database, max_body_bytes, notices.clone(), notices).await
+}
+
+async fn spawn<N: Notifier>(
+    database: &Path,
+    max_body_bytes: usize,
+    notifier: N,
+    notices: Recorder,
+) -> App {
     let policies =
         labelwarden::policy::load(&fixtures().join("policies-fast")).expect("test policies load");
     let store = SqlStore::connect(&format!("sqlite://{}", database.display()))
@@ -71,7 +114,6 @@ async fn spawn_app_with_limit(database: &Path, max_body_bytes: usize) -> App {
         .expect("store opens");
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let address = format!("http://{}", listener.local_addr().unwrap());
-    let notices = Recorder::default();
     let shutdown = CancellationToken::new();
     let config = ServerConfig {
         secrets: vec![SecretString::from(SECRET.to_owned())],
@@ -82,7 +124,7 @@ async fn spawn_app_with_limit(database: &Path, max_body_bytes: usize) -> App {
         listener,
         config,
         context,
-        Arc::new(notices.clone()),
+        Arc::new(notifier),
         shutdown.clone(),
     ));
     App {
@@ -456,5 +498,71 @@ async fn bad_input_gets_a_clear_4xx_and_the_server_keeps_serving() {
         .await
         .unwrap();
     assert_eq!(ready.status(), 200);
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn failed_sends_are_retried_until_delivered_once_in_order_and_hopeless_ones_stay_visible() {
+    let dir = tempfile::tempdir().unwrap();
+    let notices = Recorder::default();
+    let flaky = Flaky {
+        recorder: notices.clone(),
+        temporary_failures: 2,
+        attempts: Arc::default(),
+    };
+    let app = spawn(
+        &dir.path().join("db.sqlite"),
+        1024 * 1024,
+        flaky.clone(),
+        notices.clone(),
+    )
+    .await;
+    let labelled = Utc::now();
+    app.deliver(
+        "uuid-7a",
+        &issue_event(7, labelled, labelled, &[], &[HIGHEST], false),
+    )
+    .await;
+    tokio::time::sleep(Duration::from_millis(2_300)).await;
+    app.deliver(
+        "uuid-7b",
+        &issue_event(7, labelled, Utc::now(), &[HIGHEST], &[HIGHEST], true),
+    )
+    .await;
+    tokio::time::sleep(Duration::from_millis(1_000)).await;
+
+    // start, warning and resolution each failed twice, then went out once, in
+    // order; the breach failed for good and did not hold the thread back.
+    assert_eq!(
+        notices.steps(),
+        vec!["start", "before_deadline:1s", "resolved"]
+    );
+    let attempts = flaky.attempts.lock().unwrap().clone();
+    assert_eq!(attempts["acme/backend#7/start"], 3);
+    assert_eq!(
+        attempts["acme/backend#7/breach"], 3,
+        "given up after the permanent error"
+    );
+
+    let metrics = app
+        .http
+        .get(format!("{}/metrics", app.address))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(metrics.contains("labelwarden_outbox_failed 1"), "{metrics}");
+    assert!(
+        metrics.contains("labelwarden_outbox_pending 0"),
+        "{metrics}"
+    );
+    assert!(
+        metrics.contains(
+            "labelwarden_actions_failed_total{policy=\"fast-critical\",kind=\"permanent\"}"
+        ),
+        "{metrics}"
+    );
     app.stop().await;
 }

@@ -16,6 +16,16 @@ use crate::engine::Firing;
 use crate::issue::{Event, IssueFacts, IssueIid, IssueRef, ProjectPath, TimedEvent};
 use crate::policy::{PolicyName, StepId};
 
+/// An outbox row that is due to be tried: unsent, not given up on, and
+/// with no unsent, not-given-up notice before it in its thread (issue and
+/// policy). Only these are handed out, and only their times wake the worker.
+const HEAD_OF_THREAD: &str = "o.sent_at IS NULL AND o.next_attempt_at IS NOT NULL
+    AND NOT EXISTS (
+        SELECT 1 FROM outbox e
+        WHERE e.project = o.project AND e.iid = o.iid AND e.policy = o.policy
+          AND e.sent_at IS NULL AND e.next_attempt_at IS NOT NULL
+          AND (e.created_at < o.created_at OR (e.created_at = o.created_at AND e.position < o.position)))";
+
 /// Reads share a small pool; every write goes through one connection, so
 /// writers queue here in order instead of meeting SQLite's busy handler,
 /// which sleeps for up to 100 ms between tries. Deliveries are written by a
@@ -391,14 +401,11 @@ impl Store for SqlStore {
         let rows = sqlx::query(
             // An unsent earlier notice of the same issue and policy holds the
             // later ones back: a thread is told in order.
-            "SELECT project, iid, policy, step, cycle, occurrence, notice, attempts, created_at FROM outbox o
-             WHERE sent_at IS NULL AND next_attempt_at IS NOT NULL AND next_attempt_at <= $1
-               AND NOT EXISTS (
-                 SELECT 1 FROM outbox e
-                 WHERE e.project = o.project AND e.iid = o.iid AND e.policy = o.policy
-                   AND e.sent_at IS NULL AND e.next_attempt_at IS NOT NULL
-                   AND (e.created_at < o.created_at OR (e.created_at = o.created_at AND e.position < o.position)))
-             ORDER BY created_at, position LIMIT $2",
+            sqlx::AssertSqlSafe(format!(
+                "SELECT project, iid, policy, step, cycle, occurrence, notice, attempts, created_at FROM outbox o
+                 WHERE next_attempt_at <= $1 AND {HEAD_OF_THREAD}
+                 ORDER BY created_at, position LIMIT $2"
+            )),
         )
         .bind(millis(now))
         .bind(i64::from(limit))
@@ -418,9 +425,11 @@ impl Store for SqlStore {
     }
 
     async fn next_outbox_attempt(&self) -> Result<Option<DateTime<Utc>>, StoreError> {
-        let row = sqlx::query("SELECT MIN(next_attempt_at) FROM outbox WHERE sent_at IS NULL")
-            .fetch_one(&self.readers)
-            .await?;
+        let row = sqlx::query(sqlx::AssertSqlSafe(format!(
+            "SELECT MIN(next_attempt_at) FROM outbox o WHERE {HEAD_OF_THREAD}"
+        )))
+        .fetch_one(&self.readers)
+        .await?;
         Ok(row.try_get::<Option<i64>, _>(0)?.map(instant))
     }
 

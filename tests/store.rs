@@ -1,0 +1,387 @@
+//! The `Store` contract, written once against the trait so that every
+//! backend runs the same checks. SQLite runs here on a real file.
+
+use std::future::Future;
+
+use chrono::{DateTime, TimeDelta, TimeZone, Utc};
+use labelwarden::engine::Firing;
+use labelwarden::issue::{
+    Event, IssueFacts, IssueIid, IssueRef, IssueState, ProjectPath, TimedEvent,
+};
+use labelwarden::notify::Notice;
+use labelwarden::policy::{PolicyName, StepId};
+use labelwarden::store::sql::SqlStore;
+use labelwarden::store::{
+    ClockState, Delivery, Fired, IssueCommit, OutboxKey, OutboxOutcome, Recorded, SendResult, Store,
+};
+
+fn at(minute: i64) -> DateTime<Utc> {
+    Utc.with_ymd_and_hms(2026, 11, 2, 9, 0, 0).unwrap() + TimeDelta::minutes(minute)
+}
+
+fn issue(iid: u64) -> IssueRef {
+    IssueRef {
+        project: ProjectPath("acme/backend".into()),
+        iid: IssueIid(iid),
+    }
+}
+
+fn facts(iid: u64, labels: &[&str]) -> IssueFacts {
+    IssueFacts {
+        reference: issue(iid),
+        created_at: at(0),
+        state: IssueState::Opened,
+        closed_at: None,
+        labels: labels.iter().map(|l| l.to_string()).collect(),
+        confidential: false,
+        issue_type: "issue".into(),
+        assignees: vec!["jdoe".into()],
+    }
+}
+
+fn firing(step: &str, occurrence: u32) -> Firing {
+    Firing {
+        step: StepId(step.into()),
+        cycle: 1,
+        occurrence,
+    }
+}
+
+fn notice(iid: u64, step: &str) -> Notice {
+    Notice {
+        issue: issue(iid),
+        title: format!("Issue {iid}"),
+        url: format!("https://gitlab.example.com/acme/backend/-/issues/{iid}"),
+        confidential: false,
+        labels: vec!["priority::highest".into()],
+        assignees: vec!["jdoe".into()],
+        policy: PolicyName("critical".into()),
+        firing: firing(step, 0),
+        step_kind: step.into(),
+        due_at: at(1),
+        decided_at: at(1),
+        late_by_ms: None,
+        status: "running, 1d left".into(),
+        deadline: Some(at(60 * 24)),
+        slack: None,
+        gitlab: None,
+    }
+}
+
+fn commit(
+    iid: u64,
+    now: DateTime<Utc>,
+    steps: &[&str],
+    next_wake: Option<DateTime<Utc>>,
+) -> IssueCommit {
+    IssueCommit {
+        facts: facts(iid, &["priority::highest"]),
+        title: format!("Issue {iid}"),
+        url: String::new(),
+        updated_at: now,
+        new_events: vec![TimedEvent {
+            at: at(1),
+            event: Event::LabelAdded("priority::highest".into()),
+        }],
+        clocks: vec![
+            ClockState {
+                policy: PolicyName("critical".into()),
+                status: "running",
+                next_wake,
+            },
+            ClockState {
+                policy: PolicyName("outage".into()),
+                status: "not_matching",
+                next_wake: None,
+            },
+        ],
+        fired: steps
+            .iter()
+            .map(|step| Fired {
+                policy: PolicyName("critical".into()),
+                notice: notice(iid, step),
+            })
+            .collect(),
+        delivery_keys: vec![],
+        now,
+    }
+}
+
+fn delivery(key: &str, minute: i64) -> Delivery {
+    Delivery {
+        key: key.into(),
+        kind: "Issue Hook".into(),
+        received_at: at(minute),
+        payload: format!("{{\"key\":\"{key}\"}}"),
+    }
+}
+
+/// Runs `check` against a fresh SQLite store in a temporary file.
+async fn with_sqlite<F, Fut>(check: F)
+where
+    F: FnOnce(SqlStore) -> Fut,
+    Fut: Future<Output = ()>,
+{
+    let dir = tempfile::tempdir().unwrap();
+    let store = SqlStore::connect(&format!(
+        "sqlite://{}",
+        dir.path().join("store.db").display()
+    ))
+    .await
+    .unwrap();
+    check(store).await;
+}
+
+async fn deliveries_are_kept_once_and_handed_out_in_order(store: impl Store) {
+    assert_eq!(
+        store.record_delivery(&delivery("b", 2)).await.unwrap(),
+        Recorded::New
+    );
+    assert_eq!(
+        store.record_delivery(&delivery("a", 1)).await.unwrap(),
+        Recorded::New
+    );
+    assert_eq!(
+        store.record_delivery(&delivery("a", 3)).await.unwrap(),
+        Recorded::Duplicate
+    );
+    let pending: Vec<String> = store
+        .pending_deliveries(10)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|d| d.key)
+        .collect();
+    assert_eq!(pending, vec!["a", "b"]);
+
+    let mut processed = commit(1, at(5), &[], None);
+    processed.delivery_keys = vec!["a".into()];
+    store.commit(&[processed]).await.unwrap();
+    store
+        .reject_delivery("b", "unreadable", at(5))
+        .await
+        .unwrap();
+    assert!(store.pending_deliveries(10).await.unwrap().is_empty());
+    assert_eq!(
+        store.record_delivery(&delivery("a", 9)).await.unwrap(),
+        Recorded::Duplicate,
+        "dedup outlives processing"
+    );
+}
+
+async fn a_commit_keeps_facts_timeline_clocks_ledger_and_outbox(store: impl Store) {
+    store
+        .commit(&[commit(7, at(2), &["start"], Some(at(60)))])
+        .await
+        .unwrap();
+    let record = store
+        .load_issue(&issue(7))
+        .await
+        .unwrap()
+        .expect("issue stored");
+    assert_eq!(record.facts, facts(7, &["priority::highest"]));
+    assert_eq!(record.events.len(), 1);
+    assert_eq!(
+        store.load_ledger(&issue(7)).await.unwrap(),
+        vec![(PolicyName("critical".into()), firing("start", 0))]
+    );
+    assert_eq!(store.earliest_wake().await.unwrap(), Some(at(60)));
+    let stats = store.stats(at(2)).await.unwrap();
+    assert_eq!(
+        stats.clocks,
+        vec![("critical".to_owned(), "running".to_owned(), 1)],
+        "not_matching clocks are not kept"
+    );
+    assert_eq!(stats.outbox_pending, 1);
+    let outbox = store.pending_outbox(at(2), 10).await.unwrap();
+    assert_eq!(outbox.len(), 1);
+    assert_eq!(outbox[0].notice, notice(7, "start"));
+    assert!(store.load_issue(&issue(8)).await.unwrap().is_none());
+}
+
+async fn a_step_recorded_twice_is_sent_once(store: impl Store) {
+    let first = store
+        .commit(&[commit(3, at(2), &["start"], None)])
+        .await
+        .unwrap();
+    let second = store
+        .commit(&[commit(3, at(3), &["start", "breach"], None)])
+        .await
+        .unwrap();
+    assert_eq!((first.newly_fired, second.newly_fired), (1, 1));
+    assert_eq!(store.stats(at(3)).await.unwrap().outbox_pending, 2);
+    let steps: Vec<String> = store
+        .pending_outbox(at(3), 10)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|e| e.key.firing.step.0)
+        .collect();
+    assert_eq!(
+        steps,
+        vec!["start"],
+        "the breach waits until the start is sent"
+    );
+    // Events already known are not duplicated either.
+    assert_eq!(
+        store
+            .load_issue(&issue(3))
+            .await
+            .unwrap()
+            .unwrap()
+            .events
+            .len(),
+        1
+    );
+}
+
+async fn older_facts_never_replace_newer_ones(store: impl Store) {
+    store.commit(&[commit(4, at(10), &[], None)]).await.unwrap();
+    let mut stale = commit(4, at(5), &[], None);
+    stale.facts.labels = vec![];
+    store.commit(&[stale]).await.unwrap();
+    let record = store.load_issue(&issue(4)).await.unwrap().unwrap();
+    assert_eq!(record.facts.labels, vec!["priority::highest".to_owned()]);
+    assert_eq!(record.updated_at, at(10));
+}
+
+async fn due_issues_come_by_wake_up_time(store: impl Store) {
+    store
+        .commit(&[
+            commit(1, at(0), &[], Some(at(30))),
+            commit(2, at(0), &[], Some(at(10))),
+            commit(3, at(0), &[], None),
+        ])
+        .await
+        .unwrap();
+    assert_eq!(store.due_issues(at(5), 10).await.unwrap(), vec![]);
+    assert_eq!(store.due_issues(at(20), 10).await.unwrap(), vec![issue(2)]);
+    assert_eq!(
+        store.due_issues(at(40), 10).await.unwrap(),
+        vec![issue(2), issue(1)]
+    );
+    assert_eq!(
+        store.stats(at(40)).await.unwrap().oldest_due_wake,
+        Some(at(10))
+    );
+}
+
+async fn a_failing_notice_holds_back_its_thread_until_it_is_sent(store: impl Store) {
+    store
+        .commit(&[commit(5, at(1), &["start", "breach"], None)])
+        .await
+        .unwrap();
+    store
+        .commit(&[commit(6, at(1), &["start"], None)])
+        .await
+        .unwrap();
+    let first = store.pending_outbox(at(1), 10).await.unwrap();
+    let keys: Vec<OutboxKey> = first.iter().map(|e| e.key.clone()).collect();
+    assert_eq!(keys.len(), 2, "the breach of #5 waits behind its start");
+
+    store
+        .record_outbox(&[
+            OutboxOutcome {
+                key: keys[0].clone(),
+                result: SendResult::Retry {
+                    error: "503".into(),
+                    retry_at: at(10),
+                },
+            },
+            OutboxOutcome {
+                key: keys[1].clone(),
+                result: SendResult::Sent { at: at(1) },
+            },
+        ])
+        .await
+        .unwrap();
+    assert!(
+        store.pending_outbox(at(5), 10).await.unwrap().is_empty(),
+        "nothing overtakes the retry"
+    );
+    assert_eq!(store.next_outbox_attempt().await.unwrap(), Some(at(10)));
+
+    let retried = store.pending_outbox(at(10), 10).await.unwrap();
+    assert_eq!(retried.len(), 1);
+    assert_eq!(
+        (retried[0].key.firing.step.0.as_str(), retried[0].attempts),
+        ("start", 1)
+    );
+    store
+        .record_outbox(&[OutboxOutcome {
+            key: retried[0].key.clone(),
+            result: SendResult::Sent { at: at(10) },
+        }])
+        .await
+        .unwrap();
+    let next = store.pending_outbox(at(10), 10).await.unwrap();
+    assert_eq!(next.len(), 1);
+    assert_eq!(next[0].key.firing.step.0, "breach");
+    store
+        .record_outbox(&[OutboxOutcome {
+            key: next[0].key.clone(),
+            result: SendResult::Failed {
+                error: "channel_not_found".into(),
+            },
+        }])
+        .await
+        .unwrap();
+    let stats = store.stats(at(10)).await.unwrap();
+    assert_eq!(
+        (stats.outbox_pending, stats.outbox_failed),
+        (0, 1),
+        "a hopeless notice stays visible"
+    );
+}
+
+async fn data_survives_reopening(dir: &std::path::Path) {
+    let url = format!("sqlite://{}", dir.join("reopen.db").display());
+    {
+        let store = SqlStore::connect(&url).await.unwrap();
+        store
+            .commit(&[commit(9, at(1), &["start"], Some(at(60)))])
+            .await
+            .unwrap();
+        store.record_delivery(&delivery("kept", 1)).await.unwrap();
+    }
+    let store = SqlStore::connect(&url).await.unwrap();
+    assert!(store.load_issue(&issue(9)).await.unwrap().is_some());
+    assert_eq!(store.earliest_wake().await.unwrap(), Some(at(60)));
+    assert_eq!(store.pending_deliveries(10).await.unwrap().len(), 1);
+}
+
+#[tokio::test]
+async fn sqlite_keeps_deliveries_once_and_in_order() {
+    with_sqlite(deliveries_are_kept_once_and_handed_out_in_order).await;
+}
+
+#[tokio::test]
+async fn sqlite_commits_everything_an_evaluation_changes() {
+    with_sqlite(a_commit_keeps_facts_timeline_clocks_ledger_and_outbox).await;
+}
+
+#[tokio::test]
+async fn sqlite_sends_a_step_recorded_twice_once() {
+    with_sqlite(a_step_recorded_twice_is_sent_once).await;
+}
+
+#[tokio::test]
+async fn sqlite_never_rolls_facts_back() {
+    with_sqlite(older_facts_never_replace_newer_ones).await;
+}
+
+#[tokio::test]
+async fn sqlite_hands_out_due_issues_by_wake_up() {
+    with_sqlite(due_issues_come_by_wake_up_time).await;
+}
+
+#[tokio::test]
+async fn sqlite_outbox_keeps_each_thread_in_order() {
+    with_sqlite(a_failing_notice_holds_back_its_thread_until_it_is_sent).await;
+}
+
+#[tokio::test]
+async fn sqlite_data_survives_reopening_the_file() {
+    let dir = tempfile::tempdir().unwrap();
+    data_survives_reopening(dir.path()).await;
+}
