@@ -12,7 +12,8 @@ use labelwarden::notify::Notice;
 use labelwarden::policy::{PolicyName, StepId};
 use labelwarden::store::sql::SqlStore;
 use labelwarden::store::{
-    ClockState, Delivery, Fired, IssueCommit, OutboxKey, OutboxOutcome, Recorded, SendResult, Store,
+    ClockState, Delivery, Fired, Handled, IssueCommit, OutboxKey, OutboxOutcome, Recorded,
+    SendResult, Store,
 };
 
 fn at(minute: i64) -> DateTime<Utc> {
@@ -102,13 +103,13 @@ fn commit(
                 notice: notice(iid, step),
             })
             .collect(),
-        delivery_keys: vec![],
         now,
     }
 }
 
 fn delivery(key: &str, minute: i64) -> Delivery {
     Delivery {
+        seq: 0,
         key: key.into(),
         kind: "Issue Hook".into(),
         received_at: at(minute),
@@ -145,33 +146,53 @@ async fn deliveries_are_kept_once_and_handed_out_in_order(store: impl Store) {
         store.record_delivery(&delivery("a", 3)).await.unwrap(),
         Recorded::Duplicate
     );
-    let pending: Vec<String> = store
+    let pending = store.pending_deliveries(10).await.unwrap();
+    let keys: Vec<&str> = pending.iter().map(|d| d.key.as_str()).collect();
+    assert_eq!(keys, vec!["b", "a"], "in order of arrival");
+    assert!(pending[0].seq < pending[1].seq);
+    assert_eq!(store.stats(at(5)).await.unwrap().deliveries_pending, 2);
+
+    // A pass handles a prefix: "b" applied; "a" stays pending.
+    let first = Handled {
+        key: "b".into(),
+        seq: pending[0].seq,
+        rejected: None,
+    };
+    store
+        .commit(&[commit(1, at(5), &[], None)], &[first])
+        .await
+        .unwrap();
+    let left: Vec<String> = store
         .pending_deliveries(10)
         .await
         .unwrap()
         .into_iter()
         .map(|d| d.key)
         .collect();
-    assert_eq!(pending, vec!["a", "b"]);
+    assert_eq!(left, vec!["a"]);
 
-    let mut processed = commit(1, at(5), &[], None);
-    processed.delivery_keys = vec!["a".into()];
-    store.commit(&[processed]).await.unwrap();
-    store
-        .reject_delivery("b", "unreadable", at(5))
-        .await
-        .unwrap();
+    // An unreadable one is set aside with its reason, and not handed out again.
+    let second = Handled {
+        key: "a".into(),
+        seq: pending[1].seq,
+        rejected: Some("unreadable".into()),
+    };
+    store.commit(&[], &[second]).await.unwrap();
     assert!(store.pending_deliveries(10).await.unwrap().is_empty());
+    assert_eq!(store.stats(at(5)).await.unwrap().deliveries_pending, 0);
     assert_eq!(
         store.record_delivery(&delivery("a", 9)).await.unwrap(),
         Recorded::Duplicate,
         "dedup outlives processing"
     );
+    let later = store.record_delivery(&delivery("c", 10)).await.unwrap();
+    assert_eq!(later, Recorded::New);
+    assert_eq!(store.pending_deliveries(10).await.unwrap()[0].key, "c");
 }
 
 async fn a_commit_keeps_facts_timeline_clocks_ledger_and_outbox(store: impl Store) {
     store
-        .commit(&[commit(7, at(2), &["start"], Some(at(60)))])
+        .commit(&[commit(7, at(2), &["start"], Some(at(60)))], &[])
         .await
         .unwrap();
     let record = store
@@ -201,11 +222,11 @@ async fn a_commit_keeps_facts_timeline_clocks_ledger_and_outbox(store: impl Stor
 
 async fn a_step_recorded_twice_is_sent_once(store: impl Store) {
     let first = store
-        .commit(&[commit(3, at(2), &["start"], None)])
+        .commit(&[commit(3, at(2), &["start"], None)], &[])
         .await
         .unwrap();
     let second = store
-        .commit(&[commit(3, at(3), &["start", "breach"], None)])
+        .commit(&[commit(3, at(3), &["start", "breach"], None)], &[])
         .await
         .unwrap();
     assert_eq!((first.newly_fired, second.newly_fired), (1, 1));
@@ -236,10 +257,13 @@ async fn a_step_recorded_twice_is_sent_once(store: impl Store) {
 }
 
 async fn older_facts_never_replace_newer_ones(store: impl Store) {
-    store.commit(&[commit(4, at(10), &[], None)]).await.unwrap();
+    store
+        .commit(&[commit(4, at(10), &[], None)], &[])
+        .await
+        .unwrap();
     let mut stale = commit(4, at(5), &[], None);
     stale.facts.labels = vec![];
-    store.commit(&[stale]).await.unwrap();
+    store.commit(&[stale], &[]).await.unwrap();
     let record = store.load_issue(&issue(4)).await.unwrap().unwrap();
     assert_eq!(record.facts.labels, vec!["priority::highest".to_owned()]);
     assert_eq!(record.updated_at, at(10));
@@ -247,11 +271,14 @@ async fn older_facts_never_replace_newer_ones(store: impl Store) {
 
 async fn due_issues_come_by_wake_up_time(store: impl Store) {
     store
-        .commit(&[
-            commit(1, at(0), &[], Some(at(30))),
-            commit(2, at(0), &[], Some(at(10))),
-            commit(3, at(0), &[], None),
-        ])
+        .commit(
+            &[
+                commit(1, at(0), &[], Some(at(30))),
+                commit(2, at(0), &[], Some(at(10))),
+                commit(3, at(0), &[], None),
+            ],
+            &[],
+        )
         .await
         .unwrap();
     assert_eq!(store.due_issues(at(5), 10).await.unwrap(), vec![]);
@@ -268,11 +295,11 @@ async fn due_issues_come_by_wake_up_time(store: impl Store) {
 
 async fn a_failing_notice_holds_back_its_thread_until_it_is_sent(store: impl Store) {
     store
-        .commit(&[commit(5, at(1), &["start", "breach"], None)])
+        .commit(&[commit(5, at(1), &["start", "breach"], None)], &[])
         .await
         .unwrap();
     store
-        .commit(&[commit(6, at(1), &["start"], None)])
+        .commit(&[commit(6, at(1), &["start"], None)], &[])
         .await
         .unwrap();
     let first = store.pending_outbox(at(1), 10).await.unwrap();
@@ -339,7 +366,7 @@ async fn data_survives_reopening(dir: &std::path::Path) {
     {
         let store = SqlStore::connect(&url).await.unwrap();
         store
-            .commit(&[commit(9, at(1), &["start"], Some(at(60)))])
+            .commit(&[commit(9, at(1), &["start"], Some(at(60)))], &[])
             .await
             .unwrap();
         store.record_delivery(&delivery("kept", 1)).await.unwrap();

@@ -39,4 +39,4 @@ run() {
 }
 run "paced (target 2000 events/s)" 24 10
 run "unpaced (ceiling)" 32 0
-echo "database: $(du -h "$work/load.db" | cut -f1), server log lines at WARN or above: $(wc -l < "$work/serve.log")"
+echo "databases: $(du -ch "$work"/load*.db | tail -1 | cut -f1), server log lines at WARN or above: $(wc -l < "$work/serve.log")"

@@ -18,7 +18,7 @@ use tracing::Instrument;
 use super::{Context, prepare};
 use crate::gitlab::webhook::IssueDelivery;
 use crate::issue::IssueRef;
-use crate::store::{IssueCommit, Store, StoreError};
+use crate::store::{Handled, IssueCommit, Store, StoreError};
 
 /// Deliveries and due issues one pass takes at most, each. A pass is one
 /// transaction on the store's single writer, and webhook acknowledgements
@@ -75,24 +75,31 @@ async fn pass<S: Store>(context: &Context<S>) -> Result<bool, StoreError> {
 
     // Each issue once, with its deliveries in the order they were received.
     let mut order: Vec<IssueRef> = Vec::new();
-    let mut by_issue: HashMap<IssueRef, Vec<(String, IssueDelivery)>> = HashMap::new();
-    let mut unreadable = Vec::new();
+    let mut by_issue: HashMap<IssueRef, Vec<IssueDelivery>> = HashMap::new();
+    let mut handled = Vec::with_capacity(deliveries.len());
     for delivery in deliveries {
-        match serde_json::from_str::<IssueDelivery>(&delivery.payload) {
+        let rejected = match serde_json::from_str::<IssueDelivery>(&delivery.payload) {
             Ok(read) => {
                 let issue = read.facts.reference.clone();
                 if !by_issue.contains_key(&issue) {
                     order.push(issue.clone());
                 }
-                by_issue
-                    .entry(issue)
-                    .or_default()
-                    .push((delivery.key, read));
+                by_issue.entry(issue).or_default().push(read);
+                None
             }
             // Written by this program, so only a change of the stored form
-            // between versions can get here: keep it, say why, move on.
-            Err(e) => unreadable.push((delivery.key, e.to_string())),
-        }
+            // between versions can get here: keep it aside, say why, move on.
+            Err(e) => {
+                tracing::error!(delivery = %delivery.key, error = %e, "stored delivery cannot be read; set aside");
+                metrics::counter!("labelwarden_deliveries_rejected_total").increment(1);
+                Some(e.to_string())
+            }
+        };
+        handled.push(Handled {
+            key: delivery.key,
+            seq: delivery.seq,
+            rejected,
+        });
     }
     for issue in due {
         if let std::collections::hash_map::Entry::Vacant(slot) = by_issue.entry(issue) {
@@ -100,12 +107,7 @@ async fn pass<S: Store>(context: &Context<S>) -> Result<bool, StoreError> {
             slot.insert(Vec::new());
         }
     }
-    for (key, error) in &unreadable {
-        tracing::error!(delivery = %key, %error, "stored delivery cannot be read; set aside");
-        metrics::counter!("labelwarden_deliveries_rejected_total").increment(1);
-        context.store.reject_delivery(key, error, now).await?;
-    }
-    if order.is_empty() {
+    if order.is_empty() && handled.is_empty() {
         return Ok(false);
     }
 
@@ -120,7 +122,7 @@ async fn pass<S: Store>(context: &Context<S>) -> Result<bool, StoreError> {
             commits.push(commit);
         }
     }
-    let outcome = context.store.commit(&commits).await?;
+    let outcome = context.store.commit(&commits, &handled).await?;
     tracing::debug!(
         issues = commits.len(),
         fired = outcome.newly_fired,

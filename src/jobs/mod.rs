@@ -57,16 +57,14 @@ impl<S: Store> Context<S> {
 pub async fn prepare<S: Store>(
     context: &Context<S>,
     issue: &IssueRef,
-    deliveries: Vec<(String, IssueDelivery)>,
+    deliveries: Vec<IssueDelivery>,
     now: DateTime<Utc>,
 ) -> Result<Option<IssueCommit>, StoreError> {
     let mut record = context.store.load_issue(issue).await?;
     let mut new_events = Vec::new();
-    let mut delivery_keys = Vec::with_capacity(deliveries.len());
-    for (key, delivery) in deliveries {
+    for delivery in deliveries {
         new_events.extend(delivery.events.iter().cloned());
         record = Some(merge(record, delivery));
-        delivery_keys.push(key);
     }
     let Some(record) = record else {
         return Ok(None);
@@ -90,7 +88,6 @@ pub async fn prepare<S: Store>(
         new_events,
         clocks,
         fired,
-        delivery_keys,
         now,
     }))
 }

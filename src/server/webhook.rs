@@ -109,6 +109,7 @@ pub async fn receive<S: Store>(
     };
     let key = delivery_key(&headers, &body);
     let record = Delivery {
+        seq: 0,
         key: key.clone(),
         kind: event.clone(),
         received_at: Utc::now(),

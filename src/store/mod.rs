@@ -37,6 +37,8 @@ pub enum StoreError {
 /// A webhook delivery as received, before it is processed.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Delivery {
+    /// Its place in the order of arrival, given by the store (0 before).
+    pub seq: i64,
     /// `X-Gitlab-Event-UUID` or `Idempotency-Key`; a hash of the body without either.
     pub key: String,
     /// `X-Gitlab-Event`, e.g. `Issue Hook`.
@@ -94,9 +96,16 @@ pub struct IssueCommit {
     pub new_events: Vec<TimedEvent>,
     pub clocks: Vec<ClockState>,
     pub fired: Vec<Fired>,
-    /// The deliveries this evaluation processed, marked done in the same transaction.
-    pub delivery_keys: Vec<String>,
     pub now: DateTime<Utc>,
+}
+
+/// A delivery a pass dealt with: applied to its issue, or set aside as
+/// unreadable (with the reason). Marked done in the pass's transaction.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Handled {
+    pub key: String,
+    pub seq: i64,
+    pub rejected: Option<String>,
 }
 
 /// What a commit changed.
@@ -174,14 +183,6 @@ pub trait Store: Send + Sync + 'static {
         limit: u32,
     ) -> impl Future<Output = Result<Vec<Delivery>, StoreError>> + Send;
 
-    /// Marks a delivery that cannot be processed, so it is not retried forever.
-    fn reject_delivery(
-        &self,
-        key: &str,
-        error: &str,
-        now: DateTime<Utc>,
-    ) -> impl Future<Output = Result<(), StoreError>> + Send;
-
     fn load_issue(
         &self,
         issue: &IssueRef,
@@ -193,11 +194,14 @@ pub trait Store: Send + Sync + 'static {
         issue: &IssueRef,
     ) -> impl Future<Output = Result<Vec<(PolicyName, Firing)>, StoreError>> + Send;
 
-    /// Writes evaluations (facts, new events, clocks, ledger and outbox),
-    /// all in one transaction.
+    /// Writes a pass: evaluations (facts, new events, clocks, ledger and
+    /// outbox) and the deliveries it dealt with, all in one transaction.
+    /// Deliveries are handed out in order and marked in order: a pass
+    /// handles a prefix of what is pending.
     fn commit(
         &self,
         commits: &[IssueCommit],
+        handled: &[Handled],
     ) -> impl Future<Output = Result<CommitOutcome, StoreError>> + Send;
 
     /// Issues with a clock whose wake-up is at or before `now`.

@@ -7,10 +7,10 @@ use sqlx::any::{AnyPoolOptions, AnyRow};
 use sqlx::{Any, AnyPool, Executor, Row, Transaction};
 use tokio::sync::{mpsc, oneshot};
 
-use super::migrations::MIGRATIONS;
+use super::migrations::{INTAKE_MIGRATIONS, MIGRATIONS, Migration};
 use super::{
-    CommitOutcome, Delivery, IssueCommit, IssueRecord, OutboxEntry, OutboxKey, OutboxOutcome,
-    Recorded, SendResult, Store, StoreError, StoreStats,
+    CommitOutcome, Delivery, Handled, IssueCommit, IssueRecord, OutboxEntry, OutboxKey,
+    OutboxOutcome, Recorded, SendResult, Store, StoreError, StoreStats,
 };
 use crate::engine::Firing;
 use crate::issue::{Event, IssueFacts, IssueIid, IssueRef, ProjectPath, TimedEvent};
@@ -26,15 +26,19 @@ const HEAD_OF_THREAD: &str = "o.sent_at IS NULL AND o.next_attempt_at IS NOT NUL
           AND e.sent_at IS NULL AND e.next_attempt_at IS NOT NULL
           AND (e.created_at < o.created_at OR (e.created_at = o.created_at AND e.position < o.position)))";
 
-/// Reads share a small pool; every write goes through one connection, so
-/// writers queue here in order instead of meeting SQLite's busy handler,
-/// which sleeps for up to 100 ms between tries. Deliveries are written by a
-/// task of their own that commits everything waiting in one transaction
-/// (group commit): under load, one commit acknowledges hundreds of requests.
+/// Two SQLite files: the main database, and intake (webhook deliveries as
+/// they arrive), so that acknowledging a webhook never waits behind the
+/// enforcer's writes. In each, reads share a small pool and every write
+/// goes through one connection, so writers queue here in order instead of
+/// meeting SQLite's busy handler, which sleeps up to 100 ms between tries.
+/// Deliveries are written by a task of their own that commits everything
+/// waiting in one transaction (group commit): under load, one commit
+/// acknowledges hundreds of requests.
 #[derive(Debug, Clone)]
 pub struct SqlStore {
     readers: AnyPool,
     writer: AnyPool,
+    intake_readers: AnyPool,
     deliveries: mpsc::Sender<PendingDelivery>,
 }
 
@@ -131,98 +135,108 @@ fn event_from_columns(kind: &str, label: String) -> Result<Event, StoreError> {
 }
 
 impl SqlStore {
-    /// Opens (creating if needed) the database at `url` and brings its
-    /// schema up to date. `sqlite://labelwarden.db` is a file in the
-    /// working directory; `sqlite::memory:` is for tests.
+    /// Opens (creating if needed) the database `sqlite://FILE` and brings
+    /// its schema up to date. Deliveries live beside it in a file of their
+    /// own: `labelwarden.db` comes with `labelwarden.intake.db`.
     pub async fn connect(url: &str) -> Result<Self, StoreError> {
         sqlx::any::install_default_drivers();
-        let (url, readers) = if let Some(rest) = url.strip_prefix("sqlite:") {
-            let path = rest.trim_start_matches("//");
-            if path == ":memory:" {
-                // One connection for everything: each in-memory connection
-                // is a database of its own.
-                ("sqlite::memory:".to_owned(), 0)
-            } else {
-                let separator = if path.contains('?') { '&' } else { '?' };
-                let with_mode = if path.contains("mode=") {
-                    format!("sqlite://{path}")
-                } else {
-                    format!("sqlite://{path}{separator}mode=rwc")
-                };
-                (with_mode, 3)
-            }
-        } else {
-            return Err(StoreError::UnsupportedUrl(url.to_owned()));
-        };
-        let open = |connections: u32| {
-            AnyPoolOptions::new()
-                .max_connections(connections)
-                .after_connect(|connection, _| {
-                    Box::pin(async move {
-                        // WAL: readers never block the writer. NORMAL: a commit
-                        // survives a crash of the process; only power loss can
-                        // lose the last commits (documented in BENCHMARKS.md).
-                        connection.execute("PRAGMA journal_mode = WAL").await?;
-                        connection.execute("PRAGMA synchronous = NORMAL").await?;
-                        connection.execute("PRAGMA busy_timeout = 5000").await?;
-                        Ok(())
-                    })
-                })
-                .connect(&url)
-        };
-        let writer = open(1).await?;
-        let readers = if readers == 0 {
-            writer.clone()
-        } else {
-            open(readers).await?
-        };
+        let path = url
+            .strip_prefix("sqlite:")
+            .map(|rest| rest.trim_start_matches("//"))
+            .filter(|path| !path.is_empty() && !path.starts_with(':') && !path.contains('?'))
+            .ok_or_else(|| StoreError::UnsupportedUrl(url.to_owned()))?;
+        let main = format!("sqlite://{path}?mode=rwc");
+        let intake = format!("sqlite://{}?mode=rwc", intake_file(path));
+
+        let writer = open_sqlite(&main, 1).await?;
+        migrate(&writer, MIGRATIONS).await?;
+        let readers = open_sqlite(&main, 3).await?;
+        let intake_writer = open_sqlite(&intake, 1).await?;
+        migrate(&intake_writer, INTAKE_MIGRATIONS).await?;
+        let intake_readers = open_sqlite(&intake, 2).await?;
+
         let (deliveries, queue) = mpsc::channel(4 * DELIVERY_BATCH);
-        tokio::spawn(write_deliveries(writer.clone(), queue));
-        let store = SqlStore {
+        tokio::spawn(write_deliveries(intake_writer, queue));
+        Ok(SqlStore {
             readers,
             writer,
+            intake_readers,
             deliveries,
-        };
-        store.migrate().await?;
-        Ok(store)
+        })
     }
 
-    async fn migrate(&self) -> Result<(), StoreError> {
-        self.writer
-            .execute(
-                "CREATE TABLE IF NOT EXISTS labelwarden_migrations (
-                    version BIGINT PRIMARY KEY,
-                    name TEXT NOT NULL,
-                    applied_at BIGINT NOT NULL
-                )",
-            )
+    /// How far intake has been processed: the last handled delivery's `seq`.
+    async fn intake_cursor(&self) -> Result<i64, StoreError> {
+        let row = sqlx::query("SELECT COALESCE(MAX(seq), 0) FROM intake_cursor")
+            .fetch_one(&self.readers)
             .await?;
-        let applied: Vec<i64> = sqlx::query("SELECT version FROM labelwarden_migrations")
-            .fetch_all(&self.readers)
-            .await?
-            .iter()
-            .map(|row| row.try_get::<i64, _>(0))
-            .collect::<Result<_, _>>()?;
-        for migration in MIGRATIONS.iter().filter(|m| !applied.contains(&m.version)) {
-            let mut tx = self.writer.begin().await?;
-            for statement in migration.statements {
-                tx.execute(*statement).await?;
-            }
-            sqlx::query("INSERT INTO labelwarden_migrations (version, name, applied_at) VALUES ($1, $2, $3)")
-                .bind(migration.version)
-                .bind(migration.name)
-                .bind(millis(Utc::now()))
-                .execute(&mut *tx)
-                .await?;
-            tx.commit().await?;
-            tracing::info!(
-                version = migration.version,
-                name = migration.name,
-                "database migrated"
-            );
-        }
-        Ok(())
+        Ok(row.try_get(0)?)
     }
+}
+
+/// `labelwarden.db` -> `labelwarden.intake.db`; any other name gets `.intake`.
+fn intake_file(path: &str) -> String {
+    match path.strip_suffix(".db") {
+        Some(stem) => format!("{stem}.intake.db"),
+        None => format!("{path}.intake"),
+    }
+}
+
+async fn open_sqlite(url: &str, connections: u32) -> Result<AnyPool, sqlx::Error> {
+    AnyPoolOptions::new()
+        .max_connections(connections)
+        .after_connect(|connection, _| {
+            Box::pin(async move {
+                // WAL: readers never block the writer. NORMAL: a commit
+                // survives a crash of the process; only power loss can
+                // lose the last commits (documented in BENCHMARKS.md).
+                connection.execute("PRAGMA journal_mode = WAL").await?;
+                connection.execute("PRAGMA synchronous = NORMAL").await?;
+                connection.execute("PRAGMA busy_timeout = 5000").await?;
+                Ok(())
+            })
+        })
+        .connect(url)
+        .await
+}
+
+/// Applies the migrations `pool` has not seen yet, each in a transaction.
+async fn migrate(pool: &AnyPool, migrations: &[Migration]) -> Result<(), StoreError> {
+    pool.execute(
+        "CREATE TABLE IF NOT EXISTS labelwarden_migrations (
+            version BIGINT PRIMARY KEY,
+            name TEXT NOT NULL,
+            applied_at BIGINT NOT NULL
+        )",
+    )
+    .await?;
+    let applied: Vec<i64> = sqlx::query("SELECT version FROM labelwarden_migrations")
+        .fetch_all(pool)
+        .await?
+        .iter()
+        .map(|row| row.try_get::<i64, _>(0))
+        .collect::<Result<_, _>>()?;
+    for migration in migrations.iter().filter(|m| !applied.contains(&m.version)) {
+        let mut tx = pool.begin().await?;
+        for statement in migration.statements {
+            tx.execute(*statement).await?;
+        }
+        sqlx::query(
+            "INSERT INTO labelwarden_migrations (version, name, applied_at) VALUES ($1, $2, $3)",
+        )
+        .bind(migration.version)
+        .bind(migration.name)
+        .bind(millis(Utc::now()))
+        .execute(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        tracing::info!(
+            version = migration.version,
+            name = migration.name,
+            "database migrated"
+        );
+    }
+    Ok(())
 }
 
 fn outbox_key(row: &AnyRow) -> Result<OutboxKey, StoreError> {
@@ -260,16 +274,18 @@ impl Store for SqlStore {
     }
 
     async fn pending_deliveries(&self, limit: u32) -> Result<Vec<Delivery>, StoreError> {
+        let cursor = self.intake_cursor().await?;
         let rows = sqlx::query(
-            "SELECT key, kind, received_at, payload FROM deliveries
-             WHERE processed_at IS NULL ORDER BY received_at, key LIMIT $1",
+            "SELECT seq, key, kind, received_at, payload FROM deliveries WHERE seq > $1 ORDER BY seq LIMIT $2",
         )
+        .bind(cursor)
         .bind(i64::from(limit))
-        .fetch_all(&self.readers)
+        .fetch_all(&self.intake_readers)
         .await?;
         rows.iter()
             .map(|row| {
                 Ok(Delivery {
+                    seq: row.try_get("seq")?,
                     key: row.try_get("key")?,
                     kind: row.try_get("kind")?,
                     received_at: instant(row.try_get("received_at")?),
@@ -277,21 +293,6 @@ impl Store for SqlStore {
                 })
             })
             .collect()
-    }
-
-    async fn reject_delivery(
-        &self,
-        key: &str,
-        error: &str,
-        now: DateTime<Utc>,
-    ) -> Result<(), StoreError> {
-        sqlx::query("UPDATE deliveries SET processed_at = $1, error = $2 WHERE key = $3")
-            .bind(millis(now))
-            .bind(error)
-            .bind(key)
-            .execute(&self.writer)
-            .await?;
-        Ok(())
     }
 
     async fn load_issue(&self, issue: &IssueRef) -> Result<Option<IssueRecord>, StoreError> {
@@ -355,9 +356,36 @@ impl Store for SqlStore {
             .collect()
     }
 
-    async fn commit(&self, commits: &[IssueCommit]) -> Result<CommitOutcome, StoreError> {
+    async fn commit(
+        &self,
+        commits: &[IssueCommit],
+        handled: &[Handled],
+    ) -> Result<CommitOutcome, StoreError> {
         let mut tx = self.writer.begin().await?;
         let newly_fired = write_commits(&mut tx, commits).await?;
+        for delivery in handled {
+            if let Some(error) = &delivery.rejected {
+                sqlx::query(
+                    "INSERT INTO rejected_deliveries (key, seq, error, rejected_at) VALUES ($1, $2, $3, $4)
+                     ON CONFLICT DO NOTHING",
+                )
+                .bind(&delivery.key)
+                .bind(delivery.seq)
+                .bind(error)
+                .bind(millis(Utc::now()))
+                .execute(&mut *tx)
+                .await?;
+            }
+        }
+        if let Some(last) = handled.iter().map(|d| d.seq).max() {
+            sqlx::query(
+                "INSERT INTO intake_cursor (id, seq) VALUES (1, $1)
+                 ON CONFLICT (id) DO UPDATE SET seq = MAX(intake_cursor.seq, excluded.seq)",
+            )
+            .bind(last)
+            .execute(&mut *tx)
+            .await?;
+        }
         tx.commit().await?;
         Ok(CommitOutcome { newly_fired })
     }
@@ -487,8 +515,10 @@ impl Store for SqlStore {
         )
         .fetch_one(&self.readers)
         .await?;
-        let deliveries = sqlx::query("SELECT COUNT(*) FROM deliveries WHERE processed_at IS NULL")
-            .fetch_one(&self.readers)
+        let cursor = self.intake_cursor().await?;
+        let deliveries = sqlx::query("SELECT COUNT(*) FROM deliveries WHERE seq > $1")
+            .bind(cursor)
+            .fetch_one(&self.intake_readers)
             .await?;
         let due = sqlx::query(
             "SELECT MIN(next_wake) FROM clocks WHERE next_wake IS NOT NULL AND next_wake <= $1",
@@ -741,21 +771,5 @@ async fn write_commits(
         query.execute(&mut **tx).await?;
     }
 
-    let processed: Vec<_> = commits
-        .iter()
-        .flat_map(|c| c.delivery_keys.iter().map(move |k| (c.now, k.as_str())))
-        .collect();
-    for chunk in processed.chunks(ROWS_PER_STATEMENT) {
-        let keys: Vec<String> = (0..chunk.len()).map(|i| format!("${}", i + 2)).collect();
-        let sql = format!(
-            "UPDATE deliveries SET processed_at = $1 WHERE key IN ({})",
-            keys.join(", ")
-        );
-        let mut query = multi_row(sql).bind(millis(chunk[0].0));
-        for (_, key) in chunk {
-            query = query.bind(*key);
-        }
-        query.execute(&mut **tx).await?;
-    }
     Ok(notices.len())
 }
