@@ -472,20 +472,21 @@ impl Store for SqlStore {
                 SendResult::Failed { error } => (None, Some(error.as_str()), None),
             };
             let key = &outcome.key;
-            sqlx::query(
+            let update = sqlx::query(
                 "UPDATE outbox SET sent_at = $1, last_error = COALESCE($2, last_error), next_attempt_at = $3,
                     attempts = attempts + 1
                  WHERE project = $4 AND iid = $5 AND policy = $6 AND step = $7 AND cycle = $8 AND occurrence = $9",
             )
             .bind(sent_at)
             .bind(error)
-            .bind(retry_at)
-            .bind(&key.issue.project.0)
-            .bind(key.issue.iid.0 as i64)
-            .bind(&key.policy.0)
-            .bind(&key.firing.step.0)
-            .bind(i64::from(key.firing.cycle))
-            .bind(i64::from(key.firing.occurrence))
+            .bind(retry_at);
+            bind_firing(
+                update,
+                &key.issue.project.0,
+                key.issue.iid.0 as i64,
+                &key.policy.0,
+                &key.firing,
+            )
             .execute(&mut *tx)
             .await?;
         }
@@ -557,8 +558,29 @@ fn placeholders(rows: usize, columns: usize) -> String {
 
 /// A statement whose only dynamic part is its list of `$n` placeholders
 /// (from [`placeholders`]): no value is ever formatted into SQL.
-fn multi_row<'q>(sql: String) -> sqlx::query::Query<'q, Any, sqlx::any::AnyArguments> {
+fn multi_row<'q>(sql: String) -> SqlQuery<'q> {
     sqlx::query(sqlx::AssertSqlSafe(sql))
+}
+
+/// A query with a statement type spelled once.
+type SqlQuery<'q> = sqlx::query::Query<'q, Any, sqlx::any::AnyArguments>;
+
+/// Binds a firing's key in the column order every table uses:
+/// project, iid, policy, step, cycle, occurrence.
+fn bind_firing<'q>(
+    query: SqlQuery<'q>,
+    project: &'q str,
+    iid: i64,
+    policy: &'q str,
+    firing: &'q Firing,
+) -> SqlQuery<'q> {
+    query
+        .bind(project)
+        .bind(iid)
+        .bind(policy)
+        .bind(firing.step.0.as_str())
+        .bind(i64::from(firing.cycle))
+        .bind(i64::from(firing.occurrence))
 }
 
 /// An issue's primary key columns.
@@ -706,14 +728,7 @@ async fn write_commits(
         );
         let mut query = multi_row(sql);
         for ((project, iid), now, _, fired) in chunk {
-            let firing = &fired.notice.firing;
-            query = query
-                .bind(*project)
-                .bind(*iid)
-                .bind(fired.policy.0.as_str())
-                .bind(firing.step.0.as_str())
-                .bind(i64::from(firing.cycle))
-                .bind(i64::from(firing.occurrence))
+            query = bind_firing(query, project, *iid, &fired.policy.0, &fired.notice.firing)
                 .bind(millis(*now));
         }
         for row in query.fetch_all(&mut **tx).await? {
@@ -755,14 +770,7 @@ async fn write_commits(
         );
         let mut query = multi_row(sql);
         for ((project, iid), now, position, fired, notice) in chunk {
-            let firing = &fired.notice.firing;
-            query = query
-                .bind(*project)
-                .bind(*iid)
-                .bind(fired.policy.0.as_str())
-                .bind(firing.step.0.as_str())
-                .bind(i64::from(firing.cycle))
-                .bind(i64::from(firing.occurrence))
+            query = bind_firing(query, project, *iid, &fired.policy.0, &fired.notice.firing)
                 .bind(millis(*now))
                 .bind(*position as i64)
                 .bind(notice.as_str())
