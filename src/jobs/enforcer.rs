@@ -8,7 +8,6 @@
 //! first pass finds everything that came due meanwhile; the engine fires
 //! each missed step once and its notice says it is late.
 
-use std::collections::HashMap;
 use std::time::Duration;
 
 use chrono::Utc;
@@ -74,17 +73,12 @@ async fn pass<S: Store>(context: &Context<S>) -> Result<bool, StoreError> {
     let full = deliveries.len() == BATCH as usize || due.len() == BATCH as usize;
 
     // Each issue once, with its deliveries in the order they were received.
-    let mut order: Vec<IssueRef> = Vec::new();
-    let mut by_issue: HashMap<IssueRef, Vec<IssueDelivery>> = HashMap::new();
+    let mut work: Vec<(IssueRef, Vec<IssueDelivery>)> = Vec::new();
     let mut handled = Vec::with_capacity(deliveries.len());
     for delivery in deliveries {
         let rejected = match serde_json::from_str::<IssueDelivery>(&delivery.payload) {
             Ok(read) => {
-                let issue = read.facts.reference.clone();
-                if !by_issue.contains_key(&issue) {
-                    order.push(issue.clone());
-                }
-                by_issue.entry(issue).or_default().push(read);
+                deliveries_of(&mut work, &read.facts.reference).push(read);
                 None
             }
             // Written by this program, so only a change of the stored form
@@ -101,19 +95,15 @@ async fn pass<S: Store>(context: &Context<S>) -> Result<bool, StoreError> {
             rejected,
         });
     }
-    for issue in due {
-        if let std::collections::hash_map::Entry::Vacant(slot) = by_issue.entry(issue) {
-            order.push(slot.key().clone());
-            slot.insert(Vec::new());
-        }
+    for issue in &due {
+        deliveries_of(&mut work, issue);
     }
-    if order.is_empty() && handled.is_empty() {
+    if work.is_empty() && handled.is_empty() {
         return Ok(false);
     }
 
-    let mut commits: Vec<IssueCommit> = Vec::with_capacity(order.len());
-    for issue in order {
-        let deliveries = by_issue.remove(&issue).unwrap_or_default();
+    let mut commits: Vec<IssueCommit> = Vec::with_capacity(work.len());
+    for (issue, deliveries) in work {
         let span = tracing::info_span!("enforce", issue = %issue);
         if let Some(commit) = prepare(context, &issue, deliveries, now)
             .instrument(span)
@@ -123,6 +113,15 @@ async fn pass<S: Store>(context: &Context<S>) -> Result<bool, StoreError> {
         }
     }
     let outcome = context.store.commit(&commits, &handled).await?;
+    // Counted once committed, so a retried pass does not count twice.
+    for fired in commits.iter().flat_map(|c| &c.fired) {
+        let policy = fired.policy.0.clone();
+        metrics::counter!("labelwarden_steps_fired_total", "policy" => policy.clone(), "step" => fired.notice.step_kind.clone())
+            .increment(1);
+        if fired.notice.step_kind == "breach" {
+            metrics::counter!("labelwarden_breaches_total", "policy" => policy).increment(1);
+        }
+    }
     tracing::debug!(
         issues = commits.len(),
         fired = outcome.newly_fired,
@@ -132,4 +131,20 @@ async fn pass<S: Store>(context: &Context<S>) -> Result<bool, StoreError> {
         context.notices_waiting.notify_one();
     }
     Ok(full)
+}
+
+/// The deliveries gathered for `issue` in this pass, adding the issue at the
+/// end if it is new. Passes are small, so a scan beats a map.
+fn deliveries_of<'w>(
+    work: &'w mut Vec<(IssueRef, Vec<IssueDelivery>)>,
+    issue: &IssueRef,
+) -> &'w mut Vec<IssueDelivery> {
+    let index = match work.iter().position(|(known, _)| known == issue) {
+        Some(index) => index,
+        None => {
+            work.push((issue.clone(), Vec::new()));
+            work.len() - 1
+        }
+    };
+    &mut work[index].1
 }

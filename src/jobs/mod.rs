@@ -71,15 +71,6 @@ pub async fn prepare<S: Store>(
     };
     let ledger = context.store.load_ledger(issue).await?;
     let (clocks, fired) = evaluate(&record, &context.policies, &ledger, now);
-    for fired in &fired {
-        let step = fired.notice.step_kind.clone();
-        metrics::counter!("labelwarden_steps_fired_total", "policy" => fired.policy.0.clone(), "step" => step.clone())
-            .increment(1);
-        if step == "breach" {
-            metrics::counter!("labelwarden_breaches_total", "policy" => fired.policy.0.clone())
-                .increment(1);
-        }
-    }
     Ok(Some(IssueCommit {
         facts: record.facts,
         title: record.title,
