@@ -12,7 +12,7 @@ use labelwarden::notify::Notice;
 use labelwarden::policy::{PolicyName, StepId};
 use labelwarden::store::sql::SqlStore;
 use labelwarden::store::{
-    ClockState, Delivery, Fired, Handled, IssueCommit, OutboxKey, OutboxOutcome, Recorded,
+    ClockState, Delivery, Fired, Handled, IssueCommit, Loaded, OutboxKey, OutboxOutcome, Recorded,
     SendResult, Store,
 };
 
@@ -117,6 +117,11 @@ fn delivery(key: &str, minute: i64) -> Delivery {
     }
 }
 
+/// One issue as the store loads it for an evaluation.
+async fn load(store: &impl Store, iid: u64) -> Loaded {
+    store.load_issues(&[issue(iid)]).await.unwrap().remove(0)
+}
+
 /// Runs `check` against a fresh SQLite store in a temporary file.
 async fn with_sqlite<F, Fut>(check: F)
 where
@@ -195,15 +200,11 @@ async fn a_commit_keeps_facts_timeline_clocks_ledger_and_outbox(store: impl Stor
         .commit(&[commit(7, at(2), &["start"], Some(at(60)))], &[])
         .await
         .unwrap();
-    let record = store
-        .load_issue(&issue(7))
-        .await
-        .unwrap()
-        .expect("issue stored");
+    let record = load(&store, 7).await.record.expect("issue stored");
     assert_eq!(record.facts, facts(7, &["priority::highest"]));
     assert_eq!(record.events.len(), 1);
     assert_eq!(
-        store.load_ledger(&issue(7)).await.unwrap(),
+        load(&store, 7).await.ledger,
         vec![(PolicyName("critical".into()), firing("start", 0))]
     );
     assert_eq!(store.earliest_wake().await.unwrap(), Some(at(60)));
@@ -217,7 +218,7 @@ async fn a_commit_keeps_facts_timeline_clocks_ledger_and_outbox(store: impl Stor
     let outbox = store.pending_outbox(at(2), 10).await.unwrap();
     assert_eq!(outbox.len(), 1);
     assert_eq!(outbox[0].notice, notice(7, "start"));
-    assert!(store.load_issue(&issue(8)).await.unwrap().is_none());
+    assert!(load(&store, 8).await.record.is_none());
 }
 
 async fn a_step_recorded_twice_is_sent_once(store: impl Store) {
@@ -244,16 +245,7 @@ async fn a_step_recorded_twice_is_sent_once(store: impl Store) {
         "the breach waits until the start is sent"
     );
     // Events already known are not duplicated either.
-    assert_eq!(
-        store
-            .load_issue(&issue(3))
-            .await
-            .unwrap()
-            .unwrap()
-            .events
-            .len(),
-        1
-    );
+    assert_eq!(load(&store, 3).await.record.unwrap().events.len(), 1);
 }
 
 async fn older_facts_never_replace_newer_ones(store: impl Store) {
@@ -264,9 +256,33 @@ async fn older_facts_never_replace_newer_ones(store: impl Store) {
     let mut stale = commit(4, at(5), &[], None);
     stale.facts.labels = vec![];
     store.commit(&[stale], &[]).await.unwrap();
-    let record = store.load_issue(&issue(4)).await.unwrap().unwrap();
+    let record = load(&store, 4).await.record.unwrap();
     assert_eq!(record.facts.labels, vec!["priority::highest".to_owned()]);
     assert_eq!(record.updated_at, at(10));
+}
+
+async fn several_issues_load_in_the_order_asked(store: impl Store) {
+    store
+        .commit(
+            &[
+                commit(11, at(1), &["start"], None),
+                commit(12, at(1), &[], None),
+            ],
+            &[],
+        )
+        .await
+        .unwrap();
+    let loaded = store
+        .load_issues(&[issue(12), issue(13), issue(11)])
+        .await
+        .unwrap();
+    let found: Vec<Option<u64>> = loaded
+        .iter()
+        .map(|l| l.record.as_ref().map(|r| r.facts.reference.iid.0))
+        .collect();
+    assert_eq!(found, vec![Some(12), None, Some(11)]);
+    assert_eq!((loaded[0].ledger.len(), loaded[2].ledger.len()), (0, 1));
+    assert_eq!(loaded[2].record.as_ref().unwrap().events.len(), 1);
 }
 
 async fn due_issues_come_by_wake_up_time(store: impl Store) {
@@ -372,7 +388,7 @@ async fn data_survives_reopening(dir: &std::path::Path) {
         store.record_delivery(&delivery("kept", 1)).await.unwrap();
     }
     let store = SqlStore::connect(&url).await.unwrap();
-    assert!(store.load_issue(&issue(9)).await.unwrap().is_some());
+    assert!(load(&store, 9).await.record.is_some());
     assert_eq!(store.earliest_wake().await.unwrap(), Some(at(60)));
     assert_eq!(store.pending_deliveries(10).await.unwrap().len(), 1);
 }
@@ -395,6 +411,11 @@ async fn sqlite_sends_a_step_recorded_twice_once() {
 #[tokio::test]
 async fn sqlite_never_rolls_facts_back() {
     with_sqlite(older_facts_never_replace_newer_ones).await;
+}
+
+#[tokio::test]
+async fn sqlite_loads_several_issues_in_order() {
+    with_sqlite(several_issues_load_in_the_order_asked).await;
 }
 
 #[tokio::test]

@@ -12,7 +12,6 @@ use std::time::Duration;
 
 use chrono::Utc;
 use tokio_util::sync::CancellationToken;
-use tracing::Instrument;
 
 use super::{Context, prepare};
 use crate::gitlab::webhook::IssueDelivery;
@@ -102,13 +101,13 @@ async fn pass<S: Store>(context: &Context<S>) -> Result<bool, StoreError> {
         return Ok(false);
     }
 
+    let issues: Vec<IssueRef> = work.iter().map(|(issue, _)| issue.clone()).collect();
+    let loaded = context.store.load_issues(&issues).await?;
     let mut commits: Vec<IssueCommit> = Vec::with_capacity(work.len());
-    for (issue, deliveries) in work {
+    for ((issue, deliveries), loaded) in work.into_iter().zip(loaded) {
         let span = tracing::info_span!("enforce", issue = %issue);
-        if let Some(commit) = prepare(context, &issue, deliveries, now)
-            .instrument(span)
-            .await?
-        {
+        let _entered = span.enter();
+        if let Some(commit) = prepare(&context.policies, loaded, deliveries, now) {
             commits.push(commit);
         }
     }

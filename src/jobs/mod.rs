@@ -25,10 +25,10 @@ use tokio::sync::Notify;
 use crate::clock;
 use crate::engine::{self, Firing, Ledger};
 use crate::gitlab::webhook::IssueDelivery;
-use crate::issue::{Issue, IssueRef};
+use crate::issue::Issue;
 use crate::notify::{IssueView, Notice};
 use crate::policy::{PolicyName, PolicySet};
-use crate::store::{ClockState, Fired, IssueCommit, IssueRecord, Store, StoreError};
+use crate::store::{ClockState, Fired, IssueCommit, IssueRecord, Loaded, Store};
 
 /// What the jobs share.
 pub struct Context<S> {
@@ -52,26 +52,24 @@ impl<S: Store> Context<S> {
 }
 
 /// Evaluates every policy on one issue, after applying what its new
-/// deliveries say (in the order they were received), and returns what to
-/// commit; `None` for an issue the store does not know and nothing says.
-pub async fn prepare<S: Store>(
-    context: &Context<S>,
-    issue: &IssueRef,
+/// deliveries say (in the order they were received) to what the store had,
+/// and returns what to commit; `None` for an issue the store does not know
+/// and nothing says. Pure.
+pub fn prepare(
+    policies: &PolicySet,
+    loaded: Loaded,
     deliveries: Vec<IssueDelivery>,
     now: DateTime<Utc>,
-) -> Result<Option<IssueCommit>, StoreError> {
-    let mut record = context.store.load_issue(issue).await?;
+) -> Option<IssueCommit> {
+    let mut record = loaded.record;
     let mut new_events = Vec::new();
     for delivery in deliveries {
         new_events.extend(delivery.events.iter().cloned());
         record = Some(merge(record, delivery));
     }
-    let Some(record) = record else {
-        return Ok(None);
-    };
-    let ledger = context.store.load_ledger(issue).await?;
-    let (clocks, fired) = evaluate(&record, &context.policies, &ledger, now);
-    Ok(Some(IssueCommit {
+    let record = record?;
+    let (clocks, fired) = evaluate(&record, policies, &loaded.ledger, now);
+    Some(IssueCommit {
         facts: record.facts,
         title: record.title,
         url: record.url,
@@ -80,7 +78,7 @@ pub async fn prepare<S: Store>(
         clocks,
         fired,
         now,
-    }))
+    })
 }
 
 /// The stored issue updated by a delivery: its events join the timeline;

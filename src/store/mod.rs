@@ -68,6 +68,14 @@ pub struct IssueRecord {
     pub events: Vec<TimedEvent>,
 }
 
+/// One issue as loaded for an evaluation: its record, if the store has
+/// one, and every firing recorded for it, by policy.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Loaded {
+    pub record: Option<IssueRecord>,
+    pub ledger: Vec<(PolicyName, Firing)>,
+}
+
 /// Where one policy's clock stands on one issue after an evaluation.
 #[derive(Debug, Clone, PartialEq)]
 pub struct ClockState {
@@ -183,16 +191,12 @@ pub trait Store: Send + Sync + 'static {
         limit: u32,
     ) -> impl Future<Output = Result<Vec<Delivery>, StoreError>> + Send;
 
-    fn load_issue(
+    /// What the store knows of these issues, in the same order: few
+    /// queries for a whole pass, whatever its size.
+    fn load_issues(
         &self,
-        issue: &IssueRef,
-    ) -> impl Future<Output = Result<Option<IssueRecord>, StoreError>> + Send;
-
-    /// Every firing recorded for the issue, by policy.
-    fn load_ledger(
-        &self,
-        issue: &IssueRef,
-    ) -> impl Future<Output = Result<Vec<(PolicyName, Firing)>, StoreError>> + Send;
+        issues: &[IssueRef],
+    ) -> impl Future<Output = Result<Vec<Loaded>, StoreError>> + Send;
 
     /// Writes a pass: evaluations (facts, new events, clocks, ledger and
     /// outbox) and the deliveries it dealt with, all in one transaction.

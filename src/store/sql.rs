@@ -9,7 +9,7 @@ use tokio::sync::{mpsc, oneshot};
 
 use super::migrations::{INTAKE_MIGRATIONS, MIGRATIONS, Migration};
 use super::{
-    CommitOutcome, Delivery, Handled, IssueCommit, IssueRecord, OutboxEntry, OutboxKey,
+    CommitOutcome, Delivery, Handled, IssueCommit, IssueRecord, Loaded, OutboxEntry, OutboxKey,
     OutboxOutcome, Recorded, SendResult, Store, StoreError, StoreStats,
 };
 use crate::engine::Firing;
@@ -295,65 +295,72 @@ impl Store for SqlStore {
             .collect()
     }
 
-    async fn load_issue(&self, issue: &IssueRef) -> Result<Option<IssueRecord>, StoreError> {
-        let Some(row) = sqlx::query(
-            "SELECT facts, title, url, updated_at FROM issues WHERE project = $1 AND iid = $2",
-        )
-        .bind(&issue.project.0)
-        .bind(issue.iid.0 as i64)
-        .fetch_optional(&self.readers)
-        .await?
-        else {
-            return Ok(None);
-        };
-        let facts: IssueFacts = serde_json::from_str(&row.try_get::<String, _>("facts")?)
-            .map_err(corrupt("issue facts"))?;
-        let events =
-            sqlx::query("SELECT at, kind, label FROM issue_events WHERE project = $1 AND iid = $2")
-                .bind(&issue.project.0)
-                .bind(issue.iid.0 as i64)
-                .fetch_all(&self.readers)
-                .await?
-                .iter()
-                .map(|row| {
-                    Ok(TimedEvent {
-                        at: instant(row.try_get("at")?),
-                        event: event_from_columns(
-                            &row.try_get::<String, _>("kind")?,
-                            row.try_get("label")?,
-                        )?,
-                    })
-                })
-                .collect::<Result<Vec<_>, StoreError>>()?;
-        Ok(Some(IssueRecord {
-            facts,
-            title: row.try_get("title")?,
-            url: row.try_get("url")?,
-            updated_at: instant(row.try_get("updated_at")?),
-            events,
-        }))
-    }
-
-    async fn load_ledger(&self, issue: &IssueRef) -> Result<Vec<(PolicyName, Firing)>, StoreError> {
-        let rows = sqlx::query(
-            "SELECT policy, step, cycle, occurrence FROM ledger WHERE project = $1 AND iid = $2",
-        )
-        .bind(&issue.project.0)
-        .bind(issue.iid.0 as i64)
-        .fetch_all(&self.readers)
-        .await?;
-        rows.iter()
-            .map(|row| {
-                Ok((
-                    PolicyName(row.try_get("policy")?),
-                    Firing {
-                        step: StepId(row.try_get("step")?),
-                        cycle: row.try_get::<i64, _>("cycle")? as u32,
-                        occurrence: row.try_get::<i64, _>("occurrence")? as u32,
-                    },
-                ))
+    async fn load_issues(&self, issues: &[IssueRef]) -> Result<Vec<Loaded>, StoreError> {
+        let mut loaded = vec![Loaded::default(); issues.len()];
+        let mut position = std::collections::HashMap::with_capacity(issues.len());
+        for (index, issue) in issues.iter().enumerate() {
+            position.insert((issue.project.0.clone(), issue.iid.0 as i64), index);
+        }
+        let slot = |row: &AnyRow| -> Result<usize, StoreError> {
+            let key: (String, i64) = (row.try_get("project")?, row.try_get("iid")?);
+            position.get(&key).copied().ok_or(StoreError::Corrupt {
+                what: "issue lookup",
+                message: format!("unexpected row for {}#{}", key.0, key.1),
             })
-            .collect()
+        };
+        for chunk in issues.chunks(ROWS_PER_STATEMENT) {
+            let among = placeholders(chunk.len(), 2);
+            let bind_all = |query| bind_issues(query, chunk);
+            let rows = bind_all(multi_row(format!(
+                "SELECT project, iid, facts, title, url, updated_at FROM issues WHERE (project, iid) IN (VALUES {among})"
+            )))
+            .fetch_all(&self.readers)
+            .await?;
+            for row in &rows {
+                let facts: IssueFacts = serde_json::from_str(&row.try_get::<String, _>("facts")?)
+                    .map_err(corrupt("issue facts"))?;
+                loaded[slot(row)?].record = Some(IssueRecord {
+                    facts,
+                    title: row.try_get("title")?,
+                    url: row.try_get("url")?,
+                    updated_at: instant(row.try_get("updated_at")?),
+                    events: Vec::new(),
+                });
+            }
+            let rows = bind_all(multi_row(format!(
+                "SELECT project, iid, at, kind, label FROM issue_events WHERE (project, iid) IN (VALUES {among})"
+            )))
+            .fetch_all(&self.readers)
+            .await?;
+            for row in &rows {
+                let event = TimedEvent {
+                    at: instant(row.try_get("at")?),
+                    event: event_from_columns(
+                        &row.try_get::<String, _>("kind")?,
+                        row.try_get("label")?,
+                    )?,
+                };
+                if let Some(record) = &mut loaded[slot(row)?].record {
+                    record.events.push(event);
+                }
+            }
+            let rows = bind_all(multi_row(format!(
+                "SELECT project, iid, policy, step, cycle, occurrence FROM ledger WHERE (project, iid) IN (VALUES {among})"
+            )))
+            .fetch_all(&self.readers)
+            .await?;
+            for row in &rows {
+                let firing = Firing {
+                    step: StepId(row.try_get("step")?),
+                    cycle: row.try_get::<i64, _>("cycle")? as u32,
+                    occurrence: row.try_get::<i64, _>("occurrence")? as u32,
+                };
+                loaded[slot(row)?]
+                    .ledger
+                    .push((PolicyName(row.try_get("policy")?), firing));
+            }
+        }
+        Ok(loaded)
     }
 
     async fn commit(
@@ -581,6 +588,14 @@ fn bind_firing<'q>(
         .bind(firing.step.0.as_str())
         .bind(i64::from(firing.cycle))
         .bind(i64::from(firing.occurrence))
+}
+
+/// Binds each issue's key (project, iid), in order.
+fn bind_issues<'q>(mut query: SqlQuery<'q>, issues: &[IssueRef]) -> SqlQuery<'q> {
+    for issue in issues {
+        query = query.bind(issue.project.0.clone()).bind(issue.iid.0 as i64);
+    }
+    query
 }
 
 /// An issue's primary key columns.
