@@ -190,9 +190,23 @@ async fn deliveries_are_kept_once_and_handed_out_in_order(store: impl Store) {
         Recorded::Duplicate,
         "dedup outlives processing"
     );
+    // The same delivery twice at once (likely in one group commit): one is new.
+    let twice = delivery("x", 11);
+    let (first, second) =
+        tokio::join!(store.record_delivery(&twice), store.record_delivery(&twice));
+    let mut outcomes = vec![first.unwrap(), second.unwrap()];
+    outcomes.sort_by_key(|r| *r == Recorded::Duplicate);
+    assert_eq!(outcomes, vec![Recorded::New, Recorded::Duplicate]);
     let later = store.record_delivery(&delivery("c", 10)).await.unwrap();
     assert_eq!(later, Recorded::New);
-    assert_eq!(store.pending_deliveries(10).await.unwrap()[0].key, "c");
+    let left: Vec<String> = store
+        .pending_deliveries(10)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|d| d.key)
+        .collect();
+    assert_eq!(left, vec!["x", "c"]);
 }
 
 async fn a_commit_keeps_facts_timeline_clocks_ledger_and_outbox(store: impl Store) {

@@ -2,7 +2,7 @@
 # Load benchmark of `serve`: GitLab issue events posted by wrk (Debian's
 # package) to the release binary on loopback, with the embedded SQLite
 # store in a temporary folder. Two runs: paced at about 2 000 events/s
-# (24 connections, each pausing 10 ms between requests), then unpaced to find the
+# (30 connections, each pausing 10 ms between requests), then unpaced to find the
 # ceiling. Reports acknowledgement latency as wrk measures it, and whether
 # intake kept up (deliveries still pending when the load stops).
 #
@@ -37,6 +37,6 @@ run() {
   for _ in $(seq 120); do [ "$(pending)" = "0" ] && break; sleep 1; done
   echo "deliveries pending after draining: $(pending)"
 }
-run "paced (target 2000 events/s)" 24 10
+run "paced (target 2000 events/s)" 30 10
 run "unpaced (ceiling)" 32 0
 echo "databases: $(du -ch "$work"/load*.db | tail -1 | cut -f1), server log lines at WARN or above: $(wc -l < "$work/serve.log")"

@@ -68,31 +68,45 @@ async fn write_deliveries(writer: AnyPool, mut queue: mpsc::Receiver<PendingDeli
     }
 }
 
+/// Inserts a batch with one statement per [`ROWS_PER_STATEMENT`] rows; the
+/// keys the database returns are the new ones, the rest were seen before
+/// (earlier, or twice in this batch).
 async fn insert_deliveries(
     writer: &AnyPool,
     batch: &[PendingDelivery],
 ) -> Result<Vec<Recorded>, sqlx::Error> {
     let mut tx = writer.begin().await?;
-    let mut recorded = Vec::with_capacity(batch.len());
-    for (delivery, _) in batch {
-        let result = sqlx::query(
-            "INSERT INTO deliveries (key, kind, received_at, payload) VALUES ($1, $2, $3, $4)
-             ON CONFLICT (key) DO NOTHING",
-        )
-        .bind(&delivery.key)
-        .bind(&delivery.kind)
-        .bind(millis(delivery.received_at))
-        .bind(&delivery.payload)
-        .execute(&mut *tx)
-        .await?;
-        recorded.push(if result.rows_affected() == 1 {
-            Recorded::New
-        } else {
-            Recorded::Duplicate
-        });
+    let mut inserted = std::collections::HashSet::with_capacity(batch.len());
+    for chunk in batch.chunks(ROWS_PER_STATEMENT) {
+        let sql = format!(
+            "INSERT INTO deliveries (key, kind, received_at, payload) VALUES {}
+             ON CONFLICT (key) DO NOTHING RETURNING key",
+            placeholders(chunk.len(), 4)
+        );
+        let mut query = multi_row(sql);
+        for (delivery, _) in chunk {
+            query = query
+                .bind(delivery.key.as_str())
+                .bind(delivery.kind.as_str())
+                .bind(millis(delivery.received_at))
+                .bind(delivery.payload.as_str());
+        }
+        for row in query.fetch_all(&mut *tx).await? {
+            inserted.insert(row.try_get::<String, _>(0)?);
+        }
     }
     tx.commit().await?;
-    Ok(recorded)
+    // A key sent twice in one batch is new only the first time.
+    Ok(batch
+        .iter()
+        .map(|(delivery, _)| {
+            if inserted.remove(&delivery.key) {
+                Recorded::New
+            } else {
+                Recorded::Duplicate
+            }
+        })
+        .collect())
 }
 
 fn millis(at: DateTime<Utc>) -> i64 {
@@ -470,32 +484,38 @@ impl Store for SqlStore {
 
     async fn record_outbox(&self, outcomes: &[OutboxOutcome]) -> Result<(), StoreError> {
         let mut tx = self.writer.begin().await?;
-        for outcome in outcomes {
-            let (sent_at, error, retry_at) = match &outcome.result {
-                SendResult::Sent { at } => (Some(millis(*at)), None, None),
-                SendResult::Retry { error, retry_at } => {
-                    (None, Some(error.as_str()), Some(millis(*retry_at)))
-                }
-                SendResult::Failed { error } => (None, Some(error.as_str()), None),
-            };
-            let key = &outcome.key;
-            let update = sqlx::query(
-                "UPDATE outbox SET sent_at = $1, last_error = COALESCE($2, last_error), next_attempt_at = $3,
-                    attempts = attempts + 1
-                 WHERE project = $4 AND iid = $5 AND policy = $6 AND step = $7 AND cycle = $8 AND occurrence = $9",
-            )
-            .bind(sent_at)
-            .bind(error)
-            .bind(retry_at);
-            bind_firing(
-                update,
-                &key.issue.project.0,
-                key.issue.iid.0 as i64,
-                &key.policy.0,
-                &key.firing,
-            )
-            .execute(&mut *tx)
-            .await?;
+        for chunk in outcomes.chunks(ROWS_PER_STATEMENT) {
+            // VALUES columns are column1..column9 in SQLite and PostgreSQL alike.
+            let sql = format!(
+                "UPDATE outbox SET sent_at = v.column7, last_error = COALESCE(v.column8, outbox.last_error),
+                    next_attempt_at = v.column9, attempts = outbox.attempts + 1
+                 FROM (VALUES {}) AS v
+                 WHERE outbox.project = v.column1 AND outbox.iid = v.column2 AND outbox.policy = v.column3
+                   AND outbox.step = v.column4 AND outbox.cycle = v.column5 AND outbox.occurrence = v.column6",
+                placeholders(chunk.len(), 9)
+            );
+            let mut query = multi_row(sql);
+            for outcome in chunk {
+                let (sent_at, error, retry_at) = match &outcome.result {
+                    SendResult::Sent { at } => (Some(millis(*at)), None, None),
+                    SendResult::Retry { error, retry_at } => {
+                        (None, Some(error.as_str()), Some(millis(*retry_at)))
+                    }
+                    SendResult::Failed { error } => (None, Some(error.as_str()), None),
+                };
+                let key = &outcome.key;
+                query = bind_firing(
+                    query,
+                    &key.issue.project.0,
+                    key.issue.iid.0 as i64,
+                    &key.policy.0,
+                    &key.firing,
+                )
+                .bind(sent_at)
+                .bind(error)
+                .bind(retry_at);
+            }
+            query.execute(&mut *tx).await?;
         }
         tx.commit().await?;
         Ok(())
