@@ -253,6 +253,15 @@ async fn migrate(pool: &AnyPool, migrations: &[Migration]) -> Result<(), StoreEr
     Ok(())
 }
 
+/// A firing from a row's `step`, `cycle` and `occurrence` columns.
+fn firing_from(row: &AnyRow) -> Result<Firing, sqlx::Error> {
+    Ok(Firing {
+        step: StepId(row.try_get("step")?),
+        cycle: row.try_get::<i64, _>("cycle")? as u32,
+        occurrence: row.try_get::<i64, _>("occurrence")? as u32,
+    })
+}
+
 fn outbox_key(row: &AnyRow) -> Result<OutboxKey, StoreError> {
     Ok(OutboxKey {
         issue: IssueRef {
@@ -260,11 +269,7 @@ fn outbox_key(row: &AnyRow) -> Result<OutboxKey, StoreError> {
             iid: IssueIid(row.try_get::<i64, _>("iid")? as u64),
         },
         policy: PolicyName(row.try_get("policy")?),
-        firing: Firing {
-            step: StepId(row.try_get("step")?),
-            cycle: row.try_get::<i64, _>("cycle")? as u32,
-            occurrence: row.try_get::<i64, _>("occurrence")? as u32,
-        },
+        firing: firing_from(row)?,
     })
 }
 
@@ -364,11 +369,7 @@ impl Store for SqlStore {
             .fetch_all(&self.readers)
             .await?;
             for row in &rows {
-                let firing = Firing {
-                    step: StepId(row.try_get("step")?),
-                    cycle: row.try_get::<i64, _>("cycle")? as u32,
-                    occurrence: row.try_get::<i64, _>("occurrence")? as u32,
-                };
+                let firing = firing_from(row)?;
                 loaded[slot(row)?]
                     .ledger
                     .push((PolicyName(row.try_get("policy")?), firing));
