@@ -253,6 +253,14 @@ async fn migrate(pool: &AnyPool, migrations: &[Migration]) -> Result<(), StoreEr
     Ok(())
 }
 
+/// An issue from a row's `project` and `iid` columns.
+fn issue_from(row: &AnyRow) -> Result<IssueRef, sqlx::Error> {
+    Ok(IssueRef {
+        project: ProjectPath(row.try_get("project")?),
+        iid: IssueIid(row.try_get::<i64, _>("iid")? as u64),
+    })
+}
+
 /// A firing from a row's `step`, `cycle` and `occurrence` columns.
 fn firing_from(row: &AnyRow) -> Result<Firing, sqlx::Error> {
     Ok(Firing {
@@ -264,10 +272,7 @@ fn firing_from(row: &AnyRow) -> Result<Firing, sqlx::Error> {
 
 fn outbox_key(row: &AnyRow) -> Result<OutboxKey, StoreError> {
     Ok(OutboxKey {
-        issue: IssueRef {
-            project: ProjectPath(row.try_get("project")?),
-            iid: IssueIid(row.try_get::<i64, _>("iid")? as u64),
-        },
+        issue: issue_from(row)?,
         policy: PolicyName(row.try_get("policy")?),
         firing: firing_from(row)?,
     })
@@ -426,14 +431,7 @@ impl Store for SqlStore {
         .bind(i64::from(limit))
         .fetch_all(&self.readers)
         .await?;
-        rows.iter()
-            .map(|row| {
-                Ok(IssueRef {
-                    project: ProjectPath(row.try_get("project")?),
-                    iid: IssueIid(row.try_get::<i64, _>("iid")? as u64),
-                })
-            })
-            .collect()
+        rows.iter().map(|row| Ok(issue_from(row)?)).collect()
     }
 
     async fn earliest_wake(&self) -> Result<Option<DateTime<Utc>>, StoreError> {
