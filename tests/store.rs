@@ -117,6 +117,17 @@ fn delivery(key: &str, minute: i64) -> Delivery {
     }
 }
 
+/// The keys of the deliveries waiting to be applied, in the order handed out.
+async fn pending_keys(store: &impl Store) -> Vec<String> {
+    store
+        .pending_deliveries(10)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|d| d.key)
+        .collect()
+}
+
 /// One issue as the store loads it for an evaluation.
 async fn load(store: &impl Store, iid: u64) -> Loaded {
     store.load_issues(&[issue(iid)]).await.unwrap().remove(0)
@@ -167,14 +178,7 @@ async fn deliveries_are_kept_once_and_handed_out_in_order(store: impl Store) {
         .commit(&[commit(1, at(5), &[], None)], &[first])
         .await
         .unwrap();
-    let left: Vec<String> = store
-        .pending_deliveries(10)
-        .await
-        .unwrap()
-        .into_iter()
-        .map(|d| d.key)
-        .collect();
-    assert_eq!(left, vec!["a"]);
+    assert_eq!(pending_keys(&store).await, vec!["a"]);
 
     // An unreadable one is set aside with its reason, and not handed out again.
     let second = Handled {
@@ -199,14 +203,7 @@ async fn deliveries_are_kept_once_and_handed_out_in_order(store: impl Store) {
     assert_eq!(outcomes, vec![Recorded::New, Recorded::Duplicate]);
     let later = store.record_delivery(&delivery("c", 10)).await.unwrap();
     assert_eq!(later, Recorded::New);
-    let left: Vec<String> = store
-        .pending_deliveries(10)
-        .await
-        .unwrap()
-        .into_iter()
-        .map(|d| d.key)
-        .collect();
-    assert_eq!(left, vec!["x", "c"]);
+    assert_eq!(pending_keys(&store).await, vec!["x", "c"]);
 }
 
 async fn a_commit_keeps_facts_timeline_clocks_ledger_and_outbox(store: impl Store) {
