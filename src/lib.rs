@@ -11,6 +11,7 @@ pub mod cli;
 pub mod clock;
 pub mod engine;
 pub mod gitlab;
+pub mod http_client;
 pub mod issue;
 pub mod jobs;
 pub mod notify;

@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use chrono::{DateTime, SecondsFormat, Utc};
 use labelwarden::jobs::Context;
-use labelwarden::notify::{Notice, Notifier, NotifyError};
+use labelwarden::notify::{Delivered, Notice, Notifier, NotifyError, Thread};
 use labelwarden::server::{self, ServerConfig};
 use labelwarden::store::sql::SqlStore;
 use secrecy::SecretString;
@@ -26,9 +26,9 @@ type Sent = (DateTime<Utc>, Notice);
 struct Recorder(Arc<Mutex<Vec<Sent>>>);
 
 impl Notifier for Recorder {
-    async fn send(&self, notice: &Notice) -> Result<(), NotifyError> {
+    async fn send(&self, notice: &Notice, _: Option<&Thread>) -> Result<Delivered, NotifyError> {
         self.0.lock().unwrap().push((Utc::now(), notice.clone()));
-        Ok(())
+        Ok(Delivered::default())
     }
 }
 
@@ -58,7 +58,11 @@ struct Flaky {
 }
 
 impl Notifier for Flaky {
-    async fn send(&self, notice: &Notice) -> Result<(), NotifyError> {
+    async fn send(
+        &self,
+        notice: &Notice,
+        thread: Option<&Thread>,
+    ) -> Result<Delivered, NotifyError> {
         let key = format!("{}/{}", notice.issue, notice.firing.step);
         let attempt = {
             let mut attempts = self.attempts.lock().unwrap();
@@ -75,7 +79,7 @@ impl Notifier for Flaky {
         if notice.step_kind == "breach" {
             return Err(NotifyError::Permanent("channel_not_found".into()));
         }
-        self.recorder.send(notice).await
+        self.recorder.send(notice, thread).await
     }
 }
 
@@ -132,7 +136,7 @@ async fn spawn<N: Notifier>(
         notices,
         shutdown,
         task,
-        http: reqwest::Client::new(),
+        http: labelwarden::http_client::builder().build().unwrap(),
     }
 }
 

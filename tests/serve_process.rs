@@ -57,7 +57,7 @@ async fn sigterm_stops_serving_and_exits_0_and_the_secret_never_reaches_the_log(
         .spawn()
         .unwrap();
 
-    let http = reqwest::Client::new();
+    let http = labelwarden::http_client::builder().build().unwrap();
     let base = format!("http://127.0.0.1:{port}");
     let mut up = false;
     for _ in 0..100 {

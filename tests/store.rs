@@ -8,8 +8,8 @@ use labelwarden::engine::Firing;
 use labelwarden::issue::{
     Event, IssueFacts, IssueIid, IssueRef, IssueState, ProjectPath, TimedEvent,
 };
-use labelwarden::notify::Notice;
-use labelwarden::policy::{PolicyName, StepId};
+use labelwarden::notify::{Notice, SlaFacts, Thread};
+use labelwarden::policy::{PolicyName, SlackStep, StepId};
 use labelwarden::store::sql::SqlStore;
 use labelwarden::store::{
     ClockState, Delivery, Fired, Handled, IssueCommit, Loaded, OutboxKey, OutboxOutcome, Recorded,
@@ -64,7 +64,15 @@ fn notice(iid: u64, step: &str) -> Notice {
         late_by_ms: None,
         status: "running, 1d left".into(),
         deadline: Some(at(60 * 24)),
-        slack: None,
+        sla: SlaFacts::default(),
+        slack: Some(SlackStep {
+            channel: "alerts".into(),
+            mentions: vec![],
+            broadcast: false,
+            post: true,
+            react: None,
+            text: None,
+        }),
         gitlab: None,
     }
 }
@@ -344,7 +352,10 @@ async fn a_failing_notice_holds_back_its_thread_until_it_is_sent(store: impl Sto
             },
             OutboxOutcome {
                 key: keys[1].clone(),
-                result: SendResult::Sent { at: at(1) },
+                result: SendResult::Sent {
+                    at: at(1),
+                    thread: None,
+                },
             },
         ])
         .await
@@ -364,7 +375,10 @@ async fn a_failing_notice_holds_back_its_thread_until_it_is_sent(store: impl Sto
     store
         .record_outbox(&[OutboxOutcome {
             key: retried[0].key.clone(),
-            result: SendResult::Sent { at: at(10) },
+            result: SendResult::Sent {
+                at: at(10),
+                thread: None,
+            },
         }])
         .await
         .unwrap();
@@ -386,6 +400,64 @@ async fn a_failing_notice_holds_back_its_thread_until_it_is_sent(store: impl Sto
         (0, 1),
         "a hopeless notice stays visible"
     );
+}
+
+/// A sent notice's thread is handed out with the later notices of its
+/// clock cycle in the same channel, and only those; a rate-limit deferral
+/// does not count as an attempt.
+async fn a_sent_notice_s_thread_goes_with_the_rest_of_its_cycle(store: impl Store) {
+    let mut fired = commit(8, at(1), &["start", "warning", "breach"], None);
+    fired.fired[2].notice.slack.as_mut().unwrap().channel = "managers".into();
+    store.commit(&[fired], &[]).await.unwrap();
+    let start = store.pending_outbox(at(1), 10).await.unwrap();
+    assert_eq!(start.len(), 1);
+    assert_eq!(start[0].thread, None, "nothing started a thread yet");
+
+    let parent = Thread {
+        channel_id: "C0ALERTS".into(),
+        ts: "1700000000.000100".into(),
+    };
+    store
+        .record_outbox(&[OutboxOutcome {
+            key: start[0].key.clone(),
+            result: SendResult::Sent {
+                at: at(1),
+                thread: Some(parent.clone()),
+            },
+        }])
+        .await
+        .unwrap();
+    let warning = store.pending_outbox(at(1), 10).await.unwrap();
+    assert_eq!(warning[0].key.firing.step.0, "warning");
+    assert_eq!(warning[0].thread.as_ref(), Some(&parent));
+
+    store
+        .record_outbox(&[OutboxOutcome {
+            key: warning[0].key.clone(),
+            result: SendResult::Deferred { retry_at: at(2) },
+        }])
+        .await
+        .unwrap();
+    assert!(store.pending_outbox(at(1), 10).await.unwrap().is_empty());
+    let deferred = store.pending_outbox(at(2), 10).await.unwrap();
+    assert_eq!(
+        (deferred[0].key.firing.step.0.as_str(), deferred[0].attempts),
+        ("warning", 0),
+        "a deferral is not an attempt"
+    );
+    store
+        .record_outbox(&[OutboxOutcome {
+            key: deferred[0].key.clone(),
+            result: SendResult::Sent {
+                at: at(2),
+                thread: Some(parent.clone()),
+            },
+        }])
+        .await
+        .unwrap();
+    let breach = store.pending_outbox(at(2), 10).await.unwrap();
+    assert_eq!(breach[0].key.firing.step.0, "breach");
+    assert_eq!(breach[0].thread, None, "another channel has its own thread");
 }
 
 async fn data_survives_reopening(dir: &std::path::Path) {
@@ -437,6 +509,11 @@ async fn sqlite_hands_out_due_issues_by_wake_up() {
 #[tokio::test]
 async fn sqlite_outbox_keeps_each_thread_in_order() {
     with_sqlite(a_failing_notice_holds_back_its_thread_until_it_is_sent).await;
+}
+
+#[tokio::test]
+async fn sqlite_hands_each_notice_the_thread_of_its_cycle_and_channel() {
+    with_sqlite(a_sent_notice_s_thread_goes_with_the_rest_of_its_cycle).await;
 }
 
 #[tokio::test]

@@ -38,6 +38,8 @@ pub struct Context<S> {
     pub deliveries_waiting: Notify,
     /// Rung when a notice was added to the outbox.
     pub notices_waiting: Notify,
+    /// How the outbox spaces retries of failed sends.
+    pub retry: outbox::RetryPolicy,
 }
 
 impl<S: Store> Context<S> {
@@ -47,7 +49,14 @@ impl<S: Store> Context<S> {
             policies,
             deliveries_waiting: Notify::new(),
             notices_waiting: Notify::new(),
+            retry: outbox::RetryPolicy::default(),
         }
+    }
+
+    /// The same context with another retry policy (tests use short ones).
+    pub fn with_retry(mut self, retry: outbox::RetryPolicy) -> Self {
+        self.retry = retry;
+        self
     }
 }
 
@@ -138,15 +147,7 @@ fn evaluate(
             tracing::info!(step = %action.firing.step, cycle = action.firing.cycle, due_at = %action.due_at, "step due");
             fired.push(Fired {
                 policy: policy.name.clone(),
-                notice: Notice::new(
-                    view,
-                    &policy.name,
-                    policy.clock.target,
-                    action,
-                    &status,
-                    reading.deadline(),
-                    now,
-                ),
+                notice: Notice::new(view, &policy.name, action, &reading, now),
             });
         }
         clocks.push(ClockState {

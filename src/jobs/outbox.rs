@@ -1,16 +1,19 @@
 //! The outbox worker: sends recorded notices through the [`Notifier`] and
 //! marks each sent only after the notifier succeeded (a batch's outcomes in
-//! one transaction). Temporary failures
-//! are retried with capped exponential backoff and jitter (or after the
-//! `Retry-After` the service asked for); permanent ones are kept, counted
-//! and logged, never dropped silently. Notices of one issue and policy go
-//! out in the order they were recorded: a failing one holds back the rest of
-//! its thread.
+//! one transaction, with the threads the sends started). Notices of
+//! different issues go out concurrently; those of one issue and policy go
+//! out one at a time, in the order they were recorded: the store hands out
+//! only the head of each thread, so a failing notice holds back the rest of
+//! its thread. Temporary failures are retried with capped exponential
+//! backoff and jitter (or after the `Retry-After` the service asked for);
+//! notices a rate limit deferred are tried again without counting an
+//! attempt; permanent failures are kept, counted and logged, never dropped
+//! silently.
 
-use std::collections::HashSet;
 use std::time::Duration;
 
 use chrono::{TimeDelta, Utc};
+use futures_util::StreamExt;
 use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
 
@@ -19,17 +22,39 @@ use crate::notify::{Notifier, NotifyError};
 use crate::store::{OutboxEntry, OutboxOutcome, SendResult, Store};
 
 const BATCH: u32 = 50;
-const FIRST_RETRY: Duration = Duration::from_secs(1);
-const LONGEST_RETRY: Duration = Duration::from_secs(300);
+/// Notices sent at once: enough to keep many channels busy while one is slow.
+const IN_FLIGHT: usize = 16;
 
-/// Delay before retry number `attempt` (1-based): 1s, 2s, 4s, … capped at
-/// five minutes, each shortened by up to a fifth at random so that many
-/// failed notices do not retry in lockstep.
-pub fn backoff(attempt: u32) -> Duration {
-    let doubled = FIRST_RETRY.saturating_mul(1u32 << attempt.saturating_sub(1).min(16));
-    let capped = doubled.min(LONGEST_RETRY);
-    let jitter = random_fraction() * 0.2;
-    capped.mul_f64(1.0 - jitter)
+/// How failed sends are spaced: `first` after the first failure, doubling
+/// up to `longest`. Production uses [`RetryPolicy::default`] (1 s to
+/// 5 min); tests shrink both to play a long outage in seconds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RetryPolicy {
+    pub first: Duration,
+    pub longest: Duration,
+}
+
+impl Default for RetryPolicy {
+    fn default() -> Self {
+        RetryPolicy {
+            first: Duration::from_secs(1),
+            longest: Duration::from_secs(300),
+        }
+    }
+}
+
+impl RetryPolicy {
+    /// Delay before retry number `attempt` (1-based): `first`, twice that,
+    /// four times, … capped at `longest`, each shortened by up to a fifth
+    /// at random so that many failed notices do not retry in lockstep.
+    pub fn backoff(&self, attempt: u32) -> Duration {
+        let doubled = self
+            .first
+            .saturating_mul(1u32 << attempt.saturating_sub(1).min(16));
+        let capped = doubled.min(self.longest);
+        let jitter = random_fraction() * 0.2;
+        capped.mul_f64(1.0 - jitter)
+    }
 }
 
 /// A number in [0, 1) from the standard library's randomly keyed hasher.
@@ -56,23 +81,25 @@ pub async fn run<S: Store, N: Notifier>(
                 Vec::new()
             }
         };
-        let mut held_back = HashSet::new();
-        let mut outcomes = Vec::with_capacity(entries.len());
-        for entry in &entries {
-            let thread = (entry.key.issue.clone(), entry.key.policy.clone());
-            if held_back.contains(&thread) {
-                continue;
-            }
-            let span = tracing::info_span!("outbox", issue = %entry.key.issue, policy = %entry.key.policy, step = %entry.key.firing.step);
-            let result = send(notifier, entry).instrument(span).await;
-            if matches!(result, SendResult::Retry { .. }) {
-                held_back.insert(thread);
-            }
-            outcomes.push(OutboxOutcome {
-                key: entry.key.clone(),
-                result,
-            });
-        }
+        // At most one entry per thread: sending them all at once keeps each
+        // thread in order.
+        let fetched = entries.len();
+        let retry = context.retry;
+        let outcomes: Vec<OutboxOutcome> = futures_util::stream::iter(entries)
+            .map(|entry| {
+                let span = tracing::info_span!("outbox", issue = %entry.key.issue, policy = %entry.key.policy, step = %entry.key.firing.step);
+                async move {
+                    let result = send(notifier, &entry, retry).await;
+                    OutboxOutcome {
+                        key: entry.key,
+                        result,
+                    }
+                }
+                .instrument(span)
+            })
+            .buffer_unordered(IN_FLIGHT)
+            .collect()
+            .await;
         if !outcomes.is_empty()
             && let Err(e) = context.store.record_outbox(&outcomes).await
         {
@@ -84,14 +111,14 @@ pub async fn run<S: Store, N: Notifier>(
                 _ = tokio::time::sleep(Duration::from_secs(1)) => continue,
             }
         }
-        if entries.len() == BATCH as usize && held_back.is_empty() {
+        if fetched == BATCH as usize {
             continue;
         }
         let sleep = match context.store.next_outbox_attempt().await {
             Ok(Some(at)) => (at - Utc::now())
                 .to_std()
                 .unwrap_or(Duration::ZERO)
-                .clamp(Duration::from_millis(20), Duration::from_secs(60)),
+                .clamp(Duration::from_millis(5), Duration::from_secs(60)),
             Ok(None) => Duration::from_secs(60),
             Err(_) => Duration::from_secs(1),
         };
@@ -105,26 +132,36 @@ pub async fn run<S: Store, N: Notifier>(
 }
 
 /// Sends one notice and says what became of it.
-async fn send<N: Notifier>(notifier: &N, entry: &OutboxEntry) -> SendResult {
+async fn send<N: Notifier>(notifier: &N, entry: &OutboxEntry, retry: RetryPolicy) -> SendResult {
     let attempt = entry.attempts + 1;
     let policy = entry.key.policy.0.clone();
-    match notifier.send(&entry.notice).await {
-        Ok(()) => {
+    let later = |delay: Duration| {
+        Utc::now() + TimeDelta::from_std(delay).unwrap_or(TimeDelta::seconds(300))
+    };
+    match notifier.send(&entry.notice, entry.thread.as_ref()).await {
+        Ok(delivered) => {
             metrics::counter!("labelwarden_actions_sent_total", "policy" => policy).increment(1);
-            SendResult::Sent { at: Utc::now() }
+            SendResult::Sent {
+                at: Utc::now(),
+                thread: delivered.thread,
+            }
+        }
+        Err(NotifyError::Deferred { retry_after }) => {
+            tracing::debug!(retry_in = ?retry_after, "notice deferred by the rate limit");
+            SendResult::Deferred {
+                retry_at: later(retry_after.max(Duration::from_millis(5))),
+            }
         }
         Err(NotifyError::Temporary {
             message,
             retry_after,
         }) => {
-            let delay = retry_after.unwrap_or_else(|| backoff(attempt));
+            let delay = retry_after.unwrap_or_else(|| retry.backoff(attempt));
             tracing::warn!(attempt, retry_in = ?delay, error = %message, "notice not sent; will retry");
             metrics::counter!("labelwarden_actions_failed_total", "policy" => policy, "kind" => "temporary").increment(1);
-            let retry_at =
-                Utc::now() + TimeDelta::from_std(delay).unwrap_or(TimeDelta::seconds(300));
             SendResult::Retry {
                 error: message,
-                retry_at,
+                retry_at: later(delay),
             }
         }
         Err(NotifyError::Permanent(message)) => {
@@ -141,8 +178,9 @@ mod tests {
 
     #[test]
     fn backoff_doubles_and_caps_with_some_jitter() {
+        let retry = RetryPolicy::default();
         for (attempt, full) in [(1, 1.0), (2, 2.0), (3, 4.0), (10, 300.0), (40, 300.0)] {
-            let delay = backoff(attempt).as_secs_f64();
+            let delay = retry.backoff(attempt).as_secs_f64();
             assert!(
                 delay <= full && delay >= full * 0.8,
                 "attempt {attempt}: {delay}s"

@@ -8,13 +8,18 @@
 //!
 //! [`LogNotifier`] writes each notice to the log, for running `serve`
 //! before Slack is configured: chosen explicitly, never a silent default.
+//! The Slack notifier lives in [`crate::slack`].
+
+mod health;
 
 use std::future::Future;
+use std::sync::Arc;
+use std::time::Duration;
 
 use chrono::{DateTime, TimeDelta, Utc};
 use serde::{Deserialize, Serialize};
 
-use crate::clock::SlaStatus;
+use crate::clock::{ClockReading, SlaStatus};
 use crate::engine::{Action, Firing};
 use crate::issue::{IssueFacts, IssueRef};
 use crate::policy::duration::human;
@@ -51,6 +56,9 @@ pub struct Notice {
     /// The clock's status when the step fired, in words (`breached, 2h overdue`).
     pub status: String,
     pub deadline: Option<DateTime<Utc>>,
+    /// The same status as numbers, for messages that show it as of sending.
+    #[serde(default)]
+    pub sla: SlaFacts,
     pub slack: Option<SlackStep>,
     pub gitlab: Option<GitLabStep>,
 }
@@ -64,16 +72,109 @@ pub struct IssueView<'a> {
     pub url: &'a str,
 }
 
+/// The clock's facts as numbers, taken when the step fired. A message sent
+/// later shows them as of sending: a running clock's time left shrinks and
+/// its overdue time grows while the message waits.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct SlaFacts {
+    /// [`SlaStatus::kind`].
+    pub kind: String,
+    pub target_ms: i64,
+    /// When this cycle's clock started.
+    pub started_at: Option<DateTime<Utc>>,
+    /// Counted time left (running or paused); negative if a pause began
+    /// past the deadline.
+    pub remaining_ms: Option<i64>,
+    /// Time past the deadline (breached, missed, withdrawn late).
+    pub overdue_ms: Option<i64>,
+    /// Counted time from start to resolution (met or missed).
+    pub took_ms: Option<i64>,
+    /// When the stop condition was reached.
+    pub stopped_at: Option<DateTime<Utc>>,
+}
+
+impl SlaFacts {
+    pub fn new(reading: &ClockReading, status: &SlaStatus) -> Self {
+        let ms = |d: TimeDelta| Some(d.num_milliseconds());
+        let mut facts = SlaFacts {
+            kind: status.kind().to_owned(),
+            target_ms: reading.target.num_milliseconds(),
+            started_at: (reading.cycle > 0).then_some(reading.started_at),
+            ..SlaFacts::default()
+        };
+        match *status {
+            SlaStatus::NotMatching => {}
+            SlaStatus::Running { remaining, .. } | SlaStatus::Paused { remaining, .. } => {
+                facts.remaining_ms = ms(remaining);
+            }
+            SlaStatus::Breached { overdue, .. } => facts.overdue_ms = ms(overdue),
+            SlaStatus::Met { stopped_at, took } => {
+                facts.took_ms = ms(took);
+                facts.stopped_at = Some(stopped_at);
+            }
+            SlaStatus::Missed {
+                stopped_at,
+                late_by,
+                ..
+            } => {
+                facts.overdue_ms = ms(late_by);
+                facts.took_ms = ms(reading.active);
+                facts.stopped_at = Some(stopped_at);
+            }
+            SlaStatus::Withdrawn { overdue, .. } => facts.overdue_ms = overdue.and_then(ms),
+        }
+        facts
+    }
+
+    /// The clock counts on while the message waits (running or breached).
+    fn counting(&self) -> bool {
+        matches!(self.kind.as_str(), "running" | "breached")
+    }
+
+    /// Time left as of `at`, for a message decided at `decided_at`.
+    pub fn remaining_at(&self, decided_at: DateTime<Utc>, at: DateTime<Utc>) -> Option<TimeDelta> {
+        let remaining = TimeDelta::milliseconds(self.remaining_ms?);
+        Some(if self.counting() {
+            remaining - (at - decided_at).max(TimeDelta::zero())
+        } else {
+            remaining
+        })
+    }
+
+    /// Time past the deadline as of `at`, if it has passed.
+    pub fn overdue_at(&self, decided_at: DateTime<Utc>, at: DateTime<Utc>) -> Option<TimeDelta> {
+        if let Some(overdue) = self.overdue_ms {
+            let overdue = TimeDelta::milliseconds(overdue);
+            return Some(if self.counting() {
+                overdue + (at - decided_at).max(TimeDelta::zero())
+            } else {
+                overdue
+            });
+        }
+        self.remaining_at(decided_at, at)
+            .filter(|left| *left < TimeDelta::zero())
+            .map(|left| -left)
+    }
+
+    pub fn took(&self) -> Option<TimeDelta> {
+        self.took_ms.map(TimeDelta::milliseconds)
+    }
+
+    pub fn target(&self) -> TimeDelta {
+        TimeDelta::milliseconds(self.target_ms)
+    }
+}
+
 impl Notice {
+    /// The notice for `action`, fired on `reading` of `policy`'s clock at `now`.
     pub fn new(
         issue: IssueView<'_>,
         policy: &PolicyName,
-        target: TimeDelta,
         action: &Action,
-        status: &SlaStatus,
-        deadline: Option<DateTime<Utc>>,
+        reading: &ClockReading,
         now: DateTime<Utc>,
     ) -> Self {
+        let status = reading.status();
         Notice {
             issue: issue.facts.reference.clone(),
             title: issue.title.to_owned(),
@@ -87,10 +188,11 @@ impl Notice {
             due_at: action.due_at,
             decided_at: now,
             late_by_ms: action
-                .late_by(now, late_tolerance(target))
+                .late_by(now, late_tolerance(reading.target))
                 .map(|late| late.num_milliseconds()),
             status: status.to_string(),
-            deadline,
+            deadline: reading.deadline(),
+            sla: SlaFacts::new(reading, &status),
             slack: action.slack.clone(),
             gitlab: action.gitlab.clone(),
         }
@@ -133,24 +235,60 @@ impl Notice {
     }
 }
 
+/// A conversation a notifier started for a clock cycle (a Slack thread):
+/// kept by the store so that later steps of the cycle continue it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Thread {
+    /// Where the conversation is (a Slack channel id, `C0123ABCD`).
+    pub channel_id: String,
+    /// Its first message (a Slack `ts`, `1700000000.000100`).
+    pub ts: String,
+}
+
+/// What a successful send leaves behind.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Delivered {
+    /// The thread later steps of this cycle continue: the one passed in,
+    /// or a new one if the notice started it (or its parent was gone).
+    pub thread: Option<Thread>,
+}
+
 /// Why a notice was not sent.
 #[derive(Debug, thiserror::Error)]
 pub enum NotifyError {
+    /// Not tried: the destination's rate limit says to wait. Does not count
+    /// as an attempt.
+    #[error("deferred for {retry_after:?} by the rate limit")]
+    Deferred { retry_after: Duration },
     /// Worth trying again later (network, 5xx, rate limit).
     #[error("temporary failure: {message}")]
     Temporary {
         message: String,
-        retry_after: Option<std::time::Duration>,
+        retry_after: Option<Duration>,
     },
     /// Will fail the same way every time (bad token, unknown channel).
     #[error("permanent failure: {0}")]
     Permanent(String),
 }
 
-/// Sends notices. Implementations must be safe to call concurrently.
+/// Sends notices. Implementations must be safe to call concurrently; the
+/// outbox never sends two notices of one issue and policy at once.
 pub trait Notifier: Send + Sync + 'static {
-    fn send(&self, notice: &Notice) -> impl Future<Output = Result<(), NotifyError>> + Send;
+    /// Sends `notice`, continuing `thread` if its cycle has one in the
+    /// notice's channel.
+    fn send(
+        &self,
+        notice: &Notice,
+        thread: Option<&Thread>,
+    ) -> impl Future<Output = Result<Delivered, NotifyError>> + Send;
+
+    /// The destinations this notifier knows to be failing, for `/readyz`.
+    fn health(&self) -> Option<Arc<DestinationHealth>> {
+        None
+    }
 }
+
+pub use health::{DestinationHealth, FailingDestination};
 
 /// Writes every notice to the log at INFO, with its Slack channel, mentions
 /// and GitLab actions. Titles of confidential issues are left out.
@@ -158,7 +296,11 @@ pub trait Notifier: Send + Sync + 'static {
 pub struct LogNotifier;
 
 impl Notifier for LogNotifier {
-    async fn send(&self, notice: &Notice) -> Result<(), NotifyError> {
+    async fn send(
+        &self,
+        notice: &Notice,
+        _thread: Option<&Thread>,
+    ) -> Result<Delivered, NotifyError> {
         let slack = notice.slack.as_ref().map(|s| {
             let mentions: Vec<String> = s
                 .mentions
@@ -194,6 +336,60 @@ impl Notifier for LogNotifier {
             "notice: {}",
             notice.summary()
         );
-        Ok(())
+        Ok(Delivered::default())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn facts(kind: &str, remaining_ms: Option<i64>, overdue_ms: Option<i64>) -> SlaFacts {
+        SlaFacts {
+            kind: kind.to_owned(),
+            target_ms: 24 * 3_600_000,
+            remaining_ms,
+            overdue_ms,
+            ..SlaFacts::default()
+        }
+    }
+
+    #[test]
+    fn a_running_clock_counts_on_while_the_message_waits() {
+        let decided = Utc::now();
+        let sent = decided + TimeDelta::minutes(10);
+        let running = facts("running", Some(6 * 3_600_000), None);
+        assert_eq!(
+            running.remaining_at(decided, sent),
+            Some(TimeDelta::minutes(350))
+        );
+        assert_eq!(running.overdue_at(decided, sent), None);
+
+        let breached = facts("breached", None, Some(60_000));
+        assert_eq!(
+            breached.overdue_at(decided, sent),
+            Some(TimeDelta::minutes(11))
+        );
+    }
+
+    #[test]
+    fn a_held_clock_does_not() {
+        let decided = Utc::now();
+        let sent = decided + TimeDelta::hours(2);
+        let paused = facts("paused", Some(3_600_000), None);
+        assert_eq!(
+            paused.remaining_at(decided, sent),
+            Some(TimeDelta::hours(1))
+        );
+        let paused_late = facts("paused", Some(-60_000), None);
+        assert_eq!(
+            paused_late.overdue_at(decided, sent),
+            Some(TimeDelta::minutes(1))
+        );
+        let missed = facts("missed", None, Some(60_000));
+        assert_eq!(
+            missed.overdue_at(decided, sent),
+            Some(TimeDelta::minutes(1))
+        );
     }
 }

@@ -26,23 +26,24 @@ pub const INTAKE_MIGRATIONS: &[Migration] = &[Migration {
         )"],
 }];
 
-/// The main database: issues, clocks, ledger, outbox, and how far intake
-/// has been processed.
-pub const MIGRATIONS: &[Migration] = &[Migration {
-    version: 1,
-    name: "initial schema",
-    statements: &[
-        "CREATE TABLE intake_cursor (
+/// The main database: issues, clocks, ledger, outbox, notifier threads,
+/// and how far intake has been processed.
+pub const MIGRATIONS: &[Migration] = &[
+    Migration {
+        version: 1,
+        name: "initial schema",
+        statements: &[
+            "CREATE TABLE intake_cursor (
             id BIGINT PRIMARY KEY CHECK (id = 1),
             seq BIGINT NOT NULL
         )",
-        "CREATE TABLE rejected_deliveries (
+            "CREATE TABLE rejected_deliveries (
             key TEXT PRIMARY KEY,
             seq BIGINT NOT NULL,
             error TEXT NOT NULL,
             rejected_at BIGINT NOT NULL
         )",
-        "CREATE TABLE issues (
+            "CREATE TABLE issues (
             project TEXT NOT NULL,
             iid BIGINT NOT NULL,
             facts TEXT NOT NULL,
@@ -51,7 +52,7 @@ pub const MIGRATIONS: &[Migration] = &[Migration {
             updated_at BIGINT NOT NULL,
             PRIMARY KEY (project, iid)
         )",
-        "CREATE TABLE issue_events (
+            "CREATE TABLE issue_events (
             project TEXT NOT NULL,
             iid BIGINT NOT NULL,
             at BIGINT NOT NULL,
@@ -59,7 +60,7 @@ pub const MIGRATIONS: &[Migration] = &[Migration {
             label TEXT NOT NULL,
             PRIMARY KEY (project, iid, at, kind, label)
         )",
-        "CREATE TABLE clocks (
+            "CREATE TABLE clocks (
             project TEXT NOT NULL,
             iid BIGINT NOT NULL,
             policy TEXT NOT NULL,
@@ -68,8 +69,8 @@ pub const MIGRATIONS: &[Migration] = &[Migration {
             updated_at BIGINT NOT NULL,
             PRIMARY KEY (project, iid, policy)
         )",
-        "CREATE INDEX clocks_next_wake ON clocks (next_wake)",
-        "CREATE TABLE ledger (
+            "CREATE INDEX clocks_next_wake ON clocks (next_wake)",
+            "CREATE TABLE ledger (
             project TEXT NOT NULL,
             iid BIGINT NOT NULL,
             policy TEXT NOT NULL,
@@ -79,7 +80,7 @@ pub const MIGRATIONS: &[Migration] = &[Migration {
             fired_at BIGINT NOT NULL,
             PRIMARY KEY (project, iid, policy, step, cycle, occurrence)
         )",
-        "CREATE TABLE outbox (
+            "CREATE TABLE outbox (
             project TEXT NOT NULL,
             iid BIGINT NOT NULL,
             policy TEXT NOT NULL,
@@ -95,6 +96,29 @@ pub const MIGRATIONS: &[Migration] = &[Migration {
             sent_at BIGINT,
             PRIMARY KEY (project, iid, policy, step, cycle, occurrence)
         )",
-        "CREATE INDEX outbox_pending ON outbox (sent_at, next_attempt_at)",
-    ],
-}];
+            "CREATE INDEX outbox_pending ON outbox (sent_at, next_attempt_at)",
+        ],
+    },
+    Migration {
+        version: 2,
+        name: "notifier threads",
+        statements: &[
+            // The policy file's channel name a notice goes to (NULL: none).
+            // Rows written before this step have none and start a new thread.
+            "ALTER TABLE outbox ADD COLUMN channel TEXT",
+            // The thread each clock cycle has in each channel: later steps
+            // of the cycle reply in it.
+            "CREATE TABLE threads (
+            project TEXT NOT NULL,
+            iid BIGINT NOT NULL,
+            policy TEXT NOT NULL,
+            cycle BIGINT NOT NULL,
+            channel TEXT NOT NULL,
+            channel_id TEXT NOT NULL,
+            ts TEXT NOT NULL,
+            updated_at BIGINT NOT NULL,
+            PRIMARY KEY (project, iid, policy, cycle, channel)
+        )",
+        ],
+    },
+];

@@ -1,7 +1,7 @@
 //! What the enforcer remembers: webhook deliveries (for dedup and so that an
 //! acknowledged delivery is never lost), each issue's facts and timeline,
-//! each clock's next wake-up, the escalation ledger, and the outbox of
-//! notices to send.
+//! each clock's next wake-up, the escalation ledger, the outbox of
+//! notices to send, and the notifier threads each clock cycle started.
 //!
 //! The [`Store`] trait is the seam; [`sql::SqlStore`] implements it on
 //! SQLite (the embedded default) through sqlx's `Any` driver, so that
@@ -19,7 +19,7 @@ use chrono::{DateTime, Utc};
 
 use crate::engine::Firing;
 use crate::issue::{IssueFacts, IssueRef, TimedEvent};
-use crate::notify::Notice;
+use crate::notify::{Notice, Thread};
 use crate::policy::PolicyName;
 
 #[derive(Debug, thiserror::Error)]
@@ -137,6 +137,8 @@ pub struct OutboxEntry {
     pub notice: Notice,
     pub attempts: u32,
     pub created_at: DateTime<Utc>,
+    /// The thread this notice's clock cycle has in its channel, if any.
+    pub thread: Option<Thread>,
 }
 
 /// What became of one attempt to send a notice.
@@ -148,18 +150,21 @@ pub struct OutboxOutcome {
 
 #[derive(Debug, Clone, PartialEq)]
 pub enum SendResult {
+    /// Sent; later notices of the cycle in the same channel continue `thread`.
     Sent {
         at: DateTime<Utc>,
+        thread: Option<Thread>,
     },
     /// Failed for now; try again at `retry_at`.
     Retry {
         error: String,
         retry_at: DateTime<Utc>,
     },
+    /// Not tried (a rate limit said to wait): try at `retry_at`, without
+    /// counting an attempt.
+    Deferred { retry_at: DateTime<Utc> },
     /// Failed for good; kept, counted and shown, never retried.
-    Failed {
-        error: String,
-    },
+    Failed { error: String },
 }
 
 /// Counts for `/metrics` and `/readyz`.
@@ -231,7 +236,8 @@ pub trait Store: Send + Sync + 'static {
         &self,
     ) -> impl Future<Output = Result<Option<DateTime<Utc>>, StoreError>> + Send;
 
-    /// Records what became of sent or attempted notices, in one transaction.
+    /// Records what became of sent or attempted notices, and the threads
+    /// sent ones started, in one transaction.
     fn record_outbox(
         &self,
         outcomes: &[OutboxOutcome],

@@ -14,6 +14,7 @@ use super::{
 };
 use crate::engine::Firing;
 use crate::issue::{Event, IssueFacts, IssueIid, IssueRef, ProjectPath, TimedEvent};
+use crate::notify::Thread;
 use crate::policy::{PolicyName, StepId};
 
 /// An outbox row that is due to be tried: unsent, not given up on, and
@@ -450,9 +451,13 @@ impl Store for SqlStore {
             // An unsent earlier notice of the same issue and policy holds the
             // later ones back: a thread is told in order.
             sqlx::AssertSqlSafe(format!(
-                "SELECT project, iid, policy, step, cycle, occurrence, notice, attempts, created_at FROM outbox o
-                 WHERE next_attempt_at <= $1 AND {HEAD_OF_THREAD}
-                 ORDER BY created_at, position LIMIT $2"
+                "SELECT o.project, o.iid, o.policy, o.step, o.cycle, o.occurrence, o.notice, o.attempts,
+                        o.created_at, t.channel_id, t.ts
+                 FROM outbox o
+                 LEFT JOIN threads t ON t.project = o.project AND t.iid = o.iid AND t.policy = o.policy
+                   AND t.cycle = o.cycle AND t.channel = o.channel
+                 WHERE o.next_attempt_at <= $1 AND {HEAD_OF_THREAD}
+                 ORDER BY o.created_at, o.position LIMIT $2"
             )),
         )
         .bind(millis(now))
@@ -467,6 +472,13 @@ impl Store for SqlStore {
                         .map_err(corrupt("outbox notice"))?,
                     attempts: row.try_get::<i64, _>("attempts")? as u32,
                     created_at: instant(row.try_get("created_at")?),
+                    thread: match (
+                        row.try_get::<Option<String>, _>("channel_id")?,
+                        row.try_get::<Option<String>, _>("ts")?,
+                    ) {
+                        (Some(channel_id), Some(ts)) => Some(Thread { channel_id, ts }),
+                        _ => None,
+                    },
                 })
             })
             .collect()
@@ -484,23 +496,24 @@ impl Store for SqlStore {
     async fn record_outbox(&self, outcomes: &[OutboxOutcome]) -> Result<(), StoreError> {
         let mut tx = self.writer.begin().await?;
         for chunk in outcomes.chunks(ROWS_PER_STATEMENT) {
-            // VALUES columns are column1..column9 in SQLite and PostgreSQL alike.
+            // VALUES columns are column1..column10 in SQLite and PostgreSQL alike.
             let sql = format!(
                 "UPDATE outbox SET sent_at = v.column7, last_error = COALESCE(v.column8, outbox.last_error),
-                    next_attempt_at = v.column9, attempts = outbox.attempts + 1
+                    next_attempt_at = v.column9, attempts = outbox.attempts + v.column10
                  FROM (VALUES {}) AS v
                  WHERE outbox.project = v.column1 AND outbox.iid = v.column2 AND outbox.policy = v.column3
                    AND outbox.step = v.column4 AND outbox.cycle = v.column5 AND outbox.occurrence = v.column6",
-                placeholders(chunk.len(), 9)
+                placeholders(chunk.len(), 10)
             );
             let mut query = multi_row(sql);
             for outcome in chunk {
-                let (sent_at, error, retry_at) = match &outcome.result {
-                    SendResult::Sent { at } => (Some(millis(*at)), None, None),
+                let (sent_at, error, retry_at, attempt) = match &outcome.result {
+                    SendResult::Sent { at, .. } => (Some(millis(*at)), None, None, 1i64),
                     SendResult::Retry { error, retry_at } => {
-                        (None, Some(error.as_str()), Some(millis(*retry_at)))
+                        (None, Some(error.as_str()), Some(millis(*retry_at)), 1)
                     }
-                    SendResult::Failed { error } => (None, Some(error.as_str()), None),
+                    SendResult::Deferred { retry_at } => (None, None, Some(millis(*retry_at)), 0),
+                    SendResult::Failed { error } => (None, Some(error.as_str()), None, 1),
                 };
                 let key = &outcome.key;
                 query = bind_firing(
@@ -512,7 +525,46 @@ impl Store for SqlStore {
                 )
                 .bind(sent_at)
                 .bind(error)
-                .bind(retry_at);
+                .bind(retry_at)
+                .bind(attempt);
+            }
+            query.execute(&mut *tx).await?;
+        }
+        let threads: Vec<(&OutboxKey, &Thread, i64)> = outcomes
+            .iter()
+            .filter_map(|outcome| match &outcome.result {
+                SendResult::Sent {
+                    at,
+                    thread: Some(thread),
+                } => Some((&outcome.key, thread, millis(*at))),
+                _ => None,
+            })
+            .collect();
+        for chunk in threads.chunks(ROWS_PER_STATEMENT) {
+            // The thread belongs to the outbox row's cycle and channel.
+            let sql = format!(
+                "INSERT INTO threads (project, iid, policy, cycle, channel, channel_id, ts, updated_at)
+                 SELECT o.project, o.iid, o.policy, o.cycle, o.channel, v.column7, v.column8, v.column9
+                 FROM (VALUES {}) AS v
+                 JOIN outbox o ON o.project = v.column1 AND o.iid = v.column2 AND o.policy = v.column3
+                   AND o.step = v.column4 AND o.cycle = v.column5 AND o.occurrence = v.column6
+                 WHERE o.channel IS NOT NULL
+                 ON CONFLICT (project, iid, policy, cycle, channel)
+                 DO UPDATE SET channel_id = excluded.channel_id, ts = excluded.ts, updated_at = excluded.updated_at",
+                placeholders(chunk.len(), 9)
+            );
+            let mut query = multi_row(sql);
+            for (key, thread, at) in chunk {
+                query = bind_firing(
+                    query,
+                    &key.issue.project.0,
+                    key.issue.iid.0 as i64,
+                    &key.policy.0,
+                    &key.firing,
+                )
+                .bind(thread.channel_id.as_str())
+                .bind(thread.ts.as_str())
+                .bind(*at);
             }
             query.execute(&mut *tx).await?;
         }
@@ -798,9 +850,9 @@ async fn write_commits(
         .collect::<Result<Vec<_>, _>>()?;
     for chunk in notices.chunks(ROWS_PER_STATEMENT) {
         let sql = format!(
-            "INSERT INTO outbox (project, iid, policy, step, cycle, occurrence, created_at, position, notice, next_attempt_at)
+            "INSERT INTO outbox (project, iid, policy, step, cycle, occurrence, created_at, position, notice, next_attempt_at, channel)
              VALUES {} ON CONFLICT DO NOTHING",
-            placeholders(chunk.len(), 10)
+            placeholders(chunk.len(), 11)
         );
         let mut query = multi_row(sql);
         for ((project, iid), now, position, fired, notice) in chunk {
@@ -808,7 +860,14 @@ async fn write_commits(
                 .bind(millis(*now))
                 .bind(*position as i64)
                 .bind(notice.as_str())
-                .bind(millis(*now));
+                .bind(millis(*now))
+                .bind(
+                    fired
+                        .notice
+                        .slack
+                        .as_ref()
+                        .map(|slack| slack.channel.as_str()),
+                );
         }
         query.execute(&mut **tx).await?;
     }
