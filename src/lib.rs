@@ -17,6 +17,7 @@ pub mod jobs;
 pub mod notify;
 pub mod policy;
 pub mod server;
+pub mod slack;
 pub mod store;
 
 #[cfg(test)]

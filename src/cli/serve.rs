@@ -11,9 +11,10 @@ use tokio_util::sync::CancellationToken;
 
 use super::EXIT_CONFIG;
 use crate::jobs::Context;
-use crate::notify::LogNotifier;
+use crate::notify::{LogNotifier, Notifier};
 use crate::policy;
 use crate::server::{self, ServerConfig};
+use crate::slack::{SlackNotifier, SlackSettings};
 use crate::store::sql::SqlStore;
 
 /// The environment variable holding the webhook secret(s), comma-separated.
@@ -35,7 +36,8 @@ pub struct ServeArgs {
         default_value = "sqlite://labelwarden.db"
     )]
     database: String,
-    /// How notices are sent. `log` writes them to the log (Slack is configured per channel in policies once available).
+    /// How notices are sent: `slack` (needs SLACK_BOT_TOKEN, and the URL of
+    /// every `webhook_env` channel), or `log` to write them to the log.
     #[arg(long, env = "LABELWARDEN_NOTIFIER", value_enum)]
     notifier: NotifierKind,
     /// Accept webhooks without a secret. For local trials only.
@@ -48,6 +50,8 @@ pub struct ServeArgs {
 
 #[derive(Debug, Clone, Copy, ValueEnum)]
 enum NotifierKind {
+    /// Post to Slack as the policies' channels say.
+    Slack,
     /// Write each notice to the log.
     Log,
 }
@@ -112,17 +116,39 @@ pub fn run(args: ServeArgs) -> ExitCode {
             secrets,
             max_body_bytes: args.max_body_bytes,
         };
-        let notifier = match args.notifier {
-            NotifierKind::Log => Arc::new(LogNotifier),
-        };
-        match server::run(listener, config, context, notifier, shutdown).await {
-            Ok(()) => ExitCode::SUCCESS,
-            Err(e) => {
-                eprintln!("error: server failed: {e}");
-                ExitCode::FAILURE
+        match args.notifier {
+            NotifierKind::Log => serve(listener, config, context, LogNotifier, shutdown).await,
+            NotifierKind::Slack => {
+                let notifier =
+                    match SlackSettings::from_env(&context.policies).and_then(|settings| {
+                        SlackNotifier::new(Arc::clone(&context.policies), settings)
+                    }) {
+                        Ok(notifier) => notifier,
+                        Err(e) => {
+                            eprintln!("error: --notifier slack: {e}");
+                            return ExitCode::from(EXIT_CONFIG);
+                        }
+                    };
+                serve(listener, config, context, notifier, shutdown).await
             }
         }
     })
+}
+
+async fn serve<N: Notifier>(
+    listener: tokio::net::TcpListener,
+    config: ServerConfig,
+    context: Arc<Context<SqlStore>>,
+    notifier: N,
+    shutdown: CancellationToken,
+) -> ExitCode {
+    match server::run(listener, config, context, Arc::new(notifier), shutdown).await {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: server failed: {e}");
+            ExitCode::FAILURE
+        }
+    }
 }
 
 /// Cancels `shutdown` on SIGTERM or SIGINT.

@@ -290,6 +290,16 @@ pub trait Notifier: Send + Sync + 'static {
 
 pub use health::{DestinationHealth, FailingDestination};
 
+/// A step's GitLab actions in one line, for the log.
+pub fn describe_gitlab(step: &GitLabStep) -> String {
+    format!(
+        "add_labels=[{}] remove_labels=[{}] comment={}",
+        step.add_labels.join(","),
+        step.remove_labels.join(","),
+        step.comment
+    )
+}
+
 /// Writes every notice to the log at INFO, with its Slack channel, mentions
 /// and GitLab actions. Titles of confidential issues are left out.
 #[derive(Debug, Default, Clone)]
@@ -312,14 +322,7 @@ impl Notifier for LogNotifier {
                 .collect();
             format!("channel={} mention=[{}]", s.channel, mentions.join(","))
         });
-        let gitlab = notice.gitlab.as_ref().map(|g| {
-            format!(
-                "add_labels=[{}] remove_labels=[{}] comment={}",
-                g.add_labels.join(","),
-                g.remove_labels.join(","),
-                g.comment
-            )
-        });
+        let gitlab = notice.gitlab.as_ref().map(describe_gitlab);
         let title = if notice.confidential {
             "(confidential)"
         } else {

@@ -736,6 +736,36 @@ impl Checker {
                 self.fail(&at, format!("{field}.text"), problem);
             }
         }
+        if let Some(target) = refs.channels.get(&channel.value) {
+            if raw.react.is_some()
+                && matches!(target.destination, Destination::IncomingWebhook { .. })
+            {
+                ok = false;
+                let at = self.at(file, entry);
+                self.fail(
+                    &at,
+                    format!("{field}.react"),
+                    format!(
+                        "channel `{}` posts through an incoming webhook, which cannot add \
+                         reactions: give it a `slack_channel` (bot token) or drop `react`",
+                        channel.value
+                    ),
+                );
+            }
+            if !mentions.is_empty() && target.audience == Audience::Users {
+                ok = false;
+                let at = self.at(file, entry);
+                self.fail(
+                    &at,
+                    format!("{field}.mention"),
+                    format!(
+                        "channel `{}` is for users (`audience: users`), where nobody is \
+                         tagged: mention people in a team channel",
+                        channel.value
+                    ),
+                );
+            }
+        }
         let post = raw.reply.unwrap_or(true);
         if !post && raw.react.is_none() {
             ok = false;
@@ -1021,6 +1051,30 @@ mod tests {
         assert_eq!(found.len(), 1);
         assert!(
             found[0].contains("step `start` is already defined") && found[0].contains("`id:`"),
+            "{found:?}"
+        );
+    }
+
+    #[test]
+    fn webhook_channels_cannot_react_and_user_channels_tag_nobody() {
+        let found = errors(concat!(
+            "channels:\n",
+            "  hook: { webhook_env: SLACK_HOOK_URL }\n",
+            "  public: { slack_channel: \"#help\", audience: users }\n",
+            "people:\n  leads: [\"<@U0LEAD0001>\"]\n",
+            "policies:\n",
+            "  - name: p\n    match: { labels_any: [x] }\n    clock: { target: 1h }\n    escalation:\n",
+            "      - on: resolved\n        slack: { channel: hook, react: white_check_mark }\n",
+            "      - on: breach\n        slack: { channel: public, mention: [leads] }\n",
+            "      - on: start\n        slack: { channel: public }\n",
+        ));
+        assert_eq!(found.len(), 2, "{found:?}");
+        assert!(
+            found[0].contains("react") && found[0].contains("cannot add reactions"),
+            "{found:?}"
+        );
+        assert!(
+            found[1].contains("mention") && found[1].contains("audience: users"),
             "{found:?}"
         );
     }

@@ -20,7 +20,7 @@ use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
 use crate::jobs::{self, Context};
-use crate::notify::Notifier;
+use crate::notify::{DestinationHealth, Notifier};
 use crate::store::Store;
 
 pub use ops::prometheus;
@@ -39,6 +39,8 @@ pub struct App<S> {
     context: Arc<Context<S>>,
     secrets: Vec<SecretString>,
     metrics: PrometheusHandle,
+    /// The notifier's view of its destinations, if it keeps one.
+    destinations: Option<Arc<DestinationHealth>>,
 }
 
 /// How long the jobs get to finish after the server stopped.
@@ -56,6 +58,7 @@ pub async fn run<S: Store, N: Notifier>(
         context: Arc::clone(&context),
         secrets: config.secrets,
         metrics: prometheus(),
+        destinations: notifier.health(),
     });
     let router = Router::new()
         .route("/webhooks/gitlab", post(webhook::receive::<S>))

@@ -1,5 +1,12 @@
 //! Operations routes: `/healthz` (the process answers), `/readyz` (the store
-//! answers and policies are loaded) and `/metrics` (Prometheus text).
+//! answers and policies are loaded; Slack destinations that refuse notices
+//! are listed) and `/metrics` (Prometheus text).
+//!
+//! A failing Slack destination makes `/readyz` say `degraded` but keeps
+//! HTTP 200: the receiver still takes webhooks and keeps every notice in
+//! the outbox, and a 503 would make a load balancer turn GitLab's
+//! deliveries away (GitLab disables hooks that keep failing). Alert on
+//! `labelwarden_destination_failing` or on the `status` field.
 
 use std::sync::{Arc, OnceLock};
 
@@ -48,19 +55,38 @@ pub async fn healthz() -> &'static str {
 
 pub async fn readyz<S: Store>(State(app): State<Arc<App<S>>>) -> Response {
     let policies = app.context.policies.policies.len();
+    let failing = app
+        .destinations
+        .as_ref()
+        .map(|health| health.failing())
+        .unwrap_or_default();
+    let slack = json!({
+        "status": if failing.is_empty() { "ok" } else { "failing" },
+        "failing": failing,
+    });
     match app.context.store.ping().await {
-        Ok(()) => (
-            StatusCode::OK,
-            Json(json!({ "status": "ready", "store": "ok", "policies": policies })),
-        )
-            .into_response(),
+        Ok(()) => {
+            let status = if failing.is_empty() {
+                "ready"
+            } else {
+                "degraded"
+            };
+            (
+                StatusCode::OK,
+                Json(json!({ "status": status, "store": "ok", "policies": policies, "slack": slack })),
+            )
+                .into_response()
+        }
         Err(e) => {
             tracing::warn!(error = %e, "not ready: store does not answer");
             (
                 StatusCode::SERVICE_UNAVAILABLE,
-                Json(
-                    json!({ "status": "not_ready", "store": e.to_string(), "policies": policies }),
-                ),
+                Json(json!({
+                    "status": "not_ready",
+                    "store": e.to_string(),
+                    "policies": policies,
+                    "slack": slack,
+                })),
             )
                 .into_response()
         }

@@ -1,0 +1,177 @@
+//! The three Slack Web API methods labelwarden uses, for a bot token:
+//! `chat.postMessage`, `chat.update` and `reactions.add`. JSON bodies,
+//! `Authorization: Bearer`, and Slack's answers read as Slack documents
+//! them: HTTP 200 with `"ok": false` is an error, HTTP 429 carries
+//! `Retry-After` in seconds.
+//!
+//! The base URL is configurable (`SLACK_API_URL`) so that tests and
+//! self-hosted proxies can stand in for `https://slack.com/api`.
+
+use std::time::Duration;
+
+use secrecy::{ExposeSecret, SecretString};
+use serde::Deserialize;
+use serde_json::{Value, json};
+
+use super::SlackError;
+use super::message::Message;
+use crate::notify::Thread;
+
+/// Slack's own Web API.
+pub const DEFAULT_API_URL: &str = "https://slack.com/api";
+
+/// How long to wait after a 429 that did not say (Slack always does).
+const DEFAULT_RETRY_AFTER: Duration = Duration::from_secs(5);
+
+/// A Web API client for one bot token.
+#[derive(Debug, Clone)]
+pub struct WebApi {
+    http: reqwest::Client,
+    base_url: String,
+    token: SecretString,
+}
+
+/// Where a new message is, as Slack reports it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Posted {
+    pub channel_id: String,
+    pub ts: String,
+}
+
+/// Slack's answer: `ok`, and on failure the `error` code.
+#[derive(Debug, Deserialize)]
+struct Answer {
+    ok: bool,
+    #[serde(default)]
+    error: Option<String>,
+    #[serde(default)]
+    channel: Option<String>,
+    #[serde(default)]
+    ts: Option<String>,
+}
+
+impl WebApi {
+    pub fn new(http: reqwest::Client, base_url: &str, token: SecretString) -> Self {
+        WebApi {
+            http,
+            base_url: base_url.trim_end_matches('/').to_owned(),
+            token,
+        }
+    }
+
+    /// Posts `message` to `channel` (an id, or `#name`), as a reply in
+    /// `thread` if given, also shown in the channel if `broadcast`.
+    pub async fn post_message(
+        &self,
+        channel: &str,
+        message: &Message,
+        thread: Option<&Thread>,
+        broadcast: bool,
+    ) -> Result<Posted, SlackError> {
+        let mut body = json!({
+            "channel": thread.map_or(channel, |t| t.channel_id.as_str()),
+            "text": message.text,
+            "blocks": message.blocks,
+            "unfurl_links": false,
+            "unfurl_media": false,
+        });
+        if let Some(thread) = thread {
+            body["thread_ts"] = json!(thread.ts);
+            if broadcast {
+                body["reply_broadcast"] = json!(true);
+            }
+        }
+        let method = "chat.postMessage";
+        let answer = self.call(method, &body).await?;
+        match (answer.channel, answer.ts) {
+            (Some(channel_id), Some(ts)) => Ok(Posted { channel_id, ts }),
+            _ => Err(SlackError::Unreadable {
+                method,
+                status: 200,
+                detail: "`ok` without `channel` and `ts`".to_owned(),
+            }),
+        }
+    }
+
+    /// Replaces the text and blocks of the message `at`.
+    pub async fn update(&self, at: &Thread, message: &Message) -> Result<(), SlackError> {
+        let body = json!({
+            "channel": at.channel_id,
+            "ts": at.ts,
+            "text": message.text,
+            "blocks": message.blocks,
+        });
+        self.call("chat.update", &body).await.map(drop)
+    }
+
+    /// Adds the reaction `emoji` (a name without colons) to the message
+    /// `at`. Already there counts as done.
+    pub async fn add_reaction(&self, at: &Thread, emoji: &str) -> Result<(), SlackError> {
+        let body = json!({ "channel": at.channel_id, "timestamp": at.ts, "name": emoji });
+        match self.call("reactions.add", &body).await {
+            Err(SlackError::Refused { code, .. }) if code == "already_reacted" => Ok(()),
+            other => other.map(drop),
+        }
+    }
+
+    async fn call(&self, method: &'static str, body: &Value) -> Result<Answer, SlackError> {
+        let result = self.request(method, body).await;
+        super::count_request(method, &result);
+        result
+    }
+
+    async fn request(&self, method: &'static str, body: &Value) -> Result<Answer, SlackError> {
+        let response = self
+            .http
+            .post(format!("{}/{method}", self.base_url))
+            .bearer_auth(self.token.expose_secret())
+            .json(body)
+            .send()
+            .await
+            .map_err(|e| SlackError::network(method, e))?;
+        let status = response.status();
+        let retry_after = retry_after(response.headers());
+        if status.as_u16() == 429 {
+            return Err(SlackError::RateLimited {
+                method,
+                retry_after: retry_after.unwrap_or(DEFAULT_RETRY_AFTER),
+            });
+        }
+        if status.is_server_error() {
+            return Err(SlackError::Unavailable {
+                method,
+                status: status.as_u16(),
+            });
+        }
+        let text = response
+            .text()
+            .await
+            .map_err(|e| SlackError::network(method, e))?;
+        let answer: Answer = serde_json::from_str(&text).map_err(|_| SlackError::Unreadable {
+            method,
+            status: status.as_u16(),
+            detail: super::excerpt(&text),
+        })?;
+        if answer.ok && status.is_success() {
+            return Ok(answer);
+        }
+        Err(SlackError::Refused {
+            method,
+            code: answer
+                .error
+                .unwrap_or_else(|| format!("http_{}", status.as_u16())),
+        })
+    }
+}
+
+/// `Retry-After` in whole seconds, as Slack sends it.
+pub(super) fn retry_after(headers: &reqwest::header::HeaderMap) -> Option<Duration> {
+    headers
+        .get(reqwest::header::RETRY_AFTER)?
+        .to_str()
+        .ok()?
+        .trim()
+        .parse::<u64>()
+        .ok()
+        .map(Duration::from_secs)
+}
