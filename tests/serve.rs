@@ -2,21 +2,17 @@
 //! GitLab deliveries shaped as GitLab documents them (timestamps moved to
 //! now), and a notifier that records what would have been sent.
 
-use std::path::{Path, PathBuf};
+mod common;
+
+use std::path::Path;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use chrono::{DateTime, SecondsFormat, Utc};
-use labelwarden::jobs::Context;
+use chrono::{DateTime, Utc};
+use common::{HIGHEST, SECRET, Server, issue_event, start_server};
+use labelwarden::jobs::outbox::RetryPolicy;
 use labelwarden::notify::{Delivered, Notice, Notifier, NotifyError, Thread};
-use labelwarden::server::{self, ServerConfig};
-use labelwarden::store::sql::SqlStore;
-use secrecy::SecretString;
 use serde_json::{Value, json};
-use tokio::task::JoinHandle;
-use tokio_util::sync::CancellationToken;
-
-const SECRET: &str = "test-secret";
 
 /// A notice and when the server sent it.
 type Sent = (DateTime<Utc>, Notice);
@@ -84,15 +80,21 @@ impl Notifier for Flaky {
 }
 
 struct App {
-    address: String,
+    server: Server,
     notices: Recorder,
-    shutdown: CancellationToken,
-    task: JoinHandle<std::io::Result<()>>,
-    http: reqwest::Client,
 }
 
-fn fixtures() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures")
+impl std::ops::Deref for App {
+    type Target = Server;
+    fn deref(&self) -> &Server {
+        &self.server
+    }
+}
+
+impl App {
+    async fn stop(self) {
+        self.server.stop().await;
+    }
 }
 
 /// Starts the real server on a random port over the SQLite file `database`.
@@ -111,118 +113,16 @@ async fn spawn<N: Notifier>(
     notifier: N,
     notices: Recorder,
 ) -> App {
-    let policies =
-        labelwarden::policy::load(&fixtures().join("policies-fast")).expect("test policies load");
-    let store = SqlStore::connect(&format!("sqlite://{}", database.display()))
-        .await
-        .expect("store opens");
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let address = format!("http://{}", listener.local_addr().unwrap());
-    let shutdown = CancellationToken::new();
-    let config = ServerConfig {
-        secrets: vec![SecretString::from(SECRET.to_owned())],
+    let server = start_server(
+        "policies-fast",
+        database,
         max_body_bytes,
-    };
-    let context = Arc::new(Context::new(store, Arc::new(policies)));
-    let task = tokio::spawn(server::run(
-        listener,
-        config,
-        context,
-        Arc::new(notifier),
-        shutdown.clone(),
-    ));
-    App {
-        address,
-        notices,
-        shutdown,
-        task,
-        http: labelwarden::http_client::builder().build().unwrap(),
-    }
-}
-
-impl App {
-    async fn post(&self, headers: &[(&str, &str)], body: String) -> reqwest::Response {
-        let mut request = self
-            .http
-            .post(format!("{}/webhooks/gitlab", self.address))
-            .body(body);
-        for (name, value) in headers {
-            request = request.header(*name, *value);
-        }
-        request.send().await.expect("server answers")
-    }
-
-    /// Posts an issue delivery as GitLab does, with its UUID.
-    async fn deliver(&self, uuid: &str, payload: &Value) -> u16 {
-        let headers = [
-            ("X-Gitlab-Token", SECRET),
-            ("X-Gitlab-Event", "Issue Hook"),
-            ("X-Gitlab-Event-UUID", uuid),
-            ("Content-Type", "application/json"),
-        ];
-        self.post(&headers, payload.to_string())
-            .await
-            .status()
-            .as_u16()
-    }
-
-    async fn stop(self) {
-        self.shutdown.cancel();
-        self.task.await.unwrap().unwrap();
-    }
-}
-
-fn gitlab_time(at: DateTime<Utc>) -> String {
-    at.to_rfc3339_opts(SecondsFormat::Millis, true)
-}
-
-fn label(title: &str) -> Value {
-    json!({ "id": 900, "title": title, "color": "#dc143c", "project_id": 7, "type": "GroupLabel", "group_id": 3 })
-}
-
-/// A delivery built on GitLab's documented issue event: issue `iid`, now
-/// labelled `after`, previously `before`, optionally closing it.
-fn issue_event(
-    iid: u64,
-    created: DateTime<Utc>,
-    at: DateTime<Utc>,
-    before: &[&str],
-    after: &[&str],
-    closing: bool,
-) -> Value {
-    let mut payload: Value = serde_json::from_slice(
-        &std::fs::read(fixtures().join("gitlab/issue_hook_documented.json")).unwrap(),
+        notifier,
+        RetryPolicy::default(),
     )
-    .unwrap();
-    let labels: Vec<Value> = after.iter().map(|l| label(l)).collect();
-    payload["project"]["path_with_namespace"] = json!("acme/backend");
-    let attributes = &mut payload["object_attributes"];
-    attributes["iid"] = json!(iid);
-    attributes["title"] = json!(format!("Checkout broken #{iid}"));
-    attributes["created_at"] = json!(gitlab_time(created));
-    attributes["updated_at"] = json!(gitlab_time(at));
-    attributes["labels"] = json!(labels);
-    attributes["action"] = json!(if closing { "close" } else { "update" });
-    attributes["state"] = json!(if closing { "closed" } else { "opened" });
-    if closing {
-        attributes["closed_at"] = json!(gitlab_time(at));
-    }
-    payload["labels"] = json!(labels);
-    let mut changes = json!({ "updated_at": { "previous": null, "current": gitlab_time(at) } });
-    if before != after {
-        changes["labels"] = json!({
-            "previous": before.iter().map(|l| label(l)).collect::<Vec<_>>(),
-            "current": labels,
-        });
-    }
-    if closing {
-        changes["state_id"] = json!({ "previous": 1, "current": 2 });
-    }
-    payload["changes"] = changes;
-    payload
+    .await;
+    App { server, notices }
 }
-
-const HIGHEST: &str = "priority::highest";
 
 async fn wait_for(notices: &Recorder, count: usize, within: Duration) {
     let deadline = tokio::time::Instant::now() + within;

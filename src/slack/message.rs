@@ -181,10 +181,20 @@ impl Rendering<'_> {
                 ":rotating_light: SLA clock started: resolve within {target}, by {deadline} ({}).",
                 self.time_left()
             ),
-            "before_deadline" => format!(
-                ":hourglass_flowing_sand: {} before the SLA deadline, {deadline}. Resolve the issue or say in it what blocks it.",
-                self.time_left_short()
-            ),
+            "before_deadline" => match (self.overdue(), self.remaining()) {
+                (Some(overdue), _) => format!(
+                    ":hourglass_flowing_sand: Deadline warning, delayed: the SLA deadline ({deadline}) passed {} ago.",
+                    human(overdue)
+                ),
+                (None, Some(left)) if self.notice.sla.kind == "paused" => format!(
+                    ":hourglass_flowing_sand: {} left before the SLA deadline, clock paused.",
+                    human(left)
+                ),
+                _ => format!(
+                    ":hourglass_flowing_sand: {} left before the SLA deadline, {deadline}. Resolve the issue or say in it what blocks it.",
+                    human(self.remaining().unwrap_or_default())
+                ),
+            },
             "breach" => format!(
                 ":red_circle: SLA breached: the {target} deadline ({deadline}) passed {} ago.",
                 self.overdue_text()
@@ -305,14 +315,6 @@ impl Rendering<'_> {
             }
             (None, Some(left)) => format!("{} left", human(left)),
             (None, None) => "clock paused".to_owned(),
-        }
-    }
-
-    fn time_left_short(&self) -> String {
-        match (self.overdue(), self.remaining()) {
-            (Some(overdue), _) => format!("{} past the deadline", human(overdue)),
-            (None, Some(left)) => format!("{} left", human(left)),
-            (None, None) => "Clock paused".to_owned(),
         }
     }
 

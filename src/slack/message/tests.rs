@@ -175,6 +175,18 @@ fn replies_link_the_issue_and_say_how_late_or_how_long_left() {
     assert!(shown.contains("6h left before the SLA deadline"), "{shown}");
     assert!(shown.contains("|acme/backend#12>"), "{shown}");
 
+    // The same warning held up past the deadline says so.
+    let shown = visible(
+        &render(&warning, &channel, &people, at(24 * 60 + 3))
+            .reply()
+            .message,
+    );
+    assert!(
+        shown.contains("Deadline warning, delayed: the SLA deadline (<!date^1795683600^"),
+        "{shown}"
+    );
+    assert!(shown.contains("passed 3m ago"), "{shown}");
+
     let breach = notice("breach", 24 * 60 + 5);
     let shown = visible(
         &render(&breach, &channel, &people, at(24 * 60 + 7))

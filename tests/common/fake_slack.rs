@@ -1,0 +1,377 @@
+//! A local stand-in for Slack that answers as Slack documents: the Web API
+//! methods labelwarden calls (`chat.postMessage`, `chat.update`,
+//! `reactions.add`) with `{"ok": true, ...}` or HTTP 200 with
+//! `{"ok": false, "error": "..."}`, 429 with `Retry-After` in seconds, and
+//! incoming webhooks answering `ok` or a plain-text error code.
+//!
+//! It keeps what a channel would show (messages with their `ts`, threads,
+//! edits, reactions), logs every request, and can be told to misbehave:
+//! an outage (HTTP 503), rate limiting, a channel refusing posts, a
+//! deleted message.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use axum::Router;
+use axum::extract::{Path, State};
+use axum::http::{HeaderMap, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::post;
+use serde_json::{Value, json};
+
+pub const TOKEN: &str = "xoxb-test-token";
+
+/// A message as the channel shows it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Message {
+    pub channel: String,
+    pub ts: String,
+    pub thread_ts: Option<String>,
+    pub broadcast: bool,
+    pub text: String,
+    pub blocks: Value,
+    /// Times it was edited with `chat.update`.
+    pub edits: u32,
+    pub reactions: Vec<String>,
+}
+
+impl Message {
+    /// The text and blocks, as a reader would search them.
+    pub fn shown(&self) -> String {
+        format!("{}\n{}", self.text, self.blocks)
+    }
+}
+
+/// One request as received, and how it was answered.
+#[derive(Debug, Clone)]
+pub struct Request {
+    pub at: Instant,
+    /// `chat.postMessage`, `chat.update`, `reactions.add` or `webhook`.
+    pub method: String,
+    pub body: Value,
+    pub status: u16,
+    /// Slack's `error`, if it refused.
+    pub error: Option<String>,
+}
+
+#[derive(Default)]
+struct Inner {
+    messages: Vec<Message>,
+    requests: Vec<Request>,
+    next_ts: u64,
+    outage_until: Option<Instant>,
+    rate_limited_calls: u32,
+    retry_after_seconds: u32,
+    refusing: HashMap<String, String>,
+}
+
+#[derive(Clone, Default)]
+pub struct FakeSlack {
+    inner: Arc<Mutex<Inner>>,
+}
+
+/// The fake, listening.
+pub struct Running {
+    pub slack: FakeSlack,
+    /// The Web API base URL (what `SLACK_API_URL` would be).
+    pub api_url: String,
+    /// An incoming webhook URL.
+    pub webhook_url: String,
+}
+
+impl FakeSlack {
+    pub async fn start() -> Running {
+        let slack = FakeSlack::default();
+        let router = Router::new()
+            .route("/api/{method}", post(web_api))
+            .route("/services/{team}/{bot}/{secret}", post(incoming_webhook))
+            .with_state(slack.clone());
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let address = listener.local_addr().unwrap();
+        tokio::spawn(async move { axum::serve(listener, router).await });
+        Running {
+            slack,
+            api_url: format!("http://{address}/api"),
+            webhook_url: format!("http://{address}/services/T0TEST/B0TEST/s3cr3tWebhookPart"),
+        }
+    }
+
+    /// Every call answers HTTP 503 for `length`.
+    pub fn outage(&self, length: Duration) {
+        self.lock().outage_until = Some(Instant::now() + length);
+    }
+
+    /// The next `calls` calls answer 429 with `Retry-After: seconds`.
+    pub fn rate_limit(&self, calls: u32, seconds: u32) {
+        let mut inner = self.lock();
+        inner.rate_limited_calls = calls;
+        inner.retry_after_seconds = seconds;
+    }
+
+    /// Posts to `channel` (as given, `#name` or id) are refused with `error`.
+    pub fn refuse(&self, channel: &str, error: &str) {
+        self.lock()
+            .refusing
+            .insert(channel.to_owned(), error.to_owned());
+    }
+
+    pub fn stop_refusing(&self, channel: &str) {
+        self.lock().refusing.remove(channel);
+    }
+
+    /// Deletes a message, as a person in the channel could.
+    pub fn delete(&self, ts: &str) {
+        self.lock().messages.retain(|m| m.ts != ts);
+    }
+
+    pub fn messages(&self) -> Vec<Message> {
+        self.lock().messages.clone()
+    }
+
+    pub fn requests(&self) -> Vec<Request> {
+        self.lock().requests.clone()
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, Inner> {
+        self.inner.lock().unwrap()
+    }
+}
+
+/// `#alerts` is channel `C0ALERTS`; ids stand for themselves.
+pub fn channel_id(channel: &str) -> String {
+    match channel.strip_prefix('#') {
+        Some(name) => format!("C0{}", name.to_uppercase().replace('-', "")),
+        None => channel.to_owned(),
+    }
+}
+
+fn slack_error(error: &str) -> Response {
+    (
+        StatusCode::OK,
+        axum::Json(json!({ "ok": false, "error": error })),
+    )
+        .into_response()
+}
+
+async fn web_api(
+    State(slack): State<FakeSlack>,
+    Path(method): Path<String>,
+    headers: HeaderMap,
+    body: String,
+) -> Response {
+    let mut inner = slack.lock();
+    let now = Instant::now();
+    let parsed: Value = serde_json::from_str(&body).unwrap_or(Value::Null);
+    let mut log = Request {
+        at: now,
+        method: method.clone(),
+        body: parsed.clone(),
+        status: 200,
+        error: None,
+    };
+    let response = answer(&mut inner, &method, &headers, &parsed, now);
+    log.status = response.status().as_u16();
+    log.error = response_error(&response);
+    inner.requests.push(log);
+    response.into_response()
+}
+
+/// The `error` a response carries, read back for the log.
+fn response_error(response: &Answer) -> Option<String> {
+    match response {
+        Answer::Refused(error) => Some(error.clone()),
+        _ => None,
+    }
+}
+
+enum Answer {
+    Ok(Value),
+    Refused(String),
+    Status(StatusCode, Vec<(header::HeaderName, String)>),
+}
+
+impl Answer {
+    fn status(&self) -> StatusCode {
+        match self {
+            Answer::Status(status, _) => *status,
+            _ => StatusCode::OK,
+        }
+    }
+}
+
+impl IntoResponse for Answer {
+    fn into_response(self) -> Response {
+        match self {
+            Answer::Ok(body) => (StatusCode::OK, axum::Json(body)).into_response(),
+            Answer::Refused(error) => slack_error(&error),
+            Answer::Status(status, headers) => {
+                let mut response = (status, "").into_response();
+                for (name, value) in headers {
+                    response.headers_mut().insert(name, value.parse().unwrap());
+                }
+                response
+            }
+        }
+    }
+}
+
+/// Outage and rate limit first, as Slack's front door would.
+fn misbehaving(inner: &mut Inner, now: Instant) -> Option<Answer> {
+    if inner.outage_until.is_some_and(|until| now < until) {
+        return Some(Answer::Status(StatusCode::SERVICE_UNAVAILABLE, vec![]));
+    }
+    if inner.rate_limited_calls > 0 {
+        inner.rate_limited_calls -= 1;
+        return Some(Answer::Status(
+            StatusCode::TOO_MANY_REQUESTS,
+            vec![(header::RETRY_AFTER, inner.retry_after_seconds.to_string())],
+        ));
+    }
+    None
+}
+
+fn answer(
+    inner: &mut Inner,
+    method: &str,
+    headers: &HeaderMap,
+    body: &Value,
+    now: Instant,
+) -> Answer {
+    if let Some(answer) = misbehaving(inner, now) {
+        return answer;
+    }
+    match headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+    {
+        None => return Answer::Refused("not_authed".into()),
+        Some(value) if value != format!("Bearer {TOKEN}") => {
+            return Answer::Refused("invalid_auth".into());
+        }
+        Some(_) => {}
+    }
+    if !headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.starts_with("application/json"))
+    {
+        return Answer::Refused("invalid_form_data".into());
+    }
+    let text = |key: &str| body[key].as_str().map(str::to_owned);
+    match method {
+        "chat.postMessage" => {
+            let Some(channel) = text("channel") else {
+                return Answer::Refused("channel_not_found".into());
+            };
+            if let Some(error) = inner.refusing.get(&channel) {
+                return Answer::Refused(error.clone());
+            }
+            if text("text").unwrap_or_default().is_empty() && body["blocks"].is_null() {
+                return Answer::Refused("no_text".into());
+            }
+            let channel = channel_id(&channel);
+            let thread_ts = text("thread_ts");
+            if let Some(parent) = &thread_ts
+                && !inner
+                    .messages
+                    .iter()
+                    .any(|m| &m.ts == parent && m.channel == channel)
+            {
+                return Answer::Refused("thread_not_found".into());
+            }
+            inner.next_ts += 1;
+            let ts = format!("1764000000.{:06}", inner.next_ts * 100);
+            inner.messages.push(Message {
+                channel: channel.clone(),
+                ts: ts.clone(),
+                thread_ts,
+                broadcast: body["reply_broadcast"].as_bool().unwrap_or(false),
+                text: text("text").unwrap_or_default(),
+                blocks: body["blocks"].clone(),
+                edits: 0,
+                reactions: vec![],
+            });
+            Answer::Ok(json!({
+                "ok": true,
+                "channel": channel,
+                "ts": ts,
+                "message": { "type": "message", "text": body["text"], "ts": ts },
+            }))
+        }
+        "chat.update" => {
+            let (channel, ts) = (
+                text("channel").unwrap_or_default(),
+                text("ts").unwrap_or_default(),
+            );
+            let Some(message) = inner
+                .messages
+                .iter_mut()
+                .find(|m| m.ts == ts && m.channel == channel)
+            else {
+                return Answer::Refused("message_not_found".into());
+            };
+            message.text = text("text").unwrap_or_default();
+            message.blocks = body["blocks"].clone();
+            message.edits += 1;
+            Answer::Ok(json!({ "ok": true, "channel": channel, "ts": ts, "text": body["text"] }))
+        }
+        "reactions.add" => {
+            let (channel, ts) = (
+                text("channel").unwrap_or_default(),
+                text("timestamp").unwrap_or_default(),
+            );
+            let name = text("name").unwrap_or_default();
+            let Some(message) = inner
+                .messages
+                .iter_mut()
+                .find(|m| m.ts == ts && m.channel == channel)
+            else {
+                return Answer::Refused("message_not_found".into());
+            };
+            if message.reactions.contains(&name) {
+                return Answer::Refused("already_reacted".into());
+            }
+            message.reactions.push(name);
+            Answer::Ok(json!({ "ok": true }))
+        }
+        _ => Answer::Refused("unknown_method".into()),
+    }
+}
+
+async fn incoming_webhook(
+    State(slack): State<FakeSlack>,
+    Path((_team, _bot, _secret)): Path<(String, String, String)>,
+    body: String,
+) -> Response {
+    let mut inner = slack.lock();
+    let now = Instant::now();
+    let parsed: Value = serde_json::from_str(&body).unwrap_or(Value::Null);
+    let (status, text) = if let Some(answer) = misbehaving(&mut inner, now) {
+        (answer.status(), String::new())
+    } else if !parsed["text"].is_string() {
+        (StatusCode::BAD_REQUEST, "invalid_payload".to_owned())
+    } else {
+        inner.next_ts += 1;
+        let ts = format!("1764000000.{:06}", inner.next_ts * 100);
+        inner.messages.push(Message {
+            channel: "webhook".into(),
+            ts,
+            thread_ts: None,
+            broadcast: false,
+            text: parsed["text"].as_str().unwrap_or_default().to_owned(),
+            blocks: parsed["blocks"].clone(),
+            edits: 0,
+            reactions: vec![],
+        });
+        (StatusCode::OK, "ok".to_owned())
+    };
+    inner.requests.push(Request {
+        at: now,
+        method: "webhook".into(),
+        body: parsed,
+        status: status.as_u16(),
+        error: (status != StatusCode::OK).then(|| text.clone()),
+    });
+    (status, text).into_response()
+}

@@ -1,0 +1,184 @@
+//! What the end-to-end tests share: the real server started on a random
+//! port over a SQLite file, and GitLab deliveries shaped as GitLab
+//! documents them (timestamps moved to now).
+
+#![allow(dead_code)] // each test binary uses its own part
+
+pub mod fake_slack;
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use chrono::{DateTime, SecondsFormat, Utc};
+use labelwarden::jobs::Context;
+use labelwarden::jobs::outbox::RetryPolicy;
+use labelwarden::notify::Notifier;
+use labelwarden::server::{self, ServerConfig};
+use labelwarden::store::sql::SqlStore;
+use secrecy::SecretString;
+use serde_json::{Value, json};
+use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
+
+pub const SECRET: &str = "test-secret";
+pub const HIGHEST: &str = "priority::highest";
+
+pub fn fixtures() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures")
+}
+
+/// The real server, running.
+pub struct Server {
+    pub address: String,
+    pub http: reqwest::Client,
+    shutdown: CancellationToken,
+    task: JoinHandle<std::io::Result<()>>,
+}
+
+/// Starts the real server on a random port with the policies in
+/// `fixtures/{policies}`, over the SQLite file `database`.
+pub async fn start_server<N: Notifier>(
+    policies: &str,
+    database: &Path,
+    max_body_bytes: usize,
+    notifier: N,
+    retry: RetryPolicy,
+) -> Server {
+    let policies =
+        labelwarden::policy::load(&fixtures().join(policies)).expect("test policies load");
+    start_server_with(
+        Arc::new(policies),
+        database,
+        max_body_bytes,
+        notifier,
+        retry,
+    )
+    .await
+}
+
+pub async fn start_server_with<N: Notifier>(
+    policies: Arc<labelwarden::policy::PolicySet>,
+    database: &Path,
+    max_body_bytes: usize,
+    notifier: N,
+    retry: RetryPolicy,
+) -> Server {
+    let store = SqlStore::connect(&format!("sqlite://{}", database.display()))
+        .await
+        .expect("store opens");
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let address = format!("http://{}", listener.local_addr().unwrap());
+    let shutdown = CancellationToken::new();
+    let config = ServerConfig {
+        secrets: vec![SecretString::from(SECRET.to_owned())],
+        max_body_bytes,
+    };
+    let context = Arc::new(Context::new(store, policies).with_retry(retry));
+    let task = tokio::spawn(server::run(
+        listener,
+        config,
+        context,
+        Arc::new(notifier),
+        shutdown.clone(),
+    ));
+    Server {
+        address,
+        http: labelwarden::http_client::builder().build().unwrap(),
+        shutdown,
+        task,
+    }
+}
+
+impl Server {
+    pub async fn post(&self, headers: &[(&str, &str)], body: String) -> reqwest::Response {
+        let mut request = self
+            .http
+            .post(format!("{}/webhooks/gitlab", self.address))
+            .body(body);
+        for (name, value) in headers {
+            request = request.header(*name, *value);
+        }
+        request.send().await.expect("server answers")
+    }
+
+    /// Posts an issue delivery as GitLab does, with its UUID.
+    pub async fn deliver(&self, uuid: &str, payload: &Value) -> u16 {
+        let headers = [
+            ("X-Gitlab-Token", SECRET),
+            ("X-Gitlab-Event", "Issue Hook"),
+            ("X-Gitlab-Event-UUID", uuid),
+            ("Content-Type", "application/json"),
+        ];
+        self.post(&headers, payload.to_string())
+            .await
+            .status()
+            .as_u16()
+    }
+
+    /// GETs `path`: status and body.
+    pub async fn get(&self, path: &str) -> (u16, String) {
+        let response = self
+            .http
+            .get(format!("{}{path}", self.address))
+            .send()
+            .await
+            .expect("server answers");
+        let status = response.status().as_u16();
+        (status, response.text().await.unwrap())
+    }
+
+    pub async fn stop(self) {
+        self.shutdown.cancel();
+        self.task.await.unwrap().unwrap();
+    }
+}
+
+pub fn gitlab_time(at: DateTime<Utc>) -> String {
+    at.to_rfc3339_opts(SecondsFormat::Millis, true)
+}
+
+fn label(title: &str) -> Value {
+    json!({ "id": 900, "title": title, "color": "#dc143c", "project_id": 7, "type": "GroupLabel", "group_id": 3 })
+}
+
+/// A delivery built on GitLab's documented issue event: issue `iid`, now
+/// labelled `after`, previously `before`, optionally closing it.
+pub fn issue_event(
+    iid: u64,
+    created: DateTime<Utc>,
+    at: DateTime<Utc>,
+    before: &[&str],
+    after: &[&str],
+    closing: bool,
+) -> Value {
+    let mut payload: Value = serde_json::from_slice(
+        &std::fs::read(fixtures().join("gitlab/issue_hook_documented.json")).unwrap(),
+    )
+    .unwrap();
+    let labels: Vec<Value> = after.iter().map(|l| label(l)).collect();
+    payload["project"]["path_with_namespace"] = json!("acme/backend");
+    let attributes = &mut payload["object_attributes"];
+    attributes["iid"] = json!(iid);
+    attributes["title"] = json!(format!("Checkout broken #{iid}"));
+    attributes["created_at"] = json!(gitlab_time(created));
+    attributes["updated_at"] = json!(gitlab_time(at));
+    attributes["labels"] = json!(labels);
+    attributes["action"] = json!(if closing { "close" } else { "update" });
+    attributes["state"] = json!(if closing { "closed" } else { "opened" });
+    if closing {
+        attributes["closed_at"] = json!(gitlab_time(at));
+    }
+    payload["labels"] = json!(labels);
+    let mut changes = json!({ "updated_at": { "previous": null, "current": gitlab_time(at) } });
+    if before != after {
+        changes["labels"] = json!({
+            "previous": before.iter().map(|l| label(l)).collect::<Vec<_>>(),
+            "current": labels,
+        });
+    }
+    if closing {
+        changes["state_id"] = json!({ "previous": 1, "current": 2 });
+    }
+    payload["changes"] = changes;
+    payload
+}

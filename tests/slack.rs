@@ -1,0 +1,633 @@
+//! Slack end to end: the real server and the real Slack notifier against a
+//! local fake Slack that answers as Slack documents (`tests/common/fake_slack.rs`).
+//! Policies run on a 2-second clock (`fixtures/policies-slack`).
+
+mod common;
+
+use std::collections::BTreeMap;
+use std::num::NonZeroU32;
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use common::fake_slack::{self, FakeSlack, Message, Running, TOKEN};
+use common::{HIGHEST, Server, fixtures, issue_event, start_server_with};
+use labelwarden::jobs::outbox::RetryPolicy;
+use labelwarden::slack::message::Message as SlackMessage;
+use labelwarden::slack::webhook::IncomingWebhook;
+use labelwarden::slack::{SlackNotifier, SlackSettings};
+use secrecy::SecretString;
+use serde_json::{Value, json};
+
+const WEBHOOK_ENV: &str = "LABELWARDEN_TEST_STATUS_WEBHOOK";
+
+struct Setup {
+    server: Server,
+    slack: FakeSlack,
+}
+
+/// The server with a Slack notifier pointed at a fresh fake Slack.
+async fn start(database: &Path, per_channel_per_second: u32, retry: RetryPolicy) -> Setup {
+    let Running {
+        slack,
+        api_url,
+        webhook_url,
+    } = FakeSlack::start().await;
+    let policies = Arc::new(
+        labelwarden::policy::load(&fixtures().join("policies-slack")).expect("policies load"),
+    );
+    let settings = SlackSettings {
+        api_url,
+        token: Some(SecretString::from(TOKEN.to_owned())),
+        webhook_urls: BTreeMap::from([(WEBHOOK_ENV.to_owned(), SecretString::from(webhook_url))]),
+        per_channel_per_second: NonZeroU32::new(per_channel_per_second).unwrap(),
+        per_channel_burst: NonZeroU32::MIN,
+    };
+    let notifier = SlackNotifier::new(Arc::clone(&policies), settings).expect("notifier");
+    let server = start_server_with(policies, database, 1024 * 1024, notifier, retry).await;
+    Setup { server, slack }
+}
+
+/// Generous enough never to slow a test down.
+const UNLIMITED: u32 = 1_000;
+
+/// Messages of one channel.
+fn channel(slack: &FakeSlack, name: &str) -> Vec<Message> {
+    let id = fake_slack::channel_id(name);
+    slack
+        .messages()
+        .into_iter()
+        .filter(|m| m.channel == id)
+        .collect()
+}
+
+/// Messages of one issue (by its reference) in one channel.
+fn of_issue(slack: &FakeSlack, name: &str, iid: u64) -> Vec<Message> {
+    let reference = format!("acme/backend#{iid}");
+    channel(slack, name)
+        .into_iter()
+        .filter(|m| m.text.contains(&reference))
+        .collect()
+}
+
+async fn wait_until(within: Duration, mut done: impl FnMut() -> bool) {
+    let deadline = tokio::time::Instant::now() + within;
+    while !done() && tokio::time::Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+fn label(server_labels: &[&str], iid: u64, at: DateTime<Utc>) -> Value {
+    issue_event(iid, at, at, &[], server_labels, false)
+}
+
+fn close(labels: &[&str], iid: u64, labelled: DateTime<Utc>) -> Value {
+    issue_event(iid, labelled, Utc::now(), labels, labels, true)
+}
+
+/// What the fake received, one line per message, for the README's example.
+fn transcript(messages: &[Message]) -> String {
+    messages
+        .iter()
+        .map(|m| {
+            format!(
+                "{} {}{}{}: {}",
+                m.ts,
+                m.thread_ts
+                    .as_ref()
+                    .map_or_else(|| "parent".to_owned(), |t| format!("reply in {t}")),
+                if m.broadcast {
+                    " (also sent to channel)"
+                } else {
+                    ""
+                },
+                if m.reactions.is_empty() {
+                    String::new()
+                } else {
+                    format!(" [:{}:]", m.reactions.join(": :"))
+                },
+                m.text
+            )
+        })
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+#[tokio::test]
+async fn a_breach_story_is_one_thread_told_in_order() {
+    let dir = tempfile::tempdir().unwrap();
+    let Setup { server, slack } = start(
+        &dir.path().join("db.sqlite"),
+        UNLIMITED,
+        RetryPolicy::default(),
+    )
+    .await;
+    let labelled = Utc::now();
+    assert_eq!(
+        server
+            .deliver("story-1", &label(&[HIGHEST], 1, labelled))
+            .await,
+        200
+    );
+    // start, warning at 1s, breach at 2s, first reminder at 3s.
+    wait_until(Duration::from_secs(6), || {
+        of_issue(&slack, "#alerts", 1).len() >= 4
+    })
+    .await;
+    assert_eq!(
+        server
+            .deliver("story-2", &close(&[HIGHEST], 1, labelled))
+            .await,
+        200
+    );
+    wait_until(Duration::from_secs(3), || {
+        of_issue(&slack, "#alerts", 1)
+            .first()
+            .is_some_and(|parent| !parent.reactions.is_empty())
+            && of_issue(&slack, "#alerts", 1).len() >= 5
+    })
+    .await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+
+    let thread = of_issue(&slack, "#alerts", 1);
+    println!("{}", transcript(&thread));
+    assert_eq!(thread.len(), 5, "{}", transcript(&thread));
+    let parent = &thread[0];
+    assert_eq!(parent.thread_ts, None);
+    for reply in &thread[1..] {
+        assert_eq!(reply.thread_ts.as_ref(), Some(&parent.ts), "{}", reply.text);
+    }
+    // The parent: the issue, updated to show the outcome, with the reaction.
+    let shown = parent.shown();
+    assert!(shown.contains("Checkout broken #1"), "{shown}");
+    assert!(
+        shown.contains("Resolved") && shown.contains("after the SLA deadline"),
+        "{shown}"
+    );
+    assert_eq!(parent.edits, 1);
+    assert_eq!(parent.reactions, vec!["white_check_mark"]);
+
+    let (warning, breach, reminder, resolved) = (&thread[1], &thread[2], &thread[3], &thread[4]);
+    assert!(
+        warning.text.contains("before the SLA deadline"),
+        "{}",
+        warning.text
+    );
+    assert!(
+        warning.text.contains("<@U0USER001>"),
+        "the assignee is tagged: {}",
+        warning.text
+    );
+    assert!(breach.text.contains("SLA breached"), "{}", breach.text);
+    assert!(
+        breach
+            .text
+            .contains("<@U0CONTACT1> <!subteam^S0ONCALL1> <@U0USER001>")
+    );
+    assert!(breach.broadcast, "the breach is also shown in the channel");
+    assert!(!warning.broadcast);
+    assert!(
+        reminder.text.contains("Still open") && reminder.text.contains("Reminder 1"),
+        "{}",
+        reminder.text
+    );
+    assert!(resolved.text.contains("Resolved"), "{}", resolved.text);
+
+    // Safe calls first, the post last.
+    let methods: Vec<String> = slack.requests().iter().map(|r| r.method.clone()).collect();
+    assert_eq!(
+        methods,
+        [
+            "chat.postMessage",
+            "chat.postMessage",
+            "chat.postMessage",
+            "chat.postMessage",
+            "chat.update",
+            "reactions.add",
+            "chat.postMessage"
+        ]
+    );
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn a_confidential_issue_shows_only_reference_link_and_sla_outside_private_channels() {
+    let dir = tempfile::tempdir().unwrap();
+    let Setup { server, slack } = start(
+        &dir.path().join("db.sqlite"),
+        UNLIMITED,
+        RetryPolicy::default(),
+    )
+    .await;
+    let labels = [HIGHEST, "security"];
+    let labelled = Utc::now();
+    let mut payload = label(&labels, 2, labelled);
+    payload["object_attributes"]["confidential"] = json!(true);
+    server.deliver("secret-1", &payload).await;
+    // start, warning and breach in #alerts; the start in the private channel.
+    wait_until(Duration::from_secs(5), || {
+        of_issue(&slack, "#alerts", 2).len() >= 3
+    })
+    .await;
+    let mut closing = close(&labels, 2, labelled);
+    closing["object_attributes"]["confidential"] = json!(true);
+    server.deliver("secret-2", &closing).await;
+    wait_until(Duration::from_secs(3), || {
+        of_issue(&slack, "#alerts", 2).len() >= 4
+    })
+    .await;
+
+    let public: Vec<String> = slack
+        .requests()
+        .iter()
+        .filter(|r| r.body["channel"] != json!("C0SECURITY"))
+        .map(|r| r.body.to_string())
+        .collect();
+    assert!(
+        public.len() >= 5,
+        "start, warning, breach, update, reaction, reply: {public:?}"
+    );
+    for body in &public {
+        for secret in ["Checkout broken", "security", "priority::highest"] {
+            assert!(!body.contains(secret), "`{secret}` leaked: {body}");
+        }
+    }
+    let alerts = of_issue(&slack, "#alerts", 2);
+    for message in &alerts {
+        let shown = message.shown();
+        assert!(
+            shown.contains("https://gitlab.example.com") || shown.contains("http://example.com"),
+            "the link is there: {shown}"
+        );
+    }
+    assert!(alerts[0].shown().contains("(confidential issue)"));
+    assert!(
+        alerts[2].text.contains("SLA breached"),
+        "SLA facts stay: {}",
+        alerts[2].text
+    );
+
+    let private = channel(&slack, "C0SECURITY");
+    assert_eq!(private.len(), 1);
+    assert!(
+        private[0].shown().contains("Checkout broken #2"),
+        "a private channel sees the title"
+    );
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn a_429_is_retried_after_the_time_slack_asked_for() {
+    let dir = tempfile::tempdir().unwrap();
+    // Backoff alone would retry after 10 ms.
+    let retry = RetryPolicy {
+        first: Duration::from_millis(10),
+        longest: Duration::from_millis(100),
+    };
+    let Setup { server, slack } = start(&dir.path().join("db.sqlite"), UNLIMITED, retry).await;
+    slack.rate_limit(1, 1);
+    server
+        .deliver("limited-1", &label(&["triage::urgent"], 3, Utc::now()))
+        .await;
+    wait_until(Duration::from_secs(4), || {
+        !channel(&slack, "#triage").is_empty()
+    })
+    .await;
+
+    let posts: Vec<_> = slack
+        .requests()
+        .into_iter()
+        .filter(|r| r.method == "chat.postMessage")
+        .collect();
+    assert_eq!(posts[0].status, 429);
+    assert_eq!(posts[1].status, 200);
+    let waited = posts[1].at - posts[0].at;
+    assert!(
+        waited >= Duration::from_millis(1_000) && waited < Duration::from_millis(1_800),
+        "Retry-After: 1 honoured: {waited:?}"
+    );
+    assert_eq!(channel(&slack, "#triage").len(), 1, "sent once");
+    let (_, metrics) = server.get("/metrics").await;
+    assert!(
+        metrics.contains(
+            "labelwarden_slack_requests_total{method=\"chat.postMessage\",outcome=\"rate_limited\"}"
+        ),
+        "{metrics}"
+    );
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn each_channel_gets_about_one_message_per_second() {
+    let dir = tempfile::tempdir().unwrap();
+    let Setup { server, slack } =
+        start(&dir.path().join("db.sqlite"), 1, RetryPolicy::default()).await;
+    let now = Utc::now();
+    for iid in [4, 5, 6] {
+        server
+            .deliver(
+                &format!("paced-{iid}"),
+                &label(&["triage::urgent"], iid, now),
+            )
+            .await;
+    }
+    wait_until(Duration::from_secs(5), || {
+        channel(&slack, "#triage").len() >= 3
+    })
+    .await;
+    let times: Vec<_> = slack
+        .requests()
+        .into_iter()
+        .filter(|r| r.method == "chat.postMessage" && r.status == 200)
+        .map(|r| r.at)
+        .collect();
+    assert!(times.len() >= 3, "{times:?}");
+    for pair in times.windows(2) {
+        assert!(
+            pair[1] - pair[0] >= Duration::from_millis(900),
+            "{:?} between posts",
+            pair[1] - pair[0]
+        );
+    }
+    server.stop().await;
+}
+
+/// Production retries after 1 s, doubling to 5 min. Here both and the
+/// outage are 250 times shorter: a 10-minute outage lasts 2.4 s, retries
+/// start at 4 ms and are capped at 1.2 s.
+#[tokio::test]
+async fn a_ten_minute_outage_ends_with_every_message_delivered_once_in_order() {
+    let dir = tempfile::tempdir().unwrap();
+    let retry = RetryPolicy {
+        first: Duration::from_millis(4),
+        longest: Duration::from_millis(1_200),
+    };
+    let Setup { server, slack } = start(&dir.path().join("db.sqlite"), UNLIMITED, retry).await;
+    slack.outage(Duration::from_millis(2_400));
+    let labelled = Utc::now();
+    let issues = [10, 11, 12, 13, 14];
+    for iid in issues {
+        server
+            .deliver(&format!("outage-{iid}"), &label(&[HIGHEST], iid, labelled))
+            .await;
+    }
+    // start, warning and breach all fall due during the outage.
+    wait_until(Duration::from_secs(8), || {
+        issues
+            .iter()
+            .all(|iid| of_issue(&slack, "#alerts", *iid).len() >= 3)
+    })
+    .await;
+    for iid in issues {
+        server
+            .deliver(
+                &format!("outage-close-{iid}"),
+                &close(&[HIGHEST], iid, labelled),
+            )
+            .await;
+    }
+    wait_until(Duration::from_secs(5), || {
+        issues.iter().all(|iid| {
+            of_issue(&slack, "#alerts", *iid)
+                .first()
+                .is_some_and(|parent| !parent.reactions.is_empty())
+        })
+    })
+    .await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+
+    let refused = slack.requests().iter().filter(|r| r.status == 503).count();
+    assert!(
+        refused >= issues.len(),
+        "the outage was felt: {refused} calls refused"
+    );
+    for iid in issues {
+        let thread = of_issue(&slack, "#alerts", iid);
+        let story = transcript(&thread);
+        let parent = &thread[0];
+        // The parent (the start step's message) now shows the outcome.
+        assert!(
+            parent.thread_ts.is_none() && parent.text.contains("Resolved"),
+            "{story}"
+        );
+        assert!(
+            thread[1..]
+                .iter()
+                .all(|m| m.thread_ts.as_ref() == Some(&parent.ts)),
+            "{story}"
+        );
+        // The warning, sent after the outage: it says it is delayed if the
+        // deadline passed meanwhile.
+        assert!(
+            thread[1].text.contains(":hourglass_flowing_sand:"),
+            "{story}"
+        );
+        assert!(thread[2].text.contains("SLA breached"), "{story}");
+        let last = thread.last().unwrap();
+        assert!(last.text.contains("Resolved"), "{story}");
+        let reminders: Vec<u32> = thread[3..thread.len() - 1]
+            .iter()
+            .map(|m| {
+                assert!(m.text.contains("Still open"), "{story}");
+                m.text
+                    .split("Reminder ")
+                    .nth(1)
+                    .and_then(|n| {
+                        n.chars()
+                            .take_while(char::is_ascii_digit)
+                            .collect::<String>()
+                            .parse()
+                            .ok()
+                    })
+                    .unwrap_or_else(|| panic!("reminder number in {}", m.text))
+            })
+            .collect();
+        assert!(
+            reminders.windows(2).all(|w| w[0] < w[1]),
+            "once each, in order: {story}"
+        );
+        assert_eq!(
+            thread
+                .iter()
+                .filter(|m| m.text.contains("SLA breached"))
+                .count(),
+            1,
+            "{story}"
+        );
+        assert_eq!(parent.edits, 1, "{story}");
+    }
+    let (_, metrics) = server.get("/metrics").await;
+    assert!(
+        metrics.contains("labelwarden_outbox_pending 0"),
+        "{metrics}"
+    );
+    assert!(metrics.contains("labelwarden_outbox_failed 0"), "{metrics}");
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn a_permanent_error_stops_retries_and_shows_in_readyz_and_metrics() {
+    let dir = tempfile::tempdir().unwrap();
+    let retry = RetryPolicy {
+        first: Duration::from_millis(10),
+        longest: Duration::from_millis(100),
+    };
+    let Setup { server, slack } = start(&dir.path().join("db.sqlite"), UNLIMITED, retry).await;
+    slack.refuse("#triage", "channel_not_found");
+    let labelled = Utc::now();
+    server
+        .deliver("gone-1", &label(&["triage::urgent"], 20, labelled))
+        .await;
+    tokio::time::sleep(Duration::from_millis(800)).await;
+
+    let attempts = slack
+        .requests()
+        .iter()
+        .filter(|r| r.method == "chat.postMessage")
+        .count();
+    assert_eq!(attempts, 1, "no retry after channel_not_found");
+    let (status, ready) = server.get("/readyz").await;
+    assert_eq!(status, 200, "webhooks are still taken");
+    let ready: Value = serde_json::from_str(&ready).unwrap();
+    assert_eq!(ready["status"], "degraded", "{ready}");
+    assert_eq!(ready["slack"]["status"], "failing", "{ready}");
+    let failing = &ready["slack"]["failing"][0];
+    assert_eq!(
+        (&failing["channel"], &failing["error"], &failing["policy"]),
+        (
+            &json!("triage"),
+            &json!("channel_not_found"),
+            &json!("fast-triage")
+        ),
+        "{ready}"
+    );
+    let (_, metrics) = server.get("/metrics").await;
+    for line in [
+        "labelwarden_slack_permanent_errors_total{channel=\"triage\",error=\"channel_not_found\"} 1",
+        "labelwarden_destination_failing{channel=\"triage\"} 1",
+        "labelwarden_outbox_failed 1",
+    ] {
+        assert!(metrics.contains(line), "missing {line} in\n{metrics}");
+    }
+
+    // Fixed in Slack: the breach goes out as the thread's first message,
+    // and the destination is healthy again.
+    slack.stop_refusing("#triage");
+    wait_until(Duration::from_secs(3), || {
+        !channel(&slack, "#triage").is_empty()
+    })
+    .await;
+    let sent = channel(&slack, "#triage");
+    assert_eq!(sent.len(), 1);
+    assert!(sent[0].thread_ts.is_none());
+    assert!(
+        sent[0].shown().contains("SLA breached") && sent[0].shown().contains("Checkout broken #20")
+    );
+    let (_, ready) = server.get("/readyz").await;
+    let ready: Value = serde_json::from_str(&ready).unwrap();
+    assert_eq!(ready["status"], "ready", "{ready}");
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn a_deleted_parent_makes_the_next_step_start_a_new_thread() {
+    let dir = tempfile::tempdir().unwrap();
+    let Setup { server, slack } = start(
+        &dir.path().join("db.sqlite"),
+        UNLIMITED,
+        RetryPolicy::default(),
+    )
+    .await;
+    let labelled = Utc::now();
+    server
+        .deliver("deleted-1", &label(&[HIGHEST], 30, labelled))
+        .await;
+    wait_until(Duration::from_secs(2), || {
+        !of_issue(&slack, "#alerts", 30).is_empty()
+    })
+    .await;
+    let first = of_issue(&slack, "#alerts", 30).remove(0);
+    slack.delete(&first.ts);
+    // The warning finds no thread and becomes the parent; the breach replies to it.
+    wait_until(Duration::from_secs(4), || {
+        of_issue(&slack, "#alerts", 30).len() >= 2
+    })
+    .await;
+    let thread = of_issue(&slack, "#alerts", 30);
+    let story = transcript(&thread);
+    assert!(thread[0].thread_ts.is_none(), "{story}");
+    assert!(
+        thread[0].text.contains("before the SLA deadline"),
+        "{story}"
+    );
+    assert!(
+        thread[0].shown().contains("Checkout broken #30"),
+        "a parent carries the whole issue: {story}"
+    );
+    assert_eq!(thread[1].thread_ts.as_ref(), Some(&thread[0].ts), "{story}");
+    assert!(thread[1].text.contains("SLA breached"), "{story}");
+    let refused: Vec<_> = slack
+        .requests()
+        .into_iter()
+        .filter_map(|r| r.error)
+        .collect();
+    assert_eq!(refused, vec!["thread_not_found"]);
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn an_incoming_webhook_channel_gets_one_message_per_step_with_the_link() {
+    let dir = tempfile::tempdir().unwrap();
+    let Setup { server, slack } = start(
+        &dir.path().join("db.sqlite"),
+        UNLIMITED,
+        RetryPolicy::default(),
+    )
+    .await;
+    let labelled = Utc::now();
+    server
+        .deliver("hook-1", &label(&["status::public"], 40, labelled))
+        .await;
+    wait_until(Duration::from_secs(2), || {
+        !channel(&slack, "webhook").is_empty()
+    })
+    .await;
+    server
+        .deliver("hook-2", &close(&["status::public"], 40, labelled))
+        .await;
+    wait_until(Duration::from_secs(2), || {
+        channel(&slack, "webhook").len() >= 2
+    })
+    .await;
+    let messages = channel(&slack, "webhook");
+    assert_eq!(messages.len(), 2, "{}", transcript(&messages));
+    assert!(messages[0].text.contains("SLA clock started"));
+    assert!(messages[1].text.contains("Resolved within the SLA"));
+    for message in &messages {
+        assert!(
+            message.shown().contains("|acme/backend#40>"),
+            "{}",
+            message.shown()
+        );
+    }
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn an_incoming_webhook_s_url_stays_out_of_errors() {
+    // Nothing listens on port 9: the connection is refused.
+    let secret = "T0SECRET/B0SECRET/verysecretpart";
+    let webhook = IncomingWebhook::new(
+        labelwarden::http_client::builder().build().unwrap(),
+        SecretString::from(format!("http://127.0.0.1:9/services/{secret}")),
+    );
+    let message = SlackMessage {
+        text: "hello".into(),
+        blocks: vec![],
+    };
+    let error = webhook.post(&message).await.expect_err("nothing listens");
+    assert!(error.is_temporary());
+    let shown = format!("{error} {error:?}");
+    assert!(!shown.contains("verysecretpart"), "{shown}");
+}
