@@ -1,8 +1,14 @@
 //! `labelwarden serve` as an operator runs it: the real binary, its exit
 //! codes, its signals and its logs.
 
-use std::process::{Command, Stdio};
+mod common;
+
+use std::process::{Child, Command, Stdio};
 use std::time::Duration;
+
+use chrono::Utc;
+use common::fake_slack::{self, FakeSlack};
+use common::{HIGHEST, fixtures, issue_event};
 
 const SECRET: &str = "s3cret-never-logged";
 
@@ -32,11 +38,138 @@ fn serve_refuses_to_start_without_a_webhook_secret() {
     );
 }
 
+#[test]
+fn serve_with_slack_says_which_settings_are_missing_before_starting() {
+    let dir = tempfile::tempdir().unwrap();
+    let output = Command::new(env!("CARGO_BIN_EXE_labelwarden"))
+        .args(["serve", "--notifier", "slack", "--policies"])
+        .arg(fixtures().join("policies-slack"))
+        .current_dir(dir.path())
+        .env("LABELWARDEN_WEBHOOK_SECRET", SECRET)
+        .env_remove("SLACK_BOT_TOKEN")
+        .env_remove("LABELWARDEN_TEST_STATUS_WEBHOOK")
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        stderr.contains("set SLACK_BOT_TOKEN") && stderr.contains("alerts"),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains("set LABELWARDEN_TEST_STATUS_WEBHOOK"),
+        "{stderr}"
+    );
+    assert!(
+        !dir.path().join("labelwarden.db").exists(),
+        "nothing was started"
+    );
+}
+
+/// Waits until `GET /healthz` answers.
+async fn wait_until_up(http: &reqwest::Client, base: &str) {
+    for _ in 0..100 {
+        if http.get(format!("{base}/healthz")).send().await.is_ok() {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    panic!("serve did not come up");
+}
+
+/// Sends SIGTERM and returns the exit code and the log.
+async fn terminate(child: Child) -> (Option<i32>, String) {
+    let mut child = child;
+    let status = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let mut exited = None;
+    for _ in 0..100 {
+        if let Some(code) = child.try_wait().unwrap() {
+            exited = Some(code);
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let code = exited.expect("serve exits within 5 seconds of SIGTERM");
+    let output = child.wait_with_output().unwrap();
+    (
+        code.code(),
+        String::from_utf8_lossy(&output.stderr).into_owned(),
+    )
+}
+
+#[tokio::test]
+async fn serve_posts_to_slack_and_neither_token_nor_webhook_url_reaches_the_log() {
+    let fake = FakeSlack::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let port = free_port();
+    let child = Command::new(env!("CARGO_BIN_EXE_labelwarden"))
+        .args([
+            "serve",
+            "--notifier",
+            "slack",
+            "--listen",
+            &format!("127.0.0.1:{port}"),
+            "--policies",
+        ])
+        .arg(fixtures().join("policies-slack"))
+        .current_dir(dir.path())
+        .env("LABELWARDEN_WEBHOOK_SECRET", SECRET)
+        .env("SLACK_BOT_TOKEN", fake_slack::TOKEN)
+        .env("SLACK_API_URL", &fake.api_url)
+        .env("LABELWARDEN_TEST_STATUS_WEBHOOK", &fake.webhook_url)
+        .env("RUST_LOG", "debug")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let http = labelwarden::http_client::builder().build().unwrap();
+    let base = format!("http://127.0.0.1:{port}");
+    wait_until_up(&http, &base).await;
+
+    let now = Utc::now();
+    let delivered = http
+        .post(format!("{base}/webhooks/gitlab"))
+        .header("X-Gitlab-Token", SECRET)
+        .header("X-Gitlab-Event", "Issue Hook")
+        .header("Content-Type", "application/json")
+        .body(issue_event(1, now, now, &[], &[HIGHEST, "status::public"], false).to_string())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(delivered.status(), 200);
+    for _ in 0..100 {
+        if fake.slack.messages().len() >= 2 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let channels: Vec<String> = fake
+        .slack
+        .messages()
+        .iter()
+        .map(|m| m.channel.clone())
+        .collect();
+    assert!(
+        channels.contains(&"C0ALERTS".to_owned()) && channels.contains(&"webhook".to_owned()),
+        "posted with the bot token and through the webhook: {channels:?}"
+    );
+
+    let (code, log) = terminate(child).await;
+    assert_eq!(code, Some(0), "{log}");
+    for secret in [fake_slack::TOKEN, "s3cr3tWebhookPart", SECRET] {
+        assert!(!log.contains(secret), "`{secret}` reached the log:\n{log}");
+    }
+}
+
 #[tokio::test]
 async fn sigterm_stops_serving_and_exits_0_and_the_secret_never_reaches_the_log() {
     let dir = tempfile::tempdir().unwrap();
     let port = free_port();
-    let mut child = Command::new(env!("CARGO_BIN_EXE_labelwarden"))
+    let child = Command::new(env!("CARGO_BIN_EXE_labelwarden"))
         .args([
             "serve",
             "--notifier",
@@ -59,15 +192,7 @@ async fn sigterm_stops_serving_and_exits_0_and_the_secret_never_reaches_the_log(
 
     let http = labelwarden::http_client::builder().build().unwrap();
     let base = format!("http://127.0.0.1:{port}");
-    let mut up = false;
-    for _ in 0..100 {
-        if http.get(format!("{base}/healthz")).send().await.is_ok() {
-            up = true;
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    assert!(up, "serve did not come up");
+    wait_until_up(&http, &base).await;
     assert!(
         dir.path().join("labelwarden.db").exists(),
         "the embedded default database is created"
@@ -84,24 +209,8 @@ async fn sigterm_stops_serving_and_exits_0_and_the_secret_never_reaches_the_log(
         .unwrap();
     assert_eq!(refused.status(), 401);
 
-    let status = Command::new("kill")
-        .args(["-TERM", &child.id().to_string()])
-        .status()
-        .unwrap();
-    assert!(status.success());
-    let mut exited = None;
-    for _ in 0..100 {
-        if let Some(code) = child.try_wait().unwrap() {
-            exited = Some(code);
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    let code = exited.expect("serve exits within 5 seconds of SIGTERM");
-    assert_eq!(code.code(), Some(0));
-
-    let output = child.wait_with_output().unwrap();
-    let log = String::from_utf8_lossy(&output.stderr);
+    let (code, log) = terminate(child).await;
+    assert_eq!(code, Some(0));
     assert!(log.contains("shutdown requested"), "{log}");
     assert!(log.contains("webhook refused"), "{log}");
     assert!(!log.contains(SECRET), "a secret reached the log:\n{log}");

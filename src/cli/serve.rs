@@ -80,6 +80,17 @@ pub fn run(args: ServeArgs) -> ExitCode {
             return ExitCode::from(EXIT_CONFIG);
         }
     };
+    // Everything Slack needs is checked before anything starts.
+    let slack = match args.notifier {
+        NotifierKind::Log => None,
+        NotifierKind::Slack => match SlackSettings::from_env(&policies) {
+            Ok(settings) => Some(settings),
+            Err(e) => {
+                eprintln!("error: --notifier slack: {e}");
+                return ExitCode::from(EXIT_CONFIG);
+            }
+        },
+    };
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -116,19 +127,16 @@ pub fn run(args: ServeArgs) -> ExitCode {
             secrets,
             max_body_bytes: args.max_body_bytes,
         };
-        match args.notifier {
-            NotifierKind::Log => serve(listener, config, context, LogNotifier, shutdown).await,
-            NotifierKind::Slack => {
-                let notifier =
-                    match SlackSettings::from_env(&context.policies).and_then(|settings| {
-                        SlackNotifier::new(Arc::clone(&context.policies), settings)
-                    }) {
-                        Ok(notifier) => notifier,
-                        Err(e) => {
-                            eprintln!("error: --notifier slack: {e}");
-                            return ExitCode::from(EXIT_CONFIG);
-                        }
-                    };
+        match slack {
+            None => serve(listener, config, context, LogNotifier, shutdown).await,
+            Some(settings) => {
+                let notifier = match SlackNotifier::new(Arc::clone(&context.policies), settings) {
+                    Ok(notifier) => notifier,
+                    Err(e) => {
+                        eprintln!("error: --notifier slack: {e}");
+                        return ExitCode::from(EXIT_CONFIG);
+                    }
+                };
                 serve(listener, config, context, notifier, shutdown).await
             }
         }
