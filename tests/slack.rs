@@ -151,7 +151,15 @@ async fn a_breach_story_is_one_thread_told_in_order() {
     tokio::time::sleep(Duration::from_millis(300)).await;
 
     let thread = of_issue(&slack, "#alerts", 1);
-    println!("{}", transcript(&thread));
+    // `cargo test --test slack a_breach_story -- --nocapture` prints what
+    // Slack received, call by call (the README's example).
+    for request in slack.requests() {
+        let body = &request.body;
+        println!(
+            "{} thread_ts={} reply_broadcast={} name={} text={}",
+            request.method, body["thread_ts"], body["reply_broadcast"], body["name"], body["text"]
+        );
+    }
     assert_eq!(thread.len(), 5, "{}", transcript(&thread));
     let parent = &thread[0];
     assert_eq!(parent.thread_ts, None);

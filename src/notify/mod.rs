@@ -131,25 +131,28 @@ impl SlaFacts {
         matches!(self.kind.as_str(), "running" | "breached")
     }
 
+    /// How much the clock counted between deciding and sending: nothing
+    /// for a held clock, and nothing within the policy's late tolerance (a
+    /// 6-hour warning sent 50 ms after it was decided still says `6h left`).
+    fn counted_since(&self, decided_at: DateTime<Utc>, at: DateTime<Utc>) -> TimeDelta {
+        let waited = (at - decided_at).max(TimeDelta::zero());
+        if self.counting() && waited > late_tolerance(self.target()) {
+            waited
+        } else {
+            TimeDelta::zero()
+        }
+    }
+
     /// Time left as of `at`, for a message decided at `decided_at`.
     pub fn remaining_at(&self, decided_at: DateTime<Utc>, at: DateTime<Utc>) -> Option<TimeDelta> {
         let remaining = TimeDelta::milliseconds(self.remaining_ms?);
-        Some(if self.counting() {
-            remaining - (at - decided_at).max(TimeDelta::zero())
-        } else {
-            remaining
-        })
+        Some(remaining - self.counted_since(decided_at, at))
     }
 
     /// Time past the deadline as of `at`, if it has passed.
     pub fn overdue_at(&self, decided_at: DateTime<Utc>, at: DateTime<Utc>) -> Option<TimeDelta> {
         if let Some(overdue) = self.overdue_ms {
-            let overdue = TimeDelta::milliseconds(overdue);
-            return Some(if self.counting() {
-                overdue + (at - decided_at).max(TimeDelta::zero())
-            } else {
-                overdue
-            });
+            return Some(TimeDelta::milliseconds(overdue) + self.counted_since(decided_at, at));
         }
         self.remaining_at(decided_at, at)
             .filter(|left| *left < TimeDelta::zero())
@@ -372,6 +375,16 @@ mod tests {
         assert_eq!(
             breached.overdue_at(decided, sent),
             Some(TimeDelta::minutes(11))
+        );
+    }
+
+    #[test]
+    fn a_message_sent_within_the_late_tolerance_shows_the_decided_figures() {
+        let decided = Utc::now();
+        let running = facts("running", Some(6 * 3_600_000), None);
+        assert_eq!(
+            running.remaining_at(decided, decided + TimeDelta::seconds(20)),
+            Some(TimeDelta::hours(6))
         );
     }
 

@@ -19,7 +19,7 @@ use serde::Serialize;
 use serde_json::{Value, json};
 
 use crate::notify::Notice;
-use crate::policy::duration::human;
+use crate::policy::duration;
 use crate::policy::{Audience, Channel, Mention, People};
 
 /// A Slack message body: `text` and `blocks` as `chat.postMessage`,
@@ -195,10 +195,15 @@ impl Rendering<'_> {
                     human(self.remaining().unwrap_or_default())
                 ),
             },
-            "breach" => format!(
-                ":red_circle: SLA breached: the {target} deadline ({deadline}) passed {} ago.",
-                self.overdue_text()
-            ),
+            "breach" => match self.overdue() {
+                Some(overdue) if overdue >= TimeDelta::seconds(1) => format!(
+                    ":red_circle: SLA breached: the {target} deadline ({deadline}) passed {} ago.",
+                    human(overdue)
+                ),
+                _ => format!(
+                    ":red_circle: SLA breached: the {target} deadline ({deadline}) has just passed."
+                ),
+            },
             "every" => format!(
                 ":red_circle: Still open, {} past the SLA deadline ({deadline}). Reminder {}.",
                 self.overdue_text(),
@@ -379,6 +384,13 @@ impl Rendering<'_> {
             }],
         }))
     }
+}
+
+/// A duration as people read it (`6h`, `5h 12m`), to the nearest second:
+/// a warning decided a few milliseconds after `6h` was left says `6h`.
+fn human(delta: TimeDelta) -> String {
+    let rounded = (delta.num_milliseconds() + 500).div_euclid(1_000);
+    duration::human(TimeDelta::seconds(rounded))
 }
 
 /// `<!date^1764079200^{date_short_pretty} {time}|2025-11-25 14:00 UTC>`.
