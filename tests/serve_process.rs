@@ -77,9 +77,31 @@ async fn wait_until_up(http: &reqwest::Client, base: &str) {
     panic!("serve did not come up");
 }
 
-/// Sends SIGTERM and returns the exit code and the log.
-async fn terminate(child: Child) -> (Option<i32>, String) {
-    let mut child = child;
+/// A running `serve` whose log is read as it is written: a pipe nobody
+/// reads fills up and stalls the process at its next log line.
+struct Running {
+    child: Child,
+    log: std::thread::JoinHandle<String>,
+}
+
+fn run(mut command: Command) -> Running {
+    let mut child = command
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stderr = child.stderr.take().unwrap();
+    let log = std::thread::spawn(move || {
+        let mut log = String::new();
+        std::io::Read::read_to_string(&mut stderr, &mut log).unwrap();
+        log
+    });
+    Running { child, log }
+}
+
+/// Sends SIGTERM and returns the exit code and the whole log.
+async fn terminate(running: Running) -> (Option<i32>, String) {
+    let Running { mut child, log } = running;
     let status = Command::new("kill")
         .args(["-TERM", &child.id().to_string()])
         .status()
@@ -94,11 +116,7 @@ async fn terminate(child: Child) -> (Option<i32>, String) {
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     let code = exited.expect("serve exits within 5 seconds of SIGTERM");
-    let output = child.wait_with_output().unwrap();
-    (
-        code.code(),
-        String::from_utf8_lossy(&output.stderr).into_owned(),
-    )
+    (code.code(), log.join().unwrap())
 }
 
 #[tokio::test]
@@ -106,7 +124,8 @@ async fn serve_posts_to_slack_and_neither_token_nor_webhook_url_reaches_the_log(
     let fake = FakeSlack::start().await;
     let dir = tempfile::tempdir().unwrap();
     let port = free_port();
-    let child = Command::new(env!("CARGO_BIN_EXE_labelwarden"))
+    let mut child = Command::new(env!("CARGO_BIN_EXE_labelwarden"));
+    child
         .args([
             "serve",
             "--notifier",
@@ -121,11 +140,8 @@ async fn serve_posts_to_slack_and_neither_token_nor_webhook_url_reaches_the_log(
         .env("SLACK_BOT_TOKEN", fake_slack::TOKEN)
         .env("SLACK_API_URL", &fake.api_url)
         .env("LABELWARDEN_TEST_STATUS_WEBHOOK", &fake.webhook_url)
-        .env("RUST_LOG", "debug")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
+        .env("RUST_LOG", "debug");
+    let child = run(child);
     let http = labelwarden::http_client::builder().build().unwrap();
     let base = format!("http://127.0.0.1:{port}");
     wait_until_up(&http, &base).await;
@@ -169,7 +185,8 @@ async fn serve_posts_to_slack_and_neither_token_nor_webhook_url_reaches_the_log(
 async fn sigterm_stops_serving_and_exits_0_and_the_secret_never_reaches_the_log() {
     let dir = tempfile::tempdir().unwrap();
     let port = free_port();
-    let child = Command::new(env!("CARGO_BIN_EXE_labelwarden"))
+    let mut child = Command::new(env!("CARGO_BIN_EXE_labelwarden"));
+    child
         .args([
             "serve",
             "--notifier",
@@ -184,11 +201,8 @@ async fn sigterm_stops_serving_and_exits_0_and_the_secret_never_reaches_the_log(
             "LABELWARDEN_WEBHOOK_SECRET",
             format!("old-{SECRET},{SECRET}"),
         )
-        .env("RUST_LOG", "debug")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
+        .env("RUST_LOG", "debug");
+    let child = run(child);
 
     let http = labelwarden::http_client::builder().build().unwrap();
     let base = format!("http://127.0.0.1:{port}");

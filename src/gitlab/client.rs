@@ -1,0 +1,271 @@
+//! The GitLab REST client: the `gitlab` crate's endpoint and pagination
+//! types, sent through our own [`AsyncClient`] on reqwest.
+//!
+//! Our own client instead of `GitlabBuilder::build_async`, which calls
+//! `GET /api/v4/user` before it returns (a service built that way cannot
+//! start while GitLab is down). Here is the one place for what every call
+//! needs:
+//! - at most `concurrency` requests in flight;
+//! - `RateLimit-Remaining: 0` holds every request until `RateLimit-Reset`;
+//!   429 waits for `Retry-After`; 5xx and network errors retry with
+//!   backoff; all of it a bounded number of times;
+//! - the token in `PRIVATE-TOKEN`, never in a URL, a log line or an error;
+//! - a count of requests made, for metrics and the benchmark.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use async_trait::async_trait;
+use bytes::Bytes;
+use gitlab::api::{ApiError, AsyncClient, RestClient};
+use http::request::Builder as RequestBuilder;
+use http::{HeaderMap, Response, StatusCode};
+use secrecy::{ExposeSecret, SecretString};
+use tokio::sync::{Mutex, Semaphore};
+use tokio::time::Instant;
+use url::Url;
+
+/// GitLab.com.
+pub const DEFAULT_URL: &str = "https://gitlab.com";
+/// How often one request is tried before its failure is final.
+const ATTEMPTS: u32 = 5;
+/// How long to wait after a 429 that did not say.
+const DEFAULT_RETRY_AFTER: Duration = Duration::from_secs(10);
+/// The longest single wait a rate limit may impose before giving up.
+const LONGEST_WAIT: Duration = Duration::from_secs(120);
+
+/// Transport failures: what is left when retries ran out. GitLab's own
+/// answers (401, 404, …) come back as responses for the `gitlab` crate to
+/// read.
+#[derive(Debug, thiserror::Error)]
+pub enum TransportError {
+    #[error("cannot reach GitLab at {base}: {message}")]
+    Unreachable { base: String, message: String },
+    #[error("the request could not be built: {0}")]
+    Request(String),
+}
+
+/// How to reach GitLab.
+#[derive(Debug, Clone)]
+pub struct GitLabSettings {
+    /// `https://gitlab.example.com`; plain `http://` is accepted for tests
+    /// and on-premises instances.
+    pub url: String,
+    pub token: SecretString,
+    /// Requests in flight at once.
+    pub concurrency: usize,
+    /// Delay before the first retry of a 5xx or network error; doubles.
+    pub first_retry: Duration,
+}
+
+/// A GitLab API client. Cheap to clone; clones share the limits.
+#[derive(Clone)]
+pub struct GitLabClient {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    http: reqwest::Client,
+    base: Url,
+    api: Url,
+    token: SecretString,
+    in_flight: Semaphore,
+    /// Set when GitLab says the rate limit is spent: nobody sends before.
+    hold_until: Mutex<Option<Instant>>,
+    requests: AtomicU64,
+    first_retry: Duration,
+}
+
+impl GitLabClient {
+    pub fn new(settings: GitLabSettings) -> Result<Self, String> {
+        let mut base = Url::parse(settings.url.trim()).map_err(|e| {
+            format!(
+                "GITLAB_URL `{}` is not a URL like https://gitlab.example.com: {e}",
+                settings.url
+            )
+        })?;
+        if !matches!(base.scheme(), "https" | "http") {
+            return Err(format!("GITLAB_URL `{}` must be http(s)", settings.url));
+        }
+        if !base.path().ends_with('/') {
+            let path = format!("{}/", base.path());
+            base.set_path(&path);
+        }
+        let api = base
+            .join("api/v4/")
+            .map_err(|e| format!("GITLAB_URL `{}`: {e}", settings.url))?;
+        let http = crate::http_client::builder()
+            .build()
+            .map_err(|e| format!("cannot build the HTTP client: {e}"))?;
+        Ok(GitLabClient {
+            inner: Arc::new(Inner {
+                http,
+                base,
+                api,
+                token: settings.token,
+                in_flight: Semaphore::new(settings.concurrency.max(1)),
+                hold_until: Mutex::new(None),
+                requests: AtomicU64::new(0),
+                first_retry: settings.first_retry,
+            }),
+        })
+    }
+
+    /// HTTP requests sent so far, retries included.
+    pub fn requests_made(&self) -> u64 {
+        self.inner.requests.load(Ordering::Relaxed)
+    }
+
+    /// The instance's address, for messages.
+    pub fn base_url(&self) -> &str {
+        self.inner.base.as_str()
+    }
+
+    /// Waits while GitLab's rate limit is spent.
+    async fn wait_for_rate_limit(&self) {
+        let until = *self.inner.hold_until.lock().await;
+        if let Some(until) = until
+            && until > Instant::now()
+        {
+            tokio::time::sleep_until(until).await;
+        }
+    }
+
+    /// Notes `RateLimit-Remaining: 0` and when it resets.
+    async fn note_rate_limit(&self, headers: &HeaderMap) {
+        let remaining = header_number(headers, "ratelimit-remaining");
+        if remaining != Some(0) {
+            return;
+        }
+        let wait = header_number(headers, "ratelimit-reset")
+            .map(|reset| {
+                let now = SystemTime::now()
+                    .duration_since(UNIX_EPOCH)
+                    .unwrap_or_default()
+                    .as_secs();
+                Duration::from_secs(reset.saturating_sub(now))
+            })
+            .unwrap_or(Duration::from_secs(1))
+            .min(LONGEST_WAIT);
+        tracing::warn!(wait = ?wait, "GitLab rate limit spent; holding requests until it resets");
+        *self.inner.hold_until.lock().await = Some(Instant::now() + wait);
+    }
+
+    /// Sends one request, retrying what is worth retrying.
+    async fn send(
+        &self,
+        request: http::Request<Vec<u8>>,
+    ) -> Result<Response<Bytes>, TransportError> {
+        let (parts, body) = request.into_parts();
+        let mut attempt = 0;
+        loop {
+            attempt += 1;
+            self.wait_for_rate_limit().await;
+            let outcome = {
+                let _permit = self.inner.in_flight.acquire().await;
+                self.inner.requests.fetch_add(1, Ordering::Relaxed);
+                self.send_once(&parts, body.clone()).await
+            };
+            let retry_in = match &outcome {
+                Ok(response) if response.status() == StatusCode::TOO_MANY_REQUESTS => {
+                    Some(retry_after(response.headers()).unwrap_or(DEFAULT_RETRY_AFTER))
+                }
+                Ok(response) if response.status().is_server_error() => Some(self.backoff(attempt)),
+                Ok(_) => None,
+                Err(_) => Some(self.backoff(attempt)),
+            };
+            let outcome_label = match (&outcome, retry_in) {
+                (Ok(_), None) => "ok",
+                (Ok(r), Some(_)) if r.status() == StatusCode::TOO_MANY_REQUESTS => "rate_limited",
+                (Ok(_), Some(_)) => "server_error",
+                (Err(_), _) => "network",
+            };
+            metrics::counter!("labelwarden_gitlab_requests_total", "outcome" => outcome_label)
+                .increment(1);
+            if let Ok(response) = &outcome {
+                self.note_rate_limit(response.headers()).await;
+            }
+            match retry_in {
+                Some(wait) if attempt < ATTEMPTS => {
+                    tracing::warn!(
+                        attempt,
+                        retry_in = ?wait,
+                        path = parts.uri.path(),
+                        outcome = outcome_label,
+                        "GitLab request failed; retrying"
+                    );
+                    tokio::time::sleep(wait.min(LONGEST_WAIT)).await;
+                }
+                _ => return outcome,
+            }
+        }
+    }
+
+    async fn send_once(
+        &self,
+        parts: &http::request::Parts,
+        body: Vec<u8>,
+    ) -> Result<Response<Bytes>, TransportError> {
+        let unreachable = |e: reqwest::Error| TransportError::Unreachable {
+            base: self.inner.base.to_string(),
+            message: e.without_url().to_string(),
+        };
+        let url = Url::parse(&parts.uri.to_string())
+            .map_err(|e| TransportError::Request(e.to_string()))?;
+        let mut request = self
+            .inner
+            .http
+            .request(parts.method.clone(), url)
+            .headers(parts.headers.clone())
+            .header("PRIVATE-TOKEN", self.inner.token.expose_secret());
+        if !body.is_empty() {
+            request = request.body(body);
+        }
+        let response = request.send().await.map_err(unreachable)?;
+        let mut built = Response::builder().status(response.status());
+        if let Some(headers) = built.headers_mut() {
+            headers.extend(response.headers().clone());
+        }
+        let bytes = response.bytes().await.map_err(unreachable)?;
+        built
+            .body(bytes)
+            .map_err(|e| TransportError::Request(e.to_string()))
+    }
+
+    fn backoff(&self, attempt: u32) -> Duration {
+        self.inner
+            .first_retry
+            .saturating_mul(1 << attempt.saturating_sub(1).min(10))
+    }
+}
+
+fn header_number(headers: &HeaderMap, name: &str) -> Option<u64> {
+    headers.get(name)?.to_str().ok()?.trim().parse().ok()
+}
+
+fn retry_after(headers: &HeaderMap) -> Option<Duration> {
+    header_number(headers, "retry-after").map(Duration::from_secs)
+}
+
+impl RestClient for GitLabClient {
+    type Error = TransportError;
+
+    fn rest_endpoint(&self, endpoint: &str) -> Result<Url, ApiError<Self::Error>> {
+        Ok(self.inner.api.join(endpoint)?)
+    }
+}
+
+#[async_trait]
+impl AsyncClient for GitLabClient {
+    async fn rest_async(
+        &self,
+        request: RequestBuilder,
+        body: Vec<u8>,
+    ) -> Result<Response<Bytes>, ApiError<Self::Error>> {
+        let request = request
+            .body(body)
+            .map_err(|e| ApiError::client(TransportError::Request(e.to_string())))?;
+        self.send(request).await.map_err(ApiError::client)
+    }
+}

@@ -1,0 +1,505 @@
+//! Reading issues and their histories from the GitLab API into the core's
+//! [`Issue`]: which issues can match a policy (found with GitLab's own
+//! label filters, not by listing everything), and for each, its label
+//! events (`resource_label_events`) and close/reopen events
+//! (`resource_state_events`).
+
+use std::borrow::Cow;
+use std::collections::{BTreeMap, BTreeSet};
+
+use chrono::{DateTime, TimeDelta, Utc};
+use futures_util::StreamExt;
+use gitlab::api::endpoint_prelude::{Endpoint, Method};
+use gitlab::api::issues::{GroupIssues, IssueState as ApiIssueState, ProjectIssues};
+use gitlab::api::projects::issues::IssueResourceLabelEvents;
+use gitlab::api::{AsyncQuery, Pageable, Pagination, paged};
+use serde::Deserialize;
+
+use super::client::{GitLabClient, TransportError};
+use crate::issue::{
+    Event, Issue, IssueFacts, IssueIid, IssueRef, IssueState, ProjectPath, TimedEvent,
+};
+use crate::policy::PolicySet;
+
+/// What to audit: one project, or a group with its subgroups.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Scope {
+    Project(String),
+    Group(String),
+}
+
+impl std::fmt::Display for Scope {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Scope::Project(path) => write!(f, "project {path}"),
+            Scope::Group(path) => write!(f, "group {path}"),
+        }
+    }
+}
+
+/// Why issues could not be read. Each says what was asked and what to do.
+#[derive(Debug, thiserror::Error)]
+pub enum HistoryError {
+    #[error(
+        "GitLab refused the token (401) reading {what}: check GITLAB_TOKEN, it may be expired or revoked"
+    )]
+    Unauthorized { what: String },
+    #[error(
+        "the token may not read {what} (403): it needs the `read_api` scope (`api` to post notes and labels) and access to it"
+    )]
+    Forbidden { what: String },
+    #[error("{what} not found (404): check the path, and that the token's user can see it")]
+    NotFound { what: String },
+    #[error("GitLab answered {status} reading {what}: {message}")]
+    Refused {
+        what: String,
+        status: u16,
+        message: String,
+    },
+    #[error("{what}: {source}")]
+    Transport {
+        what: String,
+        source: TransportError,
+    },
+    #[error("{what}: unexpected answer: {message}")]
+    Unreadable { what: String, message: String },
+}
+
+impl HistoryError {
+    fn from_api(what: String, error: gitlab::api::ApiError<TransportError>) -> Self {
+        use gitlab::api::ApiError;
+        let status_of = |status: http::StatusCode, message: String| match status.as_u16() {
+            401 => HistoryError::Unauthorized { what: what.clone() },
+            403 => HistoryError::Forbidden { what: what.clone() },
+            404 => HistoryError::NotFound { what: what.clone() },
+            code => HistoryError::Refused {
+                what: what.clone(),
+                status: code,
+                message,
+            },
+        };
+        match error {
+            ApiError::Client { source } => HistoryError::Transport { what, source },
+            ApiError::GitlabWithStatus { status, msg } => status_of(status, msg),
+            ApiError::GitlabObjectWithStatus { status, obj }
+            | ApiError::GitlabUnrecognizedWithStatus { status, obj } => {
+                status_of(status, obj.to_string())
+            }
+            ApiError::GitlabService { status, data } => status_of(
+                status,
+                String::from_utf8_lossy(&data).chars().take(200).collect(),
+            ),
+            other => HistoryError::Unreadable {
+                what,
+                message: other.to_string(),
+            },
+        }
+    }
+}
+
+/// An issue as GitLab's issues API lists it (the fields we read).
+#[derive(Debug, Clone, Deserialize)]
+pub struct ApiIssue {
+    pub iid: u64,
+    pub title: String,
+    pub state: String,
+    pub created_at: DateTime<Utc>,
+    #[serde(default)]
+    pub closed_at: Option<DateTime<Utc>>,
+    #[serde(default)]
+    pub labels: Vec<String>,
+    #[serde(default)]
+    pub assignees: Vec<ApiUser>,
+    #[serde(default)]
+    pub confidential: bool,
+    #[serde(default)]
+    pub issue_type: Option<String>,
+    pub web_url: String,
+    pub references: ApiReferences,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct ApiUser {
+    pub username: String,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct ApiReferences {
+    /// `group/project#12`.
+    pub full: String,
+}
+
+impl ApiIssue {
+    /// `group/sub/project` from `references.full`.
+    fn project(&self) -> Option<&str> {
+        self.references.full.rsplit_once('#').map(|(path, _)| path)
+    }
+}
+
+#[derive(Debug, Deserialize)]
+struct LabelEvent {
+    created_at: DateTime<Utc>,
+    /// `null` when the label was deleted since.
+    label: Option<LabelName>,
+    action: String,
+}
+
+#[derive(Debug, Deserialize)]
+struct LabelName {
+    name: String,
+}
+
+#[derive(Debug, Deserialize)]
+struct StateEvent {
+    created_at: DateTime<Utc>,
+    state: String,
+}
+
+/// `GET /projects/:id/issues/:iid/resource_state_events`, which the
+/// `gitlab` crate does not have.
+struct IssueResourceStateEvents<'a> {
+    project: &'a str,
+    issue: u64,
+}
+
+impl Endpoint for IssueResourceStateEvents<'_> {
+    fn method(&self) -> Method {
+        Method::GET
+    }
+
+    fn endpoint(&self) -> Cow<'static, str> {
+        format!(
+            "projects/{}/issues/{}/resource_state_events",
+            encode_path(self.project),
+            self.issue
+        )
+        .into()
+    }
+}
+
+impl Pageable for IssueResourceStateEvents<'_> {}
+
+/// A project path as one URL path segment (`group%2Fproject`).
+fn encode_path(path: &str) -> String {
+    url::form_urlencoded::byte_serialize(path.as_bytes()).collect()
+}
+
+/// One issue read from GitLab: the core's view, plus what messages show.
+#[derive(Debug, Clone)]
+pub struct FetchedIssue {
+    pub issue: Issue,
+    pub title: String,
+    pub url: String,
+}
+
+/// The label filters that find every issue a policy can match. GitLab
+/// ANDs the labels of one query, so a policy matching any of several
+/// labels needs a query per label; a wildcard pattern (`severity::*`)
+/// cannot be filtered on and falls back to the policy's exact labels, or
+/// to every issue.
+pub fn label_queries(policies: &PolicySet) -> BTreeSet<Vec<String>> {
+    let mut queries = BTreeSet::new();
+    for policy in &policies.policies {
+        let selector = &policy.selector;
+        let all: Vec<String> = selector
+            .labels_all
+            .iter()
+            .filter_map(|p| p.exact().map(str::to_owned))
+            .collect();
+        let exact_any: Option<Vec<&str>> = selector.labels_any.iter().map(|p| p.exact()).collect();
+        match exact_any {
+            Some(any) if !any.is_empty() => {
+                for label in any {
+                    let mut query = all.clone();
+                    query.push(label.to_owned());
+                    query.sort();
+                    query.dedup();
+                    queries.insert(query);
+                }
+            }
+            _ => {
+                queries.insert(all);
+            }
+        }
+    }
+    // A query with no label finds everything: the others add nothing.
+    if queries.contains(&Vec::new()) {
+        return BTreeSet::from([Vec::new()]);
+    }
+    queries
+}
+
+/// Reads issues and their histories.
+#[derive(Clone)]
+pub struct IssueReader {
+    client: GitLabClient,
+}
+
+impl IssueReader {
+    pub fn new(client: GitLabClient) -> Self {
+        IssueReader { client }
+    }
+
+    pub fn client(&self) -> &GitLabClient {
+        &self.client
+    }
+
+    /// Issues in `scope` that can match a policy: open ones, and those
+    /// closed within `closed_within` of `now` (so recent resolutions are
+    /// reported), each once, by reference.
+    pub async fn candidates(
+        &self,
+        scope: &Scope,
+        policies: &PolicySet,
+        now: DateTime<Utc>,
+        closed_within: TimeDelta,
+    ) -> Result<Vec<ApiIssue>, HistoryError> {
+        let mut found: BTreeMap<(String, u64), ApiIssue> = BTreeMap::new();
+        let mut listings = Vec::new();
+        for labels in label_queries(policies) {
+            listings.push((labels.clone(), None));
+            if closed_within > TimeDelta::zero() {
+                listings.push((labels, Some(now - closed_within)));
+            }
+        }
+        let mut pages = futures_util::stream::iter(listings)
+            .map(|(labels, closed_since)| self.list(scope, labels, closed_since))
+            .buffer_unordered(4);
+        while let Some(listed) = pages.next().await {
+            for issue in listed? {
+                let Some(project) = issue.project().map(str::to_owned) else {
+                    continue;
+                };
+                found.insert((project, issue.iid), issue);
+            }
+        }
+        Ok(found.into_values().collect())
+    }
+
+    async fn list(
+        &self,
+        scope: &Scope,
+        labels: Vec<String>,
+        closed_since: Option<DateTime<Utc>>,
+    ) -> Result<Vec<ApiIssue>, HistoryError> {
+        let what = format!("the issues of {scope}");
+        let state = if closed_since.is_some() {
+            ApiIssueState::Closed
+        } else {
+            ApiIssueState::Opened
+        };
+        let result = match scope {
+            Scope::Project(path) => {
+                let mut builder = ProjectIssues::builder();
+                builder
+                    .project(path.as_str())
+                    .state(state)
+                    .labels(labels.iter());
+                if let Some(since) = closed_since {
+                    builder.updated_after(since);
+                }
+                let endpoint = builder.build().map_err(|e| HistoryError::Unreadable {
+                    what: what.clone(),
+                    message: e.to_string(),
+                })?;
+                paged(endpoint, Pagination::All)
+                    .query_async(&self.client)
+                    .await
+            }
+            Scope::Group(path) => {
+                let mut builder = GroupIssues::builder();
+                builder
+                    .group(path.as_str())
+                    .state(state)
+                    .labels(labels.iter());
+                if let Some(since) = closed_since {
+                    builder.updated_after(since);
+                }
+                let endpoint = builder.build().map_err(|e| HistoryError::Unreadable {
+                    what: what.clone(),
+                    message: e.to_string(),
+                })?;
+                paged(endpoint, Pagination::All)
+                    .query_async(&self.client)
+                    .await
+            }
+        };
+        result.map_err(|e| HistoryError::from_api(what, e))
+    }
+
+    /// Reads the label and state history of each issue, `concurrency` at
+    /// a time (the client bounds requests in flight as well).
+    pub async fn histories(
+        &self,
+        issues: Vec<ApiIssue>,
+        progress: &(dyn Fn(usize) + Sync),
+    ) -> Result<Vec<FetchedIssue>, HistoryError> {
+        let total = issues.len();
+        let mut fetched = Vec::with_capacity(total);
+        let mut stream = futures_util::stream::iter(issues)
+            .map(|issue| self.history(issue))
+            .buffer_unordered(64);
+        while let Some(one) = stream.next().await {
+            fetched.push(one?);
+            progress(fetched.len());
+        }
+        fetched.sort_by(|a, b| a.issue.reference().cmp(b.issue.reference()));
+        Ok(fetched)
+    }
+
+    /// One issue with its history.
+    pub async fn history(&self, issue: ApiIssue) -> Result<FetchedIssue, HistoryError> {
+        let project = issue
+            .project()
+            .ok_or_else(|| HistoryError::Unreadable {
+                what: format!("issue {}", issue.references.full),
+                message: "`references.full` has no `#`".to_owned(),
+            })?
+            .to_owned();
+        let what = format!("the history of {project}#{}", issue.iid);
+        let labels_endpoint = IssueResourceLabelEvents::builder()
+            .project(project.as_str())
+            .issue(issue.iid)
+            .build()
+            .map_err(|e| HistoryError::Unreadable {
+                what: what.clone(),
+                message: e.to_string(),
+            })?;
+        let states_endpoint = IssueResourceStateEvents {
+            project: &project,
+            issue: issue.iid,
+        };
+        let labels_paged = paged(labels_endpoint, Pagination::All);
+        let states_paged = paged(states_endpoint, Pagination::All);
+        let (label_events, state_events) = tokio::join!(
+            labels_paged.query_async(&self.client),
+            states_paged.query_async(&self.client),
+        );
+        let label_events: Vec<LabelEvent> =
+            label_events.map_err(|e| HistoryError::from_api(what.clone(), e))?;
+        let state_events: Vec<StateEvent> =
+            state_events.map_err(|e| HistoryError::from_api(what.clone(), e))?;
+        Ok(assemble(project, issue, label_events, state_events))
+    }
+}
+
+/// The core's issue from GitLab's answers.
+fn assemble(
+    project: String,
+    issue: ApiIssue,
+    label_events: Vec<LabelEvent>,
+    state_events: Vec<StateEvent>,
+) -> FetchedIssue {
+    let mut events = Vec::with_capacity(label_events.len() + state_events.len());
+    for event in label_events {
+        let Some(label) = event.label else { continue };
+        let event_kind = match event.action.as_str() {
+            "add" => Event::LabelAdded(label.name),
+            "remove" => Event::LabelRemoved(label.name),
+            _ => continue,
+        };
+        events.push(TimedEvent {
+            at: event.created_at,
+            event: event_kind,
+        });
+    }
+    for event in state_events {
+        let event_kind = match event.state.as_str() {
+            "closed" => Event::Closed,
+            "reopened" => Event::Reopened,
+            _ => continue,
+        };
+        events.push(TimedEvent {
+            at: event.created_at,
+            event: event_kind,
+        });
+    }
+    let facts = IssueFacts {
+        reference: IssueRef {
+            project: ProjectPath(project),
+            iid: IssueIid(issue.iid),
+        },
+        created_at: issue.created_at,
+        state: if issue.state == "closed" {
+            IssueState::Closed
+        } else {
+            IssueState::Opened
+        },
+        closed_at: issue.closed_at,
+        labels: issue.labels,
+        confidential: issue.confidential,
+        issue_type: issue
+            .issue_type
+            .map(|t| t.to_lowercase())
+            .unwrap_or_else(|| "issue".to_owned()),
+        assignees: issue.assignees.into_iter().map(|u| u.username).collect(),
+    };
+    FetchedIssue {
+        issue: Issue::new(facts, events),
+        title: issue.title,
+        url: issue.web_url,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::test_support::policy_set;
+
+    #[test]
+    fn any_of_several_labels_takes_one_query_each_and_wildcards_fall_back() {
+        let set = policy_set(concat!(
+            "policies:\n",
+            "  - name: a\n    match: { labels_any: [\"priority::highest\", \"urgency::highest\"], labels_all: [\"type::bug\"] }\n    clock: { target: 1h }\n",
+            "  - name: b\n    match: { labels_any: [\"priority::highest\"], labels_all: [\"type::bug\"] }\n    clock: { target: 1h }\n",
+        ));
+        let queries: Vec<Vec<String>> = label_queries(&set).into_iter().collect();
+        assert_eq!(
+            queries,
+            vec![
+                vec!["priority::highest".to_owned(), "type::bug".to_owned()],
+                vec!["type::bug".to_owned(), "urgency::highest".to_owned()],
+            ]
+        );
+
+        let wildcard = policy_set(concat!(
+            "policies:\n",
+            "  - name: c\n    match: { labels_any: [\"severity::*\"] }\n    clock: { target: 1h }\n",
+        ));
+        assert_eq!(
+            label_queries(&wildcard).into_iter().collect::<Vec<_>>(),
+            vec![Vec::<String>::new()],
+            "a wildcard cannot be filtered on: every issue is a candidate"
+        );
+    }
+
+    #[test]
+    fn histories_become_the_core_s_timeline() {
+        let json = r#"{"iid": 7, "title": "t", "state": "opened", "created_at": "2026-11-02T09:00:00Z",
+            "labels": ["priority::highest"], "assignees": [{"username": "jdoe"}], "confidential": false,
+            "issue_type": "incident", "web_url": "https://gitlab.example.com/g/p/-/issues/7",
+            "references": {"full": "g/sub/p#7"}}"#;
+        let issue: ApiIssue = serde_json::from_str(json).unwrap();
+        let labels: Vec<LabelEvent> = serde_json::from_str(
+            r#"[{"created_at": "2026-11-02T10:00:00Z", "label": {"name": "priority::highest"}, "action": "add"},
+                {"created_at": "2026-11-02T10:30:00Z", "label": null, "action": "add"}]"#,
+        )
+        .unwrap();
+        let states: Vec<StateEvent> = serde_json::from_str(
+            r#"[{"created_at": "2026-11-02T11:00:00Z", "state": "closed"},
+                {"created_at": "2026-11-02T11:30:00Z", "state": "reopened"}]"#,
+        )
+        .unwrap();
+        let project = issue.project().unwrap().to_owned();
+        let fetched = assemble(project, issue, labels, states);
+        assert_eq!(fetched.issue.reference().to_string(), "g/sub/p#7");
+        assert_eq!(fetched.issue.facts().issue_type, "incident");
+        assert_eq!(fetched.issue.facts().assignees, vec!["jdoe"]);
+        assert_eq!(
+            fetched.issue.timeline().events().len(),
+            3,
+            "the deleted label is skipped"
+        );
+        assert!(fetched.issue.initial_labels().is_empty());
+    }
+}
