@@ -31,6 +31,24 @@ pub fn install_crypto_provider() {
     });
 }
 
+/// A request error in words, with its causes (`error sending request:
+/// connection refused`), and without its URL: some URLs are secrets
+/// (Slack incoming webhooks).
+pub fn describe(error: reqwest::Error) -> String {
+    let error = error.without_url();
+    let mut text = error.to_string();
+    let mut source = std::error::Error::source(&error);
+    while let Some(cause) = source {
+        let cause_text = cause.to_string();
+        if !text.contains(&cause_text) {
+            text.push_str(": ");
+            text.push_str(&cause_text);
+        }
+        source = cause.source();
+    }
+    text
+}
+
 #[cfg(test)]
 mod tests {
     #[test]

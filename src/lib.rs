@@ -7,6 +7,7 @@
 //! [`cli`], and [`gitlab`] for webhook payloads; the webhook server, the
 //! GitLab and Slack clients and the store build on the same core.
 
+pub mod audit;
 pub mod cli;
 pub mod clock;
 pub mod engine;

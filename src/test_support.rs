@@ -80,6 +80,11 @@ pub fn issue(labels: &[&str]) -> IssueBuilder {
 }
 
 impl IssueBuilder {
+    pub fn iid(mut self, iid: u64) -> Self {
+        self.facts.reference.iid = IssueIid(iid);
+        self
+    }
+
     pub fn added(mut self, minute: i64, label: &str) -> Self {
         self.facts.labels.push(label.into());
         self.events.push(TimedEvent {

@@ -1,6 +1,8 @@
 //! The command line: parses arguments and hands each command to its module.
-//! Exit codes are part of the interface: 0 fine, 2 bad configuration.
+//! Exit codes are part of the interface: 0 fine, 1 `audit` found what
+//! `--fail-on` asks about, 2 bad configuration or no access.
 
+mod audit;
 mod check;
 mod schema;
 mod serve;
@@ -29,6 +31,9 @@ enum Command {
     Schema,
     /// Receive GitLab webhooks, keep every SLA clock, and escalate on time.
     Serve(serve::ServeArgs),
+    /// Report every SLA clock of a project or group from the GitLab API
+    /// (exit 1 past `--fail-on`, 2 on configuration or access errors).
+    Audit(audit::AuditArgs),
 }
 
 #[derive(Debug, Args)]
@@ -47,6 +52,7 @@ pub fn run(cli: Cli) -> ExitCode {
         Command::Check(args) => check::run(&args.policies),
         Command::Schema => schema::run(),
         Command::Serve(args) => serve::run(args),
+        Command::Audit(args) => audit::run(args),
     }
 }
 

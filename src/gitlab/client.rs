@@ -209,7 +209,7 @@ impl GitLabClient {
     ) -> Result<Response<Bytes>, TransportError> {
         let unreachable = |e: reqwest::Error| TransportError::Unreachable {
             base: self.inner.base.to_string(),
-            message: e.without_url().to_string(),
+            message: crate::http_client::describe(e),
         };
         let url = Url::parse(&parts.uri.to_string())
             .map_err(|e| TransportError::Request(e.to_string()))?;

@@ -10,7 +10,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use chrono::{DateTime, TimeDelta, Utc};
 use futures_util::StreamExt;
 use gitlab::api::endpoint_prelude::{Endpoint, Method};
-use gitlab::api::issues::{GroupIssues, IssueState as ApiIssueState, ProjectIssues};
+use gitlab::api::issues::{GroupIssues, IssueState as ApiIssueState, IssueType, ProjectIssues};
 use gitlab::api::projects::issues::IssueResourceLabelEvents;
 use gitlab::api::{AsyncQuery, Pageable, Pagination, paged};
 use serde::Deserialize;
@@ -192,12 +192,33 @@ pub struct FetchedIssue {
     pub url: String,
 }
 
-/// The label filters that find every issue a policy can match. GitLab
-/// ANDs the labels of one query, so a policy matching any of several
-/// labels needs a query per label; a wildcard pattern (`severity::*`)
-/// cannot be filtered on and falls back to the policy's exact labels, or
-/// to every issue.
-pub fn label_queries(policies: &PolicySet) -> BTreeSet<Vec<String>> {
+/// One listing of issues GitLab can filter for us: all these labels, and
+/// this work item type if set.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+pub struct CandidateQuery {
+    pub labels: Vec<String>,
+    /// A type the issues API filters on (`issue`, `incident`, …).
+    pub issue_type: Option<String>,
+}
+
+/// The work item types the issues API filters on.
+fn api_issue_type(name: &str) -> Option<IssueType> {
+    match name {
+        "issue" => Some(IssueType::Issue),
+        "incident" => Some(IssueType::Incident),
+        "test_case" => Some(IssueType::TestCase),
+        "task" => Some(IssueType::Task),
+        _ => None,
+    }
+}
+
+/// The listings that find every issue a policy can match. GitLab ANDs the
+/// labels of one listing, so a policy matching any of several labels needs
+/// a listing per label; a wildcard pattern (`severity::*`) cannot be
+/// filtered on and falls back to the policy's exact labels; a policy on
+/// work item types gets a listing per type. A listing that filters on
+/// nothing finds every issue, and makes the others needless.
+pub fn candidate_queries(policies: &PolicySet) -> BTreeSet<CandidateQuery> {
     let mut queries = BTreeSet::new();
     for policy in &policies.policies {
         let selector = &policy.selector;
@@ -207,24 +228,42 @@ pub fn label_queries(policies: &PolicySet) -> BTreeSet<Vec<String>> {
             .filter_map(|p| p.exact().map(str::to_owned))
             .collect();
         let exact_any: Option<Vec<&str>> = selector.labels_any.iter().map(|p| p.exact()).collect();
-        match exact_any {
-            Some(any) if !any.is_empty() => {
-                for label in any {
-                    let mut query = all.clone();
-                    query.push(label.to_owned());
-                    query.sort();
-                    query.dedup();
-                    queries.insert(query);
-                }
-            }
-            _ => {
-                queries.insert(all);
+        let label_sets: Vec<Vec<String>> = match exact_any {
+            Some(any) if !any.is_empty() => any
+                .into_iter()
+                .map(|label| {
+                    let mut labels = all.clone();
+                    labels.push(label.to_owned());
+                    labels.sort();
+                    labels.dedup();
+                    labels
+                })
+                .collect(),
+            _ => vec![all],
+        };
+        let types: Vec<Option<String>> = if selector.issue_types.is_empty()
+            // A type the API cannot filter on: every type.
+            || selector.issue_types.iter().any(|t| api_issue_type(t).is_none())
+        {
+            vec![None]
+        } else {
+            selector.issue_types.iter().cloned().map(Some).collect()
+        };
+        for labels in &label_sets {
+            for issue_type in &types {
+                queries.insert(CandidateQuery {
+                    labels: labels.clone(),
+                    issue_type: issue_type.clone(),
+                });
             }
         }
     }
-    // A query with no label finds everything: the others add nothing.
-    if queries.contains(&Vec::new()) {
-        return BTreeSet::from([Vec::new()]);
+    let everything = CandidateQuery {
+        labels: Vec::new(),
+        issue_type: None,
+    };
+    if queries.contains(&everything) {
+        return BTreeSet::from([everything]);
     }
     queries
 }
@@ -256,14 +295,14 @@ impl IssueReader {
     ) -> Result<Vec<ApiIssue>, HistoryError> {
         let mut found: BTreeMap<(String, u64), ApiIssue> = BTreeMap::new();
         let mut listings = Vec::new();
-        for labels in label_queries(policies) {
-            listings.push((labels.clone(), None));
+        for query in candidate_queries(policies) {
+            listings.push((query.clone(), None));
             if closed_within > TimeDelta::zero() {
-                listings.push((labels, Some(now - closed_within)));
+                listings.push((query, Some(now - closed_within)));
             }
         }
         let mut pages = futures_util::stream::iter(listings)
-            .map(|(labels, closed_since)| self.list(scope, labels, closed_since))
+            .map(|(query, closed_since)| self.list(scope, query, closed_since))
             .buffer_unordered(4);
         while let Some(listed) = pages.next().await {
             for issue in listed? {
@@ -279,7 +318,7 @@ impl IssueReader {
     async fn list(
         &self,
         scope: &Scope,
-        labels: Vec<String>,
+        query: CandidateQuery,
         closed_since: Option<DateTime<Utc>>,
     ) -> Result<Vec<ApiIssue>, HistoryError> {
         let what = format!("the issues of {scope}");
@@ -291,12 +330,15 @@ impl IssueReader {
         let result = match scope {
             Scope::Project(path) => {
                 let mut builder = ProjectIssues::builder();
-                builder
-                    .project(path.as_str())
-                    .state(state)
-                    .labels(labels.iter());
+                builder.project(path.as_str()).state(state);
+                if !query.labels.is_empty() {
+                    builder.labels(query.labels.iter());
+                }
                 if let Some(since) = closed_since {
                     builder.updated_after(since);
+                }
+                if let Some(issue_type) = query.issue_type.as_deref().and_then(api_issue_type) {
+                    builder.issue_type(issue_type);
                 }
                 let endpoint = builder.build().map_err(|e| HistoryError::Unreadable {
                     what: what.clone(),
@@ -308,12 +350,15 @@ impl IssueReader {
             }
             Scope::Group(path) => {
                 let mut builder = GroupIssues::builder();
-                builder
-                    .group(path.as_str())
-                    .state(state)
-                    .labels(labels.iter());
+                builder.group(path.as_str()).state(state);
+                if !query.labels.is_empty() {
+                    builder.labels(query.labels.iter());
+                }
                 if let Some(since) = closed_since {
                     builder.updated_after(since);
+                }
+                if let Some(issue_type) = query.issue_type.as_deref().and_then(api_issue_type) {
+                    builder.issue_type(issue_type);
                 }
                 let endpoint = builder.build().map_err(|e| HistoryError::Unreadable {
                     what: what.clone(),
@@ -446,31 +491,37 @@ mod tests {
     use super::*;
     use crate::test_support::policy_set;
 
+    fn listings(yaml: &str) -> Vec<(Vec<String>, Option<String>)> {
+        candidate_queries(&policy_set(&format!("policies:\n{yaml}")))
+            .into_iter()
+            .map(|q| (q.labels, q.issue_type))
+            .collect()
+    }
+
     #[test]
-    fn any_of_several_labels_takes_one_query_each_and_wildcards_fall_back() {
-        let set = policy_set(concat!(
-            "policies:\n",
+    fn any_of_several_labels_takes_a_listing_each_and_types_filter_too() {
+        let found = listings(concat!(
             "  - name: a\n    match: { labels_any: [\"priority::highest\", \"urgency::highest\"], labels_all: [\"type::bug\"] }\n    clock: { target: 1h }\n",
             "  - name: b\n    match: { labels_any: [\"priority::highest\"], labels_all: [\"type::bug\"] }\n    clock: { target: 1h }\n",
+            "  - name: c\n    match: { issue_types: [incident], labels_none: [security] }\n    clock: { target: 1h }\n",
         ));
-        let queries: Vec<Vec<String>> = label_queries(&set).into_iter().collect();
+        let labels = |l: &[&str]| l.iter().map(|s| s.to_string()).collect::<Vec<_>>();
         assert_eq!(
-            queries,
+            found,
             vec![
-                vec!["priority::highest".to_owned(), "type::bug".to_owned()],
-                vec!["type::bug".to_owned(), "urgency::highest".to_owned()],
+                (labels(&[]), Some("incident".to_owned())),
+                (labels(&["priority::highest", "type::bug"]), None),
+                (labels(&["type::bug", "urgency::highest"]), None),
             ]
         );
+    }
 
-        let wildcard = policy_set(concat!(
-            "policies:\n",
+    #[test]
+    fn a_wildcard_cannot_be_filtered_on_so_every_issue_is_a_candidate() {
+        let found = listings(
             "  - name: c\n    match: { labels_any: [\"severity::*\"] }\n    clock: { target: 1h }\n",
-        ));
-        assert_eq!(
-            label_queries(&wildcard).into_iter().collect::<Vec<_>>(),
-            vec![Vec::<String>::new()],
-            "a wildcard cannot be filtered on: every issue is a candidate"
         );
+        assert_eq!(found, vec![(Vec::<String>::new(), None)]);
     }
 
     #[test]

@@ -97,7 +97,7 @@ impl SlackError {
         } else {
             "request failed"
         };
-        let detail = error.without_url().to_string();
+        let detail = crate::http_client::describe(error);
         SlackError::Network {
             method,
             message: format!("{kind}: {detail}"),

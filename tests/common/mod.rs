@@ -4,6 +4,7 @@
 
 #![allow(dead_code)] // each test binary uses its own part
 
+pub mod fake_gitlab;
 pub mod fake_slack;
 
 use std::path::{Path, PathBuf};

@@ -1,0 +1,223 @@
+//! The audit: every candidate issue's SLA status under every policy, as
+//! of one instant, sorted by urgency, and the reports made of it
+//! ([`report`]). Pure: the issues are read by [`crate::gitlab::history`]
+//! and `now` is a parameter, so `--now` gives the same report every time.
+
+pub mod report;
+
+use chrono::{DateTime, TimeDelta, Utc};
+use serde::Serialize;
+
+use crate::clock::{self, SlaStatus};
+use crate::gitlab::history::FetchedIssue;
+use crate::policy::{Policy, PolicySet, Trigger};
+
+/// How urgent one clock is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Level {
+    /// The SLA is broken: breached now, missed, or withdrawn late.
+    Breach,
+    /// Running (or paused) inside the policy's warning window.
+    Warning,
+    Ok,
+}
+
+/// When `audit` exits 1.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum FailOn {
+    /// Any clock breached or missed.
+    Breach,
+    /// Any clock breached, missed, or inside its warning window.
+    Warning,
+    /// Never: report only.
+    Never,
+}
+
+impl FailOn {
+    pub fn crossed(self, rows: &[Row]) -> bool {
+        match self {
+            FailOn::Breach => rows.iter().any(|r| r.level == Level::Breach),
+            FailOn::Warning => rows.iter().any(|r| r.level <= Level::Warning),
+            FailOn::Never => false,
+        }
+    }
+}
+
+/// One issue under one policy that it matches or matched.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Row {
+    pub issue: String,
+    pub title: String,
+    pub url: String,
+    pub confidential: bool,
+    pub assignees: Vec<String>,
+    pub policy: String,
+    pub status: SlaStatus,
+    pub level: Level,
+    pub target: TimeDelta,
+    pub started_at: Option<DateTime<Utc>>,
+    pub deadline: Option<DateTime<Utc>>,
+}
+
+impl Row {
+    /// Time past the deadline, if it has passed.
+    pub fn overdue(&self) -> Option<TimeDelta> {
+        match &self.status {
+            SlaStatus::Breached { overdue, .. } => Some(*overdue),
+            SlaStatus::Missed { late_by, .. } => Some(*late_by),
+            SlaStatus::Withdrawn { overdue, .. } => *overdue,
+            SlaStatus::Paused { remaining, .. } if *remaining < TimeDelta::zero() => {
+                Some(-*remaining)
+            }
+            _ => None,
+        }
+    }
+
+    /// Counted time left, while the clock runs or is paused before its deadline.
+    pub fn remaining(&self) -> Option<TimeDelta> {
+        match &self.status {
+            SlaStatus::Running { remaining, .. } => Some(*remaining),
+            SlaStatus::Paused { remaining, .. } if *remaining >= TimeDelta::zero() => {
+                Some(*remaining)
+            }
+            _ => None,
+        }
+    }
+
+    /// The clock is still going (running or paused).
+    pub fn is_live(&self) -> bool {
+        matches!(
+            self.status,
+            SlaStatus::Running { .. } | SlaStatus::Paused { .. } | SlaStatus::Breached { .. }
+        )
+    }
+}
+
+/// The warning window of a policy: its earliest `before_deadline` step,
+/// or the last quarter of the target if it has none.
+pub fn warning_window(policy: &Policy) -> TimeDelta {
+    policy
+        .steps
+        .iter()
+        .filter_map(|step| match step.trigger {
+            Trigger::BeforeDeadline(lead) => Some(lead),
+            _ => None,
+        })
+        .max()
+        .unwrap_or(policy.clock.target / 4)
+}
+
+/// Every issue under every policy it matches or matched, as of `now`,
+/// most urgent first: breaches by how late, then the least time left.
+pub fn evaluate(issues: &[FetchedIssue], policies: &PolicySet, now: DateTime<Utc>) -> Vec<Row> {
+    let mut rows = Vec::new();
+    for fetched in issues {
+        let facts = fetched.issue.facts();
+        for policy in &policies.policies {
+            let reading = clock::read(&fetched.issue, policy, now);
+            let status = reading.status();
+            if status == SlaStatus::NotMatching {
+                continue;
+            }
+            let level = if status.is_breach() {
+                Level::Breach
+            } else if reading.is_live() && reading.remaining() <= warning_window(policy) {
+                Level::Warning
+            } else {
+                Level::Ok
+            };
+            rows.push(Row {
+                issue: facts.reference.to_string(),
+                title: fetched.title.clone(),
+                url: fetched.url.clone(),
+                confidential: facts.confidential,
+                assignees: facts.assignees.clone(),
+                policy: policy.name.0.clone(),
+                level,
+                target: policy.clock.target,
+                started_at: (reading.cycle > 0).then_some(reading.started_at),
+                deadline: reading.deadline().or(match &status {
+                    SlaStatus::Missed { deadline, .. } | SlaStatus::Breached { deadline, .. } => {
+                        Some(*deadline)
+                    }
+                    _ => None,
+                }),
+                status,
+            });
+        }
+    }
+    rows.sort_by(|a, b| {
+        let live = |r: &Row| !r.is_live();
+        (a.level, live(a))
+            .cmp(&(b.level, live(b)))
+            .then_with(|| b.overdue().cmp(&a.overdue()))
+            .then_with(|| {
+                a.remaining()
+                    .unwrap_or(TimeDelta::MAX)
+                    .cmp(&b.remaining().unwrap_or(TimeDelta::MAX))
+            })
+            .then_with(|| a.issue.cmp(&b.issue))
+            .then_with(|| a.policy.cmp(&b.policy))
+    });
+    rows
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::test_support::{issue, policy_set, t};
+
+    fn fetched(issue: crate::issue::Issue) -> FetchedIssue {
+        FetchedIssue {
+            title: format!("Bug {}", issue.reference().iid.0),
+            url: String::new(),
+            issue,
+        }
+    }
+
+    #[test]
+    fn rows_come_most_urgent_first_with_their_level() {
+        let set = policy_set(concat!(
+            "policies:\n",
+            "  - name: critical\n    match: { labels_any: [\"priority::highest\"] }\n    clock: { target: 24h }\n",
+            "    escalation:\n      - on: { before_deadline: 6h }\n        gitlab: { comment: true }\n",
+        ));
+        let now = t(30 * 60);
+        let issues = vec![
+            // Labelled 20 hours before now: 4 hours left, inside the 6-hour window.
+            fetched(
+                issue(&[])
+                    .iid(1)
+                    .added(10 * 60, "priority::highest")
+                    .build(),
+            ),
+            // Labelled 26 hours before now: 2 hours overdue.
+            fetched(issue(&[]).iid(2).added(4 * 60, "priority::highest").build()),
+            // Labelled 1 hour before now: fine.
+            fetched(
+                issue(&[])
+                    .iid(3)
+                    .added(29 * 60, "priority::highest")
+                    .build(),
+            ),
+            // Never matched: no row.
+            fetched(issue(&["type::bug"]).iid(4).build()),
+        ];
+        let rows = evaluate(&issues, &set, now);
+        let order: Vec<(&str, Level)> = rows.iter().map(|r| (r.issue.as_str(), r.level)).collect();
+        assert_eq!(
+            order,
+            vec![
+                ("acme/app#2", Level::Breach),
+                ("acme/app#1", Level::Warning),
+                ("acme/app#3", Level::Ok),
+            ]
+        );
+        assert_eq!(rows[0].overdue(), Some(TimeDelta::hours(2)));
+        assert!(FailOn::Breach.crossed(&rows));
+        assert!(FailOn::Warning.crossed(&rows[1..]));
+        assert!(!FailOn::Breach.crossed(&rows[1..]));
+        assert!(!FailOn::Never.crossed(&rows));
+    }
+}

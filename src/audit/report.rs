@@ -1,0 +1,456 @@
+//! The audit's reports, one function per format. Pure text out of rows.
+//!
+//! - `table`: one line per issue and policy, most urgent first, for a
+//!   terminal (colour unless `NO_COLOR`) or a CI log;
+//! - `json`: a stable document (`schema_version` 1, fields below) for
+//!   other tools;
+//! - `junit`: one test case per issue and policy, breached and missed
+//!   ones failing with the story in the message, for GitLab's test report;
+//! - `markdown`: a summary to paste into an issue or merge request.
+//!
+//! Titles of confidential issues never appear: reports land in CI logs
+//! and artifacts that more people can read than the issue.
+
+use chrono::{DateTime, SecondsFormat, Utc};
+use quick_junit::{NonSuccessKind, Report as JunitReport, TestCase, TestCaseStatus, TestSuite};
+use serde_json::json;
+
+use super::{Level, Row};
+use crate::clock::SlaStatus;
+use crate::policy::duration::human;
+
+/// Shown instead of a confidential issue's title.
+pub const CONFIDENTIAL: &str = "(confidential)";
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Format {
+    Table,
+    Json,
+    Junit,
+    Markdown,
+}
+
+impl Format {
+    /// The format a file name suggests (`.xml` JUnit, `.json`, `.md`).
+    pub fn from_file_name(name: &str) -> Option<Format> {
+        let lower = name.to_ascii_lowercase();
+        if lower.ends_with(".xml") {
+            Some(Format::Junit)
+        } else if lower.ends_with(".json") {
+            Some(Format::Json)
+        } else if lower.ends_with(".md") || lower.ends_with(".markdown") {
+            Some(Format::Markdown)
+        } else if lower.ends_with(".txt") {
+            Some(Format::Table)
+        } else {
+            None
+        }
+    }
+}
+
+/// What every report says besides the rows.
+#[derive(Debug, Clone)]
+pub struct Context<'a> {
+    /// `project acme/backend`, `group acme`.
+    pub scope: &'a str,
+    /// The instant the statuses are as of.
+    pub now: DateTime<Utc>,
+    /// Candidate issues read from GitLab.
+    pub issues_read: usize,
+}
+
+pub fn render(format: Format, rows: &[Row], context: &Context<'_>, colour: bool) -> String {
+    match format {
+        Format::Table => table(rows, context, colour),
+        Format::Json => json(rows, context),
+        Format::Junit => junit(rows, context),
+        Format::Markdown => markdown(rows, context),
+    }
+}
+
+fn title(row: &Row) -> &str {
+    if row.confidential {
+        CONFIDENTIAL
+    } else {
+        &row.title
+    }
+}
+
+fn time(at: DateTime<Utc>) -> String {
+    at.format("%Y-%m-%d %H:%M UTC").to_string()
+}
+
+fn rfc3339(at: DateTime<Utc>) -> String {
+    at.to_rfc3339_opts(SecondsFormat::Secs, true)
+}
+
+/// `2h overdue`, `5h 12m left`, `met in 3h`, …
+fn when(row: &Row) -> String {
+    match &row.status {
+        SlaStatus::Running { remaining, .. } => format!("{} left", human(*remaining)),
+        SlaStatus::Paused { remaining, .. } if remaining.num_seconds() < 0 => {
+            format!("paused, {} overdue", human(-*remaining))
+        }
+        SlaStatus::Paused { remaining, .. } => format!("paused, {} left", human(*remaining)),
+        SlaStatus::Breached { overdue, .. } => format!("{} overdue", human(*overdue)),
+        SlaStatus::Met { took, .. } => format!("met in {}", human(*took)),
+        SlaStatus::Missed { late_by, .. } => format!("missed by {}", human(*late_by)),
+        SlaStatus::Withdrawn {
+            overdue: Some(o), ..
+        } => format!("withdrawn {} overdue", human(*o)),
+        SlaStatus::Withdrawn { .. } => "withdrawn".to_owned(),
+        SlaStatus::NotMatching => "-".to_owned(),
+    }
+}
+
+fn level_word(level: Level) -> &'static str {
+    match level {
+        Level::Breach => "BREACH",
+        Level::Warning => "warning",
+        Level::Ok => "ok",
+    }
+}
+
+/// Counts of rows by level.
+fn counts(rows: &[Row]) -> (usize, usize, usize) {
+    let count = |level| rows.iter().filter(|r| r.level == level).count();
+    (
+        count(Level::Breach),
+        count(Level::Warning),
+        count(Level::Ok),
+    )
+}
+
+fn table(rows: &[Row], context: &Context<'_>, colour: bool) -> String {
+    let header = [
+        "LEVEL",
+        "ISSUE",
+        "POLICY",
+        "STATUS",
+        "DEADLINE",
+        "ASSIGNEES",
+        "TITLE",
+    ];
+    let cells: Vec<[String; 7]> = rows
+        .iter()
+        .map(|row| {
+            [
+                level_word(row.level).to_owned(),
+                row.issue.clone(),
+                row.policy.clone(),
+                when(row),
+                row.deadline.map(time).unwrap_or_else(|| "-".to_owned()),
+                if row.assignees.is_empty() {
+                    "nobody".to_owned()
+                } else {
+                    row.assignees.join(",")
+                },
+                title(row).chars().take(60).collect(),
+            ]
+        })
+        .collect();
+    let mut widths = header.map(|h| h.chars().count());
+    for line in &cells {
+        for (width, cell) in widths.iter_mut().zip(line) {
+            *width = (*width).max(cell.chars().count());
+        }
+    }
+    let mut out = String::new();
+    let mut push_line = |line: [&str; 7], paint: Option<&str>| {
+        let mut text = String::new();
+        for (n, (cell, width)) in line.iter().zip(widths).enumerate() {
+            if n == 6 {
+                text.push_str(cell);
+            } else {
+                text.push_str(&format!("{cell:<width$}  "));
+            }
+        }
+        let text = text.trim_end().to_owned();
+        match paint {
+            Some(code) if colour => out.push_str(&format!("\x1b[{code}m{text}\x1b[0m\n")),
+            _ => out.push_str(&format!("{text}\n")),
+        }
+    };
+    push_line(header, Some("1"));
+    for (row, line) in rows.iter().zip(&cells) {
+        let paint = match row.level {
+            Level::Breach => Some("31"),
+            Level::Warning => Some("33"),
+            Level::Ok => None,
+        };
+        push_line(
+            [
+                &line[0], &line[1], &line[2], &line[3], &line[4], &line[5], &line[6],
+            ],
+            paint,
+        );
+    }
+    let (breach, warning, ok) = counts(rows);
+    out.push_str(&format!(
+        "\n{} clocks on {} issues read from {} as of {}: {breach} breached, {warning} in the warning window, {ok} ok\n",
+        rows.len(),
+        context.issues_read,
+        context.scope,
+        time(context.now)
+    ));
+    out
+}
+
+fn json(rows: &[Row], context: &Context<'_>) -> String {
+    let (breach, warning, ok) = counts(rows);
+    let clocks: Vec<serde_json::Value> = rows
+        .iter()
+        .map(|row| {
+            json!({
+                "issue": row.issue,
+                "title": title(row),
+                "url": row.url,
+                "confidential": row.confidential,
+                "policy": row.policy,
+                "level": row.level,
+                "status": row.status.kind(),
+                "status_text": row.status.to_string(),
+                "target_seconds": row.target.num_seconds(),
+                "started_at": row.started_at.map(rfc3339),
+                "deadline": row.deadline.map(rfc3339),
+                "remaining_seconds": row.remaining().map(|d| d.num_seconds()),
+                "overdue_seconds": row.overdue().map(|d| d.num_seconds()),
+                "assignees": row.assignees,
+            })
+        })
+        .collect();
+    let document = json!({
+        "schema_version": 1,
+        "scope": context.scope,
+        "now": rfc3339(context.now),
+        "summary": {
+            "issues_read": context.issues_read,
+            "clocks": rows.len(),
+            "breach": breach,
+            "warning": warning,
+            "ok": ok,
+        },
+        "clocks": clocks,
+    });
+    let mut text = serde_json::to_string_pretty(&document).unwrap_or_default();
+    text.push('\n');
+    text
+}
+
+/// The story of one clock, for a failing test case.
+fn story(row: &Row) -> String {
+    let mut lines = vec![format!("{}: {}", row.issue, row.status)];
+    lines.push(format!(
+        "policy {}: resolve within {}",
+        row.policy,
+        human(row.target)
+    ));
+    if let Some(started) = row.started_at {
+        lines.push(format!("clock started {}", time(started)));
+    }
+    if let Some(deadline) = row.deadline {
+        lines.push(format!("deadline {}", time(deadline)));
+    }
+    lines.push(format!(
+        "assignees: {}",
+        if row.assignees.is_empty() {
+            "nobody".to_owned()
+        } else {
+            row.assignees.join(", ")
+        }
+    ));
+    lines.push(row.url.clone());
+    lines.join("\n")
+}
+
+fn junit(rows: &[Row], context: &Context<'_>) -> String {
+    let mut report = JunitReport::new("labelwarden");
+    let mut policies: Vec<&str> = rows.iter().map(|r| r.policy.as_str()).collect();
+    policies.sort_unstable();
+    policies.dedup();
+    for policy in policies {
+        let mut suite = TestSuite::new(policy);
+        suite.set_timestamp(context.now.fixed_offset());
+        for row in rows.iter().filter(|r| r.policy == policy) {
+            let status = if row.level == Level::Breach {
+                let mut status = TestCaseStatus::non_success(NonSuccessKind::Failure);
+                status
+                    .set_message(format!("{}: {}", row.issue, row.status))
+                    .set_type("sla_breach")
+                    .set_description(story(row));
+                status
+            } else {
+                TestCaseStatus::success()
+            };
+            let mut case = TestCase::new(format!("{} {}", row.issue, title(row)), status);
+            case.set_classname(policy);
+            suite.add_test_case(case);
+        }
+        report.add_test_suite(suite);
+    }
+    report.to_string().unwrap_or_default()
+}
+
+fn markdown(rows: &[Row], context: &Context<'_>) -> String {
+    let (breach, warning, ok) = counts(rows);
+    let mut out = format!(
+        "## labelwarden audit: {}\n\nAs of {}: **{breach} breached**, {warning} in the warning window, {ok} ok ({} clocks on {} issues).\n",
+        context.scope,
+        time(context.now),
+        rows.len(),
+        context.issues_read
+    );
+    let urgent: Vec<&Row> = rows.iter().filter(|r| r.level != Level::Ok).collect();
+    if urgent.is_empty() {
+        out.push_str("\nNothing breached or close to its deadline.\n");
+        return out;
+    }
+    out.push_str(
+        "\n| | Issue | Policy | Status | Deadline | Assignees |\n|---|---|---|---|---|---|\n",
+    );
+    for row in urgent {
+        let mark = if row.level == Level::Breach {
+            ":red_circle:"
+        } else {
+            ":warning:"
+        };
+        let name = title(row).replace('|', "\\|");
+        out.push_str(&format!(
+            "| {mark} | [{}]({}) {name} | `{}` | {} | {} | {} |\n",
+            row.issue,
+            row.url,
+            row.policy,
+            when(row),
+            row.deadline.map(time).unwrap_or_else(|| "-".to_owned()),
+            if row.assignees.is_empty() {
+                "nobody".to_owned()
+            } else {
+                row.assignees
+                    .iter()
+                    .map(|a| format!("@{a}"))
+                    .collect::<Vec<_>>()
+                    .join(" ")
+            }
+        ));
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use chrono::{TimeDelta, TimeZone};
+
+    use super::*;
+
+    fn row(issue: &str, level: Level, status: SlaStatus, confidential: bool) -> Row {
+        let now = Utc.with_ymd_and_hms(2026, 11, 25, 12, 0, 0).unwrap();
+        Row {
+            issue: issue.to_owned(),
+            title: "Checkout | broken".to_owned(),
+            url: format!("https://gitlab.example.com/{issue}"),
+            confidential,
+            assignees: vec!["jdoe".into()],
+            policy: "critical".to_owned(),
+            status,
+            level,
+            target: TimeDelta::hours(24),
+            started_at: Some(now - TimeDelta::hours(26)),
+            deadline: Some(now - TimeDelta::hours(2)),
+        }
+    }
+
+    fn rows() -> Vec<Row> {
+        let now = Utc.with_ymd_and_hms(2026, 11, 25, 12, 0, 0).unwrap();
+        vec![
+            row(
+                "g/p#1",
+                Level::Breach,
+                SlaStatus::Breached {
+                    deadline: now - TimeDelta::hours(2),
+                    overdue: TimeDelta::hours(2),
+                },
+                false,
+            ),
+            row(
+                "g/p#2",
+                Level::Ok,
+                SlaStatus::Running {
+                    deadline: now + TimeDelta::hours(20),
+                    remaining: TimeDelta::hours(20),
+                },
+                true,
+            ),
+        ]
+    }
+
+    fn context() -> Context<'static> {
+        Context {
+            scope: "project g/p",
+            now: Utc.with_ymd_and_hms(2026, 11, 25, 12, 0, 0).unwrap(),
+            issues_read: 5,
+        }
+    }
+
+    #[test]
+    fn the_table_lines_up_and_colours_only_on_request() {
+        let plain = render(Format::Table, &rows(), &context(), false);
+        assert!(!plain.contains('\x1b'));
+        let lines: Vec<&str> = plain.lines().collect();
+        assert!(
+            lines[0].starts_with("LEVEL   ISSUE  POLICY    STATUS"),
+            "{plain}"
+        );
+        assert!(
+            lines[1].starts_with("BREACH  g/p#1  critical  2h overdue"),
+            "{plain}"
+        );
+        assert!(lines[2].ends_with(CONFIDENTIAL), "{plain}");
+        assert!(plain.contains(
+            "2 clocks on 5 issues read from project g/p as of 2026-11-25 12:00 UTC: 1 breached"
+        ));
+        let coloured = render(Format::Table, &rows(), &context(), true);
+        assert!(coloured.contains("\x1b[31mBREACH"));
+    }
+
+    #[test]
+    fn json_is_stable_and_hides_confidential_titles() {
+        let text = render(Format::Json, &rows(), &context(), false);
+        let document: serde_json::Value = serde_json::from_str(&text).unwrap();
+        assert_eq!(document["schema_version"], 1);
+        assert_eq!(document["summary"]["breach"], 1);
+        let first = &document["clocks"][0];
+        assert_eq!(first["status"], "breached");
+        assert_eq!(first["level"], "breach");
+        assert_eq!(first["overdue_seconds"], 7200);
+        assert_eq!(first["deadline"], "2026-11-25T10:00:00Z");
+        assert_eq!(document["clocks"][1]["title"], CONFIDENTIAL);
+    }
+
+    #[test]
+    fn junit_fails_breaches_with_their_story() {
+        let text = render(Format::Junit, &rows(), &context(), false);
+        assert!(text.starts_with("<?xml"), "{text}");
+        assert!(
+            text.contains("<testsuite name=\"critical\" tests=\"2\""),
+            "{text}"
+        );
+        assert!(text.contains("failures=\"1\""), "{text}");
+        assert!(
+            text.contains("<failure message=\"g/p#1: breached, 2h overdue\" type=\"sla_breach\">"),
+            "{text}"
+        );
+        assert!(text.contains("deadline 2026-11-25 10:00 UTC"), "{text}");
+        assert!(
+            !text.contains("g/p#2 Checkout"),
+            "confidential title: {text}"
+        );
+    }
+
+    #[test]
+    fn markdown_lists_what_needs_attention() {
+        let text = render(Format::Markdown, &rows(), &context(), false);
+        assert!(text.contains("**1 breached**"));
+        assert!(text.contains("| :red_circle: | [g/p#1](https://gitlab.example.com/g/p#1) Checkout \\| broken | `critical` | 2h overdue |"), "{text}");
+        assert!(!text.contains("g/p#2"), "only what needs attention: {text}");
+    }
+}

@@ -1,0 +1,272 @@
+//! `labelwarden audit`: reads a project's or group's candidate issues and
+//! their histories from the GitLab API, computes every SLA clock with the
+//! core as of now (or `--now`), and writes reports. Stateless: made for a
+//! scheduled CI pipeline. Exit 0 fine, 1 the `--fail-on` threshold was
+//! crossed, 2 configuration or access error.
+
+use std::io::{IsTerminal, Write};
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::Duration;
+
+use chrono::{DateTime, TimeDelta, Utc};
+use clap::Args;
+use secrecy::SecretString;
+
+use super::EXIT_CONFIG;
+use crate::audit::report::{self, Format};
+use crate::audit::{self, FailOn};
+use crate::gitlab::client::{DEFAULT_URL, GitLabClient, GitLabSettings};
+use crate::gitlab::history::{IssueReader, Scope};
+use crate::policy;
+
+/// The environment variables with GitLab's address and the API token.
+pub const URL_ENV: &str = "GITLAB_URL";
+pub const TOKEN_ENV: &str = "GITLAB_TOKEN";
+
+#[derive(Debug, Args)]
+#[command(group(clap::ArgGroup::new("scope").required(true).args(["project", "group"])))]
+pub struct AuditArgs {
+    /// Audit one project (`group/name`).
+    #[arg(long)]
+    project: Option<String>,
+    /// Audit a group with all its subgroups (`group` or `group/sub`).
+    #[arg(long)]
+    group: Option<String>,
+    /// Folder of policy files.
+    #[arg(long, env = "LABELWARDEN_POLICIES", default_value = "policies")]
+    policies: PathBuf,
+    /// Report format; repeat with `--output` for several reports in one run
+    /// (the n-th format goes to the n-th output, the rest to stdout).
+    #[arg(long, value_enum)]
+    format: Vec<Format>,
+    /// Write a report to this file instead of stdout. Without a matching
+    /// `--format`, the extension decides (.xml JUnit, .json, .md).
+    #[arg(long)]
+    output: Vec<PathBuf>,
+    /// Exit 1 when a clock is breached (`breach`), also when one is in its
+    /// warning window (`warning`), or never.
+    #[arg(long, value_enum, default_value = "breach")]
+    fail_on: FailOn,
+    /// Evaluate as of this instant (RFC 3339) instead of now.
+    #[arg(long)]
+    now: Option<DateTime<Utc>>,
+    /// GitLab API requests in flight at once.
+    #[arg(long, default_value_t = 8)]
+    concurrency: usize,
+    /// Also read issues closed this long before now, so recent resolutions
+    /// are reported (`0s` for open issues only).
+    #[arg(long, default_value = "24h", value_parser = parse_duration)]
+    closed_within: TimeDelta,
+}
+
+fn parse_duration(text: &str) -> Result<TimeDelta, String> {
+    policy::duration::parse(text)
+}
+
+/// Where each report goes.
+#[derive(Debug, PartialEq)]
+struct Destination {
+    format: Format,
+    file: Option<PathBuf>,
+}
+
+/// Pairs formats with outputs: the n-th format with the n-th output, a
+/// file without a format by its extension, formats left over to stdout.
+fn destinations(formats: &[Format], outputs: &[PathBuf]) -> Result<Vec<Destination>, String> {
+    let mut found = Vec::new();
+    for (n, file) in outputs.iter().enumerate() {
+        let format = match formats.get(n) {
+            Some(format) => *format,
+            None => Format::from_file_name(&file.to_string_lossy()).ok_or_else(|| {
+                format!(
+                    "cannot tell the report format of {} from its name: give a --format for it",
+                    file.display()
+                )
+            })?,
+        };
+        found.push(Destination {
+            format,
+            file: Some(file.clone()),
+        });
+    }
+    for format in formats.iter().skip(outputs.len()) {
+        found.push(Destination {
+            format: *format,
+            file: None,
+        });
+    }
+    if found.is_empty() {
+        found.push(Destination {
+            format: Format::Table,
+            file: None,
+        });
+    }
+    Ok(found)
+}
+
+pub fn run(args: AuditArgs) -> ExitCode {
+    let fail = |message: String| {
+        eprintln!("error: {message}");
+        ExitCode::from(EXIT_CONFIG)
+    };
+    let policies = match policy::load(&args.policies) {
+        Ok(set) => set,
+        Err(errors) => {
+            for error in &errors {
+                eprintln!("error: {error}");
+            }
+            return ExitCode::from(EXIT_CONFIG);
+        }
+    };
+    let destinations = match destinations(&args.format, &args.output) {
+        Ok(found) => found,
+        Err(message) => return fail(message),
+    };
+    let Some(token) = std::env::var(TOKEN_ENV)
+        .ok()
+        .filter(|t| !t.trim().is_empty())
+    else {
+        return fail(format!(
+            "set {TOKEN_ENV} to a GitLab token with the `read_api` scope (`api` for --notify)"
+        ));
+    };
+    let settings = GitLabSettings {
+        url: std::env::var(URL_ENV).unwrap_or_else(|_| DEFAULT_URL.to_owned()),
+        token: SecretString::from(token),
+        concurrency: args.concurrency.max(1),
+        first_retry: Duration::from_secs(1),
+    };
+    let client = match GitLabClient::new(settings) {
+        Ok(client) => client,
+        Err(message) => return fail(message),
+    };
+    let scope = match (&args.project, &args.group) {
+        (Some(project), _) => Scope::Project(project.clone()),
+        (None, Some(group)) => Scope::Group(group.clone()),
+        (None, None) => return fail("give --project or --group".to_owned()),
+    };
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(runtime) => runtime,
+        Err(e) => return fail(format!("cannot start the async runtime: {e}")),
+    };
+    let now = args.now.unwrap_or_else(Utc::now);
+    let reader = IssueReader::new(client);
+    let progress = Progress::new();
+    let fetched = runtime.block_on(async {
+        let candidates = reader
+            .candidates(&scope, &policies, now, args.closed_within)
+            .await?;
+        let total = candidates.len();
+        progress.show(0, total);
+        reader
+            .histories(candidates, &|done| progress.show(done, total))
+            .await
+    });
+    progress.finish();
+    let fetched = match fetched {
+        Ok(fetched) => fetched,
+        Err(e) => return fail(e.to_string()),
+    };
+    tracing::info!(
+        issues = fetched.len(),
+        requests = reader.client().requests_made(),
+        "read from GitLab"
+    );
+    let rows = audit::evaluate(&fetched, &policies, now);
+    let scope_text = scope.to_string();
+    let context = report::Context {
+        scope: &scope_text,
+        now,
+        issues_read: fetched.len(),
+    };
+    let colour = std::io::stdout().is_terminal() && std::env::var_os("NO_COLOR").is_none();
+    for destination in &destinations {
+        match &destination.file {
+            Some(file) => {
+                let text = report::render(destination.format, &rows, &context, false);
+                if let Err(e) = std::fs::write(file, text) {
+                    return fail(format!("cannot write {}: {e}", file.display()));
+                }
+            }
+            None => {
+                let text = report::render(destination.format, &rows, &context, colour);
+                let mut stdout = std::io::stdout().lock();
+                if let Err(e) = stdout.write_all(text.as_bytes()) {
+                    return fail(format!("cannot write the report: {e}"));
+                }
+            }
+        }
+    }
+    if args.fail_on.crossed(&rows) {
+        ExitCode::from(1)
+    } else {
+        ExitCode::SUCCESS
+    }
+}
+
+/// `reading histories 120/300` on stderr, when it is a terminal.
+struct Progress {
+    on: bool,
+}
+
+impl Progress {
+    fn new() -> Self {
+        Progress {
+            on: std::io::stderr().is_terminal(),
+        }
+    }
+
+    fn show(&self, done: usize, total: usize) {
+        if self.on {
+            eprint!("\rreading issue histories from GitLab: {done}/{total}");
+        }
+    }
+
+    fn finish(&self) {
+        if self.on {
+            eprintln!();
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn formats_pair_with_outputs_then_go_to_stdout() {
+        let found = destinations(
+            &[Format::Junit, Format::Table],
+            &[PathBuf::from("labelwarden.xml")],
+        )
+        .unwrap();
+        assert_eq!(
+            found,
+            vec![
+                Destination {
+                    format: Format::Junit,
+                    file: Some("labelwarden.xml".into())
+                },
+                Destination {
+                    format: Format::Table,
+                    file: None
+                },
+            ]
+        );
+        let by_name = destinations(&[], &["a.json".into(), "b.md".into()]).unwrap();
+        assert_eq!(by_name[0].format, Format::Json);
+        assert_eq!(by_name[1].format, Format::Markdown);
+        assert!(destinations(&[], &["report".into()]).is_err());
+        assert_eq!(
+            destinations(&[], &[]).unwrap(),
+            vec![Destination {
+                format: Format::Table,
+                file: None
+            }]
+        );
+    }
+}

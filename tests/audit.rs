@@ -1,0 +1,359 @@
+//! `labelwarden audit` against a local fake GitLab that answers with the
+//! documented shapes (`tests/common/fake_gitlab.rs`), with the shipped
+//! policies and real-shaped histories, as of a fixed `--now`.
+
+mod common;
+
+use std::process::{Command, Output};
+use std::time::{Duration, Instant};
+
+use chrono::{DateTime, TimeDelta, TimeZone, Utc};
+use common::fake_gitlab::{self, FakeGitLab, FakeIssue, Running};
+use labelwarden::gitlab::client::{GitLabClient, GitLabSettings};
+use labelwarden::gitlab::history::{HistoryError, IssueReader, Scope};
+use secrecy::SecretString;
+use serde_json::Value;
+
+const PROJECT: &str = "acme/backend";
+const HIGHEST: &str = "priority::highest";
+
+fn now() -> DateTime<Utc> {
+    Utc.with_ymd_and_hms(2026, 11, 25, 12, 0, 0).unwrap()
+}
+
+fn hours_ago(hours: i64) -> DateTime<Utc> {
+    now() - TimeDelta::hours(hours)
+}
+
+/// Issues with the histories the handbook's rules meet in practice.
+fn seed(gitlab: &FakeGitLab) {
+    let issue = |iid, created_hours_ago| FakeIssue::new(PROJECT, iid, hours_ago(created_hours_ago));
+    // Labelled 2 hours ago: 22 hours left.
+    gitlab.add(issue(1, 2).add_label(hours_ago(2), HIGHEST).assign("jdoe"));
+    // Created 3 days ago, labelled late (20 hours ago): 4 hours left, warned.
+    gitlab.add(issue(2, 72).add_label(hours_ago(20), HIGHEST));
+    // Labelled 30 hours ago and still open: 6 hours overdue.
+    gitlab.add(
+        issue(3, 31)
+            .add_label(hours_ago(30), "urgency::highest")
+            .assign("asmith"),
+    );
+    // Labelled, removed after 4 hours, labelled again 10 hours ago: a new
+    // cycle with 14 hours left.
+    gitlab.add(
+        issue(4, 41)
+            .add_label(hours_ago(40), HIGHEST)
+            .remove_label(hours_ago(36), HIGHEST)
+            .add_label(hours_ago(10), HIGHEST),
+    );
+    // Labelled 30 hours ago, waiting upstream since 2 hours later: paused.
+    gitlab.add(
+        issue(5, 30)
+            .add_label(hours_ago(30), HIGHEST)
+            .add_label(hours_ago(28), "blocked::upstream"),
+    );
+    // Labelled 20 hours ago, closed after 10, reopened 2 hours ago: 12 hours counted.
+    gitlab.add(
+        issue(6, 20)
+            .add_label(hours_ago(20), HIGHEST)
+            .close(hours_ago(10))
+            .reopen(hours_ago(2)),
+    );
+    // Labelled 30 hours ago, closed 5 hours ago: missed by an hour.
+    gitlab.add(
+        issue(7, 30)
+            .add_label(hours_ago(30), HIGHEST)
+            .close(hours_ago(5)),
+    );
+    // Low priority: no policy, never even listed.
+    gitlab.add(issue(9, 5).add_label(hours_ago(5), "priority::low"));
+}
+
+/// Issue, status, level, seconds left, seconds overdue.
+type Clock = (String, String, String, Option<i64>, Option<i64>);
+
+fn audit(fake: &Running, args: &[&str], token: &str) -> Output {
+    let dir = env!("CARGO_MANIFEST_DIR");
+    Command::new(env!("CARGO_BIN_EXE_labelwarden"))
+        .arg("audit")
+        .args(args)
+        .args(["--policies", &format!("{dir}/policies")])
+        .env("GITLAB_URL", &fake.url)
+        .env("GITLAB_TOKEN", token)
+        .env("NO_COLOR", "1")
+        .output()
+        .unwrap()
+}
+
+// The binary runs while the fake GitLab serves from another thread.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn audit_reports_every_clock_of_real_shaped_histories() {
+    let fake = FakeGitLab::start().await;
+    seed(&fake.gitlab);
+    let now = now().to_rfc3339();
+    let output = audit(
+        &fake,
+        &["--project", PROJECT, "--now", &now, "--format", "json"],
+        fake_gitlab::TOKEN,
+    );
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(
+        output.status.code(),
+        Some(1),
+        "a breach fails the audit: {stderr}"
+    );
+    let report: Value = serde_json::from_slice(&output.stdout).unwrap();
+    let clocks: Vec<Clock> = report["clocks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| {
+            (
+                c["issue"].as_str().unwrap().to_owned(),
+                c["status"].as_str().unwrap().to_owned(),
+                c["level"].as_str().unwrap().to_owned(),
+                c["remaining_seconds"].as_i64(),
+                c["overdue_seconds"].as_i64(),
+            )
+        })
+        .collect();
+    let hours = |h: i64| Some(h * 3600);
+    let expected = vec![
+        ("acme/backend#3", "breached", "breach", None, hours(6)),
+        ("acme/backend#7", "missed", "breach", None, hours(1)),
+        ("acme/backend#2", "running", "warning", hours(4), None),
+        ("acme/backend#6", "running", "ok", hours(12), None),
+        ("acme/backend#4", "running", "ok", hours(14), None),
+        ("acme/backend#1", "running", "ok", hours(22), None),
+        ("acme/backend#5", "paused", "ok", hours(22), None),
+    ];
+    let expected: Vec<Clock> = expected
+        .into_iter()
+        .map(|(i, s, l, r, o)| (i.to_owned(), s.to_owned(), l.to_owned(), r, o))
+        .collect();
+    assert_eq!(clocks, expected, "{report:#}");
+    assert_eq!(report["summary"]["issues_read"], 7, "#9 is never listed");
+
+    // Label filters did the finding: no listing without labels.
+    let listings: Vec<String> = fake
+        .gitlab
+        .requests()
+        .into_iter()
+        .filter(|r| r.contains("/issues?"))
+        .collect();
+    assert!(!listings.is_empty());
+    for listing in &listings {
+        assert!(
+            listing.contains("labels=") || listing.contains("issue_type=incident"),
+            "unfiltered listing: {listing}"
+        );
+    }
+}
+
+// The binary runs while the fake GitLab serves from another thread.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn now_makes_reports_reproducible_and_junit_is_valid() {
+    let fake = FakeGitLab::start().await;
+    seed(&fake.gitlab);
+    let dir = tempfile::tempdir().unwrap();
+    let junit = dir.path().join("labelwarden.xml");
+    let markdown = dir.path().join("summary.md");
+    let now = now().to_rfc3339();
+    let args = [
+        "--project",
+        PROJECT,
+        "--now",
+        &now,
+        "--format",
+        "junit",
+        "--output",
+        junit.to_str().unwrap(),
+        "--output",
+        markdown.to_str().unwrap(),
+        "--format",
+        "markdown",
+        "--format",
+        "table",
+        "--fail-on",
+        "never",
+    ];
+    let first = audit(&fake, &args, fake_gitlab::TOKEN);
+    assert_eq!(
+        first.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&first.stderr)
+    );
+    let first_files = (
+        std::fs::read_to_string(&junit).unwrap(),
+        std::fs::read_to_string(&markdown).unwrap(),
+    );
+    let second = audit(&fake, &args, fake_gitlab::TOKEN);
+    assert_eq!(first.stdout, second.stdout, "the same table twice");
+    assert_eq!(
+        first_files,
+        (
+            std::fs::read_to_string(&junit).unwrap(),
+            std::fs::read_to_string(&markdown).unwrap()
+        ),
+        "the same files twice"
+    );
+
+    let table = String::from_utf8(first.stdout).unwrap();
+    assert!(
+        table
+            .lines()
+            .nth(1)
+            .unwrap()
+            .starts_with("BREACH   acme/backend#3"),
+        "{table}"
+    );
+
+    let report =
+        quick_junit::Report::deserialize_from_str(&first_files.0).expect("valid JUnit XML");
+    let suite = report
+        .test_suites
+        .iter()
+        .find(|s| s.name.as_str() == "critical-bug-24h")
+        .expect("a suite per policy");
+    assert_eq!(suite.test_cases.len(), 7);
+    let failing: Vec<&str> = suite
+        .test_cases
+        .iter()
+        .filter(|c| !matches!(c.status, quick_junit::TestCaseStatus::Success { .. }))
+        .map(|c| c.name.as_str())
+        .collect();
+    assert_eq!(
+        failing,
+        vec!["acme/backend#3 Bug 3", "acme/backend#7 Bug 7"]
+    );
+    assert!(
+        first_files.1.contains("**2 breached**"),
+        "{}",
+        first_files.1
+    );
+}
+
+// The binary runs while the fake GitLab serves from another thread.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_bad_token_or_an_unknown_project_is_a_clear_error_with_exit_2() {
+    let fake = FakeGitLab::start().await;
+    seed(&fake.gitlab);
+    let wrong = audit(&fake, &["--project", PROJECT], "glpat-wrong");
+    assert_eq!(wrong.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&wrong.stderr);
+    assert!(
+        stderr.contains("GitLab refused the token (401)") && stderr.contains("GITLAB_TOKEN"),
+        "{stderr}"
+    );
+    assert!(
+        !stderr.contains("glpat-wrong"),
+        "the token is never shown: {stderr}"
+    );
+
+    let missing = audit(&fake, &["--project", "acme/nope"], fake_gitlab::TOKEN);
+    assert_eq!(missing.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&missing.stderr);
+    assert!(
+        stderr.contains("project acme/nope not found (404)"),
+        "{stderr}"
+    );
+}
+
+fn reader(url: &str) -> IssueReader {
+    IssueReader::new(
+        GitLabClient::new(GitLabSettings {
+            url: url.to_owned(),
+            token: SecretString::from(fake_gitlab::TOKEN.to_owned()),
+            concurrency: 4,
+            first_retry: Duration::from_millis(10),
+        })
+        .unwrap(),
+    )
+}
+
+fn shipped_policies() -> labelwarden::policy::PolicySet {
+    labelwarden::policy::load(&std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("policies"))
+        .unwrap()
+}
+
+#[tokio::test]
+async fn listings_follow_every_page_and_a_group_includes_its_subgroups() {
+    let fake = FakeGitLab::start().await;
+    for iid in 1..=230 {
+        let project = if iid % 2 == 0 {
+            "acme/backend"
+        } else {
+            "acme/platform/api"
+        };
+        fake.gitlab
+            .add(FakeIssue::new(project, iid, hours_ago(3)).add_label(hours_ago(2), HIGHEST));
+    }
+    fake.gitlab
+        .add(FakeIssue::new("other/thing", 1, hours_ago(3)).add_label(hours_ago(2), HIGHEST));
+    let reader = reader(&fake.url);
+    let found = reader
+        .candidates(
+            &Scope::Group("acme".into()),
+            &shipped_policies(),
+            now(),
+            TimeDelta::zero(),
+        )
+        .await
+        .unwrap();
+    assert_eq!(found.len(), 230);
+    let pages: Vec<String> = fake
+        .gitlab
+        .requests()
+        .into_iter()
+        .filter(|r| {
+            r.contains("labels=priority%3A%3Ahighest") || r.contains("labels=priority::highest")
+        })
+        .collect();
+    assert_eq!(pages.len(), 3, "100 + 100 + 30: {pages:#?}");
+}
+
+#[tokio::test]
+async fn a_429_waits_for_retry_after_and_a_502_is_retried() {
+    let fake = FakeGitLab::start().await;
+    fake.gitlab
+        .add(FakeIssue::new(PROJECT, 1, hours_ago(3)).add_label(hours_ago(2), HIGHEST));
+    let reader = reader(&fake.url);
+    fake.gitlab.rate_limit(1, 1);
+    let started = Instant::now();
+    let found = reader
+        .candidates(
+            &Scope::Project(PROJECT.into()),
+            &shipped_policies(),
+            now(),
+            TimeDelta::zero(),
+        )
+        .await
+        .unwrap();
+    assert!(
+        started.elapsed() >= Duration::from_secs(1),
+        "Retry-After: 1 honoured"
+    );
+    assert_eq!(found.len(), 1);
+
+    fake.gitlab.fail(2);
+    let issue = found.into_iter().next().unwrap();
+    let fetched = reader.history(issue).await.expect("retried past two 502s");
+    assert_eq!(fetched.issue.timeline().events().len(), 1);
+}
+
+#[tokio::test]
+async fn an_unknown_group_says_so() {
+    let fake = FakeGitLab::start().await;
+    let error = reader(&fake.url)
+        .candidates(
+            &Scope::Group("nope".into()),
+            &shipped_policies(),
+            now(),
+            TimeDelta::zero(),
+        )
+        .await
+        .unwrap_err();
+    assert!(matches!(error, HistoryError::NotFound { .. }), "{error}");
+    assert!(error.to_string().contains("group nope"), "{error}");
+}

@@ -1,0 +1,468 @@
+//! A local stand-in for GitLab's REST API v4 that answers with the
+//! documented shapes: issues (project and group listings with `state`,
+//! `labels` (AND), `updated_after`), resource label and state events,
+//! notes, label edits and hooks; offset pagination with `X-Page`,
+//! `X-Per-Page`, `X-Total`, `X-Total-Pages`, `X-Next-Page` and `Link`;
+//! `PRIVATE-TOKEN` auth with GitLab's 401 body; 404 bodies; 429 with
+//! `Retry-After`; and an optional delay on every answer.
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use axum::Router;
+use axum::extract::{Path, Query, State};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, Uri};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use chrono::{DateTime, Utc};
+use serde_json::{Value, json};
+
+pub const TOKEN: &str = "glpat-test-token";
+
+#[derive(Debug, Clone)]
+pub struct FakeIssue {
+    pub project: String,
+    pub iid: u64,
+    pub title: String,
+    pub created_at: DateTime<Utc>,
+    pub closed_at: Option<DateTime<Utc>>,
+    pub updated_at: DateTime<Utc>,
+    pub labels: Vec<String>,
+    pub assignees: Vec<String>,
+    pub confidential: bool,
+    /// `issue`, `incident`, …
+    pub issue_type: String,
+    /// (when, label, "add" | "remove")
+    pub label_events: Vec<(DateTime<Utc>, String, &'static str)>,
+    /// (when, "closed" | "reopened")
+    pub state_events: Vec<(DateTime<Utc>, &'static str)>,
+    pub notes: Vec<(u64, DateTime<Utc>, String)>,
+}
+
+impl FakeIssue {
+    /// An open issue created at `created_at` with no labels yet.
+    pub fn new(project: &str, iid: u64, created_at: DateTime<Utc>) -> Self {
+        FakeIssue {
+            project: project.to_owned(),
+            iid,
+            title: format!("Bug {iid}"),
+            created_at,
+            closed_at: None,
+            updated_at: created_at,
+            labels: vec![],
+            assignees: vec![],
+            confidential: false,
+            issue_type: "issue".to_owned(),
+            label_events: vec![],
+            state_events: vec![],
+            notes: vec![],
+        }
+    }
+
+    pub fn add_label(mut self, at: DateTime<Utc>, label: &str) -> Self {
+        self.labels.push(label.to_owned());
+        self.label_events.push((at, label.to_owned(), "add"));
+        self.updated_at = self.updated_at.max(at);
+        self
+    }
+
+    pub fn remove_label(mut self, at: DateTime<Utc>, label: &str) -> Self {
+        self.labels.retain(|l| l != label);
+        self.label_events.push((at, label.to_owned(), "remove"));
+        self.updated_at = self.updated_at.max(at);
+        self
+    }
+
+    pub fn close(mut self, at: DateTime<Utc>) -> Self {
+        self.closed_at = Some(at);
+        self.state_events.push((at, "closed"));
+        self.updated_at = self.updated_at.max(at);
+        self
+    }
+
+    pub fn reopen(mut self, at: DateTime<Utc>) -> Self {
+        self.closed_at = None;
+        self.state_events.push((at, "reopened"));
+        self.updated_at = self.updated_at.max(at);
+        self
+    }
+
+    pub fn incident(mut self) -> Self {
+        self.issue_type = "incident".to_owned();
+        self
+    }
+
+    pub fn assign(mut self, username: &str) -> Self {
+        self.assignees.push(username.to_owned());
+        self
+    }
+
+    fn is_open(&self) -> bool {
+        self.closed_at.is_none()
+    }
+
+    fn json(&self) -> Value {
+        json!({
+            "id": 10_000 + self.iid,
+            "iid": self.iid,
+            "project_id": 7,
+            "title": self.title,
+            "description": "Steps to reproduce …",
+            "state": if self.is_open() { "opened" } else { "closed" },
+            "created_at": self.created_at,
+            "updated_at": self.updated_at,
+            "closed_at": self.closed_at,
+            "labels": self.labels,
+            "assignees": self.assignees.iter().map(|u| json!({"id": 1, "username": u, "name": u})).collect::<Vec<_>>(),
+            "author": { "id": 1, "username": "reporter", "name": "Reporter" },
+            "confidential": self.confidential,
+            "issue_type": self.issue_type,
+            "type": self.issue_type.to_uppercase(),
+            "web_url": format!("https://gitlab.example.com/{}/-/issues/{}", self.project, self.iid),
+            "references": {
+                "short": format!("#{}", self.iid),
+                "relative": format!("#{}", self.iid),
+                "full": format!("{}#{}", self.project, self.iid),
+            },
+        })
+    }
+}
+
+#[derive(Default)]
+struct Inner {
+    issues: Vec<FakeIssue>,
+    requests: Vec<String>,
+    delay: Duration,
+    rate_limited_calls: u32,
+    retry_after_seconds: u32,
+    failing_calls: u32,
+    next_note_id: u64,
+}
+
+#[derive(Clone, Default)]
+pub struct FakeGitLab {
+    inner: Arc<Mutex<Inner>>,
+}
+
+/// The fake, listening.
+pub struct Running {
+    pub gitlab: FakeGitLab,
+    /// What `GITLAB_URL` would be.
+    pub url: String,
+}
+
+impl FakeGitLab {
+    pub async fn start() -> Running {
+        let gitlab = FakeGitLab::default();
+        let router = Router::new()
+            .route("/api/v4/projects/{project}/issues", get(project_issues))
+            .route("/api/v4/groups/{group}/issues", get(group_issues))
+            .route(
+                "/api/v4/projects/{project}/issues/{iid}/resource_label_events",
+                get(label_events),
+            )
+            .route(
+                "/api/v4/projects/{project}/issues/{iid}/resource_state_events",
+                get(state_events),
+            )
+            .fallback(not_found)
+            .with_state(gitlab.clone());
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let address = listener.local_addr().unwrap();
+        tokio::spawn(async move { axum::serve(listener, router).await });
+        Running {
+            gitlab,
+            url: format!("http://{address}"),
+        }
+    }
+
+    pub fn add(&self, issue: FakeIssue) {
+        self.lock().issues.push(issue);
+    }
+
+    /// Every answer waits this long first.
+    pub fn delay(&self, delay: Duration) {
+        self.lock().delay = delay;
+    }
+
+    /// The next `calls` calls answer 429 with `Retry-After: seconds`.
+    pub fn rate_limit(&self, calls: u32, seconds: u32) {
+        let mut inner = self.lock();
+        inner.rate_limited_calls = calls;
+        inner.retry_after_seconds = seconds;
+    }
+
+    /// The next `calls` calls answer 502.
+    pub fn fail(&self, calls: u32) {
+        self.lock().failing_calls = calls;
+    }
+
+    /// `METHOD path?query` of every request, in order.
+    pub fn requests(&self) -> Vec<String> {
+        self.lock().requests.clone()
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, Inner> {
+        self.inner.lock().unwrap()
+    }
+
+    /// Logs the request and says how it must be answered before the route
+    /// looks at it: auth, scripted failures, the delay.
+    async fn front_door(&self, method: &str, uri: &Uri, headers: &HeaderMap) -> Option<Response> {
+        let delay = {
+            let mut inner = self.lock();
+            inner.requests.push(format!("{method} {uri}"));
+            inner.delay
+        };
+        if !delay.is_zero() {
+            tokio::time::sleep(delay).await;
+        }
+        let mut inner = self.lock();
+        if inner.rate_limited_calls > 0 {
+            inner.rate_limited_calls -= 1;
+            let mut response = (
+                StatusCode::TOO_MANY_REQUESTS,
+                axum::Json(json!({"message": "429 Too Many Requests"})),
+            )
+                .into_response();
+            response
+                .headers_mut()
+                .insert("retry-after", HeaderValue::from(inner.retry_after_seconds));
+            return Some(response);
+        }
+        if inner.failing_calls > 0 {
+            inner.failing_calls -= 1;
+            return Some((StatusCode::BAD_GATEWAY, "502 Bad Gateway").into_response());
+        }
+        if headers.get("private-token").and_then(|v| v.to_str().ok()) != Some(TOKEN) {
+            return Some(
+                (
+                    StatusCode::UNAUTHORIZED,
+                    axum::Json(json!({"message": "401 Unauthorized"})),
+                )
+                    .into_response(),
+            );
+        }
+        None
+    }
+}
+
+fn project_not_found() -> Response {
+    (
+        StatusCode::NOT_FOUND,
+        axum::Json(json!({"message": "404 Project Not Found"})),
+    )
+        .into_response()
+}
+
+async fn not_found() -> Response {
+    (
+        StatusCode::NOT_FOUND,
+        axum::Json(json!({"error": "404 Not Found"})),
+    )
+        .into_response()
+}
+
+/// One page of `items` as GitLab's offset pagination serves it.
+fn page(uri: &Uri, query: &HashMap<String, String>, items: Vec<Value>) -> Response {
+    let per_page: usize = query
+        .get("per_page")
+        .and_then(|p| p.parse().ok())
+        .unwrap_or(20)
+        .clamp(1, 100);
+    let page: usize = query
+        .get("page")
+        .and_then(|p| p.parse().ok())
+        .unwrap_or(1)
+        .max(1);
+    let total = items.len();
+    let pages = total.div_ceil(per_page).max(1);
+    let slice: Vec<Value> = items
+        .into_iter()
+        .skip((page - 1) * per_page)
+        .take(per_page)
+        .collect();
+    let mut response = (StatusCode::OK, axum::Json(Value::Array(slice))).into_response();
+    let headers = response.headers_mut();
+    let link_to = |n: usize| {
+        let mut pairs: BTreeMap<&str, String> =
+            query.iter().map(|(k, v)| (k.as_str(), v.clone())).collect();
+        pairs.insert("page", n.to_string());
+        pairs.insert("per_page", per_page.to_string());
+        let query: Vec<String> = pairs.iter().map(|(k, v)| format!("{k}={v}")).collect();
+        format!(
+            "<http://gitlab.example.com{}?{}>",
+            uri.path(),
+            query.join("&")
+        )
+    };
+    let mut links = Vec::new();
+    if page < pages {
+        headers.insert("x-next-page", HeaderValue::from(page + 1));
+        links.push(format!("{}; rel=\"next\"", link_to(page + 1)));
+    } else {
+        headers.insert("x-next-page", HeaderValue::from_static(""));
+    }
+    if page > 1 {
+        headers.insert("x-prev-page", HeaderValue::from(page - 1));
+        links.push(format!("{}; rel=\"prev\"", link_to(page - 1)));
+    }
+    links.push(format!("{}; rel=\"first\"", link_to(1)));
+    links.push(format!("{}; rel=\"last\"", link_to(pages)));
+    headers.insert("x-page", HeaderValue::from(page));
+    headers.insert("x-per-page", HeaderValue::from(per_page));
+    headers.insert("x-total", HeaderValue::from(total));
+    headers.insert("x-total-pages", HeaderValue::from(pages));
+    headers.insert("link", HeaderValue::from_str(&links.join(", ")).unwrap());
+    response
+}
+
+/// Issues filtered as GitLab does: `state`, `labels` (all of them),
+/// `issue_type`, `updated_after`; newest first.
+fn listing(issues: &[FakeIssue], query: &HashMap<String, String>) -> Vec<Value> {
+    let wanted: Vec<&str> = query
+        .get("labels")
+        .map(|l| l.split(',').filter(|l| !l.is_empty()).collect())
+        .unwrap_or_default();
+    let updated_after: Option<DateTime<Utc>> = query
+        .get("updated_after")
+        .and_then(|t| DateTime::parse_from_rfc3339(t).ok())
+        .map(|t| t.with_timezone(&Utc));
+    let mut found: Vec<&FakeIssue> = issues
+        .iter()
+        .filter(|i| match query.get("state").map(String::as_str) {
+            Some("opened") => i.is_open(),
+            Some("closed") => !i.is_open(),
+            _ => true,
+        })
+        .filter(|i| wanted.iter().all(|w| i.labels.iter().any(|l| l == w)))
+        .filter(|i| query.get("issue_type").is_none_or(|t| &i.issue_type == t))
+        .filter(|i| updated_after.is_none_or(|after| i.updated_at > after))
+        .collect();
+    found.sort_by_key(|i| std::cmp::Reverse(i.created_at));
+    found.into_iter().map(FakeIssue::json).collect()
+}
+
+async fn project_issues(
+    State(gitlab): State<FakeGitLab>,
+    Path(project): Path<String>,
+    Query(query): Query<HashMap<String, String>>,
+    uri: Uri,
+    headers: HeaderMap,
+) -> Response {
+    if let Some(answer) = gitlab.front_door("GET", &uri, &headers).await {
+        return answer;
+    }
+    let inner = gitlab.lock();
+    let issues: Vec<FakeIssue> = inner
+        .issues
+        .iter()
+        .filter(|i| i.project == project)
+        .cloned()
+        .collect();
+    if issues.is_empty() {
+        return project_not_found();
+    }
+    page(&uri, &query, listing(&issues, &query))
+}
+
+async fn group_issues(
+    State(gitlab): State<FakeGitLab>,
+    Path(group): Path<String>,
+    Query(query): Query<HashMap<String, String>>,
+    uri: Uri,
+    headers: HeaderMap,
+) -> Response {
+    if let Some(answer) = gitlab.front_door("GET", &uri, &headers).await {
+        return answer;
+    }
+    let inner = gitlab.lock();
+    let prefix = format!("{group}/");
+    let issues: Vec<FakeIssue> = inner
+        .issues
+        .iter()
+        .filter(|i| i.project.starts_with(&prefix))
+        .cloned()
+        .collect();
+    if issues.is_empty() {
+        return (
+            StatusCode::NOT_FOUND,
+            axum::Json(json!({"message": "404 Group Not Found"})),
+        )
+            .into_response();
+    }
+    page(&uri, &query, listing(&issues, &query))
+}
+
+fn find<'a>(inner: &'a Inner, project: &str, iid: u64) -> Option<&'a FakeIssue> {
+    inner
+        .issues
+        .iter()
+        .find(|i| i.project == project && i.iid == iid)
+}
+
+async fn label_events(
+    State(gitlab): State<FakeGitLab>,
+    Path((project, iid)): Path<(String, u64)>,
+    Query(query): Query<HashMap<String, String>>,
+    uri: Uri,
+    headers: HeaderMap,
+) -> Response {
+    if let Some(answer) = gitlab.front_door("GET", &uri, &headers).await {
+        return answer;
+    }
+    let inner = gitlab.lock();
+    let Some(issue) = find(&inner, &project, iid) else {
+        return project_not_found();
+    };
+    let events: Vec<Value> = issue
+        .label_events
+        .iter()
+        .enumerate()
+        .map(|(n, (at, label, action))| {
+            json!({
+                "id": n + 1,
+                "user": { "id": 1, "username": "someone" },
+                "created_at": at,
+                "resource_type": "Issue",
+                "resource_id": 10_000 + iid,
+                "label": { "id": 900, "name": label, "color": "#dc143c", "description": null },
+                "action": action,
+            })
+        })
+        .collect();
+    page(&uri, &query, events)
+}
+
+async fn state_events(
+    State(gitlab): State<FakeGitLab>,
+    Path((project, iid)): Path<(String, u64)>,
+    Query(query): Query<HashMap<String, String>>,
+    uri: Uri,
+    headers: HeaderMap,
+) -> Response {
+    if let Some(answer) = gitlab.front_door("GET", &uri, &headers).await {
+        return answer;
+    }
+    let inner = gitlab.lock();
+    let Some(issue) = find(&inner, &project, iid) else {
+        return project_not_found();
+    };
+    let events: Vec<Value> = issue
+        .state_events
+        .iter()
+        .enumerate()
+        .map(|(n, (at, state))| {
+            json!({
+                "id": n + 1,
+                "user": { "id": 1, "username": "someone" },
+                "created_at": at,
+                "resource_type": "Issue",
+                "resource_id": 10_000 + iid,
+                "state": state,
+            })
+        })
+        .collect();
+    page(&uri, &query, events)
+}
