@@ -200,6 +200,8 @@ async fn now_makes_reports_reproducible_and_junit_is_valid() {
     );
 
     let table = String::from_utf8(first.stdout).unwrap();
+    // `-- --nocapture` shows it (the README's example).
+    println!("{table}");
     assert!(
         table
             .lines()
