@@ -156,16 +156,13 @@ pub fn run(args: AuditArgs) -> ExitCode {
     let now = args.now.unwrap_or_else(Utc::now);
     let reader = IssueReader::new(client);
     let progress = Progress::new();
-    let fetched = runtime.block_on(async {
-        let candidates = reader
-            .candidates(&scope, &policies, now, args.closed_within)
-            .await?;
-        let total = candidates.len();
-        progress.show(0, total);
-        reader
-            .histories(candidates, &|done| progress.show(done, total))
-            .await
-    });
+    let fetched = runtime.block_on(reader.read_all(
+        &scope,
+        &policies,
+        now,
+        args.closed_within,
+        &|done, found| progress.show(done, found),
+    ));
     progress.finish();
     let fetched = match fetched {
         Ok(fetched) => fetched,

@@ -303,7 +303,8 @@ impl IssueReader {
         }
         let mut pages = futures_util::stream::iter(listings)
             .map(|(query, closed_since)| self.list(scope, query, closed_since))
-            .buffer_unordered(4);
+            // The client bounds requests in flight; all listings may wait on it.
+            .buffer_unordered(64);
         while let Some(listed) = pages.next().await {
             for issue in listed? {
                 let Some(project) = issue.project().map(str::to_owned) else {
@@ -313,6 +314,59 @@ impl IssueReader {
             }
         }
         Ok(found.into_values().collect())
+    }
+
+    /// Candidates and their histories in one go: each candidate's history
+    /// is read as soon as a listing names it, while other listings are
+    /// still on their way, so a small audit is not two round trips of
+    /// waiting. `progress` gets (histories read, candidates found so far).
+    pub async fn read_all(
+        &self,
+        scope: &Scope,
+        policies: &PolicySet,
+        now: DateTime<Utc>,
+        closed_within: TimeDelta,
+        progress: &(dyn Fn(usize, usize) + Sync),
+    ) -> Result<Vec<FetchedIssue>, HistoryError> {
+        enum Done {
+            Listed(Result<Vec<ApiIssue>, HistoryError>),
+            Read(Box<Result<FetchedIssue, HistoryError>>),
+        }
+        type Pending<'a> = std::pin::Pin<Box<dyn std::future::Future<Output = Done> + Send + 'a>>;
+        let mut pending: futures_util::stream::FuturesUnordered<Pending<'_>> =
+            futures_util::stream::FuturesUnordered::new();
+        for query in candidate_queries(policies) {
+            if closed_within > TimeDelta::zero() {
+                let query = query.clone();
+                pending.push(Box::pin(async move {
+                    Done::Listed(self.list(scope, query, Some(now - closed_within)).await)
+                }));
+            }
+            pending.push(Box::pin(async move {
+                Done::Listed(self.list(scope, query, None).await)
+            }));
+        }
+        let mut seen = BTreeSet::new();
+        let mut fetched = Vec::new();
+        while let Some(done) = pending.next().await {
+            match done {
+                Done::Listed(listed) => {
+                    for issue in listed? {
+                        if seen.insert(issue.references.full.clone()) {
+                            pending.push(Box::pin(async move {
+                                Done::Read(Box::new(self.history(issue).await))
+                            }));
+                        }
+                    }
+                }
+                Done::Read(read) => {
+                    fetched.push((*read)?);
+                    progress(fetched.len(), seen.len());
+                }
+            }
+        }
+        fetched.sort_by(|a, b| a.issue.reference().cmp(b.issue.reference()));
+        Ok(fetched)
     }
 
     async fn list(
@@ -370,26 +424,6 @@ impl IssueReader {
             }
         };
         result.map_err(|e| HistoryError::from_api(what, e))
-    }
-
-    /// Reads the label and state history of each issue, `concurrency` at
-    /// a time (the client bounds requests in flight as well).
-    pub async fn histories(
-        &self,
-        issues: Vec<ApiIssue>,
-        progress: &(dyn Fn(usize) + Sync),
-    ) -> Result<Vec<FetchedIssue>, HistoryError> {
-        let total = issues.len();
-        let mut fetched = Vec::with_capacity(total);
-        let mut stream = futures_util::stream::iter(issues)
-            .map(|issue| self.history(issue))
-            .buffer_unordered(64);
-        while let Some(one) = stream.next().await {
-            fetched.push(one?);
-            progress(fetched.len());
-        }
-        fetched.sort_by(|a, b| a.issue.reference().cmp(b.issue.reference()));
-        Ok(fetched)
     }
 
     /// One issue with its history.
