@@ -9,8 +9,9 @@ use std::time::{Duration, Instant};
 
 use chrono::{DateTime, TimeDelta, TimeZone, Utc};
 use common::fake_gitlab::{self, FakeGitLab, FakeIssue, Running};
+use labelwarden::gitlab::GitLabError;
 use labelwarden::gitlab::client::{GitLabClient, GitLabSettings};
-use labelwarden::gitlab::history::{HistoryError, IssueReader, Scope};
+use labelwarden::gitlab::history::{IssueReader, Scope};
 use secrecy::SecretString;
 use serde_json::Value;
 
@@ -25,8 +26,9 @@ fn hours_ago(hours: i64) -> DateTime<Utc> {
     now() - TimeDelta::hours(hours)
 }
 
-/// Issues with the histories the handbook's rules meet in practice.
-fn seed(gitlab: &FakeGitLab) {
+/// Issues with the histories the handbook's rules meet in practice, as of `now`.
+fn seed(gitlab: &FakeGitLab, now: DateTime<Utc>) {
+    let hours_ago = |hours: i64| now - TimeDelta::hours(hours);
     let issue = |iid, created_hours_ago| FakeIssue::new(PROJECT, iid, hours_ago(created_hours_ago));
     // Labelled 2 hours ago: 22 hours left.
     gitlab.add(issue(1, 2).add_label(hours_ago(2), HIGHEST).assign("jdoe"));
@@ -89,7 +91,7 @@ fn audit(fake: &Running, args: &[&str], token: &str) -> Output {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn audit_reports_every_clock_of_real_shaped_histories() {
     let fake = FakeGitLab::start().await;
-    seed(&fake.gitlab);
+    seed(&fake.gitlab, now());
     let now = now().to_rfc3339();
     let output = audit(
         &fake,
@@ -154,7 +156,7 @@ async fn audit_reports_every_clock_of_real_shaped_histories() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn now_makes_reports_reproducible_and_junit_is_valid() {
     let fake = FakeGitLab::start().await;
-    seed(&fake.gitlab);
+    seed(&fake.gitlab, now());
     let dir = tempfile::tempdir().unwrap();
     let junit = dir.path().join("labelwarden.xml");
     let markdown = dir.path().join("summary.md");
@@ -240,7 +242,7 @@ async fn now_makes_reports_reproducible_and_junit_is_valid() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_bad_token_or_an_unknown_project_is_a_clear_error_with_exit_2() {
     let fake = FakeGitLab::start().await;
-    seed(&fake.gitlab);
+    seed(&fake.gitlab, now());
     let wrong = audit(&fake, &["--project", PROJECT], "glpat-wrong");
     assert_eq!(wrong.status.code(), Some(2));
     let stderr = String::from_utf8_lossy(&wrong.stderr);
@@ -356,6 +358,103 @@ async fn an_unknown_group_says_so() {
         )
         .await
         .unwrap_err();
-    assert!(matches!(error, HistoryError::NotFound { .. }), "{error}");
+    assert!(matches!(error, GitLabError::NotFound { .. }), "{error}");
     assert!(error.to_string().contains("group nope"), "{error}");
+}
+
+fn notify(gitlab: &Running, slack_api: &str, extra: &[&str]) -> Output {
+    let dir = env!("CARGO_MANIFEST_DIR");
+    Command::new(env!("CARGO_BIN_EXE_labelwarden"))
+        .args([
+            "audit",
+            "--project",
+            PROJECT,
+            "--notify",
+            "--fail-on",
+            "never",
+        ])
+        .args(["--format", "json", "--policies", &format!("{dir}/policies")])
+        .args(extra)
+        .env("GITLAB_URL", &gitlab.url)
+        .env("GITLAB_TOKEN", fake_gitlab::TOKEN)
+        .env("SLACK_BOT_TOKEN", common::fake_slack::TOKEN)
+        .env("SLACK_API_URL", slack_api)
+        .output()
+        .unwrap()
+}
+
+fn writes(gitlab: &FakeGitLab) -> Vec<String> {
+    gitlab
+        .requests()
+        .into_iter()
+        .filter(|r| r.starts_with("POST") || r.starts_with("PUT"))
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn notify_run_twice_carries_out_each_step_once() {
+    let gitlab = FakeGitLab::start().await;
+    seed(&gitlab.gitlab, Utc::now());
+    let slack = common::fake_slack::FakeSlack::start().await;
+
+    let dry = notify(&gitlab, &slack.api_url, &["--dry-run"]);
+    let stderr = String::from_utf8_lossy(&dry.stderr);
+    assert_eq!(dry.status.code(), Some(0), "{stderr}");
+    assert!(
+        stderr.contains("would do: acme/backend#3 [critical-bug-24h]"),
+        "{stderr}"
+    );
+    assert!(
+        writes(&gitlab.gitlab).is_empty(),
+        "a dry run writes nothing"
+    );
+    assert!(slack.slack.messages().is_empty());
+
+    let first = notify(&gitlab, &slack.api_url, &[]);
+    let stderr = String::from_utf8_lossy(&first.stderr);
+    // `-- --nocapture` shows what was done, step by step.
+    println!("{stderr}");
+    assert_eq!(first.status.code(), Some(0), "{stderr}");
+    let posted = slack.slack.messages();
+    assert!(!posted.is_empty(), "{stderr}");
+    let written = writes(&gitlab.gitlab);
+    assert!(!written.is_empty());
+
+    // The breached bug: its Slack thread, its label, its comments and ledger.
+    let breached: Vec<_> = posted
+        .iter()
+        .filter(|m| m.text.contains("acme/backend#3"))
+        .collect();
+    assert!(
+        breached.iter().any(|m| m.text.contains("SLA breached")),
+        "{:#?}",
+        breached.iter().map(|m| &m.text).collect::<Vec<_>>()
+    );
+    let issue = gitlab.gitlab.issue(PROJECT, 3);
+    assert!(
+        issue.labels.contains(&"missed::SLA".to_owned()),
+        "{:?}",
+        issue.labels
+    );
+    let comments: Vec<&String> = issue.notes.iter().filter(|n| !n.3).map(|n| &n.2).collect();
+    assert!(
+        comments
+            .iter()
+            .any(|c| c.contains("<!-- labelwarden:fired policy=critical-bug-24h step=breach")),
+        "{comments:#?}"
+    );
+    let ledgers: Vec<_> = issue.notes.iter().filter(|n| n.3).collect();
+    assert_eq!(ledgers.len(), 1, "one internal ledger note per issue");
+
+    // A second run finds every step in the notes and does nothing.
+    let second = notify(&gitlab, &slack.api_url, &[]);
+    let stderr = String::from_utf8_lossy(&second.stderr);
+    assert_eq!(second.status.code(), Some(0), "{stderr}");
+    assert!(stderr.contains("--notify: 0 steps carried out"), "{stderr}");
+    assert_eq!(
+        slack.slack.messages().len(),
+        posted.len(),
+        "no Slack message twice"
+    );
+    assert_eq!(writes(&gitlab.gitlab), written, "no GitLab write twice");
 }

@@ -1,8 +1,11 @@
 //! The audit: every candidate issue's SLA status under every policy, as
-//! of one instant, sorted by urgency, and the reports made of it
-//! ([`report`]). Pure: the issues are read by [`crate::gitlab::history`]
+//! of one instant, sorted by urgency, the reports made of it
+//! ([`report`]), and `--notify`, which carries out the steps due
+//! ([`notify`], the one part that does I/O, through the GitLab writer and
+//! the notifier). Pure: the issues are read by [`crate::gitlab::history`]
 //! and `now` is a parameter, so `--now` gives the same report every time.
 
+pub mod notify;
 pub mod report;
 
 use chrono::{DateTime, TimeDelta, Utc};

@@ -14,11 +14,16 @@ use clap::Args;
 use secrecy::SecretString;
 
 use super::EXIT_CONFIG;
+use std::sync::Arc;
+
 use crate::audit::report::{self, Format};
-use crate::audit::{self, FailOn};
+use crate::audit::{self, FailOn, notify};
+use crate::gitlab::actions::IssueWriter;
 use crate::gitlab::client::{DEFAULT_URL, GitLabClient, GitLabSettings};
 use crate::gitlab::history::{IssueReader, Scope};
+use crate::notify::LogNotifier;
 use crate::policy;
+use crate::slack::{SlackNotifier, SlackSettings};
 
 /// The environment variables with GitLab's address and the API token.
 pub const URL_ENV: &str = "GITLAB_URL";
@@ -58,6 +63,15 @@ pub struct AuditArgs {
     /// are reported (`0s` for open issues only).
     #[arg(long, default_value = "24h", value_parser = parse_duration)]
     closed_within: TimeDelta,
+    /// Carry out the steps due now: Slack messages (SLACK_BOT_TOKEN, as for
+    /// `serve --notifier slack`), GitLab labels and comments (a token with
+    /// the `api` scope). What fired is recorded in a note on each issue, so
+    /// each step happens once however often the audit runs.
+    #[arg(long)]
+    notify: bool,
+    /// With --notify: list the steps that are due instead of carrying them out.
+    #[arg(long, requires = "notify")]
+    dry_run: bool,
 }
 
 fn parse_duration(text: &str) -> Result<TimeDelta, String> {
@@ -123,6 +137,22 @@ pub fn run(args: AuditArgs) -> ExitCode {
         Ok(found) => found,
         Err(message) => return fail(message),
     };
+    if args.notify && args.now.is_some() {
+        return fail(
+            "--now cannot be combined with --notify: steps are carried out now".to_owned(),
+        );
+    }
+    // Slack settings are checked before anything is read.
+    let slack = if args.notify && !args.dry_run {
+        match SlackSettings::from_env(&policies)
+            .and_then(|settings| SlackNotifier::new(Arc::new(policies.clone()), settings))
+        {
+            Ok(notifier) => Some(notifier),
+            Err(e) => return fail(format!("--notify: {e}")),
+        }
+    } else {
+        None
+    };
     let Some(token) = std::env::var(TOKEN_ENV)
         .ok()
         .filter(|t| !t.trim().is_empty())
@@ -154,7 +184,7 @@ pub fn run(args: AuditArgs) -> ExitCode {
         Err(e) => return fail(format!("cannot start the async runtime: {e}")),
     };
     let now = args.now.unwrap_or_else(Utc::now);
-    let reader = IssueReader::new(client);
+    let reader = IssueReader::new(client.clone());
     let progress = Progress::new();
     let fetched = runtime.block_on(reader.read_all(
         &scope,
@@ -197,6 +227,49 @@ pub fn run(args: AuditArgs) -> ExitCode {
                 }
             }
         }
+    }
+    if args.notify {
+        let writer = IssueWriter::new(client);
+        let concurrency = args.concurrency.max(1);
+        let carried = runtime.block_on(async {
+            match &slack {
+                Some(notifier) => {
+                    notify::carry_out(&fetched, &policies, notifier, &writer, false, concurrency)
+                        .await
+                }
+                None => {
+                    notify::carry_out(
+                        &fetched,
+                        &policies,
+                        &LogNotifier,
+                        &writer,
+                        true,
+                        concurrency,
+                    )
+                    .await
+                }
+            }
+        });
+        let carried = match carried {
+            Ok(report) => report,
+            Err(e) => return fail(format!("--notify: {e}")),
+        };
+        for step in &carried.steps {
+            eprintln!("{}", notify::summary_line(step, args.dry_run));
+        }
+        if carried.failures() > 0 {
+            return fail(format!(
+                "--notify: {} of {} due steps failed; the next run tries them again",
+                carried.failures(),
+                carried.steps.len()
+            ));
+        }
+        eprintln!(
+            "--notify: {} step{} {}",
+            carried.steps.len(),
+            if carried.steps.len() == 1 { "" } else { "s" },
+            if args.dry_run { "due" } else { "carried out" }
+        );
     }
     if args.fail_on.crossed(&rows) {
         ExitCode::from(1)

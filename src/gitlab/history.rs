@@ -15,7 +15,8 @@ use gitlab::api::projects::issues::IssueResourceLabelEvents;
 use gitlab::api::{AsyncQuery, Pageable, Pagination, paged};
 use serde::Deserialize;
 
-use super::client::{GitLabClient, TransportError};
+use super::GitLabError;
+use super::client::GitLabClient;
 use crate::issue::{
     Event, Issue, IssueFacts, IssueIid, IssueRef, IssueState, ProjectPath, TimedEvent,
 };
@@ -33,66 +34,6 @@ impl std::fmt::Display for Scope {
         match self {
             Scope::Project(path) => write!(f, "project {path}"),
             Scope::Group(path) => write!(f, "group {path}"),
-        }
-    }
-}
-
-/// Why issues could not be read. Each says what was asked and what to do.
-#[derive(Debug, thiserror::Error)]
-pub enum HistoryError {
-    #[error(
-        "GitLab refused the token (401) reading {what}: check GITLAB_TOKEN, it may be expired or revoked"
-    )]
-    Unauthorized { what: String },
-    #[error(
-        "the token may not read {what} (403): it needs the `read_api` scope (`api` to post notes and labels) and access to it"
-    )]
-    Forbidden { what: String },
-    #[error("{what} not found (404): check the path, and that the token's user can see it")]
-    NotFound { what: String },
-    #[error("GitLab answered {status} reading {what}: {message}")]
-    Refused {
-        what: String,
-        status: u16,
-        message: String,
-    },
-    #[error("{what}: {source}")]
-    Transport {
-        what: String,
-        source: TransportError,
-    },
-    #[error("{what}: unexpected answer: {message}")]
-    Unreadable { what: String, message: String },
-}
-
-impl HistoryError {
-    fn from_api(what: String, error: gitlab::api::ApiError<TransportError>) -> Self {
-        use gitlab::api::ApiError;
-        let status_of = |status: http::StatusCode, message: String| match status.as_u16() {
-            401 => HistoryError::Unauthorized { what: what.clone() },
-            403 => HistoryError::Forbidden { what: what.clone() },
-            404 => HistoryError::NotFound { what: what.clone() },
-            code => HistoryError::Refused {
-                what: what.clone(),
-                status: code,
-                message,
-            },
-        };
-        match error {
-            ApiError::Client { source } => HistoryError::Transport { what, source },
-            ApiError::GitlabWithStatus { status, msg } => status_of(status, msg),
-            ApiError::GitlabObjectWithStatus { status, obj }
-            | ApiError::GitlabUnrecognizedWithStatus { status, obj } => {
-                status_of(status, obj.to_string())
-            }
-            ApiError::GitlabService { status, data } => status_of(
-                status,
-                String::from_utf8_lossy(&data).chars().take(200).collect(),
-            ),
-            other => HistoryError::Unreadable {
-                what,
-                message: other.to_string(),
-            },
         }
     }
 }
@@ -292,7 +233,7 @@ impl IssueReader {
         policies: &PolicySet,
         now: DateTime<Utc>,
         closed_within: TimeDelta,
-    ) -> Result<Vec<ApiIssue>, HistoryError> {
+    ) -> Result<Vec<ApiIssue>, GitLabError> {
         let mut found: BTreeMap<(String, u64), ApiIssue> = BTreeMap::new();
         let mut listings = Vec::new();
         for query in candidate_queries(policies) {
@@ -327,10 +268,10 @@ impl IssueReader {
         now: DateTime<Utc>,
         closed_within: TimeDelta,
         progress: &(dyn Fn(usize, usize) + Sync),
-    ) -> Result<Vec<FetchedIssue>, HistoryError> {
+    ) -> Result<Vec<FetchedIssue>, GitLabError> {
         enum Done {
-            Listed(Result<Vec<ApiIssue>, HistoryError>),
-            Read(Box<Result<FetchedIssue, HistoryError>>),
+            Listed(Result<Vec<ApiIssue>, GitLabError>),
+            Read(Box<Result<FetchedIssue, GitLabError>>),
         }
         type Pending<'a> = std::pin::Pin<Box<dyn std::future::Future<Output = Done> + Send + 'a>>;
         let mut pending: futures_util::stream::FuturesUnordered<Pending<'_>> =
@@ -374,7 +315,7 @@ impl IssueReader {
         scope: &Scope,
         query: CandidateQuery,
         closed_since: Option<DateTime<Utc>>,
-    ) -> Result<Vec<ApiIssue>, HistoryError> {
+    ) -> Result<Vec<ApiIssue>, GitLabError> {
         let what = format!("the issues of {scope}");
         let state = if closed_since.is_some() {
             ApiIssueState::Closed
@@ -394,7 +335,7 @@ impl IssueReader {
                 if let Some(issue_type) = query.issue_type.as_deref().and_then(api_issue_type) {
                     builder.issue_type(issue_type);
                 }
-                let endpoint = builder.build().map_err(|e| HistoryError::Unreadable {
+                let endpoint = builder.build().map_err(|e| GitLabError::Unreadable {
                     what: what.clone(),
                     message: e.to_string(),
                 })?;
@@ -414,7 +355,7 @@ impl IssueReader {
                 if let Some(issue_type) = query.issue_type.as_deref().and_then(api_issue_type) {
                     builder.issue_type(issue_type);
                 }
-                let endpoint = builder.build().map_err(|e| HistoryError::Unreadable {
+                let endpoint = builder.build().map_err(|e| GitLabError::Unreadable {
                     what: what.clone(),
                     message: e.to_string(),
                 })?;
@@ -423,14 +364,14 @@ impl IssueReader {
                     .await
             }
         };
-        result.map_err(|e| HistoryError::from_api(what, e))
+        result.map_err(|e| GitLabError::from_api(what, e))
     }
 
     /// One issue with its history.
-    pub async fn history(&self, issue: ApiIssue) -> Result<FetchedIssue, HistoryError> {
+    pub async fn history(&self, issue: ApiIssue) -> Result<FetchedIssue, GitLabError> {
         let project = issue
             .project()
-            .ok_or_else(|| HistoryError::Unreadable {
+            .ok_or_else(|| GitLabError::Unreadable {
                 what: format!("issue {}", issue.references.full),
                 message: "`references.full` has no `#`".to_owned(),
             })?
@@ -440,7 +381,7 @@ impl IssueReader {
             .project(project.as_str())
             .issue(issue.iid)
             .build()
-            .map_err(|e| HistoryError::Unreadable {
+            .map_err(|e| GitLabError::Unreadable {
                 what: what.clone(),
                 message: e.to_string(),
             })?;
@@ -455,9 +396,9 @@ impl IssueReader {
             states_paged.query_async(&self.client),
         );
         let label_events: Vec<LabelEvent> =
-            label_events.map_err(|e| HistoryError::from_api(what.clone(), e))?;
+            label_events.map_err(|e| GitLabError::from_api(what.clone(), e))?;
         let state_events: Vec<StateEvent> =
-            state_events.map_err(|e| HistoryError::from_api(what.clone(), e))?;
+            state_events.map_err(|e| GitLabError::from_api(what.clone(), e))?;
         Ok(assemble(project, issue, label_events, state_events))
     }
 }

@@ -1,8 +1,74 @@
 //! The GitLab adapter: what GitLab sends us (webhook payloads, [`webhook`])
 //! turned into the core's types, and the REST API: the client with its
-//! limits and retries ([`client`]), and issues with their histories read
-//! into the core's [`crate::issue::Issue`] ([`history`]).
+//! limits and retries ([`client`]), issues with their histories read
+//! into the core's [`crate::issue::Issue`] ([`history`]), the escalation
+//! ledger kept in notes ([`markers`]), and what steps do on an issue:
+//! labels and notes ([`actions`]).
 
+pub mod actions;
 pub mod client;
 pub mod history;
+pub mod markers;
 pub mod webhook;
+
+use client::TransportError;
+
+/// Why a GitLab API call failed. Each says what was asked and what to do.
+#[derive(Debug, thiserror::Error)]
+pub enum GitLabError {
+    #[error(
+        "GitLab refused the token (401) for {what}: check GITLAB_TOKEN, it may be expired or revoked"
+    )]
+    Unauthorized { what: String },
+    #[error(
+        "the token may not access {what} (403): reading needs the `read_api` scope, posting notes and labels `api`, and its user needs access"
+    )]
+    Forbidden { what: String },
+    #[error("{what} not found (404): check the path, and that the token's user can see it")]
+    NotFound { what: String },
+    #[error("GitLab answered {status} reading {what}: {message}")]
+    Refused {
+        what: String,
+        status: u16,
+        message: String,
+    },
+    #[error("{what}: {source}")]
+    Transport {
+        what: String,
+        source: TransportError,
+    },
+    #[error("{what}: unexpected answer: {message}")]
+    Unreadable { what: String, message: String },
+}
+
+impl GitLabError {
+    pub(crate) fn from_api(what: String, error: gitlab::api::ApiError<TransportError>) -> Self {
+        use gitlab::api::ApiError;
+        let status_of = |status: http::StatusCode, message: String| match status.as_u16() {
+            401 => GitLabError::Unauthorized { what: what.clone() },
+            403 => GitLabError::Forbidden { what: what.clone() },
+            404 => GitLabError::NotFound { what: what.clone() },
+            code => GitLabError::Refused {
+                what: what.clone(),
+                status: code,
+                message,
+            },
+        };
+        match error {
+            ApiError::Client { source } => GitLabError::Transport { what, source },
+            ApiError::GitlabWithStatus { status, msg } => status_of(status, msg),
+            ApiError::GitlabObjectWithStatus { status, obj }
+            | ApiError::GitlabUnrecognizedWithStatus { status, obj } => {
+                status_of(status, obj.to_string())
+            }
+            ApiError::GitlabService { status, data } => status_of(
+                status,
+                String::from_utf8_lossy(&data).chars().take(200).collect(),
+            ),
+            other => GitLabError::Unreadable {
+                what,
+                message: other.to_string(),
+            },
+        }
+    }
+}

@@ -10,11 +10,12 @@ use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use axum::Form;
 use axum::Router;
 use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
-use axum::routing::get;
+use axum::routing::{get, put};
 use chrono::{DateTime, Utc};
 use serde_json::{Value, json};
 
@@ -37,7 +38,10 @@ pub struct FakeIssue {
     pub label_events: Vec<(DateTime<Utc>, String, &'static str)>,
     /// (when, "closed" | "reopened")
     pub state_events: Vec<(DateTime<Utc>, &'static str)>,
-    pub notes: Vec<(u64, DateTime<Utc>, String)>,
+    /// (id, when, body, internal)
+    pub notes: Vec<(u64, DateTime<Utc>, String, bool)>,
+    /// Notes edited, counted.
+    pub note_edits: u32,
 }
 
 impl FakeIssue {
@@ -57,6 +61,7 @@ impl FakeIssue {
             label_events: vec![],
             state_events: vec![],
             notes: vec![],
+            note_edits: 0,
         }
     }
 
@@ -166,6 +171,15 @@ impl FakeGitLab {
                 "/api/v4/projects/{project}/issues/{iid}/resource_state_events",
                 get(state_events),
             )
+            .route(
+                "/api/v4/projects/{project}/issues/{iid}/notes",
+                get(list_notes).post(create_note),
+            )
+            .route(
+                "/api/v4/projects/{project}/issues/{iid}/notes/{note}",
+                put(edit_note),
+            )
+            .route("/api/v4/projects/{project}/issues/{iid}", put(edit_issue))
             .fallback(not_found)
             .with_state(gitlab.clone());
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
@@ -196,6 +210,13 @@ impl FakeGitLab {
     /// The next `calls` calls answer 502.
     pub fn fail(&self, calls: u32) {
         self.lock().failing_calls = calls;
+    }
+
+    /// The issue as the fake holds it now.
+    pub fn issue(&self, project: &str, iid: u64) -> FakeIssue {
+        find(&self.lock(), project, iid)
+            .cloned()
+            .expect("issue exists")
     }
 
     /// `METHOD path?query` of every request, in order.
@@ -465,4 +486,159 @@ async fn state_events(
         })
         .collect();
     page(&uri, &query, events)
+}
+
+async fn list_notes(
+    State(gitlab): State<FakeGitLab>,
+    Path((project, iid)): Path<(String, u64)>,
+    Query(query): Query<HashMap<String, String>>,
+    uri: Uri,
+    headers: HeaderMap,
+) -> Response {
+    if let Some(answer) = gitlab.front_door("GET", &uri, &headers).await {
+        return answer;
+    }
+    let inner = gitlab.lock();
+    let Some(issue) = find(&inner, &project, iid) else {
+        return project_not_found();
+    };
+    let mut notes: Vec<Value> = issue
+        .notes
+        .iter()
+        .map(|(id, at, body, internal)| {
+            json!({
+                "id": id,
+                "body": body,
+                "author": { "id": 99, "username": "labelwarden-bot" },
+                "created_at": at,
+                "updated_at": at,
+                "system": false,
+                "noteable_id": 10_000 + iid,
+                "noteable_type": "Issue",
+                "noteable_iid": iid,
+                "internal": internal,
+                "confidential": internal,
+            })
+        })
+        .collect();
+    if query.get("sort").map(String::as_str) != Some("asc") {
+        notes.reverse();
+    }
+    page(&uri, &query, notes)
+}
+
+async fn create_note(
+    State(gitlab): State<FakeGitLab>,
+    Path((project, iid)): Path<(String, u64)>,
+    uri: Uri,
+    headers: HeaderMap,
+    Form(form): Form<HashMap<String, String>>,
+) -> Response {
+    if let Some(answer) = gitlab.front_door("POST", &uri, &headers).await {
+        return answer;
+    }
+    let mut inner = gitlab.lock();
+    inner.next_note_id += 1;
+    let id = inner.next_note_id;
+    let Some(issue) = inner
+        .issues
+        .iter_mut()
+        .find(|i| i.project == project && i.iid == iid)
+    else {
+        return project_not_found();
+    };
+    let Some(body) = form.get("body").filter(|b| !b.trim().is_empty()) else {
+        return (
+            StatusCode::BAD_REQUEST,
+            axum::Json(json!({"message": {"note": ["can't be blank"]}})),
+        )
+            .into_response();
+    };
+    let internal = form.get("internal").map(String::as_str) == Some("true");
+    let now = Utc::now();
+    issue.notes.push((id, now, body.clone(), internal));
+    (
+        StatusCode::CREATED,
+        axum::Json(json!({"id": id, "body": body, "created_at": now, "system": false, "internal": internal})),
+    )
+        .into_response()
+}
+
+async fn edit_note(
+    State(gitlab): State<FakeGitLab>,
+    Path((project, iid, note)): Path<(String, u64, u64)>,
+    uri: Uri,
+    headers: HeaderMap,
+    Form(form): Form<HashMap<String, String>>,
+) -> Response {
+    if let Some(answer) = gitlab.front_door("PUT", &uri, &headers).await {
+        return answer;
+    }
+    let mut inner = gitlab.lock();
+    let Some(issue) = inner
+        .issues
+        .iter_mut()
+        .find(|i| i.project == project && i.iid == iid)
+    else {
+        return project_not_found();
+    };
+    let Some(found) = issue.notes.iter_mut().find(|n| n.0 == note) else {
+        return (
+            StatusCode::NOT_FOUND,
+            axum::Json(json!({"message": "404 Not found"})),
+        )
+            .into_response();
+    };
+    found.2 = form.get("body").cloned().unwrap_or_default();
+    issue.note_edits += 1;
+    (
+        StatusCode::OK,
+        axum::Json(json!({"id": note, "body": found.2})),
+    )
+        .into_response()
+}
+
+async fn edit_issue(
+    State(gitlab): State<FakeGitLab>,
+    Path((project, iid)): Path<(String, u64)>,
+    uri: Uri,
+    headers: HeaderMap,
+    Form(form): Form<HashMap<String, String>>,
+) -> Response {
+    if let Some(answer) = gitlab.front_door("PUT", &uri, &headers).await {
+        return answer;
+    }
+    let mut inner = gitlab.lock();
+    let Some(issue) = inner
+        .issues
+        .iter_mut()
+        .find(|i| i.project == project && i.iid == iid)
+    else {
+        return project_not_found();
+    };
+    let now = Utc::now();
+    let list = |key: &str| -> Vec<String> {
+        form.get(key)
+            .map(|v| {
+                v.split(',')
+                    .filter(|l| !l.is_empty())
+                    .map(str::to_owned)
+                    .collect()
+            })
+            .unwrap_or_default()
+    };
+    for label in list("add_labels") {
+        if !issue.labels.contains(&label) {
+            issue.labels.push(label.clone());
+            issue.label_events.push((now, label, "add"));
+        }
+    }
+    for label in list("remove_labels") {
+        if issue.labels.contains(&label) {
+            issue.labels.retain(|l| l != &label);
+            issue.label_events.push((now, label, "remove"));
+        }
+    }
+    issue.updated_at = now;
+    (StatusCode::OK, axum::Json(issue.json())).into_response()
 }

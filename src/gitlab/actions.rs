@@ -1,0 +1,233 @@
+//! What a step does on the issue itself, through the GitLab API: read its
+//! notes (for the markers of what already fired), post a comment, keep the
+//! ledger note, add and remove labels. Label edits are safe to repeat;
+//! notes are not, so callers post them once and record that they did.
+
+use chrono::{DateTime, Utc};
+use gitlab::api::projects::issues::EditIssue;
+use gitlab::api::projects::issues::notes::{CreateIssueNote, EditIssueNote, IssueNotes};
+use gitlab::api::{AsyncQuery, Pagination, ignore, paged};
+use serde::Deserialize;
+
+use super::GitLabError;
+use super::client::GitLabClient;
+use super::markers::{LEDGER_HEADING, Marker};
+use crate::issue::IssueRef;
+
+/// A note as the notes API lists it (the fields we read).
+#[derive(Debug, Clone, Deserialize)]
+pub struct Note {
+    pub id: u64,
+    pub body: String,
+    pub created_at: DateTime<Utc>,
+    #[serde(default)]
+    pub system: bool,
+}
+
+#[derive(Debug, Deserialize)]
+struct Created {
+    id: u64,
+}
+
+/// What labelwarden left on an issue: the markers of every fired step,
+/// and the ledger note that lists them, if there is one yet.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct IssueLedger {
+    pub markers: Vec<Marker>,
+    pub ledger_note: Option<u64>,
+    /// When labelwarden first wrote on the issue (for the watchdog).
+    pub first_marker_at: Option<DateTime<Utc>>,
+}
+
+impl IssueLedger {
+    /// Reads the markers out of an issue's notes. A step marked in both its
+    /// comment and the ledger note counts once.
+    pub fn from_notes(notes: &[Note]) -> Self {
+        let mut ledger = IssueLedger::default();
+        for note in notes.iter().filter(|n| !n.system) {
+            let found = Marker::find_all(&note.body);
+            if found.is_empty() {
+                continue;
+            }
+            if note.body.starts_with(LEDGER_HEADING) && ledger.ledger_note.is_none() {
+                ledger.ledger_note = Some(note.id);
+            }
+            ledger.first_marker_at = Some(
+                ledger
+                    .first_marker_at
+                    .map_or(note.created_at, |at| at.min(note.created_at)),
+            );
+            for marker in found {
+                match ledger
+                    .markers
+                    .iter_mut()
+                    .find(|m| m.policy == marker.policy && m.firing == marker.firing)
+                {
+                    // Keep whichever copy knows the Slack thread.
+                    Some(known) if known.thread.is_none() => *known = marker,
+                    Some(_) => {}
+                    None => ledger.markers.push(marker),
+                }
+            }
+        }
+        ledger
+    }
+}
+
+/// Issue notes and labels through the API.
+#[derive(Clone)]
+pub struct IssueWriter {
+    client: GitLabClient,
+}
+
+fn what(issue: &IssueRef) -> String {
+    format!("issue {issue}")
+}
+
+impl IssueWriter {
+    pub fn new(client: GitLabClient) -> Self {
+        IssueWriter { client }
+    }
+
+    /// Every note of an issue, oldest first.
+    pub async fn notes(&self, issue: &IssueRef) -> Result<Vec<Note>, GitLabError> {
+        let endpoint = IssueNotes::builder()
+            .project(issue.project.0.as_str())
+            .issue(issue.iid.0)
+            .sort(gitlab::api::common::SortOrder::Ascending)
+            .build()
+            .map_err(|e| unreadable(issue, e))?;
+        paged(endpoint, Pagination::All)
+            .query_async(&self.client)
+            .await
+            .map_err(|e| GitLabError::from_api(format!("the notes of {issue}"), e))
+    }
+
+    /// Posts a note; `internal` ones are seen by project members only.
+    pub async fn create_note(
+        &self,
+        issue: &IssueRef,
+        body: &str,
+        internal: bool,
+    ) -> Result<u64, GitLabError> {
+        let endpoint = CreateIssueNote::builder()
+            .project(issue.project.0.as_str())
+            .issue(issue.iid.0)
+            .body(body)
+            .internal(internal)
+            .build()
+            .map_err(|e| unreadable(issue, e))?;
+        let created: Created = endpoint
+            .query_async(&self.client)
+            .await
+            .map_err(|e| GitLabError::from_api(format!("a note on {issue}"), e))?;
+        Ok(created.id)
+    }
+
+    pub async fn edit_note(
+        &self,
+        issue: &IssueRef,
+        note: u64,
+        body: &str,
+    ) -> Result<(), GitLabError> {
+        let endpoint = EditIssueNote::builder()
+            .project(issue.project.0.as_str())
+            .issue(issue.iid.0)
+            .note(note)
+            .body(body)
+            .build()
+            .map_err(|e| unreadable(issue, e))?;
+        ignore(endpoint)
+            .query_async(&self.client)
+            .await
+            .map_err(|e| GitLabError::from_api(format!("note {note} of {issue}"), e))
+    }
+
+    /// Adds and removes labels in one edit. Safe to repeat.
+    pub async fn edit_labels(
+        &self,
+        issue: &IssueRef,
+        add: &[String],
+        remove: &[String],
+    ) -> Result<(), GitLabError> {
+        if add.is_empty() && remove.is_empty() {
+            return Ok(());
+        }
+        let mut builder = EditIssue::builder();
+        builder.project(issue.project.0.as_str()).issue(issue.iid.0);
+        for label in add {
+            builder.add_label(label.as_str());
+        }
+        for label in remove {
+            builder.remove_label(label.as_str());
+        }
+        let endpoint = builder.build().map_err(|e| unreadable(issue, e))?;
+        ignore(endpoint)
+            .query_async(&self.client)
+            .await
+            .map_err(|e| GitLabError::from_api(format!("the labels of {issue}"), e))
+    }
+}
+
+fn unreadable(issue: &IssueRef, error: impl std::fmt::Display) -> GitLabError {
+    GitLabError::Unreadable {
+        what: what(issue),
+        message: error.to_string(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::engine::Firing;
+    use crate::notify::Thread;
+    use crate::policy::{PolicyName, StepId};
+
+    fn note(id: u64, body: String) -> Note {
+        Note {
+            id,
+            body,
+            created_at: DateTime::parse_from_rfc3339("2026-11-25T10:00:00Z")
+                .unwrap()
+                .to_utc()
+                + chrono::TimeDelta::minutes(id as i64),
+            system: false,
+        }
+    }
+
+    #[test]
+    fn the_ledger_is_read_from_comments_and_the_ledger_note_once_each() {
+        let start = Marker {
+            policy: PolicyName("critical".into()),
+            firing: Firing {
+                step: StepId("start".into()),
+                cycle: 1,
+                occurrence: 1,
+            },
+            channel: Some("alerts".into()),
+            thread: None,
+        };
+        let with_thread = Marker {
+            thread: Some(Thread {
+                channel_id: "C0ALERTS".into(),
+                ts: "1.1".into(),
+            }),
+            ..start.clone()
+        };
+        let notes = vec![
+            note(1, "A person's comment".into()),
+            note(
+                2,
+                format!("**labelwarden** SLA clock started\n\n{}", start.render()),
+            ),
+            note(
+                3,
+                super::super::markers::ledger_note(std::slice::from_ref(&with_thread)),
+            ),
+        ];
+        let ledger = IssueLedger::from_notes(&notes);
+        assert_eq!(ledger.markers, vec![with_thread]);
+        assert_eq!(ledger.ledger_note, Some(3));
+        assert_eq!(ledger.first_marker_at, Some(notes[1].created_at));
+    }
+}
