@@ -458,3 +458,54 @@ async fn notify_run_twice_carries_out_each_step_once() {
     );
     assert_eq!(writes(&gitlab.gitlab), written, "no GitLab write twice");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn explain_tells_one_issue_s_story_under_every_policy() {
+    let fake = FakeGitLab::start().await;
+    seed(&fake.gitlab, now());
+    let dir = env!("CARGO_MANIFEST_DIR");
+    let output = Command::new(env!("CARGO_BIN_EXE_labelwarden"))
+        .args(["explain", "acme/backend#5", "--now", &now().to_rfc3339()])
+        .args(["--policies", &format!("{dir}/policies")])
+        .env("GITLAB_URL", &fake.url)
+        .env("GITLAB_TOKEN", fake_gitlab::TOKEN)
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&output.stdout);
+    assert_eq!(
+        output.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    println!("{text}");
+    for expected in [
+        "acme/backend#5: Bug 5",
+        "labels: priority::highest, blocked::upstream",
+        "critical-bug-24h (",
+        "clock: cycle 1, started 2026-11-24 06:00 UTC, counted 2h of 1d, paused 1d 4h",
+        "deadline: moves while the clock is paused",
+        "status: paused, 22h left",
+        "fired: nothing recorded on the issue",
+        "due now, not yet carried out: start",
+        "next: the pause runs out (max_pause) and the clock runs again at 2026-11-27 08:00 UTC",
+        "bug-triage-48h (",
+        "does not match now: needs the label type::bug",
+        "outage (",
+        "does not match now: type is issue, needs incident",
+    ] {
+        assert!(text.contains(expected), "missing `{expected}` in\n{text}");
+    }
+
+    let missing = Command::new(env!("CARGO_BIN_EXE_labelwarden"))
+        .args(["explain", "acme/backend#404"])
+        .args(["--policies", &format!("{dir}/policies")])
+        .env("GITLAB_URL", &fake.url)
+        .env("GITLAB_TOKEN", fake_gitlab::TOKEN)
+        .output()
+        .unwrap();
+    assert_eq!(missing.status.code(), Some(2));
+    assert!(
+        String::from_utf8_lossy(&missing.stderr).contains("issue acme/backend#404 not found (404)")
+    );
+}

@@ -5,6 +5,7 @@
 //! the notifier). Pure: the issues are read by [`crate::gitlab::history`]
 //! and `now` is a parameter, so `--now` gives the same report every time.
 
+pub mod explain;
 pub mod notify;
 pub mod report;
 

@@ -4,6 +4,7 @@
 
 mod audit;
 mod check;
+mod explain;
 mod schema;
 mod serve;
 
@@ -34,6 +35,9 @@ enum Command {
     /// Report every SLA clock of a project or group from the GitLab API
     /// (exit 1 past `--fail-on`, 2 on configuration or access errors).
     Audit(audit::AuditArgs),
+    /// Explain one issue under every policy: match, clock, status, steps
+    /// fired, what comes next (from the GitLab API).
+    Explain(explain::ExplainArgs),
 }
 
 #[derive(Debug, Args)]
@@ -53,6 +57,7 @@ pub fn run(cli: Cli) -> ExitCode {
         Command::Schema => schema::run(),
         Command::Serve(args) => serve::run(args),
         Command::Audit(args) => audit::run(args),
+        Command::Explain(args) => explain::run(args),
     }
 }
 

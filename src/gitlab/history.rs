@@ -367,6 +367,24 @@ impl IssueReader {
         result.map_err(|e| GitLabError::from_api(what, e))
     }
 
+    /// One issue, by reference, with its history.
+    pub async fn one(&self, reference: &IssueRef) -> Result<FetchedIssue, GitLabError> {
+        let what = format!("issue {reference}");
+        let endpoint = gitlab::api::projects::issues::Issue::builder()
+            .project(reference.project.0.as_str())
+            .issue(reference.iid.0)
+            .build()
+            .map_err(|e| GitLabError::Unreadable {
+                what: what.clone(),
+                message: e.to_string(),
+            })?;
+        let issue: ApiIssue = endpoint
+            .query_async(&self.client)
+            .await
+            .map_err(|e| GitLabError::from_api(what, e))?;
+        self.history(issue).await
+    }
+
     /// One issue with its history.
     pub async fn history(&self, issue: ApiIssue) -> Result<FetchedIssue, GitLabError> {
         let project = issue

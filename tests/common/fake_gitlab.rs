@@ -179,7 +179,10 @@ impl FakeGitLab {
                 "/api/v4/projects/{project}/issues/{iid}/notes/{note}",
                 put(edit_note),
             )
-            .route("/api/v4/projects/{project}/issues/{iid}", put(edit_issue))
+            .route(
+                "/api/v4/projects/{project}/issues/{iid}",
+                get(single_issue).put(edit_issue),
+            )
             .fallback(not_found)
             .with_state(gitlab.clone());
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
@@ -641,4 +644,24 @@ async fn edit_issue(
     }
     issue.updated_at = now;
     (StatusCode::OK, axum::Json(issue.json())).into_response()
+}
+
+async fn single_issue(
+    State(gitlab): State<FakeGitLab>,
+    Path((project, iid)): Path<(String, u64)>,
+    uri: Uri,
+    headers: HeaderMap,
+) -> Response {
+    if let Some(answer) = gitlab.front_door("GET", &uri, &headers).await {
+        return answer;
+    }
+    let inner = gitlab.lock();
+    match find(&inner, &project, iid) {
+        Some(issue) => (StatusCode::OK, axum::Json(issue.json())).into_response(),
+        None => (
+            StatusCode::NOT_FOUND,
+            axum::Json(json!({"message": "404 Not found"})),
+        )
+            .into_response(),
+    }
 }

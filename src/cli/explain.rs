@@ -1,0 +1,119 @@
+//! `labelwarden explain group/project#123`: one live issue under every
+//! policy, read from the GitLab API: whether each matches and why not, the
+//! clock, the status, the steps fired (from the markers on the issue) and
+//! what comes next.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use clap::Args;
+use secrecy::SecretString;
+
+use super::EXIT_CONFIG;
+use super::audit::{TOKEN_ENV, URL_ENV};
+use crate::audit::explain::explain;
+use crate::gitlab::actions::{IssueLedger, IssueWriter};
+use crate::gitlab::client::{DEFAULT_URL, GitLabClient, GitLabSettings};
+use crate::gitlab::history::IssueReader;
+use crate::issue::{IssueIid, IssueRef, ProjectPath};
+use crate::policy;
+
+#[derive(Debug, Args)]
+pub struct ExplainArgs {
+    /// The issue: `group/project#123`.
+    issue: String,
+    /// Folder of policy files.
+    #[arg(long, env = "LABELWARDEN_POLICIES", default_value = "policies")]
+    policies: PathBuf,
+    /// Explain as of this instant (RFC 3339) instead of now.
+    #[arg(long)]
+    now: Option<DateTime<Utc>>,
+}
+
+/// `group/sub/project#123`.
+fn parse_reference(text: &str) -> Result<IssueRef, String> {
+    let (project, iid) = text
+        .rsplit_once('#')
+        .filter(|(project, _)| project.contains('/'))
+        .ok_or_else(|| format!("`{text}` is not an issue reference like group/project#123"))?;
+    let iid = iid
+        .parse()
+        .map_err(|_| format!("`{text}`: `{iid}` is not an issue number"))?;
+    Ok(IssueRef {
+        project: ProjectPath(project.to_owned()),
+        iid: IssueIid(iid),
+    })
+}
+
+pub fn run(args: ExplainArgs) -> ExitCode {
+    let fail = |message: String| {
+        eprintln!("error: {message}");
+        ExitCode::from(EXIT_CONFIG)
+    };
+    let reference = match parse_reference(&args.issue) {
+        Ok(reference) => reference,
+        Err(message) => return fail(message),
+    };
+    let policies = match policy::load(&args.policies) {
+        Ok(set) => set,
+        Err(errors) => {
+            for error in &errors {
+                eprintln!("error: {error}");
+            }
+            return ExitCode::from(EXIT_CONFIG);
+        }
+    };
+    let Some(token) = std::env::var(TOKEN_ENV)
+        .ok()
+        .filter(|t| !t.trim().is_empty())
+    else {
+        return fail(format!(
+            "set {TOKEN_ENV} to a GitLab token with the `read_api` scope"
+        ));
+    };
+    let client = match GitLabClient::new(GitLabSettings {
+        url: std::env::var(URL_ENV).unwrap_or_else(|_| DEFAULT_URL.to_owned()),
+        token: SecretString::from(token),
+        concurrency: 4,
+        first_retry: Duration::from_secs(1),
+    }) {
+        Ok(client) => client,
+        Err(message) => return fail(message),
+    };
+    let runtime = match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(runtime) => runtime,
+        Err(e) => return fail(format!("cannot start the async runtime: {e}")),
+    };
+    let read = runtime.block_on(async {
+        let fetched = IssueReader::new(client.clone()).one(&reference).await?;
+        let notes = IssueWriter::new(client).notes(&reference).await?;
+        Ok::<_, crate::gitlab::GitLabError>((fetched, IssueLedger::from_notes(&notes)))
+    });
+    match read {
+        Ok((fetched, ledger)) => {
+            let now = args.now.unwrap_or_else(Utc::now);
+            print!("{}", explain(&fetched, &ledger.markers, &policies, now));
+            ExitCode::SUCCESS
+        }
+        Err(e) => fail(e.to_string()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn references_name_a_project_path_and_a_number() {
+        let found = parse_reference("acme/platform/api#12").unwrap();
+        assert_eq!(found.to_string(), "acme/platform/api#12");
+        assert!(parse_reference("12").is_err());
+        assert!(parse_reference("acme#12").is_err());
+        assert!(parse_reference("acme/api#twelve").is_err());
+    }
+}
