@@ -66,6 +66,26 @@ fn serve_with_slack_says_which_settings_are_missing_before_starting() {
     );
 }
 
+#[test]
+fn serve_with_slack_needs_a_gitlab_token_when_steps_act_on_gitlab() {
+    let dir = tempfile::tempdir().unwrap();
+    let output = Command::new(env!("CARGO_BIN_EXE_labelwarden"))
+        .args(["serve", "--notifier", "slack", "--policies"])
+        .arg(concat!(env!("CARGO_MANIFEST_DIR"), "/policies"))
+        .current_dir(dir.path())
+        .env("LABELWARDEN_WEBHOOK_SECRET", SECRET)
+        .env("SLACK_BOT_TOKEN", "xoxb-anything")
+        .env_remove("GITLAB_TOKEN")
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        stderr.contains("set GITLAB_TOKEN") && stderr.contains("critical-bug-24h"),
+        "{stderr}"
+    );
+}
+
 /// Waits until `GET /healthz` answers.
 async fn wait_until_up(http: &reqwest::Client, base: &str) {
     for _ in 0..100 {

@@ -18,7 +18,7 @@ use futures_util::StreamExt;
 use crate::clock::{self, SlaStatus};
 use crate::engine::{self, Action, Ledger};
 use crate::gitlab::GitLabError;
-use crate::gitlab::actions::{IssueLedger, IssueWriter};
+use crate::gitlab::actions::{IssueLedger, IssueWriter, comment};
 use crate::gitlab::history::FetchedIssue;
 use crate::gitlab::markers::{Marker, ledger_note, thread_of};
 use crate::notify::{IssueView, Notice, Notifier, NotifyError, Thread};
@@ -82,15 +82,6 @@ fn describe(action: &Action) -> String {
     } else {
         parts.join(", ")
     }
-}
-
-/// The visible comment of a step with `comment: true`, with its marker.
-pub fn comment(notice: &Notice, marker: &Marker) -> String {
-    format!(
-        "**labelwarden**: {}\n\n{}",
-        notice.summary(),
-        marker.render()
-    )
 }
 
 /// Carries out (or with `dry_run` lists) every step due now on these

@@ -10,9 +10,13 @@ use secrecy::SecretString;
 use tokio_util::sync::CancellationToken;
 
 use super::EXIT_CONFIG;
+use super::audit::{TOKEN_ENV as GITLAB_TOKEN_ENV, URL_ENV as GITLAB_URL_ENV};
+use crate::gitlab::actions::IssueWriter;
+use crate::gitlab::client::{DEFAULT_URL, GitLabClient, GitLabSettings};
 use crate::jobs::Context;
+use crate::notify::escalation::Escalation;
 use crate::notify::{LogNotifier, Notifier};
-use crate::policy;
+use crate::policy::{self, PolicySet};
 use crate::server::{self, ServerConfig};
 use crate::slack::{SlackNotifier, SlackSettings};
 use crate::store::sql::SqlStore;
@@ -36,8 +40,10 @@ pub struct ServeArgs {
         default_value = "sqlite://labelwarden.db"
     )]
     database: String,
-    /// How notices are sent: `slack` (needs SLACK_BOT_TOKEN, and the URL of
-    /// every `webhook_env` channel), or `log` to write them to the log.
+    /// How notices are sent: `slack` (needs SLACK_BOT_TOKEN, the URL of
+    /// every `webhook_env` channel, and GITLAB_TOKEN with the `api` scope
+    /// for steps that add labels or comment), or `log` to write them to the
+    /// log.
     #[arg(long, env = "LABELWARDEN_NOTIFIER", value_enum)]
     notifier: NotifierKind,
     /// Accept webhooks without a secret. For local trials only.
@@ -80,7 +86,7 @@ pub fn run(args: ServeArgs) -> ExitCode {
             return ExitCode::from(EXIT_CONFIG);
         }
     };
-    // Everything Slack needs is checked before anything starts.
+    // Everything Slack and GitLab need is checked before anything starts.
     let slack = match args.notifier {
         NotifierKind::Log => None,
         NotifierKind::Slack => match SlackSettings::from_env(&policies) {
@@ -90,6 +96,14 @@ pub fn run(args: ServeArgs) -> ExitCode {
                 return ExitCode::from(EXIT_CONFIG);
             }
         },
+    };
+    let gitlab = match (&slack, gitlab_writer(&policies)) {
+        (None, _) => None,
+        (Some(_), Ok(writer)) => writer,
+        (Some(_), Err(message)) => {
+            eprintln!("error: --notifier slack: {message}");
+            return ExitCode::from(EXIT_CONFIG);
+        }
     };
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
@@ -127,20 +141,54 @@ pub fn run(args: ServeArgs) -> ExitCode {
             secrets,
             max_body_bytes: args.max_body_bytes,
         };
-        match slack {
-            None => serve(listener, config, context, LogNotifier, shutdown).await,
-            Some(settings) => {
-                let notifier = match SlackNotifier::new(Arc::clone(&context.policies), settings) {
-                    Ok(notifier) => notifier,
-                    Err(e) => {
-                        eprintln!("error: --notifier slack: {e}");
-                        return ExitCode::from(EXIT_CONFIG);
-                    }
-                };
+        let Some(settings) = slack else {
+            return serve(listener, config, context, LogNotifier, shutdown).await;
+        };
+        let notifier = match SlackNotifier::new(Arc::clone(&context.policies), settings) {
+            Ok(notifier) => notifier,
+            Err(e) => {
+                eprintln!("error: --notifier slack: {e}");
+                return ExitCode::from(EXIT_CONFIG);
+            }
+        };
+        match gitlab {
+            Some(writer) => {
+                let notifier = Escalation::new(notifier, writer);
                 serve(listener, config, context, notifier, shutdown).await
             }
+            None => serve(listener, config, context, notifier, shutdown).await,
         }
     })
+}
+
+/// The GitLab writer for steps that add labels or comment: `None` if no
+/// policy has such steps; an error if some do and `GITLAB_TOKEN` is unset.
+fn gitlab_writer(policies: &PolicySet) -> Result<Option<IssueWriter>, String> {
+    let acting: Vec<&str> = policies
+        .policies
+        .iter()
+        .filter(|p| p.steps.iter().any(|s| s.gitlab.is_some()))
+        .map(|p| p.name.0.as_str())
+        .collect();
+    if acting.is_empty() {
+        return Ok(None);
+    }
+    let token = std::env::var(GITLAB_TOKEN_ENV)
+        .ok()
+        .filter(|t| !t.trim().is_empty())
+        .ok_or_else(|| {
+            format!(
+                "set {GITLAB_TOKEN_ENV} to a GitLab token with the `api` scope: policies {} add labels or comments",
+                acting.join(", ")
+            )
+        })?;
+    let client = GitLabClient::new(GitLabSettings {
+        url: std::env::var(GITLAB_URL_ENV).unwrap_or_else(|_| DEFAULT_URL.to_owned()),
+        token: SecretString::from(token),
+        concurrency: 8,
+        first_retry: std::time::Duration::from_secs(1),
+    })?;
+    Ok(Some(IssueWriter::new(client)))
 }
 
 async fn serve<N: Notifier>(

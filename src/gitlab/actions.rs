@@ -13,6 +13,16 @@ use super::GitLabError;
 use super::client::GitLabClient;
 use super::markers::{LEDGER_HEADING, Marker};
 use crate::issue::IssueRef;
+use crate::notify::Notice;
+
+/// The visible comment of a step with `comment: true`, with its marker.
+pub fn comment(notice: &Notice, marker: &Marker) -> String {
+    format!(
+        "**labelwarden**: {}\n\n{}",
+        notice.summary(),
+        marker.render()
+    )
+}
 
 /// A note as the notes API lists it (the fields we read).
 #[derive(Debug, Clone, Deserialize)]
@@ -141,6 +151,36 @@ impl IssueWriter {
             .query_async(&self.client)
             .await
             .map_err(|e| GitLabError::from_api(format!("note {note} of {issue}"), e))
+    }
+
+    /// Carries out a notice's GitLab part, safe to repeat: the labels, then
+    /// the comment unless a note already carries this step's marker (a
+    /// retry after a later failure does not comment twice).
+    pub async fn apply(&self, notice: &Notice) -> Result<(), GitLabError> {
+        let Some(step) = &notice.gitlab else {
+            return Ok(());
+        };
+        self.edit_labels(&notice.issue, &step.add_labels, &step.remove_labels)
+            .await?;
+        if !step.comment {
+            return Ok(());
+        }
+        let marker = Marker {
+            policy: notice.policy.clone(),
+            firing: notice.firing.clone(),
+            channel: notice.slack.as_ref().map(|s| s.channel.clone()),
+            thread: None,
+        };
+        let notes = self.notes(&notice.issue).await?;
+        let already = IssueLedger::from_notes(&notes)
+            .markers
+            .iter()
+            .any(|m| m.policy == marker.policy && m.firing == marker.firing);
+        if !already {
+            self.create_note(&notice.issue, &comment(notice, &marker), false)
+                .await?;
+        }
+        Ok(())
     }
 
     /// Adds and removes labels in one edit. Safe to repeat.

@@ -42,6 +42,18 @@ pub enum GitLabError {
 }
 
 impl GitLabError {
+    /// Worth trying again later: GitLab or the network had a problem, not
+    /// the request (the client already retried a few times).
+    pub fn is_temporary(&self) -> bool {
+        match self {
+            GitLabError::Transport { .. } | GitLabError::Unreadable { .. } => true,
+            GitLabError::Refused { status, .. } => *status >= 500 || *status == 429,
+            GitLabError::Unauthorized { .. }
+            | GitLabError::Forbidden { .. }
+            | GitLabError::NotFound { .. } => false,
+        }
+    }
+
     pub(crate) fn from_api(what: String, error: gitlab::api::ApiError<TransportError>) -> Self {
         use gitlab::api::ApiError;
         let status_of = |status: http::StatusCode, message: String| match status.as_u16() {

@@ -10,6 +10,7 @@
 //! before Slack is configured: chosen explicitly, never a silent default.
 //! The Slack notifier lives in [`crate::slack`].
 
+pub mod escalation;
 mod health;
 
 use std::future::Future;

@@ -5,7 +5,8 @@
 //! - [`api`]: the Web API for a bot token (`chat.postMessage`,
 //!   `chat.update`, `reactions.add`);
 //! - [`webhook`]: incoming webhooks, for channels with `webhook_env`;
-//! - [`SlackNotifier`] (here): one thread per clock cycle and channel, the
+//! - [`SlackNotifier`] (here): the Slack part of a notice (the GitLab
+//!   part is [`crate::notify::escalation`]'s); one thread per clock cycle and channel, the
 //!   per-channel rate limit, and what each Slack error means for the
 //!   outbox.
 //!
@@ -435,16 +436,6 @@ impl Notifier for SlackNotifier {
         notice: &Notice,
         thread: Option<&Thread>,
     ) -> Result<Delivered, NotifyError> {
-        if let Some(gitlab) = &notice.gitlab {
-            // Carried out by the GitLab client; until it exists, on record here.
-            tracing::info!(
-                issue = %notice.issue,
-                policy = %notice.policy,
-                step = %notice.firing.step,
-                actions = %crate::notify::describe_gitlab(gitlab),
-                "GitLab actions of this step are logged, not carried out: this build has no GitLab API client"
-            );
-        }
         let Some(step) = &notice.slack else {
             // Nothing for Slack in this step.
             return Ok(Delivered {

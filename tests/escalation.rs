@@ -1,0 +1,142 @@
+//! `serve`'s escalation with both parts of a step: GitLab labels and
+//! comments through the API (a fake GitLab), then the Slack message (a
+//! fake Slack), with failures on either side retried without doing
+//! anything twice.
+
+mod common;
+
+use std::collections::BTreeMap;
+use std::num::NonZeroU32;
+use std::sync::Arc;
+use std::time::Duration;
+
+use chrono::Utc;
+use common::fake_gitlab::{self, FakeGitLab, FakeIssue};
+use common::fake_slack::{self, FakeSlack};
+use common::{HIGHEST, fixtures, issue_event, start_server_with};
+use labelwarden::gitlab::actions::IssueWriter;
+use labelwarden::gitlab::client::{GitLabClient, GitLabSettings};
+use labelwarden::jobs::outbox::RetryPolicy;
+use labelwarden::notify::escalation::Escalation;
+use labelwarden::slack::{SlackNotifier, SlackSettings};
+use secrecy::SecretString;
+
+async fn wait_until(within: Duration, mut done: impl FnMut() -> bool) {
+    let deadline = tokio::time::Instant::now() + within;
+    while !done() && tokio::time::Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+#[tokio::test]
+async fn gitlab_and_slack_parts_each_happen_once_through_failures_on_both_sides() {
+    let gitlab = FakeGitLab::start().await;
+    let slack = FakeSlack::start().await;
+    let labelled = Utc::now();
+    gitlab
+        .gitlab
+        .add(FakeIssue::new("acme/backend", 50, labelled).add_label(labelled, HIGHEST));
+
+    let policies = Arc::new(
+        labelwarden::policy::load(&fixtures().join("policies-escalation")).expect("policies"),
+    );
+    let slack_notifier = SlackNotifier::new(
+        Arc::clone(&policies),
+        SlackSettings {
+            api_url: slack.api_url.clone(),
+            token: Some(SecretString::from(fake_slack::TOKEN.to_owned())),
+            webhook_urls: BTreeMap::new(),
+            per_channel_per_second: NonZeroU32::new(100).unwrap(),
+            per_channel_burst: NonZeroU32::new(10).unwrap(),
+        },
+    )
+    .unwrap();
+    let writer = IssueWriter::new(
+        GitLabClient::new(GitLabSettings {
+            url: gitlab.url.clone(),
+            token: SecretString::from(fake_gitlab::TOKEN.to_owned()),
+            concurrency: 4,
+            first_retry: Duration::from_millis(5),
+        })
+        .unwrap(),
+    );
+    let retry = RetryPolicy {
+        first: Duration::from_millis(20),
+        longest: Duration::from_millis(200),
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let server = start_server_with(
+        policies,
+        &dir.path().join("db.sqlite"),
+        1024 * 1024,
+        Escalation::new(slack_notifier, writer),
+        retry,
+    )
+    .await;
+
+    server
+        .deliver(
+            "escalate-1",
+            &issue_event(50, labelled, labelled, &[], &[HIGHEST], false),
+        )
+        .await;
+    wait_until(Duration::from_secs(2), || {
+        !slack.slack.messages().is_empty()
+            && !gitlab.gitlab.issue("acme/backend", 50).notes.is_empty()
+    })
+    .await;
+    assert_eq!(slack.slack.messages().len(), 1, "the start's Slack parent");
+
+    // At the breach GitLab fails more often than one call retries (5
+    // tries), then Slack is down for a moment after the comment went in.
+    tokio::time::sleep_until(
+        tokio::time::Instant::now()
+            + (labelled + chrono::TimeDelta::milliseconds(1_800) - Utc::now())
+                .to_std()
+                .unwrap_or_default(),
+    )
+    .await;
+    gitlab.gitlab.fail(7);
+    slack.slack.outage(Duration::from_millis(600));
+    wait_until(Duration::from_secs(6), || slack.slack.messages().len() >= 2).await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+
+    let issue = gitlab.gitlab.issue("acme/backend", 50);
+    let comments: Vec<&String> = issue.notes.iter().map(|n| &n.2).collect();
+    assert_eq!(
+        comments.len(),
+        2,
+        "start and breach, once each: {comments:#?}"
+    );
+    assert!(comments[0].contains("step=start") && comments[1].contains("step=breach"));
+    assert!(
+        comments[1].starts_with("**labelwarden**: acme/backend#50 [fast-critical] SLA breached")
+    );
+    assert!(
+        issue.labels.contains(&"missed::SLA".to_owned()),
+        "{:?}",
+        issue.labels
+    );
+    let messages = slack.slack.messages();
+    assert_eq!(messages.len(), 2, "parent and breach reply, once each");
+    assert_eq!(messages[1].thread_ts.as_ref(), Some(&messages[0].ts));
+    assert!(messages[1].broadcast);
+    let failures = gitlab
+        .gitlab
+        .requests()
+        .iter()
+        .filter(|r| r.starts_with("PUT"))
+        .count();
+    assert!(failures >= 7, "the label edit was retried: {failures} PUTs");
+    assert!(
+        slack.slack.requests().iter().any(|r| r.status == 503),
+        "Slack's outage was met after the comment went in"
+    );
+    let (_, metrics) = server.get("/metrics").await;
+    assert!(
+        metrics.contains("labelwarden_outbox_pending 0"),
+        "{metrics}"
+    );
+    assert!(metrics.contains("labelwarden_outbox_failed 0"), "{metrics}");
+    server.stop().await;
+}
