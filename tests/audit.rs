@@ -509,3 +509,86 @@ async fn explain_tells_one_issue_s_story_under_every_policy() {
         String::from_utf8_lossy(&missing.stderr).contains("issue acme/backend#404 not found (404)")
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_watchdog_reports_a_disabled_webhook_and_clocks_serve_never_noted() {
+    let fake = FakeGitLab::start().await;
+    seed(&fake.gitlab, now());
+    // #8 was noted by serve at its start: not lagging.
+    let marker = "<!-- labelwarden:fired policy=critical-bug-24h step=start cycle=1 occurrence=1 channel=alerts -->";
+    fake.gitlab.add(
+        FakeIssue::new(PROJECT, 8, hours_ago(3))
+            .add_label(hours_ago(3), HIGHEST)
+            .note(
+                hours_ago(3),
+                &format!("**labelwarden**: SLA clock started\n\n{marker}"),
+            ),
+    );
+    fake.gitlab.add_hook(
+        PROJECT,
+        "https://labelwarden.example.com/webhooks/gitlab",
+        "temporarily_disabled",
+        Some(now() + TimeDelta::hours(1)),
+    );
+    let output = audit(
+        &fake,
+        &[
+            "--project",
+            PROJECT,
+            "--now",
+            &now().to_rfc3339(),
+            "--format",
+            "json",
+            "--watchdog",
+            "--fail-on",
+            "warning",
+        ],
+        fake_gitlab::TOKEN,
+    );
+    assert_eq!(
+        output.status.code(),
+        Some(1),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let report: Value = serde_json::from_slice(&output.stdout).unwrap();
+    let findings: Vec<(String, String, String)> = report["watchdog"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| {
+            (
+                f["check"].as_str().unwrap().to_owned(),
+                f["subject"].as_str().unwrap().to_owned(),
+                f["message"].as_str().unwrap().to_owned(),
+            )
+        })
+        .collect();
+    assert_eq!(findings[0].0, "webhook");
+    assert!(
+        findings[0].2.contains(
+            "temporarily disabled by GitLab after failed deliveries, until 2026-11-25 13:00 UTC"
+        ),
+        "{findings:#?}"
+    );
+    let lagging: Vec<&str> = findings
+        .iter()
+        .filter(|f| f.0 == "lag")
+        .map(|f| f.1.as_str())
+        .collect();
+    assert_eq!(
+        lagging,
+        vec![
+            "acme/backend#1",
+            "acme/backend#2",
+            "acme/backend#3",
+            "acme/backend#4",
+            "acme/backend#5",
+            "acme/backend#6"
+        ],
+        "every live clock without a note, not #8 (noted) nor #7 (closed)"
+    );
+    assert!(findings.iter().any(|f| {
+        f.2.contains("critical-bug-24h's clock started 2026-11-25 10:00 UTC (2h ago)")
+    }));
+}

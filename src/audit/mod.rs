@@ -8,6 +8,7 @@
 pub mod explain;
 pub mod notify;
 pub mod report;
+pub mod watchdog;
 
 use chrono::{DateTime, TimeDelta, Utc};
 use serde::Serialize;
@@ -39,10 +40,14 @@ pub enum FailOn {
 }
 
 impl FailOn {
-    pub fn crossed(self, rows: &[Row]) -> bool {
+    /// The threshold is crossed by a clock, or by any watchdog finding
+    /// (unless `never`): a broken alerting path is a failure of its own.
+    pub fn crossed(self, rows: &[Row], findings: &[watchdog::Finding]) -> bool {
         match self {
-            FailOn::Breach => rows.iter().any(|r| r.level == Level::Breach),
-            FailOn::Warning => rows.iter().any(|r| r.level <= Level::Warning),
+            FailOn::Breach => !findings.is_empty() || rows.iter().any(|r| r.level == Level::Breach),
+            FailOn::Warning => {
+                !findings.is_empty() || rows.iter().any(|r| r.level <= Level::Warning)
+            }
             FailOn::Never => false,
         }
     }
@@ -219,9 +224,16 @@ mod tests {
             ]
         );
         assert_eq!(rows[0].overdue(), Some(TimeDelta::hours(2)));
-        assert!(FailOn::Breach.crossed(&rows));
-        assert!(FailOn::Warning.crossed(&rows[1..]));
-        assert!(!FailOn::Breach.crossed(&rows[1..]));
-        assert!(!FailOn::Never.crossed(&rows));
+        assert!(FailOn::Breach.crossed(&rows, &[]));
+        assert!(FailOn::Warning.crossed(&rows[1..], &[]));
+        assert!(!FailOn::Breach.crossed(&rows[1..], &[]));
+        assert!(!FailOn::Never.crossed(&rows, &[]));
+        let finding = watchdog::Finding {
+            check: "lag",
+            subject: "acme/app#1".into(),
+            message: String::new(),
+        };
+        assert!(FailOn::Breach.crossed(&rows[2..], std::slice::from_ref(&finding)));
+        assert!(!FailOn::Never.crossed(&rows[2..], &[finding]));
     }
 }

@@ -15,6 +15,7 @@ use chrono::{DateTime, SecondsFormat, Utc};
 use quick_junit::{NonSuccessKind, Report as JunitReport, TestCase, TestCaseStatus, TestSuite};
 use serde_json::json;
 
+use super::watchdog::Finding;
 use super::{Level, Row};
 use crate::clock::SlaStatus;
 use crate::policy::duration::human;
@@ -51,6 +52,8 @@ impl Format {
 /// What every report says besides the rows.
 #[derive(Debug, Clone)]
 pub struct Context<'a> {
+    /// The watchdog's findings; `None` when it did not run.
+    pub watchdog: Option<&'a [Finding]>,
     /// `project acme/backend`, `group acme`.
     pub scope: &'a str,
     /// The instant the statuses are as of.
@@ -185,6 +188,23 @@ fn table(rows: &[Row], context: &Context<'_>, colour: bool) -> String {
             paint,
         );
     }
+    if let Some(findings) = context.watchdog {
+        out.push('\n');
+        if findings.is_empty() {
+            out.push_str("watchdog: webhook and escalation lag are fine\n");
+        }
+        for finding in findings {
+            let line = format!(
+                "WATCHDOG {} {}: {}",
+                finding.check, finding.subject, finding.message
+            );
+            if colour {
+                out.push_str(&format!("\x1b[31m{line}\x1b[0m\n"));
+            } else {
+                out.push_str(&format!("{line}\n"));
+            }
+        }
+    }
     let (breach, warning, ok) = counts(rows);
     out.push_str(&format!(
         "\n{} clocks on {} issues read from {} as of {}: {breach} breached, {warning} in the warning window, {ok} ok\n",
@@ -229,8 +249,10 @@ fn json(rows: &[Row], context: &Context<'_>) -> String {
             "breach": breach,
             "warning": warning,
             "ok": ok,
+            "watchdog_findings": context.watchdog.map(<[Finding]>::len),
         },
         "clocks": clocks,
+        "watchdog": context.watchdog,
     });
     let mut text = serde_json::to_string_pretty(&document).unwrap_or_default();
     text.push('\n');
@@ -288,6 +310,25 @@ fn junit(rows: &[Row], context: &Context<'_>) -> String {
         }
         report.add_test_suite(suite);
     }
+    if let Some(findings) = context.watchdog {
+        let mut suite = TestSuite::new("labelwarden-watchdog");
+        suite.set_timestamp(context.now.fixed_offset());
+        if findings.is_empty() {
+            let mut case = TestCase::new("webhook and escalation lag", TestCaseStatus::success());
+            case.set_classname("watchdog");
+            suite.add_test_case(case);
+        }
+        for finding in findings {
+            let mut status = TestCaseStatus::non_success(NonSuccessKind::Failure);
+            status
+                .set_message(finding.message.clone())
+                .set_type(format!("watchdog_{}", finding.check));
+            let mut case = TestCase::new(format!("{} {}", finding.check, finding.subject), status);
+            case.set_classname("watchdog");
+            suite.add_test_case(case);
+        }
+        report.add_test_suite(suite);
+    }
     report.to_string().unwrap_or_default()
 }
 
@@ -300,6 +341,15 @@ fn markdown(rows: &[Row], context: &Context<'_>) -> String {
         rows.len(),
         context.issues_read
     );
+    if let Some(findings) = context.watchdog.filter(|f| !f.is_empty()) {
+        out.push_str("\n**Watchdog**: labelwarden itself may not be working:\n\n");
+        for finding in findings {
+            out.push_str(&format!(
+                "- :rotating_light: {}: {}\n",
+                finding.subject, finding.message
+            ));
+        }
+    }
     let urgent: Vec<&Row> = rows.iter().filter(|r| r.level != Level::Ok).collect();
     if urgent.is_empty() {
         out.push_str("\nNothing breached or close to its deadline.\n");
@@ -385,6 +435,7 @@ mod tests {
 
     fn context() -> Context<'static> {
         Context {
+            watchdog: None,
             scope: "project g/p",
             now: Utc.with_ymd_and_hms(2026, 11, 25, 12, 0, 0).unwrap(),
             issues_read: 5,
@@ -443,6 +494,31 @@ mod tests {
         assert!(
             !text.contains("g/p#2 Checkout"),
             "confidential title: {text}"
+        );
+    }
+
+    #[test]
+    fn watchdog_findings_show_in_every_format() {
+        let findings = vec![Finding {
+            check: "webhook",
+            subject: "project g/p".into(),
+            message: "webhook 7 was disabled by GitLab".into(),
+        }];
+        let context = Context {
+            watchdog: Some(&findings),
+            ..context()
+        };
+        for format in [Format::Table, Format::Json, Format::Junit, Format::Markdown] {
+            let text = render(format, &rows(), &context, false);
+            assert!(
+                text.contains("webhook 7 was disabled by GitLab"),
+                "{format:?}: {text}"
+            );
+        }
+        let junit = render(Format::Junit, &[], &context, false);
+        assert!(
+            junit.contains("<testsuite name=\"labelwarden-watchdog\" tests=\"1\""),
+            "{junit}"
         );
     }
 

@@ -17,12 +17,18 @@ use super::EXIT_CONFIG;
 use std::sync::Arc;
 
 use crate::audit::report::{self, Format};
+use futures_util::StreamExt;
+
+use crate::audit::watchdog::{self, Finding};
 use crate::audit::{self, FailOn, notify};
-use crate::gitlab::actions::IssueWriter;
+use crate::gitlab::actions::{IssueLedger, IssueWriter};
 use crate::gitlab::client::{DEFAULT_URL, GitLabClient, GitLabSettings};
+use crate::gitlab::history::FetchedIssue;
 use crate::gitlab::history::{IssueReader, Scope};
+use crate::gitlab::hooks;
 use crate::notify::LogNotifier;
 use crate::policy;
+use crate::policy::PolicySet;
 use crate::slack::{SlackNotifier, SlackSettings};
 
 /// The environment variables with GitLab's address and the API token.
@@ -72,6 +78,18 @@ pub struct AuditArgs {
     /// With --notify: list the steps that are due instead of carrying them out.
     #[arg(long, requires = "notify")]
     dry_run: bool,
+    /// Also check that labelwarden's webhook is there and enabled, and that
+    /// `serve` left its start note on every clock older than
+    /// --lag-tolerance; findings fail the audit like a breach.
+    #[arg(long)]
+    watchdog: bool,
+    /// The URL of labelwarden's webhook, for --watchdog (default: any hook
+    /// whose URL ends in /webhooks/gitlab).
+    #[arg(long, requires = "watchdog")]
+    webhook_url: Option<String>,
+    /// How long after a clock starts its start note may be missing.
+    #[arg(long, default_value = "10m", value_parser = parse_duration)]
+    lag_tolerance: TimeDelta,
 }
 
 fn parse_duration(text: &str) -> Result<TimeDelta, String> {
@@ -205,7 +223,19 @@ pub fn run(args: AuditArgs) -> ExitCode {
     );
     let rows = audit::evaluate(&fetched, &policies, now);
     let scope_text = scope.to_string();
+    let findings = args.watchdog.then(|| {
+        runtime.block_on(run_watchdog(
+            &client,
+            &scope,
+            &fetched,
+            &policies,
+            now,
+            args.webhook_url.as_deref(),
+            args.lag_tolerance,
+        ))
+    });
     let context = report::Context {
+        watchdog: findings.as_deref(),
         scope: &scope_text,
         now,
         issues_read: fetched.len(),
@@ -271,11 +301,63 @@ pub fn run(args: AuditArgs) -> ExitCode {
             if args.dry_run { "due" } else { "carried out" }
         );
     }
-    if args.fail_on.crossed(&rows) {
+    if args
+        .fail_on
+        .crossed(&rows, findings.as_deref().unwrap_or_default())
+    {
         ExitCode::from(1)
     } else {
         ExitCode::SUCCESS
     }
+}
+
+/// The watchdog's checks; what it cannot check is a finding too.
+async fn run_watchdog(
+    client: &GitLabClient,
+    scope: &Scope,
+    fetched: &[FetchedIssue],
+    policies: &PolicySet,
+    now: DateTime<Utc>,
+    webhook_url: Option<&str>,
+    lag_tolerance: TimeDelta,
+) -> Vec<Finding> {
+    let scope_text = scope.to_string();
+    let mut findings = match hooks::list(client, scope).await {
+        Ok(hooks) => watchdog::webhook_findings(&hooks, &scope_text, webhook_url, now),
+        Err(e) => vec![Finding {
+            check: "webhook",
+            subject: scope_text.clone(),
+            message: format!("cannot check labelwarden's webhook: {e}"),
+        }],
+    };
+    let writer = IssueWriter::new(client.clone());
+    let mut with_markers = Vec::with_capacity(fetched.len());
+    let mut reads = futures_util::stream::iter(fetched)
+        .map(|issue| {
+            let writer = writer.clone();
+            async move { (issue, writer.notes(issue.issue.reference()).await) }
+        })
+        .buffer_unordered(16);
+    while let Some((issue, notes)) = reads.next().await {
+        match notes {
+            Ok(notes) => {
+                with_markers.push((issue.clone(), IssueLedger::from_notes(&notes).markers))
+            }
+            Err(e) => findings.push(Finding {
+                check: "lag",
+                subject: issue.issue.reference().to_string(),
+                message: format!("cannot read labelwarden's notes: {e}"),
+            }),
+        }
+    }
+    with_markers.sort_by(|a, b| a.0.issue.reference().cmp(b.0.issue.reference()));
+    findings.extend(watchdog::lag_findings(
+        &with_markers,
+        policies,
+        now,
+        lag_tolerance,
+    ));
+    findings
 }
 
 /// `reading histories 120/300` on stderr, when it is a terminal.

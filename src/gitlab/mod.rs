@@ -8,6 +8,7 @@
 pub mod actions;
 pub mod client;
 pub mod history;
+pub mod hooks;
 pub mod markers;
 pub mod webhook;
 

@@ -93,6 +93,13 @@ impl FakeIssue {
         self
     }
 
+    /// A note written at `at`, as someone (or labelwarden) left it.
+    pub fn note(mut self, at: DateTime<Utc>, body: &str) -> Self {
+        let id = 500 + self.notes.len() as u64;
+        self.notes.push((id, at, body.to_owned(), false));
+        self
+    }
+
     pub fn incident(mut self) -> Self {
         self.issue_type = "incident".to_owned();
         self
@@ -137,6 +144,8 @@ impl FakeIssue {
 #[derive(Default)]
 struct Inner {
     issues: Vec<FakeIssue>,
+    /// (project or group path, hook JSON)
+    hooks: Vec<(String, Value)>,
     requests: Vec<String>,
     delay: Duration,
     rate_limited_calls: u32,
@@ -183,6 +192,8 @@ impl FakeGitLab {
                 "/api/v4/projects/{project}/issues/{iid}",
                 get(single_issue).put(edit_issue),
             )
+            .route("/api/v4/projects/{project}/hooks", get(hooks))
+            .route("/api/v4/groups/{group}/hooks", get(hooks))
             .fallback(not_found)
             .with_state(gitlab.clone());
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
@@ -192,6 +203,33 @@ impl FakeGitLab {
             gitlab,
             url: format!("http://{address}"),
         }
+    }
+
+    /// A webhook on a project or group, as the hooks API lists it.
+    pub fn add_hook(
+        &self,
+        path: &str,
+        url: &str,
+        alert_status: &str,
+        disabled_until: Option<DateTime<Utc>>,
+    ) {
+        let mut inner = self.lock();
+        let id = inner.hooks.len() + 1;
+        inner.hooks.push((
+            path.to_owned(),
+            json!({
+                "id": id,
+                "url": url,
+                "created_at": "2026-01-01T00:00:00Z",
+                "push_events": false,
+                "issues_events": true,
+                "confidential_issues_events": true,
+                "merge_requests_events": false,
+                "enable_ssl_verification": true,
+                "alert_status": alert_status,
+                "disabled_until": disabled_until,
+            }),
+        ));
     }
 
     pub fn add(&self, issue: FakeIssue) {
@@ -664,4 +702,24 @@ async fn single_issue(
         )
             .into_response(),
     }
+}
+
+async fn hooks(
+    State(gitlab): State<FakeGitLab>,
+    Path(path): Path<String>,
+    Query(query): Query<HashMap<String, String>>,
+    uri: Uri,
+    headers: HeaderMap,
+) -> Response {
+    if let Some(answer) = gitlab.front_door("GET", &uri, &headers).await {
+        return answer;
+    }
+    let inner = gitlab.lock();
+    let hooks: Vec<Value> = inner
+        .hooks
+        .iter()
+        .filter(|(owner, _)| owner == &path)
+        .map(|(_, hook)| hook.clone())
+        .collect();
+    page(&uri, &query, hooks)
 }
