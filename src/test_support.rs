@@ -132,6 +132,16 @@ impl IssueBuilder {
     }
 }
 
+/// An issue as `audit` reads it from GitLab.
+pub fn fetched(issue: Issue) -> crate::gitlab::history::FetchedIssue {
+    crate::gitlab::history::FetchedIssue {
+        issue,
+        title: "Checkout broken".into(),
+        url: "https://gitlab.example.com/acme/app/-/issues/42".into(),
+        updated_at: t(0),
+    }
+}
+
 /// Random histories for property tests: one label that matches the test
 /// policies, one that pauses them, one that does neither.
 pub mod histories {

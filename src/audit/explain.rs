@@ -258,7 +258,7 @@ mod tests {
     use super::*;
     use crate::engine::Firing;
     use crate::policy::{PolicyName, StepId};
-    use crate::test_support::{issue, policy_set, t};
+    use crate::test_support::{fetched, issue, policy_set, t};
 
     fn set() -> PolicySet {
         policy_set(concat!(
@@ -273,11 +273,7 @@ mod tests {
 
     #[test]
     fn a_running_clock_is_explained_with_what_fired_and_what_comes_next() {
-        let fetched = FetchedIssue {
-            issue: issue(&[]).added(60, "priority::highest").build(),
-            title: "Checkout broken".into(),
-            url: "https://gitlab.example.com/acme/app/-/issues/42".into(),
-        };
+        let fetched = fetched(issue(&[]).added(60, "priority::highest").build());
         let start = Marker {
             policy: PolicyName("critical".into()),
             firing: Firing {
@@ -308,11 +304,7 @@ mod tests {
 
     #[test]
     fn a_step_due_but_not_recorded_is_called_out() {
-        let fetched = FetchedIssue {
-            issue: issue(&[]).added(60, "priority::highest").build(),
-            title: "Checkout broken".into(),
-            url: String::new(),
-        };
+        let fetched = fetched(issue(&[]).added(60, "priority::highest").build());
         let text = explain(&fetched, &[], &set(), t(60 + 25 * 60));
         assert!(
             text.contains("fired: nothing recorded on the issue"),

@@ -175,15 +175,7 @@ pub fn evaluate(issues: &[FetchedIssue], policies: &PolicySet, now: DateTime<Utc
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::test_support::{issue, policy_set, t};
-
-    fn fetched(issue: crate::issue::Issue) -> FetchedIssue {
-        FetchedIssue {
-            title: format!("Bug {}", issue.reference().iid.0),
-            url: String::new(),
-            issue,
-        }
-    }
+    use crate::test_support::{fetched, issue, policy_set, t};
 
     #[test]
     fn rows_come_most_urgent_first_with_their_level() {

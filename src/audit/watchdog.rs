@@ -148,7 +148,7 @@ mod tests {
     use super::*;
     use crate::engine::Firing;
     use crate::policy::{PolicyName, StepId};
-    use crate::test_support::{issue, policy_set, t};
+    use crate::test_support::{fetched, issue, policy_set, t};
 
     fn hook(url: &str, status: &str) -> Hook {
         Hook {
@@ -226,11 +226,7 @@ mod tests {
             "  - name: critical\n    match: { labels_any: [\"priority::highest\"] }\n    clock: { target: 24h }\n",
             "    escalation:\n      - on: start\n        gitlab: { comment: true }\n",
         ));
-        let fetched = FetchedIssue {
-            issue: issue(&[]).added(0, "priority::highest").build(),
-            title: String::new(),
-            url: String::new(),
-        };
+        let fetched = fetched(issue(&[]).added(0, "priority::highest").build());
         let marker = Marker {
             policy: PolicyName("critical".into()),
             firing: Firing {

@@ -5,6 +5,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::Arc;
 
+use chrono::TimeDelta;
 use clap::{Args, ValueEnum};
 use secrecy::SecretString;
 use tokio_util::sync::CancellationToken;
@@ -13,7 +14,9 @@ use super::EXIT_CONFIG;
 use super::audit::{TOKEN_ENV as GITLAB_TOKEN_ENV, URL_ENV as GITLAB_URL_ENV};
 use crate::gitlab::actions::IssueWriter;
 use crate::gitlab::client::{DEFAULT_URL, GitLabClient, GitLabSettings};
+use crate::gitlab::history::{IssueReader, Scope};
 use crate::jobs::Context;
+use crate::jobs::reconcile::ReconcileConfig;
 use crate::notify::escalation::Escalation;
 use crate::notify::{LogNotifier, Notifier};
 use crate::policy::{self, PolicySet};
@@ -49,6 +52,17 @@ pub struct ServeArgs {
     /// Accept webhooks without a secret. For local trials only.
     #[arg(long)]
     insecure_no_secret: bool,
+    /// How often to read the GitLab API and repair what lost webhooks missed
+    /// (needs GITLAB_TOKEN with `read_api`); `0s` turns it off.
+    #[arg(long, env = "LABELWARDEN_RECONCILE_EVERY", default_value = "15m", value_parser = parse_duration)]
+    reconcile_every: TimeDelta,
+    /// A project to reconcile (repeatable); default: every project the
+    /// store has issues of.
+    #[arg(long)]
+    reconcile_project: Vec<String>,
+    /// A group to reconcile, with its subgroups (repeatable).
+    #[arg(long)]
+    reconcile_group: Vec<String>,
     /// Largest webhook body accepted, in bytes.
     #[arg(long, env = "LABELWARDEN_MAX_BODY_BYTES", default_value_t = 1024 * 1024)]
     max_body_bytes: usize,
@@ -97,13 +111,41 @@ pub fn run(args: ServeArgs) -> ExitCode {
             }
         },
     };
-    let gitlab = match (&slack, gitlab_writer(&policies)) {
+    let client = match gitlab_client() {
+        Ok(client) => client,
+        Err(message) => {
+            eprintln!("error: {message}");
+            return ExitCode::from(EXIT_CONFIG);
+        }
+    };
+    let gitlab = match (&slack, needs_gitlab(&policies, client.as_ref())) {
         (None, _) => None,
         (Some(_), Ok(writer)) => writer,
         (Some(_), Err(message)) => {
             eprintln!("error: --notifier slack: {message}");
             return ExitCode::from(EXIT_CONFIG);
         }
+    };
+    let reconcile = match (&client, args.reconcile_every.to_std()) {
+        (Some(client), Ok(every)) if !every.is_zero() => Some(ReconcileConfig {
+            reader: IssueReader::new(client.clone()),
+            every,
+            scopes: args
+                .reconcile_project
+                .iter()
+                .cloned()
+                .map(Scope::Project)
+                .chain(args.reconcile_group.iter().cloned().map(Scope::Group))
+                .collect(),
+            closed_within: TimeDelta::hours(24),
+        }),
+        (None, Ok(every)) if !every.is_zero() => {
+            eprintln!(
+                "warning: reconcile is off: set {GITLAB_TOKEN_ENV} (read_api) so that serve can repair what lost webhooks miss"
+            );
+            None
+        }
+        _ => None,
     };
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
@@ -140,6 +182,7 @@ pub fn run(args: ServeArgs) -> ExitCode {
         let config = ServerConfig {
             secrets,
             max_body_bytes: args.max_body_bytes,
+            reconcile,
         };
         let Some(settings) = slack else {
             return serve(listener, config, context, LogNotifier, shutdown).await;
@@ -161,9 +204,29 @@ pub fn run(args: ServeArgs) -> ExitCode {
     })
 }
 
+/// A GitLab API client if `GITLAB_TOKEN` is set.
+fn gitlab_client() -> Result<Option<GitLabClient>, String> {
+    let Some(token) = std::env::var(GITLAB_TOKEN_ENV)
+        .ok()
+        .filter(|t| !t.trim().is_empty())
+    else {
+        return Ok(None);
+    };
+    GitLabClient::new(GitLabSettings {
+        url: std::env::var(GITLAB_URL_ENV).unwrap_or_else(|_| DEFAULT_URL.to_owned()),
+        token: SecretString::from(token),
+        concurrency: 8,
+        first_retry: std::time::Duration::from_secs(1),
+    })
+    .map(Some)
+}
+
 /// The GitLab writer for steps that add labels or comment: `None` if no
-/// policy has such steps; an error if some do and `GITLAB_TOKEN` is unset.
-fn gitlab_writer(policies: &PolicySet) -> Result<Option<IssueWriter>, String> {
+/// policy has such steps; an error if some do and there is no token.
+fn needs_gitlab(
+    policies: &PolicySet,
+    client: Option<&GitLabClient>,
+) -> Result<Option<IssueWriter>, String> {
     let acting: Vec<&str> = policies
         .policies
         .iter()
@@ -173,22 +236,13 @@ fn gitlab_writer(policies: &PolicySet) -> Result<Option<IssueWriter>, String> {
     if acting.is_empty() {
         return Ok(None);
     }
-    let token = std::env::var(GITLAB_TOKEN_ENV)
-        .ok()
-        .filter(|t| !t.trim().is_empty())
-        .ok_or_else(|| {
-            format!(
-                "set {GITLAB_TOKEN_ENV} to a GitLab token with the `api` scope: policies {} add labels or comments",
-                acting.join(", ")
-            )
-        })?;
-    let client = GitLabClient::new(GitLabSettings {
-        url: std::env::var(GITLAB_URL_ENV).unwrap_or_else(|_| DEFAULT_URL.to_owned()),
-        token: SecretString::from(token),
-        concurrency: 8,
-        first_retry: std::time::Duration::from_secs(1),
+    let client = client.ok_or_else(|| {
+        format!(
+            "set {GITLAB_TOKEN_ENV} to a GitLab token with the `api` scope: policies {} add labels or comments",
+            acting.join(", ")
+        )
     })?;
-    Ok(Some(IssueWriter::new(client)))
+    Ok(Some(IssueWriter::new(client.clone())))
 }
 
 async fn serve<N: Notifier>(
@@ -205,6 +259,10 @@ async fn serve<N: Notifier>(
             ExitCode::FAILURE
         }
     }
+}
+
+fn parse_duration(text: &str) -> Result<TimeDelta, String> {
+    policy::duration::parse(text)
 }
 
 /// Cancels `shutdown` on SIGTERM or SIGINT.

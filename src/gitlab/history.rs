@@ -45,6 +45,7 @@ pub struct ApiIssue {
     pub title: String,
     pub state: String,
     pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
     #[serde(default)]
     pub closed_at: Option<DateTime<Utc>>,
     #[serde(default)]
@@ -131,6 +132,8 @@ pub struct FetchedIssue {
     pub issue: Issue,
     pub title: String,
     pub url: String,
+    /// GitLab's `updated_at`.
+    pub updated_at: DateTime<Utc>,
 }
 
 /// One listing of issues GitLab can filter for us: all these labels, and
@@ -476,6 +479,7 @@ fn assemble(
         issue: Issue::new(facts, events),
         title: issue.title,
         url: issue.web_url,
+        updated_at: issue.updated_at,
     }
 }
 
@@ -520,6 +524,7 @@ mod tests {
     #[test]
     fn histories_become_the_core_s_timeline() {
         let json = r#"{"iid": 7, "title": "t", "state": "opened", "created_at": "2026-11-02T09:00:00Z",
+            "updated_at": "2026-11-02T11:30:00Z",
             "labels": ["priority::highest"], "assignees": [{"username": "jdoe"}], "confidential": false,
             "issue_type": "incident", "web_url": "https://gitlab.example.com/g/p/-/issues/7",
             "references": {"full": "g/sub/p#7"}}"#;

@@ -7,6 +7,8 @@
 //!   process no two evaluations of one issue race.
 //! - [`outbox`]: sends the notices the enforcer recorded, in order per
 //!   issue and policy, retrying until each is sent or known to be hopeless.
+//! - [`reconcile`] (with a GitLab token): reads the GitLab API every so
+//!   often and hands the enforcer what lost webhooks did not tell it.
 //!
 //! For example, a `priority::highest` label arrives by webhook: the enforcer
 //! records the `start` notice and a wake-up 18 hours later; the outbox sends
@@ -16,6 +18,7 @@
 
 pub mod enforcer;
 pub mod outbox;
+pub mod reconcile;
 
 use std::sync::Arc;
 

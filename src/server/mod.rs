@@ -32,6 +32,8 @@ pub struct ServerConfig {
     pub secrets: Vec<SecretString>,
     /// Largest webhook body accepted; larger ones get 413.
     pub max_body_bytes: usize,
+    /// Reconcile with the GitLab API, if configured.
+    pub reconcile: Option<jobs::reconcile::ReconcileConfig>,
 }
 
 /// What the routes share.
@@ -77,6 +79,10 @@ pub async fn run<S: Store, N: Notifier>(
     {
         let (context, stop) = (Arc::clone(&context), jobs_stop.clone());
         jobs.spawn(async move { jobs::outbox::run(&context, notifier.as_ref(), stop).await });
+    }
+    if let Some(reconcile) = config.reconcile {
+        let (context, stop) = (Arc::clone(&context), jobs_stop.clone());
+        jobs.spawn(async move { jobs::reconcile::run(&context, reconcile, stop).await });
     }
 
     tracing::info!(address = %listener.local_addr()?, "serving");

@@ -224,6 +224,16 @@ pub trait Store: Send + Sync + 'static {
         &self,
     ) -> impl Future<Output = Result<Option<DateTime<Utc>>, StoreError>> + Send;
 
+    /// Every project the store has issues of.
+    fn known_projects(&self) -> impl Future<Output = Result<Vec<String>, StoreError>> + Send;
+
+    /// Issues of `project` with a clock still going (running, paused,
+    /// breached): what a missed webhook could leave wrongly open.
+    fn live_issues(
+        &self,
+        project: &str,
+    ) -> impl Future<Output = Result<Vec<IssueRef>, StoreError>> + Send;
+
     /// Outbox entries to try at `now`, oldest first.
     fn pending_outbox(
         &self,

@@ -435,6 +435,27 @@ impl Store for SqlStore {
         rows.iter().map(|row| Ok(issue_from(row)?)).collect()
     }
 
+    async fn known_projects(&self) -> Result<Vec<String>, StoreError> {
+        let rows = sqlx::query("SELECT DISTINCT project FROM issues ORDER BY project")
+            .fetch_all(&self.readers)
+            .await?;
+        rows.iter()
+            .map(|row| Ok(row.try_get::<String, _>(0)?))
+            .collect()
+    }
+
+    async fn live_issues(&self, project: &str) -> Result<Vec<IssueRef>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT DISTINCT project, iid FROM clocks
+             WHERE project = $1 AND status IN ('running', 'paused', 'breached')
+             ORDER BY iid",
+        )
+        .bind(project)
+        .fetch_all(&self.readers)
+        .await?;
+        rows.iter().map(|row| Ok(issue_from(row)?)).collect()
+    }
+
     async fn earliest_wake(&self) -> Result<Option<DateTime<Utc>>, StoreError> {
         let row = sqlx::query("SELECT MIN(next_wake) FROM clocks WHERE next_wake IS NOT NULL")
             .fetch_one(&self.readers)

@@ -253,6 +253,17 @@ impl FakeGitLab {
         self.lock().failing_calls = calls;
     }
 
+    /// Changes an issue as someone in GitLab would (no webhook is sent).
+    pub fn update(&self, project: &str, iid: u64, change: impl FnOnce(FakeIssue) -> FakeIssue) {
+        let mut inner = self.lock();
+        let slot = inner
+            .issues
+            .iter_mut()
+            .find(|i| i.project == project && i.iid == iid)
+            .expect("issue exists");
+        *slot = change(slot.clone());
+    }
+
     /// The issue as the fake holds it now.
     pub fn issue(&self, project: &str, iid: u64) -> FakeIssue {
         find(&self.lock(), project, iid)

@@ -13,6 +13,7 @@ use std::sync::Arc;
 use chrono::{DateTime, SecondsFormat, Utc};
 use labelwarden::jobs::Context;
 use labelwarden::jobs::outbox::RetryPolicy;
+use labelwarden::jobs::reconcile::ReconcileConfig;
 use labelwarden::notify::Notifier;
 use labelwarden::server::{self, ServerConfig};
 use labelwarden::store::sql::SqlStore;
@@ -64,6 +65,18 @@ pub async fn start_server_with<N: Notifier>(
     notifier: N,
     retry: RetryPolicy,
 ) -> Server {
+    start_server_reconciling(policies, database, max_body_bytes, notifier, retry, None).await
+}
+
+/// The server, reconciling with a GitLab API if `reconcile` says how.
+pub async fn start_server_reconciling<N: Notifier>(
+    policies: Arc<labelwarden::policy::PolicySet>,
+    database: &Path,
+    max_body_bytes: usize,
+    notifier: N,
+    retry: RetryPolicy,
+    reconcile: Option<ReconcileConfig>,
+) -> Server {
     let store = SqlStore::connect(&format!("sqlite://{}", database.display()))
         .await
         .expect("store opens");
@@ -73,6 +86,7 @@ pub async fn start_server_with<N: Notifier>(
     let config = ServerConfig {
         secrets: vec![SecretString::from(SECRET.to_owned())],
         max_body_bytes,
+        reconcile,
     };
     let context = Arc::new(Context::new(store, policies).with_retry(retry));
     let task = tokio::spawn(server::run(

@@ -1,0 +1,245 @@
+//! Reconcile: every so often, `serve` reads from the GitLab API what
+//! webhooks should have told it, and repairs what they did not. Webhooks get
+//! lost: the hook was disabled, `serve` was down longer than GitLab retries,
+//! an issue was labelled before the hook existed.
+//!
+//! Each pass runs the audit's discovery ([`IssueReader::read_all`]) over the
+//! configured scopes, or over every project the store has issues of, and
+//! reads the issues the store has live clocks for that discovery did not
+//! list (a label removed or an issue moved while a webhook was lost). An
+//! issue the store does not know, or knows with another state or other
+//! labels, is handed to the enforcer as a delivery of its own (kind
+//! `Reconcile`), built from the API's facts and full history. So the
+//! enforcer, the one writer of evaluations, applies it in order with the
+//! webhooks. A clock that should have started starts from its label
+//! history; a close that was missed resolves the clock.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::time::Duration;
+
+use chrono::{TimeDelta, Utc};
+use tokio_util::sync::CancellationToken;
+
+use super::Context;
+use crate::gitlab::history::{FetchedIssue, IssueReader, Scope};
+use crate::gitlab::webhook::IssueDelivery;
+use crate::issue::IssueRef;
+use crate::store::{Delivery, IssueRecord, Recorded, Store};
+
+/// The `X-Gitlab-Event` reconcile's deliveries carry.
+pub const DELIVERY_KIND: &str = "Reconcile";
+
+/// How `serve` reconciles.
+#[derive(Clone)]
+pub struct ReconcileConfig {
+    pub reader: IssueReader,
+    pub every: Duration,
+    /// What to read; empty: every project the store knows.
+    pub scopes: Vec<Scope>,
+    /// Closed issues updated this long ago are read too.
+    pub closed_within: TimeDelta,
+}
+
+/// Why an issue needs repair, if it does.
+pub fn repair_kind(api: &FetchedIssue, stored: Option<&IssueRecord>) -> Option<&'static str> {
+    let Some(stored) = stored else {
+        return Some("unknown_issue");
+    };
+    let facts = api.issue.facts();
+    if facts.state != stored.facts.state {
+        return Some("state");
+    }
+    let api_labels: BTreeSet<&String> = facts.labels.iter().collect();
+    let stored_labels: BTreeSet<&String> = stored.facts.labels.iter().collect();
+    (api_labels != stored_labels).then_some("labels")
+}
+
+/// The delivery that tells the enforcer what the API says.
+fn delivery(api: &FetchedIssue) -> Result<Delivery, serde_json::Error> {
+    let facts = api.issue.facts();
+    let told = IssueDelivery {
+        facts: facts.clone(),
+        events: api.issue.timeline().events().to_vec(),
+        title: api.title.clone(),
+        url: api.url.clone(),
+        updated_at: api.updated_at,
+        action: None,
+    };
+    Ok(Delivery {
+        seq: 0,
+        // The same disagreement seen again is the same delivery.
+        key: format!(
+            "reconcile:{}:{}:{:?}:{}",
+            facts.reference,
+            api.updated_at.timestamp_millis(),
+            facts.state,
+            facts.labels.join(",")
+        ),
+        kind: DELIVERY_KIND.to_owned(),
+        received_at: Utc::now(),
+        payload: serde_json::to_string(&told)?,
+    })
+}
+
+pub async fn run<S: Store>(
+    context: &Context<S>,
+    config: ReconcileConfig,
+    shutdown: CancellationToken,
+) {
+    tracing::info!(every = ?config.every, scopes = config.scopes.len(), "reconcile with the GitLab API enabled");
+    loop {
+        tokio::select! {
+            _ = shutdown.cancelled() => return,
+            _ = tokio::time::sleep(config.every) => {}
+        }
+        let outcome = tokio::select! {
+            _ = shutdown.cancelled() => return,
+            outcome = pass(context, &config) => outcome,
+        };
+        match outcome {
+            Ok(repaired) => {
+                metrics::counter!("labelwarden_reconcile_runs_total", "outcome" => "ok")
+                    .increment(1);
+                metrics::gauge!("labelwarden_reconcile_last_success_timestamp_seconds")
+                    .set(Utc::now().timestamp() as f64);
+                if repaired > 0 {
+                    tracing::warn!(repaired, "reconcile repaired issues that webhooks missed");
+                    context.deliveries_waiting.notify_one();
+                }
+            }
+            Err(message) => {
+                metrics::counter!("labelwarden_reconcile_runs_total", "outcome" => "failed")
+                    .increment(1);
+                tracing::error!(error = %message, "reconcile failed; trying again next time");
+            }
+        }
+    }
+}
+
+/// One pass; returns how many issues it handed to the enforcer.
+pub async fn pass<S: Store>(
+    context: &Context<S>,
+    config: &ReconcileConfig,
+) -> Result<usize, String> {
+    let scopes = if config.scopes.is_empty() {
+        context
+            .store
+            .known_projects()
+            .await
+            .map_err(|e| e.to_string())?
+            .into_iter()
+            .map(Scope::Project)
+            .collect()
+    } else {
+        config.scopes.clone()
+    };
+    let now = Utc::now();
+    let mut repaired = 0;
+    for scope in &scopes {
+        let mut fetched = config
+            .reader
+            .read_all(
+                scope,
+                &context.policies,
+                now,
+                config.closed_within,
+                &|_, _| {},
+            )
+            .await
+            .map_err(|e| e.to_string())?;
+        if let Scope::Project(project) = scope {
+            let listed: BTreeSet<IssueRef> = fetched
+                .iter()
+                .map(|f| f.issue.reference().clone())
+                .collect();
+            let live = context
+                .store
+                .live_issues(project)
+                .await
+                .map_err(|e| e.to_string())?;
+            for reference in live.into_iter().filter(|r| !listed.contains(r)) {
+                match config.reader.one(&reference).await {
+                    Ok(issue) => fetched.push(issue),
+                    Err(e) => {
+                        tracing::warn!(issue = %reference, error = %e, "reconcile cannot read an issue with a live clock")
+                    }
+                }
+            }
+        }
+        let references: Vec<IssueRef> = fetched
+            .iter()
+            .map(|f| f.issue.reference().clone())
+            .collect();
+        let loaded = context
+            .store
+            .load_issues(&references)
+            .await
+            .map_err(|e| e.to_string())?;
+        let mut kinds: BTreeMap<&str, u64> = BTreeMap::new();
+        for (api, stored) in fetched.iter().zip(&loaded) {
+            let Some(kind) = repair_kind(api, stored.record.as_ref()) else {
+                continue;
+            };
+            let delivery = delivery(api).map_err(|e| e.to_string())?;
+            match context.store.record_delivery(&delivery).await {
+                Ok(Recorded::New) => {
+                    tracing::info!(issue = %api.issue.reference(), kind, "reconcile: the store missed this issue's change");
+                    *kinds.entry(kind).or_default() += 1;
+                    repaired += 1;
+                }
+                Ok(Recorded::Duplicate) => {}
+                Err(e) => return Err(e.to_string()),
+            }
+        }
+        for (kind, count) in kinds {
+            metrics::counter!("labelwarden_reconcile_repairs_total", "kind" => kind)
+                .increment(count);
+        }
+    }
+    Ok(repaired)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::test_support::{fetched, issue};
+
+    fn record(issue: &crate::issue::Issue) -> IssueRecord {
+        IssueRecord {
+            facts: issue.facts().clone(),
+            title: String::new(),
+            url: String::new(),
+            updated_at: Utc::now(),
+            events: issue.timeline().events().to_vec(),
+        }
+    }
+
+    #[test]
+    fn unknown_issues_missed_closes_and_missed_labels_need_repair() {
+        let labelled = issue(&[]).added(0, "priority::highest").build();
+        let api = fetched(labelled.clone());
+        assert_eq!(repair_kind(&api, None), Some("unknown_issue"));
+        assert_eq!(
+            repair_kind(&api, Some(&record(&labelled))),
+            None,
+            "in agreement"
+        );
+
+        let closed = fetched(issue(&[]).added(0, "priority::highest").closed(30).build());
+        assert_eq!(
+            repair_kind(&closed, Some(&record(&labelled))),
+            Some("state")
+        );
+
+        let relabelled = fetched(
+            issue(&[])
+                .added(0, "priority::highest")
+                .added(10, "blocked::upstream")
+                .build(),
+        );
+        assert_eq!(
+            repair_kind(&relabelled, Some(&record(&labelled))),
+            Some("labels")
+        );
+    }
+}

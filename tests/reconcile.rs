@@ -1,0 +1,130 @@
+//! `serve` repairs what lost webhooks missed, from the GitLab API (a fake
+//! GitLab): an issue labelled while no webhook reached it starts its
+//! clock from its label history; a close nobody told it about resolves.
+
+mod common;
+
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use chrono::{TimeDelta, Utc};
+use common::fake_gitlab::{self, FakeGitLab, FakeIssue};
+use common::{HIGHEST, fixtures, issue_event, start_server_reconciling};
+use labelwarden::gitlab::client::{GitLabClient, GitLabSettings};
+use labelwarden::gitlab::history::IssueReader;
+use labelwarden::jobs::outbox::RetryPolicy;
+use labelwarden::jobs::reconcile::ReconcileConfig;
+use labelwarden::notify::{Delivered, Notice, Notifier, NotifyError, Thread};
+use secrecy::SecretString;
+
+/// (issue, step) of every notice sent.
+#[derive(Clone, Default)]
+struct Sent(Arc<Mutex<Vec<(String, String)>>>);
+
+impl Notifier for Sent {
+    async fn send(&self, notice: &Notice, _: Option<&Thread>) -> Result<Delivered, NotifyError> {
+        self.0
+            .lock()
+            .unwrap()
+            .push((notice.issue.to_string(), notice.firing.step.0.clone()));
+        Ok(Delivered::default())
+    }
+}
+
+impl Sent {
+    fn of(&self, issue: &str) -> Vec<String> {
+        self.0
+            .lock()
+            .unwrap()
+            .iter()
+            .filter(|(i, _)| i == issue)
+            .map(|(_, step)| step.clone())
+            .collect()
+    }
+}
+
+#[tokio::test]
+async fn reconcile_starts_missed_clocks_and_resolves_missed_closes() {
+    let gitlab = FakeGitLab::start().await;
+    let now = Utc::now();
+    // Labelled 3 seconds ago while no webhook reached labelwarden.
+    gitlab.gitlab.add(
+        FakeIssue::new("acme/backend", 60, now - TimeDelta::seconds(10))
+            .add_label(now - TimeDelta::seconds(3), HIGHEST),
+    );
+    gitlab
+        .gitlab
+        .add(FakeIssue::new("acme/backend", 61, now).add_label(now, HIGHEST));
+
+    let reader = IssueReader::new(
+        GitLabClient::new(GitLabSettings {
+            url: gitlab.url.clone(),
+            token: SecretString::from(fake_gitlab::TOKEN.to_owned()),
+            concurrency: 4,
+            first_retry: Duration::from_millis(10),
+        })
+        .unwrap(),
+    );
+    let sent = Sent::default();
+    let dir = tempfile::tempdir().unwrap();
+    let server = start_server_reconciling(
+        Arc::new(labelwarden::policy::load(&fixtures().join("policies-fast")).unwrap()),
+        &dir.path().join("db.sqlite"),
+        1024 * 1024,
+        sent.clone(),
+        RetryPolicy::default(),
+        Some(ReconcileConfig {
+            reader,
+            every: Duration::from_millis(300),
+            // Every project the store knows: #61's webhook makes it known.
+            scopes: vec![],
+            closed_within: TimeDelta::hours(24),
+        }),
+    )
+    .await;
+    server
+        .deliver(
+            "reconcile-61",
+            &issue_event(61, now, now, &[], &[HIGHEST], false),
+        )
+        .await;
+    for _ in 0..50 {
+        if !sent.of("acme/backend#61").is_empty() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    // Closed in GitLab; the webhook is lost.
+    gitlab
+        .gitlab
+        .update("acme/backend", 61, |issue| issue.close(Utc::now()));
+
+    for _ in 0..100 {
+        if sent.of("acme/backend#61").contains(&"resolved".to_owned())
+            && sent.of("acme/backend#60").contains(&"breach".to_owned())
+        {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    println!(
+        "#60: {:?}\n#61: {:?}",
+        sent.of("acme/backend#60"),
+        sent.of("acme/backend#61")
+    );
+    assert_eq!(sent.of("acme/backend#61"), vec!["start", "resolved"]);
+    let unknown = sent.of("acme/backend#60");
+    assert!(
+        unknown.contains(&"breach".to_owned()),
+        "the clock started 3 s ago from the label history, so it is breached: {unknown:?}"
+    );
+    let (_, metrics) = server.get("/metrics").await;
+    for line in [
+        "labelwarden_reconcile_repairs_total{kind=\"unknown_issue\"} 1",
+        "labelwarden_reconcile_repairs_total{kind=\"state\"} 1",
+        "labelwarden_reconcile_runs_total{outcome=\"ok\"}",
+    ] {
+        assert!(metrics.contains(line), "missing {line} in\n{metrics}");
+    }
+    server.stop().await;
+}
