@@ -181,6 +181,44 @@ async fn warning_then_breach_fire_on_time_with_no_further_webhook() {
 }
 
 #[tokio::test]
+async fn on_postgres_warning_then_breach_fire_on_time_and_once() {
+    let Some(database) = common::postgres::fresh_database().await else {
+        return;
+    };
+    let notices = Recorder::default();
+    let policies = labelwarden::policy::load(&common::fixtures().join("policies-fast")).unwrap();
+    let server = common::start_server_at(
+        std::sync::Arc::new(policies),
+        &database.url,
+        1024 * 1024,
+        notices.clone(),
+        RetryPolicy::default(),
+        None,
+    )
+    .await;
+    let labelled = Utc::now();
+    let payload = issue_event(12, labelled, labelled, &[], &[HIGHEST], false);
+    assert_eq!(server.deliver("pg-1", &payload).await, 200);
+    assert_eq!(server.deliver("pg-1", &payload).await, 200, "a redelivery");
+    wait_for(&notices, 3, Duration::from_secs(5)).await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let sent = notices.sent();
+    let steps: Vec<&str> = sent.iter().map(|(_, n)| n.firing.step.0.as_str()).collect();
+    assert_eq!(steps, vec!["start", "before_deadline:1s", "breach"]);
+    for (expected_after, (sent_at, notice)) in [(0, &sent[0]), (1_000, &sent[1]), (2_000, &sent[2])]
+    {
+        let after = (*sent_at - labelled).num_milliseconds();
+        assert!(
+            (expected_after..expected_after + 700).contains(&after),
+            "{} sent {after} ms after the label, expected {expected_after} ms",
+            notice.firing.step
+        );
+    }
+    server.stop().await;
+    database.drop().await;
+}
+
+#[tokio::test]
 async fn closing_before_the_deadline_resolves_and_cancels_the_breach() {
     let dir = tempfile::tempdir().unwrap();
     let app = spawn_app(&dir.path().join("db.sqlite")).await;

@@ -1,6 +1,8 @@
 //! The `Store` contract, written once against the trait so that every
 //! backend runs the same checks. SQLite runs here on a real file.
 
+mod common;
+
 use std::future::Future;
 
 use chrono::{DateTime, TimeDelta, TimeZone, Utc};
@@ -155,6 +157,22 @@ where
     .await
     .unwrap();
     check(store).await;
+}
+
+/// Runs `check` on a fresh PostgreSQL database (created for it, dropped
+/// after) when `LABELWARDEN_TEST_POSTGRES_URL` names a server; says it was
+/// skipped otherwise. `.ci/run` sets it.
+async fn with_postgres<F, Fut>(check: F)
+where
+    F: FnOnce(SqlStore) -> Fut,
+    Fut: Future<Output = ()>,
+{
+    let Some(database) = common::postgres::fresh_database().await else {
+        return;
+    };
+    let store = SqlStore::connect(&database.url).await.unwrap();
+    check(store).await;
+    database.drop().await;
 }
 
 async fn deliveries_are_kept_once_and_handed_out_in_order(store: impl Store) {
@@ -476,44 +494,37 @@ async fn data_survives_reopening(dir: &std::path::Path) {
     assert_eq!(store.pending_deliveries(10).await.unwrap().len(), 1);
 }
 
-#[tokio::test]
-async fn sqlite_keeps_deliveries_once_and_in_order() {
-    with_sqlite(deliveries_are_kept_once_and_handed_out_in_order).await;
+/// The contract, once per backend: `sqlite::name` and `postgres::name`.
+macro_rules! contract {
+    ($($name:ident => $check:ident;)*) => {
+        mod sqlite {
+            $(
+                #[tokio::test]
+                async fn $name() {
+                    super::with_sqlite(super::$check).await;
+                }
+            )*
+        }
+        mod postgres {
+            $(
+                #[tokio::test]
+                async fn $name() {
+                    super::with_postgres(super::$check).await;
+                }
+            )*
+        }
+    };
 }
 
-#[tokio::test]
-async fn sqlite_commits_everything_an_evaluation_changes() {
-    with_sqlite(a_commit_keeps_facts_timeline_clocks_ledger_and_outbox).await;
-}
-
-#[tokio::test]
-async fn sqlite_sends_a_step_recorded_twice_once() {
-    with_sqlite(a_step_recorded_twice_is_sent_once).await;
-}
-
-#[tokio::test]
-async fn sqlite_never_rolls_facts_back() {
-    with_sqlite(older_facts_never_replace_newer_ones).await;
-}
-
-#[tokio::test]
-async fn sqlite_loads_several_issues_in_order() {
-    with_sqlite(several_issues_load_in_the_order_asked).await;
-}
-
-#[tokio::test]
-async fn sqlite_hands_out_due_issues_by_wake_up() {
-    with_sqlite(due_issues_come_by_wake_up_time).await;
-}
-
-#[tokio::test]
-async fn sqlite_outbox_keeps_each_thread_in_order() {
-    with_sqlite(a_failing_notice_holds_back_its_thread_until_it_is_sent).await;
-}
-
-#[tokio::test]
-async fn sqlite_hands_each_notice_the_thread_of_its_cycle_and_channel() {
-    with_sqlite(a_sent_notice_s_thread_goes_with_the_rest_of_its_cycle).await;
+contract! {
+    keeps_deliveries_once_and_in_order => deliveries_are_kept_once_and_handed_out_in_order;
+    commits_everything_an_evaluation_changes => a_commit_keeps_facts_timeline_clocks_ledger_and_outbox;
+    sends_a_step_recorded_twice_once => a_step_recorded_twice_is_sent_once;
+    never_rolls_facts_back => older_facts_never_replace_newer_ones;
+    loads_several_issues_in_order => several_issues_load_in_the_order_asked;
+    hands_out_due_issues_by_wake_up => due_issues_come_by_wake_up_time;
+    outbox_keeps_each_thread_in_order => a_failing_notice_holds_back_its_thread_until_it_is_sent;
+    hands_each_notice_the_thread_of_its_cycle_and_channel => a_sent_notice_s_thread_goes_with_the_rest_of_its_cycle;
 }
 
 #[tokio::test]

@@ -10,6 +10,27 @@ pub struct Migration {
     pub statements: &'static [&'static str],
 }
 
+/// Where each backend records the migrations applied: SQLite's intake is a
+/// file of its own; on PostgreSQL intake shares the database, so its
+/// migrations are recorded apart from the main ones.
+pub const MAIN_TABLE: &str = "labelwarden_migrations";
+pub const INTAKE_TABLE: &str = "labelwarden_intake_migrations";
+
+/// PostgreSQL's intake: the same table in the shared database, its `seq`
+/// from a sequence. Inserts take a lock on the table so that `seq` order
+/// is commit order, which the intake cursor relies on.
+pub const POSTGRES_INTAKE_MIGRATIONS: &[Migration] = &[Migration {
+    version: 1,
+    name: "deliveries",
+    statements: &["CREATE TABLE deliveries (
+            seq BIGSERIAL PRIMARY KEY,
+            key TEXT NOT NULL UNIQUE,
+            kind TEXT NOT NULL,
+            received_at BIGINT NOT NULL,
+            payload TEXT NOT NULL
+        )"],
+}];
+
 /// The intake database: webhook deliveries as they arrive, in a file of
 /// their own so that acknowledging a webhook never waits for the enforcer.
 /// `seq` is the order of arrival; processing is tracked by the main

@@ -26,7 +26,9 @@ use crate::policy::PolicyName;
 pub enum StoreError {
     #[error("database: {0}")]
     Database(#[from] sqlx::Error),
-    #[error("database URL `{0}` is not supported: use sqlite://FILE")]
+    #[error(
+        "database URL `{0}` is not supported: use sqlite://FILE or postgres://USER@HOST/DATABASE"
+    )]
     UnsupportedUrl(String),
     #[error("database writer unavailable: {0}")]
     Unavailable(String),

@@ -1,13 +1,17 @@
-//! [`Store`] on a SQL database through sqlx's `Any` driver: SQLite now (a
-//! file, WAL mode, nothing to install), with SQL kept to what PostgreSQL
-//! also speaks (`$n` parameters, `ON CONFLICT`, integer timestamps).
+//! [`Store`] on a SQL database through sqlx's `Any` driver: SQLite (a
+//! file, WAL mode, nothing to install) or PostgreSQL (shared by several
+//! replicas), with one set of SQL both speak (`$n` parameters,
+//! `ON CONFLICT`, integer timestamps, `CASE` instead of two-argument
+//! `MAX`); the few differences are marked where they are.
 
 use chrono::{DateTime, Utc};
 use sqlx::any::{AnyPoolOptions, AnyRow};
-use sqlx::{Any, AnyPool, Executor, Row, Transaction};
+use sqlx::{Acquire, Any, AnyPool, Executor, Row, Transaction};
 use tokio::sync::{mpsc, oneshot};
 
-use super::migrations::{INTAKE_MIGRATIONS, MIGRATIONS, Migration};
+use super::migrations::{
+    INTAKE_MIGRATIONS, INTAKE_TABLE, MAIN_TABLE, MIGRATIONS, Migration, POSTGRES_INTAKE_MIGRATIONS,
+};
 use super::{
     CommitOutcome, Delivery, Handled, IssueCommit, IssueRecord, Loaded, OutboxEntry, OutboxKey,
     OutboxOutcome, Recorded, SendResult, Store, StoreError, StoreStats,
@@ -43,6 +47,13 @@ pub struct SqlStore {
     deliveries: mpsc::Sender<PendingDelivery>,
 }
 
+/// Which database a store talks to, where their SQL differs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Backend {
+    Sqlite,
+    Postgres,
+}
+
 /// A delivery waiting to be written, and who waits for the outcome.
 type PendingDelivery = (Delivery, oneshot::Sender<Result<Recorded, String>>);
 
@@ -50,10 +61,14 @@ type PendingDelivery = (Delivery, oneshot::Sender<Result<Recorded, String>>);
 const DELIVERY_BATCH: usize = 512;
 
 /// Writes queued deliveries, a batch per transaction, until the store is dropped.
-async fn write_deliveries(writer: AnyPool, mut queue: mpsc::Receiver<PendingDelivery>) {
+async fn write_deliveries(
+    writer: AnyPool,
+    backend: Backend,
+    mut queue: mpsc::Receiver<PendingDelivery>,
+) {
     let mut batch = Vec::with_capacity(DELIVERY_BATCH);
     while queue.recv_many(&mut batch, DELIVERY_BATCH).await > 0 {
-        match insert_deliveries(&writer, &batch).await {
+        match insert_deliveries(&writer, backend, &batch).await {
             Ok(recorded) => {
                 for ((_, reply), outcome) in batch.drain(..).zip(recorded) {
                     let _ = reply.send(Ok(outcome));
@@ -74,9 +89,17 @@ async fn write_deliveries(writer: AnyPool, mut queue: mpsc::Receiver<PendingDeli
 /// (earlier, or twice in this batch).
 async fn insert_deliveries(
     writer: &AnyPool,
+    backend: Backend,
     batch: &[PendingDelivery],
 ) -> Result<Vec<Recorded>, sqlx::Error> {
     let mut tx = writer.begin().await?;
+    if backend == Backend::Postgres {
+        // Several replicas insert at once: without this, a lower `seq` could
+        // commit after a higher one and be passed over by the intake cursor.
+        // SQLite has one writer already.
+        tx.execute("LOCK TABLE deliveries IN SHARE ROW EXCLUSIVE MODE")
+            .await?;
+    }
     let mut inserted = std::collections::HashSet::with_capacity(batch.len());
     for chunk in batch.chunks(ROWS_PER_STATEMENT) {
         let sql = format!(
@@ -150,11 +173,15 @@ fn event_from_columns(kind: &str, label: String) -> Result<Event, StoreError> {
 }
 
 impl SqlStore {
-    /// Opens (creating if needed) the database `sqlite://FILE` and brings
-    /// its schema up to date. Deliveries live beside it in a file of their
-    /// own: `labelwarden.db` comes with `labelwarden.intake.db`.
+    /// Opens the database and brings its schema up to date:
+    /// `sqlite://FILE` (created if needed; deliveries live beside it in a
+    /// file of their own, `labelwarden.db` with `labelwarden.intake.db`) or
+    /// `postgres://…` (one database shared by every replica).
     pub async fn connect(url: &str) -> Result<Self, StoreError> {
         sqlx::any::install_default_drivers();
+        if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+            return Self::connect_postgres(url).await;
+        }
         let path = url
             .strip_prefix("sqlite:")
             .map(|rest| rest.trim_start_matches("//"))
@@ -164,18 +191,48 @@ impl SqlStore {
         let intake = format!("sqlite://{}?mode=rwc", intake_file(path));
 
         let writer = open_sqlite(&main, 1).await?;
-        migrate(&writer, MIGRATIONS).await?;
+        migrate(&writer, Backend::Sqlite, MAIN_TABLE, MIGRATIONS).await?;
         let readers = open_sqlite(&main, 3).await?;
         let intake_writer = open_sqlite(&intake, 1).await?;
-        migrate(&intake_writer, INTAKE_MIGRATIONS).await?;
+        migrate(
+            &intake_writer,
+            Backend::Sqlite,
+            MAIN_TABLE,
+            INTAKE_MIGRATIONS,
+        )
+        .await?;
         let intake_readers = open_sqlite(&intake, 2).await?;
 
         let (deliveries, queue) = mpsc::channel(4 * DELIVERY_BATCH);
-        tokio::spawn(write_deliveries(intake_writer, queue));
+        tokio::spawn(write_deliveries(intake_writer, Backend::Sqlite, queue));
         Ok(SqlStore {
             readers,
             writer,
             intake_readers,
+            deliveries,
+        })
+    }
+
+    async fn connect_postgres(url: &str) -> Result<Self, StoreError> {
+        let pool = AnyPoolOptions::new()
+            .max_connections(10)
+            .acquire_timeout(std::time::Duration::from_secs(5))
+            .connect(url)
+            .await?;
+        migrate(&pool, Backend::Postgres, MAIN_TABLE, MIGRATIONS).await?;
+        migrate(
+            &pool,
+            Backend::Postgres,
+            INTAKE_TABLE,
+            POSTGRES_INTAKE_MIGRATIONS,
+        )
+        .await?;
+        let (deliveries, queue) = mpsc::channel(4 * DELIVERY_BATCH);
+        tokio::spawn(write_deliveries(pool.clone(), Backend::Postgres, queue));
+        Ok(SqlStore {
+            readers: pool.clone(),
+            writer: pool.clone(),
+            intake_readers: pool,
             deliveries,
         })
     }
@@ -215,30 +272,60 @@ async fn open_sqlite(url: &str, connections: u32) -> Result<AnyPool, sqlx::Error
         .await
 }
 
-/// Applies the migrations `pool` has not seen yet, each in a transaction.
-async fn migrate(pool: &AnyPool, migrations: &[Migration]) -> Result<(), StoreError> {
-    pool.execute(
-        "CREATE TABLE IF NOT EXISTS labelwarden_migrations (
-            version BIGINT PRIMARY KEY,
-            name TEXT NOT NULL,
-            applied_at BIGINT NOT NULL
-        )",
-    )
-    .await?;
-    let applied: Vec<i64> = sqlx::query("SELECT version FROM labelwarden_migrations")
-        .fetch_all(pool)
-        .await?
-        .iter()
-        .map(|row| row.try_get::<i64, _>(0))
-        .collect::<Result<_, _>>()?;
+/// Applies the migrations `pool` has not seen yet, each in a transaction,
+/// recorded in `table`. On PostgreSQL an advisory lock keeps two replicas
+/// starting at once from migrating together.
+async fn migrate(
+    pool: &AnyPool,
+    backend: Backend,
+    table: &'static str,
+    migrations: &[Migration],
+) -> Result<(), StoreError> {
+    let mut connection = pool.acquire().await?;
+    if backend == Backend::Postgres {
+        connection
+            .execute("SELECT pg_advisory_lock(7262733816)")
+            .await?;
+    }
+    let outcome = apply_migrations(&mut connection, table, migrations).await;
+    if backend == Backend::Postgres {
+        connection
+            .execute("SELECT pg_advisory_unlock(7262733816)")
+            .await?;
+    }
+    outcome
+}
+
+async fn apply_migrations(
+    connection: &mut sqlx::pool::PoolConnection<Any>,
+    table: &'static str,
+    migrations: &[Migration],
+) -> Result<(), StoreError> {
+    // The table name is one of two constants, never input.
+    connection
+        .execute(sqlx::AssertSqlSafe(format!(
+            "CREATE TABLE IF NOT EXISTS {table} (
+                version BIGINT PRIMARY KEY,
+                name TEXT NOT NULL,
+                applied_at BIGINT NOT NULL
+            )"
+        )))
+        .await?;
+    let applied: Vec<i64> =
+        sqlx::query(sqlx::AssertSqlSafe(format!("SELECT version FROM {table}")))
+            .fetch_all(&mut **connection)
+            .await?
+            .iter()
+            .map(|row| row.try_get::<i64, _>(0))
+            .collect::<Result<_, _>>()?;
     for migration in migrations.iter().filter(|m| !applied.contains(&m.version)) {
-        let mut tx = pool.begin().await?;
+        let mut tx = connection.begin().await?;
         for statement in migration.statements {
             tx.execute(*statement).await?;
         }
-        sqlx::query(
-            "INSERT INTO labelwarden_migrations (version, name, applied_at) VALUES ($1, $2, $3)",
-        )
+        sqlx::query(sqlx::AssertSqlSafe(format!(
+            "INSERT INTO {table} (version, name, applied_at) VALUES ($1, $2, $3)"
+        )))
         .bind(migration.version)
         .bind(migration.name)
         .bind(millis(Utc::now()))
@@ -408,7 +495,8 @@ impl Store for SqlStore {
         if let Some(last) = handled.iter().map(|d| d.seq).max() {
             sqlx::query(
                 "INSERT INTO intake_cursor (id, seq) VALUES (1, $1)
-                 ON CONFLICT (id) DO UPDATE SET seq = MAX(intake_cursor.seq, excluded.seq)",
+                 ON CONFLICT (id) DO UPDATE SET seq =
+                    CASE WHEN excluded.seq > intake_cursor.seq THEN excluded.seq ELSE intake_cursor.seq END",
             )
             .bind(last)
             .execute(&mut *tx)
@@ -609,8 +697,8 @@ impl Store for SqlStore {
                 .collect::<Result<Vec<_>, sqlx::Error>>()?;
         let outbox = sqlx::query(
             "SELECT
-                COALESCE(SUM(CASE WHEN sent_at IS NULL AND next_attempt_at IS NOT NULL THEN 1 ELSE 0 END), 0) AS pending,
-                COALESCE(SUM(CASE WHEN sent_at IS NULL AND next_attempt_at IS NULL THEN 1 ELSE 0 END), 0) AS failed
+                COUNT(CASE WHEN sent_at IS NULL AND next_attempt_at IS NOT NULL THEN 1 END) AS pending,
+                COUNT(CASE WHEN sent_at IS NULL AND next_attempt_at IS NULL THEN 1 END) AS failed
              FROM outbox",
         )
         .fetch_one(&self.readers)

@@ -6,6 +6,7 @@
 
 pub mod fake_gitlab;
 pub mod fake_slack;
+pub mod postgres;
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -77,9 +78,20 @@ pub async fn start_server_reconciling<N: Notifier>(
     retry: RetryPolicy,
     reconcile: Option<ReconcileConfig>,
 ) -> Server {
-    let store = SqlStore::connect(&format!("sqlite://{}", database.display()))
-        .await
-        .expect("store opens");
+    let url = format!("sqlite://{}", database.display());
+    start_server_at(policies, &url, max_body_bytes, notifier, retry, reconcile).await
+}
+
+/// The server over the database at `url` (SQLite or PostgreSQL).
+pub async fn start_server_at<N: Notifier>(
+    policies: Arc<labelwarden::policy::PolicySet>,
+    url: &str,
+    max_body_bytes: usize,
+    notifier: N,
+    retry: RetryPolicy,
+    reconcile: Option<ReconcileConfig>,
+) -> Server {
+    let store = SqlStore::connect(url).await.expect("store opens");
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let address = format!("http://{}", listener.local_addr().unwrap());
     let shutdown = CancellationToken::new();

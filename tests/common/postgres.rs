@@ -1,0 +1,70 @@
+//! PostgreSQL for the tests: a fresh database per test on the server named
+//! by `LABELWARDEN_TEST_POSTGRES_URL` (`.ci/run` starts the machine's
+//! server and sets it). Without it the PostgreSQL tests say they were
+//! skipped and pass.
+
+use sqlx::Executor;
+use sqlx::any::AnyPoolOptions;
+
+pub const URL_ENV: &str = "LABELWARDEN_TEST_POSTGRES_URL";
+
+/// A database made for one test.
+pub struct Database {
+    /// The server URL with this database's name.
+    pub url: String,
+    server: String,
+    name: String,
+}
+
+/// Creates a database with a unique name, or `None` (and a note on
+/// stderr) when no server is configured.
+pub async fn fresh_database() -> Option<Database> {
+    let Ok(server) = std::env::var(URL_ENV) else {
+        eprintln!(
+            "PostgreSQL test skipped: set {URL_ENV}=postgres://USER@HOST:5432/DATABASE to run it"
+        );
+        return None;
+    };
+    sqlx::any::install_default_drivers();
+    let name = format!(
+        "labelwarden_test_{}_{}",
+        std::process::id(),
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_nanos()
+    );
+    let admin = AnyPoolOptions::new()
+        .max_connections(1)
+        .connect(&server)
+        .await
+        .unwrap_or_else(|e| panic!("{URL_ENV}={server}: cannot connect: {e}"));
+    admin
+        .execute(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}")))
+        .await
+        .unwrap();
+    admin.close().await;
+    let url = match server.rsplit_once('/') {
+        Some((base, _)) => format!("{base}/{name}"),
+        None => panic!("{URL_ENV} must end in /DATABASE"),
+    };
+    Some(Database { url, server, name })
+}
+
+impl Database {
+    /// Drops the database (after the test's connections are gone).
+    pub async fn drop(self) {
+        if let Ok(admin) = AnyPoolOptions::new()
+            .max_connections(1)
+            .connect(&self.server)
+            .await
+        {
+            let _ = admin
+                .execute(sqlx::AssertSqlSafe(format!(
+                    "DROP DATABASE IF EXISTS {} WITH (FORCE)",
+                    self.name
+                )))
+                .await;
+        }
+    }
+}
