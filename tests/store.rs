@@ -252,7 +252,10 @@ async fn a_commit_keeps_facts_timeline_clocks_ledger_and_outbox(store: impl Stor
         "not_matching clocks are not kept"
     );
     assert_eq!(stats.outbox_pending, 1);
-    let outbox = store.pending_outbox(at(2), 10).await.unwrap();
+    let outbox = store
+        .claim_outbox(at(2), 10, TimeDelta::zero())
+        .await
+        .unwrap();
     assert_eq!(outbox.len(), 1);
     assert_eq!(outbox[0].notice, notice(7, "start"));
     assert!(load(&store, 8).await.record.is_none());
@@ -270,7 +273,7 @@ async fn a_step_recorded_twice_is_sent_once(store: impl Store) {
     assert_eq!((first.newly_fired, second.newly_fired), (1, 1));
     assert_eq!(store.stats(at(3)).await.unwrap().outbox_pending, 2);
     let steps: Vec<String> = store
-        .pending_outbox(at(3), 10)
+        .claim_outbox(at(3), 10, TimeDelta::zero())
         .await
         .unwrap()
         .into_iter()
@@ -355,7 +358,10 @@ async fn a_failing_notice_holds_back_its_thread_until_it_is_sent(store: impl Sto
         .commit(&[commit(6, at(1), &["start"], None)], &[])
         .await
         .unwrap();
-    let first = store.pending_outbox(at(1), 10).await.unwrap();
+    let first = store
+        .claim_outbox(at(1), 10, TimeDelta::zero())
+        .await
+        .unwrap();
     let keys: Vec<OutboxKey> = first.iter().map(|e| e.key.clone()).collect();
     assert_eq!(keys.len(), 2, "the breach of #5 waits behind its start");
 
@@ -379,12 +385,19 @@ async fn a_failing_notice_holds_back_its_thread_until_it_is_sent(store: impl Sto
         .await
         .unwrap();
     assert!(
-        store.pending_outbox(at(5), 10).await.unwrap().is_empty(),
+        store
+            .claim_outbox(at(5), 10, TimeDelta::zero())
+            .await
+            .unwrap()
+            .is_empty(),
         "nothing overtakes the retry"
     );
     assert_eq!(store.next_outbox_attempt().await.unwrap(), Some(at(10)));
 
-    let retried = store.pending_outbox(at(10), 10).await.unwrap();
+    let retried = store
+        .claim_outbox(at(10), 10, TimeDelta::zero())
+        .await
+        .unwrap();
     assert_eq!(retried.len(), 1);
     assert_eq!(
         (retried[0].key.firing.step.0.as_str(), retried[0].attempts),
@@ -400,7 +413,10 @@ async fn a_failing_notice_holds_back_its_thread_until_it_is_sent(store: impl Sto
         }])
         .await
         .unwrap();
-    let next = store.pending_outbox(at(10), 10).await.unwrap();
+    let next = store
+        .claim_outbox(at(10), 10, TimeDelta::zero())
+        .await
+        .unwrap();
     assert_eq!(next.len(), 1);
     assert_eq!(next[0].key.firing.step.0, "breach");
     store
@@ -427,7 +443,10 @@ async fn a_sent_notice_s_thread_goes_with_the_rest_of_its_cycle(store: impl Stor
     let mut fired = commit(8, at(1), &["start", "warning", "breach"], None);
     fired.fired[2].notice.slack.as_mut().unwrap().channel = "managers".into();
     store.commit(&[fired], &[]).await.unwrap();
-    let start = store.pending_outbox(at(1), 10).await.unwrap();
+    let start = store
+        .claim_outbox(at(1), 10, TimeDelta::zero())
+        .await
+        .unwrap();
     assert_eq!(start.len(), 1);
     assert_eq!(start[0].thread, None, "nothing started a thread yet");
 
@@ -445,7 +464,10 @@ async fn a_sent_notice_s_thread_goes_with_the_rest_of_its_cycle(store: impl Stor
         }])
         .await
         .unwrap();
-    let warning = store.pending_outbox(at(1), 10).await.unwrap();
+    let warning = store
+        .claim_outbox(at(1), 10, TimeDelta::zero())
+        .await
+        .unwrap();
     assert_eq!(warning[0].key.firing.step.0, "warning");
     assert_eq!(warning[0].thread.as_ref(), Some(&parent));
 
@@ -456,8 +478,17 @@ async fn a_sent_notice_s_thread_goes_with_the_rest_of_its_cycle(store: impl Stor
         }])
         .await
         .unwrap();
-    assert!(store.pending_outbox(at(1), 10).await.unwrap().is_empty());
-    let deferred = store.pending_outbox(at(2), 10).await.unwrap();
+    assert!(
+        store
+            .claim_outbox(at(1), 10, TimeDelta::zero())
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    let deferred = store
+        .claim_outbox(at(2), 10, TimeDelta::zero())
+        .await
+        .unwrap();
     assert_eq!(
         (deferred[0].key.firing.step.0.as_str(), deferred[0].attempts),
         ("warning", 0),
@@ -473,9 +504,86 @@ async fn a_sent_notice_s_thread_goes_with_the_rest_of_its_cycle(store: impl Stor
         }])
         .await
         .unwrap();
-    let breach = store.pending_outbox(at(2), 10).await.unwrap();
+    let breach = store
+        .claim_outbox(at(2), 10, TimeDelta::zero())
+        .await
+        .unwrap();
     assert_eq!(breach[0].key.firing.step.0, "breach");
     assert_eq!(breach[0].thread, None, "another channel has its own thread");
+}
+
+/// Two processes sharing the database never hold the same entry: a claim
+/// hides it until it is recorded or the claim runs out.
+async fn a_claimed_notice_is_nobody_else_s_until_its_claim_runs_out(store: impl Store) {
+    store
+        .commit(
+            &[
+                commit(21, at(1), &["start"], None),
+                commit(22, at(1), &["start"], None),
+            ],
+            &[],
+        )
+        .await
+        .unwrap();
+    let lease = TimeDelta::minutes(1);
+    let first = store.claim_outbox(at(1), 1, lease).await.unwrap();
+    assert_eq!(first.len(), 1);
+    let second = store.claim_outbox(at(1), 10, lease).await.unwrap();
+    assert_eq!(second.len(), 1, "only the unclaimed one");
+    assert_ne!(first[0].key, second[0].key);
+    assert!(
+        store
+            .claim_outbox(at(1), 10, lease)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    assert_eq!(
+        store.next_outbox_attempt().await.unwrap(),
+        Some(at(2)),
+        "claimed entries are due again when their claim runs out"
+    );
+
+    store
+        .record_outbox(&[OutboxOutcome {
+            key: first[0].key.clone(),
+            result: SendResult::Sent {
+                at: at(1),
+                thread: None,
+            },
+        }])
+        .await
+        .unwrap();
+    // The claimant of the second died: its claim runs out, someone else takes it.
+    let taken_over = store.claim_outbox(at(2), 10, lease).await.unwrap();
+    assert_eq!(taken_over.len(), 1);
+    assert_eq!(taken_over[0].key, second[0].key);
+}
+
+/// Work one process does at a time: a lease is held until it runs out or
+/// is given up, and renewing it is free for its holder.
+async fn a_lease_has_one_holder_at_a_time(store: impl Store, other: impl Store) {
+    let lease = TimeDelta::seconds(10);
+    assert!(store.hold_lease("enforcer", at(0), lease).await.unwrap());
+    assert!(
+        store.hold_lease("enforcer", at(0), lease).await.unwrap(),
+        "renewed"
+    );
+    assert!(!other.hold_lease("enforcer", at(0), lease).await.unwrap());
+    assert!(
+        other.hold_lease("reconcile", at(0), lease).await.unwrap(),
+        "another lease"
+    );
+    assert!(
+        other.hold_lease("enforcer", at(1), lease).await.unwrap(),
+        "the first holder stopped renewing"
+    );
+    assert!(!store.hold_lease("enforcer", at(1), lease).await.unwrap());
+    other.release_lease("enforcer").await.unwrap();
+    assert!(
+        store.hold_lease("enforcer", at(1), lease).await.unwrap(),
+        "given up"
+    );
 }
 
 async fn data_survives_reopening(dir: &std::path::Path) {
@@ -525,6 +633,27 @@ contract! {
     hands_out_due_issues_by_wake_up => due_issues_come_by_wake_up_time;
     outbox_keeps_each_thread_in_order => a_failing_notice_holds_back_its_thread_until_it_is_sent;
     hands_each_notice_the_thread_of_its_cycle_and_channel => a_sent_notice_s_thread_goes_with_the_rest_of_its_cycle;
+    claims_a_notice_for_one_process_at_a_time => a_claimed_notice_is_nobody_else_s_until_its_claim_runs_out;
+}
+
+#[tokio::test]
+async fn sqlite_lease_has_one_holder_at_a_time() {
+    let dir = tempfile::tempdir().unwrap();
+    let url = format!("sqlite://{}", dir.path().join("lease.db").display());
+    let first = SqlStore::connect(&url).await.unwrap();
+    let second = SqlStore::connect(&url).await.unwrap();
+    a_lease_has_one_holder_at_a_time(first, second).await;
+}
+
+#[tokio::test]
+async fn postgres_lease_has_one_holder_at_a_time() {
+    let Some(database) = common::postgres::fresh_database().await else {
+        return;
+    };
+    let first = SqlStore::connect(&database.url).await.unwrap();
+    let second = SqlStore::connect(&database.url).await.unwrap();
+    a_lease_has_one_holder_at_a_time(first, second).await;
+    database.drop().await;
 }
 
 #[tokio::test]

@@ -7,6 +7,14 @@
 //! store holds the timers, so they survive restarts, and after a restart the
 //! first pass finds everything that came due meanwhile; the engine fires
 //! each missed step once and its notice says it is late.
+//!
+//! With several replicas on one PostgreSQL database, one of them is the
+//! enforcer at a time: it holds the `enforcer` lease (see
+//! [`crate::store::Store::hold_lease`]) and renews it every third of its
+//! length; the others wait. When the holder dies, its lease runs out and
+//! another replica takes over, finding everything that came due meanwhile.
+//! The active enforcer also looks every 200 ms for deliveries the other
+//! replicas stored.
 
 use std::time::Duration;
 
@@ -23,19 +31,59 @@ use crate::store::{Handled, IssueCommit, Store, StoreError};
 /// wait behind it: small passes keep that wait to a few milliseconds while
 /// still sharing one commit among many issues.
 const BATCH: u32 = 16;
-/// Sleep at most this long, so a clock changed outside this process (another
-/// replica, a manual fix) is noticed eventually.
+/// Sleep at most this long, so a clock changed outside this process (a
+/// manual fix) is noticed eventually.
 const LONGEST_SLEEP: Duration = Duration::from_secs(60);
+/// On a database shared with other replicas, how often to look for the
+/// deliveries they stored.
+const PEER_POLL: Duration = Duration::from_millis(200);
+
+/// The lease that makes one replica the enforcer at a time.
+pub const LEASE_NAME: &str = "enforcer";
 
 pub async fn run<S: Store>(context: &Context<S>, shutdown: CancellationToken) {
+    let lease = context.lease;
+    let renew_every = (lease / 3).to_std().unwrap_or(Duration::from_secs(1));
+    let mut holding = false;
     loop {
         let delivered = context.deliveries_waiting.notified();
+        match context
+            .store
+            .hold_lease(LEASE_NAME, Utc::now(), lease)
+            .await
+        {
+            Ok(true) => {
+                if !holding {
+                    tracing::info!("this replica is the enforcer");
+                    metrics::gauge!("labelwarden_enforcer_active").set(1.0);
+                }
+                holding = true;
+            }
+            Ok(false) => {
+                if holding {
+                    tracing::warn!("another replica took over as the enforcer");
+                }
+                holding = false;
+                metrics::gauge!("labelwarden_enforcer_active").set(0.0);
+                tokio::select! {
+                    _ = shutdown.cancelled() => return,
+                    _ = tokio::time::sleep(renew_every) => continue,
+                }
+            }
+            Err(e) => {
+                tracing::error!(error = %e, "cannot hold the enforcer lease; retrying in 1s");
+                tokio::select! {
+                    _ = shutdown.cancelled() => break,
+                    _ = tokio::time::sleep(Duration::from_secs(1)) => continue,
+                }
+            }
+        }
         let busy = match pass(context).await {
             Ok(busy) => busy,
             Err(e) => {
                 tracing::error!(error = %e, "enforcer pass failed; retrying in 1s");
                 tokio::select! {
-                    _ = shutdown.cancelled() => return,
+                    _ = shutdown.cancelled() => break,
                     _ = tokio::time::sleep(Duration::from_secs(1)) => continue,
                 }
             }
@@ -43,7 +91,7 @@ pub async fn run<S: Store>(context: &Context<S>, shutdown: CancellationToken) {
         if busy {
             continue;
         }
-        let sleep = match context.store.earliest_wake().await {
+        let mut sleep = match context.store.earliest_wake().await {
             Ok(Some(wake)) => (wake - Utc::now())
                 .to_std()
                 .unwrap_or(Duration::ZERO)
@@ -54,13 +102,23 @@ pub async fn run<S: Store>(context: &Context<S>, shutdown: CancellationToken) {
                 Duration::from_secs(1)
             }
         };
+        // Renew the lease in time; on a shared database, also look for what
+        // other replicas stored, since nobody rings this process for it.
+        sleep = sleep.min(renew_every);
+        if context.store.shared() {
+            sleep = sleep.min(PEER_POLL);
+        }
         tokio::select! {
-            _ = shutdown.cancelled() => return,
+            _ = shutdown.cancelled() => break,
             _ = delivered => {}
             // Never spin: a wake-up that evaluates to itself again (clock
             // skew) is looked at after 10 ms at the soonest.
             _ = tokio::time::sleep(sleep.max(Duration::from_millis(10))) => {}
         }
+    }
+    // Stopping cleanly: another replica need not wait for the lease to run out.
+    if holding && let Err(e) = context.store.release_lease(LEASE_NAME).await {
+        tracing::warn!(error = %e, "cannot give up the enforcer lease; it runs out by itself");
     }
 }
 

@@ -43,6 +43,9 @@ pub struct Context<S> {
     pub notices_waiting: Notify,
     /// How the outbox spaces retries of failed sends.
     pub retry: outbox::RetryPolicy,
+    /// How long the enforcer lease lasts: how soon a replica takes over
+    /// from one that died.
+    pub lease: chrono::TimeDelta,
 }
 
 impl<S: Store> Context<S> {
@@ -53,7 +56,14 @@ impl<S: Store> Context<S> {
             deliveries_waiting: Notify::new(),
             notices_waiting: Notify::new(),
             retry: outbox::RetryPolicy::default(),
+            lease: chrono::TimeDelta::seconds(10),
         }
+    }
+
+    /// The same context with another enforcer lease length.
+    pub fn with_lease(mut self, lease: chrono::TimeDelta) -> Self {
+        self.lease = lease;
+        self
     }
 
     /// The same context with another retry policy (tests use short ones).

@@ -92,6 +92,20 @@ pub async fn run<S: Store>(
             _ = shutdown.cancelled() => return,
             _ = tokio::time::sleep(config.every) => {}
         }
+        // One replica reconciles per interval.
+        let lease = chrono::TimeDelta::from_std(config.every).unwrap_or(TimeDelta::minutes(15));
+        match context
+            .store
+            .hold_lease("reconcile", Utc::now(), lease)
+            .await
+        {
+            Ok(true) => {}
+            Ok(false) => continue,
+            Err(e) => {
+                tracing::error!(error = %e, "cannot take the reconcile lease");
+                continue;
+            }
+        }
         let outcome = tokio::select! {
             _ = shutdown.cancelled() => return,
             outcome = pass(context, &config) => outcome,

@@ -142,4 +142,20 @@ pub const MIGRATIONS: &[Migration] = &[
         )",
         ],
     },
+    Migration {
+        version: 3,
+        name: "claims and leases for several replicas",
+        statements: &[
+            // An outbox row being sent is claimed until then; another
+            // replica takes it over only after the claim ran out.
+            "ALTER TABLE outbox ADD COLUMN claimed_until BIGINT",
+            // Work one replica at a time does (the enforcer, reconcile),
+            // held by `owner` until `until_at` and renewed while it works.
+            "CREATE TABLE leases (
+            name TEXT PRIMARY KEY,
+            owner TEXT NOT NULL,
+            until_at BIGINT NOT NULL
+        )",
+        ],
+    },
 ];

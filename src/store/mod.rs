@@ -186,6 +186,12 @@ pub trait Store: Send + Sync + 'static {
     /// The database answers.
     fn ping(&self) -> impl Future<Output = Result<(), StoreError>> + Send;
 
+    /// Other processes may write to the same database (PostgreSQL shared by
+    /// replicas): what they store is found by looking, not by being told.
+    fn shared(&self) -> bool {
+        false
+    }
+
     /// Keeps a delivery unless one with the same key was seen before.
     fn record_delivery(
         &self,
@@ -236,12 +242,29 @@ pub trait Store: Send + Sync + 'static {
         project: &str,
     ) -> impl Future<Output = Result<Vec<IssueRef>, StoreError>> + Send;
 
-    /// Outbox entries to try at `now`, oldest first.
-    fn pending_outbox(
+    /// Claims up to `limit` outbox entries due at `now` for this process
+    /// until `now + lease`, oldest first: another process (a replica
+    /// sharing the database) skips them until they are recorded or the
+    /// claim runs out. Entries another process holds are skipped, not
+    /// waited for.
+    fn claim_outbox(
         &self,
         now: DateTime<Utc>,
         limit: u32,
+        lease: chrono::TimeDelta,
     ) -> impl Future<Output = Result<Vec<OutboxEntry>, StoreError>> + Send;
+
+    /// Takes or renews the lease `name` for this process until
+    /// `now + lease`; false while another process holds it.
+    fn hold_lease(
+        &self,
+        name: &str,
+        now: DateTime<Utc>,
+        lease: chrono::TimeDelta,
+    ) -> impl Future<Output = Result<bool, StoreError>> + Send;
+
+    /// Gives the lease `name` up, if this process holds it.
+    fn release_lease(&self, name: &str) -> impl Future<Output = Result<(), StoreError>> + Send;
 
     /// When the next outbox entry waiting for a retry becomes due.
     fn next_outbox_attempt(

@@ -45,6 +45,20 @@ pub struct SqlStore {
     writer: AnyPool,
     intake_readers: AnyPool,
     deliveries: mpsc::Sender<PendingDelivery>,
+    backend: Backend,
+    /// Who this process is in claims and leases: unique per start.
+    owner: String,
+}
+
+/// A name for this process in claims and leases: host, process id and
+/// start time, unique across replicas and restarts.
+fn owner_id() -> String {
+    let host = std::env::var("HOSTNAME").unwrap_or_else(|_| "host".to_owned());
+    format!(
+        "{host}-{}-{}",
+        std::process::id(),
+        Utc::now().timestamp_micros()
+    )
 }
 
 /// Which database a store talks to, where their SQL differs.
@@ -210,6 +224,8 @@ impl SqlStore {
             writer,
             intake_readers,
             deliveries,
+            backend: Backend::Sqlite,
+            owner: owner_id(),
         })
     }
 
@@ -234,7 +250,53 @@ impl SqlStore {
             writer: pool.clone(),
             intake_readers: pool,
             deliveries,
+            backend: Backend::Postgres,
+            owner: owner_id(),
         })
+    }
+
+    /// The threads of claimed entries' cycles in their channels, by
+    /// (project, iid, policy, cycle, channel).
+    async fn threads_of(
+        &self,
+        claimed: &[(OutboxEntry, i64, Option<String>)],
+    ) -> Result<std::collections::HashMap<ThreadKey, Thread>, StoreError> {
+        let with_channel: Vec<(&OutboxKey, &String)> = claimed
+            .iter()
+            .filter_map(|(entry, _, channel)| channel.as_ref().map(|c| (&entry.key, c)))
+            .collect();
+        let mut threads = std::collections::HashMap::new();
+        for chunk in with_channel.chunks(ROWS_PER_STATEMENT) {
+            let mut query = multi_row(format!(
+                "SELECT project, iid, policy, cycle, channel, channel_id, ts FROM threads
+                 WHERE (project, iid, policy, cycle, channel) IN (VALUES {})",
+                placeholders(chunk.len(), 5)
+            ));
+            for (key, channel) in chunk {
+                query = query
+                    .bind(key.issue.project.0.as_str())
+                    .bind(key.issue.iid.0 as i64)
+                    .bind(key.policy.0.as_str())
+                    .bind(i64::from(key.firing.cycle))
+                    .bind(channel.as_str());
+            }
+            for row in query.fetch_all(&self.readers).await? {
+                threads.insert(
+                    (
+                        row.try_get("project")?,
+                        row.try_get("iid")?,
+                        row.try_get("policy")?,
+                        row.try_get("cycle")?,
+                        row.try_get("channel")?,
+                    ),
+                    Thread {
+                        channel_id: row.try_get("channel_id")?,
+                        ts: row.try_get("ts")?,
+                    },
+                );
+            }
+        }
+        Ok(threads)
     }
 
     /// How far intake has been processed: the last handled delivery's `seq`.
@@ -367,6 +429,10 @@ fn outbox_key(row: &AnyRow) -> Result<OutboxKey, StoreError> {
 }
 
 impl Store for SqlStore {
+    fn shared(&self) -> bool {
+        self.backend == Backend::Postgres
+    }
+
     async fn ping(&self) -> Result<(), StoreError> {
         sqlx::query("SELECT 1").execute(&self.readers).await?;
         Ok(())
@@ -551,51 +617,105 @@ impl Store for SqlStore {
         Ok(row.try_get::<Option<i64>, _>(0)?.map(instant))
     }
 
-    async fn pending_outbox(
+    async fn claim_outbox(
         &self,
         now: DateTime<Utc>,
         limit: u32,
+        lease: chrono::TimeDelta,
     ) -> Result<Vec<OutboxEntry>, StoreError> {
-        let rows = sqlx::query(
-            // An unsent earlier notice of the same issue and policy holds the
-            // later ones back: a thread is told in order.
-            sqlx::AssertSqlSafe(format!(
-                "SELECT o.project, o.iid, o.policy, o.step, o.cycle, o.occurrence, o.notice, o.attempts,
-                        o.created_at, t.channel_id, t.ts
-                 FROM outbox o
-                 LEFT JOIN threads t ON t.project = o.project AND t.iid = o.iid AND t.policy = o.policy
-                   AND t.cycle = o.cycle AND t.channel = o.channel
-                 WHERE o.next_attempt_at <= $1 AND {HEAD_OF_THREAD}
-                 ORDER BY o.created_at, o.position LIMIT $2"
-            )),
-        )
+        // PostgreSQL: rows another replica is claiming right now are
+        // skipped, not waited for. SQLite has one writer already.
+        let lock = match self.backend {
+            Backend::Postgres => "FOR UPDATE SKIP LOCKED",
+            Backend::Sqlite => "",
+        };
+        let rows = sqlx::query(sqlx::AssertSqlSafe(format!(
+            "UPDATE outbox SET claimed_until = $1
+             WHERE (project, iid, policy, step, cycle, occurrence) IN (
+                SELECT o.project, o.iid, o.policy, o.step, o.cycle, o.occurrence FROM outbox o
+                WHERE o.next_attempt_at <= $2 AND (o.claimed_until IS NULL OR o.claimed_until <= $2)
+                  AND {HEAD_OF_THREAD}
+                ORDER BY o.created_at, o.position LIMIT $3 {lock})
+             RETURNING project, iid, policy, step, cycle, occurrence, notice, attempts, created_at,
+                position, channel"
+        )))
+        .bind(millis(now + lease))
         .bind(millis(now))
         .bind(i64::from(limit))
-        .fetch_all(&self.readers)
+        .fetch_all(&self.writer)
         .await?;
-        rows.iter()
-            .map(|row| {
-                Ok(OutboxEntry {
-                    key: outbox_key(row)?,
-                    notice: serde_json::from_str(&row.try_get::<String, _>("notice")?)
-                        .map_err(corrupt("outbox notice"))?,
-                    attempts: row.try_get::<i64, _>("attempts")? as u32,
-                    created_at: instant(row.try_get("created_at")?),
-                    thread: match (
-                        row.try_get::<Option<String>, _>("channel_id")?,
-                        row.try_get::<Option<String>, _>("ts")?,
-                    ) {
-                        (Some(channel_id), Some(ts)) => Some(Thread { channel_id, ts }),
-                        _ => None,
-                    },
-                })
+        let mut claimed = Vec::with_capacity(rows.len());
+        for row in &rows {
+            let entry = OutboxEntry {
+                key: outbox_key(row)?,
+                notice: serde_json::from_str(&row.try_get::<String, _>("notice")?)
+                    .map_err(corrupt("outbox notice"))?,
+                attempts: row.try_get::<i64, _>("attempts")? as u32,
+                created_at: instant(row.try_get("created_at")?),
+                thread: None,
+            };
+            let position: i64 = row.try_get("position")?;
+            let channel: Option<String> = row.try_get("channel")?;
+            claimed.push((entry, position, channel));
+        }
+        claimed.sort_by_key(|(entry, position, _)| (entry.created_at, *position));
+        let threads = self.threads_of(&claimed).await?;
+        Ok(claimed
+            .into_iter()
+            .map(|(mut entry, _, channel)| {
+                if let Some(channel) = channel {
+                    let key = &entry.key;
+                    entry.thread = threads
+                        .get(&(
+                            key.issue.project.0.clone(),
+                            key.issue.iid.0 as i64,
+                            key.policy.0.clone(),
+                            i64::from(key.firing.cycle),
+                            channel,
+                        ))
+                        .cloned();
+                }
+                entry
             })
-            .collect()
+            .collect())
+    }
+
+    async fn hold_lease(
+        &self,
+        name: &str,
+        now: DateTime<Utc>,
+        lease: chrono::TimeDelta,
+    ) -> Result<bool, StoreError> {
+        let row = sqlx::query(
+            "INSERT INTO leases (name, owner, until_at) VALUES ($1, $2, $3)
+             ON CONFLICT (name) DO UPDATE SET owner = excluded.owner, until_at = excluded.until_at
+             WHERE leases.owner = excluded.owner OR leases.until_at <= $4
+             RETURNING owner",
+        )
+        .bind(name)
+        .bind(self.owner.as_str())
+        .bind(millis(now + lease))
+        .bind(millis(now))
+        .fetch_optional(&self.writer)
+        .await?;
+        Ok(row.is_some())
+    }
+
+    async fn release_lease(&self, name: &str) -> Result<(), StoreError> {
+        sqlx::query("DELETE FROM leases WHERE name = $1 AND owner = $2")
+            .bind(name)
+            .bind(self.owner.as_str())
+            .execute(&self.writer)
+            .await?;
+        Ok(())
     }
 
     async fn next_outbox_attempt(&self) -> Result<Option<DateTime<Utc>>, StoreError> {
+        // A row another process claimed is due again when its claim runs out.
         let row = sqlx::query(sqlx::AssertSqlSafe(format!(
-            "SELECT MIN(next_attempt_at) FROM outbox o WHERE {HEAD_OF_THREAD}"
+            "SELECT MIN(CASE WHEN o.claimed_until > o.next_attempt_at THEN o.claimed_until
+                             ELSE o.next_attempt_at END)
+             FROM outbox o WHERE {HEAD_OF_THREAD}"
         )))
         .fetch_one(&self.readers)
         .await?;
@@ -608,7 +728,8 @@ impl Store for SqlStore {
             // VALUES columns are column1..column10 in SQLite and PostgreSQL alike.
             let sql = format!(
                 "UPDATE outbox SET sent_at = v.column7, last_error = COALESCE(v.column8, outbox.last_error),
-                    next_attempt_at = v.column9, attempts = outbox.attempts + v.column10
+                    next_attempt_at = v.column9, attempts = outbox.attempts + v.column10,
+                    claimed_until = NULL
                  FROM (VALUES {}) AS v
                  WHERE outbox.project = v.column1 AND outbox.iid = v.column2 AND outbox.policy = v.column3
                    AND outbox.step = v.column4 AND outbox.cycle = v.column5 AND outbox.occurrence = v.column6",
@@ -787,6 +908,9 @@ fn issue_key(commit: &IssueCommit) -> (&str, i64) {
 /// Rows per statement: far below SQLite's and PostgreSQL's limits on bound
 /// values even for the widest table.
 const ROWS_PER_STATEMENT: usize = 200;
+
+/// A thread's key: project, iid, policy, cycle, channel.
+type ThreadKey = (String, i64, String, i64, String);
 
 /// A firing's identity in the ledger and the outbox.
 type FiringKey = (String, i64, String, String, i64, i64);
