@@ -3,22 +3,15 @@
 
 mod common;
 
-use std::process::{Child, Command, Stdio};
+use std::process::Command;
 use std::time::Duration;
 
 use chrono::Utc;
 use common::fake_slack::{self, FakeSlack};
+use common::process::{free_port, run, terminate, wait_until_up};
 use common::{HIGHEST, fixtures, issue_event};
 
 const SECRET: &str = "s3cret-never-logged";
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
 
 #[test]
 fn serve_refuses_to_start_without_a_webhook_secret() {
@@ -84,59 +77,6 @@ fn serve_with_slack_needs_a_gitlab_token_when_steps_act_on_gitlab() {
         stderr.contains("set GITLAB_TOKEN") && stderr.contains("critical-bug-24h"),
         "{stderr}"
     );
-}
-
-/// Waits until `GET /healthz` answers.
-async fn wait_until_up(http: &reqwest::Client, base: &str) {
-    for _ in 0..100 {
-        if http.get(format!("{base}/healthz")).send().await.is_ok() {
-            return;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    panic!("serve did not come up");
-}
-
-/// A running `serve` whose log is read as it is written: a pipe nobody
-/// reads fills up and stalls the process at its next log line.
-struct Running {
-    child: Child,
-    log: std::thread::JoinHandle<String>,
-}
-
-fn run(mut command: Command) -> Running {
-    let mut child = command
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut stderr = child.stderr.take().unwrap();
-    let log = std::thread::spawn(move || {
-        let mut log = String::new();
-        std::io::Read::read_to_string(&mut stderr, &mut log).unwrap();
-        log
-    });
-    Running { child, log }
-}
-
-/// Sends SIGTERM and returns the exit code and the whole log.
-async fn terminate(running: Running) -> (Option<i32>, String) {
-    let Running { mut child, log } = running;
-    let status = Command::new("kill")
-        .args(["-TERM", &child.id().to_string()])
-        .status()
-        .unwrap();
-    assert!(status.success());
-    let mut exited = None;
-    for _ in 0..100 {
-        if let Some(code) = child.try_wait().unwrap() {
-            exited = Some(code);
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    let code = exited.expect("serve exits within 5 seconds of SIGTERM");
-    (code.code(), log.join().unwrap())
 }
 
 #[tokio::test]

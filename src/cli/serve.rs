@@ -54,7 +54,7 @@ pub struct ServeArgs {
     insecure_no_secret: bool,
     /// How often to read the GitLab API and repair what lost webhooks missed
     /// (needs GITLAB_TOKEN with `read_api`); `0s` turns it off.
-    #[arg(long, env = "LABELWARDEN_RECONCILE_EVERY", default_value = "15m", value_parser = parse_duration)]
+    #[arg(long, env = "LABELWARDEN_RECONCILE_EVERY", default_value = "15m", value_parser = parse_interval)]
     reconcile_every: TimeDelta,
     /// A project to reconcile (repeatable); default: every project the
     /// store has issues of.
@@ -63,6 +63,10 @@ pub struct ServeArgs {
     /// A group to reconcile, with its subgroups (repeatable).
     #[arg(long)]
     reconcile_group: Vec<String>,
+    /// How long the enforcer lease and outbox claims last. With several
+    /// replicas, a replica that dies is taken over after this long.
+    #[arg(long, env = "LABELWARDEN_LEASE", default_value = "15s", value_parser = parse_duration)]
+    lease: TimeDelta,
     /// Largest webhook body accepted, in bytes.
     #[arg(long, env = "LABELWARDEN_MAX_BODY_BYTES", default_value_t = 1024 * 1024)]
     max_body_bytes: usize,
@@ -161,7 +165,7 @@ pub fn run(args: ServeArgs) -> ExitCode {
         let store = match SqlStore::connect(&args.database).await {
             Ok(store) => store,
             Err(e) => {
-                eprintln!("error: {}: {e}", args.database);
+                eprintln!("error: {}: {e}", without_password(&args.database));
                 return ExitCode::from(EXIT_CONFIG);
             }
         };
@@ -175,10 +179,10 @@ pub fn run(args: ServeArgs) -> ExitCode {
         if secrets.is_empty() {
             tracing::warn!("no webhook secret: anyone who can reach this port can send events");
         }
-        tracing::info!(policies = policies.policies.len(), database = %args.database, "starting");
+        tracing::info!(policies = policies.policies.len(), database = %without_password(&args.database), "starting");
         let shutdown = CancellationToken::new();
         tokio::spawn(stop_on_signal(shutdown.clone()));
-        let context = Arc::new(Context::new(store, policies));
+        let context = Arc::new(Context::new(store, policies).with_lease(args.lease));
         let config = ServerConfig {
             secrets,
             max_body_bytes: args.max_body_bytes,
@@ -265,6 +269,25 @@ fn parse_duration(text: &str) -> Result<TimeDelta, String> {
     policy::duration::parse(text)
 }
 
+/// A database URL fit for a log: its password replaced by `***`.
+fn without_password(database: &str) -> String {
+    match url::Url::parse(database) {
+        Ok(mut url) if url.password().is_some() => {
+            let _ = url.set_password(Some("***"));
+            url.to_string()
+        }
+        _ => database.to_owned(),
+    }
+}
+
+/// A duration, or `0s` / `off` for none.
+fn parse_interval(text: &str) -> Result<TimeDelta, String> {
+    match text.trim() {
+        "0" | "0s" | "off" => Ok(TimeDelta::zero()),
+        other => policy::duration::parse(other),
+    }
+}
+
 /// Cancels `shutdown` on SIGTERM or SIGINT.
 async fn stop_on_signal(shutdown: CancellationToken) {
     let interrupt = tokio::signal::ctrl_c();
@@ -289,4 +312,28 @@ async fn stop_on_signal(shutdown: CancellationToken) {
     let _ = interrupt.await;
     tracing::info!("shutdown requested");
     shutdown.cancel();
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn database_passwords_never_reach_the_log() {
+        assert_eq!(
+            without_password("postgres://lw:s3cret@db.example.com:5432/labelwarden"),
+            "postgres://lw:***@db.example.com:5432/labelwarden"
+        );
+        assert_eq!(
+            without_password("sqlite://labelwarden.db"),
+            "sqlite://labelwarden.db"
+        );
+    }
+
+    #[test]
+    fn reconcile_can_be_turned_off() {
+        assert_eq!(parse_interval("0s"), Ok(TimeDelta::zero()));
+        assert_eq!(parse_interval("off"), Ok(TimeDelta::zero()));
+        assert_eq!(parse_interval("15m"), Ok(TimeDelta::minutes(15)));
+    }
 }

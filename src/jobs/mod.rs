@@ -43,8 +43,9 @@ pub struct Context<S> {
     pub notices_waiting: Notify,
     /// How the outbox spaces retries of failed sends.
     pub retry: outbox::RetryPolicy,
-    /// How long the enforcer lease lasts: how soon a replica takes over
-    /// from one that died.
+    /// How long the enforcer lease and outbox claims last: how soon a
+    /// replica takes over from one that died. Sending one batch must take
+    /// less, or another replica may send it again.
     pub lease: chrono::TimeDelta,
 }
 
@@ -56,7 +57,7 @@ impl<S: Store> Context<S> {
             deliveries_waiting: Notify::new(),
             notices_waiting: Notify::new(),
             retry: outbox::RetryPolicy::default(),
-            lease: chrono::TimeDelta::seconds(10),
+            lease: chrono::TimeDelta::seconds(15),
         }
     }
 

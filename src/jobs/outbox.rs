@@ -22,9 +22,6 @@ use crate::notify::{Notifier, NotifyError};
 use crate::store::{OutboxEntry, OutboxOutcome, SendResult, Store};
 
 const BATCH: u32 = 50;
-/// How long a batch's claim lasts: far longer than sending it takes; if
-/// this process dies mid-batch, another replica sends after it runs out.
-const CLAIM: TimeDelta = TimeDelta::seconds(60);
 /// Notices sent at once: enough to keep many channels busy while one is slow.
 const IN_FLIGHT: usize = 16;
 
@@ -77,7 +74,9 @@ pub async fn run<S: Store, N: Notifier>(
     loop {
         let waiting = context.notices_waiting.notified();
         let now = Utc::now();
-        let entries = match context.store.claim_outbox(now, BATCH, CLAIM).await {
+        // The claim lasts the context's lease: if this process dies mid-batch,
+        // another replica sends the batch once it runs out.
+        let entries = match context.store.claim_outbox(now, BATCH, context.lease).await {
             Ok(entries) => entries,
             Err(e) => {
                 tracing::error!(error = %e, "cannot read the outbox; retrying in 1s");

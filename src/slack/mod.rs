@@ -44,6 +44,9 @@ use webhook::IncomingWebhook;
 pub const TOKEN_ENV: &str = "SLACK_BOT_TOKEN";
 /// The environment variable overriding the Web API's base URL.
 pub const API_URL_ENV: &str = "SLACK_API_URL";
+/// Messages per second per channel (default 1, as Slack asks); for a
+/// workspace with a higher limit, or a test double.
+pub const RATE_ENV: &str = "LABELWARDEN_SLACK_PER_CHANNEL_PER_SECOND";
 
 /// What went wrong talking to Slack.
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
@@ -210,7 +213,10 @@ impl SlackSettings {
                 .unwrap_or_else(|| api::DEFAULT_API_URL.to_owned()),
             token,
             webhook_urls,
-            per_channel_per_second: NonZeroU32::MIN,
+            per_channel_per_second: std::env::var(RATE_ENV)
+                .ok()
+                .and_then(|rate| rate.trim().parse().ok())
+                .unwrap_or(NonZeroU32::MIN),
             per_channel_burst: NonZeroU32::new(3).unwrap_or(NonZeroU32::MIN),
         })
     }

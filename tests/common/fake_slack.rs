@@ -33,6 +33,8 @@ pub struct Message {
     pub blocks: Value,
     /// Times it was edited with `chat.update`.
     pub edits: u32,
+    /// When it was posted.
+    pub posted_at: chrono::DateTime<chrono::Utc>,
     pub reactions: Vec<String>,
 }
 
@@ -290,6 +292,7 @@ fn answer(
                 text: text("text").unwrap_or_default(),
                 blocks: body["blocks"].clone(),
                 edits: 0,
+                posted_at: chrono::Utc::now(),
                 reactions: vec![],
             });
             Answer::Ok(json!({
@@ -362,6 +365,7 @@ async fn incoming_webhook(
             text: parsed["text"].as_str().unwrap_or_default().to_owned(),
             blocks: parsed["blocks"].clone(),
             edits: 0,
+            posted_at: chrono::Utc::now(),
             reactions: vec![],
         });
         (StatusCode::OK, "ok".to_owned())

@@ -7,6 +7,7 @@
 pub mod fake_gitlab;
 pub mod fake_slack;
 pub mod postgres;
+pub mod process;
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;

@@ -1,0 +1,75 @@
+//! The real `labelwarden` binary as a child process: started with its log
+//! read as it is written, stopped with SIGTERM or killed with SIGKILL.
+
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+/// A port nobody listens on right now.
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// Waits until `GET /healthz` answers.
+pub async fn wait_until_up(http: &reqwest::Client, base: &str) {
+    for _ in 0..100 {
+        if http.get(format!("{base}/healthz")).send().await.is_ok() {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    panic!("serve did not come up");
+}
+
+/// A running `serve` whose log is read as it is written: a pipe nobody
+/// reads fills up and stalls the process at its next log line.
+pub struct Running {
+    pub child: Child,
+    log: std::thread::JoinHandle<String>,
+}
+
+pub fn run(mut command: Command) -> Running {
+    let mut child = command
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stderr = child.stderr.take().unwrap();
+    let log = std::thread::spawn(move || {
+        let mut log = String::new();
+        std::io::Read::read_to_string(&mut stderr, &mut log).unwrap();
+        log
+    });
+    Running { child, log }
+}
+
+/// Sends SIGTERM and returns the exit code and the whole log.
+pub async fn terminate(running: Running) -> (Option<i32>, String) {
+    let Running { mut child, log } = running;
+    let status = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let mut exited = None;
+    for _ in 0..100 {
+        if let Some(code) = child.try_wait().unwrap() {
+            exited = Some(code);
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let code = exited.expect("serve exits within 5 seconds of SIGTERM");
+    (code.code(), log.join().unwrap())
+}
+
+/// Kills the process at once, as a crash would, and returns its log.
+pub fn kill(running: Running) -> String {
+    let Running { mut child, log } = running;
+    let _ = child.kill();
+    let _ = child.wait();
+    log.join().unwrap()
+}
