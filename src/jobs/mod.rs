@@ -91,7 +91,7 @@ pub fn prepare(
         record = Some(merge(record, delivery));
     }
     let record = record?;
-    let (clocks, fired) = evaluate(&record, policies, &loaded.ledger, now);
+    let (clocks, fired) = evaluate(&record, policies, &loaded.ledger, as_of(&record, now));
     Some(IssueCommit {
         facts: record.facts,
         title: record.title,
@@ -102,6 +102,25 @@ pub fn prepare(
         fired,
         now,
     })
+}
+
+/// How far ahead of this host's clock GitLab's timestamps may be trusted.
+pub const MAX_CLOCK_SKEW: chrono::TimeDelta = chrono::TimeDelta::minutes(1);
+
+/// The instant to evaluate an issue at: now, or the issue's latest event if
+/// that is later (GitLab's clock ahead of ours, or another replica's): a
+/// label added "in the future" would otherwise not match yet, and nothing
+/// would look at the issue again. Trusted up to [`MAX_CLOCK_SKEW`].
+fn as_of(record: &IssueRecord, now: DateTime<Utc>) -> DateTime<Utc> {
+    let latest = record.events.iter().map(|e| e.at).max().unwrap_or(now);
+    if latest > now + chrono::TimeDelta::seconds(1) {
+        tracing::warn!(
+            issue = %record.facts.reference,
+            ahead_ms = (latest - now).num_milliseconds(),
+            "an event is later than this host's clock: are the clocks in sync?"
+        );
+    }
+    now.max(latest.min(now + MAX_CLOCK_SKEW))
 }
 
 /// The stored issue updated by a delivery: its events join the timeline;
@@ -143,6 +162,12 @@ fn evaluate(
     };
     let mut clocks = Vec::with_capacity(policies.policies.len());
     let mut fired = Vec::new();
+    let future_event = record
+        .events
+        .iter()
+        .map(|e| e.at)
+        .filter(|at| *at > now)
+        .min();
     for policy in &policies.policies {
         let reading = clock::read(&issue, policy, now);
         let status = reading.status();
@@ -164,11 +189,56 @@ fn evaluate(
                 notice: Notice::new(view, &policy.name, action, &reading, now),
             });
         }
+        // An event still ahead of `now` (beyond the trusted skew) is looked
+        // at again when it is due.
+        let next_wake = match (decision.next_wake, future_event) {
+            (Some(wake), Some(event)) => Some(wake.min(event)),
+            (wake, event) => wake.or(event),
+        };
         clocks.push(ClockState {
             policy: policy.name.clone(),
             status: status.kind(),
-            next_wake: decision.next_wake,
+            next_wake,
         });
     }
     (clocks, fired)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::test_support::{issue, policy_set, t};
+
+    #[test]
+    fn an_event_slightly_ahead_of_this_clock_still_starts_the_clock() {
+        let set = policy_set(concat!(
+            "policies:\n",
+            "  - name: critical\n    match: { labels_any: [\"priority::highest\"] }\n    clock: { target: 24h }\n",
+            "    escalation:\n      - on: start\n        gitlab: { comment: true }\n",
+        ));
+        let labelled = issue(&[]).added(10, "priority::highest").build();
+        let record = IssueRecord {
+            facts: labelled.facts().clone(),
+            title: String::new(),
+            url: String::new(),
+            updated_at: t(10),
+            events: labelled.timeline().events().to_vec(),
+        };
+        // This host's clock is 200 ms behind the label's timestamp.
+        let now = t(10) - chrono::TimeDelta::milliseconds(200);
+        let (clocks, fired) = evaluate(&record, &set, &[], as_of(&record, now));
+        assert_eq!(clocks[0].status, "running");
+        assert_eq!(fired.len(), 1, "the start fires at once");
+        // Far ahead is not trusted.
+        let way_behind = t(10) - chrono::TimeDelta::hours(2);
+        assert_eq!(as_of(&record, way_behind), way_behind + MAX_CLOCK_SKEW);
+        let (clocks, fired) = evaluate(&record, &set, &[], as_of(&record, way_behind));
+        assert_eq!(clocks[0].status, "not_matching");
+        assert_eq!(
+            clocks[0].next_wake,
+            Some(t(10)),
+            "looked at again when the label is due"
+        );
+        assert!(fired.is_empty());
+    }
 }

@@ -140,7 +140,15 @@ async fn send<N: Notifier>(notifier: &N, entry: &OutboxEntry, retry: RetryPolicy
     let later = |delay: Duration| {
         Utc::now() + TimeDelta::from_std(delay).unwrap_or(TimeDelta::seconds(300))
     };
-    match notifier.send(&entry.notice, entry.thread.as_ref()).await {
+    let sent = if entry.retaken {
+        tracing::warn!("taking over a notice another process claimed and never recorded");
+        notifier
+            .send_retaken(&entry.notice, entry.thread.as_ref())
+            .await
+    } else {
+        notifier.send(&entry.notice, entry.thread.as_ref()).await
+    };
+    match sent {
         Ok(delivered) => {
             metrics::counter!("labelwarden_actions_sent_total", "policy" => policy).increment(1);
             SendResult::Sent {

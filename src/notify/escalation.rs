@@ -23,32 +23,53 @@ impl<S: Notifier> Escalation<S> {
     }
 }
 
-impl<S: Notifier> Notifier for Escalation<S> {
-    async fn send(
-        &self,
-        notice: &Notice,
-        thread: Option<&Thread>,
-    ) -> Result<Delivered, NotifyError> {
-        if notice.gitlab.is_some()
-            && let Err(error) = self.gitlab.apply(notice).await
-        {
+impl<S: Notifier> Escalation<S> {
+    /// The GitLab part, safe to repeat.
+    async fn apply_gitlab(&self, notice: &Notice) -> Result<(), NotifyError> {
+        if notice.gitlab.is_none() {
+            return Ok(());
+        }
+        self.gitlab.apply(notice).await.map_err(|error| {
             tracing::warn!(error = %error, "GitLab action failed");
             metrics::counter!("labelwarden_gitlab_actions_failed_total", "policy" => notice.policy.0.clone())
                 .increment(1);
-            return Err(if error.is_temporary() {
+            if error.is_temporary() {
                 NotifyError::Temporary {
                     message: format!("GitLab: {error}"),
                     retry_after: None,
                 }
             } else {
                 NotifyError::Permanent(format!("GitLab: {error}"))
-            });
-        }
-        let slack_part = Notice {
-            gitlab: None,
-            ..notice.clone()
-        };
-        self.slack.send(&slack_part, thread).await
+            }
+        })
+    }
+}
+
+/// The notice without its GitLab part, for the Slack notifier.
+fn slack_part(notice: &Notice) -> Notice {
+    Notice {
+        gitlab: None,
+        ..notice.clone()
+    }
+}
+
+impl<S: Notifier> Notifier for Escalation<S> {
+    async fn send(
+        &self,
+        notice: &Notice,
+        thread: Option<&Thread>,
+    ) -> Result<Delivered, NotifyError> {
+        self.apply_gitlab(notice).await?;
+        self.slack.send(&slack_part(notice), thread).await
+    }
+
+    async fn send_retaken(
+        &self,
+        notice: &Notice,
+        thread: Option<&Thread>,
+    ) -> Result<Delivered, NotifyError> {
+        self.apply_gitlab(notice).await?;
+        self.slack.send_retaken(&slack_part(notice), thread).await
     }
 
     fn health(&self) -> Option<Arc<DestinationHealth>> {

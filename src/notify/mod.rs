@@ -286,6 +286,18 @@ pub trait Notifier: Send + Sync + 'static {
         thread: Option<&Thread>,
     ) -> impl Future<Output = Result<Delivered, NotifyError>> + Send;
 
+    /// Sends a notice another process claimed and never recorded (it died
+    /// or stalled mid-send): it may be out already. Notifiers that can
+    /// look (Slack keeps a key in each message's metadata) do, and report
+    /// it sent instead of sending it twice.
+    fn send_retaken(
+        &self,
+        notice: &Notice,
+        thread: Option<&Thread>,
+    ) -> impl Future<Output = Result<Delivered, NotifyError>> + Send {
+        self.send(notice, thread)
+    }
+
     /// The destinations this notifier knows to be failing, for `/readyz`.
     fn health(&self) -> Option<Arc<DestinationHealth>> {
         None

@@ -20,6 +20,9 @@ use crate::notify::Thread;
 /// Slack's own Web API.
 pub const DEFAULT_API_URL: &str = "https://slack.com/api";
 
+/// The metadata event type of labelwarden's messages.
+pub const METADATA_EVENT: &str = "labelwarden_step";
+
 /// How long to wait after a 429 that did not say (Slack always does).
 const DEFAULT_RETRY_AFTER: Duration = Duration::from_secs(5);
 
@@ -38,6 +41,21 @@ pub struct Posted {
     pub ts: String,
 }
 
+/// A message as `conversations.history` and `conversations.replies` list it.
+#[derive(Debug, Deserialize)]
+struct Listed {
+    ts: String,
+    #[serde(default)]
+    metadata: Option<Metadata>,
+}
+
+#[derive(Debug, Deserialize)]
+struct Metadata {
+    event_type: String,
+    #[serde(default)]
+    event_payload: serde_json::Value,
+}
+
 /// Slack's answer: `ok`, and on failure the `error` code.
 #[derive(Debug, Deserialize)]
 struct Answer {
@@ -48,6 +66,8 @@ struct Answer {
     channel: Option<String>,
     #[serde(default)]
     ts: Option<String>,
+    #[serde(default)]
+    messages: Vec<Listed>,
 }
 
 impl WebApi {
@@ -61,12 +81,15 @@ impl WebApi {
 
     /// Posts `message` to `channel` (an id, or `#name`), as a reply in
     /// `thread` if given, also shown in the channel if `broadcast`.
+    /// `key` goes into the message's metadata, so that a process taking
+    /// over an unfinished send can tell whether it went out.
     pub async fn post_message(
         &self,
         channel: &str,
         message: &Message,
         thread: Option<&Thread>,
         broadcast: bool,
+        key: &str,
     ) -> Result<Posted, SlackError> {
         let mut body = json!({
             "channel": thread.map_or(channel, |t| t.channel_id.as_str()),
@@ -74,6 +97,7 @@ impl WebApi {
             "blocks": message.blocks,
             "unfurl_links": false,
             "unfurl_media": false,
+            "metadata": { "event_type": METADATA_EVENT, "event_payload": { "key": key } },
         });
         if let Some(thread) = thread {
             body["thread_ts"] = json!(thread.ts);
@@ -114,6 +138,52 @@ impl WebApi {
         }
     }
 
+    /// The `ts` of a message labelwarden posted with `key`: among the
+    /// replies of `thread` if given, else among the channel's messages
+    /// since `oldest`. Needs the `channels:history` scope (`groups:history`
+    /// for private channels).
+    pub async fn find_posted(
+        &self,
+        channel_id: &str,
+        thread: Option<&Thread>,
+        oldest: chrono::DateTime<chrono::Utc>,
+        key: &str,
+    ) -> Result<Option<String>, SlackError> {
+        let (method, mut query) = match thread {
+            Some(thread) => ("conversations.replies", vec![("ts", thread.ts.clone())]),
+            None => (
+                "conversations.history",
+                vec![("oldest", format!("{}.000000", oldest.timestamp()))],
+            ),
+        };
+        query.push(("channel", channel_id.to_owned()));
+        query.push(("include_all_metadata", "true".to_owned()));
+        query.push(("limit", "200".to_owned()));
+        let result = self.get(method, &query).await;
+        super::count_request(method, &result);
+        Ok(result?.messages.into_iter().find_map(|message| {
+            let metadata = message.metadata?;
+            (metadata.event_type == METADATA_EVENT && metadata.event_payload["key"] == key)
+                .then_some(message.ts)
+        }))
+    }
+
+    async fn get(
+        &self,
+        method: &'static str,
+        query: &[(&str, String)],
+    ) -> Result<Answer, SlackError> {
+        let response = self
+            .http
+            .get(format!("{}/{method}", self.base_url))
+            .bearer_auth(self.token.expose_secret())
+            .query(query)
+            .send()
+            .await
+            .map_err(|e| SlackError::network(method, e))?;
+        self.read(method, response).await
+    }
+
     async fn call(&self, method: &'static str, body: &Value) -> Result<Answer, SlackError> {
         let result = self.request(method, body).await;
         super::count_request(method, &result);
@@ -129,6 +199,15 @@ impl WebApi {
             .send()
             .await
             .map_err(|e| SlackError::network(method, e))?;
+        self.read(method, response).await
+    }
+
+    /// Slack's answer read as Slack documents it.
+    async fn read(
+        &self,
+        method: &'static str,
+        response: reqwest::Response,
+    ) -> Result<Answer, SlackError> {
         let status = response.status();
         let retry_after = retry_after(response.headers());
         if status.as_u16() == 429 {

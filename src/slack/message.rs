@@ -18,7 +18,7 @@ use chrono::{DateTime, TimeDelta, Utc};
 use serde::Serialize;
 use serde_json::{Value, json};
 
-use crate::notify::Notice;
+use crate::notify::{Notice, late_tolerance};
 use crate::policy::duration;
 use crate::policy::{Audience, Channel, Mention, People};
 
@@ -375,12 +375,27 @@ impl Rendering<'_> {
     /// A note when the step went out late because labelwarden was not
     /// running: readers must not take the times for current.
     fn late_note(&self) -> Option<Value> {
-        let late = self.notice.late_by()?;
+        let notice = self.notice;
+        let target = notice.sla.target();
+        let tolerance = if target > TimeDelta::zero() {
+            late_tolerance(target)
+        } else {
+            crate::notify::LATE_TOLERANCE
+        };
+        let held_up = self.now - notice.due_at;
+        let reason = match notice.late_by() {
+            Some(_) => "labelwarden was not running when this was due",
+            None if held_up > tolerance => {
+                "its delivery was held up (Slack unavailable, or a replica failed over)"
+            }
+            None => return None,
+        };
+        let late = notice.late_by().unwrap_or(held_up).max(held_up);
         Some(json!({
             "type": "context",
             "elements": [{
                 "type": "mrkdwn",
-                "text": format!(":warning: Sent {} late: labelwarden was not running when this was due.", human(late)),
+                "text": format!(":warning: Sent {} late: {reason}.", human(late)),
             }],
         }))
     }

@@ -338,7 +338,13 @@ impl SlackNotifier {
                     let rendered = rendering.reply();
                     self.report_unmapped(&rendered.unmapped);
                     match api
-                        .post_message(channel, &rendered.message, Some(at), step.broadcast)
+                        .post_message(
+                            channel,
+                            &rendered.message,
+                            Some(at),
+                            step.broadcast,
+                            &message_key(rendering.notice),
+                        )
                         .await
                     {
                         Err(e) if e.parent_gone() => None,
@@ -351,7 +357,13 @@ impl SlackNotifier {
                 let rendered = rendering.parent();
                 self.report_unmapped(&rendered.unmapped);
                 let posted = api
-                    .post_message(channel, &rendered.message, None, false)
+                    .post_message(
+                        channel,
+                        &rendered.message,
+                        None,
+                        false,
+                        &message_key(rendering.notice),
+                    )
                     .await?;
                 parent = Some(Thread {
                     channel_id: posted.channel_id,
@@ -424,6 +436,28 @@ impl SlackNotifier {
     }
 }
 
+/// What identifies a notice's message in Slack's metadata: issue, policy,
+/// step, cycle, occurrence.
+pub fn message_key(notice: &Notice) -> String {
+    format!(
+        "{}|{}|{}|{}|{}",
+        notice.issue,
+        notice.policy,
+        notice.firing.step,
+        notice.firing.cycle,
+        notice.firing.occurrence
+    )
+}
+
+/// A channel id (`C0123ABCD`, `G…`), not a `#name`.
+fn is_channel_id(channel: &str) -> bool {
+    channel.len() >= 9
+        && matches!(channel.as_bytes()[0], b'C' | b'G')
+        && channel
+            .chars()
+            .all(|c| c.is_ascii_uppercase() || c.is_ascii_digit())
+}
+
 /// Counts a call to Slack by method and outcome, for `/metrics`.
 fn count_request<T>(method: &'static str, result: &Result<T, SlackError>) {
     let outcome = match result {
@@ -478,8 +512,57 @@ impl Notifier for SlackNotifier {
         }
     }
 
+    async fn send_retaken(
+        &self,
+        notice: &Notice,
+        thread: Option<&Thread>,
+    ) -> Result<Delivered, NotifyError> {
+        if let Some(found) = self.already_posted(notice, thread).await {
+            tracing::info!(issue = %notice.issue, step = %notice.firing.step, "the notice was out already; not posting it twice");
+            return Ok(found);
+        }
+        self.send(notice, thread).await
+    }
+
     fn health(&self) -> Option<Arc<DestinationHealth>> {
         Some(Arc::clone(&self.health))
+    }
+}
+
+impl SlackNotifier {
+    /// Whether a notice another process was sending is in Slack already,
+    /// by the key in its metadata. `None` when it is not, or cannot be told
+    /// (an incoming webhook, a channel given by name, no history scope):
+    /// then it is sent, at worst twice.
+    async fn already_posted(&self, notice: &Notice, thread: Option<&Thread>) -> Option<Delivered> {
+        let step = notice.slack.as_ref()?;
+        let channel = self.policies.channels.get(&step.channel)?;
+        let Destination::SlackChannel(target) = &channel.destination else {
+            return None;
+        };
+        let api = self.api.as_ref()?;
+        let channel_id = match thread {
+            Some(thread) => thread.channel_id.clone(),
+            None if is_channel_id(target) => target.clone(),
+            None => {
+                tracing::warn!(channel = %step.channel, "cannot check whether a retaken notice went out: give the channel by id (C0123ABCD), not by name");
+                return None;
+            }
+        };
+        let oldest = notice.decided_at - chrono::TimeDelta::minutes(10);
+        match api
+            .find_posted(&channel_id, thread, oldest, &message_key(notice))
+            .await
+        {
+            Ok(Some(ts)) => Some(Delivered {
+                thread: Some(thread.cloned().unwrap_or(Thread { channel_id, ts })),
+            }),
+            Ok(None) => None,
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot check whether a retaken notice went out; sending it");
+                None
+            }
+        }
     }
 }
 

@@ -158,4 +158,13 @@ pub const MIGRATIONS: &[Migration] = &[
         )",
         ],
     },
+    Migration {
+        version: 4,
+        name: "outbox claims counted",
+        statements: &[
+            // Claims since the entry was last recorded: more than one means
+            // a claimant vanished mid-send and the notice may be out already.
+            "ALTER TABLE outbox ADD COLUMN claims BIGINT NOT NULL DEFAULT 0",
+        ],
+    },
 ];

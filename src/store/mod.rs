@@ -141,6 +141,9 @@ pub struct OutboxEntry {
     pub created_at: DateTime<Utc>,
     /// The thread this notice's clock cycle has in its channel, if any.
     pub thread: Option<Thread>,
+    /// Claimed before and never recorded: the process sending it died or
+    /// stalled, and the notice may have gone out already.
+    pub retaken: bool,
 }
 
 /// What became of one attempt to send a notice.

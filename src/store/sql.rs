@@ -630,14 +630,14 @@ impl Store for SqlStore {
             Backend::Sqlite => "",
         };
         let rows = sqlx::query(sqlx::AssertSqlSafe(format!(
-            "UPDATE outbox SET claimed_until = $1
+            "UPDATE outbox SET claimed_until = $1, claims = claims + 1
              WHERE (project, iid, policy, step, cycle, occurrence) IN (
                 SELECT o.project, o.iid, o.policy, o.step, o.cycle, o.occurrence FROM outbox o
                 WHERE o.next_attempt_at <= $2 AND (o.claimed_until IS NULL OR o.claimed_until <= $2)
                   AND {HEAD_OF_THREAD}
                 ORDER BY o.created_at, o.position LIMIT $3 {lock})
              RETURNING project, iid, policy, step, cycle, occurrence, notice, attempts, created_at,
-                position, channel"
+                position, channel, claims"
         )))
         .bind(millis(now + lease))
         .bind(millis(now))
@@ -653,6 +653,7 @@ impl Store for SqlStore {
                 attempts: row.try_get::<i64, _>("attempts")? as u32,
                 created_at: instant(row.try_get("created_at")?),
                 thread: None,
+                retaken: row.try_get::<i64, _>("claims")? > 1,
             };
             let position: i64 = row.try_get("position")?;
             let channel: Option<String> = row.try_get("channel")?;
@@ -729,7 +730,7 @@ impl Store for SqlStore {
             let sql = format!(
                 "UPDATE outbox SET sent_at = v.column7, last_error = COALESCE(v.column8, outbox.last_error),
                     next_attempt_at = v.column9, attempts = outbox.attempts + v.column10,
-                    claimed_until = NULL
+                    claimed_until = NULL, claims = 0
                  FROM (VALUES {}) AS v
                  WHERE outbox.project = v.column1 AND outbox.iid = v.column2 AND outbox.policy = v.column3
                    AND outbox.step = v.column4 AND outbox.cycle = v.column5 AND outbox.occurrence = v.column6",
@@ -992,7 +993,7 @@ async fn write_commits(
                 .iter()
                 .map(move |clock| (issue_key(c), c.now, clock))
         })
-        .partition(|(_, _, clock)| clock.status == "not_matching");
+        .partition(|(_, _, clock)| clock.status == "not_matching" && clock.next_wake.is_none());
     for chunk in tracked.chunks(ROWS_PER_STATEMENT) {
         let sql = format!(
             "INSERT INTO clocks (project, iid, policy, status, next_wake, updated_at) VALUES {}
@@ -1012,8 +1013,8 @@ async fn write_commits(
         }
         query.execute(&mut **tx).await?;
     }
-    // Only clocks that ever ran are tracked: a policy that no longer matches
-    // (or never did) has no row.
+    // Only clocks that ever ran, or wait for an event still ahead, are
+    // tracked: a policy that no longer matches (or never did) has no row.
     for chunk in untracked.chunks(ROWS_PER_STATEMENT) {
         let sql = format!(
             "DELETE FROM clocks WHERE (project, iid, policy) IN (VALUES {})",

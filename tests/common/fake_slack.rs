@@ -14,7 +14,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use axum::Router;
-use axum::extract::{Path, State};
+use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::post;
@@ -35,6 +35,8 @@ pub struct Message {
     pub edits: u32,
     /// When it was posted.
     pub posted_at: chrono::DateTime<chrono::Utc>,
+    /// The `metadata` it was posted with.
+    pub metadata: Value,
     pub reactions: Vec<String>,
 }
 
@@ -86,7 +88,7 @@ impl FakeSlack {
     pub async fn start() -> Running {
         let slack = FakeSlack::default();
         let router = Router::new()
-            .route("/api/{method}", post(web_api))
+            .route("/api/{method}", post(web_api).get(web_api_read))
             .route("/services/{team}/{bot}/{secret}", post(incoming_webhook))
             .with_state(slack.clone());
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
@@ -293,6 +295,7 @@ fn answer(
                 blocks: body["blocks"].clone(),
                 edits: 0,
                 posted_at: chrono::Utc::now(),
+                metadata: body["metadata"].clone(),
                 reactions: vec![],
             });
             Answer::Ok(json!({
@@ -366,6 +369,7 @@ async fn incoming_webhook(
             blocks: parsed["blocks"].clone(),
             edits: 0,
             posted_at: chrono::Utc::now(),
+            metadata: Value::Null,
             reactions: vec![],
         });
         (StatusCode::OK, "ok".to_owned())
@@ -378,4 +382,87 @@ async fn incoming_webhook(
         error: (status != StatusCode::OK).then(|| text.clone()),
     });
     (status, text).into_response()
+}
+
+/// `conversations.history` and `conversations.replies`, which take their
+/// arguments in the query string.
+async fn web_api_read(
+    State(slack): State<FakeSlack>,
+    Path(method): Path<String>,
+    Query(query): Query<std::collections::HashMap<String, String>>,
+    headers: HeaderMap,
+) -> Response {
+    let mut inner = slack.lock();
+    let now = Instant::now();
+    inner.requests.push(Request {
+        at: now,
+        method: method.clone(),
+        body: json!(query),
+        status: 200,
+        error: None,
+    });
+    if let Some(answer) = misbehaving(&mut inner, now) {
+        return answer.into_response();
+    }
+    if headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        != Some(&format!("Bearer {TOKEN}"))
+    {
+        return slack_error("invalid_auth");
+    }
+    let channel = query.get("channel").cloned().unwrap_or_default();
+    let with_metadata = query.get("include_all_metadata").map(String::as_str) == Some("true");
+    let listed = |m: &Message| {
+        let mut message = json!({ "type": "message", "ts": m.ts, "text": m.text });
+        if let Some(thread) = &m.thread_ts {
+            message["thread_ts"] = json!(thread);
+        }
+        if with_metadata && !m.metadata.is_null() {
+            message["metadata"] = m.metadata.clone();
+        }
+        message
+    };
+    let messages: Vec<Value> = match method.as_str() {
+        "conversations.history" => {
+            let oldest: f64 = query
+                .get("oldest")
+                .and_then(|o| o.parse().ok())
+                .unwrap_or(0.0);
+            let mut found: Vec<Value> = inner
+                .messages
+                .iter()
+                .filter(|m| m.channel == channel && (m.thread_ts.is_none() || m.broadcast))
+                .filter(|m| m.posted_at.timestamp() as f64 >= oldest)
+                .map(listed)
+                .collect();
+            found.reverse();
+            found
+        }
+        "conversations.replies" => {
+            let ts = query.get("ts").cloned().unwrap_or_default();
+            if !inner
+                .messages
+                .iter()
+                .any(|m| m.channel == channel && m.ts == ts)
+            {
+                return slack_error("thread_not_found");
+            }
+            inner
+                .messages
+                .iter()
+                .filter(|m| {
+                    m.channel == channel
+                        && (m.ts == ts || m.thread_ts.as_deref() == Some(ts.as_str()))
+                })
+                .map(listed)
+                .collect()
+        }
+        _ => return slack_error("unknown_method"),
+    };
+    (
+        StatusCode::OK,
+        axum::Json(json!({ "ok": true, "messages": messages, "has_more": false })),
+    )
+        .into_response()
 }

@@ -341,6 +341,27 @@ fn nobody_assigned_is_said_rather_than_tagging_nobody() {
 }
 
 #[test]
+fn a_step_held_up_on_its_way_says_so() {
+    let (channel, people) = (channel(false, Audience::Team), people());
+    let notice = notice("breach", 24 * 60);
+    let on_time = visible(
+        &render(&notice, &channel, &people, at(24 * 60))
+            .reply()
+            .message,
+    );
+    assert!(!on_time.contains("late"), "{on_time}");
+    let held = visible(
+        &render(&notice, &channel, &people, at(24 * 60 + 12))
+            .reply()
+            .message,
+    );
+    assert!(
+        held.contains("Sent 12m late: its delivery was held up"),
+        "{held}"
+    );
+}
+
+#[test]
 fn a_late_step_says_it_is_late() {
     let (channel, people) = (channel(false, Audience::Team), people());
     let mut notice = notice("breach", 24 * 60 + 30);
