@@ -47,6 +47,15 @@ fn replica(database: &str, slack_api: &str, port: u16) -> Running {
     run(command)
 }
 
+/// The issue a message is about.
+fn issue_of(text: &str) -> u64 {
+    text.split("acme/backend#")
+        .nth(1)
+        .and_then(|rest| rest.split(|c: char| !c.is_ascii_digit()).next())
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("no issue in {text}"))
+}
+
 /// The step a message tells of, from its default wording.
 fn step_of(text: &str) -> &'static str {
     if text.contains("SLA clock started") {
@@ -142,13 +151,7 @@ async fn story(kill_after: Option<Duration>) {
     let mut worst = TimeDelta::zero();
     let mut late_unsaid = Vec::new();
     for message in slack.slack.messages() {
-        let iid: u64 = message
-            .text
-            .split("acme/backend#")
-            .nth(1)
-            .and_then(|rest| rest.split(|c: char| !c.is_ascii_digit()).next())
-            .and_then(|n| n.parse().ok())
-            .unwrap_or_else(|| panic!("no issue in {}", message.text));
+        let iid = issue_of(&message.text);
         let step = step_of(&message.text);
         *seen.entry((iid, step)).or_default() += 1;
         let due = labelled[&iid]
@@ -211,4 +214,171 @@ async fn two_replicas_send_every_step_once_and_on_time() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_killed_replica_s_work_is_taken_over_once() {
     story(Some(Duration::from_millis(2_500))).await;
+}
+
+/// A TCP proxy in front of PostgreSQL that can cut every connection and
+/// refuse new ones for a while: the database gone, as a network partition
+/// or a restart would make it.
+#[derive(Clone)]
+struct Partition {
+    down: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    cut: tokio::sync::watch::Sender<u64>,
+}
+
+impl Partition {
+    async fn start(target: String) -> (Partition, u16) {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let partition = Partition {
+            down: std::sync::Arc::default(),
+            cut: tokio::sync::watch::channel(0).0,
+        };
+        let handle = partition.clone();
+        tokio::spawn(async move {
+            loop {
+                let Ok((mut client, _)) = listener.accept().await else {
+                    return;
+                };
+                if handle.down.load(std::sync::atomic::Ordering::SeqCst) {
+                    continue; // dropped: connection refused, in effect
+                }
+                let target = target.clone();
+                let mut cut = handle.cut.subscribe();
+                tokio::spawn(async move {
+                    let Ok(mut server) = tokio::net::TcpStream::connect(&target).await else {
+                        return;
+                    };
+                    tokio::select! {
+                        _ = tokio::io::copy_bidirectional(&mut client, &mut server) => {}
+                        _ = cut.changed() => {}
+                    }
+                });
+            }
+        });
+        (partition, port)
+    }
+
+    /// Cuts every connection and refuses new ones for `length`.
+    async fn outage(&self, length: Duration) {
+        self.down.store(true, std::sync::atomic::Ordering::SeqCst);
+        self.cut.send_modify(|n| *n += 1);
+        tokio::time::sleep(length).await;
+        self.down.store(false, std::sync::atomic::Ordering::SeqCst);
+    }
+}
+
+/// Posts an issue's label as GitLab does: retried while the answer is not
+/// 200 (GitLab retries a failed delivery; here, every 100 ms).
+async fn deliver_until_stored(http: &reqwest::Client, port: u16, iid: u64) -> (u32, DateTime<Utc>) {
+    let at = Utc::now();
+    let payload = issue_event(iid, at, at, &[], &[HIGHEST], false).to_string();
+    let mut refused = 0;
+    loop {
+        let answer = http
+            .post(format!("http://127.0.0.1:{port}/webhooks/gitlab"))
+            .header("X-Gitlab-Token", SECRET)
+            .header("X-Gitlab-Event", "Issue Hook")
+            .header("X-Gitlab-Event-UUID", format!("outage-{iid}"))
+            .header("Content-Type", "application/json")
+            .body(payload.clone())
+            .send()
+            .await;
+        match answer.map(|a| a.status().as_u16()) {
+            Ok(200) => return (refused, at),
+            Ok(503) => refused += 1,
+            other => panic!("issue {iid}: unexpected answer {other:?}"),
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn the_database_gone_for_seconds_loses_no_acknowledged_delivery() {
+    static ONE_AT_A_TIME: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+    let _turn = ONE_AT_A_TIME.lock().await;
+    let Some(database) = common::postgres::fresh_database().await else {
+        return;
+    };
+    let (partition, proxy) = Partition::start("127.0.0.1:5432".to_owned()).await;
+    let through_proxy = database.url.replace(":5432/", &format!(":{proxy}/"));
+    assert_ne!(through_proxy, database.url, "the URL names port 5432");
+    let slack = FakeSlack::start().await;
+    let ports = [free_port(), free_port()];
+    let replicas: Vec<Running> = ports
+        .iter()
+        .map(|port| replica(&through_proxy, &slack.api_url, *port))
+        .collect();
+    let http = labelwarden::http_client::builder().build().unwrap();
+    for port in ports {
+        wait_until_up(&http, &format!("http://127.0.0.1:{port}")).await;
+    }
+
+    // 200 issues over about 4 seconds; the database is gone for 3 of them.
+    let outage = {
+        let partition = partition.clone();
+        tokio::spawn(async move {
+            tokio::time::sleep(Duration::from_millis(800)).await;
+            partition.outage(Duration::from_secs(3)).await;
+        })
+    };
+    let mut posting = Vec::new();
+    for iid in 1..=200u64 {
+        let client = http.clone();
+        let port = ports[(iid % 2) as usize];
+        posting.push(tokio::spawn(async move {
+            deliver_until_stored(&client, port, iid).await
+        }));
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        if iid == 100 {
+            // In the middle of the outage: the replicas say they are not ready.
+            let ready = http
+                .get(format!("http://127.0.0.1:{}/readyz", ports[0]))
+                .send()
+                .await
+                .unwrap();
+            assert_eq!(ready.status(), 503, "the store does not answer");
+        }
+    }
+    let mut refused = 0;
+    for posted in posting {
+        refused += posted.await.unwrap().0;
+    }
+    outage.await.unwrap();
+    assert!(
+        refused > 0,
+        "some deliveries were refused (503) while the database was gone"
+    );
+
+    let starts = || {
+        let mut starts: BTreeMap<u64, usize> = BTreeMap::new();
+        for message in slack.slack.messages() {
+            if step_of(&message.text) == "start" {
+                *starts.entry(issue_of(&message.text)).or_default() += 1;
+            }
+        }
+        starts
+    };
+    for _ in 0..200 {
+        if starts().len() >= 200 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let starts = starts();
+    assert_eq!(starts.len(), 200, "every acknowledged delivery was applied");
+    assert!(starts.values().all(|n| *n == 1), "each start once");
+    for port in ports {
+        let ready = http
+            .get(format!("http://127.0.0.1:{port}/readyz"))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(ready.status(), 200, "recovered without a restart");
+    }
+    for replica in replicas {
+        let (code, log) = terminate(replica).await;
+        assert_eq!(code, Some(0), "{log}");
+    }
+    database.drop().await;
 }
