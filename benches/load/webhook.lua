@@ -3,9 +3,10 @@
 -- insert and not a deduplicated repeat.
 --
 -- Arguments (after `--`): the payload template (a GitLab issue event with
--- the issue number replaced by __IID__), the webhook secret, and the pause
+-- the issue number replaced by __IID__), the webhook secret, the pause
 -- in milliseconds each connection takes between requests (0: as fast as
--- possible).
+-- possible), and optionally a number that keeps this wrk's issues apart
+-- from another's running at the same time.
 
 local threads = {}
 local next_thread = 1
@@ -25,6 +26,7 @@ function init(args)
   wrk.headers["X-Gitlab-Event"] = "Issue Hook"
   wrk.headers["X-Gitlab-Token"] = args[2]
   pause = tonumber(args[3]) or 0
+  base = tonumber(args[4]) or 0
   sent = 0
 end
 
@@ -34,7 +36,7 @@ end
 
 function request()
   sent = sent + 1
-  local iid = thread_id * 10000000 + sent
+  local iid = (base + thread_id) * 10000000 + sent
   wrk.headers["X-Gitlab-Event-UUID"] = "load-" .. iid
   local body = template:gsub("__IID__", tostring(iid))
   return wrk.format(nil, "/webhooks/gitlab", nil, body)

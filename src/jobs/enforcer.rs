@@ -31,6 +31,9 @@ use crate::store::{Handled, IssueCommit, Store, StoreError};
 /// wait behind it: small passes keep that wait to a few milliseconds while
 /// still sharing one commit among many issues.
 const BATCH: u32 = 16;
+/// The same on PostgreSQL, where webhook intake does not queue behind the
+/// enforcer's transaction: larger passes, fewer round trips.
+const SHARED_BATCH: u32 = 256;
 /// Sleep at most this long, so a clock changed outside this process (a
 /// manual fix) is noticed eventually.
 const LONGEST_SLEEP: Duration = Duration::from_secs(60);
@@ -125,9 +128,14 @@ pub async fn run<S: Store>(context: &Context<S>, shutdown: CancellationToken) {
 /// One pass; true when a batch was full and another pass should follow at once.
 async fn pass<S: Store>(context: &Context<S>) -> Result<bool, StoreError> {
     let now = Utc::now();
-    let deliveries = context.store.pending_deliveries(BATCH).await?;
-    let due = context.store.due_issues(now, BATCH).await?;
-    let full = deliveries.len() == BATCH as usize || due.len() == BATCH as usize;
+    let batch = if context.store.shared() {
+        SHARED_BATCH
+    } else {
+        BATCH
+    };
+    let deliveries = context.store.pending_deliveries(batch).await?;
+    let due = context.store.due_issues(now, batch).await?;
+    let full = deliveries.len() == batch as usize || due.len() == batch as usize;
 
     // Each issue once, with its deliveries in the order they were received.
     let mut work: Vec<(IssueRef, Vec<IssueDelivery>)> = Vec::new();
