@@ -17,6 +17,7 @@ use labelwarden::jobs::outbox::RetryPolicy;
 use labelwarden::slack::message::Message as SlackMessage;
 use labelwarden::slack::webhook::IncomingWebhook;
 use labelwarden::slack::{SlackNotifier, SlackSettings};
+use labelwarden::store::sql::SqlStore;
 use secrecy::SecretString;
 use serde_json::{Value, json};
 
@@ -638,4 +639,126 @@ async fn an_incoming_webhook_s_url_stays_out_of_errors() {
     assert!(error.is_temporary());
     let shown = format!("{error} {error:?}");
     assert!(!shown.contains("verysecretpart"), "{shown}");
+}
+
+/// Posts a Slack Events API request signed as Slack signs it.
+async fn slack_event(server: &Server, body: &Value, signed_at: i64, secret: &str) -> (u16, String) {
+    let body = body.to_string();
+    let signature = labelwarden::slack::events::sign(secret.as_bytes(), signed_at, body.as_bytes());
+    let answer = server
+        .http
+        .post(format!("{}/webhooks/slack", server.address))
+        .header("Content-Type", "application/json")
+        .header("X-Slack-Request-Timestamp", signed_at.to_string())
+        .header("X-Slack-Signature", signature)
+        .body(body)
+        .send()
+        .await
+        .unwrap();
+    let status = answer.status().as_u16();
+    (status, answer.text().await.unwrap())
+}
+
+fn reaction(event_id: &str, kind: &str, user: &str, ts: &str) -> Value {
+    json!({
+        "token": "unused", "team_id": "T0TEST", "api_app_id": "A0TEST",
+        "type": "event_callback", "event_id": event_id, "event_time": Utc::now().timestamp(),
+        "event": {
+            "type": kind, "user": user, "reaction": "eyes", "item_user": "U0BOT",
+            "item": { "type": "message", "channel": "C0ALERTS", "ts": ts },
+            "event_ts": format!("{}.000100", Utc::now().timestamp()),
+        },
+    })
+}
+
+#[tokio::test]
+async fn eyes_on_an_alert_thread_acknowledges_its_clock_once() {
+    use labelwarden::store::Store;
+    let dir = tempfile::tempdir().unwrap();
+    let database = dir.path().join("db.sqlite");
+    let Setup { server, slack } = start(&database, UNLIMITED, RetryPolicy::default()).await;
+    let labelled = Utc::now();
+    server
+        .deliver("ack-1", &label(&[HIGHEST], 70, labelled))
+        .await;
+    wait_until(Duration::from_secs(2), || {
+        !of_issue(&slack, "#alerts", 70).is_empty()
+    })
+    .await;
+    let parent = of_issue(&slack, "#alerts", 70).remove(0);
+    let now = Utc::now().timestamp();
+    let secret = common::SLACK_SIGNING_SECRET;
+
+    let challenge = json!({"token": "x", "challenge": "c0ffee", "type": "url_verification"});
+    assert_eq!(
+        slack_event(&server, &challenge, now, secret).await,
+        (200, "{\"challenge\":\"c0ffee\"}".into())
+    );
+
+    let eyes = reaction("Ev0001", "reaction_added", "U0USER001", &parent.ts);
+    assert_eq!(
+        slack_event(&server, &eyes, now, "not the secret").await.0,
+        401
+    );
+    assert_eq!(
+        slack_event(&server, &eyes, now - 600, secret).await.0,
+        401,
+        "stale"
+    );
+    assert_eq!(slack_event(&server, &eyes, now, secret).await.0, 200);
+
+    let store = SqlStore::connect(&format!("sqlite://{}", database.display()))
+        .await
+        .unwrap();
+    let issue = labelwarden::issue::IssueRef {
+        project: labelwarden::issue::ProjectPath("acme/backend".into()),
+        iid: labelwarden::issue::IssueIid(70),
+    };
+    let policy = labelwarden::policy::PolicyName("fast-critical".into());
+    let mut acknowledged = None;
+    for _ in 0..50 {
+        acknowledged = store.acknowledgement(&issue, &policy, 1).await.unwrap();
+        if acknowledged.is_some() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert_eq!(acknowledged.map(|(by, _)| by), Some("U0USER001".to_owned()));
+
+    // Slack retrying the same event id (here with other content, to tell)
+    // changes nothing; a reaction on a message labelwarden did not post
+    // is not its business.
+    let retried = reaction("Ev0001", "reaction_removed", "U0USER001", &parent.ts);
+    assert_eq!(slack_event(&server, &retried, now, secret).await.0, 200);
+    let elsewhere = reaction("Ev0002", "reaction_added", "U0OTHER01", "1700000000.000001");
+    assert_eq!(slack_event(&server, &elsewhere, now, secret).await.0, 200);
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    assert_eq!(
+        store
+            .acknowledgement(&issue, &policy, 1)
+            .await
+            .unwrap()
+            .map(|(by, _)| by),
+        Some("U0USER001".to_owned())
+    );
+
+    // Taken back by the same person: the clock is unacknowledged again.
+    let removed = reaction("Ev0003", "reaction_removed", "U0USER001", &parent.ts);
+    assert_eq!(slack_event(&server, &removed, now, secret).await.0, 200);
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    assert_eq!(
+        store.acknowledgement(&issue, &policy, 1).await.unwrap(),
+        None
+    );
+
+    let (_, metrics) = server.get("/metrics").await;
+    for line in [
+        "labelwarden_acknowledgements_total{policy=\"fast-critical\"} 1",
+        "labelwarden_slack_events_total{result=\"duplicate\"} 1",
+        "labelwarden_slack_events_total{result=\"refused\"}",
+        "labelwarden_time_to_acknowledge_seconds",
+    ] {
+        assert!(metrics.contains(line), "missing {line} in\n{metrics}");
+    }
+    server.stop().await;
 }

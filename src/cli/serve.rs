@@ -20,6 +20,7 @@ use crate::jobs::reconcile::ReconcileConfig;
 use crate::notify::escalation::Escalation;
 use crate::notify::{LogNotifier, Notifier};
 use crate::policy::{self, PolicySet};
+use crate::server::slack_events::SlackEventsConfig;
 use crate::server::{self, ServerConfig};
 use crate::slack::{SlackNotifier, SlackSettings};
 use crate::store::sql::SqlStore;
@@ -27,6 +28,8 @@ use crate::store::sql::SqlStore;
 /// The environment variable holding the webhook secret(s), comma-separated.
 /// Read from the environment only: a flag would show in `ps`.
 pub const SECRET_ENV: &str = "LABELWARDEN_WEBHOOK_SECRET";
+/// The Slack app's signing secret, for its Events API.
+pub const SIGNING_SECRET_ENV: &str = "SLACK_SIGNING_SECRET";
 
 #[derive(Debug, Args)]
 pub struct ServeArgs {
@@ -63,6 +66,10 @@ pub struct ServeArgs {
     /// A group to reconcile, with its subgroups (repeatable).
     #[arg(long)]
     reconcile_group: Vec<String>,
+    /// The reaction on an alert thread that acknowledges it (Slack events
+    /// are received on /webhooks/slack when SLACK_SIGNING_SECRET is set).
+    #[arg(long, env = "LABELWARDEN_ACK_REACTION", default_value = "eyes")]
+    ack_reaction: String,
     /// How long the enforcer lease and outbox claims last. With several
     /// replicas, a replica that dies is taken over after this long.
     #[arg(long, env = "LABELWARDEN_LEASE", default_value = "15s", value_parser = parse_duration)]
@@ -183,10 +190,21 @@ pub fn run(args: ServeArgs) -> ExitCode {
         let shutdown = CancellationToken::new();
         tokio::spawn(stop_on_signal(shutdown.clone()));
         let context = Arc::new(Context::new(store, policies).with_lease(args.lease));
+        let slack_events = std::env::var(SIGNING_SECRET_ENV)
+            .ok()
+            .filter(|s| !s.trim().is_empty())
+            .map(|secret| SlackEventsConfig {
+                signing_secret: SecretString::from(secret),
+                ack_reaction: args.ack_reaction.trim_matches(':').to_owned(),
+            });
+        if slack_events.is_none() {
+            tracing::info!("Slack events off: set {SIGNING_SECRET_ENV} to receive acknowledgements on /webhooks/slack");
+        }
         let config = ServerConfig {
             secrets,
             max_body_bytes: args.max_body_bytes,
             reconcile,
+            slack_events,
         };
         let Some(settings) = slack else {
             return serve(listener, config, context, LogNotifier, shutdown).await;

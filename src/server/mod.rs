@@ -1,11 +1,13 @@
 //! `serve`: the HTTP server and the background jobs around one store.
 //!
-//! Routes: `POST /webhooks/gitlab` ([`webhook`]), `GET /healthz`,
+//! Routes: `POST /webhooks/gitlab` ([`webhook`]), `POST /webhooks/slack`
+//! ([`slack_events`]), `GET /healthz`,
 //! `/readyz` and `/metrics` ([`ops`]). On shutdown the server stops taking
 //! requests, finishes those in flight, lets the jobs finish what they are
 //! doing, and returns.
 
 mod ops;
+pub mod slack_events;
 mod webhook;
 
 use std::sync::Arc;
@@ -34,6 +36,8 @@ pub struct ServerConfig {
     pub max_body_bytes: usize,
     /// Reconcile with the GitLab API, if configured.
     pub reconcile: Option<jobs::reconcile::ReconcileConfig>,
+    /// Slack's Events API on `/webhooks/slack`, if configured.
+    pub slack_events: Option<slack_events::SlackEventsConfig>,
 }
 
 /// What the routes share.
@@ -43,6 +47,7 @@ pub struct App<S> {
     metrics: PrometheusHandle,
     /// The notifier's view of its destinations, if it keeps one.
     destinations: Option<Arc<DestinationHealth>>,
+    slack_events: Option<slack_events::SlackEventsConfig>,
 }
 
 /// How long the jobs get to finish after the server stopped.
@@ -61,9 +66,11 @@ pub async fn run<S: Store, N: Notifier>(
         secrets: config.secrets,
         metrics: prometheus(),
         destinations: notifier.health(),
+        slack_events: config.slack_events,
     });
     let router = Router::new()
         .route("/webhooks/gitlab", post(webhook::receive::<S>))
+        .route("/webhooks/slack", post(slack_events::receive::<S>))
         .route("/healthz", get(ops::healthz))
         .route("/readyz", get(ops::readyz::<S>))
         .route("/metrics", get(ops::metrics::<S>))

@@ -21,6 +21,7 @@
 //! start a new one.
 
 pub mod api;
+pub mod events;
 pub mod message;
 pub mod webhook;
 

@@ -167,4 +167,26 @@ pub const MIGRATIONS: &[Migration] = &[
             "ALTER TABLE outbox ADD COLUMN claims BIGINT NOT NULL DEFAULT 0",
         ],
     },
+    Migration {
+        version: 5,
+        name: "slack events and acknowledgements",
+        statements: &[
+            // Slack retries an event under the same id: seen ones are skipped.
+            "CREATE TABLE slack_events (
+            event_id TEXT PRIMARY KEY,
+            received_at BIGINT NOT NULL
+        )",
+            // Who first acknowledged a clock cycle's alert (the ack
+            // reaction on its thread), and when.
+            "CREATE TABLE acknowledgements (
+            project TEXT NOT NULL,
+            iid BIGINT NOT NULL,
+            policy TEXT NOT NULL,
+            cycle BIGINT NOT NULL,
+            by_user TEXT NOT NULL,
+            at BIGINT NOT NULL,
+            PRIMARY KEY (project, iid, policy, cycle)
+        )",
+        ],
+    },
 ];

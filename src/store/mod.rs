@@ -172,6 +172,16 @@ pub enum SendResult {
     Failed { error: String },
 }
 
+/// An alert thread's clock cycle, as the acknowledgement of it found it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Acknowledged {
+    pub issue: IssueRef,
+    pub policy: PolicyName,
+    pub cycle: u32,
+    /// The first acknowledgement of the cycle (later ones change nothing).
+    pub first: bool,
+}
+
 /// Counts for `/metrics` and `/readyz`.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct StoreStats {
@@ -268,6 +278,40 @@ pub trait Store: Send + Sync + 'static {
 
     /// Gives the lease `name` up, if this process holds it.
     fn release_lease(&self, name: &str) -> impl Future<Output = Result<(), StoreError>> + Send;
+
+    /// Remembers a Slack event id; `Duplicate` for a retry of a seen one.
+    fn record_slack_event(
+        &self,
+        event_id: &str,
+        at: DateTime<Utc>,
+    ) -> impl Future<Output = Result<Recorded, StoreError>> + Send;
+
+    /// Records `user`'s acknowledgement of the alert thread whose parent is
+    /// the message `ts` in `channel_id`; `None` if labelwarden did not post
+    /// that message.
+    fn acknowledge(
+        &self,
+        channel_id: &str,
+        ts: &str,
+        user: &str,
+        at: DateTime<Utc>,
+    ) -> impl Future<Output = Result<Option<Acknowledged>, StoreError>> + Send;
+
+    /// Takes `user`'s acknowledgement of that thread back, if it was theirs.
+    fn withdraw_acknowledgement(
+        &self,
+        channel_id: &str,
+        ts: &str,
+        user: &str,
+    ) -> impl Future<Output = Result<bool, StoreError>> + Send;
+
+    /// Who acknowledged a clock cycle, and when.
+    fn acknowledgement(
+        &self,
+        issue: &IssueRef,
+        policy: &PolicyName,
+        cycle: u32,
+    ) -> impl Future<Output = Result<Option<(String, DateTime<Utc>)>, StoreError>> + Send;
 
     /// When the next outbox entry waiting for a retry becomes due.
     fn next_outbox_attempt(

@@ -13,8 +13,8 @@ use super::migrations::{
     INTAKE_MIGRATIONS, INTAKE_TABLE, MAIN_TABLE, MIGRATIONS, Migration, POSTGRES_INTAKE_MIGRATIONS,
 };
 use super::{
-    CommitOutcome, Delivery, Handled, IssueCommit, IssueRecord, Loaded, OutboxEntry, OutboxKey,
-    OutboxOutcome, Recorded, SendResult, Store, StoreError, StoreStats,
+    Acknowledged, CommitOutcome, Delivery, Handled, IssueCommit, IssueRecord, Loaded, OutboxEntry,
+    OutboxKey, OutboxOutcome, Recorded, SendResult, Store, StoreError, StoreStats,
 };
 use crate::engine::Firing;
 use crate::issue::{Event, IssueFacts, IssueIid, IssueRef, ProjectPath, TimedEvent};
@@ -700,6 +700,106 @@ impl Store for SqlStore {
         .fetch_optional(&self.writer)
         .await?;
         Ok(row.is_some())
+    }
+
+    async fn record_slack_event(
+        &self,
+        event_id: &str,
+        at: DateTime<Utc>,
+    ) -> Result<Recorded, StoreError> {
+        let row = sqlx::query(
+            "INSERT INTO slack_events (event_id, received_at) VALUES ($1, $2)
+             ON CONFLICT (event_id) DO NOTHING RETURNING event_id",
+        )
+        .bind(event_id)
+        .bind(millis(at))
+        .fetch_optional(&self.writer)
+        .await?;
+        Ok(if row.is_some() {
+            Recorded::New
+        } else {
+            Recorded::Duplicate
+        })
+    }
+
+    async fn acknowledge(
+        &self,
+        channel_id: &str,
+        ts: &str,
+        user: &str,
+        at: DateTime<Utc>,
+    ) -> Result<Option<Acknowledged>, StoreError> {
+        let mut tx = self.writer.begin().await?;
+        let Some(thread) = sqlx::query(
+            "SELECT project, iid, policy, cycle FROM threads WHERE channel_id = $1 AND ts = $2",
+        )
+        .bind(channel_id)
+        .bind(ts)
+        .fetch_optional(&mut *tx)
+        .await?
+        else {
+            return Ok(None);
+        };
+        let issue = issue_from(&thread)?;
+        let policy: String = thread.try_get("policy")?;
+        let cycle: i64 = thread.try_get("cycle")?;
+        let inserted = sqlx::query(
+            "INSERT INTO acknowledgements (project, iid, policy, cycle, by_user, at)
+             VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT DO NOTHING RETURNING by_user",
+        )
+        .bind(issue.project.0.as_str())
+        .bind(issue.iid.0 as i64)
+        .bind(policy.as_str())
+        .bind(cycle)
+        .bind(user)
+        .bind(millis(at))
+        .fetch_optional(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        Ok(Some(Acknowledged {
+            issue,
+            policy: PolicyName(policy),
+            cycle: cycle as u32,
+            first: inserted.is_some(),
+        }))
+    }
+
+    async fn withdraw_acknowledgement(
+        &self,
+        channel_id: &str,
+        ts: &str,
+        user: &str,
+    ) -> Result<bool, StoreError> {
+        let done = sqlx::query(
+            "DELETE FROM acknowledgements WHERE by_user = $3 AND (project, iid, policy, cycle) IN (
+                SELECT project, iid, policy, cycle FROM threads WHERE channel_id = $1 AND ts = $2)",
+        )
+        .bind(channel_id)
+        .bind(ts)
+        .bind(user)
+        .execute(&self.writer)
+        .await?;
+        Ok(done.rows_affected() > 0)
+    }
+
+    async fn acknowledgement(
+        &self,
+        issue: &IssueRef,
+        policy: &PolicyName,
+        cycle: u32,
+    ) -> Result<Option<(String, DateTime<Utc>)>, StoreError> {
+        let row = sqlx::query(
+            "SELECT by_user, at FROM acknowledgements
+             WHERE project = $1 AND iid = $2 AND policy = $3 AND cycle = $4",
+        )
+        .bind(issue.project.0.as_str())
+        .bind(issue.iid.0 as i64)
+        .bind(policy.0.as_str())
+        .bind(i64::from(cycle))
+        .fetch_optional(&self.readers)
+        .await?;
+        row.map(|row| Ok((row.try_get("by_user")?, instant(row.try_get("at")?))))
+            .transpose()
     }
 
     async fn release_lease(&self, name: &str) -> Result<(), StoreError> {

@@ -25,6 +25,15 @@ use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
 pub const SECRET: &str = "test-secret";
+/// The Slack signing secret of the test servers.
+pub const SLACK_SIGNING_SECRET: &str = "8f742231b10e8888abcd99test0secret";
+
+fn slack_events() -> Option<labelwarden::server::slack_events::SlackEventsConfig> {
+    Some(labelwarden::server::slack_events::SlackEventsConfig {
+        signing_secret: SecretString::from(SLACK_SIGNING_SECRET.to_owned()),
+        ack_reaction: "eyes".to_owned(),
+    })
+}
 pub const HIGHEST: &str = "priority::highest";
 
 pub fn fixtures() -> PathBuf {
@@ -100,6 +109,7 @@ pub async fn start_server_at<N: Notifier>(
         secrets: vec![SecretString::from(SECRET.to_owned())],
         max_body_bytes,
         reconcile,
+        slack_events: slack_events(),
     };
     let context = Arc::new(Context::new(store, policies).with_retry(retry));
     let task = tokio::spawn(server::run(
