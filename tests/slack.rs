@@ -762,3 +762,65 @@ async fn eyes_on_an_alert_thread_acknowledges_its_clock_once() {
     }
     server.stop().await;
 }
+
+#[tokio::test]
+async fn an_unacknowledged_alert_escalates_and_an_acknowledged_one_does_not() {
+    let dir = tempfile::tempdir().unwrap();
+    let Setup { server, slack } = start(
+        &dir.path().join("db.sqlite"),
+        UNLIMITED,
+        RetryPolicy::default(),
+    )
+    .await;
+    let labelled = Utc::now();
+    server
+        .deliver("answer-80", &label(&["needs::answer"], 80, labelled))
+        .await;
+    server
+        .deliver("answer-81", &label(&["needs::answer"], 81, labelled))
+        .await;
+    wait_until(Duration::from_secs(2), || {
+        !of_issue(&slack, "#alerts", 80).is_empty() && !of_issue(&slack, "#alerts", 81).is_empty()
+    })
+    .await;
+    // Somebody is on #80 within the second.
+    let parent = of_issue(&slack, "#alerts", 80).remove(0);
+    let eyes = reaction("Ev0080", "reaction_added", "U0USER001", &parent.ts);
+    let signed_at = Utc::now().timestamp();
+    assert_eq!(
+        slack_event(&server, &eyes, signed_at, common::SLACK_SIGNING_SECRET)
+            .await
+            .0,
+        200
+    );
+    wait_until(Duration::from_secs(3), || {
+        of_issue(&slack, "#alerts", 81).len() >= 2
+    })
+    .await;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+
+    let answered = of_issue(&slack, "#alerts", 80);
+    assert_eq!(
+        answered.len(),
+        1,
+        "acknowledged: no escalation: {}",
+        transcript(&answered)
+    );
+    let unanswered = of_issue(&slack, "#alerts", 81);
+    assert_eq!(unanswered.len(), 2, "{}", transcript(&unanswered));
+    let escalation = &unanswered[1];
+    assert!(
+        escalation
+            .text
+            .contains("Nobody has acknowledged this alert"),
+        "{}",
+        escalation.text
+    );
+    assert!(
+        escalation.text.contains("<@U0CONTACT1>"),
+        "{}",
+        escalation.text
+    );
+    assert_eq!(escalation.thread_ts.as_ref(), Some(&unanswered[0].ts));
+    server.stop().await;
+}

@@ -35,15 +35,31 @@ pub struct Firing {
     pub occurrence: u32,
 }
 
-/// The firings already done for one issue and policy.
+/// The firings already done for one issue and policy, and the cycles
+/// whose alert somebody acknowledged.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Ledger {
     fired: Vec<Firing>,
+    acknowledged: Vec<u32>,
 }
 
 impl Ledger {
     pub fn new(fired: Vec<Firing>) -> Self {
-        Ledger { fired }
+        Ledger {
+            fired,
+            acknowledged: Vec::new(),
+        }
+    }
+
+    /// The same ledger, knowing which cycles were acknowledged.
+    pub fn with_acknowledged(mut self, cycles: Vec<u32>) -> Self {
+        self.acknowledged = cycles;
+        self
+    }
+
+    /// Somebody acknowledged this cycle's alert.
+    pub fn acknowledged(&self, cycle: u32) -> bool {
+        self.acknowledged.contains(&cycle)
     }
 
     pub fn contains(&self, firing: &Firing) -> bool {
@@ -134,6 +150,10 @@ pub fn decide(policy: &Policy, reading: &ClockReading, ledger: &Ledger) -> Decis
 
     for (index, step) in policy.steps.iter().enumerate() {
         let fired = |occurrence| ledger.fired(&step.id, cycle, occurrence);
+        // Acknowledged: the step has nothing left to do in this cycle.
+        if step.unless_acknowledged && ledger.acknowledged(cycle) {
+            continue;
+        }
         match step.trigger {
             Trigger::Start => {
                 if live && !fired(0) {
@@ -150,6 +170,16 @@ pub fn decide(policy: &Policy, reading: &ClockReading, ledger: &Ledger) -> Decis
                     due.push((at_or_now(reading, threshold), 1, index, 0));
                 } else {
                     wake_at(threshold);
+                }
+            }
+            Trigger::AfterStart(after) => {
+                if !live || fired(0) {
+                    continue;
+                }
+                if reading.reached(after) {
+                    due.push((at_or_now(reading, after), 1, index, 0));
+                } else {
+                    wake_at(after);
                 }
             }
             Trigger::Breach => {

@@ -319,3 +319,37 @@ proptest! {
         prop_assert!(decide(&policy, &reading, &ledger).actions.is_empty());
     }
 }
+
+#[test]
+fn an_unless_acknowledged_step_fires_only_while_nobody_acknowledged() {
+    let policy = policy(concat!(
+        "  - name: p\n    match: { labels_any: [\"priority::highest\"] }\n    clock: { target: 24h }\n",
+        "    escalation:\n",
+        "      - on: start\n        gitlab: { comment: true }\n",
+        "      - on: { after_start: 30m, unless: acknowledged }\n        gitlab: { comment: true }\n",
+    ));
+    assert_eq!(policy.steps[1].id.0, "after_start:30m:unless:acknowledged");
+    let issue = issue(&[]).added(0, "priority::highest").build();
+    let start = Firing {
+        step: policy.steps[0].id.clone(),
+        cycle: 1,
+        occurrence: 0,
+    };
+
+    let early = read(&issue, &policy, t(10));
+    let decision = decide(&policy, &early, &Ledger::new(vec![start.clone()]));
+    assert!(decision.actions.is_empty());
+    assert_eq!(decision.next_wake, Some(t(30)), "wakes when it comes due");
+
+    let late = read(&issue, &policy, t(40));
+    let unanswered = decide(&policy, &late, &Ledger::new(vec![start.clone()]));
+    assert_eq!(unanswered.actions.len(), 1);
+    assert_eq!(unanswered.actions[0].due_at, t(30));
+
+    let answered = Ledger::new(vec![start]).with_acknowledged(vec![1]);
+    let decision = decide(&policy, &late, &answered);
+    assert!(
+        decision.actions.is_empty(),
+        "acknowledged: nothing to escalate"
+    );
+}

@@ -91,7 +91,13 @@ pub fn prepare(
         record = Some(merge(record, delivery));
     }
     let record = record?;
-    let (clocks, fired) = evaluate(&record, policies, &loaded.ledger, as_of(&record, now));
+    let (clocks, fired) = evaluate(
+        &record,
+        policies,
+        &loaded.ledger,
+        &loaded.acknowledged,
+        as_of(&record, now),
+    );
     Some(IssueCommit {
         facts: record.facts,
         title: record.title,
@@ -152,6 +158,7 @@ fn evaluate(
     record: &IssueRecord,
     policies: &PolicySet,
     ledger: &[(PolicyName, Firing)],
+    acknowledged: &[(PolicyName, u32)],
     now: DateTime<Utc>,
 ) -> (Vec<ClockState>, Vec<Fired>) {
     let issue = Issue::new(record.facts.clone(), record.events.clone());
@@ -176,6 +183,13 @@ fn evaluate(
                 .iter()
                 .filter(|(name, _)| name == &policy.name)
                 .map(|(_, firing)| firing.clone())
+                .collect(),
+        )
+        .with_acknowledged(
+            acknowledged
+                .iter()
+                .filter(|(name, _)| name == &policy.name)
+                .map(|(_, cycle)| *cycle)
                 .collect(),
         );
         let decision = engine::decide(policy, &reading, &policy_ledger);
@@ -226,13 +240,13 @@ mod tests {
         };
         // This host's clock is 200 ms behind the label's timestamp.
         let now = t(10) - chrono::TimeDelta::milliseconds(200);
-        let (clocks, fired) = evaluate(&record, &set, &[], as_of(&record, now));
+        let (clocks, fired) = evaluate(&record, &set, &[], &[], as_of(&record, now));
         assert_eq!(clocks[0].status, "running");
         assert_eq!(fired.len(), 1, "the start fires at once");
         // Far ahead is not trusted.
         let way_behind = t(10) - chrono::TimeDelta::hours(2);
         assert_eq!(as_of(&record, way_behind), way_behind + MAX_CLOCK_SKEW);
-        let (clocks, fired) = evaluate(&record, &set, &[], as_of(&record, way_behind));
+        let (clocks, fired) = evaluate(&record, &set, &[], &[], as_of(&record, way_behind));
         assert_eq!(clocks[0].status, "not_matching");
         assert_eq!(
             clocks[0].next_wake,

@@ -213,6 +213,7 @@ impl Notice {
         let what = match self.step_kind.as_str() {
             "start" => "SLA clock started".to_owned(),
             "before_deadline" => "deadline approaching".to_owned(),
+            "after_start" => "not acknowledged yet".to_owned(),
             "breach" => "SLA breached".to_owned(),
             "every" => format!(
                 "still open past its deadline (reminder {})",

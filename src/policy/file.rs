@@ -237,20 +237,34 @@ pub struct GitLabEntry {
 }
 
 /// `on:` is a keyword (`start`, `breach`, `resolved`, `withdrawn`) or a
-/// mapping (`{ before_deadline: 6h }`, `{ every: 4h, after: breach }`).
-/// Read by hand so that a mistake gets a message naming the allowed forms.
+/// mapping (`{ before_deadline: 6h }`, `{ after_start: 30m }`,
+/// `{ every: 4h, after: breach }`); a mapping may add `unless:
+/// acknowledged`. Read by hand so that a mistake gets a message naming the
+/// allowed forms.
 #[derive(Debug, Clone, PartialEq, JsonSchema)]
 #[schemars(untagged)]
 pub enum TriggerEntry {
     Keyword(TriggerKeyword),
     BeforeDeadline {
         before_deadline: String,
+        /// `acknowledged`: only if nobody acknowledged the alert in Slack.
+        #[schemars(default)]
+        unless: Option<String>,
+    },
+    AfterStart {
+        after_start: String,
+        /// `acknowledged`: only if nobody acknowledged the alert in Slack.
+        #[schemars(default)]
+        unless: Option<String>,
     },
     Every {
         every: String,
         /// `breach` (default) or `start`.
         #[schemars(default)]
         after: Option<String>,
+        /// `acknowledged`: only if nobody acknowledged the alert in Slack.
+        #[schemars(default)]
+        unless: Option<String>,
     },
 }
 
@@ -263,7 +277,7 @@ pub enum TriggerKeyword {
     Withdrawn,
 }
 
-const TRIGGER_FORMS: &str = "`start`, `breach`, `resolved`, `withdrawn`, `{ before_deadline: 6h }` or `{ every: 4h, after: breach }`";
+const TRIGGER_FORMS: &str = "`start`, `breach`, `resolved`, `withdrawn`, `{ before_deadline: 6h }`, `{ after_start: 30m }` or `{ every: 4h, after: breach }` (a mapping may add `unless: acknowledged`)";
 
 impl<'de> Deserialize<'de> for TriggerEntry {
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
@@ -293,13 +307,17 @@ impl<'de> Deserialize<'de> for TriggerEntry {
 
             fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<TriggerEntry, A::Error> {
                 let mut before_deadline = None;
+                let mut after_start = None;
                 let mut every = None;
                 let mut after = None;
+                let mut unless = None;
                 while let Some(key) = map.next_key::<String>()? {
                     let slot = match key.as_str() {
                         "before_deadline" => &mut before_deadline,
+                        "after_start" => &mut after_start,
                         "every" => &mut every,
                         "after" => &mut after,
+                        "unless" => &mut unless,
                         other => {
                             return Err(de::Error::custom(format!(
                                 "unknown key `{other}` in `on`, expected one of {TRIGGER_FORMS}"
@@ -311,11 +329,20 @@ impl<'de> Deserialize<'de> for TriggerEntry {
                     }
                     *slot = Some(map.next_value::<ScalarText>()?.0);
                 }
-                match (before_deadline, every, after) {
-                    (Some(before_deadline), None, None) => {
-                        Ok(TriggerEntry::BeforeDeadline { before_deadline })
-                    }
-                    (None, Some(every), after) => Ok(TriggerEntry::Every { every, after }),
+                match (before_deadline, after_start, every, after) {
+                    (Some(before_deadline), None, None, None) => Ok(TriggerEntry::BeforeDeadline {
+                        before_deadline,
+                        unless,
+                    }),
+                    (None, Some(after_start), None, None) => Ok(TriggerEntry::AfterStart {
+                        after_start,
+                        unless,
+                    }),
+                    (None, None, Some(every), after) => Ok(TriggerEntry::Every {
+                        every,
+                        after,
+                        unless,
+                    }),
                     _ => Err(de::Error::custom(format!(
                         "`on` must be exactly one of {TRIGGER_FORMS}"
                     ))),

@@ -249,6 +249,8 @@ impl fmt::Display for StepId {
 pub struct Step {
     pub id: StepId,
     pub trigger: Trigger,
+    /// Fires only while nobody acknowledged the cycle's alert in Slack.
+    pub unless_acknowledged: bool,
     pub slack: Option<SlackStep>,
     pub gitlab: Option<GitLabStep>,
 }
@@ -259,6 +261,8 @@ pub enum Trigger {
     Start,
     /// This much counted time is left.
     BeforeDeadline(TimeDelta),
+    /// This much time was counted since the clock started.
+    AfterStart(TimeDelta),
     /// The deadline passed with the clock still running.
     Breach,
     /// Repeatedly, each `interval` of counted time after the anchor.
@@ -281,6 +285,7 @@ impl Trigger {
         match self {
             Trigger::Start => "start",
             Trigger::BeforeDeadline(_) => "before_deadline",
+            Trigger::AfterStart(_) => "after_start",
             Trigger::Breach => "breach",
             Trigger::Every { .. } => "every",
             Trigger::Resolved => "resolved",
@@ -293,6 +298,7 @@ impl Trigger {
         StepId(match self {
             Trigger::Start => "start".to_owned(),
             Trigger::BeforeDeadline(d) => format!("before_deadline:{}", duration::compact(*d)),
+            Trigger::AfterStart(d) => format!("after_start:{}", duration::compact(*d)),
             Trigger::Breach => "breach".to_owned(),
             Trigger::Every { interval, after } => format!(
                 "every:{}:after:{}",

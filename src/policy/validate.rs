@@ -579,8 +579,11 @@ impl Checker {
                 .gitlab(file, gitlab, &format!("{field}.gitlab"))
                 .map(Some),
         };
-        let trigger = trigger?;
+        let (trigger, unless_acknowledged) = trigger?;
         let id = match &raw.id {
+            None if unless_acknowledged => {
+                super::StepId(format!("{}:unless:acknowledged", trigger.default_id()))
+            }
             None => trigger.default_id(),
             Some(id) => {
                 let valid = !id.value.is_empty()
@@ -603,26 +606,46 @@ impl Checker {
         Some(Step {
             id,
             trigger,
+            unless_acknowledged,
             slack: slack?,
             gitlab: gitlab?,
         })
     }
 
+    /// The trigger, and whether it holds only while nobody acknowledged.
     fn trigger(
         &mut self,
         file: &Arc<PathBuf>,
         entry: &Located<TriggerEntry>,
         field: &str,
         target: Option<TimeDelta>,
-    ) -> Option<Trigger> {
-        match &entry.value {
+    ) -> Option<(Trigger, bool)> {
+        let unless = match &entry.value {
+            TriggerEntry::Keyword(_) => None,
+            TriggerEntry::BeforeDeadline { unless, .. }
+            | TriggerEntry::AfterStart { unless, .. }
+            | TriggerEntry::Every { unless, .. } => unless.as_deref(),
+        };
+        let unless_acknowledged = self.check(
+            file,
+            entry,
+            format!("{field}.unless"),
+            match unless {
+                None => Ok(false),
+                Some("acknowledged") => Ok(true),
+                Some(other) => Err(format!("`{other}`: `unless` takes `acknowledged`")),
+            },
+        );
+        let trigger = match &entry.value {
             TriggerEntry::Keyword(keyword) => Some(match keyword {
                 TriggerKeyword::Start => Trigger::Start,
                 TriggerKeyword::Breach => Trigger::Breach,
                 TriggerKeyword::Resolved => Trigger::Resolved,
                 TriggerKeyword::Withdrawn => Trigger::Withdrawn,
             }),
-            TriggerEntry::BeforeDeadline { before_deadline } => {
+            TriggerEntry::BeforeDeadline {
+                before_deadline, ..
+            } => {
                 let field = format!("{field}.before_deadline");
                 let lead = self.check(file, entry, &field, duration::parse(before_deadline))?;
                 if let Some(target) = target
@@ -641,7 +664,15 @@ impl Checker {
                 }
                 Some(Trigger::BeforeDeadline(lead))
             }
-            TriggerEntry::Every { every, after } => {
+            TriggerEntry::AfterStart { after_start, .. } => self
+                .check(
+                    file,
+                    entry,
+                    format!("{field}.after_start"),
+                    duration::parse(after_start),
+                )
+                .map(Trigger::AfterStart),
+            TriggerEntry::Every { every, after, .. } => {
                 let interval = self.check(
                     file,
                     entry,
@@ -663,7 +694,8 @@ impl Checker {
                     after: anchor?,
                 })
             }
-        }
+        };
+        Some((trigger?, unless_acknowledged?))
     }
 
     fn slack(
@@ -1051,6 +1083,19 @@ mod tests {
         assert_eq!(found.len(), 1);
         assert!(
             found[0].contains("step `start` is already defined") && found[0].contains("`id:`"),
+            "{found:?}"
+        );
+    }
+
+    #[test]
+    fn unless_takes_only_acknowledged() {
+        let found = with_policy(concat!(
+            "  - name: p\n    match: { labels_any: [x] }\n    clock: { target: 1h }\n    escalation:\n",
+            "      - on: { after_start: 10m, unless: answered }\n        slack: { channel: alerts }\n",
+        ));
+        assert_eq!(found.len(), 1, "{found:?}");
+        assert!(
+            found[0].contains("`unless` takes `acknowledged`"),
             "{found:?}"
         );
     }

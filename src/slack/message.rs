@@ -195,6 +195,11 @@ impl Rendering<'_> {
                     human(self.remaining().unwrap_or_default())
                 ),
             },
+            "after_start" => format!(
+                ":bell: Nobody has acknowledged this alert in {}: {}. React with :eyes: on it when you are on it.",
+                human(notice.sla.target() - self.remaining().unwrap_or_default()),
+                self.time_left()
+            ),
             "breach" => match self.overdue() {
                 Some(overdue) if overdue >= TimeDelta::seconds(1) => format!(
                     ":red_circle: SLA breached: the {target} deadline ({deadline}) passed {} ago.",
@@ -244,7 +249,7 @@ impl Rendering<'_> {
             "start" => format!(
                 ":mag: This bug is being treated as urgent. Target for a fix: {deadline}."
             ),
-            "before_deadline" | "every" => format!(
+            "before_deadline" | "every" | "after_start" => format!(
                 ":hourglass_flowing_sand: Still being worked on. Target for a fix: {deadline}."
             ),
             "breach" => format!(

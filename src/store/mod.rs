@@ -76,6 +76,8 @@ pub struct IssueRecord {
 pub struct Loaded {
     pub record: Option<IssueRecord>,
     pub ledger: Vec<(PolicyName, Firing)>,
+    /// The clock cycles, by policy, whose alert somebody acknowledged.
+    pub acknowledged: Vec<(PolicyName, u32)>,
 }
 
 /// Where one policy's clock stands on one issue after an evaluation.

@@ -533,6 +533,17 @@ impl Store for SqlStore {
                     .ledger
                     .push((PolicyName(row.try_get("policy")?), firing));
             }
+            let rows = bind_all(multi_row(format!(
+                "SELECT project, iid, policy, cycle FROM acknowledgements WHERE (project, iid) IN (VALUES {among})"
+            )))
+            .fetch_all(&self.readers)
+            .await?;
+            for row in &rows {
+                let cycle = row.try_get::<i64, _>("cycle")? as u32;
+                loaded[slot(row)?]
+                    .acknowledged
+                    .push((PolicyName(row.try_get("policy")?), cycle));
+            }
         }
         Ok(loaded)
     }
