@@ -219,7 +219,7 @@ pub struct SlackEntry {
     /// Emoji name to add to the thread's parent message, e.g. `white_check_mark`.
     #[serde(default)]
     pub react: Option<Located<String>>,
-    /// Message text replacing the default wording; placeholders such as `{issue.ref}`.
+    /// Message text replacing the default wording; template variables such as `{issue.ref}`.
     #[serde(default)]
     pub text: Option<Located<String>>,
 }

@@ -341,8 +341,8 @@ pub struct GitLabStep {
     pub comment: bool,
 }
 
-/// Placeholders a step's `text:` may use; the Slack renderer fills them in.
-pub const TEXT_PLACEHOLDERS: &[&str] = &[
+/// Template variables a step's `text:` may use; the Slack renderer fills them in.
+pub const TEXT_VARIABLES: &[&str] = &[
     "issue.ref",
     "issue.title",
     "issue.url",

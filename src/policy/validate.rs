@@ -19,7 +19,7 @@ use super::file::{
 use super::{
     Anchor, Audience, Channel, ClockRule, Confidentiality, Destination, GitLabStep, Mention,
     People, Policy, PolicyError, PolicyName, PolicySet, Selector, SlackStep, SourceLocation,
-    StartRule, Step, StopRule, TEXT_PLACEHOLDERS, Trigger, duration, pattern::Pattern,
+    StartRule, Step, StopRule, TEXT_VARIABLES, Trigger, duration, pattern::Pattern,
 };
 
 /// Work item types GitLab sends in `object_attributes.type` / `work_item_type`,
@@ -762,7 +762,7 @@ impl Checker {
             }
         }
         if let Some(text) = &raw.text {
-            for problem in placeholder_problems(&text.value) {
+            for problem in variable_problems(&text.value) {
                 ok = false;
                 let at = self.at(file, text);
                 self.fail(&at, format!("{field}.text"), problem);
@@ -921,8 +921,8 @@ fn is_slack_mention(text: &str) -> bool {
     false
 }
 
-/// Unknown or unclosed `{placeholders}` in a step's text.
-fn placeholder_problems(text: &str) -> Vec<String> {
+/// Unknown or unclosed `{variables}` in a step's text.
+fn variable_problems(text: &str) -> Vec<String> {
     let mut problems = Vec::new();
     let mut rest = text;
     while let Some(open) = rest.find('{') {
@@ -934,10 +934,10 @@ fn placeholder_problems(text: &str) -> Vec<String> {
             }
             Some(close) => {
                 let name = &after[..close];
-                if !TEXT_PLACEHOLDERS.contains(&name) {
+                if !TEXT_VARIABLES.contains(&name) {
                     problems.push(format!(
-                        "unknown placeholder `{{{name}}}`; known: {}",
-                        TEXT_PLACEHOLDERS
+                        "unknown variable `{{{name}}}`; known: {}",
+                        TEXT_VARIABLES
                             .iter()
                             .map(|p| format!("{{{p}}}"))
                             .collect::<Vec<_>>()
@@ -1125,7 +1125,7 @@ mod tests {
     }
 
     #[test]
-    fn steps_that_do_nothing_or_use_unknown_placeholders_are_refused() {
+    fn steps_that_do_nothing_or_use_unknown_variables_are_refused() {
         let found = with_policy(concat!(
             "  - name: p\n    match: { labels_any: [x] }\n    clock: { target: 1h }\n    escalation:\n",
             "      - on: start\n",
@@ -1134,7 +1134,7 @@ mod tests {
         ));
         assert_eq!(found.len(), 3, "{found:#?}");
         assert!(found[0].contains("does nothing"));
-        assert!(found[1].contains("unknown placeholder `{overdu}`"));
+        assert!(found[1].contains("unknown variable `{overdu}`"));
         assert!(found[2].contains("cannot have wildcards"));
     }
 

@@ -260,7 +260,7 @@ impl Rendering<'_> {
         }
     }
 
-    /// A step's `text:` with its placeholders filled in.
+    /// A step's `text:` with its template variables filled in.
     fn fill(&self, template: &str) -> String {
         let mut out = String::with_capacity(template.len() + 64);
         let mut rest = template;
@@ -272,7 +272,7 @@ impl Rendering<'_> {
                 rest = "";
                 break;
             };
-            match self.placeholder(&after[..close]) {
+            match self.variable(&after[..close]) {
                 Some(value) => out.push_str(&value),
                 // Validation refuses unknown names; keep them visible anyway.
                 None => out.push_str(&rest[open..open + close + 2]),
@@ -283,7 +283,7 @@ impl Rendering<'_> {
         out
     }
 
-    fn placeholder(&self, name: &str) -> Option<String> {
+    fn variable(&self, name: &str) -> Option<String> {
         let notice = self.notice;
         Some(match name {
             "issue.ref" => escape(&notice.issue.to_string()),

@@ -119,7 +119,7 @@ async fn insert_deliveries(
         let sql = format!(
             "INSERT INTO deliveries (key, kind, received_at, payload) VALUES {}
              ON CONFLICT (key) DO NOTHING RETURNING key",
-            placeholders(chunk.len(), 4)
+            parameters(chunk.len(), 4)
         );
         let mut query = multi_row(sql);
         for (delivery, _) in chunk {
@@ -270,7 +270,7 @@ impl SqlStore {
             let mut query = multi_row(format!(
                 "SELECT project, iid, policy, cycle, channel, channel_id, ts FROM threads
                  WHERE (project, iid, policy, cycle, channel) IN (VALUES {})",
-                placeholders(chunk.len(), 5)
+                parameters(chunk.len(), 5)
             ));
             for (key, channel) in chunk {
                 query = query
@@ -487,7 +487,7 @@ impl Store for SqlStore {
             })
         };
         for chunk in issues.chunks(ROWS_PER_STATEMENT) {
-            let among = placeholders(chunk.len(), 2);
+            let among = parameters(chunk.len(), 2);
             let bind_all = |query| bind_issues(query, chunk);
             let rows = bind_all(multi_row(format!(
                 "SELECT project, iid, facts, title, url, updated_at FROM issues WHERE (project, iid) IN (VALUES {among})"
@@ -845,7 +845,7 @@ impl Store for SqlStore {
                  FROM (VALUES {}) AS v
                  WHERE outbox.project = v.column1 AND outbox.iid = v.column2 AND outbox.policy = v.column3
                    AND outbox.step = v.column4 AND outbox.cycle = v.column5 AND outbox.occurrence = v.column6",
-                placeholders(chunk.len(), 10)
+                parameters(chunk.len(), 10)
             );
             let mut query = multi_row(sql);
             for outcome in chunk {
@@ -893,7 +893,7 @@ impl Store for SqlStore {
                  WHERE o.channel IS NOT NULL
                  ON CONFLICT (project, iid, policy, cycle, channel)
                  DO UPDATE SET channel_id = excluded.channel_id, ts = excluded.ts, updated_at = excluded.updated_at",
-                placeholders(chunk.len(), 9)
+                parameters(chunk.len(), 9)
             );
             let mut query = multi_row(sql);
             for (key, thread, at) in chunk {
@@ -957,8 +957,8 @@ impl Store for SqlStore {
     }
 }
 
-/// `($1, $2), ($3, $4)`: placeholders for `rows` rows of `columns` values.
-fn placeholders(rows: usize, columns: usize) -> String {
+/// `($1, $2), ($3, $4)`: bind parameters for `rows` rows of `columns` values.
+fn parameters(rows: usize, columns: usize) -> String {
     let mut text = String::with_capacity(rows * columns * 5);
     for row in 0..rows {
         if row > 0 {
@@ -976,8 +976,8 @@ fn placeholders(rows: usize, columns: usize) -> String {
     text
 }
 
-/// A statement whose only dynamic part is its list of `$n` placeholders
-/// (from [`placeholders`]): no value is ever formatted into SQL.
+/// A statement whose only dynamic part is its list of `$n` parameters
+/// (from [`parameters`]): no value is ever formatted into SQL.
 fn multi_row<'q>(sql: String) -> SqlQuery<'q> {
     sqlx::query(sqlx::AssertSqlSafe(sql))
 }
@@ -1059,7 +1059,7 @@ async fn write_commits(
              ON CONFLICT (project, iid) DO UPDATE SET
                 facts = excluded.facts, title = excluded.title, url = excluded.url, updated_at = excluded.updated_at
              WHERE excluded.updated_at >= issues.updated_at",
-            placeholders(chunk.len(), 6)
+            parameters(chunk.len(), 6)
         );
         let mut query = multi_row(sql);
         for (commit, facts) in chunk {
@@ -1082,7 +1082,7 @@ async fn write_commits(
     for chunk in events.chunks(ROWS_PER_STATEMENT) {
         let sql = format!(
             "INSERT INTO issue_events (project, iid, at, kind, label) VALUES {} ON CONFLICT DO NOTHING",
-            placeholders(chunk.len(), 5)
+            parameters(chunk.len(), 5)
         );
         let mut query = multi_row(sql);
         for ((project, iid), event) in chunk {
@@ -1110,7 +1110,7 @@ async fn write_commits(
             "INSERT INTO clocks (project, iid, policy, status, next_wake, updated_at) VALUES {}
              ON CONFLICT (project, iid, policy) DO UPDATE SET
                 status = excluded.status, next_wake = excluded.next_wake, updated_at = excluded.updated_at",
-            placeholders(chunk.len(), 6)
+            parameters(chunk.len(), 6)
         );
         let mut query = multi_row(sql);
         for ((project, iid), now, clock) in chunk {
@@ -1129,7 +1129,7 @@ async fn write_commits(
     for chunk in untracked.chunks(ROWS_PER_STATEMENT) {
         let sql = format!(
             "DELETE FROM clocks WHERE (project, iid, policy) IN (VALUES {})",
-            placeholders(chunk.len(), 3)
+            parameters(chunk.len(), 3)
         );
         let mut query = multi_row(sql);
         for ((project, iid), _, clock) in chunk {
@@ -1155,7 +1155,7 @@ async fn write_commits(
         let sql = format!(
             "INSERT INTO ledger (project, iid, policy, step, cycle, occurrence, fired_at) VALUES {}
              ON CONFLICT DO NOTHING RETURNING project, iid, policy, step, cycle, occurrence",
-            placeholders(chunk.len(), 7)
+            parameters(chunk.len(), 7)
         );
         let mut query = multi_row(sql);
         for ((project, iid), now, _, fired) in chunk {
@@ -1197,7 +1197,7 @@ async fn write_commits(
         let sql = format!(
             "INSERT INTO outbox (project, iid, policy, step, cycle, occurrence, created_at, position, notice, next_attempt_at, channel)
              VALUES {} ON CONFLICT DO NOTHING",
-            placeholders(chunk.len(), 11)
+            parameters(chunk.len(), 11)
         );
         let mut query = multi_row(sql);
         for ((project, iid), now, position, fired, notice) in chunk {

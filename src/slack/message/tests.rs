@@ -283,7 +283,7 @@ fn a_confidential_issue_shows_only_reference_link_and_sla_facts_outside_private_
 }
 
 #[test]
-fn a_step_s_text_fills_its_placeholders_and_keeps_redaction() {
+fn a_step_s_text_fills_its_variables_and_keeps_redaction() {
     let (channel, people) = (channel(false, Audience::Team), people());
     let mut notice = notice("breach", 25 * 60);
     notice.confidential = true;
