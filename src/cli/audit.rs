@@ -7,13 +7,11 @@
 use std::io::{IsTerminal, Write};
 use std::path::PathBuf;
 use std::process::ExitCode;
-use std::time::Duration;
 
 use chrono::{DateTime, TimeDelta, Utc};
 use clap::Args;
-use secrecy::SecretString;
 
-use super::EXIT_CONFIG;
+use super::{EXIT_CONFIG, gitlab_client_or_exit, load_policies};
 use std::sync::Arc;
 
 use crate::audit::report::{self, Format};
@@ -22,7 +20,7 @@ use futures_util::StreamExt;
 use crate::audit::watchdog::{self, Finding};
 use crate::audit::{self, FailOn, notify};
 use crate::gitlab::actions::{IssueLedger, IssueWriter};
-use crate::gitlab::client::{DEFAULT_URL, GitLabClient, GitLabSettings};
+use crate::gitlab::client::GitLabClient;
 use crate::gitlab::history::FetchedIssue;
 use crate::gitlab::history::{IssueReader, Scope};
 use crate::gitlab::hooks;
@@ -30,10 +28,6 @@ use crate::notify::LogNotifier;
 use crate::policy;
 use crate::policy::PolicySet;
 use crate::slack::{SlackNotifier, SlackSettings};
-
-/// The environment variables with GitLab's address and the API token.
-pub const URL_ENV: &str = "GITLAB_URL";
-pub const TOKEN_ENV: &str = "GITLAB_TOKEN";
 
 #[derive(Debug, Args)]
 #[command(group(clap::ArgGroup::new("scope").required(true).args(["project", "group"])))]
@@ -142,14 +136,9 @@ pub fn run(args: AuditArgs) -> ExitCode {
         eprintln!("error: {message}");
         ExitCode::from(EXIT_CONFIG)
     };
-    let policies = match policy::load(&args.policies) {
+    let policies = match load_policies(&args.policies) {
         Ok(set) => set,
-        Err(errors) => {
-            for error in &errors {
-                eprintln!("error: {error}");
-            }
-            return ExitCode::from(EXIT_CONFIG);
-        }
+        Err(code) => return code,
     };
     let destinations = match destinations(&args.format, &args.output) {
         Ok(found) => found,
@@ -171,24 +160,11 @@ pub fn run(args: AuditArgs) -> ExitCode {
     } else {
         None
     };
-    let Some(token) = std::env::var(TOKEN_ENV)
-        .ok()
-        .filter(|t| !t.trim().is_empty())
-    else {
-        return fail(format!(
-            "set {TOKEN_ENV} to a GitLab token with the `read_api` scope (`api` for --notify)"
-        ));
-    };
-    let settings = GitLabSettings {
-        url: std::env::var(URL_ENV).unwrap_or_else(|_| DEFAULT_URL.to_owned()),
-        token: SecretString::from(token),
-        concurrency: args.concurrency.max(1),
-        first_retry: Duration::from_secs(1),
-    };
-    let client = match GitLabClient::new(settings) {
-        Ok(client) => client,
-        Err(message) => return fail(message),
-    };
+    let client =
+        match gitlab_client_or_exit(args.concurrency.max(1), "`read_api` (`api` for --notify)") {
+            Ok(client) => client,
+            Err(code) => return code,
+        };
     let scope = match (&args.project, &args.group) {
         (Some(project), _) => Scope::Project(project.clone()),
         (None, Some(group)) => Scope::Group(group.clone()),

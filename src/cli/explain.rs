@@ -5,20 +5,15 @@
 
 use std::path::PathBuf;
 use std::process::ExitCode;
-use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 use clap::Args;
-use secrecy::SecretString;
 
-use super::EXIT_CONFIG;
-use super::audit::{TOKEN_ENV, URL_ENV};
+use super::{EXIT_CONFIG, gitlab_client_or_exit, load_policies};
 use crate::audit::explain::explain;
 use crate::gitlab::actions::{IssueLedger, IssueWriter};
-use crate::gitlab::client::{DEFAULT_URL, GitLabClient, GitLabSettings};
 use crate::gitlab::history::IssueReader;
 use crate::issue::{IssueIid, IssueRef, ProjectPath};
-use crate::policy;
 
 #[derive(Debug, Args)]
 pub struct ExplainArgs {
@@ -56,31 +51,13 @@ pub fn run(args: ExplainArgs) -> ExitCode {
         Ok(reference) => reference,
         Err(message) => return fail(message),
     };
-    let policies = match policy::load(&args.policies) {
+    let policies = match load_policies(&args.policies) {
         Ok(set) => set,
-        Err(errors) => {
-            for error in &errors {
-                eprintln!("error: {error}");
-            }
-            return ExitCode::from(EXIT_CONFIG);
-        }
+        Err(code) => return code,
     };
-    let Some(token) = std::env::var(TOKEN_ENV)
-        .ok()
-        .filter(|t| !t.trim().is_empty())
-    else {
-        return fail(format!(
-            "set {TOKEN_ENV} to a GitLab token with the `read_api` scope"
-        ));
-    };
-    let client = match GitLabClient::new(GitLabSettings {
-        url: std::env::var(URL_ENV).unwrap_or_else(|_| DEFAULT_URL.to_owned()),
-        token: SecretString::from(token),
-        concurrency: 4,
-        first_retry: Duration::from_secs(1),
-    }) {
+    let client = match gitlab_client_or_exit(4, "`read_api`") {
         Ok(client) => client,
-        Err(message) => return fail(message),
+        Err(code) => return code,
     };
     let runtime = match tokio::runtime::Builder::new_current_thread()
         .enable_all()

@@ -13,6 +13,8 @@ use std::process::ExitCode;
 
 use clap::{Args, Parser, Subcommand};
 
+use crate::gitlab::client::{GitLabClient, TOKEN_ENV};
+
 #[derive(Debug, Parser)]
 #[command(
     name = "labelwarden",
@@ -58,6 +60,31 @@ pub fn run(cli: Cli) -> ExitCode {
         Command::Serve(args) => serve::run(args),
         Command::Audit(args) => audit::run(args),
         Command::Explain(args) => explain::run(args),
+    }
+}
+
+/// The policy folder, or every error in it printed and exit code 2.
+fn load_policies(dir: &std::path::Path) -> Result<crate::policy::PolicySet, ExitCode> {
+    crate::policy::load(dir).map_err(|errors| {
+        for error in &errors {
+            eprintln!("error: {error}");
+        }
+        ExitCode::from(EXIT_CONFIG)
+    })
+}
+
+/// A GitLab client from the environment, or why not (exit code 2).
+fn gitlab_client_or_exit(concurrency: usize, scope: &str) -> Result<GitLabClient, ExitCode> {
+    let fail = |message: String| {
+        eprintln!("error: {message}");
+        ExitCode::from(EXIT_CONFIG)
+    };
+    match GitLabClient::from_env(concurrency) {
+        Ok(Some(client)) => Ok(client),
+        Ok(None) => Err(fail(format!(
+            "set {TOKEN_ENV} to a GitLab token with the {scope} scope"
+        ))),
+        Err(message) => Err(fail(message)),
     }
 }
 

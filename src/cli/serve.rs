@@ -10,10 +10,9 @@ use clap::{Args, ValueEnum};
 use secrecy::SecretString;
 use tokio_util::sync::CancellationToken;
 
-use super::EXIT_CONFIG;
-use super::audit::{TOKEN_ENV as GITLAB_TOKEN_ENV, URL_ENV as GITLAB_URL_ENV};
+use super::{EXIT_CONFIG, load_policies};
 use crate::gitlab::actions::IssueWriter;
-use crate::gitlab::client::{DEFAULT_URL, GitLabClient, GitLabSettings};
+use crate::gitlab::client::{GitLabClient, TOKEN_ENV as GITLAB_TOKEN_ENV};
 use crate::gitlab::history::{IssueReader, Scope};
 use crate::jobs::Context;
 use crate::jobs::reconcile::ReconcileConfig;
@@ -102,14 +101,9 @@ pub fn run(args: ServeArgs) -> ExitCode {
         );
         return ExitCode::from(EXIT_CONFIG);
     }
-    let policies = match policy::load(&args.policies) {
+    let policies = match load_policies(&args.policies) {
         Ok(set) => Arc::new(set),
-        Err(errors) => {
-            for error in &errors {
-                eprintln!("error: {error}");
-            }
-            return ExitCode::from(EXIT_CONFIG);
-        }
+        Err(code) => return code,
     };
     // Everything Slack and GitLab need is checked before anything starts.
     let slack = match args.notifier {
@@ -122,7 +116,7 @@ pub fn run(args: ServeArgs) -> ExitCode {
             }
         },
     };
-    let client = match gitlab_client() {
+    let client = match GitLabClient::from_env(8) {
         Ok(client) => client,
         Err(message) => {
             eprintln!("error: {message}");
@@ -224,23 +218,6 @@ pub fn run(args: ServeArgs) -> ExitCode {
             None => serve(listener, config, context, notifier, shutdown).await,
         }
     })
-}
-
-/// A GitLab API client if `GITLAB_TOKEN` is set.
-fn gitlab_client() -> Result<Option<GitLabClient>, String> {
-    let Some(token) = std::env::var(GITLAB_TOKEN_ENV)
-        .ok()
-        .filter(|t| !t.trim().is_empty())
-    else {
-        return Ok(None);
-    };
-    GitLabClient::new(GitLabSettings {
-        url: std::env::var(GITLAB_URL_ENV).unwrap_or_else(|_| DEFAULT_URL.to_owned()),
-        token: SecretString::from(token),
-        concurrency: 8,
-        first_retry: std::time::Duration::from_secs(1),
-    })
-    .map(Some)
 }
 
 /// The GitLab writer for steps that add labels or comment: `None` if no

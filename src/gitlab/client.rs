@@ -28,6 +28,9 @@ use url::Url;
 
 /// GitLab.com.
 pub const DEFAULT_URL: &str = "https://gitlab.com";
+/// The environment variables with GitLab's address and the API token.
+pub const URL_ENV: &str = "GITLAB_URL";
+pub const TOKEN_ENV: &str = "GITLAB_TOKEN";
 /// How often one request is tried before its failure is final.
 const ATTEMPTS: u32 = 5;
 /// How long to wait after a 429 that did not say.
@@ -110,6 +113,24 @@ impl GitLabClient {
                 first_retry: settings.first_retry,
             }),
         })
+    }
+
+    /// A client for `GITLAB_URL` (default GitLab.com) with `GITLAB_TOKEN`,
+    /// `concurrency` requests in flight; `None` when no token is set.
+    pub fn from_env(concurrency: usize) -> Result<Option<Self>, String> {
+        let Some(token) = std::env::var(TOKEN_ENV)
+            .ok()
+            .filter(|t| !t.trim().is_empty())
+        else {
+            return Ok(None);
+        };
+        GitLabClient::new(GitLabSettings {
+            url: std::env::var(URL_ENV).unwrap_or_else(|_| DEFAULT_URL.to_owned()),
+            token: SecretString::from(token),
+            concurrency,
+            first_retry: Duration::from_secs(1),
+        })
+        .map(Some)
     }
 
     /// HTTP requests sent so far, retries included.
