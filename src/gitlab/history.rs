@@ -325,47 +325,33 @@ impl IssueReader {
         } else {
             ApiIssueState::Opened
         };
+        // The project and group listings take the same filters; their
+        // builders are different types.
+        macro_rules! listing {
+            ($builder:expr, $owner:ident, $path:expr) => {{
+                let mut builder = $builder;
+                builder.$owner($path.as_str()).state(state);
+                if !query.labels.is_empty() {
+                    builder.labels(query.labels.iter());
+                }
+                if let Some(since) = closed_since {
+                    builder.updated_after(since);
+                }
+                if let Some(issue_type) = query.issue_type.as_deref().and_then(api_issue_type) {
+                    builder.issue_type(issue_type);
+                }
+                let endpoint = builder.build().map_err(|e| GitLabError::Unreadable {
+                    what: what.clone(),
+                    message: e.to_string(),
+                })?;
+                paged(endpoint, Pagination::All)
+                    .query_async(&self.client)
+                    .await
+            }};
+        }
         let result = match scope {
-            Scope::Project(path) => {
-                let mut builder = ProjectIssues::builder();
-                builder.project(path.as_str()).state(state);
-                if !query.labels.is_empty() {
-                    builder.labels(query.labels.iter());
-                }
-                if let Some(since) = closed_since {
-                    builder.updated_after(since);
-                }
-                if let Some(issue_type) = query.issue_type.as_deref().and_then(api_issue_type) {
-                    builder.issue_type(issue_type);
-                }
-                let endpoint = builder.build().map_err(|e| GitLabError::Unreadable {
-                    what: what.clone(),
-                    message: e.to_string(),
-                })?;
-                paged(endpoint, Pagination::All)
-                    .query_async(&self.client)
-                    .await
-            }
-            Scope::Group(path) => {
-                let mut builder = GroupIssues::builder();
-                builder.group(path.as_str()).state(state);
-                if !query.labels.is_empty() {
-                    builder.labels(query.labels.iter());
-                }
-                if let Some(since) = closed_since {
-                    builder.updated_after(since);
-                }
-                if let Some(issue_type) = query.issue_type.as_deref().and_then(api_issue_type) {
-                    builder.issue_type(issue_type);
-                }
-                let endpoint = builder.build().map_err(|e| GitLabError::Unreadable {
-                    what: what.clone(),
-                    message: e.to_string(),
-                })?;
-                paged(endpoint, Pagination::All)
-                    .query_async(&self.client)
-                    .await
-            }
+            Scope::Project(path) => listing!(ProjectIssues::builder(), project, path),
+            Scope::Group(path) => listing!(GroupIssues::builder(), group, path),
         };
         result.map_err(|e| GitLabError::from_api(what, e))
     }

@@ -96,6 +96,16 @@ pub enum Destination {
     IncomingWebhook { env_var: String },
 }
 
+/// A Slack conversation id (`C0123ABCD`, `G…` private, `D…` direct), as
+/// opposed to a `#name`.
+pub fn is_slack_channel_id(text: &str) -> bool {
+    text.len() >= 9
+        && matches!(text.as_bytes()[0], b'C' | b'G' | b'D')
+        && text
+            .chars()
+            .all(|c| c.is_ascii_uppercase() || c.is_ascii_digit())
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Audience {
     /// Responders: full detail, internal labels, people tagged.

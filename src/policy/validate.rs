@@ -863,12 +863,7 @@ fn slack_channel(text: &str) -> Result<String, String> {
                 c.is_ascii_lowercase() || c.is_ascii_digit() || matches!(c, '-' | '_' | '.')
             })
     });
-    let valid_id = text.len() >= 9
-        && matches!(text.as_bytes()[0], b'C' | b'G' | b'D')
-        && text
-            .chars()
-            .all(|c| c.is_ascii_uppercase() || c.is_ascii_digit());
-    if valid_name || valid_id {
+    if valid_name || super::is_slack_channel_id(text) {
         Ok(text.to_owned())
     } else {
         Err(format!(

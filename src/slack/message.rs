@@ -74,13 +74,21 @@ impl Rendering<'_> {
     /// who is tagged.
     pub fn reply(&self) -> Rendered {
         let headline = self.headline();
-        let link = self.link();
-        let (tagged, unmapped) = self.tagged();
-        let mut blocks = vec![section(&format!("{link} {headline}"))];
-        let mut text = format!("{} {headline}", self.notice.issue);
-        if let Some(tagged) = &tagged {
-            blocks.push(section(&format!("*Tagged:* {tagged}")));
-            text.push_str(&format!(" {tagged}"));
+        let blocks = vec![section(&format!("{} {headline}", self.link()))];
+        let text = format!("{} {headline}", self.notice.issue);
+        self.finish(blocks, text, true)
+    }
+
+    /// Adds who is tagged (if `with_mentions`) and the lateness note.
+    fn finish(&self, mut blocks: Vec<Value>, mut text: String, with_mentions: bool) -> Rendered {
+        let mut unmapped = Vec::new();
+        if with_mentions {
+            let (tagged, missing) = self.tagged();
+            unmapped = missing;
+            if let Some(tagged) = tagged {
+                blocks.push(section(&format!("*Tagged:* {tagged}")));
+                text.push_str(&format!(" {tagged}"));
+            }
         }
         blocks.extend(self.late_note());
         Rendered {
@@ -94,7 +102,7 @@ impl Rendering<'_> {
         let headline = self.headline();
         let mut blocks = vec![section(&format!("*{}* {}", self.link(), self.title()))];
         blocks.push(section(&headline));
-        let mut text = format!("{} {}: {headline}", notice.issue, self.title());
+        let text = format!("{} {}: {headline}", notice.issue, self.title());
         if self.audience() == Audience::Team {
             let mut fields = vec![
                 field("Policy", &format!("`{}`", escape(&notice.policy.0))),
@@ -121,20 +129,7 @@ impl Rendering<'_> {
             fields.push(field("Assignees", &assignees));
             blocks.push(json!({ "type": "section", "fields": fields }));
         }
-        let mut unmapped = Vec::new();
-        if with_mentions {
-            let (tagged, missing) = self.tagged();
-            unmapped = missing;
-            if let Some(tagged) = tagged {
-                blocks.push(section(&format!("*Tagged:* {tagged}")));
-                text.push_str(&format!(" {tagged}"));
-            }
-        }
-        blocks.extend(self.late_note());
-        Rendered {
-            message: Message { text, blocks },
-            unmapped,
-        }
+        self.finish(blocks, text, with_mentions)
     }
 
     fn audience(&self) -> Audience {

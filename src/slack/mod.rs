@@ -36,7 +36,7 @@ use governor::{DefaultKeyedRateLimiter, Quota, RateLimiter};
 use secrecy::SecretString;
 
 use crate::notify::{Delivered, DestinationHealth, Notice, Notifier, NotifyError, Thread};
-use crate::policy::{Destination, PolicySet, SlackStep};
+use crate::policy::{Destination, PolicySet, SlackStep, is_slack_channel_id};
 use api::WebApi;
 use message::Rendering;
 use webhook::IncomingWebhook;
@@ -450,15 +450,6 @@ pub fn message_key(notice: &Notice) -> String {
     )
 }
 
-/// A channel id (`C0123ABCD`, `G…`), not a `#name`.
-fn is_channel_id(channel: &str) -> bool {
-    channel.len() >= 9
-        && matches!(channel.as_bytes()[0], b'C' | b'G')
-        && channel
-            .chars()
-            .all(|c| c.is_ascii_uppercase() || c.is_ascii_digit())
-}
-
 /// Counts a call to Slack by method and outcome, for `/metrics`.
 fn count_request<T>(method: &'static str, result: &Result<T, SlackError>) {
     let outcome = match result {
@@ -544,7 +535,7 @@ impl SlackNotifier {
         let api = self.api.as_ref()?;
         let channel_id = match thread {
             Some(thread) => thread.channel_id.clone(),
-            None if is_channel_id(target) => target.clone(),
+            None if is_slack_channel_id(target) => target.clone(),
             None => {
                 tracing::warn!(channel = %step.channel, "cannot check whether a retaken notice went out: give the channel by id (C0123ABCD), not by name");
                 return None;
