@@ -85,9 +85,11 @@ fn describe(action: &Action) -> String {
 }
 
 /// Carries out (or with `dry_run` lists) every step due now on these
-/// issues, `concurrency` issues at a time.
+/// issues, given what their notes say already fired (`ledgers`, in the
+/// same order), `concurrency` issues at a time.
 pub async fn carry_out<N: Notifier>(
     issues: &[FetchedIssue],
+    ledgers: Vec<IssueLedger>,
     policies: &PolicySet,
     notifier: &N,
     writer: &IssueWriter,
@@ -95,8 +97,8 @@ pub async fn carry_out<N: Notifier>(
     concurrency: usize,
 ) -> Result<NotifyReport, GitLabError> {
     let mut report = NotifyReport::default();
-    let mut per_issue = futures_util::stream::iter(issues)
-        .map(|fetched| one_issue(fetched, policies, notifier, writer, dry_run))
+    let mut per_issue = futures_util::stream::iter(issues.iter().zip(ledgers))
+        .map(|(fetched, ledger)| one_issue(fetched, ledger, policies, notifier, writer, dry_run))
         .buffer_unordered(concurrency.max(1));
     while let Some(steps) = per_issue.next().await {
         report.steps.extend(steps?);
@@ -109,6 +111,7 @@ pub async fn carry_out<N: Notifier>(
 
 async fn one_issue<N: Notifier>(
     fetched: &FetchedIssue,
+    mut ledger: IssueLedger,
     policies: &PolicySet,
     notifier: &N,
     writer: &IssueWriter,
@@ -116,8 +119,6 @@ async fn one_issue<N: Notifier>(
 ) -> Result<Vec<StepReport>, GitLabError> {
     let issue = &fetched.issue;
     let reference = issue.reference();
-    let notes = writer.notes(reference).await?;
-    let mut ledger = IssueLedger::from_notes(&notes);
     let now = Utc::now();
     let mut reports = Vec::new();
     for policy in &policies.policies {

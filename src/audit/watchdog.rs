@@ -101,7 +101,7 @@ pub fn webhook_findings(
 /// Live clocks whose start step comments on the issue, started more than
 /// `tolerance` ago, with no labelwarden marker for their cycle.
 pub fn lag_findings(
-    issues: &[(FetchedIssue, Vec<Marker>)],
+    issues: &[(&FetchedIssue, &[Marker])],
     policies: &PolicySet,
     now: DateTime<Utc>,
     tolerance: TimeDelta,
@@ -238,7 +238,7 @@ mod tests {
             thread: None,
         };
         let tolerance = TimeDelta::minutes(10);
-        let unmarked = vec![(fetched.clone(), vec![])];
+        let unmarked = vec![(&fetched, &[][..])];
         assert!(
             lag_findings(&unmarked, &set, t(5), tolerance).is_empty(),
             "within tolerance"
@@ -251,7 +251,8 @@ mod tests {
                 .contains("started 2026-11-02 09:00 UTC (30m ago)"),
             "{late:?}"
         );
-        let marked = vec![(fetched, vec![marker])];
+        let markers = [marker];
+        let marked = vec![(&fetched, &markers[..])];
         assert!(lag_findings(&marked, &set, t(30), tolerance).is_empty());
     }
 }

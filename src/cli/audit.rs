@@ -15,10 +15,10 @@ use super::{EXIT_CONFIG, gitlab_client_or_exit, load_policies};
 use std::sync::Arc;
 
 use crate::audit::report::{self, Format};
-use futures_util::StreamExt;
 
 use crate::audit::watchdog::{self, Finding};
 use crate::audit::{self, FailOn, notify};
+use crate::gitlab::GitLabError;
 use crate::gitlab::actions::{IssueLedger, IssueWriter};
 use crate::gitlab::client::GitLabClient;
 use crate::gitlab::history::FetchedIssue;
@@ -199,15 +199,20 @@ pub fn run(args: AuditArgs) -> ExitCode {
     );
     let rows = audit::evaluate(&fetched, &policies, now);
     let scope_text = scope.to_string();
+    // What fired, from the issues' notes: read once for the watchdog and
+    // --notify alike.
+    let ledgers = (args.watchdog || args.notify).then(|| {
+        runtime.block_on(IssueWriter::new(client.clone()).ledgers(&fetched, args.concurrency))
+    });
     let findings = args.watchdog.then(|| {
         runtime.block_on(run_watchdog(
             &client,
             &scope,
             &fetched,
+            ledgers.as_deref().unwrap_or_default(),
             &policies,
             now,
-            args.webhook_url.as_deref(),
-            args.lag_tolerance,
+            &args,
         ))
     });
     let context = report::Context {
@@ -235,17 +240,34 @@ pub fn run(args: AuditArgs) -> ExitCode {
         }
     }
     if args.notify {
+        let ledgers = match ledgers
+            .unwrap_or_default()
+            .into_iter()
+            .collect::<Result<Vec<_>, _>>()
+        {
+            Ok(ledgers) => ledgers,
+            Err(e) => return fail(format!("--notify: {e}")),
+        };
         let writer = IssueWriter::new(client);
         let concurrency = args.concurrency.max(1);
         let carried = runtime.block_on(async {
             match &slack {
                 Some(notifier) => {
-                    notify::carry_out(&fetched, &policies, notifier, &writer, false, concurrency)
-                        .await
+                    notify::carry_out(
+                        &fetched,
+                        ledgers,
+                        &policies,
+                        notifier,
+                        &writer,
+                        false,
+                        concurrency,
+                    )
+                    .await
                 }
                 None => {
                     notify::carry_out(
                         &fetched,
+                        ledgers,
                         &policies,
                         &LogNotifier,
                         &writer,
@@ -292,11 +314,12 @@ async fn run_watchdog(
     client: &GitLabClient,
     scope: &Scope,
     fetched: &[FetchedIssue],
+    ledgers: &[Result<IssueLedger, GitLabError>],
     policies: &PolicySet,
     now: DateTime<Utc>,
-    webhook_url: Option<&str>,
-    lag_tolerance: TimeDelta,
+    args: &AuditArgs,
 ) -> Vec<Finding> {
+    let (webhook_url, lag_tolerance) = (args.webhook_url.as_deref(), args.lag_tolerance);
     let scope_text = scope.to_string();
     let mut findings = match hooks::list(client, scope).await {
         Ok(hooks) => watchdog::webhook_findings(&hooks, &scope_text, webhook_url, now),
@@ -306,19 +329,10 @@ async fn run_watchdog(
             message: format!("cannot check labelwarden's webhook: {e}"),
         }],
     };
-    let writer = IssueWriter::new(client.clone());
     let mut with_markers = Vec::with_capacity(fetched.len());
-    let mut reads = futures_util::stream::iter(fetched)
-        .map(|issue| {
-            let writer = writer.clone();
-            async move { (issue, writer.notes(issue.issue.reference()).await) }
-        })
-        .buffer_unordered(16);
-    while let Some((issue, notes)) = reads.next().await {
-        match notes {
-            Ok(notes) => {
-                with_markers.push((issue.clone(), IssueLedger::from_notes(&notes).markers))
-            }
+    for (issue, ledger) in fetched.iter().zip(ledgers) {
+        match ledger {
+            Ok(ledger) => with_markers.push((issue, &ledger.markers[..])),
             Err(e) => findings.push(Finding {
                 check: "lag",
                 subject: issue.issue.reference().to_string(),
@@ -326,7 +340,6 @@ async fn run_watchdog(
             }),
         }
     }
-    with_markers.sort_by(|a, b| a.0.issue.reference().cmp(b.0.issue.reference()));
     findings.extend(watchdog::lag_findings(
         &with_markers,
         policies,

@@ -9,8 +9,11 @@ use gitlab::api::projects::issues::notes::{CreateIssueNote, EditIssueNote, Issue
 use gitlab::api::{AsyncQuery, Pagination, ignore, paged};
 use serde::Deserialize;
 
+use futures_util::StreamExt;
+
 use super::GitLabError;
 use super::client::GitLabClient;
+use super::history::FetchedIssue;
 use super::markers::{LEDGER_HEADING, Marker};
 use crate::issue::IssueRef;
 use crate::notify::Notice;
@@ -111,6 +114,23 @@ impl IssueWriter {
             .query_async(&self.client)
             .await
             .map_err(|e| GitLabError::from_api(format!("the notes of {issue}"), e))
+    }
+
+    /// The ledger of each issue, in the same order, `concurrency` issues
+    /// at a time.
+    pub async fn ledgers(
+        &self,
+        issues: &[FetchedIssue],
+        concurrency: usize,
+    ) -> Vec<Result<IssueLedger, GitLabError>> {
+        futures_util::stream::iter(issues)
+            .map(|fetched| async move {
+                let notes = self.notes(fetched.issue.reference()).await?;
+                Ok(IssueLedger::from_notes(&notes))
+            })
+            .buffered(concurrency.max(1))
+            .collect()
+            .await
     }
 
     /// Posts a note; `internal` ones are seen by project members only.
