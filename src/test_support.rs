@@ -142,6 +142,21 @@ pub fn fetched(issue: Issue) -> crate::gitlab::history::FetchedIssue {
     }
 }
 
+/// The marker of policy `critical`'s start step in cycle 1, as labelwarden
+/// leaves it on an issue.
+pub fn start_marker() -> crate::gitlab::markers::Marker {
+    crate::gitlab::markers::Marker {
+        policy: crate::policy::PolicyName("critical".into()),
+        firing: crate::engine::Firing {
+            step: crate::policy::StepId("start".into()),
+            cycle: 1,
+            occurrence: 1,
+        },
+        channel: None,
+        thread: None,
+    }
+}
+
 /// Random histories for property tests: one label that matches the test
 /// policies, one that pauses them, one that does neither.
 pub mod histories {

@@ -13,20 +13,13 @@ use std::time::Duration;
 use chrono::Utc;
 use common::fake_gitlab::{self, FakeGitLab, FakeIssue};
 use common::fake_slack::{self, FakeSlack};
-use common::{HIGHEST, fixtures, issue_event, start_server_with};
+use common::{HIGHEST, fixtures, issue_event, start_server_with, wait_until};
 use labelwarden::gitlab::actions::IssueWriter;
 use labelwarden::gitlab::client::{GitLabClient, GitLabSettings};
 use labelwarden::jobs::outbox::RetryPolicy;
 use labelwarden::notify::escalation::Escalation;
 use labelwarden::slack::{SlackNotifier, SlackSettings};
 use secrecy::SecretString;
-
-async fn wait_until(within: Duration, mut done: impl FnMut() -> bool) {
-    let deadline = tokio::time::Instant::now() + within;
-    while !done() && tokio::time::Instant::now() < deadline {
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-}
 
 #[tokio::test]
 async fn gitlab_and_slack_parts_each_happen_once_through_failures_on_both_sides() {

@@ -12,7 +12,7 @@ use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 use common::fake_slack::{self, FakeSlack, Message, Running, TOKEN};
-use common::{HIGHEST, Server, fixtures, issue_event, start_server_with};
+use common::{HIGHEST, Server, fixtures, issue_event, start_server_with, wait_until};
 use labelwarden::jobs::outbox::RetryPolicy;
 use labelwarden::slack::message::Message as SlackMessage;
 use labelwarden::slack::webhook::IncomingWebhook;
@@ -70,13 +70,6 @@ fn of_issue(slack: &FakeSlack, name: &str, iid: u64) -> Vec<Message> {
         .into_iter()
         .filter(|m| m.text.contains(&reference))
         .collect()
-}
-
-async fn wait_until(within: Duration, mut done: impl FnMut() -> bool) {
-    let deadline = tokio::time::Instant::now() + within;
-    while !done() && tokio::time::Instant::now() < deadline {
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
 }
 
 fn label(server_labels: &[&str], iid: u64, at: DateTime<Utc>) -> Value {

@@ -256,9 +256,7 @@ fn explain_policy(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::engine::Firing;
-    use crate::policy::{PolicyName, StepId};
-    use crate::test_support::{fetched, issue, policy_set, t};
+    use crate::test_support::{fetched, issue, policy_set, start_marker, t};
 
     fn set() -> PolicySet {
         policy_set(concat!(
@@ -274,16 +272,7 @@ mod tests {
     #[test]
     fn a_running_clock_is_explained_with_what_fired_and_what_comes_next() {
         let fetched = fetched(issue(&[]).added(60, "priority::highest").build());
-        let start = Marker {
-            policy: PolicyName("critical".into()),
-            firing: Firing {
-                step: StepId("start".into()),
-                cycle: 1,
-                occurrence: 1,
-            },
-            channel: None,
-            thread: None,
-        };
+        let start = start_marker();
         let text = explain(&fetched, &[start], &set(), t(60 + 10 * 60));
         for expected in [
             "acme/app#42: Checkout broken",

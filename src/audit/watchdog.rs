@@ -146,9 +146,7 @@ pub fn lag_findings(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::engine::Firing;
-    use crate::policy::{PolicyName, StepId};
-    use crate::test_support::{fetched, issue, policy_set, t};
+    use crate::test_support::{fetched, issue, policy_set, start_marker, t};
 
     fn hook(url: &str, status: &str) -> Hook {
         Hook {
@@ -227,16 +225,7 @@ mod tests {
             "    escalation:\n      - on: start\n        gitlab: { comment: true }\n",
         ));
         let fetched = fetched(issue(&[]).added(0, "priority::highest").build());
-        let marker = Marker {
-            policy: PolicyName("critical".into()),
-            firing: Firing {
-                step: StepId("start".into()),
-                cycle: 1,
-                occurrence: 1,
-            },
-            channel: None,
-            thread: None,
-        };
+        let marker = start_marker();
         let tolerance = TimeDelta::minutes(10);
         let unmarked = vec![(&fetched, &[][..])];
         assert!(

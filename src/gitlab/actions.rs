@@ -239,9 +239,7 @@ fn unreadable(issue: &IssueRef, error: impl std::fmt::Display) -> GitLabError {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::engine::Firing;
     use crate::notify::Thread;
-    use crate::policy::{PolicyName, StepId};
 
     fn note(id: u64, body: String) -> Note {
         Note {
@@ -258,14 +256,8 @@ mod tests {
     #[test]
     fn the_ledger_is_read_from_comments_and_the_ledger_note_once_each() {
         let start = Marker {
-            policy: PolicyName("critical".into()),
-            firing: Firing {
-                step: StepId("start".into()),
-                cycle: 1,
-                occurrence: 1,
-            },
             channel: Some("alerts".into()),
-            thread: None,
+            ..crate::test_support::start_marker()
         };
         let with_thread = Marker {
             thread: Some(Thread {

@@ -36,6 +36,14 @@ fn slack_events() -> Option<labelwarden::server::slack_events::SlackEventsConfig
 }
 pub const HIGHEST: &str = "priority::highest";
 
+/// Polls `done` every 20 ms until it holds or `within` has passed.
+pub async fn wait_until(within: std::time::Duration, mut done: impl FnMut() -> bool) {
+    let deadline = tokio::time::Instant::now() + within;
+    while !done() && tokio::time::Instant::now() < deadline {
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+}
+
 pub fn fixtures() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures")
 }
