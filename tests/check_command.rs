@@ -37,7 +37,7 @@ fn shipped_policies_are_valid_and_each_is_summarised() {
         "critical-bug-24h   priority::highest | urgency::highest -> 1d from match until closed"
     ));
     assert!(
-        stdout.ends_with("4 policies, 4 channels, 3 people groups: valid\n"),
+        stdout.ends_with("4 policies, 4 channels, 3 people groups, 1 on-call rotation: valid\n"),
         "{stdout}"
     );
 }

@@ -809,9 +809,16 @@ async fn an_unacknowledged_alert_escalates_and_an_acknowledged_one_does_not() {
         "{}",
         escalation.text
     );
+    // Tagged: whoever the rotation has as secondary now, not the primary.
+    let policies = labelwarden::policy::load(Path::new("tests/fixtures/policies-slack")).unwrap();
+    let rotation = &policies.people.rotations["oncall"];
+    let slack_id = |role| &policies.people.gitlab_users[rotation.on_call(role, Utc::now())];
+    let secondary = slack_id(labelwarden::policy::Role::Secondary);
+    let primary = slack_id(labelwarden::policy::Role::Primary);
     assert!(
-        escalation.text.contains("<@U0CONTACT1>"),
-        "{}",
+        escalation.text.contains(&format!("<@{secondary}>"))
+            && !escalation.text.contains(&format!("<@{primary}>")),
+        "secondary {secondary}: {}",
         escalation.text
     );
     assert_eq!(escalation.thread_ts.as_ref(), Some(&unanswered[0].ts));

@@ -31,12 +31,12 @@ fn priority_highest_added_by_webhook_starts_the_24h_clock_then() {
     let issue = Issue::new(delivery.facts, delivery.events);
 
     let labelled_at = Utc.with_ymd_and_hms(2026, 11, 2, 9, 5, 0).unwrap();
-    let reading = clock::read(&issue, critical, labelled_at + TimeDelta::hours(1));
+    let reading = clock::read(&issue, critical, labelled_at + TimeDelta::minutes(10));
     assert_eq!(
         reading.status(),
         SlaStatus::Running {
             deadline: labelled_at + TimeDelta::hours(24),
-            remaining: TimeDelta::hours(23)
+            remaining: TimeDelta::minutes(23 * 60 + 50)
         }
     );
     let decision = engine::decide(critical, &reading, &Ledger::default());
@@ -47,6 +47,19 @@ fn priority_highest_added_by_webhook_starts_the_24h_clock_then() {
         .collect();
     assert_eq!(steps, vec!["start"]);
     assert_eq!(decision.actions[0].due_at, labelled_at);
+    assert_eq!(
+        decision.next_wake,
+        Some(labelled_at + TimeDelta::minutes(30)),
+        "the on-call secondary, if nobody acknowledged by then"
+    );
+    let later = clock::read(&issue, critical, labelled_at + TimeDelta::hours(1));
+    let acknowledged =
+        Ledger::new(vec![decision.actions[0].firing.clone()]).with_acknowledged(vec![1]);
+    let decision = engine::decide(critical, &later, &acknowledged);
+    assert!(
+        decision.actions.is_empty(),
+        "acknowledged: nobody else is tagged"
+    );
     assert_eq!(
         decision.next_wake,
         Some(labelled_at + TimeDelta::hours(18)),

@@ -45,10 +45,16 @@ pub fn summary(set: &PolicySet) -> String {
         ));
     }
     out.push_str(&format!(
-        "{} policies, {} channels, {} people groups: valid\n",
+        "{} policies, {} channels, {} people groups, {} on-call rotation{}: valid\n",
         set.policies.len(),
         set.channels.len(),
-        set.people.groups.len()
+        set.people.groups.len(),
+        set.people.rotations.len(),
+        if set.people.rotations.len() == 1 {
+            ""
+        } else {
+            "s"
+        }
     ));
     out
 }

@@ -5,6 +5,7 @@
 mod audit;
 mod check;
 mod explain;
+mod oncall;
 mod schema;
 mod serve;
 
@@ -40,6 +41,8 @@ enum Command {
     /// Explain one issue under every policy: match, clock, status, steps
     /// fired, what comes next (from the GitLab API).
     Explain(explain::ExplainArgs),
+    /// Who each on-call rotation has on call now and in the coming weeks.
+    Oncall(oncall::OnCallArgs),
 }
 
 #[derive(Debug, Args)]
@@ -60,6 +63,7 @@ pub fn run(cli: Cli) -> ExitCode {
         Command::Serve(args) => serve::run(args),
         Command::Audit(args) => audit::run(args),
         Command::Explain(args) => explain::run(args),
+        Command::Oncall(args) => oncall::run(args),
     }
 }
 

@@ -329,14 +329,7 @@ impl Notifier for LogNotifier {
         _thread: Option<&Thread>,
     ) -> Result<Delivered, NotifyError> {
         let slack = notice.slack.as_ref().map(|s| {
-            let mentions: Vec<String> = s
-                .mentions
-                .iter()
-                .map(|m| match m {
-                    Mention::Group(group) => group.clone(),
-                    Mention::Assignees => "assignees".to_owned(),
-                })
-                .collect();
+            let mentions: Vec<String> = s.mentions.iter().map(Mention::to_string).collect();
             format!("channel={} mention=[{}]", s.channel, mentions.join(","))
         });
         let gitlab = notice.gitlab.as_ref().map(describe_gitlab);

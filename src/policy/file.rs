@@ -109,14 +109,84 @@ pub struct ChannelEntry {
     pub audience: Option<Located<String>>,
 }
 
-/// A `people` entry: a list of mentions, or (under `gitlab_users`) a map.
-#[derive(Debug, Deserialize, JsonSchema)]
-#[serde(untagged)]
+/// A `people` entry: a list of mentions, an on-call rotation, or (under
+/// `gitlab_users`) a map. Read by hand so that a mistake in a rotation gets
+/// the rotation's own message, not "matches no form".
+#[derive(Debug, JsonSchema)]
+#[schemars(untagged)]
 pub enum PeopleEntry {
     /// Slack mentions: `<@U0ABC>`, `<!subteam^S0ABC>`, `<!here>`, `<!channel>`.
     Mentions(Vec<String>),
+    /// A weekly on-call rotation, mentioned as `NAME.primary` / `NAME.secondary`.
+    Rotation(RotationEntry),
     /// GitLab username -> Slack user id (`U0ABC`), used for `assignees`.
     UserMap(BTreeMap<String, String>),
+}
+
+impl<'de> Deserialize<'de> for PeopleEntry {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let value = serde_json::Value::deserialize(deserializer)?;
+        let shaped = match &value {
+            serde_json::Value::Array(_) => serde_json::from_value(value).map(PeopleEntry::Mentions),
+            serde_json::Value::Object(map) if map.contains_key("rotation") => {
+                serde_json::from_value(value).map(PeopleEntry::Rotation)
+            }
+            serde_json::Value::Object(_) => serde_json::from_value(value).map(PeopleEntry::UserMap),
+            _ => {
+                return Err(de::Error::custom(
+                    "expected a list of Slack mentions, a rotation (`rotation: [...]`) or, \
+                     under `gitlab_users`, a map of GitLab usernames to Slack user ids",
+                ));
+            }
+        };
+        shaped.map_err(de::Error::custom)
+    }
+}
+
+/// A weekly on-call rotation.
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RotationEntry {
+    /// GitLab usernames (each mapped in `gitlab_users`), in the order they
+    /// take turns: the first is primary in the first week, the next one
+    /// secondary.
+    pub rotation: Vec<String>,
+    /// When the rotation moves on each week.
+    pub hand_off: HandOffEntry,
+    /// A date (`2026-11-02`): the first hand-off on or after it begins the
+    /// first person's week.
+    pub since: String,
+    /// Someone standing in for a role for a while.
+    #[serde(default)]
+    pub overrides: Vec<OverrideEntry>,
+}
+
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct HandOffEntry {
+    /// `monday` ... `sunday`.
+    pub day: String,
+    /// Local time of day, `09:00`.
+    pub time: String,
+    /// IANA time zone of `time` (`Europe/Berlin`): the hand-off keeps its
+    /// local time across daylight-saving changes.
+    pub time_zone: String,
+}
+
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct OverrideEntry {
+    /// Who is primary instead (a GitLab username from `gitlab_users`).
+    #[serde(default)]
+    pub primary: Option<String>,
+    /// Who is secondary instead.
+    #[serde(default)]
+    pub secondary: Option<String>,
+    /// From when (`2026-11-24 09:00` in the rotation's time zone, or RFC 3339); default: already.
+    #[serde(default)]
+    pub from: Option<String>,
+    /// Until when: the override's expiry, written as `from`.
+    pub until: String,
 }
 
 #[derive(Debug, Deserialize, JsonSchema)]

@@ -9,6 +9,7 @@ pub mod duration;
 pub mod file;
 pub mod folder;
 pub mod pattern;
+pub mod rotation;
 pub mod validate;
 
 use std::collections::BTreeMap;
@@ -23,6 +24,7 @@ use serde::{Deserialize, Serialize};
 use crate::issue::IssueFacts;
 pub use folder::load;
 pub use pattern::Pattern;
+pub use rotation::{Role, Rotation};
 pub use validate::validate;
 
 /// Why policies could not be loaded. Each names the file, and where it can,
@@ -120,6 +122,18 @@ pub struct People {
     pub groups: BTreeMap<String, Vec<String>>,
     /// GitLab username -> Slack user id, to tag assignees.
     pub gitlab_users: BTreeMap<String, String>,
+    /// On-call rotations by name, for `NAME.primary` / `NAME.secondary`.
+    pub rotations: BTreeMap<String, Rotation>,
+}
+
+impl People {
+    /// The GitLab username a Slack user id is mapped from, if any.
+    pub fn gitlab_username(&self, slack_user: &str) -> Option<&str> {
+        self.gitlab_users
+            .iter()
+            .find(|(_, id)| id.as_str() == slack_user)
+            .map(|(username, _)| username.as_str())
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
@@ -342,6 +356,19 @@ pub enum Mention {
     Group(String),
     /// The issue's assignees, through `people.gitlab_users`.
     Assignees,
+    /// Whoever a rotation has in a role when the message is sent.
+    OnCall { rotation: String, role: Role },
+}
+
+/// As a policy file writes it: `contacts`, `assignees`, `oncall.primary`.
+impl fmt::Display for Mention {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Mention::Group(group) => f.write_str(group),
+            Mention::Assignees => f.write_str("assignees"),
+            Mention::OnCall { rotation, role } => write!(f, "{rotation}.{}", role.as_str()),
+        }
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

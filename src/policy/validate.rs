@@ -9,17 +9,19 @@ use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::sync::Arc;
 
-use chrono::TimeDelta;
+use chrono::{DateTime, NaiveDate, NaiveDateTime, NaiveTime, TimeDelta, Utc, Weekday};
 use chrono_tz::Tz;
 
 use super::file::{
     ChannelEntry, ClockEntry, GitLabEntry, Located, MatchEntry, PeopleEntry, PolicyEntry,
-    PolicyFile, SlackEntry, StepEntry, StopEntry, TriggerEntry, TriggerKeyword,
+    PolicyFile, RotationEntry, SlackEntry, StepEntry, StopEntry, TriggerEntry, TriggerKeyword,
 };
 use super::{
     Anchor, Audience, Channel, ClockRule, Confidentiality, Destination, GitLabStep, Mention,
-    People, Policy, PolicyError, PolicyName, PolicySet, Selector, SlackStep, SourceLocation,
-    StartRule, Step, StopRule, TEXT_VARIABLES, Trigger, duration, pattern::Pattern,
+    People, Policy, PolicyError, PolicyName, PolicySet, Role, Rotation, Selector, SlackStep,
+    SourceLocation, StartRule, Step, StopRule, TEXT_VARIABLES, Trigger, duration,
+    pattern::Pattern,
+    rotation::{HandOff, Override, local_instant},
 };
 
 /// Work item types GitLab sends in `object_attributes.type` / `work_item_type`,
@@ -73,6 +75,17 @@ pub fn validate(files: Vec<ParsedFile>) -> Result<PolicySet, Vec<PolicyError>> {
         }
         for (name, entry) in &file.content.people {
             checker.people_entry(&file.path, name, entry, &mut people, &mut people_sites);
+        }
+    }
+    // Rotations name GitLab users, who may be mapped in any file.
+    for file in &files {
+        for (name, entry) in &file.content.people {
+            if let PeopleEntry::Rotation(rotation) = &entry.value {
+                let at = checker.at(&file.path, entry);
+                if let Some(rotation) = checker.rotation(&at, name, rotation, &people) {
+                    people.rotations.insert(name.clone(), rotation);
+                }
+            }
         }
     }
 
@@ -275,16 +288,31 @@ impl Checker {
                 field,
                 format!("a group is a list of mentions; only `{GITLAB_USERS_KEY}` is a map"),
             ),
-            (PeopleEntry::Mentions(_), GITLAB_USERS_KEY) => self.fail(
+            (PeopleEntry::Mentions(_) | PeopleEntry::Rotation(_), GITLAB_USERS_KEY) => self.fail(
                 &at,
                 field,
                 "must map GitLab usernames to Slack user ids, e.g. `jdoe: U0123ABCD`",
             ),
-            (PeopleEntry::Mentions(_), ASSIGNEES_MENTION) => self.fail(
+            (PeopleEntry::Mentions(_) | PeopleEntry::Rotation(_), ASSIGNEES_MENTION) => self.fail(
                 &at,
                 field,
                 "`assignees` is reserved: it means the issue's assignees",
             ),
+            (PeopleEntry::Rotation(_), _) => {
+                if let Some(first) = sites.get(name) {
+                    let message = format!("already defined at {first}");
+                    self.fail(&at, field, message);
+                } else if name.contains('.') {
+                    self.fail(
+                        &at,
+                        field,
+                        "a rotation's name cannot contain `.`: mentions write `NAME.primary`",
+                    );
+                } else {
+                    // Checked once every file's `gitlab_users` is known.
+                    sites.insert(name.to_owned(), at.clone());
+                }
+            }
             (PeopleEntry::Mentions(mentions), _) => {
                 if let Some(first) = sites.get(name) {
                     let message = format!("already defined at {first}");
@@ -315,6 +343,138 @@ impl Checker {
                 }
             }
         }
+    }
+
+    /// A rotation, its members checked against the merged `gitlab_users`.
+    fn rotation(
+        &mut self,
+        at: &SourceLocation,
+        name: &str,
+        raw: &RotationEntry,
+        people: &People,
+    ) -> Option<Rotation> {
+        let field = format!("people.{name}");
+        let errors_before = self.errors.len();
+        let known = |checker: &mut Checker, who: &str, place: String| {
+            if !people.gitlab_users.contains_key(who) {
+                checker.fail(
+                    at,
+                    place,
+                    format!(
+                        "`{who}` is not under `people.gitlab_users`: map their GitLab username \
+                         to their Slack user id so they can be tagged"
+                    ),
+                );
+            }
+        };
+        if raw.rotation.is_empty() {
+            self.fail(
+                at,
+                format!("{field}.rotation"),
+                "is empty: a rotation needs at least one person",
+            );
+        }
+        for member in &raw.rotation {
+            known(self, member, format!("{field}.rotation"));
+        }
+        let hand_off = &raw.hand_off;
+        let weekday = hand_off.day.trim().parse::<Weekday>().ok();
+        if weekday.is_none() {
+            self.fail(
+                at,
+                format!("{field}.hand_off.day"),
+                format!("`{}` is not a weekday like `monday`", hand_off.day),
+            );
+        }
+        let time = NaiveTime::parse_from_str(hand_off.time.trim(), "%H:%M").ok();
+        if time.is_none() {
+            self.fail(
+                at,
+                format!("{field}.hand_off.time"),
+                format!("`{}` is not a time of day like `09:00`", hand_off.time),
+            );
+        }
+        let time_zone = hand_off.time_zone.trim().parse::<Tz>().ok();
+        if time_zone.is_none() {
+            self.fail(
+                at,
+                format!("{field}.hand_off.time_zone"),
+                format!(
+                    "`{}` is not an IANA time zone like `Europe/Berlin` or `UTC`",
+                    hand_off.time_zone
+                ),
+            );
+        }
+        let since = NaiveDate::parse_from_str(raw.since.trim(), "%Y-%m-%d").ok();
+        if since.is_none() {
+            self.fail(
+                at,
+                format!("{field}.since"),
+                format!("`{}` is not a date like `2026-11-02`", raw.since),
+            );
+        }
+        let mut overrides = Vec::new();
+        for (index, stand_in) in raw.overrides.iter().enumerate() {
+            let place = format!("{field}.overrides[{index}]");
+            let instant = |checker: &mut Checker, text: &str, key: &str| {
+                let parsed = time_zone.and_then(|zone| instant_in(zone, text));
+                if parsed.is_none() && time_zone.is_some() {
+                    checker.fail(
+                        at,
+                        format!("{place}.{key}"),
+                        format!("`{text}` is not a time like `2026-11-24 09:00` or RFC 3339"),
+                    );
+                }
+                parsed
+            };
+            let from = stand_in
+                .from
+                .as_deref()
+                .map(|text| instant(self, text, "from"));
+            let until = instant(self, &stand_in.until, "until");
+            if let (Some(Some(from)), Some(until)) = (from, until)
+                && from >= until
+            {
+                self.fail(at, place.clone(), "`from` must come before `until`");
+            }
+            let roles = [
+                (Role::Primary, &stand_in.primary),
+                (Role::Secondary, &stand_in.secondary),
+            ];
+            if roles.iter().all(|(_, who)| who.is_none()) {
+                self.fail(
+                    at,
+                    place.clone(),
+                    "names nobody: give `primary`, `secondary` or both",
+                );
+            }
+            for (role, who) in roles {
+                let Some(who) = who else { continue };
+                known(self, who, format!("{place}.{}", role.as_str()));
+                if let Some(until) = until {
+                    overrides.push(Override {
+                        role,
+                        person: who.clone(),
+                        from: from.flatten(),
+                        until,
+                    });
+                }
+            }
+        }
+        if self.errors.len() > errors_before {
+            return None;
+        }
+        Some(Rotation {
+            name: name.to_owned(),
+            members: raw.rotation.clone(),
+            hand_off: HandOff {
+                weekday: weekday?,
+                time: time?,
+                time_zone: time_zone?,
+            },
+            since: since?,
+            overrides,
+        })
     }
 
     fn policy(
@@ -732,6 +892,32 @@ impl Checker {
                 mentions.push(Mention::Assignees);
             } else if refs.people.groups.contains_key(&mention.value) {
                 mentions.push(Mention::Group(mention.value.clone()));
+            } else if let Some((rotation, role)) = mention.value.split_once('.') {
+                match (
+                    refs.people.rotations.contains_key(rotation),
+                    Role::parse(role),
+                ) {
+                    (true, Some(role)) => mentions.push(Mention::OnCall {
+                        rotation: rotation.to_owned(),
+                        role,
+                    }),
+                    (known, _) => {
+                        ok = false;
+                        let at = self.at(file, mention);
+                        self.fail(
+                            &at,
+                            format!("{field}.mention"),
+                            if known {
+                                format!(
+                                    "`{}`: a rotation's roles are `primary` and `secondary`",
+                                    mention.value
+                                )
+                            } else {
+                                format!("no rotation named `{rotation}` under `people`")
+                            },
+                        );
+                    }
+                }
             } else {
                 ok = false;
                 let at = self.at(file, mention);
@@ -739,7 +925,7 @@ impl Checker {
                     &at,
                     format!("{field}.mention"),
                     format!(
-                        "no group named `{}` under `people` (use a group name or `assignees`)",
+                        "no group named `{}` under `people` (use a group name, `assignees` or `ROTATION.primary`)",
                         mention.value
                     ),
                 );
@@ -886,6 +1072,18 @@ fn env_var_name(text: &str) -> Result<String, String> {
              (the URL itself is a secret and stays out of policy files)"
         ))
     }
+}
+
+/// `2026-11-24 09:00` in `zone`, or an RFC 3339 instant.
+fn instant_in(zone: Tz, text: &str) -> Option<DateTime<Utc>> {
+    let text = text.trim();
+    if let Ok(at) = DateTime::parse_from_rfc3339(text) {
+        return Some(at.to_utc());
+    }
+    ["%Y-%m-%d %H:%M", "%Y-%m-%dT%H:%M"]
+        .iter()
+        .find_map(|format| NaiveDateTime::parse_from_str(text, format).ok())
+        .map(|local| local_instant(zone, local))
 }
 
 fn is_slack_user_id(text: &str) -> bool {
@@ -1080,6 +1278,96 @@ mod tests {
             found[0].contains("step `start` is already defined") && found[0].contains("`id:`"),
             "{found:?}"
         );
+    }
+
+    const ROTATION: &str = concat!(
+        "channels:\n  alerts: { slack_channel: \"#alerts\" }\n",
+        "people:\n",
+        "  gitlab_users: { alice: U0ALICE01, bob: U0BOB0001 }\n",
+        "  oncall:\n",
+        "    rotation: [alice, bob]\n",
+        "    hand_off: { day: monday, time: \"09:00\", time_zone: Europe/Berlin }\n",
+        "    since: 2026-11-02\n",
+        "    overrides:\n",
+        "      - { primary: bob, from: \"2026-11-24 09:00\", until: \"2026-11-26 18:00\" }\n",
+    );
+
+    fn rotation_policy(mention: &str) -> String {
+        format!(
+            "{ROTATION}policies:\n  - name: p\n    match: {{ labels_any: [x] }}\n    clock: {{ target: 1h }}\n    escalation:\n      - on: breach\n        slack: {{ channel: alerts, mention: [{mention}] }}\n"
+        )
+    }
+
+    #[test]
+    fn a_rotation_is_read_and_mentioned_by_role() {
+        let path = Path::new("p.yml");
+        let content = file::parse(path, &rotation_policy("oncall.secondary")).unwrap();
+        let set = validate(vec![ParsedFile {
+            path: Arc::new(path.to_owned()),
+            content,
+        }])
+        .unwrap();
+        let rotation = &set.people.rotations["oncall"];
+        assert_eq!(rotation.members, ["alice", "bob"]);
+        assert_eq!(rotation.hand_off.weekday, Weekday::Mon);
+        // The override's times are Berlin times: 08:00 and 17:00 UTC.
+        assert_eq!(
+            rotation.overrides[0].from.unwrap().to_rfc3339(),
+            "2026-11-24T08:00:00+00:00"
+        );
+        assert_eq!(
+            rotation.overrides[0].until.to_rfc3339(),
+            "2026-11-26T17:00:00+00:00"
+        );
+        assert_eq!(
+            set.policies[0].steps[0].slack.as_ref().unwrap().mentions,
+            vec![Mention::OnCall {
+                rotation: "oncall".into(),
+                role: Role::Secondary
+            }]
+        );
+    }
+
+    #[test]
+    fn rotation_mistakes_are_each_named() {
+        let found = errors(&rotation_policy("oncall.tertiary, rota.primary"));
+        assert_eq!(found.len(), 2, "{found:?}");
+        assert!(
+            found[0].contains("roles are `primary` and `secondary`"),
+            "{found:?}"
+        );
+        assert!(found[1].contains("no rotation named `rota`"), "{found:?}");
+
+        let broken = ROTATION
+            .replace("[alice, bob]", "[alice, zoe]")
+            .replace("monday", "moonday")
+            .replace("Europe/Berlin", "Europe/Atlantis")
+            .replace("\"2026-11-26 18:00\"", "soon");
+        let found = errors(&format!("{broken}policies: []\n"));
+        assert_eq!(found.len(), 3, "{found:?}");
+        assert!(
+            found
+                .iter()
+                .any(|e| e.contains("`zoe` is not under `people.gitlab_users`")),
+            "{found:?}"
+        );
+        assert!(
+            found
+                .iter()
+                .any(|e| e.contains("`moonday` is not a weekday")),
+            "{found:?}"
+        );
+        assert!(
+            found
+                .iter()
+                .any(|e| e.contains("`Europe/Atlantis` is not an IANA time zone")),
+            "{found:?}"
+        );
+
+        let typo = ROTATION.replace("since:", "sinse:");
+        let found = errors(&format!("{typo}policies: []\n"));
+        assert_eq!(found.len(), 1, "{found:?}");
+        assert!(found[0].contains("unknown field `sinse`"), "{found:?}");
     }
 
     #[test]

@@ -353,13 +353,14 @@ impl Rendering<'_> {
                 Mention::Assignees if self.notice.assignees.is_empty() => nobody_assigned = true,
                 Mention::Assignees => {
                     for username in &self.notice.assignees {
-                        match self.people.gitlab_users.get(username) {
-                            Some(user_id) => tags.push(format!("<@{user_id}>")),
-                            None => {
-                                tags.push(format!("@{}", escape(username)));
-                                unmapped.push(username.clone());
-                            }
-                        }
+                        tags.push(self.user_tag(username, &mut unmapped));
+                    }
+                }
+                Mention::OnCall { rotation, role } => {
+                    // Whoever is on call as the message goes out.
+                    if let Some(rotation) = self.people.rotations.get(rotation) {
+                        let username = rotation.on_call(*role, self.now);
+                        tags.push(self.user_tag(username, &mut unmapped));
                     }
                 }
             }
@@ -370,6 +371,18 @@ impl Rendering<'_> {
             tags.push("(nobody is assigned: assign someone in GitLab)".to_owned());
         }
         ((!tags.is_empty()).then(|| tags.join(" ")), unmapped)
+    }
+
+    /// A GitLab user's Slack tag, or a plain `@username` (noted in
+    /// `unmapped`) when `people.gitlab_users` does not know them.
+    fn user_tag(&self, username: &str, unmapped: &mut Vec<String>) -> String {
+        match self.people.gitlab_users.get(username) {
+            Some(user_id) => format!("<@{user_id}>"),
+            None => {
+                unmapped.push(username.to_owned());
+                format!("@{}", escape(username))
+            }
+        }
     }
 
     /// A note when the step went out late because labelwarden was not

@@ -87,7 +87,28 @@ fn people() -> People {
             "contacts".to_owned(),
             vec!["<@U0CONTACT1>".to_owned(), "<!subteam^S0ONCALL>".to_owned()],
         )]),
-        gitlab_users: BTreeMap::from([("jdoe".to_owned(), "U0JDOE".to_owned())]),
+        gitlab_users: BTreeMap::from([
+            ("jdoe".to_owned(), "U0JDOE".to_owned()),
+            ("rkumar".to_owned(), "U0RKUMAR".to_owned()),
+        ]),
+        rotations: BTreeMap::from([("oncall".to_owned(), weekly_rotation())]),
+    }
+}
+
+/// jdoe then rkumar, handing off on Wednesdays at 09:00 UTC (the notices'
+/// deadline is Thursday 2026-11-26 09:00; minute 0 is Wednesday 09:00).
+fn weekly_rotation() -> crate::policy::Rotation {
+    use crate::policy::rotation::{HandOff, Rotation};
+    Rotation {
+        name: "oncall".into(),
+        members: vec!["jdoe".into(), "rkumar".into()],
+        hand_off: HandOff {
+            weekday: chrono::Weekday::Wed,
+            time: chrono::NaiveTime::from_hms_opt(9, 0, 0).unwrap(),
+            time_zone: chrono_tz::UTC,
+        },
+        since: chrono::NaiveDate::from_ymd_opt(2026, 11, 18).unwrap(),
+        overrides: Vec::new(),
     }
 }
 
@@ -327,6 +348,33 @@ fn users_read_plain_words_without_labels_policy_or_people() {
             assert!(shown.contains("acme/backend#12"), "{shown}");
         }
     }
+}
+
+#[test]
+fn on_call_mentions_tag_whoever_is_on_call_when_the_message_is_sent() {
+    use crate::policy::Role;
+    let (channel, people) = (channel(false, Audience::Team), people());
+    let mut notice = notice("breach", 24 * 60);
+    notice.slack.as_mut().unwrap().mentions = vec![Mention::OnCall {
+        rotation: "oncall".into(),
+        role: Role::Secondary,
+    }];
+    // Week 1 began at minute 0: rkumar is primary, jdoe secondary.
+    let shown = visible(
+        &render(&notice, &channel, &people, at(24 * 60))
+            .reply()
+            .message,
+    );
+    assert!(
+        shown.contains("<@U0JDOE>") && !shown.contains("<@U0RKUMAR>"),
+        "{shown}"
+    );
+    // The same notice sent a minute before the hand-off: last week's secondary.
+    let shown = visible(&render(&notice, &channel, &people, at(-1)).reply().message);
+    assert!(
+        shown.contains("<@U0RKUMAR>") && !shown.contains("<@U0JDOE>"),
+        "{shown}"
+    );
 }
 
 #[test]
