@@ -634,34 +634,12 @@ async fn an_incoming_webhook_s_url_stays_out_of_errors() {
     assert!(!shown.contains("verysecretpart"), "{shown}");
 }
 
-/// Posts a Slack Events API request signed as Slack signs it.
 async fn slack_event(server: &Server, body: &Value, signed_at: i64, secret: &str) -> (u16, String) {
-    let body = body.to_string();
-    let signature = labelwarden::slack::events::sign(secret.as_bytes(), signed_at, body.as_bytes());
-    let answer = server
-        .http
-        .post(format!("{}/webhooks/slack", server.address))
-        .header("Content-Type", "application/json")
-        .header("X-Slack-Request-Timestamp", signed_at.to_string())
-        .header("X-Slack-Signature", signature)
-        .body(body)
-        .send()
-        .await
-        .unwrap();
-    let status = answer.status().as_u16();
-    (status, answer.text().await.unwrap())
+    server.slack_event(body, signed_at, secret).await
 }
 
 fn reaction(event_id: &str, kind: &str, user: &str, ts: &str) -> Value {
-    json!({
-        "token": "unused", "team_id": "T0TEST", "api_app_id": "A0TEST",
-        "type": "event_callback", "event_id": event_id, "event_time": Utc::now().timestamp(),
-        "event": {
-            "type": kind, "user": user, "reaction": "eyes", "item_user": "U0BOT",
-            "item": { "type": "message", "channel": "C0ALERTS", "ts": ts },
-            "event_ts": format!("{}.000100", Utc::now().timestamp()),
-        },
-    })
+    fake_slack::reaction_event(event_id, kind, user, "eyes", "C0ALERTS", ts)
 }
 
 #[tokio::test]

@@ -510,6 +510,25 @@ async fn a_sent_notice_s_thread_goes_with_the_rest_of_its_cycle(store: impl Stor
         .unwrap();
     assert_eq!(breach[0].key.firing.step.0, "breach");
     assert_eq!(breach[0].thread, None, "another channel has its own thread");
+
+    // Slack events on the parent find their way back to the issue's cycle.
+    let found = store
+        .alert_thread(&parent.channel_id, &parent.ts)
+        .await
+        .unwrap()
+        .expect("labelwarden posted this parent");
+    assert_eq!(
+        (found.issue.iid.0, found.policy.0.as_str(), found.cycle),
+        (8, breach[0].key.policy.0.as_str(), 1)
+    );
+    assert_eq!(
+        store
+            .alert_thread(&parent.channel_id, "1700000000.999999")
+            .await
+            .unwrap(),
+        None,
+        "not a message labelwarden posted"
+    );
 }
 
 /// Two processes sharing the database never hold the same entry: a claim

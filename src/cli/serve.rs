@@ -13,6 +13,7 @@ use tokio_util::sync::CancellationToken;
 use super::{EXIT_CONFIG, load_policies};
 use crate::gitlab::actions::IssueWriter;
 use crate::gitlab::client::{GitLabClient, TOKEN_ENV as GITLAB_TOKEN_ENV};
+use crate::gitlab::from_slack::SlackToGitLab;
 use crate::gitlab::history::{IssueReader, Scope};
 use crate::jobs::Context;
 use crate::jobs::reconcile::ReconcileConfig;
@@ -21,6 +22,7 @@ use crate::notify::{LogNotifier, Notifier};
 use crate::policy::{self, PolicySet};
 use crate::server::slack_events::SlackEventsConfig;
 use crate::server::{self, ServerConfig};
+use crate::slack::api::WebApi;
 use crate::slack::{SlackNotifier, SlackSettings};
 use crate::store::sql::SqlStore;
 
@@ -69,6 +71,20 @@ pub struct ServeArgs {
     /// are received on /webhooks/slack when SLACK_SIGNING_SECRET is set).
     #[arg(long, env = "LABELWARDEN_ACK_REACTION", default_value = "eyes")]
     ack_reaction: String,
+    /// The reaction on an alert that says it is resolved: the person's last
+    /// reply in the thread is written on the issue (needs SLACK_BOT_TOKEN
+    /// and GITLAB_TOKEN with `api`).
+    #[arg(
+        long,
+        env = "LABELWARDEN_RESOLVE_REACTION",
+        default_value = "white_check_mark"
+    )]
+    resolve_reaction: String,
+    /// The reaction on an alert that says it was a false positive: written
+    /// on the issue like a resolution, with the policy's
+    /// `from_slack.false_positive_label`.
+    #[arg(long, env = "LABELWARDEN_FALSE_POSITIVE_REACTION", default_value = "x")]
+    false_positive_reaction: String,
     /// How long the enforcer lease and outbox claims last. With several
     /// replicas, a replica that dies is taken over after this long.
     #[arg(long, env = "LABELWARDEN_LEASE", default_value = "15s", value_parser = parse_duration)]
@@ -190,6 +206,9 @@ pub fn run(args: ServeArgs) -> ExitCode {
             .map(|secret| SlackEventsConfig {
                 signing_secret: SecretString::from(secret),
                 ack_reaction: args.ack_reaction.trim_matches(':').to_owned(),
+                resolve_reaction: args.resolve_reaction.trim_matches(':').to_owned(),
+                false_positive_reaction: args.false_positive_reaction.trim_matches(':').to_owned(),
+                to_gitlab: slack_to_gitlab(&context.policies, slack.as_ref(), client.as_ref()),
             });
         if slack_events.is_none() {
             tracing::info!("Slack events off: set {SIGNING_SECRET_ENV} to receive acknowledgements on /webhooks/slack");
@@ -242,6 +261,35 @@ fn needs_gitlab(
         )
     })?;
     Ok(Some(IssueWriter::new(client.clone())))
+}
+
+/// What writes Slack resolutions and replies on GitLab: it reads threads
+/// with the bot token and writes with the GitLab token; `None`, said at
+/// start, without either.
+fn slack_to_gitlab(
+    policies: &Arc<PolicySet>,
+    slack: Option<&SlackSettings>,
+    client: Option<&GitLabClient>,
+) -> Option<SlackToGitLab> {
+    let token = slack.and_then(|settings| settings.token.clone());
+    let (Some(token), Some(client), Some(settings)) = (token, client, slack) else {
+        tracing::info!(
+            "resolve and false-positive reactions are not written to GitLab: that needs --notifier slack with SLACK_BOT_TOKEN, and {GITLAB_TOKEN_ENV} (api)"
+        );
+        return None;
+    };
+    let http = match crate::http_client::builder().build() {
+        Ok(http) => http,
+        Err(e) => {
+            tracing::error!(error = %e, "cannot build the HTTP client for Slack threads");
+            return None;
+        }
+    };
+    Some(SlackToGitLab {
+        slack: WebApi::new(http, &settings.api_url, token),
+        gitlab: IssueWriter::new(client.clone()),
+        policies: Arc::clone(policies),
+    })
 }
 
 async fn serve<N: Notifier>(

@@ -4,8 +4,8 @@
 //! notes are not, so callers post them once and record that they did.
 
 use chrono::{DateTime, Utc};
-use gitlab::api::projects::issues::EditIssue;
 use gitlab::api::projects::issues::notes::{CreateIssueNote, EditIssueNote, IssueNotes};
+use gitlab::api::projects::issues::{EditIssue, IssueStateEvent};
 use gitlab::api::{AsyncQuery, Pagination, ignore, paged};
 use serde::Deserialize;
 
@@ -226,6 +226,22 @@ impl IssueWriter {
             .query_async(&self.client)
             .await
             .map_err(|e| GitLabError::from_api(format!("the labels of {issue}"), e))
+    }
+}
+
+impl IssueWriter {
+    /// Closes the issue. Safe to repeat: closing a closed issue changes nothing.
+    pub async fn close(&self, issue: &IssueRef) -> Result<(), GitLabError> {
+        let endpoint = EditIssue::builder()
+            .project(issue.project.0.as_str())
+            .issue(issue.iid.0)
+            .state_event(IssueStateEvent::Close)
+            .build()
+            .map_err(|e| unreadable(issue, e))?;
+        ignore(endpoint)
+            .query_async(&self.client)
+            .await
+            .map_err(|e| GitLabError::from_api(format!("closing {issue}"), e))
     }
 }
 

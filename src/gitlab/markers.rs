@@ -35,11 +35,11 @@ pub struct Marker {
     pub thread: Option<Thread>,
 }
 
-fn encode(value: &str) -> String {
+pub(super) fn encode(value: &str) -> String {
     url::form_urlencoded::byte_serialize(value.as_bytes()).collect()
 }
 
-fn decode(value: &str) -> String {
+pub(super) fn decode(value: &str) -> String {
     url::form_urlencoded::parse(format!("v={value}").as_bytes())
         .next()
         .map(|(_, v)| v.into_owned())

@@ -3,10 +3,12 @@
 //! limits and retries ([`client`]), issues with their histories read
 //! into the core's [`crate::issue::Issue`] ([`history`]), the escalation
 //! ledger kept in notes ([`markers`]), and what steps do on an issue:
-//! labels and notes ([`actions`]).
+//! labels and notes ([`actions`]); and what responders say in Slack,
+//! written on the issue ([`from_slack`]).
 
 pub mod actions;
 pub mod client;
+pub mod from_slack;
 pub mod history;
 pub mod hooks;
 pub mod markers;

@@ -201,6 +201,25 @@ pub struct PolicyEntry {
     pub clock: Located<ClockEntry>,
     #[serde(default)]
     pub escalation: Vec<Located<StepEntry>>,
+    /// What responders do in an alert's Slack thread does on the issue.
+    #[serde(default)]
+    pub from_slack: Option<Located<FromSlackEntry>>,
+}
+
+/// The handbook's resolve and false-positive reactions, and thread replies,
+/// carried to the GitLab issue. Each is off unless set.
+#[derive(Debug, Default, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct FromSlackEntry {
+    /// The resolve reaction also closes the issue (default false: only the note).
+    #[serde(default)]
+    pub close_on_resolve: bool,
+    /// Label added with the false-positive reaction's note.
+    #[serde(default)]
+    pub false_positive_label: Option<String>,
+    /// Copy every reply in the alert thread to the issue as an internal note.
+    #[serde(default)]
+    pub mirror_replies: bool,
 }
 
 /// Which issues the policy applies to. All given conditions must hold.

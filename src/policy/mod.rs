@@ -168,6 +168,18 @@ pub struct Policy {
     pub selector: Selector,
     pub clock: ClockRule,
     pub steps: Vec<Step>,
+    pub from_slack: FromSlack,
+}
+
+/// What the alert thread's reactions and replies do on the issue.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct FromSlack {
+    /// The resolve reaction also closes the issue.
+    pub close_on_resolve: bool,
+    /// Added with the false-positive reaction's note.
+    pub false_positive_label: Option<String>,
+    /// Replies in the alert thread become internal notes.
+    pub mirror_replies: bool,
 }
 
 /// Which issues a policy applies to. Labels change over time and are checked

@@ -17,9 +17,9 @@ use super::file::{
     PolicyFile, RotationEntry, SlackEntry, StepEntry, StopEntry, TriggerEntry, TriggerKeyword,
 };
 use super::{
-    Anchor, Audience, Channel, ClockRule, Confidentiality, Destination, GitLabStep, Mention,
-    People, Policy, PolicyError, PolicyName, PolicySet, Role, Rotation, Selector, SlackStep,
-    SourceLocation, StartRule, Step, StopRule, TEXT_VARIABLES, Trigger, duration,
+    Anchor, Audience, Channel, ClockRule, Confidentiality, Destination, FromSlack, GitLabStep,
+    Mention, People, Policy, PolicyError, PolicyName, PolicySet, Role, Rotation, Selector,
+    SlackStep, SourceLocation, StartRule, Step, StopRule, TEXT_VARIABLES, Trigger, duration,
     pattern::Pattern,
     rotation::{HandOff, Override, local_instant},
 };
@@ -524,6 +524,28 @@ impl Checker {
                 steps.push(step);
             }
         }
+        let from_slack = match &raw.from_slack {
+            None => Some(FromSlack::default()),
+            Some(located) => {
+                let wanted = &located.value;
+                let label = wanted.false_positive_label.as_deref().map(str::trim);
+                self.check(
+                    file,
+                    located,
+                    format!("{field}.from_slack.false_positive_label"),
+                    match label {
+                        Some("") => {
+                            Err("is empty: name the label to add, or leave it out".to_owned())
+                        }
+                        _ => Ok(FromSlack {
+                            close_on_resolve: wanted.close_on_resolve,
+                            false_positive_label: label.map(str::to_owned),
+                            mirror_replies: wanted.mirror_replies,
+                        }),
+                    },
+                )
+            }
+        };
         Some(Policy {
             name: PolicyName(name.to_owned()),
             description: raw.description.clone(),
@@ -531,6 +553,7 @@ impl Checker {
             selector: selector?,
             clock: clock?,
             steps,
+            from_slack: from_slack?,
         })
     }
 

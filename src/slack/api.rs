@@ -1,5 +1,6 @@
-//! The three Slack Web API methods labelwarden uses, for a bot token:
-//! `chat.postMessage`, `chat.update` and `reactions.add`. JSON bodies,
+//! The Slack Web API methods labelwarden uses, for a bot token:
+//! `chat.postMessage`, `chat.update` and `reactions.add` to tell, and
+//! `conversations.history` / `conversations.replies` to look back. JSON bodies,
 //! `Authorization: Bearer`, and Slack's answers read as Slack documents
 //! them: HTTP 200 with `"ok": false` is an error, HTTP 429 carries
 //! `Retry-After` in seconds.
@@ -47,7 +48,25 @@ struct Listed {
     ts: String,
     #[serde(default)]
     metadata: Option<Metadata>,
+    #[serde(default)]
+    user: Option<String>,
+    #[serde(default)]
+    bot_id: Option<String>,
+    #[serde(default)]
+    text: String,
 }
+
+/// A person's reply in a thread, as `conversations.replies` lists it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ThreadReply {
+    pub user: String,
+    pub ts: String,
+    /// Slack mrkdwn, as written.
+    pub text: String,
+}
+
+/// How many pages of a thread to read at most (200 replies each).
+const MAX_REPLY_PAGES: usize = 10;
 
 #[derive(Debug, Deserialize)]
 struct Metadata {
@@ -68,6 +87,14 @@ struct Answer {
     ts: Option<String>,
     #[serde(default)]
     messages: Vec<Listed>,
+    #[serde(default)]
+    response_metadata: Option<ResponseMetadata>,
+}
+
+#[derive(Debug, Deserialize)]
+struct ResponseMetadata {
+    #[serde(default)]
+    next_cursor: String,
 }
 
 impl WebApi {
@@ -166,6 +193,45 @@ impl WebApi {
             (metadata.event_type == METADATA_EVENT && metadata.event_payload["key"] == key)
                 .then_some(message.ts)
         }))
+    }
+
+    /// People's replies in the thread of `parent`, oldest first, following
+    /// Slack's cursor pagination. Bots' messages (labelwarden's own
+    /// included) are left out. Needs `channels:history` (`groups:history`
+    /// for private channels).
+    pub async fn replies(&self, parent: &Thread) -> Result<Vec<ThreadReply>, SlackError> {
+        let method = "conversations.replies";
+        let mut replies = Vec::new();
+        let mut cursor = String::new();
+        for _ in 0..MAX_REPLY_PAGES {
+            let mut query = vec![
+                ("channel", parent.channel_id.clone()),
+                ("ts", parent.ts.clone()),
+                ("limit", "200".to_owned()),
+            ];
+            if !cursor.is_empty() {
+                query.push(("cursor", cursor.clone()));
+            }
+            let result = self.get(method, &query).await;
+            super::count_request(method, &result);
+            let answer = result?;
+            replies.extend(answer.messages.into_iter().filter_map(|message| {
+                let user = message.user.filter(|_| message.bot_id.is_none())?;
+                (message.ts != parent.ts).then_some(ThreadReply {
+                    user,
+                    ts: message.ts,
+                    text: message.text,
+                })
+            }));
+            cursor = answer
+                .response_metadata
+                .map(|m| m.next_cursor)
+                .unwrap_or_default();
+            if cursor.is_empty() {
+                break;
+            }
+        }
+        Ok(replies)
     }
 
     async fn get(

@@ -1,7 +1,9 @@
 //! Slack's Events API, as far as labelwarden listens to it: the request
 //! signature, the `url_verification` challenge, and the events that carry
 //! the handbook's protocol on an alert thread (a reaction added or
-//! removed). Pure: bytes and headers in, a verdict and an event out.
+//! removed, a reply in a thread). What labelwarden's own bot user did is
+//! not an event to act on. Pure: bytes and headers in, a verdict and an
+//! event out.
 //!
 //! Slack signs each request: `X-Slack-Signature: v0=HEX`, the HMAC-SHA256
 //! of `v0:{X-Slack-Request-Timestamp}:{body}` with the app's signing
@@ -77,6 +79,16 @@ pub enum Event {
         ts: String,
         at: DateTime<Utc>,
     },
+    /// A person's reply in a thread.
+    Reply {
+        user: String,
+        channel: String,
+        /// The thread's parent message.
+        thread_ts: String,
+        ts: String,
+        /// As Slack writes it (mrkdwn: `<@U…>`, `<url|label>`, `&lt;`).
+        text: String,
+    },
     Other,
 }
 
@@ -90,6 +102,33 @@ struct Envelope {
     event_id: Option<String>,
     #[serde(default)]
     event: Option<serde_json::Value>,
+    /// The installation the event is for: its bot user is labelwarden.
+    #[serde(default)]
+    authorizations: Vec<Authorization>,
+}
+
+#[derive(Deserialize)]
+struct Authorization {
+    #[serde(default)]
+    user_id: Option<String>,
+    #[serde(default)]
+    is_bot: bool,
+}
+
+#[derive(Deserialize)]
+struct MessageEvent {
+    #[serde(default)]
+    subtype: Option<String>,
+    #[serde(default)]
+    user: Option<String>,
+    #[serde(default)]
+    bot_id: Option<String>,
+    channel: String,
+    ts: String,
+    #[serde(default)]
+    thread_ts: Option<String>,
+    #[serde(default)]
+    text: String,
 }
 
 #[derive(Deserialize)]
@@ -134,10 +173,10 @@ pub fn parse(body: &[u8]) -> Result<Request, EventError> {
                 .ok_or_else(|| EventError::Malformed("no event_id".into()))?;
             let raw = envelope.event.unwrap_or_default();
             let kind = raw["type"].as_str().unwrap_or_default().to_owned();
+            let malformed = |e: serde_json::Error| EventError::Malformed(e.to_string());
             let event = match kind.as_str() {
                 "reaction_added" | "reaction_removed" => {
-                    let reaction: ReactionEvent = serde_json::from_value(raw)
-                        .map_err(|e| EventError::Malformed(e.to_string()))?;
+                    let reaction: ReactionEvent = serde_json::from_value(raw).map_err(malformed)?;
                     match (
                         reaction.item.kind.as_str(),
                         reaction.item.channel,
@@ -154,7 +193,42 @@ pub fn parse(body: &[u8]) -> Result<Request, EventError> {
                         _ => Event::Other,
                     }
                 }
+                "message" => {
+                    let message: MessageEvent = serde_json::from_value(raw).map_err(malformed)?;
+                    // Plain replies and replies also sent to the channel;
+                    // edits, deletions, joins and bots are not replies.
+                    let plain =
+                        matches!(message.subtype.as_deref(), None | Some("thread_broadcast"));
+                    match (message.user, message.thread_ts) {
+                        (Some(user), Some(thread_ts))
+                            if plain && message.bot_id.is_none() && thread_ts != message.ts =>
+                        {
+                            Event::Reply {
+                                user,
+                                channel: message.channel,
+                                thread_ts,
+                                ts: message.ts,
+                                text: message.text,
+                            }
+                        }
+                        _ => Event::Other,
+                    }
+                }
                 _ => Event::Other,
+            };
+            let by_labelwarden = |user: &str| {
+                envelope
+                    .authorizations
+                    .iter()
+                    .any(|a| a.is_bot && a.user_id.as_deref() == Some(user))
+            };
+            let event = match event {
+                Event::Reaction { ref user, .. } | Event::Reply { ref user, .. }
+                    if by_labelwarden(user) =>
+                {
+                    Event::Other
+                }
+                event => event,
             };
             Ok(Request::Event { event_id, event })
         }
@@ -274,5 +348,47 @@ mod tests {
                 challenge: "3eZbrw1aBm2rZgRNFdxV2595E9CY3gmdALWMmHkvFXO7tYXAYM8P".into()
             }
         );
+    }
+
+    #[test]
+    fn thread_replies_are_read_and_edits_bots_and_labelwarden_itself_ignored() {
+        let reply = br#"{"type":"event_callback","event_id":"Ev10","authorizations":[{"user_id":"U0BOT","is_bot":true}],
+            "event":{"type":"message","channel":"C0ALERTS","user":"U0JDOE","text":"rolled back","ts":"1764000300.000200","thread_ts":"1764000000.000100","event_ts":"1764000300.000200"}}"#;
+        assert_eq!(
+            parse(reply).unwrap(),
+            Request::Event {
+                event_id: "Ev10".into(),
+                event: Event::Reply {
+                    user: "U0JDOE".into(),
+                    channel: "C0ALERTS".into(),
+                    thread_ts: "1764000000.000100".into(),
+                    ts: "1764000300.000200".into(),
+                    text: "rolled back".into(),
+                },
+            }
+        );
+        let ignored: [&[u8]; 4] = [
+            // A message in the channel, not in a thread.
+            br#"{"type":"event_callback","event_id":"Ev11","event":{"type":"message","channel":"C1","user":"U1","text":"hi","ts":"1.2"}}"#,
+            // An edit.
+            br#"{"type":"event_callback","event_id":"Ev12","event":{"type":"message","subtype":"message_changed","channel":"C1","ts":"1.3","thread_ts":"1.1"}}"#,
+            // Another bot.
+            br#"{"type":"event_callback","event_id":"Ev13","event":{"type":"message","channel":"C1","user":"U2","bot_id":"B2","text":"beep","ts":"1.4","thread_ts":"1.1"}}"#,
+            // labelwarden's own reaction (its `resolved` step).
+            br#"{"type":"event_callback","event_id":"Ev14","authorizations":[{"user_id":"U0BOT","is_bot":true}],"event":{"type":"reaction_added","user":"U0BOT","reaction":"white_check_mark","item":{"type":"message","channel":"C1","ts":"1.1"},"event_ts":"1.5"}}"#,
+        ];
+        for body in ignored {
+            assert!(
+                matches!(
+                    parse(body).unwrap(),
+                    Request::Event {
+                        event: Event::Other,
+                        ..
+                    }
+                ),
+                "{}",
+                String::from_utf8_lossy(body)
+            );
+        }
     }
 }

@@ -174,6 +174,14 @@ pub enum SendResult {
     Failed { error: String },
 }
 
+/// The clock cycle an alert thread labelwarden started is about.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AlertThread {
+    pub issue: IssueRef,
+    pub policy: PolicyName,
+    pub cycle: u32,
+}
+
 /// An alert thread's clock cycle, as the acknowledgement of it found it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Acknowledged {
@@ -298,6 +306,14 @@ pub trait Store: Send + Sync + 'static {
         user: &str,
         at: DateTime<Utc>,
     ) -> impl Future<Output = Result<Option<Acknowledged>, StoreError>> + Send;
+
+    /// The clock cycle of the alert thread whose parent is the message `ts`
+    /// in `channel_id`; `None` if labelwarden did not post that message.
+    fn alert_thread(
+        &self,
+        channel_id: &str,
+        ts: &str,
+    ) -> impl Future<Output = Result<Option<AlertThread>, StoreError>> + Send;
 
     /// Takes `user`'s acknowledgement of that thread back, if it was theirs.
     fn withdraw_acknowledgement(

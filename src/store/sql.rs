@@ -13,8 +13,8 @@ use super::migrations::{
     INTAKE_MIGRATIONS, INTAKE_TABLE, MAIN_TABLE, MIGRATIONS, Migration, POSTGRES_INTAKE_MIGRATIONS,
 };
 use super::{
-    Acknowledged, CommitOutcome, Delivery, Handled, IssueCommit, IssueRecord, Loaded, OutboxEntry,
-    OutboxKey, OutboxOutcome, Recorded, SendResult, Store, StoreError, StoreStats,
+    Acknowledged, AlertThread, CommitOutcome, Delivery, Handled, IssueCommit, IssueRecord, Loaded,
+    OutboxEntry, OutboxKey, OutboxOutcome, Recorded, SendResult, Store, StoreError, StoreStats,
 };
 use crate::engine::Firing;
 use crate::issue::{Event, IssueFacts, IssueIid, IssueRef, ProjectPath, TimedEvent};
@@ -411,6 +411,18 @@ fn issue_from(row: &AnyRow) -> Result<IssueRef, sqlx::Error> {
     })
 }
 
+/// The alert thread whose parent is a message (`channel_id`, `ts`).
+const THREAD_BY_PARENT: &str =
+    "SELECT project, iid, policy, cycle FROM threads WHERE channel_id = $1 AND ts = $2";
+
+fn alert_thread_from(row: &AnyRow) -> Result<AlertThread, sqlx::Error> {
+    Ok(AlertThread {
+        issue: issue_from(row)?,
+        policy: PolicyName(row.try_get("policy")?),
+        cycle: row.try_get::<i64, _>("cycle")? as u32,
+    })
+}
+
 /// A firing from a row's `step`, `cycle` and `occurrence` columns.
 fn firing_from(row: &AnyRow) -> Result<Firing, sqlx::Error> {
     Ok(Firing {
@@ -741,19 +753,20 @@ impl Store for SqlStore {
         at: DateTime<Utc>,
     ) -> Result<Option<Acknowledged>, StoreError> {
         let mut tx = self.writer.begin().await?;
-        let Some(thread) = sqlx::query(
-            "SELECT project, iid, policy, cycle FROM threads WHERE channel_id = $1 AND ts = $2",
-        )
-        .bind(channel_id)
-        .bind(ts)
-        .fetch_optional(&mut *tx)
-        .await?
+        let Some(thread) = sqlx::query(THREAD_BY_PARENT)
+            .bind(channel_id)
+            .bind(ts)
+            .fetch_optional(&mut *tx)
+            .await?
         else {
             return Ok(None);
         };
-        let issue = issue_from(&thread)?;
-        let policy: String = thread.try_get("policy")?;
-        let cycle: i64 = thread.try_get("cycle")?;
+        let AlertThread {
+            issue,
+            policy: PolicyName(policy),
+            cycle,
+        } = alert_thread_from(&thread)?;
+        let cycle = i64::from(cycle);
         let inserted = sqlx::query(
             "INSERT INTO acknowledgements (project, iid, policy, cycle, by_user, at)
              VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT DO NOTHING RETURNING by_user",
@@ -773,6 +786,21 @@ impl Store for SqlStore {
             cycle: cycle as u32,
             first: inserted.is_some(),
         }))
+    }
+
+    async fn alert_thread(
+        &self,
+        channel_id: &str,
+        ts: &str,
+    ) -> Result<Option<AlertThread>, StoreError> {
+        sqlx::query(THREAD_BY_PARENT)
+            .bind(channel_id)
+            .bind(ts)
+            .fetch_optional(&self.readers)
+            .await?
+            .map(|row| alert_thread_from(&row))
+            .transpose()
+            .map_err(StoreError::from)
     }
 
     async fn withdraw_acknowledgement(

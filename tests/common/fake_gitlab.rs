@@ -110,7 +110,7 @@ impl FakeIssue {
         self
     }
 
-    fn is_open(&self) -> bool {
+    pub fn is_open(&self) -> bool {
         self.closed_at.is_none()
     }
 
@@ -690,6 +690,17 @@ async fn edit_issue(
             issue.labels.retain(|l| l != &label);
             issue.label_events.push((now, label, "remove"));
         }
+    }
+    match form.get("state_event").map(String::as_str) {
+        Some("close") if issue.is_open() => {
+            issue.closed_at = Some(now);
+            issue.state_events.push((now, "closed"));
+        }
+        Some("reopen") if !issue.is_open() => {
+            issue.closed_at = None;
+            issue.state_events.push((now, "reopened"));
+        }
+        _ => {}
     }
     issue.updated_at = now;
     (StatusCode::OK, axum::Json(issue.json())).into_response()

@@ -1,6 +1,7 @@
 //! A local stand-in for Slack that answers as Slack documents: the Web API
 //! methods labelwarden calls (`chat.postMessage`, `chat.update`,
-//! `reactions.add`) with `{"ok": true, ...}` or HTTP 200 with
+//! `reactions.add`, and `conversations.history` / `conversations.replies`
+//! with cursor pagination) with `{"ok": true, ...}` or HTTP 200 with
 //! `{"ok": false, "error": "..."}`, 429 with `Retry-After` in seconds, and
 //! incoming webhooks answering `ok` or a plain-text error code.
 //!
@@ -22,6 +23,9 @@ use serde_json::{Value, json};
 
 pub const TOKEN: &str = "xoxb-test-token";
 
+/// Messages per page of `conversations.replies`.
+const REPLIES_PAGE: usize = 2;
+
 /// A message as the channel shows it.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Message {
@@ -38,7 +42,12 @@ pub struct Message {
     /// The `metadata` it was posted with.
     pub metadata: Value,
     pub reactions: Vec<String>,
+    /// Who wrote it, for people's replies; `None` for the bot's posts.
+    pub user: Option<String>,
 }
+
+/// The bot user labelwarden posts as.
+pub const BOT_USER: &str = "U0LABELWDN";
 
 impl Message {
     /// The text and blocks, as a reader would search them.
@@ -129,6 +138,28 @@ impl FakeSlack {
         self.lock().messages.retain(|m| m.ts != ts);
     }
 
+    /// `user` replies `text` in the thread of `parent`, as a person in the
+    /// channel would; the reply's `ts`.
+    pub fn reply(&self, user: &str, parent: &Message, text: &str) -> String {
+        let mut inner = self.lock();
+        inner.next_ts += 1;
+        let ts = format!("1764000000.{:06}", inner.next_ts * 100);
+        inner.messages.push(Message {
+            channel: parent.channel.clone(),
+            ts: ts.clone(),
+            thread_ts: Some(parent.ts.clone()),
+            broadcast: false,
+            text: text.to_owned(),
+            blocks: Value::Null,
+            edits: 0,
+            posted_at: chrono::Utc::now(),
+            metadata: Value::Null,
+            reactions: vec![],
+            user: Some(user.to_owned()),
+        });
+        ts
+    }
+
     pub fn messages(&self) -> Vec<Message> {
         self.lock().messages.clone()
     }
@@ -140,6 +171,46 @@ impl FakeSlack {
     fn lock(&self) -> std::sync::MutexGuard<'_, Inner> {
         self.inner.lock().unwrap()
     }
+}
+
+/// The `authorizations` of an event: the app's bot user.
+fn authorizations() -> Value {
+    json!([{ "enterprise_id": null, "team_id": "T0TEST", "user_id": BOT_USER, "is_bot": true, "is_enterprise_install": false }])
+}
+
+/// A `reaction_added` / `reaction_removed` event callback, as Slack sends it.
+pub fn reaction_event(
+    event_id: &str,
+    kind: &str,
+    user: &str,
+    reaction: &str,
+    channel: &str,
+    ts: &str,
+) -> Value {
+    let now = chrono::Utc::now().timestamp();
+    json!({
+        "token": "unused", "team_id": "T0TEST", "api_app_id": "A0TEST",
+        "type": "event_callback", "event_id": event_id, "event_time": now,
+        "authorizations": authorizations(),
+        "event": {
+            "type": kind, "user": user, "reaction": reaction, "item_user": BOT_USER,
+            "item": { "type": "message", "channel": channel, "ts": ts },
+            "event_ts": format!("{now}.000100"),
+        },
+    })
+}
+
+/// A `message` event callback for a reply in a thread, as Slack sends it.
+pub fn reply_event(event_id: &str, user: &str, parent: &Message, ts: &str, text: &str) -> Value {
+    json!({
+        "token": "unused", "team_id": "T0TEST", "api_app_id": "A0TEST",
+        "type": "event_callback", "event_id": event_id, "event_time": chrono::Utc::now().timestamp(),
+        "authorizations": authorizations(),
+        "event": {
+            "type": "message", "channel": parent.channel, "user": user, "text": text,
+            "ts": ts, "thread_ts": parent.ts, "event_ts": ts, "channel_type": "channel",
+        },
+    })
 }
 
 /// `#alerts` is channel `C0ALERTS`; ids stand for themselves.
@@ -297,6 +368,7 @@ fn answer(
                 posted_at: chrono::Utc::now(),
                 metadata: body["metadata"].clone(),
                 reactions: vec![],
+                user: None,
             });
             Answer::Ok(json!({
                 "ok": true,
@@ -371,6 +443,7 @@ async fn incoming_webhook(
             posted_at: chrono::Utc::now(),
             metadata: Value::Null,
             reactions: vec![],
+            user: None,
         });
         (StatusCode::OK, "ok".to_owned())
     };
@@ -415,6 +488,13 @@ async fn web_api_read(
     let with_metadata = query.get("include_all_metadata").map(String::as_str) == Some("true");
     let listed = |m: &Message| {
         let mut message = json!({ "type": "message", "ts": m.ts, "text": m.text });
+        match &m.user {
+            Some(user) => message["user"] = json!(user),
+            None => {
+                message["user"] = json!(BOT_USER);
+                message["bot_id"] = json!("B0LABELWDN");
+            }
+        }
         if let Some(thread) = &m.thread_ts {
             message["thread_ts"] = json!(thread);
         }
@@ -460,6 +540,31 @@ async fn web_api_read(
         }
         _ => return slack_error("unknown_method"),
     };
+    // Slack may return fewer than `limit` with more to come: this fake
+    // pages by REPLIES_PAGE so that callers must follow the cursor.
+    if method == "conversations.replies" {
+        let from: usize = query
+            .get("cursor")
+            .and_then(|c| c.strip_prefix("bmV4dDo"))
+            .and_then(|n| n.parse().ok())
+            .unwrap_or(0);
+        let page: Vec<Value> = messages
+            .iter()
+            .skip(from)
+            .take(REPLIES_PAGE)
+            .cloned()
+            .collect();
+        let next = from + page.len();
+        let more = next < messages.len();
+        return (
+            StatusCode::OK,
+            axum::Json(json!({
+                "ok": true, "messages": page, "has_more": more,
+                "response_metadata": { "next_cursor": if more { format!("bmV4dDo{next}") } else { String::new() } },
+            })),
+        )
+            .into_response();
+    }
     (
         StatusCode::OK,
         axum::Json(json!({ "ok": true, "messages": messages, "has_more": false })),

@@ -13,10 +13,12 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use chrono::{DateTime, SecondsFormat, Utc};
+use labelwarden::gitlab::from_slack::SlackToGitLab;
 use labelwarden::jobs::Context;
 use labelwarden::jobs::outbox::RetryPolicy;
 use labelwarden::jobs::reconcile::ReconcileConfig;
 use labelwarden::notify::Notifier;
+use labelwarden::server::slack_events::SlackEventsConfig;
 use labelwarden::server::{self, ServerConfig};
 use labelwarden::store::sql::SqlStore;
 use secrecy::SecretString;
@@ -28,11 +30,16 @@ pub const SECRET: &str = "test-secret";
 /// The Slack signing secret of the test servers.
 pub const SLACK_SIGNING_SECRET: &str = "8f742231b10e8888abcd99test0secret";
 
-fn slack_events() -> Option<labelwarden::server::slack_events::SlackEventsConfig> {
-    Some(labelwarden::server::slack_events::SlackEventsConfig {
+/// Slack events as `serve` takes them by default; `to_gitlab` writes what
+/// is said in Slack on a (fake) GitLab.
+pub fn slack_events(to_gitlab: Option<SlackToGitLab>) -> SlackEventsConfig {
+    SlackEventsConfig {
         signing_secret: SecretString::from(SLACK_SIGNING_SECRET.to_owned()),
         ack_reaction: "eyes".to_owned(),
-    })
+        resolve_reaction: "white_check_mark".to_owned(),
+        false_positive_reaction: "x".to_owned(),
+        to_gitlab,
+    }
 }
 pub const HIGHEST: &str = "priority::highest";
 
@@ -109,6 +116,39 @@ pub async fn start_server_at<N: Notifier>(
     retry: RetryPolicy,
     reconcile: Option<ReconcileConfig>,
 ) -> Server {
+    launch(
+        policies,
+        url,
+        max_body_bytes,
+        notifier,
+        retry,
+        reconcile,
+        slack_events(None),
+    )
+    .await
+}
+
+/// The server over a SQLite file, receiving Slack events with `events`.
+pub async fn start_server_hearing_slack<N: Notifier>(
+    policies: Arc<labelwarden::policy::PolicySet>,
+    database: &Path,
+    notifier: N,
+    events: SlackEventsConfig,
+) -> Server {
+    let url = format!("sqlite://{}", database.display());
+    let retry = RetryPolicy::default();
+    launch(policies, &url, 1 << 20, notifier, retry, None, events).await
+}
+
+async fn launch<N: Notifier>(
+    policies: Arc<labelwarden::policy::PolicySet>,
+    url: &str,
+    max_body_bytes: usize,
+    notifier: N,
+    retry: RetryPolicy,
+    reconcile: Option<ReconcileConfig>,
+    events: SlackEventsConfig,
+) -> Server {
     let store = SqlStore::connect(url).await.expect("store opens");
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let address = format!("http://{}", listener.local_addr().unwrap());
@@ -117,7 +157,7 @@ pub async fn start_server_at<N: Notifier>(
         secrets: vec![SecretString::from(SECRET.to_owned())],
         max_body_bytes,
         reconcile,
-        slack_events: slack_events(),
+        slack_events: Some(events),
     };
     let context = Arc::new(Context::new(store, policies).with_retry(retry));
     let task = tokio::spawn(server::run(
@@ -136,6 +176,26 @@ pub async fn start_server_at<N: Notifier>(
 }
 
 impl Server {
+    /// Posts a Slack Events API request signed as Slack signs it, at
+    /// `signed_at`, with `secret`; the status and body of the answer.
+    pub async fn slack_event(&self, body: &Value, signed_at: i64, secret: &str) -> (u16, String) {
+        let body = body.to_string();
+        let signature =
+            labelwarden::slack::events::sign(secret.as_bytes(), signed_at, body.as_bytes());
+        let answer = self
+            .http
+            .post(format!("{}/webhooks/slack", self.address))
+            .header("Content-Type", "application/json")
+            .header("X-Slack-Request-Timestamp", signed_at.to_string())
+            .header("X-Slack-Signature", signature)
+            .body(body)
+            .send()
+            .await
+            .unwrap();
+        let status = answer.status().as_u16();
+        (status, answer.text().await.unwrap())
+    }
+
     pub async fn post(&self, headers: &[(&str, &str)], body: String) -> reqwest::Response {
         let mut request = self
             .http

@@ -1,0 +1,449 @@
+//! What responders say in an alert's Slack thread, written on the GitLab
+//! issue: the resolve reaction with the responder's last reply ("Resolved
+//! in Slack by …"), the false-positive reaction (the same, plus a label),
+//! and, where a policy asks, every reply as an internal note.
+//!
+//! Every note carries a marker naming the thread, the person and the reply
+//! it came from, so writing the same thing again (a retry after a failure,
+//! a reaction taken off and put back) finds the note and adds nothing.
+//!
+//! Slack text is untrusted here: it is quoted, a line that would be a
+//! GitLab quick action (`/close`) is escaped, and an HTML comment opener
+//! cannot forge a labelwarden marker.
+
+use std::sync::Arc;
+
+use super::GitLabError;
+use super::actions::IssueWriter;
+use super::markers::{decode, encode};
+use crate::notify::Thread;
+use crate::policy::{People, PolicySet};
+use crate::slack::SlackError;
+use crate::slack::api::{ThreadReply, WebApi};
+use crate::store::AlertThread;
+
+const PREFIX: &str = "<!-- labelwarden:slack ";
+const SUFFIX: &str = " -->";
+
+#[derive(Debug, thiserror::Error)]
+pub enum FromSlackError {
+    #[error("reading the Slack thread: {0}")]
+    Slack(#[from] SlackError),
+    #[error(transparent)]
+    GitLab(#[from] GitLabError),
+}
+
+impl FromSlackError {
+    /// Worth trying again later.
+    pub fn is_temporary(&self) -> bool {
+        match self {
+            FromSlackError::Slack(e) => e.is_temporary(),
+            FromSlackError::GitLab(e) => e.is_temporary(),
+        }
+    }
+}
+
+/// What a responder said in the thread.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Said {
+    /// The resolve reaction.
+    Resolved,
+    /// The false-positive reaction.
+    FalsePositive,
+    /// A reply, mirrored.
+    Reply,
+}
+
+impl Said {
+    fn as_str(self) -> &'static str {
+        match self {
+            Said::Resolved => "resolved",
+            Said::FalsePositive => "false_positive",
+            Said::Reply => "reply",
+        }
+    }
+}
+
+/// Where a note came from: recorded in it, so it is written once.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SlackMarker {
+    pub said: Said,
+    /// The alert thread's parent message.
+    pub thread: Thread,
+    /// The Slack user.
+    pub by: String,
+    /// The reply quoted, if any.
+    pub reply: Option<String>,
+}
+
+impl SlackMarker {
+    pub fn render(&self) -> String {
+        let mut text = format!(
+            "{PREFIX}said={} thread={} by={}",
+            self.said.as_str(),
+            encode(&format!("{}:{}", self.thread.channel_id, self.thread.ts)),
+            encode(&self.by)
+        );
+        if let Some(reply) = &self.reply {
+            text.push_str(&format!(" reply={}", encode(reply)));
+        }
+        text.push_str(SUFFIX);
+        text
+    }
+
+    /// Every Slack marker in a note's text.
+    pub fn find_all(text: &str) -> Vec<SlackMarker> {
+        let mut found = Vec::new();
+        let mut rest = text;
+        while let Some(start) = rest.find(PREFIX) {
+            let after = &rest[start + PREFIX.len()..];
+            let Some(end) = after.find(SUFFIX) else { break };
+            found.extend(SlackMarker::parse(&after[..end]));
+            rest = &after[end + SUFFIX.len()..];
+        }
+        found
+    }
+
+    fn parse(fields: &str) -> Option<SlackMarker> {
+        let (mut said, mut thread, mut by, mut reply) = (None, None, None, None);
+        for field in fields.split_whitespace() {
+            let (key, value) = field.split_once('=')?;
+            let value = decode(value);
+            match key {
+                "said" => {
+                    said = [Said::Resolved, Said::FalsePositive, Said::Reply]
+                        .into_iter()
+                        .find(|s| s.as_str() == value);
+                }
+                "thread" => {
+                    thread = value.split_once(':').map(|(channel_id, ts)| Thread {
+                        channel_id: channel_id.to_owned(),
+                        ts: ts.to_owned(),
+                    });
+                }
+                "by" => by = Some(value),
+                "reply" => reply = Some(value),
+                _ => {}
+            }
+        }
+        Some(SlackMarker {
+            said: said?,
+            thread: thread?,
+            by: by?,
+            reply,
+        })
+    }
+}
+
+/// How a Slack user is named on GitLab: their GitLab username when
+/// `people.gitlab_users` maps them, else their Slack id (not an `@`, which
+/// would mention whoever has that GitLab username).
+pub fn person(people: &People, slack_user: &str) -> String {
+    match people.gitlab_username(slack_user) {
+        Some(username) => format!("@{username}"),
+        None => format!("Slack user `{slack_user}`"),
+    }
+}
+
+/// Slack mrkdwn as GitLab Markdown, quoted and defused: mentions become
+/// names, links become links, entities are decoded; then every line is
+/// quoted, a leading `/` is escaped so GitLab runs no quick action, and
+/// `<!--` is escaped so no marker can be forged.
+pub fn quote(people: &People, text: &str) -> String {
+    let mut plain = String::with_capacity(text.len());
+    let mut rest = text;
+    while let Some(open) = rest.find('<') {
+        plain.push_str(&rest[..open]);
+        let after = &rest[open + 1..];
+        let Some(close) = after.find('>') else {
+            plain.push_str(&rest[open..]);
+            rest = "";
+            break;
+        };
+        let inner = &after[..close];
+        let (target, label) = inner.split_once('|').unwrap_or((inner, ""));
+        plain.push_str(&match target.chars().next() {
+            Some('@') => person(people, &target[1..]),
+            Some('#') => format!(
+                "#{}",
+                if label.is_empty() {
+                    &target[1..]
+                } else {
+                    label
+                }
+            ),
+            Some('!') => format!("`@{}`", target[1..].split('^').next().unwrap_or_default()),
+            _ if label.is_empty() => target.to_owned(),
+            _ => format!("[{label}]({target})"),
+        });
+        rest = &after[close + 1..];
+    }
+    plain.push_str(rest);
+    let decoded = plain
+        .replace("&lt;", "<")
+        .replace("&gt;", ">")
+        .replace("&amp;", "&");
+    let defused = decoded.replace("<!--", "&lt;!--");
+    defused
+        .lines()
+        .map(|line| {
+            let trimmed = line.trim_start();
+            if trimmed.starts_with('/') {
+                format!("> {}\\{trimmed}", &line[..line.len() - trimmed.len()])
+            } else {
+                format!("> {line}")
+            }
+        })
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+/// The note for what was said, with its marker.
+pub fn note(people: &People, marker: &SlackMarker, comment: Option<&str>) -> String {
+    let who = person(people, &marker.by);
+    let headline = match marker.said {
+        Said::Resolved => format!("**Resolved in Slack** by {who}"),
+        Said::FalsePositive => format!("**Marked a false positive in Slack** by {who}"),
+        Said::Reply => format!("**Reply in the Slack alert thread** by {who}"),
+    };
+    let said = match comment {
+        Some(text) if !text.trim().is_empty() => format!(":\n\n{}", quote(people, text)),
+        _ => " (no reply of theirs in the thread to quote).".to_owned(),
+    };
+    format!("{headline}{said}\n\n{}", marker.render())
+}
+
+/// What came of acting on a reaction or reply.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Outcome {
+    /// The note was written (and the label added, the issue closed, as asked).
+    Written,
+    /// A note with the same marker was already there.
+    AlreadyWritten,
+    /// The policy does not ask for this.
+    NotWanted,
+    /// The thread's policy is no longer in the policy files.
+    UnknownPolicy,
+}
+
+/// Reads the Slack thread and writes on the GitLab issue.
+#[derive(Clone)]
+pub struct SlackToGitLab {
+    pub slack: WebApi,
+    pub gitlab: IssueWriter,
+    pub policies: Arc<PolicySet>,
+}
+
+impl SlackToGitLab {
+    /// The resolve or false-positive reaction by `user` on the parent of
+    /// `alert`'s thread: the note with their last reply, then the label
+    /// or the close the policy asks for. Safe to repeat.
+    pub async fn reaction(
+        &self,
+        alert: &AlertThread,
+        parent: &Thread,
+        said: Said,
+        user: &str,
+    ) -> Result<Outcome, FromSlackError> {
+        let Some(policy) = self
+            .policies
+            .policies
+            .iter()
+            .find(|p| p.name == alert.policy)
+        else {
+            return Ok(Outcome::UnknownPolicy);
+        };
+        let last_reply: Option<ThreadReply> = self
+            .slack
+            .replies(parent)
+            .await?
+            .into_iter()
+            .filter(|reply| reply.user == user)
+            .max_by(|a, b| slack_ts_order(&a.ts, &b.ts));
+        let marker = SlackMarker {
+            said,
+            thread: parent.clone(),
+            by: user.to_owned(),
+            reply: last_reply.as_ref().map(|r| r.ts.clone()),
+        };
+        let comment = last_reply.as_ref().map(|r| r.text.as_str());
+        let outcome = self.write_once(alert, &marker, comment).await?;
+        match said {
+            Said::FalsePositive => {
+                if let Some(label) = &policy.from_slack.false_positive_label {
+                    self.gitlab
+                        .edit_labels(&alert.issue, std::slice::from_ref(label), &[])
+                        .await?;
+                }
+            }
+            Said::Resolved if policy.from_slack.close_on_resolve => {
+                self.gitlab.close(&alert.issue).await?;
+            }
+            Said::Resolved | Said::Reply => {}
+        }
+        Ok(outcome)
+    }
+
+    /// A reply in `alert`'s thread, as an internal note if the policy
+    /// mirrors replies. Safe to repeat.
+    pub async fn reply(
+        &self,
+        alert: &AlertThread,
+        parent: &Thread,
+        user: &str,
+        ts: &str,
+        text: &str,
+    ) -> Result<Outcome, FromSlackError> {
+        let Some(policy) = self
+            .policies
+            .policies
+            .iter()
+            .find(|p| p.name == alert.policy)
+        else {
+            return Ok(Outcome::UnknownPolicy);
+        };
+        if !policy.from_slack.mirror_replies {
+            return Ok(Outcome::NotWanted);
+        }
+        let marker = SlackMarker {
+            said: Said::Reply,
+            thread: parent.clone(),
+            by: user.to_owned(),
+            reply: Some(ts.to_owned()),
+        };
+        Ok(self.write_once(alert, &marker, Some(text)).await?)
+    }
+
+    /// Writes the note unless one with the same marker is there already.
+    async fn write_once(
+        &self,
+        alert: &AlertThread,
+        marker: &SlackMarker,
+        comment: Option<&str>,
+    ) -> Result<Outcome, GitLabError> {
+        let notes = self.gitlab.notes(&alert.issue).await?;
+        if notes
+            .iter()
+            .any(|n| SlackMarker::find_all(&n.body).contains(marker))
+        {
+            return Ok(Outcome::AlreadyWritten);
+        }
+        let body = note(&self.policies.people, marker, comment);
+        // Internal: what responders write in Slack stays with the team.
+        self.gitlab.create_note(&alert.issue, &body, true).await?;
+        Ok(Outcome::Written)
+    }
+}
+
+/// Orders Slack `ts` values (`seconds.micros`) numerically.
+fn slack_ts_order(a: &str, b: &str) -> std::cmp::Ordering {
+    let key = |ts: &str| {
+        let (seconds, micros) = ts.split_once('.').unwrap_or((ts, "0"));
+        (
+            seconds.parse::<u64>().unwrap_or(0),
+            micros.parse::<u64>().unwrap_or(0),
+        )
+    };
+    key(a).cmp(&key(b))
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeMap;
+
+    use super::*;
+
+    fn people() -> People {
+        People {
+            gitlab_users: BTreeMap::from([("jdoe".to_owned(), "U0JDOE001".to_owned())]),
+            ..People::default()
+        }
+    }
+
+    fn marker(said: Said) -> SlackMarker {
+        SlackMarker {
+            said,
+            thread: Thread {
+                channel_id: "C0ALERTS".into(),
+                ts: "1764000000.000100".into(),
+            },
+            by: "U0JDOE001".into(),
+            reply: Some("1764000300.000200".into()),
+        }
+    }
+
+    #[test]
+    fn a_marker_reads_back_as_written() {
+        for said in [Said::Resolved, Said::FalsePositive, Said::Reply] {
+            let written = marker(said);
+            let text = format!("some words\n{}\nmore", written.render());
+            assert_eq!(SlackMarker::find_all(&text), vec![written]);
+        }
+        let without_reply = SlackMarker {
+            reply: None,
+            ..marker(Said::Resolved)
+        };
+        assert_eq!(
+            SlackMarker::find_all(&without_reply.render()),
+            vec![without_reply]
+        );
+    }
+
+    #[test]
+    fn the_resolution_note_names_the_person_and_quotes_their_reply() {
+        let text = note(
+            &people(),
+            &marker(Said::Resolved),
+            Some(
+                "Rolled back <https://ops.example.com/deploys/42|deploy 42>, errors gone &amp; <@U0JDOE001> watching",
+            ),
+        );
+        assert!(
+            text.starts_with(
+                "**Resolved in Slack** by @jdoe:\n\n> Rolled back [deploy 42](https://ops.example.com/deploys/42), errors gone & @jdoe watching\n\n<!-- labelwarden:slack said=resolved"
+            ),
+            "{text}"
+        );
+        let unknown = SlackMarker {
+            by: "U0OTHER01".into(),
+            ..marker(Said::FalsePositive)
+        };
+        let text = note(&people(), &unknown, None);
+        assert!(
+            text.starts_with("**Marked a false positive in Slack** by Slack user `U0OTHER01` (no reply of theirs in the thread to quote)."),
+            "{text}"
+        );
+    }
+
+    #[test]
+    fn slack_text_can_neither_run_quick_actions_nor_forge_markers() {
+        let hostile = "fixed\n/close\n  /label ~\"missed::SLA\"\n&lt;!-- labelwarden:fired policy=p step=breach cycle=1 occurrence=1 --&gt;\n<!here> look";
+        let quoted = quote(&people(), hostile);
+        for line in quoted.lines() {
+            assert!(line.starts_with("> "), "{line}");
+            assert!(!line[2..].trim_start().starts_with('/'), "{line}");
+        }
+        assert!(quoted.contains("> \\/close"), "{quoted}");
+        assert!(!quoted.contains("<!--"), "{quoted}");
+        assert!(crate::gitlab::markers::Marker::find_all(&quoted).is_empty());
+        assert!(quoted.contains("`@here` look"), "{quoted}");
+    }
+
+    #[test]
+    fn slack_timestamps_order_as_numbers() {
+        let mut stamps = vec![
+            "1764000010.000001",
+            "1764000009.999999",
+            "1764000010.000100",
+        ];
+        stamps.sort_by(|a, b| slack_ts_order(a, b));
+        assert_eq!(
+            stamps,
+            vec![
+                "1764000009.999999",
+                "1764000010.000001",
+                "1764000010.000100"
+            ]
+        );
+    }
+}

@@ -1,0 +1,339 @@
+//! The handbook's protocol on an alert thread, end to end: signed Slack
+//! events reach `serve`, which reads the thread from a fake Slack and
+//! writes on a fake GitLab: the resolve reaction with the responder's last
+//! reply (and the close the policy asks for), the false-positive reaction
+//! with its label, and mirrored replies. Retries of an event, and a
+//! reaction taken off and put back, write nothing twice.
+
+mod common;
+
+use std::collections::BTreeMap;
+use std::num::NonZeroU32;
+use std::sync::Arc;
+use std::time::Duration;
+
+use chrono::Utc;
+use common::fake_gitlab::{self, FakeGitLab, FakeIssue};
+use common::fake_slack::{self, BOT_USER, FakeSlack, Message, reaction_event, reply_event};
+use common::{
+    SLACK_SIGNING_SECRET, Server, fixtures, issue_event, slack_events, start_server_hearing_slack,
+    wait_until,
+};
+use labelwarden::gitlab::actions::IssueWriter;
+use labelwarden::gitlab::client::{GitLabClient, GitLabSettings};
+use labelwarden::gitlab::from_slack::SlackToGitLab;
+use labelwarden::slack::api::WebApi;
+use labelwarden::slack::{SlackNotifier, SlackSettings};
+use secrecy::SecretString;
+use serde_json::Value;
+
+const LABEL: &str = "needs::resolution";
+/// `user1` in the fixture's `gitlab_users`.
+const RESPONDER: &str = "U0USER001";
+
+struct Setup {
+    server: Server,
+    slack: FakeSlack,
+    gitlab: FakeGitLab,
+    /// Holds the database: bind it for as long as the server runs.
+    _dir: tempfile::TempDir,
+}
+
+async fn start(issues: &[u64]) -> Setup {
+    let slack = FakeSlack::start().await;
+    let gitlab = FakeGitLab::start().await;
+    let labelled = Utc::now();
+    for &iid in issues {
+        gitlab
+            .gitlab
+            .add(FakeIssue::new("acme/backend", iid, labelled).add_label(labelled, LABEL));
+    }
+    let policies = Arc::new(
+        labelwarden::policy::load(&fixtures().join("policies-slack")).expect("policies load"),
+    );
+    let token = SecretString::from(fake_slack::TOKEN.to_owned());
+    let notifier = SlackNotifier::new(
+        Arc::clone(&policies),
+        SlackSettings {
+            api_url: slack.api_url.clone(),
+            token: Some(token.clone()),
+            webhook_urls: BTreeMap::new(),
+            per_channel_per_second: NonZeroU32::new(100).unwrap(),
+            per_channel_burst: NonZeroU32::new(10).unwrap(),
+        },
+    )
+    .unwrap();
+    let client = GitLabClient::new(GitLabSettings {
+        url: gitlab.url.clone(),
+        token: SecretString::from(fake_gitlab::TOKEN.to_owned()),
+        concurrency: 4,
+        first_retry: Duration::from_millis(5),
+    })
+    .unwrap();
+    let to_gitlab = SlackToGitLab {
+        slack: WebApi::new(
+            labelwarden::http_client::builder().build().unwrap(),
+            &slack.api_url,
+            token,
+        ),
+        gitlab: IssueWriter::new(client),
+        policies: Arc::clone(&policies),
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let server = start_server_hearing_slack(
+        policies,
+        &dir.path().join("db.sqlite"),
+        notifier,
+        slack_events(Some(to_gitlab)),
+    )
+    .await;
+    for &iid in issues {
+        let status = server
+            .deliver(
+                &format!("label-{iid}"),
+                &issue_event(iid, labelled, labelled, &[], &[LABEL], false),
+            )
+            .await;
+        assert_eq!(status, 200, "the delivery is taken");
+    }
+    Setup {
+        server,
+        slack: slack.slack,
+        gitlab: gitlab.gitlab,
+        _dir: dir,
+    }
+}
+
+/// The alert thread's parent for issue `iid`, once posted.
+async fn parent_of(slack: &FakeSlack, iid: u64) -> Message {
+    let of_issue = || {
+        slack
+            .messages()
+            .into_iter()
+            .find(|m| m.thread_ts.is_none() && m.text.contains(&format!("acme/backend#{iid}")))
+    };
+    wait_until(Duration::from_secs(3), || of_issue().is_some()).await;
+    of_issue().unwrap_or_else(|| panic!("the alert was posted: {:?}", slack.requests()))
+}
+
+async fn send(server: &Server, event: &Value) {
+    let (status, body) = server
+        .slack_event(event, Utc::now().timestamp(), SLACK_SIGNING_SECRET)
+        .await;
+    assert_eq!(status, 200, "{body}");
+}
+
+/// Notes on the issue whose text contains `needle`: (body, internal).
+fn notes_with(gitlab: &FakeGitLab, iid: u64, needle: &str) -> Vec<(String, bool)> {
+    gitlab
+        .issue("acme/backend", iid)
+        .notes
+        .into_iter()
+        .filter(|note| note.2.contains(needle))
+        .map(|note| (note.2, note.3))
+        .collect()
+}
+
+#[tokio::test]
+async fn a_resolve_reaction_writes_the_last_reply_on_the_issue_once_and_closes_it() {
+    let Setup {
+        server,
+        slack,
+        gitlab,
+        _dir,
+    } = start(&[90]).await;
+    let parent = parent_of(&slack, 90).await;
+
+    // The responder says what they did in the thread, twice; somebody else
+    // chimes in after. Only the responder's last reply is the comment.
+    let first = slack.reply(RESPONDER, &parent, "looking, rolling back");
+    send(
+        &server,
+        &reply_event("EvR1", RESPONDER, &parent, &first, "looking, rolling back"),
+    )
+    .await;
+    let last = slack.reply(
+        RESPONDER,
+        &parent,
+        "Rolled back <https://ops.example.com/deploys/42|deploy 42>; error rate is back to normal",
+    );
+    slack.reply("U0SOMEONE1", &parent, "thanks!");
+
+    let resolve = reaction_event(
+        "EvResolve1",
+        "reaction_added",
+        RESPONDER,
+        "white_check_mark",
+        &parent.channel,
+        &parent.ts,
+    );
+    send(&server, &resolve).await;
+    wait_until(Duration::from_secs(3), || {
+        !gitlab.issue("acme/backend", 90).is_open()
+    })
+    .await;
+
+    let resolved = notes_with(&gitlab, 90, "Resolved in Slack");
+    assert_eq!(resolved.len(), 1, "{resolved:?}");
+    let (body, internal) = &resolved[0];
+    assert!(
+        body.starts_with(
+            "**Resolved in Slack** by @user1:\n\n> Rolled back [deploy 42](https://ops.example.com/deploys/42); error rate is back to normal"
+        ),
+        "{body}"
+    );
+    assert!(
+        body.contains(&format!(
+            "<!-- labelwarden:slack said=resolved thread=C0ALERTS%3A{}",
+            parent.ts
+        )) && body.contains(&format!("reply={}", last)),
+        "the marker names thread, person and reply: {body}"
+    );
+    assert!(*internal, "what responders say in Slack stays internal");
+    assert!(
+        !gitlab.issue("acme/backend", 90).is_open(),
+        "close_on_resolve closed the issue"
+    );
+
+    // The reply event was mirrored as an internal note, once.
+    let mirrored = notes_with(&gitlab, 90, "Reply in the Slack alert thread");
+    assert_eq!(mirrored.len(), 1, "{mirrored:?}");
+    assert!(mirrored[0].0.contains("> looking, rolling back") && mirrored[0].1);
+
+    // Slack retrying the event, and the reaction taken off and put back:
+    // nothing new is written.
+    send(&server, &resolve).await;
+    send(
+        &server,
+        &reaction_event(
+            "EvResolve2",
+            "reaction_removed",
+            RESPONDER,
+            "white_check_mark",
+            &parent.channel,
+            &parent.ts,
+        ),
+    )
+    .await;
+    send(
+        &server,
+        &reaction_event(
+            "EvResolve3",
+            "reaction_added",
+            RESPONDER,
+            "white_check_mark",
+            &parent.channel,
+            &parent.ts,
+        ),
+    )
+    .await;
+    // labelwarden's own reaction (its `resolved` step) is not a person's.
+    send(
+        &server,
+        &reaction_event(
+            "EvBot",
+            "reaction_added",
+            BOT_USER,
+            "white_check_mark",
+            &parent.channel,
+            &parent.ts,
+        ),
+    )
+    .await;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert_eq!(notes_with(&gitlab, 90, "Resolved in Slack").len(), 1);
+    assert_eq!(notes_with(&gitlab, 90, "labelwarden:slack").len(), 2);
+    let (_, metrics) = server.get("/metrics").await;
+    assert!(
+        metrics.contains(
+            "labelwarden_slack_resolutions_total{policy=\"answered-in-slack\",said=\"resolved\"} 1"
+        ),
+        "{metrics}"
+    );
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn a_false_positive_reaction_writes_its_note_and_adds_the_label() {
+    let Setup {
+        server,
+        slack,
+        gitlab,
+        _dir,
+    } = start(&[91]).await;
+    let parent = parent_of(&slack, 91).await;
+    slack.reply(
+        RESPONDER,
+        &parent,
+        "not a bug: the customer's proxy strips the header",
+    );
+    send(
+        &server,
+        &reaction_event(
+            "EvFp1",
+            "reaction_added",
+            RESPONDER,
+            "x",
+            &parent.channel,
+            &parent.ts,
+        ),
+    )
+    .await;
+    wait_until(Duration::from_secs(3), || {
+        gitlab
+            .issue("acme/backend", 91)
+            .labels
+            .contains(&"false-positive".to_owned())
+    })
+    .await;
+    let issue = gitlab.issue("acme/backend", 91);
+    assert!(
+        issue.labels.contains(&"false-positive".to_owned()),
+        "{:?}",
+        issue.labels
+    );
+    assert!(
+        issue.is_open(),
+        "a false positive is not closed by labelwarden"
+    );
+    let noted = notes_with(&gitlab, 91, "Marked a false positive in Slack");
+    assert_eq!(noted.len(), 1, "{noted:?}");
+    assert!(
+        noted[0]
+            .0
+            .contains("> not a bug: the customer's proxy strips the header")
+    );
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn a_reaction_on_a_message_labelwarden_did_not_post_writes_nothing() {
+    let Setup {
+        server,
+        slack,
+        gitlab,
+        _dir,
+    } = start(&[92]).await;
+    parent_of(&slack, 92).await;
+    send(
+        &server,
+        &reaction_event(
+            "EvElsewhere",
+            "reaction_added",
+            RESPONDER,
+            "white_check_mark",
+            "C0ALERTS",
+            "1700000000.000001",
+        ),
+    )
+    .await;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert!(notes_with(&gitlab, 92, "labelwarden:slack").is_empty());
+    assert!(gitlab.issue("acme/backend", 92).is_open());
+    assert!(
+        gitlab.requests().iter().all(|r| !r.contains("/notes")),
+        "GitLab was not even asked: {:?}",
+        gitlab.requests()
+    );
+    server.stop().await;
+}
