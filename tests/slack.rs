@@ -800,5 +800,31 @@ async fn an_unacknowledged_alert_escalates_and_an_acknowledged_one_does_not() {
         escalation.text
     );
     assert_eq!(escalation.thread_ts.as_ref(), Some(&unanswered[0].ts));
+
+    // The eyes on #80 are taken back after the step's time: it fires now,
+    // not at some later wake-up.
+    let removed = reaction("Ev0081", "reaction_removed", "U0USER001", &parent.ts);
+    assert_eq!(
+        slack_event(
+            &server,
+            &removed,
+            Utc::now().timestamp(),
+            common::SLACK_SIGNING_SECRET
+        )
+        .await
+        .0,
+        200
+    );
+    wait_until(Duration::from_secs(2), || {
+        of_issue(&slack, "#alerts", 80).len() >= 2
+    })
+    .await;
+    let withdrawn = of_issue(&slack, "#alerts", 80);
+    assert_eq!(withdrawn.len(), 2, "{}", transcript(&withdrawn));
+    assert!(
+        withdrawn[1]
+            .text
+            .contains("Nobody has acknowledged this alert")
+    );
     server.stop().await;
 }

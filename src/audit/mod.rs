@@ -53,6 +53,86 @@ impl FailOn {
     }
 }
 
+/// One policy's record over the audited issues: how many of its clocks
+/// stopped in time, and how long they took.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct PolicySummary {
+    pub policy: String,
+    pub clocks: usize,
+    pub met: usize,
+    pub missed: usize,
+    /// `met / (met + missed)`; `None` before any clock stopped.
+    pub met_share: Option<f64>,
+    /// Counted time to resolution of the stopped clocks: median, 90th
+    /// percentile (nearest rank) and longest.
+    pub time_to_resolve: Option<Spread>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+pub struct Spread {
+    #[serde(serialize_with = "seconds")]
+    pub median: TimeDelta,
+    #[serde(serialize_with = "seconds")]
+    pub p90: TimeDelta,
+    #[serde(serialize_with = "seconds")]
+    pub max: TimeDelta,
+}
+
+fn seconds<S: serde::Serializer>(value: &TimeDelta, serializer: S) -> Result<S::Ok, S::Error> {
+    serializer.serialize_i64(value.num_seconds())
+}
+
+impl Spread {
+    /// The spread of `values`; `None` if there are none.
+    pub fn of(mut values: Vec<TimeDelta>) -> Option<Spread> {
+        if values.is_empty() {
+            return None;
+        }
+        values.sort_unstable();
+        let rank = |share: f64| {
+            let index = ((share * values.len() as f64).ceil() as usize).max(1) - 1;
+            values[index.min(values.len() - 1)]
+        };
+        Some(Spread {
+            median: rank(0.5),
+            p90: rank(0.9),
+            max: values[values.len() - 1],
+        })
+    }
+}
+
+/// Each policy's summary, in the order policies are first met in `rows`
+/// sorted by name.
+pub fn summarise(rows: &[Row]) -> Vec<PolicySummary> {
+    let mut policies: Vec<&str> = rows.iter().map(|r| r.policy.as_str()).collect();
+    policies.sort_unstable();
+    policies.dedup();
+    policies
+        .into_iter()
+        .map(|policy| {
+            let of_policy: Vec<&Row> = rows.iter().filter(|r| r.policy == policy).collect();
+            let took: Vec<(bool, TimeDelta)> = of_policy
+                .iter()
+                .filter_map(|row| match &row.status {
+                    SlaStatus::Met { took, .. } => Some((true, *took)),
+                    SlaStatus::Missed { late_by, .. } => Some((false, row.target + *late_by)),
+                    _ => None,
+                })
+                .collect();
+            let met = took.iter().filter(|(met, _)| *met).count();
+            let stopped = took.len();
+            PolicySummary {
+                policy: policy.to_owned(),
+                clocks: of_policy.len(),
+                met,
+                missed: stopped - met,
+                met_share: (stopped > 0).then(|| met as f64 / stopped as f64),
+                time_to_resolve: Spread::of(took.into_iter().map(|(_, took)| took).collect()),
+            }
+        })
+        .collect()
+}
+
 /// One issue under one policy that it matches or matched.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Row {
@@ -227,5 +307,67 @@ mod tests {
         };
         assert!(FailOn::Breach.crossed(&rows[2..], std::slice::from_ref(&finding)));
         assert!(!FailOn::Never.crossed(&rows[2..], &[finding]));
+    }
+
+    #[test]
+    fn a_policy_s_record_counts_met_and_missed_and_spreads_the_time_to_resolve() {
+        let set = policy_set(concat!(
+            "policies:\n",
+            "  - name: critical\n    match: { labels_any: [\"priority::highest\"] }\n    clock: { target: 24h }\n",
+        ));
+        let now = t(60 * 60);
+        let issues = vec![
+            // Closed after 2h, 10h and 20h: met. Closed after 30h: missed by 6h.
+            fetched(
+                issue(&[])
+                    .iid(1)
+                    .added(0, "priority::highest")
+                    .closed(2 * 60)
+                    .build(),
+            ),
+            fetched(
+                issue(&[])
+                    .iid(2)
+                    .added(0, "priority::highest")
+                    .closed(10 * 60)
+                    .build(),
+            ),
+            fetched(
+                issue(&[])
+                    .iid(3)
+                    .added(0, "priority::highest")
+                    .closed(20 * 60)
+                    .build(),
+            ),
+            fetched(
+                issue(&[])
+                    .iid(4)
+                    .added(0, "priority::highest")
+                    .closed(30 * 60)
+                    .build(),
+            ),
+            // Still running: counted as a clock, not as met or missed.
+            fetched(
+                issue(&[])
+                    .iid(5)
+                    .added(50 * 60, "priority::highest")
+                    .build(),
+            ),
+        ];
+        let summary = summarise(&evaluate(&issues, &set, now));
+        assert_eq!(summary.len(), 1);
+        let critical = &summary[0];
+        assert_eq!((critical.clocks, critical.met, critical.missed), (5, 3, 1));
+        assert_eq!(critical.met_share, Some(0.75));
+        let spread = critical.time_to_resolve.unwrap();
+        assert_eq!(
+            (spread.median, spread.p90, spread.max),
+            (
+                TimeDelta::hours(10),
+                TimeDelta::hours(30),
+                TimeDelta::hours(30)
+            )
+        );
+        assert_eq!(Spread::of(Vec::new()), None);
     }
 }

@@ -16,7 +16,7 @@ use quick_junit::{NonSuccessKind, Report as JunitReport, TestCase, TestCaseStatu
 use serde_json::json;
 
 use super::watchdog::Finding;
-use super::{Level, Row};
+use super::{Level, PolicySummary, Row, summarise};
 use crate::clock::SlaStatus;
 use crate::policy::duration::human;
 
@@ -188,6 +188,7 @@ fn table(rows: &[Row], context: &Context<'_>, colour: bool) -> String {
             paint,
         );
     }
+    out.push_str(&policy_table(&summarise(rows)));
     if let Some(findings) = context.watchdog {
         out.push('\n');
         if findings.is_empty() {
@@ -213,6 +214,50 @@ fn table(rows: &[Row], context: &Context<'_>, colour: bool) -> String {
         context.scope,
         time(context.now)
     ));
+    out
+}
+
+/// `67%`, or `-` before any clock stopped.
+fn share(summary: &PolicySummary) -> String {
+    summary
+        .met_share
+        .map_or_else(|| "-".to_owned(), |share| format!("{:.0}%", share * 100.0))
+}
+
+/// `3h / 20h / 25h` (median / p90 / longest), or `-`.
+fn spread(summary: &PolicySummary) -> String {
+    summary.time_to_resolve.map_or_else(
+        || "-".to_owned(),
+        |s| format!("{} / {} / {}", human(s.median), human(s.p90), human(s.max)),
+    )
+}
+
+/// Each policy's record, under the clocks.
+fn policy_table(summaries: &[PolicySummary]) -> String {
+    if summaries.is_empty() {
+        return String::new();
+    }
+    let width = summaries
+        .iter()
+        .map(|s| s.policy.chars().count())
+        .chain([6])
+        .max()
+        .unwrap_or(6);
+    let mut out = format!(
+        "\n{:<width$}  CLOCKS  MET  MISSED  IN TIME  TIME TO RESOLVE (median / p90 / max)\n",
+        "POLICY"
+    );
+    for summary in summaries {
+        out.push_str(&format!(
+            "{:<width$}  {:<6}  {:<3}  {:<6}  {:<7}  {}\n",
+            summary.policy,
+            summary.clocks,
+            summary.met,
+            summary.missed,
+            share(summary),
+            spread(summary)
+        ));
+    }
     out
 }
 
@@ -252,6 +297,7 @@ fn json(rows: &[Row], context: &Context<'_>) -> String {
             "watchdog_findings": context.watchdog.map(<[Finding]>::len),
         },
         "clocks": clocks,
+        "policies": summarise(rows),
         "watchdog": context.watchdog,
     });
     let mut text = serde_json::to_string_pretty(&document).unwrap_or_default();
@@ -347,6 +393,21 @@ fn markdown(rows: &[Row], context: &Context<'_>) -> String {
             out.push_str(&format!(
                 "- :rotating_light: {}: {}\n",
                 finding.subject, finding.message
+            ));
+        }
+    }
+    let summaries = summarise(rows);
+    if summaries.iter().any(|s| s.met_share.is_some()) {
+        out.push_str("\n| Policy | Clocks | Met | Missed | In time | Time to resolve (median / p90 / max) |\n|---|---|---|---|---|---|\n");
+        for summary in &summaries {
+            out.push_str(&format!(
+                "| `{}` | {} | {} | {} | {} | {} |\n",
+                summary.policy,
+                summary.clocks,
+                summary.met,
+                summary.missed,
+                share(summary),
+                spread(summary)
             ));
         }
     }

@@ -170,15 +170,25 @@ async fn pass<S: Store>(context: &Context<S>) -> Result<bool, StoreError> {
     let issues: Vec<IssueRef> = work.iter().map(|(issue, _)| issue.clone()).collect();
     let loaded = context.store.load_issues(&issues).await?;
     let mut commits: Vec<IssueCommit> = Vec::with_capacity(work.len());
+    let mut resolved = Vec::new();
     for ((issue, deliveries), loaded) in work.into_iter().zip(loaded) {
         let span = tracing::info_span!("enforce", issue = %issue);
         let _entered = span.enter();
-        if let Some(commit) = prepare(&context.policies, loaded, deliveries, now) {
+        if let Some((commit, resolutions)) = prepare(&context.policies, loaded, deliveries, now) {
             commits.push(commit);
+            resolved.extend(resolutions);
         }
     }
     let outcome = context.store.commit(&commits, &handled).await?;
     // Counted once committed, so a retried pass does not count twice.
+    for resolution in resolved {
+        let policy = resolution.policy.0;
+        let outcome = if resolution.met { "met" } else { "missed" };
+        metrics::counter!("labelwarden_sla_outcomes_total", "policy" => policy.clone(), "outcome" => outcome)
+            .increment(1);
+        metrics::histogram!("labelwarden_time_to_resolve_seconds", "policy" => policy)
+            .record(resolution.took.num_milliseconds().max(0) as f64 / 1000.0);
+    }
     for fired in commits.iter().flat_map(|c| &c.fired) {
         let policy = fired.policy.0.clone();
         metrics::counter!("labelwarden_steps_fired_total", "policy" => policy.clone(), "step" => fired.notice.step_kind.clone())

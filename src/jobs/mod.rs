@@ -25,7 +25,7 @@ use std::sync::Arc;
 use chrono::{DateTime, Utc};
 use tokio::sync::Notify;
 
-use crate::clock;
+use crate::clock::{self, SlaStatus};
 use crate::engine::{self, Firing, Ledger};
 use crate::gitlab::webhook::IssueDelivery;
 use crate::issue::Issue;
@@ -74,16 +74,26 @@ impl<S: Store> Context<S> {
     }
 }
 
+/// A clock cycle that reached its stop condition in this evaluation.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Resolution {
+    pub policy: PolicyName,
+    /// Within the target.
+    pub met: bool,
+    /// Counted time from the clock's start to the stop condition.
+    pub took: chrono::TimeDelta,
+}
+
 /// Evaluates every policy on one issue, after applying what its new
 /// deliveries say (in the order they were received) to what the store had,
-/// and returns what to commit; `None` for an issue the store does not know
-/// and nothing says. Pure.
+/// and returns what to commit, with the cycles it resolved; `None` for an
+/// issue the store does not know and nothing says. Pure.
 pub fn prepare(
     policies: &PolicySet,
     loaded: Loaded,
     deliveries: Vec<IssueDelivery>,
     now: DateTime<Utc>,
-) -> Option<IssueCommit> {
+) -> Option<(IssueCommit, Vec<Resolution>)> {
     let mut record = loaded.record;
     let mut new_events = Vec::new();
     for delivery in deliveries {
@@ -91,14 +101,24 @@ pub fn prepare(
         record = Some(merge(record, delivery));
     }
     let record = record?;
-    let (clocks, fired) = evaluate(
+    let (clocks, fired, outcomes) = evaluate(
         &record,
         policies,
         &loaded.ledger,
         &loaded.acknowledged,
         as_of(&record, now),
     );
-    Some(IssueCommit {
+    // Resolved now: stopped in this evaluation, live before it.
+    let resolved = outcomes
+        .into_iter()
+        .filter(|resolution| {
+            loaded.statuses.iter().any(|(policy, status)| {
+                policy == &resolution.policy
+                    && matches!(status.as_str(), "running" | "paused" | "breached")
+            })
+        })
+        .collect();
+    let commit = IssueCommit {
         facts: record.facts,
         title: record.title,
         url: record.url,
@@ -107,7 +127,8 @@ pub fn prepare(
         clocks,
         fired,
         now,
-    })
+    };
+    Some((commit, resolved))
 }
 
 /// How far ahead of this host's clock GitLab's timestamps may be trusted.
@@ -153,14 +174,15 @@ fn merge(stored: Option<IssueRecord>, delivery: IssueDelivery) -> IssueRecord {
     }
 }
 
-/// Every policy's clock and due steps for one issue. Pure.
+/// Every policy's clock and due steps for one issue, and the clocks that
+/// stand stopped (met or missed) with how long they took. Pure.
 fn evaluate(
     record: &IssueRecord,
     policies: &PolicySet,
     ledger: &[(PolicyName, Firing)],
     acknowledged: &[(PolicyName, u32)],
     now: DateTime<Utc>,
-) -> (Vec<ClockState>, Vec<Fired>) {
+) -> (Vec<ClockState>, Vec<Fired>, Vec<Resolution>) {
     let issue = Issue::new(record.facts.clone(), record.events.clone());
     let view = IssueView {
         facts: issue.facts(),
@@ -169,6 +191,7 @@ fn evaluate(
     };
     let mut clocks = Vec::with_capacity(policies.policies.len());
     let mut fired = Vec::new();
+    let mut stopped = Vec::new();
     let future_event = record
         .events
         .iter()
@@ -209,13 +232,25 @@ fn evaluate(
             (Some(wake), Some(event)) => Some(wake.min(event)),
             (wake, event) => wake.or(event),
         };
+        let outcome = match &status {
+            SlaStatus::Met { took, .. } => Some((true, *took)),
+            SlaStatus::Missed { late_by, .. } => Some((false, reading.target + *late_by)),
+            _ => None,
+        };
+        if let Some((met, took)) = outcome {
+            stopped.push(Resolution {
+                policy: policy.name.clone(),
+                met,
+                took,
+            });
+        }
         clocks.push(ClockState {
             policy: policy.name.clone(),
             status: status.kind(),
             next_wake,
         });
     }
-    (clocks, fired)
+    (clocks, fired, stopped)
 }
 
 #[cfg(test)]
@@ -240,13 +275,13 @@ mod tests {
         };
         // This host's clock is 200 ms behind the label's timestamp.
         let now = t(10) - chrono::TimeDelta::milliseconds(200);
-        let (clocks, fired) = evaluate(&record, &set, &[], &[], as_of(&record, now));
+        let (clocks, fired, _) = evaluate(&record, &set, &[], &[], as_of(&record, now));
         assert_eq!(clocks[0].status, "running");
         assert_eq!(fired.len(), 1, "the start fires at once");
         // Far ahead is not trusted.
         let way_behind = t(10) - chrono::TimeDelta::hours(2);
         assert_eq!(as_of(&record, way_behind), way_behind + MAX_CLOCK_SKEW);
-        let (clocks, fired) = evaluate(&record, &set, &[], &[], as_of(&record, way_behind));
+        let (clocks, fired, _) = evaluate(&record, &set, &[], &[], as_of(&record, way_behind));
         assert_eq!(clocks[0].status, "not_matching");
         assert_eq!(
             clocks[0].next_wake,

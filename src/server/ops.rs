@@ -15,7 +15,7 @@ use axum::extract::State;
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use chrono::Utc;
-use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
+use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
 use serde_json::json;
 
 use super::App;
@@ -34,12 +34,25 @@ const STATUSES: &[&str] = &[
     "not_matching",
 ];
 
+/// Histogram buckets (seconds) for time to acknowledge and time to
+/// resolve: from a minute to three days, around the handbook's 24 hours.
+const RESPONSE_BUCKETS: &[f64] = &[
+    1.0, 10.0, 60.0, 300.0, 900.0, 1800.0, 3600.0, 7200.0, 14400.0, 28800.0, 43200.0, 86400.0,
+    129600.0, 172800.0, 259200.0,
+];
+
 /// The process-wide Prometheus recorder, installed on first use.
 pub fn prometheus() -> PrometheusHandle {
     static HANDLE: OnceLock<PrometheusHandle> = OnceLock::new();
     HANDLE
         .get_or_init(|| {
-            let recorder = PrometheusBuilder::new().build_recorder();
+            let recorder = PrometheusBuilder::new()
+                .set_buckets_for_metric(
+                    Matcher::Prefix("labelwarden_time_to_".to_owned()),
+                    RESPONSE_BUCKETS,
+                )
+                .map(PrometheusBuilder::build_recorder)
+                .unwrap_or_else(|_| PrometheusBuilder::new().build_recorder());
             let handle = recorder.handle();
             // Fails only if another recorder was installed first; then ours
             // renders nothing, which /metrics would show at once.
@@ -98,14 +111,22 @@ pub async fn metrics<S: Store>(State(app): State<Arc<App<S>>>) -> Response {
     match app.context.store.stats(now).await {
         Ok(stats) => {
             for policy in &app.context.policies.policies {
-                for status in STATUSES {
-                    let count = stats
+                let count = |status: &str| {
+                    stats
                         .clocks
                         .iter()
                         .find(|(p, s, _)| p == &policy.name.0 && s == status)
-                        .map_or(0, |(_, _, n)| *n);
+                        .map_or(0, |(_, _, n)| *n)
+                };
+                for status in STATUSES {
                     metrics::gauge!("labelwarden_clocks", "policy" => policy.name.0.clone(), "status" => *status)
-                        .set(count as f64);
+                        .set(count(status) as f64);
+                }
+                // Of the clocks that stopped, the share that stopped in time.
+                let (met, missed) = (count("met"), count("missed"));
+                if met + missed > 0 {
+                    metrics::gauge!("labelwarden_sla_met_ratio", "policy" => policy.name.0.clone())
+                        .set(met as f64 / (met + missed) as f64);
                 }
             }
             metrics::gauge!("labelwarden_outbox_pending").set(stats.outbox_pending as f64);

@@ -259,8 +259,15 @@ async fn acknowledgement<S: Store>(
 ) {
     let store = &app.context.store;
     if !added {
-        match store.withdraw_acknowledgement(&channel, &ts, &user).await {
-            Ok(true) => tracing::info!(user = %user, "acknowledgement withdrawn"),
+        match store
+            .withdraw_acknowledgement(&channel, &ts, &user, Utc::now())
+            .await
+        {
+            Ok(true) => {
+                tracing::info!(user = %user, "acknowledgement withdrawn");
+                // A step held back by it may be due: look now.
+                app.context.deliveries_waiting.notify_one();
+            }
             Ok(false) => {}
             Err(e) => tracing::error!(error = %e, "cannot withdraw an acknowledgement"),
         }

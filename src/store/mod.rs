@@ -78,6 +78,8 @@ pub struct Loaded {
     pub ledger: Vec<(PolicyName, Firing)>,
     /// The clock cycles, by policy, whose alert somebody acknowledged.
     pub acknowledged: Vec<(PolicyName, u32)>,
+    /// Each policy's clock status as stored ([`crate::clock::SlaStatus::kind`]).
+    pub statuses: Vec<(PolicyName, String)>,
 }
 
 /// Where one policy's clock stands on one issue after an evaluation.
@@ -315,12 +317,15 @@ pub trait Store: Send + Sync + 'static {
         ts: &str,
     ) -> impl Future<Output = Result<Option<AlertThread>, StoreError>> + Send;
 
-    /// Takes `user`'s acknowledgement of that thread back, if it was theirs.
+    /// Takes `user`'s acknowledgement of that thread back, if it was
+    /// theirs, and makes the cycle's clock due at `now`: a step that held
+    /// back because of the acknowledgement may be due already.
     fn withdraw_acknowledgement(
         &self,
         channel_id: &str,
         ts: &str,
         user: &str,
+        now: DateTime<Utc>,
     ) -> impl Future<Output = Result<bool, StoreError>> + Send;
 
     /// Who acknowledged a clock cycle, and when.

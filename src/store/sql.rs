@@ -556,6 +556,16 @@ impl Store for SqlStore {
                     .acknowledged
                     .push((PolicyName(row.try_get("policy")?), cycle));
             }
+            let rows = bind_all(multi_row(format!(
+                "SELECT project, iid, policy, status FROM clocks WHERE (project, iid) IN (VALUES {among})"
+            )))
+            .fetch_all(&self.readers)
+            .await?;
+            for row in &rows {
+                loaded[slot(row)?]
+                    .statuses
+                    .push((PolicyName(row.try_get("policy")?), row.try_get("status")?));
+            }
         }
         Ok(loaded)
     }
@@ -808,7 +818,9 @@ impl Store for SqlStore {
         channel_id: &str,
         ts: &str,
         user: &str,
+        now: DateTime<Utc>,
     ) -> Result<bool, StoreError> {
+        let mut tx = self.writer.begin().await?;
         let done = sqlx::query(
             "DELETE FROM acknowledgements WHERE by_user = $3 AND (project, iid, policy, cycle) IN (
                 SELECT project, iid, policy, cycle FROM threads WHERE channel_id = $1 AND ts = $2)",
@@ -816,9 +828,25 @@ impl Store for SqlStore {
         .bind(channel_id)
         .bind(ts)
         .bind(user)
-        .execute(&self.writer)
+        .execute(&mut *tx)
         .await?;
-        Ok(done.rows_affected() > 0)
+        let withdrawn = done.rows_affected() > 0;
+        if withdrawn {
+            sqlx::query(
+                "UPDATE clocks SET next_wake = $3
+                 WHERE status IN ('running', 'paused', 'breached')
+                   AND (next_wake IS NULL OR next_wake > $3)
+                   AND (project, iid, policy) IN (
+                       SELECT project, iid, policy FROM threads WHERE channel_id = $1 AND ts = $2)",
+            )
+            .bind(channel_id)
+            .bind(ts)
+            .bind(millis(now))
+            .execute(&mut *tx)
+            .await?;
+        }
+        tx.commit().await?;
+        Ok(withdrawn)
     }
 
     async fn acknowledgement(
