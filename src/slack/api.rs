@@ -65,8 +65,8 @@ pub struct ThreadReply {
     pub text: String,
 }
 
-/// How many pages of a thread to read at most (200 replies each).
-const MAX_REPLY_PAGES: usize = 10;
+/// How many pages of a listing to read at most (up to 200 messages each).
+const MAX_PAGES: usize = 10;
 
 #[derive(Debug, Deserialize)]
 struct Metadata {
@@ -185,53 +185,65 @@ impl WebApi {
         };
         query.push(("channel", channel_id.to_owned()));
         query.push(("include_all_metadata", "true".to_owned()));
-        query.push(("limit", "200".to_owned()));
-        let result = self.get(method, &query).await;
-        super::count_request(method, &result);
-        Ok(result?.messages.into_iter().find_map(|message| {
-            let metadata = message.metadata?;
-            (metadata.event_type == METADATA_EVENT && metadata.event_payload["key"] == key)
-                .then_some(message.ts)
-        }))
+        Ok(self
+            .list(method, query)
+            .await?
+            .into_iter()
+            .find_map(|message| {
+                let metadata = message.metadata?;
+                (metadata.event_type == METADATA_EVENT && metadata.event_payload["key"] == key)
+                    .then_some(message.ts)
+            }))
     }
 
-    /// People's replies in the thread of `parent`, oldest first, following
-    /// Slack's cursor pagination. Bots' messages (labelwarden's own
-    /// included) are left out. Needs `channels:history` (`groups:history`
-    /// for private channels).
+    /// People's replies in the thread of `parent`, oldest first. Bots'
+    /// messages (labelwarden's own included) are left out. Needs
+    /// `channels:history` (`groups:history` for private channels).
     pub async fn replies(&self, parent: &Thread) -> Result<Vec<ThreadReply>, SlackError> {
-        let method = "conversations.replies";
-        let mut replies = Vec::new();
-        let mut cursor = String::new();
-        for _ in 0..MAX_REPLY_PAGES {
-            let mut query = vec![
-                ("channel", parent.channel_id.clone()),
-                ("ts", parent.ts.clone()),
-                ("limit", "200".to_owned()),
-            ];
-            if !cursor.is_empty() {
-                query.push(("cursor", cursor.clone()));
-            }
-            let result = self.get(method, &query).await;
-            super::count_request(method, &result);
-            let answer = result?;
-            replies.extend(answer.messages.into_iter().filter_map(|message| {
+        let query = vec![
+            ("channel", parent.channel_id.clone()),
+            ("ts", parent.ts.clone()),
+        ];
+        Ok(self
+            .list("conversations.replies", query)
+            .await?
+            .into_iter()
+            .filter_map(|message| {
                 let user = message.user.filter(|_| message.bot_id.is_none())?;
                 (message.ts != parent.ts).then_some(ThreadReply {
                     user,
                     ts: message.ts,
                     text: message.text,
                 })
-            }));
-            cursor = answer
+            })
+            .collect())
+    }
+
+    /// Every message a listing method returns, following Slack's cursor:
+    /// Slack may return fewer than `limit` with more to come.
+    async fn list(
+        &self,
+        method: &'static str,
+        mut query: Vec<(&'static str, String)>,
+    ) -> Result<Vec<Listed>, SlackError> {
+        query.push(("limit", "200".to_owned()));
+        let mut messages = Vec::new();
+        for _ in 0..MAX_PAGES {
+            let result = self.get(method, &query).await;
+            super::count_request(method, &result);
+            let answer = result?;
+            messages.extend(answer.messages);
+            let cursor = answer
                 .response_metadata
                 .map(|m| m.next_cursor)
                 .unwrap_or_default();
             if cursor.is_empty() {
                 break;
             }
+            query.retain(|(name, _)| *name != "cursor");
+            query.push(("cursor", cursor));
         }
-        Ok(replies)
+        Ok(messages)
     }
 
     async fn get(

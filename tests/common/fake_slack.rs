@@ -23,8 +23,8 @@ use serde_json::{Value, json};
 
 pub const TOKEN: &str = "xoxb-test-token";
 
-/// Messages per page of `conversations.replies`.
-const REPLIES_PAGE: usize = 2;
+/// Messages per page of `conversations.history` and `conversations.replies`.
+const LISTING_PAGE: usize = 2;
 
 /// A message as the channel shows it.
 #[derive(Debug, Clone, PartialEq)]
@@ -541,33 +541,26 @@ async fn web_api_read(
         _ => return slack_error("unknown_method"),
     };
     // Slack may return fewer than `limit` with more to come: this fake
-    // pages by REPLIES_PAGE so that callers must follow the cursor.
-    if method == "conversations.replies" {
-        let from: usize = query
-            .get("cursor")
-            .and_then(|c| c.strip_prefix("bmV4dDo"))
-            .and_then(|n| n.parse().ok())
-            .unwrap_or(0);
-        let page: Vec<Value> = messages
-            .iter()
-            .skip(from)
-            .take(REPLIES_PAGE)
-            .cloned()
-            .collect();
-        let next = from + page.len();
-        let more = next < messages.len();
-        return (
-            StatusCode::OK,
-            axum::Json(json!({
-                "ok": true, "messages": page, "has_more": more,
-                "response_metadata": { "next_cursor": if more { format!("bmV4dDo{next}") } else { String::new() } },
-            })),
-        )
-            .into_response();
-    }
+    // pages by LISTING_PAGE so that callers must follow the cursor.
+    let from: usize = query
+        .get("cursor")
+        .and_then(|c| c.strip_prefix("bmV4dDo"))
+        .and_then(|n| n.parse().ok())
+        .unwrap_or(0);
+    let page: Vec<Value> = messages
+        .iter()
+        .skip(from)
+        .take(LISTING_PAGE)
+        .cloned()
+        .collect();
+    let next = from + page.len();
+    let more = next < messages.len();
     (
         StatusCode::OK,
-        axum::Json(json!({ "ok": true, "messages": messages, "has_more": false })),
+        axum::Json(json!({
+            "ok": true, "messages": page, "has_more": more,
+            "response_metadata": { "next_cursor": if more { format!("bmV4dDo{next}") } else { String::new() } },
+        })),
     )
         .into_response()
 }
