@@ -212,6 +212,18 @@ async fn now_makes_reports_reproducible_and_junit_is_valid() {
             .starts_with("BREACH   acme/backend#3"),
         "{table}"
     );
+    // Each policy's record: #7 closed an hour late, nothing else stopped.
+    assert!(
+        table.contains("critical-bug-24h  7       0    1       0%       1d 1h / 1d 1h / 1d 1h\n"),
+        "{table}"
+    );
+    assert!(
+        first_files
+            .1
+            .contains("| `critical-bug-24h` | 7 | 0 | 1 | 0% | 1d 1h / 1d 1h / 1d 1h |"),
+        "{}",
+        first_files.1
+    );
 
     let report =
         quick_junit::Report::deserialize_from_str(&first_files.0).expect("valid JUnit XML");
