@@ -214,13 +214,14 @@ async fn now_makes_reports_reproducible_and_junit_is_valid() {
     );
     // Each policy's record: #7 closed an hour late, nothing else stopped.
     assert!(
-        table.contains("critical-bug-24h  7       0    1       0%       1d 1h / 1d 1h / 1d 1h\n"),
+        table
+            .contains("critical-bug-24h  7       0    1       0%       1d 1h / 1d 1h / 1d 1h  -\n"),
         "{table}"
     );
     assert!(
         first_files
             .1
-            .contains("| `critical-bug-24h` | 7 | 0 | 1 | 0% | 1d 1h / 1d 1h / 1d 1h |"),
+            .contains("| `critical-bug-24h` | 7 | 0 | 1 | 0% | 1d 1h / 1d 1h / 1d 1h | - |"),
         "{}",
         first_files.1
     );
@@ -469,6 +470,91 @@ async fn notify_run_twice_carries_out_each_step_once() {
         "no Slack message twice"
     );
     assert_eq!(writes(&gitlab.gitlab), written, "no GitLab write twice");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_acknowledgement_serve_wrote_holds_back_the_escalation_and_is_reported() {
+    use labelwarden::gitlab::from_slack::{Said, SlackMarker};
+    let gitlab = FakeGitLab::start().await;
+    let now = Utc::now();
+    // Both labelled two hours ago, so the shipped policy's
+    // `after_start: 30m, unless: acknowledged` step is due on both; on #1
+    // somebody put eyes on the alert ten minutes in, and serve noted it.
+    let labelled = DateTime::from_timestamp(now.timestamp() - 2 * 3600, 0).unwrap();
+    let acknowledged = SlackMarker {
+        said: Said::Acknowledged,
+        policy: labelwarden::policy::PolicyName("critical-bug-24h".into()),
+        cycle: 1,
+        thread: labelwarden::notify::Thread {
+            channel_id: "C0PRODALERTS".into(),
+            ts: "1764000000.000100".into(),
+        },
+        by: "U0REPLACEME04".into(),
+        reply: None,
+        at: Some(labelled + TimeDelta::minutes(10)),
+    };
+    for iid in [1, 2] {
+        let mut issue = FakeIssue::new(PROJECT, iid, labelled).add_label(labelled, HIGHEST);
+        if iid == 1 {
+            issue = issue.note(
+                labelled + TimeDelta::minutes(10),
+                &format!(
+                    "**Acknowledged in Slack** by @replace-me-responder-1.\n\n{}",
+                    acknowledged.render()
+                ),
+            );
+        }
+        gitlab.gitlab.add(issue);
+    }
+    let slack = common::fake_slack::FakeSlack::start().await;
+    let dry = notify(&gitlab, &slack.api_url, &["--dry-run"]);
+    let stderr = String::from_utf8_lossy(&dry.stderr);
+    assert_eq!(dry.status.code(), Some(0), "{stderr}");
+    let escalations: Vec<&str> = stderr
+        .lines()
+        .filter(|l| l.contains("after_start:30m:unless:acknowledged"))
+        .collect();
+    assert_eq!(
+        escalations.len(),
+        1,
+        "only the unanswered one escalates: {stderr}"
+    );
+    assert!(escalations[0].contains("acme/backend#2"), "{stderr}");
+
+    let report = audit(
+        &gitlab,
+        &[
+            "--project",
+            PROJECT,
+            "--format",
+            "json",
+            "--acknowledgements",
+            "--fail-on",
+            "never",
+        ],
+        fake_gitlab::TOKEN,
+    );
+    assert_eq!(
+        report.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&report.stderr)
+    );
+    let document: serde_json::Value = serde_json::from_slice(&report.stdout).unwrap();
+    let by_issue = |iid: &str| {
+        document["clocks"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|c| c["issue"] == format!("acme/backend#{iid}"))
+            .unwrap()
+            .clone()
+    };
+    assert_eq!(by_issue("1")["acknowledged_by"], "U0REPLACEME04");
+    assert_eq!(by_issue("2")["acknowledged_by"], serde_json::Value::Null);
+    let policy = &document["policies"][0];
+    assert_eq!(policy["policy"], "critical-bug-24h");
+    assert_eq!(policy["time_to_acknowledge"]["median"], 600);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -184,7 +184,7 @@ async fn a_resolve_reaction_writes_the_last_reply_on_the_issue_once_and_closes_i
     );
     assert!(
         body.contains(&format!(
-            "<!-- labelwarden:slack said=resolved thread=C0ALERTS%3A{}",
+            "<!-- labelwarden:slack said=resolved policy=answered-in-slack cycle=1 thread=C0ALERTS%3A{}",
             parent.ts
         )) && body.contains(&format!("reply={}", last)),
         "the marker names thread, person and reply: {body}"
@@ -302,6 +302,79 @@ async fn a_false_positive_reaction_writes_its_note_and_adds_the_label() {
         noted[0]
             .0
             .contains("> not a bug: the customer's proxy strips the header")
+    );
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn an_acknowledgement_and_its_withdrawal_are_noted_on_the_issue_for_audit() {
+    let Setup {
+        server,
+        slack,
+        gitlab,
+        _dir,
+    } = start(&[93]).await;
+    let parent = parent_of(&slack, 93).await;
+    let eyes = reaction_event(
+        "EvAck1",
+        "reaction_added",
+        RESPONDER,
+        "eyes",
+        &parent.channel,
+        &parent.ts,
+    );
+    send(&server, &eyes).await;
+    send(&server, &eyes).await;
+    wait_until(Duration::from_secs(3), || {
+        !notes_with(&gitlab, 93, "Acknowledged in Slack").is_empty()
+    })
+    .await;
+    let noted = notes_with(&gitlab, 93, "Acknowledged in Slack");
+    assert_eq!(noted.len(), 1, "{noted:?}");
+    assert!(
+        noted[0]
+            .0
+            .starts_with("**Acknowledged in Slack** by @user1.")
+            && noted[0]
+                .0
+                .contains("said=acknowledged policy=answered-in-slack cycle=1")
+            && noted[0].1,
+        "{noted:?}"
+    );
+    send(
+        &server,
+        &reaction_event(
+            "EvAck2",
+            "reaction_removed",
+            RESPONDER,
+            "eyes",
+            &parent.channel,
+            &parent.ts,
+        ),
+    )
+    .await;
+    wait_until(Duration::from_secs(3), || {
+        !notes_with(&gitlab, 93, "Acknowledgement taken back").is_empty()
+    })
+    .await;
+    // What audit reads back from those notes: nobody stands.
+    let notes: Vec<labelwarden::gitlab::actions::Note> = gitlab
+        .issue("acme/backend", 93)
+        .notes
+        .into_iter()
+        .map(|(id, at, body, _)| labelwarden::gitlab::actions::Note {
+            id,
+            body,
+            created_at: at,
+            system: false,
+        })
+        .collect();
+    let ledger = labelwarden::gitlab::actions::IssueLedger::from_notes(&notes);
+    assert_eq!(ledger.from_slack.len(), 2);
+    assert!(
+        ledger
+            .acknowledgements(&labelwarden::policy::PolicyName("answered-in-slack".into()))
+            .is_empty()
     );
     server.stop().await;
 }

@@ -8,11 +8,13 @@ use chrono::{DateTime, TimeDelta, Utc};
 
 use crate::clock::{self, SlaStatus};
 use crate::engine::{self, Ledger};
+use crate::gitlab::actions::IssueLedger;
+use crate::gitlab::from_slack;
 use crate::gitlab::history::FetchedIssue;
 use crate::gitlab::markers::Marker;
 use crate::issue::{IssueFacts, IssueState};
 use crate::policy::duration::human;
-use crate::policy::{Confidentiality, Pattern, Policy, PolicySet, Selector};
+use crate::policy::{Confidentiality, Pattern, People, Policy, PolicySet, Selector};
 
 fn time(at: DateTime<Utc>) -> String {
     at.format("%Y-%m-%d %H:%M UTC").to_string()
@@ -108,7 +110,7 @@ pub fn why_not(selector: &Selector, facts: &IssueFacts) -> Option<String> {
 /// The whole explanation.
 pub fn explain(
     fetched: &FetchedIssue,
-    markers: &[Marker],
+    ledger: &IssueLedger,
     policies: &PolicySet,
     now: DateTime<Utc>,
 ) -> String {
@@ -146,17 +148,25 @@ pub fn explain(
     );
     for policy in &policies.policies {
         out.push('\n');
-        out.push_str(&explain_policy(fetched, markers, policy, now));
+        out.push_str(&explain_policy(
+            fetched,
+            ledger,
+            &policies.people,
+            policy,
+            now,
+        ));
     }
     out
 }
 
 fn explain_policy(
     fetched: &FetchedIssue,
-    markers: &[Marker],
+    ledger: &IssueLedger,
+    people: &People,
     policy: &Policy,
     now: DateTime<Utc>,
 ) -> String {
+    let markers = &ledger.markers;
     let facts = fetched.issue.facts();
     let reading = clock::read(&fetched.issue, policy, now);
     let status = reading.status();
@@ -212,7 +222,21 @@ fn explain_policy(
                 .join(", ")
         }
     ));
-    let ledger = Ledger::new(fired.iter().map(|m| m.firing.clone()).collect());
+    let acknowledgements = ledger.acknowledgements(&policy.name);
+    match acknowledgements.iter().find(|a| a.cycle == reading.cycle) {
+        Some(acknowledged) => out.push_str(&format!(
+            "  acknowledged in Slack: by {} at {}, {} after the clock started\n",
+            from_slack::person(people, &acknowledged.by),
+            time(acknowledged.at),
+            human(acknowledged.at - reading.started_at)
+        )),
+        None if policy.steps.iter().any(|s| s.unless_acknowledged) => {
+            out.push_str("  acknowledged in Slack: not by anyone on record\n");
+        }
+        None => {}
+    }
+    let ledger = Ledger::new(fired.iter().map(|m| m.firing.clone()).collect())
+        .with_acknowledged(acknowledgements.iter().map(|a| a.cycle).collect());
     let decision = engine::decide(policy, &reading, &ledger);
     if !decision.actions.is_empty() {
         let due: Vec<String> = decision
@@ -273,7 +297,11 @@ mod tests {
     fn a_running_clock_is_explained_with_what_fired_and_what_comes_next() {
         let fetched = fetched(issue(&[]).added(60, "priority::highest").build());
         let start = start_marker();
-        let text = explain(&fetched, &[start], &set(), t(60 + 10 * 60));
+        let ledger = IssueLedger {
+            markers: vec![start],
+            ..IssueLedger::default()
+        };
+        let text = explain(&fetched, &ledger, &set(), t(60 + 10 * 60));
         for expected in [
             "acme/app#42: Checkout broken",
             "open, labels: priority::highest, assignees: jdoe, type: issue",
@@ -294,7 +322,7 @@ mod tests {
     #[test]
     fn a_step_due_but_not_recorded_is_called_out() {
         let fetched = fetched(issue(&[]).added(60, "priority::highest").build());
-        let text = explain(&fetched, &[], &set(), t(60 + 25 * 60));
+        let text = explain(&fetched, &IssueLedger::default(), &set(), t(60 + 25 * 60));
         assert!(
             text.contains("fired: nothing recorded on the issue"),
             "{text}"
@@ -304,5 +332,58 @@ mod tests {
             "{text}"
         );
         assert!(text.contains("status: breached, 1h overdue"), "{text}");
+    }
+
+    #[test]
+    fn an_acknowledgement_in_slack_is_shown_and_holds_back_its_escalation() {
+        use crate::gitlab::from_slack::{Said, SlackMarker};
+        use crate::notify::Thread;
+        let set = policy_set(concat!(
+            "people:\n  gitlab_users: { jdoe: U0JDOE001 }\n",
+            "policies:\n",
+            "  - name: critical\n    match: { labels_any: [\"priority::highest\"] }\n    clock: { target: 24h }\n",
+            "    escalation:\n      - on: start\n        gitlab: { comment: true }\n",
+            "      - on: { after_start: 30m, unless: acknowledged }\n        gitlab: { comment: true }\n",
+        ));
+        let fetched = fetched(issue(&[]).added(60, "priority::highest").build());
+        let mut start = start_marker();
+        start.firing.occurrence = 0;
+        let unanswered = IssueLedger {
+            markers: vec![start],
+            ..IssueLedger::default()
+        };
+        let text = explain(&fetched, &unanswered, &set, t(120));
+        assert!(
+            text.contains("acknowledged in Slack: not by anyone on record"),
+            "{text}"
+        );
+        assert!(
+            text.contains(
+                "due now, not yet carried out: after_start:30m:unless:acknowledged (due 2026-11-02 10:30 UTC)"
+            ),
+            "{text}"
+        );
+
+        let acknowledged = IssueLedger {
+            from_slack: vec![SlackMarker {
+                said: Said::Acknowledged,
+                policy: start_marker().policy,
+                cycle: 1,
+                thread: Thread {
+                    channel_id: "C0ALERTS".into(),
+                    ts: "1.1".into(),
+                },
+                by: "U0JDOE001".into(),
+                reply: None,
+                at: Some(t(70)),
+            }],
+            ..unanswered
+        };
+        let text = explain(&fetched, &acknowledged, &set, t(120));
+        assert!(
+            text.contains("acknowledged in Slack: by @jdoe at 2026-11-02 10:10 UTC, 10m after the clock started"),
+            "{text}"
+        );
+        assert!(!text.contains("due now"), "{text}");
     }
 }

@@ -14,8 +14,9 @@ use chrono::{DateTime, TimeDelta, Utc};
 use serde::Serialize;
 
 use crate::clock::{self, SlaStatus};
+use crate::gitlab::actions::IssueLedger;
 use crate::gitlab::history::FetchedIssue;
-use crate::policy::{Policy, PolicySet, Trigger};
+use crate::policy::{Policy, PolicyName, PolicySet, Trigger};
 
 /// How urgent one clock is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
@@ -66,6 +67,9 @@ pub struct PolicySummary {
     /// Counted time to resolution of the stopped clocks: median, 90th
     /// percentile (nearest rank) and longest.
     pub time_to_resolve: Option<Spread>,
+    /// From the clock's start to the first acknowledgement in Slack, over
+    /// the clocks whose acknowledgement is known.
+    pub time_to_acknowledge: Option<Spread>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Serialize)]
@@ -128,9 +132,30 @@ pub fn summarise(rows: &[Row]) -> Vec<PolicySummary> {
                 missed: stopped - met,
                 met_share: (stopped > 0).then(|| met as f64 / stopped as f64),
                 time_to_resolve: Spread::of(took.into_iter().map(|(_, took)| took).collect()),
+                time_to_acknowledge: Spread::of(
+                    of_policy
+                        .iter()
+                        .filter_map(|row| Some(row.acknowledged.as_ref()?.1 - row.started_at?))
+                        .collect(),
+                ),
             }
         })
         .collect()
+}
+
+/// Fills in each row's acknowledgement from its issue's ledger, given as
+/// (issue reference, ledger) pairs.
+pub fn attach_acknowledgements(rows: &mut [Row], ledgers: &[(String, &IssueLedger)]) {
+    for row in rows {
+        let Some((_, ledger)) = ledgers.iter().find(|(issue, _)| issue == &row.issue) else {
+            continue;
+        };
+        row.acknowledged = ledger
+            .acknowledgements(&PolicyName(row.policy.clone()))
+            .into_iter()
+            .find(|a| a.cycle == row.cycle)
+            .map(|a| (a.by, a.at));
+    }
 }
 
 /// One issue under one policy that it matches or matched.
@@ -147,6 +172,11 @@ pub struct Row {
     pub target: TimeDelta,
     pub started_at: Option<DateTime<Utc>>,
     pub deadline: Option<DateTime<Utc>>,
+    /// The clock cycle the row is about (1 for the first).
+    pub cycle: u32,
+    /// Who acknowledged this cycle's alert in Slack (a Slack user id), and
+    /// when, as `serve` wrote it on the issue; known when notes were read.
+    pub acknowledged: Option<(String, DateTime<Utc>)>,
 }
 
 impl Row {
@@ -233,6 +263,8 @@ pub fn evaluate(issues: &[FetchedIssue], policies: &PolicySet, now: DateTime<Utc
                     _ => None,
                 }),
                 status,
+                cycle: reading.cycle,
+                acknowledged: None,
             });
         }
     }

@@ -132,7 +132,17 @@ async fn one_issue<N: Notifier>(
         if reading.status() == SlaStatus::NotMatching && fired.is_empty() {
             continue;
         }
-        let decision = engine::decide(policy, &reading, &Ledger::new(fired));
+        // Acknowledged in Slack, as `serve` wrote it on the issue.
+        let acknowledged = ledger
+            .acknowledgements(&policy.name)
+            .into_iter()
+            .map(|a| a.cycle)
+            .collect();
+        let decision = engine::decide(
+            policy,
+            &reading,
+            &Ledger::new(fired).with_acknowledged(acknowledged),
+        );
         for action in &decision.actions {
             let mut step = StepReport {
                 issue: reference.to_string(),

@@ -16,7 +16,7 @@ use quick_junit::{NonSuccessKind, Report as JunitReport, TestCase, TestCaseStatu
 use serde_json::json;
 
 use super::watchdog::Finding;
-use super::{Level, PolicySummary, Row, summarise};
+use super::{Level, PolicySummary, Row, Spread, summarise};
 use crate::clock::SlaStatus;
 use crate::policy::duration::human;
 
@@ -225,8 +225,8 @@ fn share(summary: &PolicySummary) -> String {
 }
 
 /// `3h / 20h / 25h` (median / p90 / longest), or `-`.
-fn spread(summary: &PolicySummary) -> String {
-    summary.time_to_resolve.map_or_else(
+fn spread(spread: Option<Spread>) -> String {
+    spread.map_or_else(
         || "-".to_owned(),
         |s| format!("{} / {} / {}", human(s.median), human(s.p90), human(s.max)),
     )
@@ -243,21 +243,32 @@ fn policy_table(summaries: &[PolicySummary]) -> String {
         .chain([6])
         .max()
         .unwrap_or(6);
+    let resolve: Vec<String> = summaries
+        .iter()
+        .map(|s| spread(s.time_to_resolve))
+        .collect();
+    let resolve_width = resolve
+        .iter()
+        .map(|r| r.chars().count())
+        .chain([15])
+        .max()
+        .unwrap_or(15);
     let mut out = format!(
-        "\n{:<width$}  CLOCKS  MET  MISSED  IN TIME  TIME TO RESOLVE (median / p90 / max)\n",
-        "POLICY"
+        "\n{:<width$}  CLOCKS  MET  MISSED  IN TIME  {:<resolve_width$}  TIME TO ACKNOWLEDGE\n",
+        "POLICY", "TIME TO RESOLVE"
     );
-    for summary in summaries {
+    for (summary, resolve) in summaries.iter().zip(&resolve) {
         out.push_str(&format!(
-            "{:<width$}  {:<6}  {:<3}  {:<6}  {:<7}  {}\n",
+            "{:<width$}  {:<6}  {:<3}  {:<6}  {:<7}  {resolve:<resolve_width$}  {}\n",
             summary.policy,
             summary.clocks,
             summary.met,
             summary.missed,
             share(summary),
-            spread(summary)
+            spread(summary.time_to_acknowledge)
         ));
     }
+    out.push_str(&format!("{:<width$}  times: median / p90 / longest\n", ""));
     out
 }
 
@@ -281,6 +292,8 @@ fn json(rows: &[Row], context: &Context<'_>) -> String {
                 "remaining_seconds": row.remaining().map(|d| d.num_seconds()),
                 "overdue_seconds": row.overdue().map(|d| d.num_seconds()),
                 "assignees": row.assignees,
+                "acknowledged_by": row.acknowledged.as_ref().map(|(by, _)| by),
+                "acknowledged_at": row.acknowledged.as_ref().map(|(_, at)| rfc3339(*at)),
             })
         })
         .collect();
@@ -398,16 +411,17 @@ fn markdown(rows: &[Row], context: &Context<'_>) -> String {
     }
     let summaries = summarise(rows);
     if summaries.iter().any(|s| s.met_share.is_some()) {
-        out.push_str("\n| Policy | Clocks | Met | Missed | In time | Time to resolve (median / p90 / max) |\n|---|---|---|---|---|---|\n");
+        out.push_str("\n| Policy | Clocks | Met | Missed | In time | Time to resolve (median / p90 / max) | Time to acknowledge |\n|---|---|---|---|---|---|---|\n");
         for summary in &summaries {
             out.push_str(&format!(
-                "| `{}` | {} | {} | {} | {} | {} |\n",
+                "| `{}` | {} | {} | {} | {} | {} | {} |\n",
                 summary.policy,
                 summary.clocks,
                 summary.met,
                 summary.missed,
                 share(summary),
-                spread(summary)
+                spread(summary.time_to_resolve),
+                spread(summary.time_to_acknowledge)
             ));
         }
     }
@@ -467,6 +481,8 @@ mod tests {
             target: TimeDelta::hours(24),
             started_at: Some(now - TimeDelta::hours(26)),
             deadline: Some(now - TimeDelta::hours(2)),
+            cycle: 1,
+            acknowledged: None,
         }
     }
 

@@ -84,6 +84,12 @@ pub struct AuditArgs {
     /// How long after a clock starts its start note may be missing.
     #[arg(long, default_value = "10m", value_parser = parse_duration)]
     lag_tolerance: TimeDelta,
+    /// Also read each issue's notes for the acknowledgements `serve` wrote
+    /// there from Slack: who acknowledged each clock, and each policy's
+    /// time to acknowledge. Implied by --notify and --watchdog, which read
+    /// the notes anyway.
+    #[arg(long)]
+    acknowledgements: bool,
 }
 
 fn parse_duration(text: &str) -> Result<TimeDelta, String> {
@@ -197,13 +203,29 @@ pub fn run(args: AuditArgs) -> ExitCode {
         requests = reader.client().requests_made(),
         "read from GitLab"
     );
-    let rows = audit::evaluate(&fetched, &policies, now);
+    let mut rows = audit::evaluate(&fetched, &policies, now);
     let scope_text = scope.to_string();
-    // What fired, from the issues' notes: read once for the watchdog and
-    // --notify alike.
-    let ledgers = (args.watchdog || args.notify).then(|| {
+    // What fired and who acknowledged, from the issues' notes: read once
+    // for the watchdog, --notify and --acknowledgements alike.
+    let ledgers = (args.watchdog || args.notify || args.acknowledgements).then(|| {
         runtime.block_on(IssueWriter::new(client.clone()).ledgers(&fetched, args.concurrency))
     });
+    if let Some(ledgers) = &ledgers {
+        let unreadable = ledgers.iter().filter(|l| l.is_err()).count();
+        if unreadable > 0 {
+            eprintln!(
+                "warning: the notes of {unreadable} issue(s) could not be read: who acknowledged them is not shown"
+            );
+        }
+        let readable: Vec<(String, &IssueLedger)> = fetched
+            .iter()
+            .zip(ledgers)
+            .filter_map(|(issue, ledger)| {
+                Some((issue.issue.reference().to_string(), ledger.as_ref().ok()?))
+            })
+            .collect();
+        audit::attach_acknowledgements(&mut rows, &readable);
+    }
     let findings = args.watchdog.then(|| {
         runtime.block_on(run_watchdog(
             &client,

@@ -74,7 +74,7 @@ pub fn run(args: ExplainArgs) -> ExitCode {
     match read {
         Ok((fetched, ledger)) => {
             let now = args.now.unwrap_or_else(Utc::now);
-            print!("{}", explain(&fetched, &ledger.markers, &policies, now));
+            print!("{}", explain(&fetched, &ledger, &policies, now));
             ExitCode::SUCCESS
         }
         Err(e) => fail(e.to_string()),

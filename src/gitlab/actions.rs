@@ -13,10 +13,12 @@ use futures_util::StreamExt;
 
 use super::GitLabError;
 use super::client::GitLabClient;
+use super::from_slack::{Said, SlackMarker};
 use super::history::FetchedIssue;
 use super::markers::{LEDGER_HEADING, Marker};
 use crate::issue::IssueRef;
 use crate::notify::Notice;
+use crate::policy::PolicyName;
 
 /// The visible comment of a step with `comment: true`, with its marker.
 pub fn comment(notice: &Notice, marker: &Marker) -> String {
@@ -50,6 +52,17 @@ pub struct IssueLedger {
     pub ledger_note: Option<u64>,
     /// When labelwarden first wrote on the issue (for the watchdog).
     pub first_marker_at: Option<DateTime<Utc>>,
+    /// What responders said in Slack, as written on the issue, in order.
+    pub from_slack: Vec<SlackMarker>,
+}
+
+/// Somebody's acknowledgement of a clock cycle's alert, standing.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Acknowledgement {
+    pub cycle: u32,
+    /// The Slack user.
+    pub by: String,
+    pub at: DateTime<Utc>,
 }
 
 impl IssueLedger {
@@ -58,6 +71,7 @@ impl IssueLedger {
     pub fn from_notes(notes: &[Note]) -> Self {
         let mut ledger = IssueLedger::default();
         for note in notes.iter().filter(|n| !n.system) {
+            ledger.from_slack.extend(SlackMarker::find_all(&note.body));
             let found = Marker::find_all(&note.body);
             if found.is_empty() {
                 continue;
@@ -84,6 +98,46 @@ impl IssueLedger {
             }
         }
         ledger
+    }
+
+    /// The acknowledgements standing on each cycle of `policy`, oldest
+    /// cycle first: for each, the earliest not taken back.
+    pub fn acknowledgements(&self, policy: &PolicyName) -> Vec<Acknowledgement> {
+        let mut cycles: Vec<u32> = self
+            .from_slack
+            .iter()
+            .filter(|s| &s.policy == policy)
+            .map(|s| s.cycle)
+            .collect();
+        cycles.sort_unstable();
+        cycles.dedup();
+        cycles
+            .into_iter()
+            .filter_map(|cycle| {
+                let mut standing: Vec<(&str, DateTime<Utc>)> = Vec::new();
+                for said in self
+                    .from_slack
+                    .iter()
+                    .filter(|s| &s.policy == policy && s.cycle == cycle)
+                {
+                    match (said.said, said.at) {
+                        (Said::Acknowledged, Some(at))
+                            if !standing.iter().any(|(by, _)| *by == said.by) =>
+                        {
+                            standing.push((&said.by, at));
+                        }
+                        (Said::Unacknowledged, _) => standing.retain(|(by, _)| *by != said.by),
+                        _ => {}
+                    }
+                }
+                let (by, at) = standing.into_iter().min_by_key(|(_, at)| *at)?;
+                Some(Acknowledgement {
+                    cycle,
+                    by: by.to_owned(),
+                    at,
+                })
+            })
+            .collect()
     }
 }
 
@@ -297,5 +351,50 @@ mod tests {
         assert_eq!(ledger.markers, vec![with_thread]);
         assert_eq!(ledger.ledger_note, Some(3));
         assert_eq!(ledger.first_marker_at, Some(notes[1].created_at));
+    }
+
+    #[test]
+    fn acknowledgements_standing_are_read_per_cycle_from_slack_notes() {
+        let at = |minute: i64| {
+            DateTime::parse_from_rfc3339("2026-11-25T10:00:00Z")
+                .unwrap()
+                .to_utc()
+                + chrono::TimeDelta::minutes(minute)
+        };
+        let said = |said: Said, policy: &str, cycle: u32, by: &str, minute: i64| {
+            SlackMarker {
+                said,
+                policy: PolicyName(policy.into()),
+                cycle,
+                thread: Thread {
+                    channel_id: "C0ALERTS".into(),
+                    ts: format!("{cycle}.1"),
+                },
+                by: by.into(),
+                reply: None,
+                at: Some(at(minute)),
+            }
+            .render()
+        };
+        let notes = vec![
+            // Cycle 1: U1 acknowledges, then U2; U1 takes theirs back.
+            note(1, said(Said::Acknowledged, "critical", 1, "U1", 5)),
+            note(2, said(Said::Acknowledged, "critical", 1, "U2", 7)),
+            note(3, said(Said::Unacknowledged, "critical", 1, "U1", 9)),
+            // Cycle 2: acknowledged and taken back: nobody stands.
+            note(4, said(Said::Acknowledged, "critical", 2, "U1", 60)),
+            note(5, said(Said::Unacknowledged, "critical", 2, "U1", 61)),
+            // Another policy's alert.
+            note(6, said(Said::Acknowledged, "outage", 1, "U3", 1)),
+        ];
+        let ledger = IssueLedger::from_notes(&notes);
+        assert_eq!(
+            ledger.acknowledgements(&PolicyName("critical".into())),
+            vec![Acknowledgement {
+                cycle: 1,
+                by: "U2".into(),
+                at: at(7),
+            }]
+        );
     }
 }

@@ -1,7 +1,9 @@
 //! What responders say in an alert's Slack thread, written on the GitLab
-//! issue: the resolve reaction with the responder's last reply ("Resolved
-//! in Slack by …"), the false-positive reaction (the same, plus a label),
-//! and, where a policy asks, every reply as an internal note.
+//! issue: the acknowledgement reaction (and its withdrawal), so that
+//! `audit` and `explain` know who acknowledged and when; the resolve
+//! reaction with the responder's last reply ("Resolved in Slack by …");
+//! the false-positive reaction (the same, plus a label); and, where a
+//! policy asks, every reply as an internal note.
 //!
 //! Every note carries a marker naming the thread, the person and the reply
 //! it came from, so writing the same thing again (a retry after a failure,
@@ -13,11 +15,13 @@
 
 use std::sync::Arc;
 
+use chrono::{DateTime, SecondsFormat, Utc};
+
 use super::GitLabError;
 use super::actions::IssueWriter;
 use super::markers::{decode, encode};
 use crate::notify::Thread;
-use crate::policy::{People, PolicySet};
+use crate::policy::{People, PolicyName, PolicySet};
 use crate::slack::SlackError;
 use crate::slack::api::{ThreadReply, WebApi};
 use crate::store::AlertThread;
@@ -46,6 +50,10 @@ impl FromSlackError {
 /// What a responder said in the thread.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Said {
+    /// The acknowledgement reaction.
+    Acknowledged,
+    /// The acknowledgement reaction taken back.
+    Unacknowledged,
     /// The resolve reaction.
     Resolved,
     /// The false-positive reaction.
@@ -57,6 +65,8 @@ pub enum Said {
 impl Said {
     fn as_str(self) -> &'static str {
         match self {
+            Said::Acknowledged => "acknowledged",
+            Said::Unacknowledged => "unacknowledged",
             Said::Resolved => "resolved",
             Said::FalsePositive => "false_positive",
             Said::Reply => "reply",
@@ -68,24 +78,45 @@ impl Said {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SlackMarker {
     pub said: Said,
+    /// The policy and clock cycle the alert was about.
+    pub policy: PolicyName,
+    pub cycle: u32,
     /// The alert thread's parent message.
     pub thread: Thread,
     /// The Slack user.
     pub by: String,
     /// The reply quoted, if any.
     pub reply: Option<String>,
+    /// When it was said (acknowledgements).
+    pub at: Option<DateTime<Utc>>,
 }
+
+const SAID: [Said; 5] = [
+    Said::Acknowledged,
+    Said::Unacknowledged,
+    Said::Resolved,
+    Said::FalsePositive,
+    Said::Reply,
+];
 
 impl SlackMarker {
     pub fn render(&self) -> String {
         let mut text = format!(
-            "{PREFIX}said={} thread={} by={}",
+            "{PREFIX}said={} policy={} cycle={} thread={} by={}",
             self.said.as_str(),
+            encode(&self.policy.0),
+            self.cycle,
             encode(&format!("{}:{}", self.thread.channel_id, self.thread.ts)),
             encode(&self.by)
         );
         if let Some(reply) = &self.reply {
             text.push_str(&format!(" reply={}", encode(reply)));
+        }
+        if let Some(at) = self.at {
+            text.push_str(&format!(
+                " at={}",
+                encode(&at.to_rfc3339_opts(SecondsFormat::Millis, true))
+            ));
         }
         text.push_str(SUFFIX);
         text
@@ -105,16 +136,15 @@ impl SlackMarker {
     }
 
     fn parse(fields: &str) -> Option<SlackMarker> {
-        let (mut said, mut thread, mut by, mut reply) = (None, None, None, None);
+        let (mut said, mut thread, mut by, mut reply, mut at) = (None, None, None, None, None);
+        let (mut policy, mut cycle) = (None, None);
         for field in fields.split_whitespace() {
             let (key, value) = field.split_once('=')?;
             let value = decode(value);
             match key {
-                "said" => {
-                    said = [Said::Resolved, Said::FalsePositive, Said::Reply]
-                        .into_iter()
-                        .find(|s| s.as_str() == value);
-                }
+                "said" => said = SAID.into_iter().find(|s| s.as_str() == value),
+                "policy" => policy = Some(PolicyName(value)),
+                "cycle" => cycle = value.parse().ok(),
                 "thread" => {
                     thread = value.split_once(':').map(|(channel_id, ts)| Thread {
                         channel_id: channel_id.to_owned(),
@@ -123,14 +153,22 @@ impl SlackMarker {
                 }
                 "by" => by = Some(value),
                 "reply" => reply = Some(value),
+                "at" => {
+                    at = DateTime::parse_from_rfc3339(&value)
+                        .ok()
+                        .map(|at| at.to_utc());
+                }
                 _ => {}
             }
         }
         Some(SlackMarker {
             said: said?,
+            policy: policy?,
+            cycle: cycle?,
             thread: thread?,
             by: by?,
             reply,
+            at,
         })
     }
 }
@@ -202,12 +240,15 @@ pub fn quote(people: &People, text: &str) -> String {
 pub fn note(people: &People, marker: &SlackMarker, comment: Option<&str>) -> String {
     let who = person(people, &marker.by);
     let headline = match marker.said {
+        Said::Acknowledged => format!("**Acknowledged in Slack** by {who}"),
+        Said::Unacknowledged => format!("**Acknowledgement taken back in Slack** by {who}"),
         Said::Resolved => format!("**Resolved in Slack** by {who}"),
         Said::FalsePositive => format!("**Marked a false positive in Slack** by {who}"),
         Said::Reply => format!("**Reply in the Slack alert thread** by {who}"),
     };
-    let said = match comment {
-        Some(text) if !text.trim().is_empty() => format!(":\n\n{}", quote(people, text)),
+    let said = match (marker.said, comment) {
+        (Said::Acknowledged | Said::Unacknowledged, _) => ".".to_owned(),
+        (_, Some(text)) if !text.trim().is_empty() => format!(":\n\n{}", quote(people, text)),
         _ => " (no reply of theirs in the thread to quote).".to_owned(),
     };
     format!("{headline}{said}\n\n{}", marker.render())
@@ -262,9 +303,12 @@ impl SlackToGitLab {
             .max_by(|a, b| slack_ts_order(&a.ts, &b.ts));
         let marker = SlackMarker {
             said,
+            policy: alert.policy.clone(),
+            cycle: alert.cycle,
             thread: parent.clone(),
             by: user.to_owned(),
             reply: last_reply.as_ref().map(|r| r.ts.clone()),
+            at: None,
         };
         let comment = last_reply.as_ref().map(|r| r.text.as_str());
         let outcome = self.write_once(alert, &marker, comment).await?;
@@ -279,7 +323,7 @@ impl SlackToGitLab {
             Said::Resolved if policy.from_slack.close_on_resolve => {
                 self.gitlab.close(&alert.issue).await?;
             }
-            Said::Resolved | Said::Reply => {}
+            Said::Resolved | Said::Reply | Said::Acknowledged | Said::Unacknowledged => {}
         }
         Ok(outcome)
     }
@@ -307,11 +351,36 @@ impl SlackToGitLab {
         }
         let marker = SlackMarker {
             said: Said::Reply,
+            policy: alert.policy.clone(),
+            cycle: alert.cycle,
             thread: parent.clone(),
             by: user.to_owned(),
             reply: Some(ts.to_owned()),
+            at: None,
         };
         Ok(self.write_once(alert, &marker, Some(text)).await?)
+    }
+
+    /// The acknowledgement reaction added (`Said::Acknowledged`) or taken
+    /// back (`Said::Unacknowledged`) by `user` at `at`. Safe to repeat.
+    pub async fn acknowledgement(
+        &self,
+        alert: &AlertThread,
+        parent: &Thread,
+        said: Said,
+        user: &str,
+        at: DateTime<Utc>,
+    ) -> Result<Outcome, FromSlackError> {
+        let marker = SlackMarker {
+            said,
+            policy: alert.policy.clone(),
+            cycle: alert.cycle,
+            thread: parent.clone(),
+            by: user.to_owned(),
+            reply: None,
+            at: Some(at),
+        };
+        Ok(self.write_once(alert, &marker, None).await?)
     }
 
     /// Writes the note unless one with the same marker is there already.
@@ -363,25 +432,33 @@ mod tests {
     fn marker(said: Said) -> SlackMarker {
         SlackMarker {
             said,
+            policy: PolicyName("critical-bug-24h".into()),
+            cycle: 2,
             thread: Thread {
                 channel_id: "C0ALERTS".into(),
                 ts: "1764000000.000100".into(),
             },
             by: "U0JDOE001".into(),
             reply: Some("1764000300.000200".into()),
+            at: None,
         }
     }
 
     #[test]
     fn a_marker_reads_back_as_written() {
-        for said in [Said::Resolved, Said::FalsePositive, Said::Reply] {
+        for said in SAID {
             let written = marker(said);
             let text = format!("some words\n{}\nmore", written.render());
             assert_eq!(SlackMarker::find_all(&text), vec![written]);
         }
         let without_reply = SlackMarker {
             reply: None,
-            ..marker(Said::Resolved)
+            at: Some(
+                DateTime::parse_from_rfc3339("2026-11-25T10:12:30.250Z")
+                    .unwrap()
+                    .to_utc(),
+            ),
+            ..marker(Said::Acknowledged)
         };
         assert_eq!(
             SlackMarker::find_all(&without_reply.render()),

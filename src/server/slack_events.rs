@@ -138,7 +138,7 @@ async fn act<S: Store>(app: &App<S>, config: &SlackEventsConfig, event: Event) {
             ts,
             at,
         } if reaction == config.ack_reaction => {
-            acknowledgement(app, added, user, channel, ts, at).await;
+            acknowledgement(app, config, added, user, channel, ts, at).await;
         }
         Event::Reaction {
             added: true,
@@ -248,9 +248,28 @@ where
     }
 }
 
+/// Writes an acknowledgement, or its withdrawal, on the issue (when
+/// `serve` can write to GitLab), so `audit` and `explain` know of it.
+async fn tell_gitlab(
+    config: &SlackEventsConfig,
+    alert: &AlertThread,
+    parent: &Thread,
+    said: Said,
+    user: &str,
+    at: DateTime<Utc>,
+) {
+    if let Some(to_gitlab) = &config.to_gitlab {
+        retried(alert, "acknowledgement", || {
+            to_gitlab.acknowledgement(alert, parent, said, user, at)
+        })
+        .await;
+    }
+}
+
 /// The acknowledgement reaction added or taken off.
 async fn acknowledgement<S: Store>(
     app: &App<S>,
+    config: &SlackEventsConfig,
     added: bool,
     user: String,
     channel: String,
@@ -258,29 +277,42 @@ async fn acknowledgement<S: Store>(
     at: DateTime<Utc>,
 ) {
     let store = &app.context.store;
+    let parent = Thread {
+        channel_id: channel,
+        ts,
+    };
+    let gitlab_user = app.context.policies.people.gitlab_username(&user);
     if !added {
         match store
-            .withdraw_acknowledgement(&channel, &ts, &user, Utc::now())
+            .withdraw_acknowledgement(&parent.channel_id, &parent.ts, &user, Utc::now())
             .await
         {
             Ok(true) => {
-                tracing::info!(user = %user, "acknowledgement withdrawn");
+                tracing::info!(user = %user, gitlab_user, "acknowledgement withdrawn");
                 // A step held back by it may be due: look now.
                 app.context.deliveries_waiting.notify_one();
+                if let Some(alert) = alert_thread(app, &parent).await {
+                    tell_gitlab(config, &alert, &parent, Said::Unacknowledged, &user, at).await;
+                }
             }
             Ok(false) => {}
             Err(e) => tracing::error!(error = %e, "cannot withdraw an acknowledgement"),
         }
         return;
     }
-    match store.acknowledge(&channel, &ts, &user, at).await {
+    match store
+        .acknowledge(&parent.channel_id, &parent.ts, &user, at)
+        .await
+    {
         Ok(Some(acknowledged)) if acknowledged.first => {
-            let waited = events::ts_instant(&ts).map(|posted| (at - posted).num_milliseconds());
+            let waited =
+                events::ts_instant(&parent.ts).map(|posted| (at - posted).num_milliseconds());
             tracing::info!(
                 issue = %acknowledged.issue,
                 policy = %acknowledged.policy,
                 cycle = acknowledged.cycle,
                 user = %user,
+                gitlab_user,
                 after_ms = waited,
                 "alert acknowledged in Slack"
             );
@@ -290,6 +322,12 @@ async fn acknowledgement<S: Store>(
                 metrics::histogram!("labelwarden_time_to_acknowledge_seconds", "policy" => acknowledged.policy.0.clone())
                     .record(waited.max(0) as f64 / 1000.0);
             }
+            let alert = AlertThread {
+                issue: acknowledged.issue,
+                policy: acknowledged.policy,
+                cycle: acknowledged.cycle,
+            };
+            tell_gitlab(config, &alert, &parent, Said::Acknowledged, &user, at).await;
         }
         Ok(Some(_)) => {}
         // Not an alert thread labelwarden posted: none of its business.
