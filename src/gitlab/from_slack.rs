@@ -19,7 +19,7 @@ use chrono::{DateTime, SecondsFormat, Utc};
 
 use super::GitLabError;
 use super::actions::IssueWriter;
-use super::markers::{decode, encode};
+use super::markers::{comments, decode, decode_thread, encode, encode_thread};
 use crate::notify::Thread;
 use crate::policy::{People, PolicyName, PolicySet};
 use crate::slack::SlackError;
@@ -63,7 +63,8 @@ pub enum Said {
 }
 
 impl Said {
-    fn as_str(self) -> &'static str {
+    /// As markers and metrics name it.
+    pub fn as_str(self) -> &'static str {
         match self {
             Said::Acknowledged => "acknowledged",
             Said::Unacknowledged => "unacknowledged",
@@ -106,7 +107,7 @@ impl SlackMarker {
             self.said.as_str(),
             encode(&self.policy.0),
             self.cycle,
-            encode(&format!("{}:{}", self.thread.channel_id, self.thread.ts)),
+            encode_thread(&self.thread),
             encode(&self.by)
         );
         if let Some(reply) = &self.reply {
@@ -124,15 +125,10 @@ impl SlackMarker {
 
     /// Every Slack marker in a note's text.
     pub fn find_all(text: &str) -> Vec<SlackMarker> {
-        let mut found = Vec::new();
-        let mut rest = text;
-        while let Some(start) = rest.find(PREFIX) {
-            let after = &rest[start + PREFIX.len()..];
-            let Some(end) = after.find(SUFFIX) else { break };
-            found.extend(SlackMarker::parse(&after[..end]));
-            rest = &after[end + SUFFIX.len()..];
-        }
-        found
+        comments(text, PREFIX)
+            .into_iter()
+            .filter_map(SlackMarker::parse)
+            .collect()
     }
 
     fn parse(fields: &str) -> Option<SlackMarker> {
@@ -145,12 +141,7 @@ impl SlackMarker {
                 "said" => said = SAID.into_iter().find(|s| s.as_str() == value),
                 "policy" => policy = Some(PolicyName(value)),
                 "cycle" => cycle = value.parse().ok(),
-                "thread" => {
-                    thread = value.split_once(':').map(|(channel_id, ts)| Thread {
-                        channel_id: channel_id.to_owned(),
-                        ts: ts.to_owned(),
-                    });
-                }
+                "thread" => thread = decode_thread(&value),
                 "by" => by = Some(value),
                 "reply" => reply = Some(value),
                 "at" => {
@@ -286,12 +277,7 @@ impl SlackToGitLab {
         said: Said,
         user: &str,
     ) -> Result<Outcome, FromSlackError> {
-        let Some(policy) = self
-            .policies
-            .policies
-            .iter()
-            .find(|p| p.name == alert.policy)
-        else {
+        let Some(policy) = self.policies.get(&alert.policy) else {
             return Ok(Outcome::UnknownPolicy);
         };
         let last_reply: Option<ThreadReply> = self
@@ -338,12 +324,7 @@ impl SlackToGitLab {
         ts: &str,
         text: &str,
     ) -> Result<Outcome, FromSlackError> {
-        let Some(policy) = self
-            .policies
-            .policies
-            .iter()
-            .find(|p| p.name == alert.policy)
-        else {
+        let Some(policy) = self.policies.get(&alert.policy) else {
             return Ok(Outcome::UnknownPolicy);
         };
         if !policy.from_slack.mirror_replies {

@@ -46,6 +46,33 @@ pub(super) fn decode(value: &str) -> String {
         .unwrap_or_default()
 }
 
+/// The fields of every HTML comment in `text` that begins with `prefix`
+/// (`<!-- labelwarden:… `), up to its closing `-->`.
+pub(super) fn comments<'a>(text: &'a str, prefix: &str) -> Vec<&'a str> {
+    let mut found = Vec::new();
+    let mut rest = text;
+    while let Some(start) = rest.find(prefix) {
+        let after = &rest[start + prefix.len()..];
+        let Some(end) = after.find(SUFFIX) else { break };
+        found.push(&after[..end]);
+        rest = &after[end + SUFFIX.len()..];
+    }
+    found
+}
+
+/// A Slack thread as a marker field: `C0ALERTS:1764000000.000100`, encoded.
+pub(super) fn encode_thread(thread: &Thread) -> String {
+    encode(&format!("{}:{}", thread.channel_id, thread.ts))
+}
+
+/// A decoded `thread` field back as a thread.
+pub(super) fn decode_thread(value: &str) -> Option<Thread> {
+    value.split_once(':').map(|(channel_id, ts)| Thread {
+        channel_id: channel_id.to_owned(),
+        ts: ts.to_owned(),
+    })
+}
+
 impl Marker {
     /// The HTML comment.
     pub fn render(&self) -> String {
@@ -60,10 +87,7 @@ impl Marker {
             text.push_str(&format!(" channel={}", encode(channel)));
         }
         if let Some(thread) = &self.thread {
-            text.push_str(&format!(
-                " thread={}",
-                encode(&format!("{}:{}", thread.channel_id, thread.ts))
-            ));
+            text.push_str(&format!(" thread={}", encode_thread(thread)));
         }
         text.push_str(SUFFIX);
         text
@@ -71,17 +95,10 @@ impl Marker {
 
     /// Every marker in a note's text; anything else is ignored.
     pub fn find_all(text: &str) -> Vec<Marker> {
-        let mut found = Vec::new();
-        let mut rest = text;
-        while let Some(start) = rest.find(PREFIX) {
-            let after = &rest[start + PREFIX.len()..];
-            let Some(end) = after.find(SUFFIX) else { break };
-            if let Some(marker) = Marker::parse(&after[..end]) {
-                found.push(marker);
-            }
-            rest = &after[end + SUFFIX.len()..];
-        }
-        found
+        comments(text, PREFIX)
+            .into_iter()
+            .filter_map(Marker::parse)
+            .collect()
     }
 
     fn parse(fields: &str) -> Option<Marker> {
@@ -96,12 +113,7 @@ impl Marker {
                 "cycle" => cycle = value.parse().ok(),
                 "occurrence" => occurrence = value.parse().ok(),
                 "channel" => channel = Some(value),
-                "thread" => {
-                    thread = value.split_once(':').map(|(channel_id, ts)| Thread {
-                        channel_id: channel_id.to_owned(),
-                        ts: ts.to_owned(),
-                    });
-                }
+                "thread" => thread = decode_thread(&value),
                 _ => {}
             }
         }

@@ -81,6 +81,13 @@ pub struct PolicySet {
     pub policies: Vec<Policy>,
 }
 
+impl PolicySet {
+    /// The policy of that name.
+    pub fn get(&self, name: &PolicyName) -> Option<&Policy> {
+        self.policies.iter().find(|p| &p.name == name)
+    }
+}
+
 #[derive(Debug, Clone, PartialEq)]
 pub struct Channel {
     pub name: String,

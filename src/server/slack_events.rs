@@ -18,14 +18,13 @@
 //! `labelwarden_slack_to_gitlab_failed_total`.
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use axum::Json;
 use axum::body::Bytes;
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
-use std::time::Duration;
-
 use chrono::{DateTime, Utc};
 use secrecy::{ExposeSecret, SecretString};
 use serde_json::json;
@@ -107,6 +106,13 @@ pub async fn receive<S: Store>(
         .await
     {
         Ok(Recorded::Duplicate) => {
+            // Slack retries (X-Slack-Retry-Num) under the same event id.
+            tracing::debug!(
+                event_id = %event_id,
+                retry = header("x-slack-retry-num"),
+                reason = header("x-slack-retry-reason"),
+                "Slack event seen before; ignored"
+            );
             metrics::counter!("labelwarden_slack_events_total", "result" => "duplicate")
                 .increment(1);
             return StatusCode::OK.into_response();
@@ -171,10 +177,7 @@ async fn act<S: Store>(app: &App<S>, config: &SlackEventsConfig, event: Event) {
             })
             .await;
             if written == Some(Outcome::Written) {
-                let said = match said {
-                    Said::FalsePositive => "false_positive",
-                    _ => "resolved",
-                };
+                let said = said.as_str();
                 tracing::info!(issue = %alert.issue, policy = %alert.policy, user = %user, said, "written on the issue from Slack");
                 metrics::counter!("labelwarden_slack_resolutions_total", "policy" => alert.policy.0.clone(), "said" => said)
                     .increment(1);
