@@ -101,6 +101,19 @@ const SAID: [Said; 5] = [
 ];
 
 impl SlackMarker {
+    /// What `user` said on `alert`'s thread, with no reply or time yet.
+    pub fn of(said: Said, alert: &AlertThread, parent: &Thread, user: &str) -> SlackMarker {
+        SlackMarker {
+            said,
+            policy: alert.policy.clone(),
+            cycle: alert.cycle,
+            thread: parent.clone(),
+            by: user.to_owned(),
+            reply: None,
+            at: None,
+        }
+    }
+
     pub fn render(&self) -> String {
         let mut text = format!(
             "{PREFIX}said={} policy={} cycle={} thread={} by={}",
@@ -288,13 +301,8 @@ impl SlackToGitLab {
             .filter(|reply| reply.user == user)
             .max_by(|a, b| slack_ts_order(&a.ts, &b.ts));
         let marker = SlackMarker {
-            said,
-            policy: alert.policy.clone(),
-            cycle: alert.cycle,
-            thread: parent.clone(),
-            by: user.to_owned(),
             reply: last_reply.as_ref().map(|r| r.ts.clone()),
-            at: None,
+            ..SlackMarker::of(said, alert, parent, user)
         };
         let comment = last_reply.as_ref().map(|r| r.text.as_str());
         let outcome = self.write_once(alert, &marker, comment).await?;
@@ -331,13 +339,8 @@ impl SlackToGitLab {
             return Ok(Outcome::NotWanted);
         }
         let marker = SlackMarker {
-            said: Said::Reply,
-            policy: alert.policy.clone(),
-            cycle: alert.cycle,
-            thread: parent.clone(),
-            by: user.to_owned(),
             reply: Some(ts.to_owned()),
-            at: None,
+            ..SlackMarker::of(Said::Reply, alert, parent, user)
         };
         Ok(self.write_once(alert, &marker, Some(text)).await?)
     }
@@ -353,13 +356,8 @@ impl SlackToGitLab {
         at: DateTime<Utc>,
     ) -> Result<Outcome, FromSlackError> {
         let marker = SlackMarker {
-            said,
-            policy: alert.policy.clone(),
-            cycle: alert.cycle,
-            thread: parent.clone(),
-            by: user.to_owned(),
-            reply: None,
             at: Some(at),
+            ..SlackMarker::of(said, alert, parent, user)
         };
         Ok(self.write_once(alert, &marker, None).await?)
     }
