@@ -769,14 +769,26 @@ async fn eyes_on_an_alert_thread_acknowledges_its_clock_once() {
         Some("U0USER001".to_owned())
     );
 
-    // Taken back by the same person: the clock is unacknowledged again.
+    // Somebody else puts eyes on it too; the first takes theirs back: the
+    // second still stands. Once they take theirs back, nobody does.
+    let acknowledged_by = || async {
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        store
+            .acknowledgement(&issue, &policy, 1)
+            .await
+            .unwrap()
+            .map(|(by, _)| by)
+    };
+    let mut second = reaction("Ev0004", "reaction_added", "U0OTHER02", &parent.ts);
+    second["event"]["event_ts"] = json!(format!("{}.000100", now + 1));
+    assert_eq!(slack_event(&server, &second, now, secret).await.0, 200);
+    assert_eq!(acknowledged_by().await, Some("U0USER001".to_owned()));
     let removed = reaction("Ev0003", "reaction_removed", "U0USER001", &parent.ts);
     assert_eq!(slack_event(&server, &removed, now, secret).await.0, 200);
-    tokio::time::sleep(Duration::from_millis(200)).await;
-    assert_eq!(
-        store.acknowledgement(&issue, &policy, 1).await.unwrap(),
-        None
-    );
+    assert_eq!(acknowledged_by().await, Some("U0OTHER02".to_owned()));
+    let removed = reaction("Ev0005", "reaction_removed", "U0OTHER02", &parent.ts);
+    assert_eq!(slack_event(&server, &removed, now, secret).await.0, 200);
+    assert_eq!(acknowledged_by().await, None);
 
     let (_, metrics) = server.get("/metrics").await;
     for line in [

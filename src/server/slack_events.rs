@@ -290,15 +290,22 @@ async fn acknowledgement<S: Store>(
             .withdraw_acknowledgement(&parent.channel_id, &parent.ts, &user, Utc::now())
             .await
         {
-            Ok(true) => {
-                tracing::info!(user = %user, gitlab_user, "acknowledgement withdrawn");
-                // A step held back by it may be due: look now.
-                app.context.deliveries_waiting.notify_one();
+            Ok(withdrawal) if withdrawal.removed => {
+                tracing::info!(
+                    user = %user,
+                    gitlab_user,
+                    still_acknowledged = withdrawal.still_acknowledged,
+                    "acknowledgement withdrawn"
+                );
+                if !withdrawal.still_acknowledged {
+                    // A step held back by it may be due: look now.
+                    app.context.deliveries_waiting.notify_one();
+                }
                 if let Some(alert) = alert_thread(app, &parent).await {
                     tell_gitlab(config, &alert, &parent, Said::Unacknowledged, &user, at).await;
                 }
             }
-            Ok(false) => {}
+            Ok(_) => {}
             Err(e) => tracing::error!(error = %e, "cannot withdraw an acknowledgement"),
         }
         return;
@@ -307,24 +314,28 @@ async fn acknowledgement<S: Store>(
         .acknowledge(&parent.channel_id, &parent.ts, &user, at)
         .await
     {
-        Ok(Some(acknowledged)) if acknowledged.first => {
-            let waited =
-                events::ts_instant(&parent.ts).map(|posted| (at - posted).num_milliseconds());
-            tracing::info!(
-                issue = %acknowledged.issue,
-                policy = %acknowledged.policy,
-                cycle = acknowledged.cycle,
-                user = %user,
-                gitlab_user,
-                after_ms = waited,
-                "alert acknowledged in Slack"
-            );
-            metrics::counter!("labelwarden_acknowledgements_total", "policy" => acknowledged.policy.0.clone())
-                .increment(1);
-            if let Some(waited) = waited {
-                metrics::histogram!("labelwarden_time_to_acknowledge_seconds", "policy" => acknowledged.policy.0.clone())
-                    .record(waited.max(0) as f64 / 1000.0);
+        Ok(Some(acknowledged)) if acknowledged.recorded => {
+            if acknowledged.first {
+                let waited =
+                    events::ts_instant(&parent.ts).map(|posted| (at - posted).num_milliseconds());
+                tracing::info!(
+                    issue = %acknowledged.issue,
+                    policy = %acknowledged.policy,
+                    cycle = acknowledged.cycle,
+                    user = %user,
+                    gitlab_user,
+                    after_ms = waited,
+                    "alert acknowledged in Slack"
+                );
+                metrics::counter!("labelwarden_acknowledgements_total", "policy" => acknowledged.policy.0.clone())
+                    .increment(1);
+                if let Some(waited) = waited {
+                    metrics::histogram!("labelwarden_time_to_acknowledge_seconds", "policy" => acknowledged.policy.0.clone())
+                        .record(waited.max(0) as f64 / 1000.0);
+                }
             }
+            // Every person's, so that GitLab's record matches when the
+            // first takes theirs back.
             let alert = AlertThread {
                 issue: acknowledged.issue,
                 policy: acknowledged.policy,

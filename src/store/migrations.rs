@@ -189,4 +189,25 @@ pub const MIGRATIONS: &[Migration] = &[
         )",
         ],
     },
+    Migration {
+        version: 6,
+        name: "an acknowledgement per person",
+        statements: &[
+            // Everyone who put the ack reaction on a cycle's alert: when
+            // the first takes theirs back, the others' still stand.
+            "CREATE TABLE acknowledgements_by_person (
+            project TEXT NOT NULL,
+            iid BIGINT NOT NULL,
+            policy TEXT NOT NULL,
+            cycle BIGINT NOT NULL,
+            by_user TEXT NOT NULL,
+            at BIGINT NOT NULL,
+            PRIMARY KEY (project, iid, policy, cycle, by_user)
+        )",
+            "INSERT INTO acknowledgements_by_person (project, iid, policy, cycle, by_user, at)
+             SELECT project, iid, policy, cycle, by_user, at FROM acknowledgements",
+            "DROP TABLE acknowledgements",
+            "ALTER TABLE acknowledgements_by_person RENAME TO acknowledgements",
+        ],
+    },
 ];

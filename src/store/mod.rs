@@ -190,8 +190,19 @@ pub struct Acknowledged {
     pub issue: IssueRef,
     pub policy: PolicyName,
     pub cycle: u32,
-    /// The first acknowledgement of the cycle (later ones change nothing).
+    /// This person's acknowledgement is new (not a repeat of theirs).
+    pub recorded: bool,
+    /// It is the cycle's first: nobody else's stands.
     pub first: bool,
+}
+
+/// What taking an acknowledgement back did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Withdrawal {
+    /// The person had acknowledged the cycle, and no longer has.
+    pub removed: bool,
+    /// Somebody else's acknowledgement still stands.
+    pub still_acknowledged: bool,
 }
 
 /// Counts for `/metrics` and `/readyz`.
@@ -317,18 +328,19 @@ pub trait Store: Send + Sync + 'static {
         ts: &str,
     ) -> impl Future<Output = Result<Option<AlertThread>, StoreError>> + Send;
 
-    /// Takes `user`'s acknowledgement of that thread back, if it was
-    /// theirs, and makes the cycle's clock due at `now`: a step that held
-    /// back because of the acknowledgement may be due already.
+    /// Takes `user`'s acknowledgement of that thread back, if they had
+    /// given one. When nobody else's stands, the cycle's clock is made due
+    /// at `now`: a step held back by the acknowledgement may be due already.
     fn withdraw_acknowledgement(
         &self,
         channel_id: &str,
         ts: &str,
         user: &str,
         now: DateTime<Utc>,
-    ) -> impl Future<Output = Result<bool, StoreError>> + Send;
+    ) -> impl Future<Output = Result<Withdrawal, StoreError>> + Send;
 
-    /// Who acknowledged a clock cycle, and when.
+    /// Who acknowledged a clock cycle first among those whose
+    /// acknowledgement stands, and when.
     fn acknowledgement(
         &self,
         issue: &IssueRef,

@@ -15,6 +15,7 @@ use super::migrations::{
 use super::{
     Acknowledged, AlertThread, CommitOutcome, Delivery, Handled, IssueCommit, IssueRecord, Loaded,
     OutboxEntry, OutboxKey, OutboxOutcome, Recorded, SendResult, Store, StoreError, StoreStats,
+    Withdrawal,
 };
 use crate::engine::Firing;
 use crate::issue::{Event, IssueFacts, IssueIid, IssueRef, ProjectPath, TimedEvent};
@@ -546,7 +547,7 @@ impl Store for SqlStore {
                     .push((PolicyName(row.try_get("policy")?), firing));
             }
             let rows = bind_all(multi_row(format!(
-                "SELECT project, iid, policy, cycle FROM acknowledgements WHERE (project, iid) IN (VALUES {among})"
+                "SELECT DISTINCT project, iid, policy, cycle FROM acknowledgements WHERE (project, iid) IN (VALUES {among})"
             )))
             .fetch_all(&self.readers)
             .await?;
@@ -777,6 +778,18 @@ impl Store for SqlStore {
             cycle,
         } = alert_thread_from(&thread)?;
         let cycle = i64::from(cycle);
+        let others = sqlx::query(
+            "SELECT by_user FROM acknowledgements
+             WHERE project = $1 AND iid = $2 AND policy = $3 AND cycle = $4 AND by_user <> $5
+             LIMIT 1",
+        )
+        .bind(issue.project.0.as_str())
+        .bind(issue.iid.0 as i64)
+        .bind(policy.as_str())
+        .bind(cycle)
+        .bind(user)
+        .fetch_optional(&mut *tx)
+        .await?;
         let inserted = sqlx::query(
             "INSERT INTO acknowledgements (project, iid, policy, cycle, by_user, at)
              VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT DO NOTHING RETURNING by_user",
@@ -794,7 +807,8 @@ impl Store for SqlStore {
             issue,
             policy: PolicyName(policy),
             cycle: cycle as u32,
-            first: inserted.is_some(),
+            recorded: inserted.is_some(),
+            first: inserted.is_some() && others.is_none(),
         }))
     }
 
@@ -819,7 +833,7 @@ impl Store for SqlStore {
         ts: &str,
         user: &str,
         now: DateTime<Utc>,
-    ) -> Result<bool, StoreError> {
+    ) -> Result<Withdrawal, StoreError> {
         let mut tx = self.writer.begin().await?;
         let done = sqlx::query(
             "DELETE FROM acknowledgements WHERE by_user = $3 AND (project, iid, policy, cycle) IN (
@@ -830,8 +844,18 @@ impl Store for SqlStore {
         .bind(user)
         .execute(&mut *tx)
         .await?;
-        let withdrawn = done.rows_affected() > 0;
-        if withdrawn {
+        let removed = done.rows_affected() > 0;
+        let still_acknowledged = sqlx::query(
+            "SELECT by_user FROM acknowledgements WHERE (project, iid, policy, cycle) IN (
+                SELECT project, iid, policy, cycle FROM threads WHERE channel_id = $1 AND ts = $2)
+             LIMIT 1",
+        )
+        .bind(channel_id)
+        .bind(ts)
+        .fetch_optional(&mut *tx)
+        .await?
+        .is_some();
+        if removed && !still_acknowledged {
             sqlx::query(
                 "UPDATE clocks SET next_wake = $3
                  WHERE status IN ('running', 'paused', 'breached')
@@ -846,7 +870,10 @@ impl Store for SqlStore {
             .await?;
         }
         tx.commit().await?;
-        Ok(withdrawn)
+        Ok(Withdrawal {
+            removed,
+            still_acknowledged,
+        })
     }
 
     async fn acknowledgement(
@@ -857,7 +884,8 @@ impl Store for SqlStore {
     ) -> Result<Option<(String, DateTime<Utc>)>, StoreError> {
         let row = sqlx::query(
             "SELECT by_user, at FROM acknowledgements
-             WHERE project = $1 AND iid = $2 AND policy = $3 AND cycle = $4",
+             WHERE project = $1 AND iid = $2 AND policy = $3 AND cycle = $4
+             ORDER BY at, by_user LIMIT 1",
         )
         .bind(issue.project.0.as_str())
         .bind(issue.iid.0 as i64)
