@@ -246,6 +246,35 @@ async fn closing_before_the_deadline_resolves_and_cancels_the_breach() {
         "{}",
         resolved.status
     );
+    // The outcome and its time to resolve are exported. (Other tests in
+    // this process count too, so these are at least, not exactly, one.)
+    let (_, metrics) = app.get("/metrics").await;
+    let line = |prefix: &str| {
+        metrics
+            .lines()
+            .find(|l| l.starts_with(prefix))
+            .and_then(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+    };
+    assert!(
+        line("labelwarden_sla_outcomes_total{policy=\"fast-critical\",outcome=\"met\"}")
+            .is_some_and(|n| n >= 1.0),
+        "{metrics}"
+    );
+    assert!(
+        line("labelwarden_time_to_resolve_seconds_count{policy=\"fast-critical\"}")
+            .is_some_and(|n| n >= 1.0),
+        "{metrics}"
+    );
+    assert!(
+        metrics.contains(
+            "labelwarden_time_to_resolve_seconds_bucket{policy=\"fast-critical\",le=\"1\"}"
+        ),
+        "histogram buckets, not a summary: {metrics}"
+    );
+    assert!(
+        line("labelwarden_sla_met_ratio{policy=\"fast-critical\"}").is_some(),
+        "{metrics}"
+    );
     app.stop().await;
 }
 
