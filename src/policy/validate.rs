@@ -947,10 +947,17 @@ impl Checker {
                 self.fail(
                     &at,
                     format!("{field}.mention"),
-                    format!(
-                        "no group named `{}` under `people` (use a group name, `assignees` or `ROTATION.primary`)",
-                        mention.value
-                    ),
+                    if refs.people.rotations.contains_key(&mention.value) {
+                        format!(
+                            "`{0}` is a rotation: mention a role, `{0}.primary` or `{0}.secondary`",
+                            mention.value
+                        )
+                    } else {
+                        format!(
+                            "no group named `{}` under `people` (use a group name, `assignees` or `ROTATION.primary`)",
+                            mention.value
+                        )
+                    },
                 );
             }
         }
