@@ -531,6 +531,30 @@ async fn a_sent_notice_s_thread_goes_with_the_rest_of_its_cycle(store: impl Stor
     );
 }
 
+/// A Slack event id is recognised when Slack retries it, and forgotten a
+/// day later, so the table does not grow forever.
+async fn slack_event_ids_are_remembered_for_a_day(store: impl Store) {
+    use labelwarden::store::Recorded;
+    assert_eq!(
+        store.record_slack_event("Ev1", at(0)).await.unwrap(),
+        Recorded::New
+    );
+    assert_eq!(
+        store.record_slack_event("Ev1", at(5)).await.unwrap(),
+        Recorded::Duplicate,
+        "Slack's retry minutes later"
+    );
+    store.record_slack_event("Ev2", at(25 * 60)).await.unwrap();
+    assert_eq!(
+        store
+            .record_slack_event("Ev1", at(25 * 60 + 1))
+            .await
+            .unwrap(),
+        Recorded::New,
+        "forgotten after a day"
+    );
+}
+
 /// Two processes sharing the database never hold the same entry: a claim
 /// hides it until it is recorded or the claim runs out.
 async fn a_claimed_notice_is_nobody_else_s_until_its_claim_runs_out(store: impl Store) {
@@ -653,6 +677,7 @@ contract! {
     outbox_keeps_each_thread_in_order => a_failing_notice_holds_back_its_thread_until_it_is_sent;
     hands_each_notice_the_thread_of_its_cycle_and_channel => a_sent_notice_s_thread_goes_with_the_rest_of_its_cycle;
     claims_a_notice_for_one_process_at_a_time => a_claimed_notice_is_nobody_else_s_until_its_claim_runs_out;
+    remembers_slack_event_ids_for_a_day => slack_event_ids_are_remembered_for_a_day;
 }
 
 #[tokio::test]

@@ -412,6 +412,9 @@ fn issue_from(row: &AnyRow) -> Result<IssueRef, sqlx::Error> {
     })
 }
 
+/// How long Slack event ids are remembered to recognise retries.
+const SLACK_EVENTS_KEPT: chrono::TimeDelta = chrono::TimeDelta::hours(24);
+
 /// The alert thread whose parent is a message (`channel_id`, `ts`).
 const THREAD_BY_PARENT: &str =
     "SELECT project, iid, policy, cycle FROM threads WHERE channel_id = $1 AND ts = $2";
@@ -741,14 +744,21 @@ impl Store for SqlStore {
         event_id: &str,
         at: DateTime<Utc>,
     ) -> Result<Recorded, StoreError> {
+        let mut tx = self.writer.begin().await?;
         let row = sqlx::query(
             "INSERT INTO slack_events (event_id, received_at) VALUES ($1, $2)
              ON CONFLICT (event_id) DO NOTHING RETURNING event_id",
         )
         .bind(event_id)
         .bind(millis(at))
-        .fetch_optional(&self.writer)
+        .fetch_optional(&mut *tx)
         .await?;
+        // Slack retries within minutes: a day of ids is plenty to remember.
+        sqlx::query("DELETE FROM slack_events WHERE received_at < $1")
+            .bind(millis(at - SLACK_EVENTS_KEPT))
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await?;
         Ok(if row.is_some() {
             Recorded::New
         } else {
