@@ -243,12 +243,61 @@ async fn a_resolve_reaction_writes_the_last_reply_on_the_issue_once_and_closes_i
     tokio::time::sleep(Duration::from_millis(500)).await;
     assert_eq!(notes_with(&gitlab, 90, "Resolved in Slack").len(), 1);
     assert_eq!(notes_with(&gitlab, 90, "labelwarden:slack").len(), 2);
+    // Counted (other tests in this process count too: at least one).
     let (_, metrics) = server.get("/metrics").await;
-    assert!(
-        metrics.contains(
-            "labelwarden_slack_resolutions_total{policy=\"answered-in-slack\",said=\"resolved\"} 1"
+    let resolutions = metrics
+        .lines()
+        .find(|l| {
+            l.starts_with(
+                "labelwarden_slack_resolutions_total{policy=\"answered-in-slack\",said=\"resolved\"}",
+            )
+        })
+        .and_then(|l| l.rsplit(' ').next()?.parse::<f64>().ok());
+    assert!(resolutions.is_some_and(|n| n >= 1.0), "{metrics}");
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn a_resolution_gitlab_refuses_for_a_while_is_written_once_it_answers() {
+    let Setup {
+        server,
+        slack,
+        gitlab,
+        _dir,
+    } = start(&[94]).await;
+    let parent = parent_of(&slack, 94).await;
+    slack.reply(RESPONDER, &parent, "fixed by the config rollback");
+    // More 502s than the GitLab client's own five tries: the event stays
+    // in the store and is acted on again later.
+    gitlab.fail(12);
+    send(
+        &server,
+        &reaction_event(
+            "EvOutage",
+            "reaction_added",
+            RESPONDER,
+            "white_check_mark",
+            &parent.channel,
+            &parent.ts,
         ),
-        "{metrics}"
+    )
+    .await;
+    wait_until(Duration::from_secs(5), || {
+        !notes_with(&gitlab, 94, "Resolved in Slack").is_empty()
+    })
+    .await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let noted = notes_with(&gitlab, 94, "Resolved in Slack");
+    assert_eq!(noted.len(), 1, "{noted:?}");
+    assert!(noted[0].0.contains("> fixed by the config rollback"));
+    let failed_calls = gitlab
+        .requests()
+        .iter()
+        .filter(|r| r.contains("/issues/94/notes"))
+        .count();
+    assert!(
+        failed_calls > 5,
+        "the job tried again after the client gave up: {failed_calls}"
     );
     server.stop().await;
 }

@@ -531,27 +531,88 @@ async fn a_sent_notice_s_thread_goes_with_the_rest_of_its_cycle(store: impl Stor
     );
 }
 
-/// A Slack event id is recognised when Slack retries it, and forgotten a
-/// day later, so the table does not grow forever.
-async fn slack_event_ids_are_remembered_for_a_day(store: impl Store) {
-    use labelwarden::store::Recorded;
+/// A Slack event is kept until it was acted on, retried when acting failed
+/// for now, recognised when Slack retries it, and forgotten a day after it
+/// was handled, so the table does not grow forever.
+async fn slack_events_are_kept_until_acted_on_and_remembered_for_a_day(store: impl Store) {
+    use labelwarden::store::{Recorded, SlackEventOutcome};
+    let lease = TimeDelta::minutes(1);
+    let event = r#"{"kind":"other"}"#;
     assert_eq!(
-        store.record_slack_event("Ev1", at(0)).await.unwrap(),
+        store.record_slack_event("Ev1", event, at(0)).await.unwrap(),
         Recorded::New
     );
     assert_eq!(
-        store.record_slack_event("Ev1", at(5)).await.unwrap(),
+        store.record_slack_event("Ev1", event, at(5)).await.unwrap(),
         Recorded::Duplicate,
         "Slack's retry minutes later"
     );
-    store.record_slack_event("Ev2", at(25 * 60)).await.unwrap();
+    let claimed = store.claim_slack_events(at(0), 10, lease).await.unwrap();
+    assert_eq!(claimed.len(), 1);
+    assert_eq!((claimed[0].event.as_str(), claimed[0].attempts), (event, 0));
+    assert!(
+        store
+            .claim_slack_events(at(0), 10, lease)
+            .await
+            .unwrap()
+            .is_empty(),
+        "claimed by this process"
+    );
+    let retry = SlackEventOutcome::Retry {
+        error: "GitLab: 502".into(),
+        retry_at: at(2),
+    };
+    store
+        .finish_slack_event("Ev1", &retry, at(0))
+        .await
+        .unwrap();
+    assert!(
+        store
+            .claim_slack_events(at(1), 10, lease)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    assert_eq!(store.next_slack_event().await.unwrap(), Some(at(2)));
+    let again = store.claim_slack_events(at(2), 10, lease).await.unwrap();
+    assert_eq!(again[0].attempts, 1);
+    store
+        .finish_slack_event("Ev1", &SlackEventOutcome::Done, at(2))
+        .await
+        .unwrap();
+    assert!(
+        store
+            .claim_slack_events(at(3), 10, lease)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    assert_eq!(store.next_slack_event().await.unwrap(), None);
+
+    // Not yet acted on: kept however old.
+    store
+        .record_slack_event("Ev2", event, at(10))
+        .await
+        .unwrap();
+    store
+        .record_slack_event("Ev3", event, at(25 * 60))
+        .await
+        .unwrap();
     assert_eq!(
         store
-            .record_slack_event("Ev1", at(25 * 60 + 1))
+            .record_slack_event("Ev1", event, at(25 * 60 + 1))
             .await
             .unwrap(),
         Recorded::New,
-        "forgotten after a day"
+        "handled and a day old: forgotten"
+    );
+    assert_eq!(
+        store
+            .record_slack_event("Ev2", event, at(25 * 60 + 1))
+            .await
+            .unwrap(),
+        Recorded::Duplicate,
+        "never handled: still there"
     );
 }
 
@@ -677,7 +738,7 @@ contract! {
     outbox_keeps_each_thread_in_order => a_failing_notice_holds_back_its_thread_until_it_is_sent;
     hands_each_notice_the_thread_of_its_cycle_and_channel => a_sent_notice_s_thread_goes_with_the_rest_of_its_cycle;
     claims_a_notice_for_one_process_at_a_time => a_claimed_notice_is_nobody_else_s_until_its_claim_runs_out;
-    remembers_slack_event_ids_for_a_day => slack_event_ids_are_remembered_for_a_day;
+    keeps_slack_events_until_acted_on => slack_events_are_kept_until_acted_on_and_remembered_for_a_day;
 }
 
 #[tokio::test]

@@ -9,6 +9,8 @@
 //!   issue and policy, retrying until each is sent or known to be hopeless.
 //! - [`reconcile`] (with a GitLab token): reads the GitLab API every so
 //!   often and hands the enforcer what lost webhooks did not tell it.
+//! - [`slack_events`] (with a Slack signing secret): acts on the reactions
+//!   and replies Slack sent on alert threads.
 //!
 //! For example, a `priority::highest` label arrives by webhook: the enforcer
 //! records the `start` notice and a wake-up 18 hours later; the outbox sends
@@ -19,6 +21,7 @@
 pub mod enforcer;
 pub mod outbox;
 pub mod reconcile;
+pub mod slack_events;
 
 use std::sync::Arc;
 
@@ -41,6 +44,8 @@ pub struct Context<S> {
     pub deliveries_waiting: Notify,
     /// Rung when a notice was added to the outbox.
     pub notices_waiting: Notify,
+    /// Rung when a Slack event was stored.
+    pub slack_events_waiting: Notify,
     /// How the outbox spaces retries of failed sends.
     pub retry: outbox::RetryPolicy,
     /// How long the enforcer lease and outbox claims last: how soon a
@@ -56,6 +61,7 @@ impl<S: Store> Context<S> {
             policies,
             deliveries_waiting: Notify::new(),
             notices_waiting: Notify::new(),
+            slack_events_waiting: Notify::new(),
             retry: outbox::RetryPolicy::default(),
             lease: chrono::TimeDelta::seconds(15),
         }

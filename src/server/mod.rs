@@ -61,6 +61,7 @@ pub async fn run<S: Store, N: Notifier>(
     notifier: Arc<N>,
     shutdown: CancellationToken,
 ) -> std::io::Result<()> {
+    let slack_events = config.slack_events.clone();
     let app = Arc::new(App {
         context: Arc::clone(&context),
         secrets: config.secrets,
@@ -86,6 +87,10 @@ pub async fn run<S: Store, N: Notifier>(
     {
         let (context, stop) = (Arc::clone(&context), jobs_stop.clone());
         jobs.spawn(async move { jobs::outbox::run(&context, notifier.as_ref(), stop).await });
+    }
+    if let Some(slack_events) = slack_events {
+        let (context, stop) = (Arc::clone(&context), jobs_stop.clone());
+        jobs.spawn(async move { jobs::slack_events::run(&context, &slack_events, stop).await });
     }
     if let Some(reconcile) = config.reconcile {
         let (context, stop) = (Arc::clone(&context), jobs_stop.clone());

@@ -12,7 +12,7 @@
 
 use chrono::{DateTime, TimeDelta, Utc};
 use hmac::{Hmac, KeyInit, Mac};
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 use sha2::Sha256;
 
 /// How old a signed request may be.
@@ -66,8 +66,10 @@ pub enum Request {
     Event { event_id: String, event: Event },
 }
 
-/// The events labelwarden acts on; everything else is `Other`.
-#[derive(Debug, Clone, PartialEq)]
+/// The events labelwarden acts on; everything else is `Other`. Kept in
+/// the store (as JSON) until acted on.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
 pub enum Event {
     Reaction {
         added: bool,

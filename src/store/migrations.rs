@@ -210,4 +210,21 @@ pub const MIGRATIONS: &[Migration] = &[
             "ALTER TABLE acknowledgements_by_person RENAME TO acknowledgements",
         ],
     },
+    Migration {
+        version: 7,
+        name: "slack events handled from the store",
+        statements: &[
+            // The event itself (JSON), kept until it was acted on, so a
+            // restart or a failing GitLab loses no reaction or reply.
+            "ALTER TABLE slack_events ADD COLUMN event TEXT",
+            "ALTER TABLE slack_events ADD COLUMN handled_at BIGINT",
+            "ALTER TABLE slack_events ADD COLUMN attempts BIGINT NOT NULL DEFAULT 0",
+            "ALTER TABLE slack_events ADD COLUMN next_attempt_at BIGINT",
+            "ALTER TABLE slack_events ADD COLUMN claimed_until BIGINT",
+            "ALTER TABLE slack_events ADD COLUMN error TEXT",
+            // Events stored before this version were acted on when received.
+            "UPDATE slack_events SET handled_at = received_at",
+            "CREATE INDEX slack_events_due ON slack_events (handled_at, next_attempt_at)",
+        ],
+    },
 ];

@@ -196,6 +196,31 @@ pub struct Acknowledged {
     pub first: bool,
 }
 
+/// A Slack event waiting to be acted on.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StoredSlackEvent {
+    pub event_id: String,
+    /// What to act on, as JSON.
+    pub event: String,
+    /// Attempts so far.
+    pub attempts: u32,
+}
+
+/// What became of acting on a Slack event.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SlackEventOutcome {
+    Done,
+    /// Failed for now: again at `retry_at`.
+    Retry {
+        error: String,
+        retry_at: DateTime<Utc>,
+    },
+    /// Failed for good: kept with its error, never retried.
+    Failed {
+        error: String,
+    },
+}
+
 /// What taking an acknowledgement back did.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Withdrawal {
@@ -302,12 +327,37 @@ pub trait Store: Send + Sync + 'static {
     /// Gives the lease `name` up, if this process holds it.
     fn release_lease(&self, name: &str) -> impl Future<Output = Result<(), StoreError>> + Send;
 
-    /// Remembers a Slack event id; `Duplicate` for a retry of a seen one.
+    /// Keeps a Slack event (`event`: what to act on, JSON) to be acted on
+    /// at once; `Duplicate` for a retry of a seen one. Ids are remembered
+    /// for a day after the event was handled.
     fn record_slack_event(
         &self,
         event_id: &str,
+        event: &str,
         at: DateTime<Utc>,
     ) -> impl Future<Output = Result<Recorded, StoreError>> + Send;
+
+    /// Claims up to `limit` Slack events due at `now` for this process
+    /// until `now + lease`, oldest first.
+    fn claim_slack_events(
+        &self,
+        now: DateTime<Utc>,
+        limit: u32,
+        lease: chrono::TimeDelta,
+    ) -> impl Future<Output = Result<Vec<StoredSlackEvent>, StoreError>> + Send;
+
+    /// Records what became of acting on a claimed Slack event.
+    fn finish_slack_event(
+        &self,
+        event_id: &str,
+        outcome: &SlackEventOutcome,
+        now: DateTime<Utc>,
+    ) -> impl Future<Output = Result<(), StoreError>> + Send;
+
+    /// When the next Slack event waiting for a retry is due.
+    fn next_slack_event(
+        &self,
+    ) -> impl Future<Output = Result<Option<DateTime<Utc>>, StoreError>> + Send;
 
     /// Records `user`'s acknowledgement of the alert thread whose parent is
     /// the message `ts` in `channel_id`; `None` if labelwarden did not post

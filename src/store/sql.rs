@@ -14,8 +14,8 @@ use super::migrations::{
 };
 use super::{
     Acknowledged, AlertThread, CommitOutcome, Delivery, Handled, IssueCommit, IssueRecord, Loaded,
-    OutboxEntry, OutboxKey, OutboxOutcome, Recorded, SendResult, Store, StoreError, StoreStats,
-    Withdrawal,
+    OutboxEntry, OutboxKey, OutboxOutcome, Recorded, SendResult, SlackEventOutcome, Store,
+    StoreError, StoreStats, StoredSlackEvent, Withdrawal,
 };
 use crate::engine::Firing;
 use crate::issue::{Event, IssueFacts, IssueIid, IssueRef, ProjectPath, TimedEvent};
@@ -742,19 +742,22 @@ impl Store for SqlStore {
     async fn record_slack_event(
         &self,
         event_id: &str,
+        event: &str,
         at: DateTime<Utc>,
     ) -> Result<Recorded, StoreError> {
         let mut tx = self.writer.begin().await?;
         let row = sqlx::query(
-            "INSERT INTO slack_events (event_id, received_at) VALUES ($1, $2)
+            "INSERT INTO slack_events (event_id, received_at, event, next_attempt_at)
+             VALUES ($1, $2, $3, $2)
              ON CONFLICT (event_id) DO NOTHING RETURNING event_id",
         )
         .bind(event_id)
         .bind(millis(at))
+        .bind(event)
         .fetch_optional(&mut *tx)
         .await?;
-        // Slack retries within minutes: a day of ids is plenty to remember.
-        sqlx::query("DELETE FROM slack_events WHERE received_at < $1")
+        // Slack retries within minutes: a day of handled ids is plenty.
+        sqlx::query("DELETE FROM slack_events WHERE handled_at IS NOT NULL AND received_at < $1")
             .bind(millis(at - SLACK_EVENTS_KEPT))
             .execute(&mut *tx)
             .await?;
@@ -764,6 +767,87 @@ impl Store for SqlStore {
         } else {
             Recorded::Duplicate
         })
+    }
+
+    async fn claim_slack_events(
+        &self,
+        now: DateTime<Utc>,
+        limit: u32,
+        lease: chrono::TimeDelta,
+    ) -> Result<Vec<StoredSlackEvent>, StoreError> {
+        // The claim is checked again on the row itself, so two processes
+        // racing for one event cannot both take it.
+        let rows = sqlx::query(
+            "UPDATE slack_events SET claimed_until = $2
+             WHERE handled_at IS NULL AND (claimed_until IS NULL OR claimed_until <= $1)
+               AND event_id IN (
+                 SELECT event_id FROM slack_events
+                 WHERE handled_at IS NULL AND next_attempt_at <= $1
+                   AND (claimed_until IS NULL OR claimed_until <= $1)
+                 ORDER BY received_at LIMIT $3)
+             RETURNING event_id, event, attempts, received_at",
+        )
+        .bind(millis(now))
+        .bind(millis(now + lease))
+        .bind(i64::from(limit))
+        .fetch_all(&self.writer)
+        .await?;
+        let mut claimed = rows
+            .iter()
+            .map(|row| {
+                Ok((
+                    row.try_get::<i64, _>("received_at")?,
+                    StoredSlackEvent {
+                        event_id: row.try_get("event_id")?,
+                        event: row
+                            .try_get::<Option<String>, _>("event")?
+                            .unwrap_or_default(),
+                        attempts: row.try_get::<i64, _>("attempts")? as u32,
+                    },
+                ))
+            })
+            .collect::<Result<Vec<_>, sqlx::Error>>()?;
+        claimed.sort_by_key(|(received, _)| *received);
+        Ok(claimed.into_iter().map(|(_, event)| event).collect())
+    }
+
+    async fn finish_slack_event(
+        &self,
+        event_id: &str,
+        outcome: &SlackEventOutcome,
+        now: DateTime<Utc>,
+    ) -> Result<(), StoreError> {
+        let (handled_at, next_attempt_at, error) = match outcome {
+            SlackEventOutcome::Done => (Some(millis(now)), None, None),
+            SlackEventOutcome::Retry { error, retry_at } => {
+                (None, Some(millis(*retry_at)), Some(error.as_str()))
+            }
+            SlackEventOutcome::Failed { error } => (Some(millis(now)), None, Some(error.as_str())),
+        };
+        sqlx::query(
+            "UPDATE slack_events
+             SET handled_at = $2, next_attempt_at = COALESCE($3, next_attempt_at), error = $4,
+                 attempts = attempts + 1, claimed_until = NULL
+             WHERE event_id = $1",
+        )
+        .bind(event_id)
+        .bind(handled_at)
+        .bind(next_attempt_at)
+        .bind(error)
+        .execute(&self.writer)
+        .await?;
+        Ok(())
+    }
+
+    async fn next_slack_event(&self) -> Result<Option<DateTime<Utc>>, StoreError> {
+        let row = sqlx::query(
+            "SELECT MIN(CASE WHEN claimed_until > next_attempt_at THEN claimed_until
+                             ELSE next_attempt_at END) AS due
+             FROM slack_events WHERE handled_at IS NULL",
+        )
+        .fetch_one(&self.readers)
+        .await?;
+        Ok(row.try_get::<Option<i64>, _>("due")?.map(instant))
     }
 
     async fn acknowledge(

@@ -136,7 +136,11 @@ pub async fn start_server_hearing_slack<N: Notifier>(
     events: SlackEventsConfig,
 ) -> Server {
     let url = format!("sqlite://{}", database.display());
-    let retry = RetryPolicy::default();
+    // Short, so that a test can play a GitLab outage in a second.
+    let retry = RetryPolicy {
+        first: std::time::Duration::from_millis(50),
+        longest: std::time::Duration::from_millis(400),
+    };
     launch(policies, &url, 1 << 20, notifier, retry, None, events).await
 }
 
