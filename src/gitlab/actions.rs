@@ -114,12 +114,16 @@ impl IssueLedger {
         cycles
             .into_iter()
             .filter_map(|cycle| {
-                let mut standing: Vec<(&str, DateTime<Utc>)> = Vec::new();
-                for said in self
+                // In the order they were said, whatever order the notes
+                // were written in (a retried write can come late).
+                let mut said_in_cycle: Vec<&SlackMarker> = self
                     .from_slack
                     .iter()
                     .filter(|s| &s.policy == policy && s.cycle == cycle)
-                {
+                    .collect();
+                said_in_cycle.sort_by_key(|s| s.at);
+                let mut standing: Vec<(&str, DateTime<Utc>)> = Vec::new();
+                for said in said_in_cycle {
                     match (said.said, said.at) {
                         (Said::Acknowledged, Some(at))
                             if !standing.iter().any(|(by, _)| *by == said.by) =>
@@ -386,6 +390,10 @@ mod tests {
             note(5, said(Said::Unacknowledged, "critical", 2, "U1", 61)),
             // Another policy's alert.
             note(6, said(Said::Acknowledged, "outage", 1, "U3", 1)),
+            // Cycle 3: the take-back's note was written first, its
+            // acknowledgement's note late (a retried write): nobody stands.
+            note(7, said(Said::Unacknowledged, "critical", 3, "U4", 121)),
+            note(8, said(Said::Acknowledged, "critical", 3, "U4", 120)),
         ];
         let ledger = IssueLedger::from_notes(&notes);
         assert_eq!(
