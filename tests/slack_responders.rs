@@ -35,15 +35,18 @@ struct Setup {
     server: Server,
     slack: FakeSlack,
     gitlab: FakeGitLab,
+    /// The alert's parent message in Slack.
+    parent: Message,
     /// Holds the database: bind it for as long as the server runs.
     _dir: tempfile::TempDir,
 }
 
-async fn start(issues: &[u64]) -> Setup {
+async fn start(iid: u64) -> Setup {
+    let issues = [iid];
     let slack = FakeSlack::start().await;
     let gitlab = FakeGitLab::start().await;
     let labelled = Utc::now();
-    for &iid in issues {
+    for iid in issues {
         gitlab
             .gitlab
             .add(FakeIssue::new("acme/backend", iid, labelled).add_label(labelled, LABEL));
@@ -87,7 +90,7 @@ async fn start(issues: &[u64]) -> Setup {
         slack_events(Some(to_gitlab)),
     )
     .await;
-    for &iid in issues {
+    for iid in issues {
         let status = server
             .deliver(
                 &format!("label-{iid}"),
@@ -96,10 +99,12 @@ async fn start(issues: &[u64]) -> Setup {
             .await;
         assert_eq!(status, 200, "the delivery is taken");
     }
+    let parent = parent_of(&slack.slack, iid).await;
     Setup {
         server,
         slack: slack.slack,
         gitlab: gitlab.gitlab,
+        parent,
         _dir: dir,
     }
 }
@@ -114,6 +119,11 @@ async fn parent_of(slack: &FakeSlack, iid: u64) -> Message {
     };
     wait_until(Duration::from_secs(3), || of_issue().is_some()).await;
     of_issue().unwrap_or_else(|| panic!("the alert was posted: {:?}", slack.requests()))
+}
+
+/// `user`'s `reaction` added or removed (`kind`) on the alert's parent.
+fn on_alert(event_id: &str, kind: &str, user: &str, reaction: &str, parent: &Message) -> Value {
+    reaction_event(event_id, kind, user, reaction, &parent.channel, &parent.ts)
 }
 
 async fn send(server: &Server, event: &Value) {
@@ -140,9 +150,9 @@ async fn a_resolve_reaction_writes_the_last_reply_on_the_issue_once_and_closes_i
         server,
         slack,
         gitlab,
+        parent,
         _dir,
-    } = start(&[90]).await;
-    let parent = parent_of(&slack, 90).await;
+    } = start(90).await;
 
     // The responder says what they did in the thread, twice; somebody else
     // chimes in after. Only the responder's last reply is the comment.
@@ -159,13 +169,12 @@ async fn a_resolve_reaction_writes_the_last_reply_on_the_issue_once_and_closes_i
     );
     slack.reply("U0SOMEONE1", &parent, "thanks!");
 
-    let resolve = reaction_event(
+    let resolve = on_alert(
         "EvResolve1",
         "reaction_added",
         RESPONDER,
         "white_check_mark",
-        &parent.channel,
-        &parent.ts,
+        &parent,
     );
     send(&server, &resolve).await;
     wait_until(Duration::from_secs(3), || {
@@ -205,38 +214,35 @@ async fn a_resolve_reaction_writes_the_last_reply_on_the_issue_once_and_closes_i
     send(&server, &resolve).await;
     send(
         &server,
-        &reaction_event(
+        &on_alert(
             "EvResolve2",
             "reaction_removed",
             RESPONDER,
             "white_check_mark",
-            &parent.channel,
-            &parent.ts,
+            &parent,
         ),
     )
     .await;
     send(
         &server,
-        &reaction_event(
+        &on_alert(
             "EvResolve3",
             "reaction_added",
             RESPONDER,
             "white_check_mark",
-            &parent.channel,
-            &parent.ts,
+            &parent,
         ),
     )
     .await;
     // labelwarden's own reaction (its `resolved` step) is not a person's.
     send(
         &server,
-        &reaction_event(
+        &on_alert(
             "EvBot",
             "reaction_added",
             BOT_USER,
             "white_check_mark",
-            &parent.channel,
-            &parent.ts,
+            &parent,
         ),
     )
     .await;
@@ -263,22 +269,21 @@ async fn a_resolution_gitlab_refuses_for_a_while_is_written_once_it_answers() {
         server,
         slack,
         gitlab,
+        parent,
         _dir,
-    } = start(&[94]).await;
-    let parent = parent_of(&slack, 94).await;
+    } = start(94).await;
     slack.reply(RESPONDER, &parent, "fixed by the config rollback");
     // More 502s than the GitLab client's own five tries: the event stays
     // in the store and is acted on again later.
     gitlab.fail(12);
     send(
         &server,
-        &reaction_event(
+        &on_alert(
             "EvOutage",
             "reaction_added",
             RESPONDER,
             "white_check_mark",
-            &parent.channel,
-            &parent.ts,
+            &parent,
         ),
     )
     .await;
@@ -308,9 +313,9 @@ async fn a_false_positive_reaction_writes_its_note_and_adds_the_label() {
         server,
         slack,
         gitlab,
+        parent,
         _dir,
-    } = start(&[91]).await;
-    let parent = parent_of(&slack, 91).await;
+    } = start(91).await;
     slack.reply(
         RESPONDER,
         &parent,
@@ -318,14 +323,7 @@ async fn a_false_positive_reaction_writes_its_note_and_adds_the_label() {
     );
     send(
         &server,
-        &reaction_event(
-            "EvFp1",
-            "reaction_added",
-            RESPONDER,
-            "x",
-            &parent.channel,
-            &parent.ts,
-        ),
+        &on_alert("EvFp1", "reaction_added", RESPONDER, "x", &parent),
     )
     .await;
     wait_until(Duration::from_secs(3), || {
@@ -359,19 +357,12 @@ async fn a_false_positive_reaction_writes_its_note_and_adds_the_label() {
 async fn an_acknowledgement_and_its_withdrawal_are_noted_on_the_issue_for_audit() {
     let Setup {
         server,
-        slack,
         gitlab,
+        parent,
         _dir,
-    } = start(&[93]).await;
-    let parent = parent_of(&slack, 93).await;
-    let eyes = reaction_event(
-        "EvAck1",
-        "reaction_added",
-        RESPONDER,
-        "eyes",
-        &parent.channel,
-        &parent.ts,
-    );
+        ..
+    } = start(93).await;
+    let eyes = on_alert("EvAck1", "reaction_added", RESPONDER, "eyes", &parent);
     send(&server, &eyes).await;
     send(&server, &eyes).await;
     wait_until(Duration::from_secs(3), || {
@@ -392,14 +383,7 @@ async fn an_acknowledgement_and_its_withdrawal_are_noted_on_the_issue_for_audit(
     );
     send(
         &server,
-        &reaction_event(
-            "EvAck2",
-            "reaction_removed",
-            RESPONDER,
-            "eyes",
-            &parent.channel,
-            &parent.ts,
-        ),
+        &on_alert("EvAck2", "reaction_removed", RESPONDER, "eyes", &parent),
     )
     .await;
     wait_until(Duration::from_secs(3), || {
@@ -432,11 +416,10 @@ async fn an_acknowledgement_and_its_withdrawal_are_noted_on_the_issue_for_audit(
 async fn a_reaction_on_a_message_labelwarden_did_not_post_writes_nothing() {
     let Setup {
         server,
-        slack,
         gitlab,
         _dir,
-    } = start(&[92]).await;
-    parent_of(&slack, 92).await;
+        ..
+    } = start(92).await;
     send(
         &server,
         &reaction_event(
