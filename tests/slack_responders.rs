@@ -250,16 +250,9 @@ async fn a_resolve_reaction_writes_the_last_reply_on_the_issue_once_and_closes_i
     assert_eq!(notes_with(&gitlab, 90, "Resolved in Slack").len(), 1);
     assert_eq!(notes_with(&gitlab, 90, "labelwarden:slack").len(), 2);
     // Counted (other tests in this process count too: at least one).
-    let (_, metrics) = server.get("/metrics").await;
-    let resolutions = metrics
-        .lines()
-        .find(|l| {
-            l.starts_with(
-                "labelwarden_slack_resolutions_total{policy=\"answered-in-slack\",said=\"resolved\"}",
-            )
-        })
-        .and_then(|l| l.rsplit(' ').next()?.parse::<f64>().ok());
-    assert!(resolutions.is_some_and(|n| n >= 1.0), "{metrics}");
+    let series =
+        "labelwarden_slack_resolutions_total{policy=\"answered-in-slack\",said=\"resolved\"}";
+    assert!(server.metric(series).await.is_some_and(|n| n >= 1.0));
     server.stop().await;
 }
 

@@ -225,6 +225,16 @@ impl Server {
             .as_u16()
     }
 
+    /// The value of the first `/metrics` line that starts with `series`
+    /// (a name with its labels, as Prometheus text writes them).
+    pub async fn metric(&self, series: &str) -> Option<f64> {
+        let (_, metrics) = self.get("/metrics").await;
+        metrics
+            .lines()
+            .find(|line| line.starts_with(series))
+            .and_then(|line| line.rsplit(' ').next()?.parse().ok())
+    }
+
     /// GETs `path`: status and body.
     pub async fn get(&self, path: &str) -> (u16, String) {
         let response = self
