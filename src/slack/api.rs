@@ -229,9 +229,7 @@ impl WebApi {
         query.push(("limit", "200".to_owned()));
         let mut messages = Vec::new();
         for _ in 0..MAX_PAGES {
-            let result = self.get(method, &query).await;
-            super::count_request(method, &result);
-            let answer = result?;
+            let answer = self.get(method, &query).await?;
             messages.extend(answer.messages);
             let cursor = answer
                 .response_metadata
@@ -246,38 +244,34 @@ impl WebApi {
         Ok(messages)
     }
 
+    /// A listing method: GET with its arguments in the query string.
     async fn get(
         &self,
         method: &'static str,
         query: &[(&str, String)],
     ) -> Result<Answer, SlackError> {
-        let response = self
-            .http
-            .get(format!("{}/{method}", self.base_url))
-            .bearer_auth(self.token.expose_secret())
-            .query(query)
-            .send()
-            .await
-            .map_err(|e| SlackError::network(method, e))?;
-        self.read(method, response).await
+        let url = format!("{}/{method}", self.base_url);
+        self.send(method, self.http.get(url).query(query)).await
     }
 
+    /// A method that acts: POST with a JSON body.
     async fn call(&self, method: &'static str, body: &Value) -> Result<Answer, SlackError> {
-        let result = self.request(method, body).await;
+        let url = format!("{}/{method}", self.base_url);
+        self.send(method, self.http.post(url).json(body)).await
+    }
+
+    /// Sends `request` with the token, reads Slack's answer, and counts it.
+    async fn send(
+        &self,
+        method: &'static str,
+        request: reqwest::RequestBuilder,
+    ) -> Result<Answer, SlackError> {
+        let result = match request.bearer_auth(self.token.expose_secret()).send().await {
+            Ok(response) => self.read(method, response).await,
+            Err(e) => Err(SlackError::network(method, e)),
+        };
         super::count_request(method, &result);
         result
-    }
-
-    async fn request(&self, method: &'static str, body: &Value) -> Result<Answer, SlackError> {
-        let response = self
-            .http
-            .post(format!("{}/{method}", self.base_url))
-            .bearer_auth(self.token.expose_secret())
-            .json(body)
-            .send()
-            .await
-            .map_err(|e| SlackError::network(method, e))?;
-        self.read(method, response).await
     }
 
     /// Slack's answer read as Slack documents it.
