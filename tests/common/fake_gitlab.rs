@@ -151,6 +151,7 @@ struct Inner {
     rate_limited_calls: u32,
     retry_after_seconds: u32,
     failing_calls: u32,
+    /// The id of the last note created through the API.
     next_note_id: u64,
 }
 
@@ -282,6 +283,34 @@ impl FakeGitLab {
 
     /// Logs the request and says how it must be answered before the route
     /// looks at it: auth, scripted failures, the delay.
+    /// A request about one issue: the front door first, then `answer` with
+    /// the issue, or `404 Project Not Found` as GitLab says when the
+    /// project or issue is not there.
+    async fn on_issue(
+        &self,
+        (method, uri, headers): (&str, &Uri, &HeaderMap),
+        project: &str,
+        iid: u64,
+        answer: impl FnOnce(&mut FakeIssue, &mut u64) -> Response,
+    ) -> Response {
+        if let Some(refused) = self.front_door(method, uri, headers).await {
+            return refused;
+        }
+        let mut inner = self.lock();
+        let Inner {
+            issues,
+            next_note_id,
+            ..
+        } = &mut *inner;
+        match issues
+            .iter_mut()
+            .find(|i| i.project == project && i.iid == iid)
+        {
+            Some(issue) => answer(issue, next_note_id),
+            None => project_not_found(),
+        }
+    }
+
     async fn front_door(&self, method: &str, uri: &Uri, headers: &HeaderMap) -> Option<Response> {
         let delay = {
             let mut inner = self.lock();
@@ -482,30 +511,27 @@ async fn label_events(
     uri: Uri,
     headers: HeaderMap,
 ) -> Response {
-    if let Some(answer) = gitlab.front_door("GET", &uri, &headers).await {
-        return answer;
-    }
-    let inner = gitlab.lock();
-    let Some(issue) = find(&inner, &project, iid) else {
-        return project_not_found();
-    };
-    let events: Vec<Value> = issue
-        .label_events
-        .iter()
-        .enumerate()
-        .map(|(n, (at, label, action))| {
-            json!({
-                "id": n + 1,
-                "user": { "id": 1, "username": "someone" },
-                "created_at": at,
-                "resource_type": "Issue",
-                "resource_id": 10_000 + iid,
-                "label": { "id": 900, "name": label, "color": "#dc143c", "description": null },
-                "action": action,
+    gitlab
+        .on_issue(("GET", &uri, &headers), &project, iid, |issue, _| {
+            let events: Vec<Value> = issue
+            .label_events
+            .iter()
+            .enumerate()
+            .map(|(n, (at, label, action))| {
+                json!({
+                    "id": n + 1,
+                    "user": { "id": 1, "username": "someone" },
+                    "created_at": at,
+                    "resource_type": "Issue",
+                    "resource_id": 10_000 + iid,
+                    "label": { "id": 900, "name": label, "color": "#dc143c", "description": null },
+                    "action": action,
+                })
             })
+            .collect();
+            page(&uri, &query, events)
         })
-        .collect();
-    page(&uri, &query, events)
+        .await
 }
 
 async fn state_events(
@@ -515,29 +541,26 @@ async fn state_events(
     uri: Uri,
     headers: HeaderMap,
 ) -> Response {
-    if let Some(answer) = gitlab.front_door("GET", &uri, &headers).await {
-        return answer;
-    }
-    let inner = gitlab.lock();
-    let Some(issue) = find(&inner, &project, iid) else {
-        return project_not_found();
-    };
-    let events: Vec<Value> = issue
-        .state_events
-        .iter()
-        .enumerate()
-        .map(|(n, (at, state))| {
-            json!({
-                "id": n + 1,
-                "user": { "id": 1, "username": "someone" },
-                "created_at": at,
-                "resource_type": "Issue",
-                "resource_id": 10_000 + iid,
-                "state": state,
-            })
+    gitlab
+        .on_issue(("GET", &uri, &headers), &project, iid, |issue, _| {
+            let events: Vec<Value> = issue
+                .state_events
+                .iter()
+                .enumerate()
+                .map(|(n, (at, state))| {
+                    json!({
+                        "id": n + 1,
+                        "user": { "id": 1, "username": "someone" },
+                        "created_at": at,
+                        "resource_type": "Issue",
+                        "resource_id": 10_000 + iid,
+                        "state": state,
+                    })
+                })
+                .collect();
+            page(&uri, &query, events)
         })
-        .collect();
-    page(&uri, &query, events)
+        .await
 }
 
 async fn list_notes(
@@ -547,36 +570,33 @@ async fn list_notes(
     uri: Uri,
     headers: HeaderMap,
 ) -> Response {
-    if let Some(answer) = gitlab.front_door("GET", &uri, &headers).await {
-        return answer;
-    }
-    let inner = gitlab.lock();
-    let Some(issue) = find(&inner, &project, iid) else {
-        return project_not_found();
-    };
-    let mut notes: Vec<Value> = issue
-        .notes
-        .iter()
-        .map(|(id, at, body, internal)| {
-            json!({
-                "id": id,
-                "body": body,
-                "author": { "id": 99, "username": "labelwarden-bot" },
-                "created_at": at,
-                "updated_at": at,
-                "system": false,
-                "noteable_id": 10_000 + iid,
-                "noteable_type": "Issue",
-                "noteable_iid": iid,
-                "internal": internal,
-                "confidential": internal,
-            })
+    gitlab
+        .on_issue(("GET", &uri, &headers), &project, iid, |issue, _| {
+            let mut notes: Vec<Value> = issue
+                .notes
+                .iter()
+                .map(|(id, at, body, internal)| {
+                    json!({
+                        "id": id,
+                        "body": body,
+                        "author": { "id": 99, "username": "labelwarden-bot" },
+                        "created_at": at,
+                        "updated_at": at,
+                        "system": false,
+                        "noteable_id": 10_000 + iid,
+                        "noteable_type": "Issue",
+                        "noteable_iid": iid,
+                        "internal": internal,
+                        "confidential": internal,
+                    })
+                })
+                .collect();
+            if query.get("sort").map(String::as_str) != Some("asc") {
+                notes.reverse();
+            }
+            page(&uri, &query, notes)
         })
-        .collect();
-    if query.get("sort").map(String::as_str) != Some("asc") {
-        notes.reverse();
-    }
-    page(&uri, &query, notes)
+        .await
 }
 
 async fn create_note(
@@ -586,34 +606,27 @@ async fn create_note(
     headers: HeaderMap,
     Form(form): Form<HashMap<String, String>>,
 ) -> Response {
-    if let Some(answer) = gitlab.front_door("POST", &uri, &headers).await {
-        return answer;
-    }
-    let mut inner = gitlab.lock();
-    inner.next_note_id += 1;
-    let id = inner.next_note_id;
-    let Some(issue) = inner
-        .issues
-        .iter_mut()
-        .find(|i| i.project == project && i.iid == iid)
-    else {
-        return project_not_found();
-    };
-    let Some(body) = form.get("body").filter(|b| !b.trim().is_empty()) else {
-        return (
-            StatusCode::BAD_REQUEST,
-            axum::Json(json!({"message": {"note": ["can't be blank"]}})),
-        )
-            .into_response();
-    };
-    let internal = form.get("internal").map(String::as_str) == Some("true");
-    let now = Utc::now();
-    issue.notes.push((id, now, body.clone(), internal));
-    (
-        StatusCode::CREATED,
-        axum::Json(json!({"id": id, "body": body, "created_at": now, "system": false, "internal": internal})),
-    )
-        .into_response()
+    gitlab
+        .on_issue(("POST", &uri, &headers), &project, iid, |issue, next_note_id| {
+            let Some(body) = form.get("body").filter(|b| !b.trim().is_empty()) else {
+                return (
+                    StatusCode::BAD_REQUEST,
+                    axum::Json(json!({"message": {"note": ["can't be blank"]}})),
+                )
+                    .into_response();
+            };
+            *next_note_id += 1;
+            let id = *next_note_id;
+            let internal = form.get("internal").map(String::as_str) == Some("true");
+            let now = Utc::now();
+            issue.notes.push((id, now, body.clone(), internal));
+            (
+                StatusCode::CREATED,
+                axum::Json(json!({"id": id, "body": body, "created_at": now, "system": false, "internal": internal})),
+            )
+                .into_response()
+        })
+        .await
 }
 
 async fn edit_note(
@@ -623,31 +636,24 @@ async fn edit_note(
     headers: HeaderMap,
     Form(form): Form<HashMap<String, String>>,
 ) -> Response {
-    if let Some(answer) = gitlab.front_door("PUT", &uri, &headers).await {
-        return answer;
-    }
-    let mut inner = gitlab.lock();
-    let Some(issue) = inner
-        .issues
-        .iter_mut()
-        .find(|i| i.project == project && i.iid == iid)
-    else {
-        return project_not_found();
-    };
-    let Some(found) = issue.notes.iter_mut().find(|n| n.0 == note) else {
-        return (
-            StatusCode::NOT_FOUND,
-            axum::Json(json!({"message": "404 Not found"})),
-        )
-            .into_response();
-    };
-    found.2 = form.get("body").cloned().unwrap_or_default();
-    issue.note_edits += 1;
-    (
-        StatusCode::OK,
-        axum::Json(json!({"id": note, "body": found.2})),
-    )
-        .into_response()
+    gitlab
+        .on_issue(("PUT", &uri, &headers), &project, iid, |issue, _| {
+            let Some(found) = issue.notes.iter_mut().find(|n| n.0 == note) else {
+                return (
+                    StatusCode::NOT_FOUND,
+                    axum::Json(json!({"message": "404 Not found"})),
+                )
+                    .into_response();
+            };
+            found.2 = form.get("body").cloned().unwrap_or_default();
+            issue.note_edits += 1;
+            (
+                StatusCode::OK,
+                axum::Json(json!({"id": note, "body": found.2})),
+            )
+                .into_response()
+        })
+        .await
 }
 
 async fn edit_issue(
@@ -657,53 +663,46 @@ async fn edit_issue(
     headers: HeaderMap,
     Form(form): Form<HashMap<String, String>>,
 ) -> Response {
-    if let Some(answer) = gitlab.front_door("PUT", &uri, &headers).await {
-        return answer;
-    }
-    let mut inner = gitlab.lock();
-    let Some(issue) = inner
-        .issues
-        .iter_mut()
-        .find(|i| i.project == project && i.iid == iid)
-    else {
-        return project_not_found();
-    };
-    let now = Utc::now();
-    let list = |key: &str| -> Vec<String> {
-        form.get(key)
-            .map(|v| {
-                v.split(',')
-                    .filter(|l| !l.is_empty())
-                    .map(str::to_owned)
-                    .collect()
-            })
-            .unwrap_or_default()
-    };
-    for label in list("add_labels") {
-        if !issue.labels.contains(&label) {
-            issue.labels.push(label.clone());
-            issue.label_events.push((now, label, "add"));
-        }
-    }
-    for label in list("remove_labels") {
-        if issue.labels.contains(&label) {
-            issue.labels.retain(|l| l != &label);
-            issue.label_events.push((now, label, "remove"));
-        }
-    }
-    match form.get("state_event").map(String::as_str) {
-        Some("close") if issue.is_open() => {
-            issue.closed_at = Some(now);
-            issue.state_events.push((now, "closed"));
-        }
-        Some("reopen") if !issue.is_open() => {
-            issue.closed_at = None;
-            issue.state_events.push((now, "reopened"));
-        }
-        _ => {}
-    }
-    issue.updated_at = now;
-    (StatusCode::OK, axum::Json(issue.json())).into_response()
+    gitlab
+        .on_issue(("PUT", &uri, &headers), &project, iid, |issue, _| {
+            let now = Utc::now();
+            let list = |key: &str| -> Vec<String> {
+                form.get(key)
+                    .map(|v| {
+                        v.split(',')
+                            .filter(|l| !l.is_empty())
+                            .map(str::to_owned)
+                            .collect()
+                    })
+                    .unwrap_or_default()
+            };
+            for label in list("add_labels") {
+                if !issue.labels.contains(&label) {
+                    issue.labels.push(label.clone());
+                    issue.label_events.push((now, label, "add"));
+                }
+            }
+            for label in list("remove_labels") {
+                if issue.labels.contains(&label) {
+                    issue.labels.retain(|l| l != &label);
+                    issue.label_events.push((now, label, "remove"));
+                }
+            }
+            match form.get("state_event").map(String::as_str) {
+                Some("close") if issue.is_open() => {
+                    issue.closed_at = Some(now);
+                    issue.state_events.push((now, "closed"));
+                }
+                Some("reopen") if !issue.is_open() => {
+                    issue.closed_at = None;
+                    issue.state_events.push((now, "reopened"));
+                }
+                _ => {}
+            }
+            issue.updated_at = now;
+            (StatusCode::OK, axum::Json(issue.json())).into_response()
+        })
+        .await
 }
 
 async fn single_issue(
