@@ -125,11 +125,6 @@ async fn gitlab_and_slack_parts_each_happen_once_through_failures_on_both_sides(
         slack.slack.requests().iter().any(|r| r.status == 503),
         "Slack's outage was met after the comment went in"
     );
-    let (_, metrics) = server.get("/metrics").await;
-    assert!(
-        metrics.contains("labelwarden_outbox_pending 0"),
-        "{metrics}"
-    );
-    assert!(metrics.contains("labelwarden_outbox_failed 0"), "{metrics}");
+    server.assert_outbox_empty().await;
     server.stop().await;
 }

@@ -53,6 +53,19 @@ async fn start(database: &Path, per_channel_per_second: u32, retry: RetryPolicy)
 /// Generous enough never to slow a test down.
 const UNLIMITED: u32 = 1_000;
 
+/// The server over a fresh database (kept while the folder is), with no
+/// Slack rate limit and the default retries.
+async fn start_unlimited() -> (tempfile::TempDir, Setup) {
+    let dir = tempfile::tempdir().unwrap();
+    let setup = start(
+        &dir.path().join("db.sqlite"),
+        UNLIMITED,
+        RetryPolicy::default(),
+    )
+    .await;
+    (dir, setup)
+}
+
 /// Messages of one channel.
 fn channel(slack: &FakeSlack, name: &str) -> Vec<Message> {
     let id = fake_slack::channel_id(name);
@@ -110,13 +123,7 @@ fn transcript(messages: &[Message]) -> String {
 
 #[tokio::test]
 async fn a_breach_story_is_one_thread_told_in_order() {
-    let dir = tempfile::tempdir().unwrap();
-    let Setup { server, slack } = start(
-        &dir.path().join("db.sqlite"),
-        UNLIMITED,
-        RetryPolicy::default(),
-    )
-    .await;
+    let (_dir, Setup { server, slack }) = start_unlimited().await;
     let labelled = Utc::now();
     assert_eq!(
         server
@@ -215,13 +222,7 @@ async fn a_breach_story_is_one_thread_told_in_order() {
 
 #[tokio::test]
 async fn a_confidential_issue_shows_only_reference_link_and_sla_outside_private_channels() {
-    let dir = tempfile::tempdir().unwrap();
-    let Setup { server, slack } = start(
-        &dir.path().join("db.sqlite"),
-        UNLIMITED,
-        RetryPolicy::default(),
-    )
-    .await;
+    let (_dir, Setup { server, slack }) = start_unlimited().await;
     let labels = [HIGHEST, "security"];
     let labelled = Utc::now();
     let mut payload = label(&labels, 2, labelled);
@@ -459,12 +460,7 @@ async fn a_ten_minute_outage_ends_with_every_message_delivered_once_in_order() {
         );
         assert_eq!(parent.edits, 1, "{story}");
     }
-    let (_, metrics) = server.get("/metrics").await;
-    assert!(
-        metrics.contains("labelwarden_outbox_pending 0"),
-        "{metrics}"
-    );
-    assert!(metrics.contains("labelwarden_outbox_failed 0"), "{metrics}");
+    server.assert_outbox_empty().await;
     server.stop().await;
 }
 
@@ -534,13 +530,7 @@ async fn a_permanent_error_stops_retries_and_shows_in_readyz_and_metrics() {
 
 #[tokio::test]
 async fn a_deleted_parent_makes_the_next_step_start_a_new_thread() {
-    let dir = tempfile::tempdir().unwrap();
-    let Setup { server, slack } = start(
-        &dir.path().join("db.sqlite"),
-        UNLIMITED,
-        RetryPolicy::default(),
-    )
-    .await;
+    let (_dir, Setup { server, slack }) = start_unlimited().await;
     let labelled = Utc::now();
     server
         .deliver("deleted-1", &label(&[HIGHEST], 30, labelled))
@@ -580,13 +570,7 @@ async fn a_deleted_parent_makes_the_next_step_start_a_new_thread() {
 
 #[tokio::test]
 async fn an_incoming_webhook_channel_gets_one_message_per_step_with_the_link() {
-    let dir = tempfile::tempdir().unwrap();
-    let Setup { server, slack } = start(
-        &dir.path().join("db.sqlite"),
-        UNLIMITED,
-        RetryPolicy::default(),
-    )
-    .await;
+    let (_dir, Setup { server, slack }) = start_unlimited().await;
     let labelled = Utc::now();
     server
         .deliver("hook-1", &label(&["status::public"], 40, labelled))
@@ -804,13 +788,7 @@ async fn eyes_on_an_alert_thread_acknowledges_its_clock_once() {
 
 #[tokio::test]
 async fn an_unacknowledged_alert_escalates_and_an_acknowledged_one_does_not() {
-    let dir = tempfile::tempdir().unwrap();
-    let Setup { server, slack } = start(
-        &dir.path().join("db.sqlite"),
-        UNLIMITED,
-        RetryPolicy::default(),
-    )
-    .await;
+    let (_dir, Setup { server, slack }) = start_unlimited().await;
     let labelled = Utc::now();
     server
         .deliver("answer-80", &label(&["needs::answer"], 80, labelled))

@@ -235,6 +235,13 @@ impl Server {
             .and_then(|line| line.rsplit(' ').next()?.parse().ok())
     }
 
+    /// Every notice was sent and none failed for good, as `/metrics` says.
+    pub async fn assert_outbox_empty(&self) {
+        for gauge in ["labelwarden_outbox_pending ", "labelwarden_outbox_failed "] {
+            assert_eq!(self.metric(gauge).await, Some(0.0), "{gauge}");
+        }
+    }
+
     /// GETs `path`: status and body.
     pub async fn get(&self, path: &str) -> (u16, String) {
         let response = self
