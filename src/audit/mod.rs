@@ -117,11 +117,7 @@ pub fn summarise(rows: &[Row]) -> Vec<PolicySummary> {
             let of_policy: Vec<&Row> = rows.iter().filter(|r| r.policy == policy).collect();
             let took: Vec<(bool, TimeDelta)> = of_policy
                 .iter()
-                .filter_map(|row| match &row.status {
-                    SlaStatus::Met { took, .. } => Some((true, *took)),
-                    SlaStatus::Missed { late_by, .. } => Some((false, row.target + *late_by)),
-                    _ => None,
-                })
+                .filter_map(|row| row.status.resolution(row.target))
                 .collect();
             let met = took.iter().filter(|(met, _)| *met).count();
             let stopped = took.len();

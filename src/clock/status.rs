@@ -68,6 +68,16 @@ impl SlaStatus {
         }
     }
 
+    /// For a stopped clock: whether it stopped in time (met), and the
+    /// counted time from its start to the stop, under a policy of `target`.
+    pub fn resolution(&self, target: TimeDelta) -> Option<(bool, TimeDelta)> {
+        match self {
+            SlaStatus::Met { took, .. } => Some((true, *took)),
+            SlaStatus::Missed { late_by, .. } => Some((false, target + *late_by)),
+            _ => None,
+        }
+    }
+
     /// The SLA was or is broken: breached now, missed, or withdrawn late.
     pub fn is_breach(&self) -> bool {
         match self {

@@ -28,7 +28,7 @@ use std::sync::Arc;
 use chrono::{DateTime, Utc};
 use tokio::sync::Notify;
 
-use crate::clock::{self, SlaStatus};
+use crate::clock;
 use crate::engine::{self, Firing, Ledger};
 use crate::gitlab::webhook::IssueDelivery;
 use crate::issue::Issue;
@@ -238,12 +238,7 @@ fn evaluate(
             (Some(wake), Some(event)) => Some(wake.min(event)),
             (wake, event) => wake.or(event),
         };
-        let outcome = match &status {
-            SlaStatus::Met { took, .. } => Some((true, *took)),
-            SlaStatus::Missed { late_by, .. } => Some((false, reading.target + *late_by)),
-            _ => None,
-        };
-        if let Some((met, took)) = outcome {
+        if let Some((met, took)) = status.resolution(reading.target) {
             stopped.push(Resolution {
                 policy: policy.name.clone(),
                 met,
