@@ -419,6 +419,12 @@ const SLACK_EVENTS_KEPT: chrono::TimeDelta = chrono::TimeDelta::hours(24);
 const THREAD_BY_PARENT: &str =
     "SELECT project, iid, policy, cycle FROM threads WHERE channel_id = $1 AND ts = $2";
 
+/// The earliest acknowledgement standing on a clock cycle (bound with
+/// [`bind_cycle`]).
+const FIRST_ACKNOWLEDGEMENT: &str = "SELECT by_user, at FROM acknowledgements
+     WHERE project = $1 AND iid = $2 AND policy = $3 AND cycle = $4
+     ORDER BY at, by_user LIMIT 1";
+
 fn alert_thread_from(row: &AnyRow) -> Result<AlertThread, sqlx::Error> {
     Ok(AlertThread {
         issue: issue_from(row)?,
@@ -866,43 +872,28 @@ impl Store for SqlStore {
         else {
             return Ok(None);
         };
-        let AlertThread {
-            issue,
-            policy: PolicyName(policy),
-            cycle,
-        } = alert_thread_from(&thread)?;
-        let cycle = i64::from(cycle);
-        let others = sqlx::query(
-            "SELECT by_user FROM acknowledgements
-             WHERE project = $1 AND iid = $2 AND policy = $3 AND cycle = $4 AND by_user <> $5
-             LIMIT 1",
+        let alert = alert_thread_from(&thread)?;
+        let standing = bind_cycle(sqlx::query(FIRST_ACKNOWLEDGEMENT), &alert)
+            .fetch_optional(&mut *tx)
+            .await?;
+        let inserted = bind_cycle(
+            sqlx::query(
+                "INSERT INTO acknowledgements (project, iid, policy, cycle, by_user, at)
+                 VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT DO NOTHING RETURNING by_user",
+            ),
+            &alert,
         )
-        .bind(issue.project.0.as_str())
-        .bind(issue.iid.0 as i64)
-        .bind(policy.as_str())
-        .bind(cycle)
-        .bind(user)
-        .fetch_optional(&mut *tx)
-        .await?;
-        let inserted = sqlx::query(
-            "INSERT INTO acknowledgements (project, iid, policy, cycle, by_user, at)
-             VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT DO NOTHING RETURNING by_user",
-        )
-        .bind(issue.project.0.as_str())
-        .bind(issue.iid.0 as i64)
-        .bind(policy.as_str())
-        .bind(cycle)
         .bind(user)
         .bind(millis(at))
         .fetch_optional(&mut *tx)
         .await?;
         tx.commit().await?;
         Ok(Some(Acknowledged {
-            issue,
-            policy: PolicyName(policy),
-            cycle: cycle as u32,
             recorded: inserted.is_some(),
-            first: inserted.is_some() && others.is_none(),
+            first: inserted.is_some() && standing.is_none(),
+            issue: alert.issue,
+            policy: alert.policy,
+            cycle: alert.cycle,
         }))
     }
 
@@ -929,36 +920,43 @@ impl Store for SqlStore {
         now: DateTime<Utc>,
     ) -> Result<Withdrawal, StoreError> {
         let mut tx = self.writer.begin().await?;
-        let done = sqlx::query(
-            "DELETE FROM acknowledgements WHERE by_user = $3 AND (project, iid, policy, cycle) IN (
-                SELECT project, iid, policy, cycle FROM threads WHERE channel_id = $1 AND ts = $2)",
+        let Some(thread) = sqlx::query(THREAD_BY_PARENT)
+            .bind(channel_id)
+            .bind(ts)
+            .fetch_optional(&mut *tx)
+            .await?
+        else {
+            return Ok(Withdrawal {
+                removed: false,
+                still_acknowledged: false,
+            });
+        };
+        let alert = alert_thread_from(&thread)?;
+        let done = bind_cycle(
+            sqlx::query(
+                "DELETE FROM acknowledgements
+                 WHERE project = $1 AND iid = $2 AND policy = $3 AND cycle = $4 AND by_user = $5",
+            ),
+            &alert,
         )
-        .bind(channel_id)
-        .bind(ts)
         .bind(user)
         .execute(&mut *tx)
         .await?;
         let removed = done.rows_affected() > 0;
-        let still_acknowledged = sqlx::query(
-            "SELECT by_user FROM acknowledgements WHERE (project, iid, policy, cycle) IN (
-                SELECT project, iid, policy, cycle FROM threads WHERE channel_id = $1 AND ts = $2)
-             LIMIT 1",
-        )
-        .bind(channel_id)
-        .bind(ts)
-        .fetch_optional(&mut *tx)
-        .await?
-        .is_some();
+        let still_acknowledged = bind_cycle(sqlx::query(FIRST_ACKNOWLEDGEMENT), &alert)
+            .fetch_optional(&mut *tx)
+            .await?
+            .is_some();
         if removed && !still_acknowledged {
             sqlx::query(
-                "UPDATE clocks SET next_wake = $3
-                 WHERE status IN ('running', 'paused', 'breached')
-                   AND (next_wake IS NULL OR next_wake > $3)
-                   AND (project, iid, policy) IN (
-                       SELECT project, iid, policy FROM threads WHERE channel_id = $1 AND ts = $2)",
+                "UPDATE clocks SET next_wake = $4
+                 WHERE project = $1 AND iid = $2 AND policy = $3
+                   AND status IN ('running', 'paused', 'breached')
+                   AND (next_wake IS NULL OR next_wake > $4)",
             )
-            .bind(channel_id)
-            .bind(ts)
+            .bind(alert.issue.project.0.as_str())
+            .bind(alert.issue.iid.0 as i64)
+            .bind(alert.policy.0.as_str())
             .bind(millis(now))
             .execute(&mut *tx)
             .await?;
@@ -976,17 +974,14 @@ impl Store for SqlStore {
         policy: &PolicyName,
         cycle: u32,
     ) -> Result<Option<(String, DateTime<Utc>)>, StoreError> {
-        let row = sqlx::query(
-            "SELECT by_user, at FROM acknowledgements
-             WHERE project = $1 AND iid = $2 AND policy = $3 AND cycle = $4
-             ORDER BY at, by_user LIMIT 1",
-        )
-        .bind(issue.project.0.as_str())
-        .bind(issue.iid.0 as i64)
-        .bind(policy.0.as_str())
-        .bind(i64::from(cycle))
-        .fetch_optional(&self.readers)
-        .await?;
+        let cycle = AlertThread {
+            issue: issue.clone(),
+            policy: policy.clone(),
+            cycle,
+        };
+        let row = bind_cycle(sqlx::query(FIRST_ACKNOWLEDGEMENT), &cycle)
+            .fetch_optional(&self.readers)
+            .await?;
         row.map(|row| Ok((row.try_get("by_user")?, instant(row.try_get("at")?))))
             .transpose()
     }
@@ -1182,6 +1177,15 @@ fn bind_firing<'q>(
 }
 
 /// Binds each issue's key (project, iid), in order.
+/// Binds a clock cycle's key to `$1`..`$4`: project, iid, policy, cycle.
+fn bind_cycle<'q>(query: SqlQuery<'q>, cycle: &'q AlertThread) -> SqlQuery<'q> {
+    query
+        .bind(cycle.issue.project.0.as_str())
+        .bind(cycle.issue.iid.0 as i64)
+        .bind(cycle.policy.0.as_str())
+        .bind(i64::from(cycle.cycle))
+}
+
 fn bind_issues<'q>(mut query: SqlQuery<'q>, issues: &[IssueRef]) -> SqlQuery<'q> {
     for issue in issues {
         query = query.bind(issue.project.0.clone()).bind(issue.iid.0 as i64);
