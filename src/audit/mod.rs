@@ -142,8 +142,12 @@ pub fn summarise(rows: &[Row]) -> Vec<PolicySummary> {
 /// Fills in each row's acknowledgement from its issue's ledger, given as
 /// (issue reference, ledger) pairs.
 pub fn attach_acknowledgements(rows: &mut [Row], ledgers: &[(String, &IssueLedger)]) {
+    let by_issue: std::collections::HashMap<&str, &IssueLedger> = ledgers
+        .iter()
+        .map(|(issue, ledger)| (issue.as_str(), *ledger))
+        .collect();
     for row in rows {
-        let Some((_, ledger)) = ledgers.iter().find(|(issue, _)| issue == &row.issue) else {
+        let Some(ledger) = by_issue.get(row.issue.as_str()) else {
             continue;
         };
         row.acknowledged = ledger
