@@ -435,15 +435,7 @@ async fn bad_input_gets_a_clear_4xx_and_the_server_keeps_serving() {
         "only the valid delivery had an effect"
     );
 
-    let metrics = app
-        .http
-        .get(format!("{}/metrics", app.address))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let (_, metrics) = app.get("/metrics").await;
     for line in [
         "labelwarden_webhook_deliveries_total{event=\"issue\",result=\"unauthorized\"}",
         "labelwarden_webhook_deliveries_total{event=\"issue\",result=\"malformed\"}",
@@ -508,15 +500,7 @@ async fn failed_sends_are_retried_until_delivered_once_in_order_and_hopeless_one
         "given up after the permanent error"
     );
 
-    let metrics = app
-        .http
-        .get(format!("{}/metrics", app.address))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let (_, metrics) = app.get("/metrics").await;
     assert!(metrics.contains("labelwarden_outbox_failed 1"), "{metrics}");
     assert!(
         metrics.contains("labelwarden_outbox_pending 0"),
