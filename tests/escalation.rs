@@ -13,7 +13,7 @@ use std::time::Duration;
 use chrono::Utc;
 use common::fake_gitlab::{self, FakeGitLab, FakeIssue};
 use common::fake_slack::{self, FakeSlack};
-use common::{HIGHEST, fixtures, issue_event, start_server_with, wait_until};
+use common::{HIGHEST, Options, fixture_policies, issue_event, sqlite, start_server, wait_until};
 use labelwarden::gitlab::actions::IssueWriter;
 use labelwarden::gitlab::client::{GitLabClient, GitLabSettings};
 use labelwarden::jobs::outbox::RetryPolicy;
@@ -30,9 +30,7 @@ async fn gitlab_and_slack_parts_each_happen_once_through_failures_on_both_sides(
         .gitlab
         .add(FakeIssue::new("acme/backend", 50, labelled).add_label(labelled, HIGHEST));
 
-    let policies = Arc::new(
-        labelwarden::policy::load(&fixtures().join("policies-escalation")).expect("policies"),
-    );
+    let policies = fixture_policies("policies-escalation");
     let slack_notifier = SlackNotifier::new(
         Arc::clone(&policies),
         SlackSettings {
@@ -58,12 +56,14 @@ async fn gitlab_and_slack_parts_each_happen_once_through_failures_on_both_sides(
         longest: Duration::from_millis(200),
     };
     let dir = tempfile::tempdir().unwrap();
-    let server = start_server_with(
+    let server = start_server(
         policies,
-        &dir.path().join("db.sqlite"),
-        1024 * 1024,
+        &sqlite(&dir.path().join("db.sqlite")),
         Escalation::new(slack_notifier, writer),
-        retry,
+        Options {
+            retry,
+            ..Options::default()
+        },
     )
     .await;
 

@@ -9,10 +9,9 @@ use std::time::Duration;
 
 use chrono::{TimeDelta, Utc};
 use common::fake_gitlab::{self, FakeGitLab, FakeIssue};
-use common::{HIGHEST, fixtures, issue_event, start_server_reconciling};
+use common::{HIGHEST, Options, fixture_policies, issue_event, sqlite, start_server};
 use labelwarden::gitlab::client::{GitLabClient, GitLabSettings};
 use labelwarden::gitlab::history::IssueReader;
-use labelwarden::jobs::outbox::RetryPolicy;
 use labelwarden::jobs::reconcile::ReconcileConfig;
 use labelwarden::notify::{Delivered, Notice, Notifier, NotifyError, Thread};
 use secrecy::SecretString;
@@ -67,19 +66,21 @@ async fn reconcile_starts_missed_clocks_and_resolves_missed_closes() {
     );
     let sent = Sent::default();
     let dir = tempfile::tempdir().unwrap();
-    let server = start_server_reconciling(
-        Arc::new(labelwarden::policy::load(&fixtures().join("policies-fast")).unwrap()),
-        &dir.path().join("db.sqlite"),
-        1024 * 1024,
+    let reconcile = ReconcileConfig {
+        reader,
+        every: Duration::from_millis(300),
+        // Every project the store knows: #61's webhook makes it known.
+        scopes: vec![],
+        closed_within: TimeDelta::hours(24),
+    };
+    let server = start_server(
+        fixture_policies("policies-fast"),
+        &sqlite(&dir.path().join("db.sqlite")),
         sent.clone(),
-        RetryPolicy::default(),
-        Some(ReconcileConfig {
-            reader,
-            every: Duration::from_millis(300),
-            // Every project the store knows: #61's webhook makes it known.
-            scopes: vec![],
-            closed_within: TimeDelta::hours(24),
-        }),
+        Options {
+            reconcile: Some(reconcile),
+            ..Options::default()
+        },
     )
     .await;
     server

@@ -9,8 +9,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
-use common::{HIGHEST, SECRET, Server, issue_event, start_server};
-use labelwarden::jobs::outbox::RetryPolicy;
+use common::{HIGHEST, SECRET, Server, fixture_policies, issue_event, sqlite, start_server};
 use labelwarden::notify::{Delivered, Notice, Notifier, NotifyError, Thread};
 use serde_json::{Value, json};
 
@@ -113,12 +112,15 @@ async fn spawn<N: Notifier>(
     notifier: N,
     notices: Recorder,
 ) -> App {
-    let server = start_server(
-        "policies-fast",
-        database,
+    let options = common::Options {
         max_body_bytes,
+        ..common::Options::default()
+    };
+    let server = start_server(
+        fixture_policies("policies-fast"),
+        &sqlite(database),
         notifier,
-        RetryPolicy::default(),
+        options,
     )
     .await;
     App { server, notices }
@@ -186,14 +188,11 @@ async fn on_postgres_warning_then_breach_fire_on_time_and_once() {
         return;
     };
     let notices = Recorder::default();
-    let policies = labelwarden::policy::load(&common::fixtures().join("policies-fast")).unwrap();
-    let server = common::start_server_at(
-        std::sync::Arc::new(policies),
+    let server = common::start_server(
+        fixture_policies("policies-fast"),
         &database.url,
-        1024 * 1024,
         notices.clone(),
-        RetryPolicy::default(),
-        None,
+        common::Options::default(),
     )
     .await;
     let labelled = Utc::now();

@@ -12,7 +12,9 @@ use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 use common::fake_slack::{self, FakeSlack, Message, Running, TOKEN};
-use common::{HIGHEST, Server, fixtures, issue_event, start_server_with, wait_until};
+use common::{
+    HIGHEST, Options, Server, fixture_policies, issue_event, sqlite, start_server, wait_until,
+};
 use labelwarden::jobs::outbox::RetryPolicy;
 use labelwarden::slack::message::Message as SlackMessage;
 use labelwarden::slack::webhook::IncomingWebhook;
@@ -35,9 +37,7 @@ async fn start(database: &Path, per_channel_per_second: u32, retry: RetryPolicy)
         api_url,
         webhook_url,
     } = FakeSlack::start().await;
-    let policies = Arc::new(
-        labelwarden::policy::load(&fixtures().join("policies-slack")).expect("policies load"),
-    );
+    let policies = fixture_policies("policies-slack");
     let settings = SlackSettings {
         api_url,
         token: Some(SecretString::from(TOKEN.to_owned())),
@@ -46,7 +46,11 @@ async fn start(database: &Path, per_channel_per_second: u32, retry: RetryPolicy)
         per_channel_burst: NonZeroU32::MIN,
     };
     let notifier = SlackNotifier::new(Arc::clone(&policies), settings).expect("notifier");
-    let server = start_server_with(policies, database, 1024 * 1024, notifier, retry).await;
+    let options = Options {
+        retry,
+        ..Options::default()
+    };
+    let server = start_server(policies, &sqlite(database), notifier, options).await;
     Setup { server, slack }
 }
 

@@ -16,12 +16,13 @@ use chrono::Utc;
 use common::fake_gitlab::{self, FakeGitLab, FakeIssue};
 use common::fake_slack::{self, BOT_USER, FakeSlack, Message, reaction_event, reply_event};
 use common::{
-    SLACK_SIGNING_SECRET, Server, fixtures, issue_event, slack_events, start_server_hearing_slack,
-    wait_until,
+    Options, SLACK_SIGNING_SECRET, Server, fixture_policies, issue_event, slack_events, sqlite,
+    start_server, wait_until,
 };
 use labelwarden::gitlab::actions::IssueWriter;
 use labelwarden::gitlab::client::{GitLabClient, GitLabSettings};
 use labelwarden::gitlab::from_slack::SlackToGitLab;
+use labelwarden::jobs::outbox::RetryPolicy;
 use labelwarden::slack::api::WebApi;
 use labelwarden::slack::{SlackNotifier, SlackSettings};
 use secrecy::SecretString;
@@ -51,9 +52,7 @@ async fn start(iid: u64) -> Setup {
             .gitlab
             .add(FakeIssue::new("acme/backend", iid, labelled).add_label(labelled, LABEL));
     }
-    let policies = Arc::new(
-        labelwarden::policy::load(&fixtures().join("policies-slack")).expect("policies load"),
-    );
+    let policies = fixture_policies("policies-slack");
     let token = SecretString::from(fake_slack::TOKEN.to_owned());
     let notifier = SlackNotifier::new(
         Arc::clone(&policies),
@@ -83,11 +82,20 @@ async fn start(iid: u64) -> Setup {
         policies: Arc::clone(&policies),
     };
     let dir = tempfile::tempdir().unwrap();
-    let server = start_server_hearing_slack(
+    let options = Options {
+        // Short, so that a test can play a GitLab outage in a second.
+        retry: RetryPolicy {
+            first: Duration::from_millis(50),
+            longest: Duration::from_millis(400),
+        },
+        slack_events: slack_events(Some(to_gitlab)),
+        ..Options::default()
+    };
+    let server = start_server(
         policies,
-        &dir.path().join("db.sqlite"),
+        &sqlite(&dir.path().join("db.sqlite")),
         notifier,
-        slack_events(Some(to_gitlab)),
+        options,
     )
     .await;
     for iid in issues {

@@ -63,96 +63,53 @@ pub struct Server {
     task: JoinHandle<std::io::Result<()>>,
 }
 
-/// Starts the real server on a random port with the policies in
-/// `fixtures/{policies}`, over the SQLite file `database`.
+/// What a test server is given beyond its policies, database and notifier.
+pub struct Options {
+    /// Largest webhook body accepted.
+    pub max_body_bytes: usize,
+    /// How the outbox (and the Slack events job) space retries.
+    pub retry: RetryPolicy,
+    pub reconcile: Option<ReconcileConfig>,
+    pub slack_events: SlackEventsConfig,
+}
+
+impl Default for Options {
+    /// 1 MiB bodies, production retries, no reconcile, Slack events heard
+    /// but nothing written to GitLab.
+    fn default() -> Self {
+        Options {
+            max_body_bytes: 1024 * 1024,
+            retry: RetryPolicy::default(),
+            reconcile: None,
+            slack_events: slack_events(None),
+        }
+    }
+}
+
+/// The policies in `fixtures/{name}`.
+pub fn fixture_policies(name: &str) -> Arc<labelwarden::policy::PolicySet> {
+    Arc::new(labelwarden::policy::load(&fixtures().join(name)).expect("test policies load"))
+}
+
+/// The URL of a SQLite database in the file `database`.
+pub fn sqlite(database: &Path) -> String {
+    format!("sqlite://{}", database.display())
+}
+
+/// Starts the real server on a random port over the database at `url`
+/// (SQLite or PostgreSQL).
 pub async fn start_server<N: Notifier>(
-    policies: &str,
-    database: &Path,
-    max_body_bytes: usize,
-    notifier: N,
-    retry: RetryPolicy,
-) -> Server {
-    let policies =
-        labelwarden::policy::load(&fixtures().join(policies)).expect("test policies load");
-    start_server_with(
-        Arc::new(policies),
-        database,
-        max_body_bytes,
-        notifier,
-        retry,
-    )
-    .await
-}
-
-pub async fn start_server_with<N: Notifier>(
-    policies: Arc<labelwarden::policy::PolicySet>,
-    database: &Path,
-    max_body_bytes: usize,
-    notifier: N,
-    retry: RetryPolicy,
-) -> Server {
-    start_server_reconciling(policies, database, max_body_bytes, notifier, retry, None).await
-}
-
-/// The server, reconciling with a GitLab API if `reconcile` says how.
-pub async fn start_server_reconciling<N: Notifier>(
-    policies: Arc<labelwarden::policy::PolicySet>,
-    database: &Path,
-    max_body_bytes: usize,
-    notifier: N,
-    retry: RetryPolicy,
-    reconcile: Option<ReconcileConfig>,
-) -> Server {
-    let url = format!("sqlite://{}", database.display());
-    start_server_at(policies, &url, max_body_bytes, notifier, retry, reconcile).await
-}
-
-/// The server over the database at `url` (SQLite or PostgreSQL).
-pub async fn start_server_at<N: Notifier>(
     policies: Arc<labelwarden::policy::PolicySet>,
     url: &str,
-    max_body_bytes: usize,
     notifier: N,
-    retry: RetryPolicy,
-    reconcile: Option<ReconcileConfig>,
+    options: Options,
 ) -> Server {
-    launch(
-        policies,
-        url,
+    let Options {
         max_body_bytes,
-        notifier,
         retry,
         reconcile,
-        slack_events(None),
-    )
-    .await
-}
-
-/// The server over a SQLite file, receiving Slack events with `events`.
-pub async fn start_server_hearing_slack<N: Notifier>(
-    policies: Arc<labelwarden::policy::PolicySet>,
-    database: &Path,
-    notifier: N,
-    events: SlackEventsConfig,
-) -> Server {
-    let url = format!("sqlite://{}", database.display());
-    // Short, so that a test can play a GitLab outage in a second.
-    let retry = RetryPolicy {
-        first: std::time::Duration::from_millis(50),
-        longest: std::time::Duration::from_millis(400),
-    };
-    launch(policies, &url, 1 << 20, notifier, retry, None, events).await
-}
-
-async fn launch<N: Notifier>(
-    policies: Arc<labelwarden::policy::PolicySet>,
-    url: &str,
-    max_body_bytes: usize,
-    notifier: N,
-    retry: RetryPolicy,
-    reconcile: Option<ReconcileConfig>,
-    events: SlackEventsConfig,
-) -> Server {
+        slack_events: events,
+    } = options;
     let store = SqlStore::connect(url).await.expect("store opens");
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let address = format!("http://{}", listener.local_addr().unwrap());
