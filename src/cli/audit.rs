@@ -11,7 +11,7 @@ use std::process::ExitCode;
 use chrono::{DateTime, TimeDelta, Utc};
 use clap::Args;
 
-use super::{EXIT_CONFIG, gitlab_client_or_exit, load_policies};
+use super::{fail, gitlab_client_or_exit, load_policies};
 use std::sync::Arc;
 
 use crate::audit::report::{self, Format};
@@ -138,10 +138,6 @@ fn destinations(formats: &[Format], outputs: &[PathBuf]) -> Result<Vec<Destinati
 }
 
 pub fn run(args: AuditArgs) -> ExitCode {
-    let fail = |message: String| {
-        eprintln!("error: {message}");
-        ExitCode::from(EXIT_CONFIG)
-    };
     let policies = match load_policies(&args.policies) {
         Ok(set) => set,
         Err(code) => return code,
@@ -174,7 +170,7 @@ pub fn run(args: AuditArgs) -> ExitCode {
     let scope = match (&args.project, &args.group) {
         (Some(project), _) => Scope::Project(project.clone()),
         (None, Some(group)) => Scope::Group(group.clone()),
-        (None, None) => return fail("give --project or --group".to_owned()),
+        (None, None) => return fail("give --project or --group"),
     };
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
@@ -196,7 +192,7 @@ pub fn run(args: AuditArgs) -> ExitCode {
     progress.finish();
     let fetched = match fetched {
         Ok(fetched) => fetched,
-        Err(e) => return fail(e.to_string()),
+        Err(e) => return fail(e),
     };
     tracing::info!(
         issues = fetched.len(),

@@ -9,7 +9,7 @@ use std::process::ExitCode;
 use chrono::{DateTime, Utc};
 use clap::Args;
 
-use super::{EXIT_CONFIG, gitlab_client_or_exit, load_policies};
+use super::{fail, gitlab_client_or_exit, load_policies};
 use crate::audit::explain::explain;
 use crate::gitlab::actions::{IssueLedger, IssueWriter};
 use crate::gitlab::history::IssueReader;
@@ -43,10 +43,6 @@ fn parse_reference(text: &str) -> Result<IssueRef, String> {
 }
 
 pub fn run(args: ExplainArgs) -> ExitCode {
-    let fail = |message: String| {
-        eprintln!("error: {message}");
-        ExitCode::from(EXIT_CONFIG)
-    };
     let reference = match parse_reference(&args.issue) {
         Ok(reference) => reference,
         Err(message) => return fail(message),
@@ -77,7 +73,7 @@ pub fn run(args: ExplainArgs) -> ExitCode {
             print!("{}", explain(&fetched, &ledger, &policies, now));
             ExitCode::SUCCESS
         }
-        Err(e) => fail(e.to_string()),
+        Err(e) => fail(e),
     }
 }
 

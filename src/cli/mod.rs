@@ -77,12 +77,14 @@ fn load_policies(dir: &std::path::Path) -> Result<crate::policy::PolicySet, Exit
     })
 }
 
+/// Says what is wrong with the configuration or access; exit code 2.
+fn fail(message: impl std::fmt::Display) -> ExitCode {
+    eprintln!("error: {message}");
+    ExitCode::from(EXIT_CONFIG)
+}
+
 /// A GitLab client from the environment, or why not (exit code 2).
 fn gitlab_client_or_exit(concurrency: usize, scope: &str) -> Result<GitLabClient, ExitCode> {
-    let fail = |message: String| {
-        eprintln!("error: {message}");
-        ExitCode::from(EXIT_CONFIG)
-    };
     match GitLabClient::from_env(concurrency) {
         Ok(Some(client)) => Ok(client),
         Ok(None) => Err(fail(format!(

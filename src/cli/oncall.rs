@@ -9,7 +9,7 @@ use chrono::{DateTime, TimeDelta, Utc};
 use clap::{Args, ValueEnum};
 use serde_json::json;
 
-use super::{EXIT_CONFIG, load_policies};
+use super::{fail, load_policies};
 use crate::policy::{PolicySet, Role, Rotation};
 
 #[derive(Debug, Args)]
@@ -48,17 +48,13 @@ pub fn run(args: OnCallArgs) -> ExitCode {
         .filter(|r| args.rotation.as_ref().is_none_or(|name| &r.name == name))
         .collect();
     if rotations.is_empty() {
-        eprintln!(
-            "error: {}",
-            match &args.rotation {
-                Some(name) => format!("no rotation named `{name}` under `people`"),
-                None => format!(
-                    "no rotation under `people` in {}: add one with `rotation:`, `hand_off:` and `since:`",
-                    args.policies.display()
-                ),
-            }
-        );
-        return ExitCode::from(EXIT_CONFIG);
+        return fail(match &args.rotation {
+            Some(name) => format!("no rotation named `{name}` under `people`"),
+            None => format!(
+                "no rotation under `people` in {}: add one with `rotation:`, `hand_off:` and `since:`",
+                args.policies.display()
+            ),
+        });
     }
     let now = args.at.unwrap_or_else(Utc::now);
     let until = now + TimeDelta::weeks(i64::from(args.weeks));
