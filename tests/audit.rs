@@ -428,36 +428,128 @@ async fn notify_run_twice_carries_out_each_step_once() {
     // `-- --nocapture` shows what was done, step by step.
     println!("{stderr}");
     assert_eq!(first.status.code(), Some(0), "{stderr}");
-    let posted = slack.slack.messages();
-    assert!(!posted.is_empty(), "{stderr}");
-    let written = writes(&gitlab.gitlab);
-    assert!(!written.is_empty());
 
-    // The breached bug: its Slack thread, its label, its comments and ledger.
-    let breached: Vec<_> = posted
+    // Exactly the steps due on the seeded issues, each once: every live
+    // clock's start and (nobody acknowledged within 30 minutes) its
+    // on-call nudge; #2's 6-hour warning; #3's breach and its first
+    // reminder. Nothing for the closed #7 or the low-priority #9.
+    const NUDGE: &str = "after_start:30m:unless:acknowledged";
+    let mut expected: Vec<(u64, &str)> = Vec::new();
+    for iid in 1..=6 {
+        expected.extend([(iid, "start"), (iid, NUDGE)]);
+    }
+    expected.extend([
+        (2, "before_deadline:6h"),
+        (3, "breach"),
+        (3, "every:4h:after:breach"),
+    ]);
+    expected.sort();
+    let posted = slack.slack.messages();
+    let mut in_slack: Vec<(u64, String)> = posted
         .iter()
-        .filter(|m| m.text.contains("acme/backend#3"))
+        .map(|m| {
+            // labelwarden's key: issue|policy|step|cycle|occurrence.
+            let key = m.metadata["event_payload"]["key"]
+                .as_str()
+                .unwrap_or_default();
+            let parts: Vec<&str> = key.split('|').collect();
+            let iid: u64 = parts[0]
+                .strip_prefix("acme/backend#")
+                .unwrap()
+                .parse()
+                .unwrap();
+            // #4 was unlabelled and labelled again: its second cycle.
+            let cycle = if iid == 4 { "2" } else { "1" };
+            assert_eq!((parts[1], parts[3]), ("critical-bug-24h", cycle), "{key}");
+            (iid, parts[2].to_owned())
+        })
         .collect();
-    assert!(
-        breached.iter().any(|m| m.text.contains("SLA breached")),
-        "{:#?}",
-        breached.iter().map(|m| &m.text).collect::<Vec<_>>()
-    );
-    let issue = gitlab.gitlab.issue(PROJECT, 3);
-    assert!(
-        issue.labels.contains(&"missed::SLA".to_owned()),
-        "{:?}",
-        issue.labels
-    );
-    let comments: Vec<&String> = issue.notes.iter().filter(|n| !n.3).map(|n| &n.2).collect();
-    assert!(
-        comments
+    in_slack.sort();
+    let as_owned = |steps: &[(u64, &str)]| -> Vec<(u64, String)> {
+        steps.iter().map(|(i, s)| (*i, (*s).to_owned())).collect()
+    };
+    assert_eq!(in_slack, as_owned(&expected), "one Slack message per step");
+
+    // On GitLab: a comment for each start and for the breach, the breach
+    // label on #3 alone, and one ledger note per issue naming every step
+    // it carried out, created with the first step and edited with each
+    // later one.
+    use labelwarden::gitlab::markers::Marker;
+    let written = writes(&gitlab.gitlab);
+    for iid in 1..=6u64 {
+        let issue = gitlab.gitlab.issue(PROJECT, iid);
+        let steps_of = |internal: bool| -> Vec<String> {
+            let mut steps: Vec<String> = issue
+                .notes
+                .iter()
+                .filter(|n| n.3 == internal)
+                .flat_map(|n| Marker::find_all(&n.2))
+                .map(|m| m.firing.step.0)
+                .collect();
+            steps.sort();
+            steps
+        };
+        let mut own: Vec<String> = expected
             .iter()
-            .any(|c| c.contains("<!-- labelwarden:fired policy=critical-bug-24h step=breach")),
-        "{comments:#?}"
+            .filter(|(i, _)| *i == iid)
+            .map(|(_, s)| (*s).to_owned())
+            .collect();
+        own.sort();
+        let ledgers = issue.notes.iter().filter(|n| n.3).count();
+        assert_eq!(ledgers, 1, "#{iid}: one internal ledger note");
+        assert_eq!(
+            steps_of(true),
+            own,
+            "#{iid}: the ledger lists every step once"
+        );
+        assert_eq!(
+            issue.note_edits as usize,
+            own.len() - 1,
+            "#{iid}: the ledger note is edited once per later step"
+        );
+        let mut commented = vec!["start".to_owned()];
+        if iid == 3 {
+            commented.insert(0, "breach".to_owned());
+        }
+        assert_eq!(steps_of(false), commented, "#{iid}: comments");
+        assert_eq!(
+            issue.labels.contains(&"missed::SLA".to_owned()),
+            iid == 3,
+            "#{iid}: {:?}",
+            issue.labels
+        );
+    }
+    for iid in [7, 9] {
+        assert!(
+            written
+                .iter()
+                .all(|w| !w.contains(&format!("/issues/{iid}"))),
+            "#{iid} is left alone: {written:#?}"
+        );
+    }
+    let paths: Vec<&str> = written
+        .iter()
+        .map(|w| w.split('?').next().unwrap_or_default())
+        .collect();
+    let (notes_created, notes_edited, issues_edited) = (
+        paths
+            .iter()
+            .filter(|w| w.starts_with("POST") && w.ends_with("/notes"))
+            .count(),
+        paths
+            .iter()
+            .filter(|w| w.starts_with("PUT") && w.contains("/notes/"))
+            .count(),
+        paths
+            .iter()
+            .filter(|w| w.starts_with("PUT") && !w.contains("/notes"))
+            .count(),
     );
-    let ledgers: Vec<_> = issue.notes.iter().filter(|n| n.3).collect();
-    assert_eq!(ledgers.len(), 1, "one internal ledger note per issue");
+    assert_eq!(
+        (notes_created, notes_edited, issues_edited, written.len()),
+        (7 + 6, expected.len() - 6, 1, 7 + 6 + expected.len() - 6 + 1),
+        "7 comments and 6 ledger notes, 9 ledger edits, 1 label edit: {written:#?}"
+    );
 
     // A second run finds every step in the notes and does nothing.
     let second = notify(&gitlab, &slack.api_url, &[]);

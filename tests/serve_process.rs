@@ -100,6 +100,11 @@ async fn serve_posts_to_slack_and_neither_token_nor_webhook_url_reaches_the_log(
         .env("SLACK_BOT_TOKEN", fake_slack::TOKEN)
         .env("SLACK_API_URL", &fake.api_url)
         .env("LABELWARDEN_TEST_STATUS_WEBHOOK", &fake.webhook_url)
+        .env(
+            "LABELWARDEN_TEST_STAFF_WEBHOOK",
+            fake.slack
+                .incoming_webhook("#status-staff", "staffWebhookPart"),
+        )
         .env("RUST_LOG", "debug");
     let child = run(child);
     let http = labelwarden::http_client::builder().build().unwrap();
@@ -130,13 +135,18 @@ async fn serve_posts_to_slack_and_neither_token_nor_webhook_url_reaches_the_log(
         .map(|m| m.channel.clone())
         .collect();
     assert!(
-        channels.contains(&"C0ALERTS".to_owned()) && channels.contains(&"webhook".to_owned()),
+        channels.contains(&"C0ALERTS".to_owned()) && channels.contains(&"C0STATUS".to_owned()),
         "posted with the bot token and through the webhook: {channels:?}"
     );
 
     let (code, log) = terminate(child).await;
     assert_eq!(code, Some(0), "{log}");
-    for secret in [fake_slack::TOKEN, "s3cr3tWebhookPart", SECRET] {
+    for secret in [
+        fake_slack::TOKEN,
+        "s3cr3tWebhookPart",
+        "staffWebhookPart",
+        SECRET,
+    ] {
         assert!(!log.contains(secret), "`{secret}` reached the log:\n{log}");
     }
 }

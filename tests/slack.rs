@@ -24,6 +24,7 @@ use secrecy::SecretString;
 use serde_json::{Value, json};
 
 const WEBHOOK_ENV: &str = "LABELWARDEN_TEST_STATUS_WEBHOOK";
+const STAFF_WEBHOOK_ENV: &str = "LABELWARDEN_TEST_STAFF_WEBHOOK";
 
 struct Setup {
     server: Server,
@@ -32,16 +33,34 @@ struct Setup {
 
 /// The server with a Slack notifier pointed at a fresh fake Slack.
 async fn start(database: &Path, per_channel_per_second: u32, retry: RetryPolicy) -> Setup {
-    let Running {
-        slack,
-        api_url,
-        webhook_url,
-    } = FakeSlack::start().await;
+    start_with_webhooks(database, per_channel_per_second, retry, |running| {
+        let staff = running
+            .slack
+            .incoming_webhook("#status-staff", "staffWebhookPart");
+        (running.webhook_url.clone(), staff)
+    })
+    .await
+}
+
+/// The same, with the incoming webhook URLs of `#status` and
+/// `#status-staff` that `webhooks` gives (made on the fake, or not).
+async fn start_with_webhooks(
+    database: &Path,
+    per_channel_per_second: u32,
+    retry: RetryPolicy,
+    webhooks: impl FnOnce(&Running) -> (String, String),
+) -> Setup {
+    let running = FakeSlack::start().await;
+    let (status, staff) = webhooks(&running);
+    let Running { slack, api_url, .. } = running;
     let policies = fixture_policies("policies-slack");
     let settings = SlackSettings {
         api_url,
         token: Some(SecretString::from(TOKEN.to_owned())),
-        webhook_urls: BTreeMap::from([(WEBHOOK_ENV.to_owned(), SecretString::from(webhook_url))]),
+        webhook_urls: BTreeMap::from([
+            (WEBHOOK_ENV.to_owned(), SecretString::from(status)),
+            (STAFF_WEBHOOK_ENV.to_owned(), SecretString::from(staff)),
+        ]),
         per_channel_per_second: NonZeroU32::new(per_channel_per_second).unwrap(),
         per_channel_burst: NonZeroU32::MIN,
     };
@@ -579,28 +598,99 @@ async fn an_incoming_webhook_channel_gets_one_message_per_step_with_the_link() {
     server
         .deliver("hook-1", &label(&["status::public"], 40, labelled))
         .await;
-    wait_until(Duration::from_secs(2), || {
-        !channel(&slack, "webhook").is_empty()
-    })
-    .await;
+    assert!(
+        wait_until(Duration::from_secs(2), || {
+            !channel(&slack, "#status").is_empty() && !channel(&slack, "#status-staff").is_empty()
+        })
+        .await,
+        "{:?}",
+        slack.requests()
+    );
     server
         .deliver("hook-2", &close(&["status::public"], 40, labelled))
         .await;
     wait_until(Duration::from_secs(2), || {
-        channel(&slack, "webhook").len() >= 2
+        channel(&slack, "#status").len() >= 2
     })
     .await;
-    let messages = channel(&slack, "webhook");
+    server.assert_outbox_empty().await;
+    // Each webhook posted where it was made for: #status has fast-status's
+    // start and resolution, #status-staff only fast-status-staff's start.
+    let messages = channel(&slack, "#status");
     assert_eq!(messages.len(), 2, "{}", transcript(&messages));
     assert!(messages[0].text.contains("SLA clock started"));
     assert!(messages[1].text.contains("Resolved within the SLA"));
-    for message in &messages {
+    let staff = channel(&slack, "#status-staff");
+    assert_eq!(staff.len(), 1, "{}", transcript(&staff));
+    assert!(
+        staff[0].shown().contains("fast-status-staff"),
+        "{}",
+        staff[0].shown()
+    );
+    for message in messages.iter().chain(&staff) {
         assert!(
             message.shown().contains("|acme/backend#40>"),
             "{}",
             message.shown()
         );
     }
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn a_removed_incoming_webhook_is_refused_for_good_and_shown_in_readyz() {
+    let dir = tempfile::tempdir().unwrap();
+    // The staff webhook's URL was removed in Slack (the fake never made it).
+    let Setup { server, slack } = start_with_webhooks(
+        &dir.path().join("db.sqlite"),
+        UNLIMITED,
+        RetryPolicy::default(),
+        |running| {
+            let removed = running
+                .webhook_url
+                .replace("s3cr3tWebhookPart", "removedHookPart");
+            (running.webhook_url.clone(), removed)
+        },
+    )
+    .await;
+    server
+        .deliver("gone-1", &label(&["status::public"], 41, Utc::now()))
+        .await;
+    let refused = || {
+        slack
+            .requests()
+            .into_iter()
+            .filter(|r| r.method == "webhook" && r.status == 404)
+            .count()
+    };
+    assert!(wait_until(Duration::from_secs(2), || refused() == 1).await);
+    assert!(
+        wait_until(Duration::from_secs(2), || channel(&slack, "#status").len()
+            == 1)
+        .await,
+        "the other webhook still posts"
+    );
+    let (status, ready) = server.get("/readyz").await;
+    assert_eq!(status, 200, "{ready}");
+    let ready: Value = serde_json::from_str(&ready).unwrap();
+    assert_eq!(ready["status"], "degraded", "{ready}");
+    assert_eq!(
+        ready["slack"]["failing"][0]["channel"], "status-staff",
+        "{ready}"
+    );
+    assert!(
+        ready.to_string().contains("no_service") && !ready.to_string().contains("HookPart"),
+        "says why, without the URL: {ready}"
+    );
+    // Refused for good: kept as failed, not retried.
+    use labelwarden::store::Store;
+    let store = SqlStore::connect(&sqlite(&dir.path().join("db.sqlite")))
+        .await
+        .unwrap();
+    let stats = store.stats(Utc::now()).await.unwrap();
+    assert_eq!((stats.outbox_failed, stats.outbox_pending), (1, 0));
+    assert_eq!(refused(), 1);
+    assert!(channel(&slack, "#status-staff").is_empty());
     server.stop().await;
 }
 
@@ -741,12 +831,9 @@ async fn eyes_on_an_alert_thread_acknowledges_its_clock_once() {
     assert_eq!(acknowledged.map(|(by, _)| by), Some("U0USER001".to_owned()));
 
     // Slack retrying the same event id (here with other content, to tell)
-    // changes nothing; a reaction on a message labelwarden did not post
-    // is not its business.
+    // changes nothing.
     let retried = reaction("Ev0001", "reaction_removed", "U0USER001", &parent.ts);
     assert_eq!(slack_event(&server, &retried, now, secret).await.0, 200);
-    let elsewhere = reaction("Ev0002", "reaction_added", "U0OTHER01", "1700000000.000001");
-    assert_eq!(slack_event(&server, &elsewhere, now, secret).await.0, 200);
     tokio::time::sleep(Duration::from_millis(200)).await;
     assert_eq!(
         store
@@ -778,9 +865,39 @@ async fn eyes_on_an_alert_thread_acknowledges_its_clock_once() {
     assert_eq!(slack_event(&server, &removed, now, secret).await.0, 200);
     assert_eq!(acknowledged_by().await, None);
 
+    // A reaction on a message labelwarden did not post is not its
+    // business: sent while nobody acknowledges #70, so that one recorded
+    // against it would stand. Events are acted on in order, so once the
+    // control reaction after it is recorded, it was handled too.
+    let mut elsewhere = reaction("Ev0006", "reaction_added", "U0OTHER01", "1700000000.000001");
+    elsewhere["event"]["event_ts"] = json!(format!("{}.000100", now + 2));
+    assert_eq!(slack_event(&server, &elsewhere, now, secret).await.0, 200);
+    let mut control = reaction("Ev0007", "reaction_added", "U0OTHER03", &parent.ts);
+    control["event"]["event_ts"] = json!(format!("{}.000100", now + 3));
+    assert_eq!(slack_event(&server, &control, now, secret).await.0, 200);
+    let mut standing = None;
+    for _ in 0..100 {
+        standing = store.acknowledgement(&issue, &policy, 1).await.unwrap();
+        if standing.is_some() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert_eq!(
+        standing.map(|(by, _)| by),
+        Some("U0OTHER03".to_owned()),
+        "the control reaction stands, not the one on another message"
+    );
+
+    assert_eq!(
+        server
+            .metric("labelwarden_acknowledgements_total{policy=\"fast-critical\"} ")
+            .await,
+        Some(2.0),
+        "the first eyes, and the control's after everyone took theirs back"
+    );
     let (_, metrics) = server.get("/metrics").await;
     for line in [
-        "labelwarden_acknowledgements_total{policy=\"fast-critical\"} 1",
         "labelwarden_slack_events_total{result=\"duplicate\"} 1",
         "labelwarden_slack_events_total{result=\"refused\"}",
         "labelwarden_time_to_acknowledge_seconds",

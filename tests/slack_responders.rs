@@ -417,10 +417,12 @@ async fn an_acknowledgement_and_its_withdrawal_are_noted_on_the_issue_for_audit(
 async fn a_reaction_on_a_message_labelwarden_did_not_post_writes_nothing() {
     let Setup {
         server,
+        slack,
         gitlab,
+        parent,
         _dir,
-        ..
     } = start(92).await;
+    const ELSEWHERE: &str = "1700000000.000001";
     send(
         &server,
         &reaction_event(
@@ -429,17 +431,51 @@ async fn a_reaction_on_a_message_labelwarden_did_not_post_writes_nothing() {
             RESPONDER,
             "white_check_mark",
             "C0ALERTS",
-            "1700000000.000001",
+            ELSEWHERE,
         ),
     )
     .await;
-    tokio::time::sleep(Duration::from_millis(500)).await;
-    assert!(notes_with(&gitlab, 92, "labelwarden:slack").is_empty());
-    assert!(gitlab.issue("acme/backend", 92).is_open());
+    // Events are acted on in the order received: once a reply sent after
+    // it is mirrored on the issue, the reaction was handled too.
+    let reply = slack.reply(RESPONDER, &parent, "control reply");
+    send(
+        &server,
+        &reply_event("EvControl", RESPONDER, &parent, &reply, "control reply"),
+    )
+    .await;
+    wait_until(Duration::from_secs(3), || {
+        !notes_with(&gitlab, 92, "control reply").is_empty()
+    })
+    .await;
+    let notes: Vec<String> = gitlab
+        .issue("acme/backend", 92)
+        .notes
+        .into_iter()
+        .map(|note| note.2)
+        .collect();
+    assert_eq!(
+        notes.len(),
+        1,
+        "only the control reply is noted: {notes:#?}"
+    );
     assert!(
-        gitlab.requests().iter().all(|r| !r.contains("/notes")),
-        "GitLab was not even asked: {:?}",
-        gitlab.requests()
+        notes[0].contains("Reply in the Slack alert thread"),
+        "{notes:#?}"
+    );
+    assert!(gitlab.issue("acme/backend", 92).is_open());
+    let closes = gitlab
+        .requests()
+        .into_iter()
+        .filter(|r| r.starts_with("PUT"))
+        .count();
+    assert_eq!(closes, 0, "{:?}", gitlab.requests());
+    assert!(
+        slack
+            .requests()
+            .iter()
+            .all(|r| r.body["ts"].as_str() != Some(ELSEWHERE)),
+        "Slack was not even asked about the other message: {:?}",
+        slack.requests()
     );
     server.stop().await;
 }

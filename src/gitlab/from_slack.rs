@@ -386,10 +386,15 @@ impl SlackToGitLab {
 /// Orders Slack `ts` values (`seconds.micros`) numerically.
 fn slack_ts_order(a: &str, b: &str) -> std::cmp::Ordering {
     let key = |ts: &str| {
-        let (seconds, micros) = ts.split_once('.').unwrap_or((ts, "0"));
+        let (seconds, fraction) = ts.split_once('.').unwrap_or((ts, ""));
+        // Slack writes six digits; a shorter fraction is read as a decimal.
+        let micros = format!("{fraction:0<6}");
         (
             seconds.parse::<u64>().unwrap_or(0),
-            micros.parse::<u64>().unwrap_or(0),
+            micros
+                .get(..6)
+                .and_then(|m| m.parse::<u64>().ok())
+                .unwrap_or(0),
         )
     };
     key(a).cmp(&key(b))
@@ -487,18 +492,24 @@ mod tests {
 
     #[test]
     fn slack_timestamps_order_as_numbers() {
+        // As strings, "999999999.…" (September 2001) sorts after
+        // "1764000009.…"; as a pair of integers, "….5" before "….000100".
         let mut stamps = vec![
             "1764000010.000001",
+            "999999999.999999",
             "1764000009.999999",
             "1764000010.000100",
+            "1764000010.5",
         ];
         stamps.sort_by(|a, b| slack_ts_order(a, b));
         assert_eq!(
             stamps,
             vec![
+                "999999999.999999",
                 "1764000009.999999",
                 "1764000010.000001",
-                "1764000010.000100"
+                "1764000010.000100",
+                "1764000010.5",
             ]
         );
     }

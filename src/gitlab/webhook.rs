@@ -15,7 +15,10 @@ use serde::{Deserialize, Deserializer};
 use crate::issue::{Event, IssueFacts, IssueIid, IssueRef, IssueState, ProjectPath, TimedEvent};
 
 /// Why a delivery could not be read. Each becomes a 400 with this message,
-/// which names the field and position (the JSON parser's own words).
+/// which names the field and position (the JSON parser's own words) but
+/// never repeats what the body said: the answer goes back to whoever sent
+/// it, and GitLab shows it in the hook's recent events, where a
+/// confidential issue's title must not appear.
 #[derive(Debug, thiserror::Error)]
 pub enum WebhookError {
     #[error("malformed payload: {0}")]
@@ -41,8 +44,19 @@ pub struct IssueDelivery {
 
 /// Reads an issue or work item delivery from its JSON body.
 pub fn parse_issue_hook(body: &[u8]) -> Result<IssueDelivery, WebhookError> {
-    let hook: IssueHook =
-        serde_json::from_slice(body).map_err(|e| WebhookError::Malformed(e.to_string()))?;
+    let mut reader = serde_json::Deserializer::from_slice(body);
+    let hook: IssueHook = serde_path_to_error::deserialize(&mut reader).map_err(|e| {
+        let path = e.path().to_string();
+        let words = without_values(&e.into_inner().to_string());
+        WebhookError::Malformed(if path == "." {
+            words
+        } else {
+            format!("`{path}`: {words}")
+        })
+    })?;
+    reader
+        .end()
+        .map_err(|e| WebhookError::Malformed(without_values(&e.to_string())))?;
     if hook.object_kind != "issue" && hook.object_kind != "work_item" {
         return Err(WebhookError::NotAnIssue(hook.object_kind));
     }
@@ -237,12 +251,42 @@ fn parse_gitlab_time(text: &str) -> Option<DateTime<Utc>> {
         .map(|t| t.with_timezone(&Utc))
 }
 
+/// The JSON parser's words with every quoted string left out: serde
+/// names an unexpected string by its content (`invalid type: string
+/// "Secret title", expected u64`).
+fn without_values(message: &str) -> String {
+    let mut kept = String::with_capacity(message.len());
+    let mut chars = message.chars();
+    while let Some(c) = chars.next() {
+        if c != '"' {
+            kept.push(c);
+            continue;
+        }
+        // Skip to the closing quote; serde escapes quotes inside with `\`.
+        while let Some(inner) = chars.next() {
+            match inner {
+                '\\' => {
+                    chars.next();
+                }
+                '"' => break,
+                _ => {}
+            }
+        }
+        if kept.ends_with(' ') {
+            kept.pop();
+        }
+    }
+    kept
+}
+
 impl<'de> Deserialize<'de> for GitLabTime {
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
         let text = String::deserialize(deserializer)?;
-        parse_gitlab_time(&text)
-            .map(GitLabTime)
-            .ok_or_else(|| serde::de::Error::custom(format!("`{text}` is not a GitLab timestamp")))
+        parse_gitlab_time(&text).map(GitLabTime).ok_or_else(|| {
+            serde::de::Error::custom(
+                "not a GitLab timestamp (like `2017-09-15T16:50:55Z` or `2017-09-15 16:50:55 UTC`)",
+            )
+        })
     }
 }
 
@@ -366,10 +410,28 @@ mod tests {
         let missing = br#"{"object_kind":"issue","project":{"path_with_namespace":"a/b"},"object_attributes":{"iid":1}}"#;
         let message = parse_issue_hook(missing).unwrap_err().to_string();
         assert!(message.contains("missing field `created_at`"), "{message}");
-        let bad_time = br#"{"object_kind":"issue","project":{"path_with_namespace":"a/b"},"object_attributes":{"iid":1,"created_at":"soon","updated_at":"soon","state":"opened"}}"#;
+        let bad_time = br#"{"object_kind":"issue","project":{"path_with_namespace":"a/b"},"object_attributes":{"iid":1,"created_at":"Secret plan","updated_at":"soon","state":"opened"}}"#;
         let message = parse_issue_hook(bad_time).unwrap_err().to_string();
         assert!(
-            message.contains("`soon` is not a GitLab timestamp"),
+            message.contains("`object_attributes.created_at`: not a GitLab timestamp"),
+            "{message}"
+        );
+        // The body's own strings never come back, whatever the mistake: a
+        // wrong type, a wrong timestamp, or text after the document.
+        for body in [
+            br#"{"object_kind":"issue","project":{"path_with_namespace":"a/b"},"object_attributes":{"iid":"Secret plan","created_at":"2017-09-15T16:50:55Z","updated_at":"2017-09-15T16:50:55Z","state":"opened"}}"#.as_slice(),
+            br#"{"object_kind":"issue","project":{"path_with_namespace":["Secret plan"]}}"#,
+            br#"{"object_kind":"issue","project":{"path_with_namespace":"a/b"},"object_attributes":{"iid":"Secret \" plan","created_at":"x","updated_at":"x","state":"opened"}}"#,
+            br#"{"object_kind":"issue"} "Secret plan""#,
+        ] {
+            let message = parse_issue_hook(body).unwrap_err().to_string();
+            assert!(message.starts_with("malformed payload: "), "{message}");
+            assert!(!message.contains("Secret"), "echoed: {message}");
+        }
+        let wrong_type = br#"{"object_kind":"issue","project":{"path_with_namespace":"a/b"},"object_attributes":{"iid":"Secret plan"}}"#;
+        let message = parse_issue_hook(wrong_type).unwrap_err().to_string();
+        assert!(
+            message.contains("`object_attributes.iid`: invalid type: string, expected u64"),
             "{message}"
         );
     }

@@ -196,5 +196,12 @@ mod tests {
                 "attempt {attempt}: {delay}s"
             );
         }
+        // Jitter: many notices failing together do not retry in lockstep.
+        // 64 draws of a uniform fifth all within 1% of each other would
+        // happen about once in 20^63 runs.
+        let draws: Vec<f64> = (0..64).map(|_| retry.backoff(3).as_secs_f64()).collect();
+        let lowest = draws.iter().copied().fold(f64::INFINITY, f64::min);
+        let highest = draws.iter().copied().fold(0.0, f64::max);
+        assert!(highest - lowest > 0.04, "no jitter: {draws:?}");
     }
 }

@@ -1479,31 +1479,36 @@ mod tests {
 
     #[test]
     fn definitions_may_come_from_other_files() {
-        let channels = file::parse(
+        // The policy comes first and names a channel that a later file
+        // defines; that file's destination is the one the step posts to.
+        let policies = file::parse(
             Path::new("a.yml"),
-            "channels:\n  alerts: { slack_channel: \"#alerts\" }\n",
+            "channels:\n  triage: { slack_channel: \"#triage\" }\npolicies:\n  - name: p\n    match: { labels_any: [x] }\n    clock: { target: 1h }\n    escalation:\n      - on: start\n        slack: { channel: alerts }\n",
         )
         .unwrap();
-        let policies = file::parse(
+        let channels = file::parse(
             Path::new("b.yml"),
-            "policies:\n  - name: p\n    match: { labels_any: [x] }\n    clock: { target: 1h }\n    escalation:\n      - on: start\n        slack: { channel: alerts }\n",
+            "channels:\n  alerts: { slack_channel: \"#prod-alerts\", private: true }\n",
         )
         .unwrap();
         let set = validate(vec![
             ParsedFile {
                 path: Arc::new("a.yml".into()),
-                content: channels,
+                content: policies,
             },
             ParsedFile {
                 path: Arc::new("b.yml".into()),
-                content: policies,
+                content: channels,
             },
         ])
         .unwrap();
+        let step = set.policies[0].steps[0].slack.as_ref().unwrap();
+        let channel = &set.channels[&step.channel];
         assert_eq!(
-            set.policies[0].steps[0].slack.as_ref().unwrap().channel,
-            "alerts"
+            channel.destination,
+            Destination::SlackChannel("#prod-alerts".into())
         );
+        assert!(channel.private, "b.yml's channel, with its settings");
     }
 
     #[test]

@@ -645,7 +645,23 @@ async fn edit_note(
                 )
                     .into_response();
             };
-            found.2 = form.get("body").cloned().unwrap_or_default();
+            // `body` is required: GitLab answers 400 without it, and an
+            // empty note is refused as it is on creation.
+            let Some(body) = form.get("body") else {
+                return (
+                    StatusCode::BAD_REQUEST,
+                    axum::Json(json!({"error": "body is missing"})),
+                )
+                    .into_response();
+            };
+            if body.trim().is_empty() {
+                return (
+                    StatusCode::BAD_REQUEST,
+                    axum::Json(json!({"message": {"note": ["can't be blank"]}})),
+                )
+                    .into_response();
+            }
+            found.2 = body.clone();
             issue.note_edits += 1;
             (
                 StatusCode::OK,

@@ -3,7 +3,9 @@
 //! `reactions.add`, and `conversations.history` / `conversations.replies`
 //! with cursor pagination) with `{"ok": true, ...}` or HTTP 200 with
 //! `{"ok": false, "error": "..."}`, 429 with `Retry-After` in seconds, and
-//! incoming webhooks answering `ok` or a plain-text error code.
+//! incoming webhooks answering `ok` or a plain-text error code. An incoming
+//! webhook posts to the one channel it was made for; a URL Slack does not
+//! know (never made, or removed) answers 404 `no_service`, as Slack does.
 //!
 //! It keeps what a channel would show (messages with their `ts`, threads,
 //! edits, reactions), logs every request, and can be told to misbehave:
@@ -77,6 +79,11 @@ struct Inner {
     rate_limited_calls: u32,
     retry_after_seconds: u32,
     refusing: HashMap<String, String>,
+    /// `host:port` the fake listens on.
+    address: String,
+    /// Incoming webhook paths (`/services/T…/B…/secret`) and the channel id
+    /// each posts to.
+    webhooks: HashMap<String, String>,
 }
 
 #[derive(Clone, Default)]
@@ -89,7 +96,7 @@ pub struct Running {
     pub slack: FakeSlack,
     /// The Web API base URL (what `SLACK_API_URL` would be).
     pub api_url: String,
-    /// An incoming webhook URL.
+    /// An incoming webhook URL, made for `#status`.
     pub webhook_url: String,
 }
 
@@ -103,11 +110,22 @@ impl FakeSlack {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let address = listener.local_addr().unwrap();
         tokio::spawn(async move { axum::serve(listener, router).await });
+        slack.lock().address = address.to_string();
+        let webhook_url = slack.incoming_webhook("#status", "s3cr3tWebhookPart");
         Running {
             slack,
             api_url: format!("http://{address}/api"),
-            webhook_url: format!("http://{address}/services/T0TEST/B0TEST/s3cr3tWebhookPart"),
+            webhook_url,
         }
+    }
+
+    /// Makes an incoming webhook that posts to `channel` (`#name` or id),
+    /// as a workspace admin would; its URL, whose last part is `secret`.
+    pub fn incoming_webhook(&self, channel: &str, secret: &str) -> String {
+        let mut inner = self.lock();
+        let path = format!("/services/T0TEST/B0{:04}/{secret}", inner.webhooks.len());
+        inner.webhooks.insert(path.clone(), channel_id(channel));
+        format!("http://{}{path}", inner.address)
     }
 
     /// Every call answers HTTP 503 for `length`.
@@ -419,21 +437,27 @@ fn answer(
 
 async fn incoming_webhook(
     State(slack): State<FakeSlack>,
-    Path((_team, _bot, _secret)): Path<(String, String, String)>,
+    Path((team, bot, secret)): Path<(String, String, String)>,
     body: String,
 ) -> Response {
     let mut inner = slack.lock();
     let now = Instant::now();
     let parsed: Value = serde_json::from_str(&body).unwrap_or(Value::Null);
+    let channel = inner
+        .webhooks
+        .get(&format!("/services/{team}/{bot}/{secret}"))
+        .cloned();
     let (status, text) = if let Some(answer) = misbehaving(&mut inner, now) {
         (answer.status(), String::new())
+    } else if channel.is_none() {
+        (StatusCode::NOT_FOUND, "no_service".to_owned())
     } else if !parsed["text"].is_string() {
         (StatusCode::BAD_REQUEST, "invalid_payload".to_owned())
     } else {
         inner.next_ts += 1;
         let ts = format!("1764000000.{:06}", inner.next_ts * 100);
         inner.messages.push(Message {
-            channel: "webhook".into(),
+            channel: channel.unwrap_or_default(),
             ts,
             thread_ts: None,
             broadcast: false,

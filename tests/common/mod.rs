@@ -43,12 +43,17 @@ pub fn slack_events(to_gitlab: Option<SlackToGitLab>) -> SlackEventsConfig {
 }
 pub const HIGHEST: &str = "priority::highest";
 
-/// Polls `done` every 20 ms until it holds or `within` has passed.
-pub async fn wait_until(within: std::time::Duration, mut done: impl FnMut() -> bool) {
+/// Polls `done` every 20 ms until it holds or `within` has passed; whether
+/// it held, for a test that must fail loudly when it never did.
+pub async fn wait_until(within: std::time::Duration, mut done: impl FnMut() -> bool) -> bool {
     let deadline = tokio::time::Instant::now() + within;
-    while !done() && tokio::time::Instant::now() < deadline {
+    while !done() {
+        if tokio::time::Instant::now() >= deadline {
+            return false;
+        }
         tokio::time::sleep(std::time::Duration::from_millis(20)).await;
     }
+    true
 }
 
 pub fn fixtures() -> PathBuf {

@@ -1,7 +1,9 @@
 //! PostgreSQL for the tests: a fresh database per test on the server named
 //! by `LABELWARDEN_TEST_POSTGRES_URL` (`.ci/run` starts the machine's
 //! server and sets it). Without it the PostgreSQL tests say they were
-//! skipped and pass.
+//! skipped and pass, on a developer's machine only: under CI (`CI` set, as
+//! every CI service sets it) a missing server fails them, so a CI that lost
+//! its database cannot report them green.
 
 use sqlx::Executor;
 use sqlx::any::AnyPoolOptions;
@@ -20,6 +22,12 @@ pub struct Database {
 /// stderr) when no server is configured.
 pub async fn fresh_database() -> Option<Database> {
     let Ok(server) = std::env::var(URL_ENV) else {
+        if std::env::var_os("CI").is_some_and(|ci| !ci.is_empty() && ci != "false") {
+            panic!(
+                "CI is set but {URL_ENV} is not: the PostgreSQL tests would be skipped, not run. \
+                 Set it to postgres://USER@HOST:5432/DATABASE (.ci/run does)."
+            );
+        }
         // Written past the test harness's capture, once per test binary, so
         // that a passing run still says what it did not run.
         static SAID: std::sync::Once = std::sync::Once::new();
