@@ -34,6 +34,27 @@ pub struct ProjectPath(pub String);
 #[serde(transparent)]
 pub struct IssueIid(pub u64);
 
+/// GitLab's numeric ids for an issue. Unlike the path, they survive a
+/// project's rename or transfer, so they are how labelwarden recognises an
+/// issue it knew under another path. A close may say where the issue went:
+/// moved to another project (a new issue), or marked a duplicate of another
+/// one. All absent in what was stored before labelwarden read them.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct GitLabIds {
+    /// The project's id (`project.id`, `project_id`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub project_id: Option<u64>,
+    /// The issue's global id (`object_attributes.id`, `id`), not its iid.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub issue_id: Option<u64>,
+    /// The global id of the issue this one was moved to.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub moved_to_id: Option<u64>,
+    /// The global id of the issue this one was closed as a duplicate of.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub duplicated_to_id: Option<u64>,
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum IssueState {

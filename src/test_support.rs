@@ -139,6 +139,7 @@ pub fn fetched(issue: Issue) -> crate::gitlab::history::FetchedIssue {
         title: "Checkout broken".into(),
         url: "https://gitlab.example.com/acme/app/-/issues/42".into(),
         updated_at: t(0),
+        ids: Default::default(),
     }
 }
 

@@ -376,12 +376,16 @@ async fn an_unknown_group_says_so() {
 }
 
 fn notify(gitlab: &Running, slack_api: &str, extra: &[&str]) -> Output {
+    notify_project(gitlab, PROJECT, slack_api, extra)
+}
+
+fn notify_project(gitlab: &Running, project: &str, slack_api: &str, extra: &[&str]) -> Output {
     let dir = env!("CARGO_MANIFEST_DIR");
     Command::new(env!("CARGO_BIN_EXE_labelwarden"))
         .args([
             "audit",
             "--project",
-            PROJECT,
+            project,
             "--notify",
             "--fail-on",
             "never",
@@ -559,6 +563,34 @@ async fn notify_run_twice_carries_out_each_step_once() {
     assert_eq!(
         slack.slack.messages().len(),
         posted.len(),
+        "no Slack message twice"
+    );
+    assert_eq!(writes(&gitlab.gitlab), written, "no GitLab write twice");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn after_a_rename_notify_finds_its_ledger_and_repeats_nothing() {
+    let gitlab = FakeGitLab::start().await;
+    let now = Utc::now();
+    gitlab.gitlab.add(
+        FakeIssue::new(PROJECT, 3, now - TimeDelta::hours(31))
+            .add_label(now - TimeDelta::hours(30), "urgency::highest"),
+    );
+    let slack = common::fake_slack::FakeSlack::start().await;
+    let first = notify(&gitlab, &slack.api_url, &[]);
+    assert_eq!(first.status.code(), Some(0));
+    let posted = slack.slack.messages().len();
+    assert!(posted > 0);
+    let written = writes(&gitlab.gitlab);
+
+    gitlab.gitlab.rename_project(PROJECT, "acme/checkout");
+    let second = notify_project(&gitlab, "acme/checkout", &slack.api_url, &[]);
+    let stderr = String::from_utf8_lossy(&second.stderr);
+    assert_eq!(second.status.code(), Some(0), "{stderr}");
+    assert!(stderr.contains("--notify: 0 steps carried out"), "{stderr}");
+    assert_eq!(
+        slack.slack.messages().len(),
+        posted,
         "no Slack message twice"
     );
     assert_eq!(writes(&gitlab.gitlab), written, "no GitLab write twice");

@@ -706,6 +706,72 @@ async fn data_survives_reopening(dir: &std::path::Path) {
     assert_eq!(store.pending_deliveries(10).await.unwrap().len(), 1);
 }
 
+async fn a_renamed_project_s_rows_follow_it_to_its_new_path(store: impl Store) {
+    let backend = ProjectPath("acme/backend".into());
+    let renamed = ProjectPath("acme/checkout".into());
+    let followed = store.follow_project(1, &backend, at(0)).await.unwrap();
+    assert_eq!(
+        (followed.path, followed.renamed_from),
+        (backend.clone(), None)
+    );
+    store
+        .commit(&[commit(7, at(2), &["start"], Some(at(60)))], &[])
+        .await
+        .unwrap();
+    let thread = Thread {
+        channel_id: "C0ALERTS".into(),
+        ts: "1764000000.000100".into(),
+    };
+    let claimed = store
+        .claim_outbox(at(2), 10, TimeDelta::zero())
+        .await
+        .unwrap();
+    store
+        .record_outbox(&[OutboxOutcome {
+            key: claimed[0].key.clone(),
+            result: SendResult::Sent {
+                at: at(2),
+                thread: Some(thread.clone()),
+            },
+        }])
+        .await
+        .unwrap();
+
+    // A delivery from before the rename, read late, changes nothing.
+    let followed = store.follow_project(1, &renamed, at(5)).await.unwrap();
+    assert_eq!(followed.renamed_from, Some(backend.clone()));
+    let stale = store.follow_project(1, &backend, at(3)).await.unwrap();
+    assert_eq!((stale.path, stale.renamed_from), (renamed.clone(), None));
+
+    let moved = IssueRef {
+        project: renamed.clone(),
+        iid: IssueIid(7),
+    };
+    let loaded = store.load_issues(&[moved.clone(), issue(7)]).await.unwrap();
+    let record = loaded[0]
+        .record
+        .as_ref()
+        .expect("the issue moved with its project");
+    assert_eq!(record.facts.reference, moved, "its facts name the new path");
+    assert_eq!(record.events.len(), 1);
+    assert_eq!(
+        loaded[0].ledger,
+        vec![(PolicyName("critical".into()), firing("start", 0))]
+    );
+    assert_eq!(loaded[0].statuses.len(), 1);
+    assert!(
+        loaded[1].record.is_none(),
+        "nothing is left under the old path"
+    );
+    assert_eq!(store.due_issues(at(60), 10).await.unwrap(), vec![moved]);
+    let alert = store
+        .alert_thread(&thread.channel_id, &thread.ts)
+        .await
+        .unwrap()
+        .expect("the thread moved too");
+    assert_eq!(alert.issue.project, renamed);
+}
+
 /// The contract, once per backend: `sqlite::name` and `postgres::name`.
 macro_rules! contract {
     ($($name:ident => $check:ident;)*) => {
@@ -739,6 +805,7 @@ contract! {
     hands_each_notice_the_thread_of_its_cycle_and_channel => a_sent_notice_s_thread_goes_with_the_rest_of_its_cycle;
     claims_a_notice_for_one_process_at_a_time => a_claimed_notice_is_nobody_else_s_until_its_claim_runs_out;
     keeps_slack_events_until_acted_on => slack_events_are_kept_until_acted_on_and_remembered_for_a_day;
+    follows_a_renamed_project => a_renamed_project_s_rows_follow_it_to_its_new_path;
 }
 
 #[tokio::test]

@@ -18,7 +18,7 @@ use serde::Deserialize;
 use super::GitLabError;
 use super::client::GitLabClient;
 use crate::issue::{
-    Event, Issue, IssueFacts, IssueIid, IssueRef, IssueState, ProjectPath, TimedEvent,
+    Event, GitLabIds, Issue, IssueFacts, IssueIid, IssueRef, IssueState, ProjectPath, TimedEvent,
 };
 use crate::policy::PolicySet;
 
@@ -41,7 +41,14 @@ impl std::fmt::Display for Scope {
 /// An issue as GitLab's issues API lists it (the fields we read).
 #[derive(Debug, Clone, Deserialize)]
 pub struct ApiIssue {
+    /// The global id.
+    #[serde(default)]
+    pub id: Option<u64>,
     pub iid: u64,
+    #[serde(default)]
+    pub project_id: Option<u64>,
+    #[serde(default)]
+    pub moved_to_id: Option<u64>,
     pub title: String,
     pub state: String,
     pub created_at: DateTime<Utc>,
@@ -134,6 +141,8 @@ pub struct FetchedIssue {
     pub url: String,
     /// GitLab's `updated_at`.
     pub updated_at: DateTime<Utc>,
+    /// GitLab's ids, which follow the issue across renames and moves.
+    pub ids: GitLabIds,
 }
 
 /// One listing of issues GitLab can filter for us: all these labels, and
@@ -358,10 +367,16 @@ impl IssueReader {
 
     /// One issue, by reference, with its history.
     pub async fn one(&self, reference: &IssueRef) -> Result<FetchedIssue, GitLabError> {
-        let what = format!("issue {reference}");
+        self.one_in(&reference.project.0, reference.iid.0).await
+    }
+
+    /// Issue `iid` of the project GitLab knows by `project` (its numeric
+    /// id, which survives renames, or its path), with its history.
+    pub async fn one_in(&self, project: &str, iid: u64) -> Result<FetchedIssue, GitLabError> {
+        let what = format!("issue {project}#{iid}");
         let endpoint = gitlab::api::projects::issues::Issue::builder()
-            .project(reference.project.0.as_str())
-            .issue(reference.iid.0)
+            .project(project)
+            .issue(iid)
             .build()
             .map_err(|e| GitLabError::Unreadable {
                 what: what.clone(),
@@ -466,6 +481,12 @@ fn assemble(
         title: issue.title,
         url: issue.web_url,
         updated_at: issue.updated_at,
+        ids: GitLabIds {
+            project_id: issue.project_id,
+            issue_id: issue.id,
+            moved_to_id: issue.moved_to_id,
+            duplicated_to_id: None,
+        },
     }
 }
 

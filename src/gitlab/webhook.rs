@@ -12,7 +12,9 @@
 use chrono::{DateTime, NaiveDateTime, Utc};
 use serde::{Deserialize, Deserializer};
 
-use crate::issue::{Event, IssueFacts, IssueIid, IssueRef, IssueState, ProjectPath, TimedEvent};
+use crate::issue::{
+    Event, GitLabIds, IssueFacts, IssueIid, IssueRef, IssueState, ProjectPath, TimedEvent,
+};
 
 /// Why a delivery could not be read. Each becomes a 400 with this message,
 /// which names the field and position (the JSON parser's own words) but
@@ -40,6 +42,9 @@ pub struct IssueDelivery {
     pub updated_at: DateTime<Utc>,
     /// `open`, `close`, `reopen`, `update` (absent on some older payloads).
     pub action: Option<String>,
+    /// GitLab's ids, which follow the issue across renames and moves.
+    #[serde(default)]
+    pub ids: GitLabIds,
 }
 
 /// Reads an issue or work item delivery from its JSON body.
@@ -79,12 +84,23 @@ struct IssueHook {
 
 #[derive(Debug, Deserialize)]
 struct Project {
+    #[serde(default)]
+    id: Option<u64>,
     path_with_namespace: String,
 }
 
 #[derive(Debug, Deserialize)]
 struct Attributes {
+    /// The global id.
+    #[serde(default)]
+    id: Option<u64>,
     iid: u64,
+    #[serde(default)]
+    project_id: Option<u64>,
+    #[serde(default)]
+    moved_to_id: Option<u64>,
+    #[serde(default)]
+    duplicated_to_id: Option<u64>,
     #[serde(default)]
     title: String,
     #[serde(default)]
@@ -227,6 +243,12 @@ impl IssueHook {
             url: attributes.url,
             updated_at: changed_at.max(attributes.updated_at),
             action: attributes.action,
+            ids: GitLabIds {
+                project_id: self.project.id.or(attributes.project_id),
+                issue_id: attributes.id,
+                moved_to_id: attributes.moved_to_id,
+                duplicated_to_id: attributes.duplicated_to_id,
+            },
         }
     }
 }

@@ -18,12 +18,14 @@
 
 use std::time::Duration;
 
-use chrono::Utc;
+use std::collections::BTreeMap;
+
+use chrono::{DateTime, Utc};
 use tokio_util::sync::CancellationToken;
 
 use super::{Context, prepare};
 use crate::gitlab::webhook::IssueDelivery;
-use crate::issue::IssueRef;
+use crate::issue::{IssueRef, ProjectPath};
 use crate::store::{Handled, IssueCommit, Store, StoreError};
 
 /// Deliveries and due issues one pass takes at most, each. A pass is one
@@ -134,16 +136,14 @@ async fn pass<S: Store>(context: &Context<S>) -> Result<bool, StoreError> {
         BATCH
     };
     let deliveries = context.store.pending_deliveries(batch).await?;
-    let due = context.store.due_issues(now, batch).await?;
-    let full = deliveries.len() == batch as usize || due.len() == batch as usize;
+    let mut full = deliveries.len() == batch as usize;
 
-    // Each issue once, with its deliveries in the order they were received.
-    let mut work: Vec<(IssueRef, Vec<IssueDelivery>)> = Vec::new();
+    let mut read = Vec::with_capacity(deliveries.len());
     let mut handled = Vec::with_capacity(deliveries.len());
     for delivery in deliveries {
         let rejected = match serde_json::from_str::<IssueDelivery>(&delivery.payload) {
-            Ok(read) => {
-                deliveries_of(&mut work, &read.facts.reference).push(read);
+            Ok(delivery) => {
+                read.push(delivery);
                 None
             }
             // Written by this program, so only a change of the stored form
@@ -159,6 +159,18 @@ async fn pass<S: Store>(context: &Context<S>) -> Result<bool, StoreError> {
             seq: delivery.seq,
             rejected,
         });
+    }
+    follow_projects(context, &mut read).await?;
+    // Read after projects were followed, so a moved row is found by its
+    // new path.
+    let due = context.store.due_issues(now, batch).await?;
+    full |= due.len() == batch as usize;
+
+    // Each issue once, with its deliveries in the order they were received.
+    let mut work: Vec<(IssueRef, Vec<IssueDelivery>)> = Vec::new();
+    for delivery in read {
+        let reference = delivery.facts.reference.clone();
+        deliveries_of(&mut work, &reference).push(delivery);
     }
     for issue in &due {
         deliveries_of(&mut work, issue);
@@ -206,6 +218,58 @@ async fn pass<S: Store>(context: &Context<S>) -> Result<bool, StoreError> {
         context.notices_waiting.notify_one();
     }
     Ok(full)
+}
+
+/// Follows each project the deliveries name by id to the newest path they
+/// name (see [`Store::follow_project`]): a renamed or transferred project's
+/// stored rows move to the new path before anything is applied, and every
+/// delivery is filed under the path the project is at now, so one sent
+/// before the rename joins the same issue.
+async fn follow_projects<S: Store>(
+    context: &Context<S>,
+    deliveries: &mut [IssueDelivery],
+) -> Result<(), StoreError> {
+    // Each project's paths in the order GitLab gave them, so that an old
+    // path and the new one in the same pass are followed as a rename.
+    let mut named: BTreeMap<(u64, ProjectPath), DateTime<Utc>> = BTreeMap::new();
+    for delivery in deliveries.iter() {
+        let Some(project_id) = delivery.ids.project_id else {
+            continue;
+        };
+        let seen = named
+            .entry((project_id, delivery.facts.reference.project.clone()))
+            .or_insert(delivery.updated_at);
+        *seen = (*seen).max(delivery.updated_at);
+    }
+    let mut named: Vec<(u64, ProjectPath, DateTime<Utc>)> = named
+        .into_iter()
+        .map(|((id, path), seen)| (id, path, seen))
+        .collect();
+    named.sort_by_key(|(id, _, seen)| (*id, *seen));
+    for (project_id, path, seen_at) in named {
+        if context.project_path(project_id).as_ref() == Some(&path) {
+            continue;
+        }
+        let followed = context
+            .store
+            .follow_project(project_id, &path, seen_at)
+            .await?;
+        if let Some(old) = &followed.renamed_from {
+            tracing::info!(project_id, from = %old.0, to = %followed.path.0, "project renamed or transferred: its clocks and threads follow it");
+            metrics::counter!("labelwarden_projects_followed_total").increment(1);
+        }
+        context.remember_project_path(project_id, followed.path);
+    }
+    for delivery in deliveries.iter_mut() {
+        if let Some(path) = delivery
+            .ids
+            .project_id
+            .and_then(|id| context.project_path(id))
+        {
+            delivery.facts.reference.project = path;
+        }
+    }
+    Ok(())
 }
 
 /// The deliveries gathered for `issue` in this pass, adding the issue at the

@@ -23,7 +23,8 @@ pub mod outbox;
 pub mod reconcile;
 pub mod slack_events;
 
-use std::sync::Arc;
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
 
 use chrono::{DateTime, Utc};
 use tokio::sync::Notify;
@@ -31,7 +32,7 @@ use tokio::sync::Notify;
 use crate::clock;
 use crate::engine::{self, Firing, Ledger};
 use crate::gitlab::webhook::IssueDelivery;
-use crate::issue::Issue;
+use crate::issue::{Issue, ProjectPath};
 use crate::notify::{IssueView, Notice};
 use crate::policy::{PolicyName, PolicySet};
 use crate::store::{ClockState, Fired, IssueCommit, IssueRecord, Loaded, Store};
@@ -52,6 +53,9 @@ pub struct Context<S> {
     /// replica takes over from one that died. Sending one batch must take
     /// less, or another replica may send it again.
     pub lease: chrono::TimeDelta,
+    /// The path each project id was last followed to by this process, so
+    /// that the store is asked only when a delivery names another one.
+    project_paths: Mutex<HashMap<u64, ProjectPath>>,
 }
 
 impl<S: Store> Context<S> {
@@ -64,7 +68,19 @@ impl<S: Store> Context<S> {
             slack_events_waiting: Notify::new(),
             retry: outbox::RetryPolicy::default(),
             lease: chrono::TimeDelta::seconds(15),
+            project_paths: Mutex::default(),
         }
+    }
+
+    /// The path this process last followed project `project_id` to.
+    pub fn project_path(&self, project_id: u64) -> Option<ProjectPath> {
+        let paths = self.project_paths.lock().unwrap_or_else(|e| e.into_inner());
+        paths.get(&project_id).cloned()
+    }
+
+    fn remember_project_path(&self, project_id: u64, path: ProjectPath) {
+        let mut paths = self.project_paths.lock().unwrap_or_else(|e| e.into_inner());
+        paths.insert(project_id, path);
     }
 
     /// The same context with another enforcer lease length.

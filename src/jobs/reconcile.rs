@@ -64,6 +64,7 @@ fn delivery(api: &FetchedIssue) -> Result<Delivery, serde_json::Error> {
         url: api.url.clone(),
         updated_at: api.updated_at,
         action: None,
+        ids: api.ids,
     };
     Ok(Delivery {
         seq: 0,
@@ -135,21 +136,34 @@ pub async fn pass<S: Store>(
     context: &Context<S>,
     config: &ReconcileConfig,
 ) -> Result<usize, String> {
-    let scopes = if config.scopes.is_empty() {
+    // Each scope, with the store's path for a project scope: a project the
+    // store knows by id is read by id, which GitLab answers under whatever
+    // path the project has now, so a rename no webhook told of is found.
+    let scopes: Vec<(Scope, Option<String>)> = if config.scopes.is_empty() {
         context
             .store
             .known_projects()
             .await
             .map_err(|e| e.to_string())?
             .into_iter()
-            .map(Scope::Project)
+            .map(|(path, id)| {
+                let read_as = id.map_or_else(|| path.clone(), |id| id.to_string());
+                (Scope::Project(read_as), Some(path))
+            })
             .collect()
     } else {
-        config.scopes.clone()
+        config
+            .scopes
+            .iter()
+            .map(|scope| match scope {
+                Scope::Project(path) => (scope.clone(), Some(path.clone())),
+                Scope::Group(_) => (scope.clone(), None),
+            })
+            .collect()
     };
     let now = Utc::now();
     let mut repaired = 0;
-    for scope in &scopes {
+    for (scope, stored_path) in &scopes {
         let mut fetched = config
             .reader
             .read_all(
@@ -161,18 +175,16 @@ pub async fn pass<S: Store>(
             )
             .await
             .map_err(|e| e.to_string())?;
-        if let Scope::Project(project) = scope {
-            let listed: BTreeSet<IssueRef> = fetched
-                .iter()
-                .map(|f| f.issue.reference().clone())
-                .collect();
+        if let (Some(project), Scope::Project(read_as)) = (stored_path, scope) {
+            // By number: after a rename the listing names the new path.
+            let listed: BTreeSet<u64> = fetched.iter().map(|f| f.issue.reference().iid.0).collect();
             let live = context
                 .store
                 .live_issues(project)
                 .await
                 .map_err(|e| e.to_string())?;
-            for reference in live.into_iter().filter(|r| !listed.contains(r)) {
-                match config.reader.one(&reference).await {
+            for reference in live.into_iter().filter(|r| !listed.contains(&r.iid.0)) {
+                match config.reader.one_in(read_as, reference.iid.0).await {
                     Ok(issue) => fetched.push(issue),
                     Err(e) => {
                         tracing::warn!(issue = %reference, error = %e, "reconcile cannot read an issue with a live clock")

@@ -227,4 +227,20 @@ pub const MIGRATIONS: &[Migration] = &[
             "CREATE INDEX slack_events_due ON slack_events (handled_at, next_attempt_at)",
         ],
     },
+    Migration {
+        version: 8,
+        name: "projects followed by id",
+        statements: &[
+            // Where each project lives, as the newest delivery naming its
+            // id said: one naming the id under another path is a rename or
+            // transfer, and the project's rows move to the new path. Rows
+            // from before this step are keyed by the paths of their time,
+            // which the first delivery naming each id records.
+            "CREATE TABLE projects (
+            project_id BIGINT PRIMARY KEY,
+            path TEXT NOT NULL,
+            seen_at BIGINT NOT NULL
+        )",
+        ],
+    },
 ];

@@ -10,7 +10,7 @@
 //! same transaction, both keyed by the firing, and a second writer of the
 //! same firing changes nothing.
 
-mod migrations;
+pub mod migrations;
 pub mod sql;
 
 use std::future::Future;
@@ -18,7 +18,7 @@ use std::future::Future;
 use chrono::{DateTime, Utc};
 
 use crate::engine::Firing;
-use crate::issue::{IssueFacts, IssueRef, TimedEvent};
+use crate::issue::{IssueFacts, IssueRef, ProjectPath, TimedEvent};
 use crate::notify::{Notice, Thread};
 use crate::policy::PolicyName;
 
@@ -50,6 +50,15 @@ pub struct Delivery {
     /// [`crate::gitlab::webhook::IssueDelivery`]): a few hundred bytes
     /// instead of GitLab's whole payload.
     pub payload: String,
+}
+
+/// Where a project is now, after [`Store::follow_project`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FollowedProject {
+    /// The path its rows are kept under.
+    pub path: ProjectPath,
+    /// The path they were under until this call moved them.
+    pub renamed_from: Option<ProjectPath>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -293,8 +302,23 @@ pub trait Store: Send + Sync + 'static {
         &self,
     ) -> impl Future<Output = Result<Option<DateTime<Utc>>, StoreError>> + Send;
 
-    /// Every project the store has issues of.
-    fn known_projects(&self) -> impl Future<Output = Result<Vec<String>, StoreError>> + Send;
+    /// Records that project `project_id` is at `path`, as a delivery
+    /// updated at `seen_at` says. When the store knew it under another path
+    /// (a rename or transfer), every row of the old path moves to the new
+    /// one first, so its clocks, ledgers and threads go on. An older
+    /// delivery changes nothing. Returns the path the project is at now.
+    fn follow_project(
+        &self,
+        project_id: u64,
+        path: &ProjectPath,
+        seen_at: DateTime<Utc>,
+    ) -> impl Future<Output = Result<FollowedProject, StoreError>> + Send;
+
+    /// Every project the store has issues of: the path its rows are kept
+    /// under, and its GitLab id once a delivery named it.
+    fn known_projects(
+        &self,
+    ) -> impl Future<Output = Result<Vec<(String, Option<u64>)>, StoreError>> + Send;
 
     /// Issues of `project` with a clock still going (running, paused,
     /// breached): what a missed webhook could leave wrongly open.

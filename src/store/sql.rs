@@ -4,6 +4,8 @@
 //! `ON CONFLICT`, integer timestamps, `CASE` instead of two-argument
 //! `MAX`); the few differences are marked where they are.
 
+mod identity;
+
 use chrono::{DateTime, Utc};
 use sqlx::any::{AnyPoolOptions, AnyRow};
 use sqlx::{Acquire, Any, AnyPool, Executor, Row, Transaction};
@@ -13,9 +15,9 @@ use super::migrations::{
     INTAKE_MIGRATIONS, INTAKE_TABLE, MAIN_TABLE, MIGRATIONS, Migration, POSTGRES_INTAKE_MIGRATIONS,
 };
 use super::{
-    Acknowledged, AlertThread, CommitOutcome, Delivery, Handled, IssueCommit, IssueRecord, Loaded,
-    OutboxEntry, OutboxKey, OutboxOutcome, Recorded, SendResult, SlackEventOutcome, Store,
-    StoreError, StoreStats, StoredSlackEvent, Withdrawal,
+    Acknowledged, AlertThread, CommitOutcome, Delivery, FollowedProject, Handled, IssueCommit,
+    IssueRecord, Loaded, OutboxEntry, OutboxKey, OutboxOutcome, Recorded, SendResult,
+    SlackEventOutcome, Store, StoreError, StoreStats, StoredSlackEvent, Withdrawal,
 };
 use crate::engine::Firing;
 use crate::issue::{Event, IssueFacts, IssueIid, IssueRef, ProjectPath, TimedEvent};
@@ -632,12 +634,27 @@ impl Store for SqlStore {
         rows.iter().map(|row| Ok(issue_from(row)?)).collect()
     }
 
-    async fn known_projects(&self) -> Result<Vec<String>, StoreError> {
-        let rows = sqlx::query("SELECT DISTINCT project FROM issues ORDER BY project")
-            .fetch_all(&self.readers)
-            .await?;
+    async fn follow_project(
+        &self,
+        project_id: u64,
+        path: &ProjectPath,
+        seen_at: DateTime<Utc>,
+    ) -> Result<FollowedProject, StoreError> {
+        self.follow_project_path(project_id, path, seen_at).await
+    }
+
+    async fn known_projects(&self) -> Result<Vec<(String, Option<u64>)>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT DISTINCT i.project, p.project_id FROM issues i
+             LEFT JOIN projects p ON p.path = i.project ORDER BY i.project",
+        )
+        .fetch_all(&self.readers)
+        .await?;
         rows.iter()
-            .map(|row| Ok(row.try_get::<String, _>(0)?))
+            .map(|row| {
+                let id: Option<i64> = row.try_get(1)?;
+                Ok((row.try_get::<String, _>(0)?, id.map(|id| id as u64)))
+            })
             .collect()
     }
 
@@ -1176,7 +1193,6 @@ fn bind_firing<'q>(
         .bind(i64::from(firing.occurrence))
 }
 
-/// Binds each issue's key (project, iid), in order.
 /// Binds a clock cycle's key to `$1`..`$4`: project, iid, policy, cycle.
 fn bind_cycle<'q>(query: SqlQuery<'q>, cycle: &'q AlertThread) -> SqlQuery<'q> {
     query
@@ -1186,6 +1202,7 @@ fn bind_cycle<'q>(query: SqlQuery<'q>, cycle: &'q AlertThread) -> SqlQuery<'q> {
         .bind(i64::from(cycle.cycle))
 }
 
+/// Binds each issue's key (project, iid), in order.
 fn bind_issues<'q>(mut query: SqlQuery<'q>, issues: &[IssueRef]) -> SqlQuery<'q> {
     for issue in issues {
         query = query.bind(issue.project.0.clone()).bind(issue.iid.0 as i64);

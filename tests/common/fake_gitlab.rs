@@ -42,6 +42,16 @@ pub struct FakeIssue {
     pub notes: Vec<(u64, DateTime<Utc>, String, bool)>,
     /// Notes edited, counted.
     pub note_edits: u32,
+    /// The project's id: it stays when the project is renamed.
+    pub project_id: u64,
+}
+
+/// A project id for a path, stable across runs: what GitLab gave the
+/// project when it was created there.
+pub fn project_id(path: &str) -> u64 {
+    path.bytes()
+        .fold(7u64, |id, byte| (id * 31 + u64::from(byte)) % 9_973)
+        + 1
 }
 
 impl FakeIssue {
@@ -62,6 +72,7 @@ impl FakeIssue {
             state_events: vec![],
             notes: vec![],
             note_edits: 0,
+            project_id: project_id(project),
         }
     }
 
@@ -110,15 +121,21 @@ impl FakeIssue {
         self
     }
 
+    /// In the project named by `id_or_path`, as the API names it: its
+    /// numeric id or its full path.
+    fn is_in(&self, id_or_path: &str) -> bool {
+        self.project == id_or_path || self.project_id.to_string() == id_or_path
+    }
+
     pub fn is_open(&self) -> bool {
         self.closed_at.is_none()
     }
 
     fn json(&self) -> Value {
         json!({
-            "id": 10_000 + self.iid,
+            "id": self.project_id * 100_000 + self.iid,
             "iid": self.iid,
-            "project_id": 7,
+            "project_id": self.project_id,
             "title": self.title,
             "description": "Steps to reproduce …",
             "state": if self.is_open() { "opened" } else { "closed" },
@@ -265,6 +282,14 @@ impl FakeGitLab {
         *slot = change(slot.clone());
     }
 
+    /// Renames (or transfers) a project, as its owner would: its issues,
+    /// with their ids, histories and notes, are now under `to`.
+    pub fn rename_project(&self, from: &str, to: &str) {
+        for issue in self.lock().issues.iter_mut().filter(|i| i.project == from) {
+            issue.project = to.to_owned();
+        }
+    }
+
     /// The issue as the fake holds it now.
     pub fn issue(&self, project: &str, iid: u64) -> FakeIssue {
         find(&self.lock(), project, iid)
@@ -304,7 +329,7 @@ impl FakeGitLab {
         } = &mut *inner;
         match issues
             .iter_mut()
-            .find(|i| i.project == project && i.iid == iid)
+            .find(|i| i.is_in(project) && i.iid == iid)
         {
             Some(issue) => answer(issue, next_note_id),
             None => project_not_found(),
@@ -460,7 +485,7 @@ async fn project_issues(
     let issues: Vec<FakeIssue> = inner
         .issues
         .iter()
-        .filter(|i| i.project == project)
+        .filter(|i| i.is_in(&project))
         .cloned()
         .collect();
     if issues.is_empty() {
@@ -501,7 +526,7 @@ fn find<'a>(inner: &'a Inner, project: &str, iid: u64) -> Option<&'a FakeIssue> 
     inner
         .issues
         .iter()
-        .find(|i| i.project == project && i.iid == iid)
+        .find(|i| i.is_in(project) && i.iid == iid)
 }
 
 async fn label_events(

@@ -246,7 +246,12 @@ pub fn issue_event(
     .unwrap();
     let labels: Vec<Value> = after.iter().map(|l| label(l)).collect();
     payload["project"]["path_with_namespace"] = json!("acme/backend");
+    // The id the fake GitLab's API gives the same project.
+    let project_id = fake_gitlab::project_id("acme/backend");
+    payload["project"]["id"] = json!(project_id);
     let attributes = &mut payload["object_attributes"];
+    attributes["project_id"] = json!(project_id);
+    attributes["id"] = json!(project_id * 100_000 + iid);
     attributes["iid"] = json!(iid);
     attributes["title"] = json!(format!("Checkout broken #{iid}"));
     attributes["created_at"] = json!(gitlab_time(created));

@@ -1,0 +1,344 @@
+//! The clock follows the issue, not its path: a project renamed or
+//! transferred keeps its issues' clocks, ledgers and Slack threads, and a
+//! store written by the release before this keeps them through the
+//! upgrade. Deliveries are GitLab's documented issue hook with the ids it
+//! carries (`project.id`).
+
+mod common;
+
+use std::path::Path;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use common::{HIGHEST, Options, fixture_policies, issue_event, sqlite, start_server, wait_until};
+use labelwarden::notify::{Delivered, Notice, Notifier, NotifyError, Thread};
+use serde_json::{Value, json};
+use sqlx::Executor;
+use sqlx::any::AnyPoolOptions;
+
+/// A notice as sent: issue, step, and the thread it was handed.
+type Sent = (String, String, Option<Thread>);
+
+/// Every notice sent. A notice with no thread starts one, numbered in order.
+#[derive(Clone, Default)]
+struct Threads(Arc<Mutex<Vec<Sent>>>);
+
+impl Notifier for Threads {
+    async fn send(
+        &self,
+        notice: &Notice,
+        thread: Option<&Thread>,
+    ) -> Result<Delivered, NotifyError> {
+        let mut sent = self.0.lock().unwrap();
+        sent.push((
+            notice.issue.to_string(),
+            notice.firing.step.0.clone(),
+            thread.cloned(),
+        ));
+        let thread = thread.cloned().unwrap_or_else(|| Thread {
+            channel_id: "C0ALERTS01".into(),
+            ts: format!("1800000000.{:06}", sent.len()),
+        });
+        Ok(Delivered {
+            thread: Some(thread),
+        })
+    }
+}
+
+impl Threads {
+    fn sent(&self) -> Vec<Sent> {
+        self.0.lock().unwrap().clone()
+    }
+}
+
+fn thread(ts: &str) -> Option<Thread> {
+    Some(Thread {
+        channel_id: "C0ALERTS01".into(),
+        ts: ts.into(),
+    })
+}
+
+/// The same delivery, with its project (the same id) now at `path`.
+fn at_path(mut payload: Value, path: &str) -> Value {
+    payload["project"]["path_with_namespace"] = json!(path);
+    let iid = payload["object_attributes"]["iid"].clone();
+    payload["object_attributes"]["url"] =
+        json!(format!("https://gitlab.example.com/{path}/-/issues/{iid}"));
+    payload
+}
+
+#[tokio::test]
+async fn a_renamed_project_keeps_one_clock_and_one_thread() {
+    let dir = tempfile::tempdir().unwrap();
+    let sent = Threads::default();
+    let server = start_server(
+        fixture_policies("policies-fast"),
+        &sqlite(&dir.path().join("db.sqlite")),
+        sent.clone(),
+        Options::default(),
+    )
+    .await;
+    let labelled = Utc::now();
+    let label = issue_event(5, labelled, labelled, &[], &[HIGHEST], false);
+    assert_eq!(server.deliver("rename-1", &label).await, 200);
+    assert!(wait_until(Duration::from_secs(1), || sent.sent().len() == 1).await);
+
+    // The project is renamed; the next delivery (an edit) names the new path.
+    let edited = at_path(
+        issue_event(5, labelled, Utc::now(), &[HIGHEST], &[HIGHEST], false),
+        "acme/checkout",
+    );
+    assert_eq!(server.deliver("rename-2", &edited).await, 200);
+    assert!(
+        wait_until(Duration::from_secs(4), || sent.sent().len() >= 3).await,
+        "{:?}",
+        sent.sent()
+    );
+    server.assert_outbox_empty().await;
+    let first = thread("1800000000.000001");
+    assert_eq!(
+        sent.sent(),
+        vec![
+            ("acme/backend#5".into(), "start".into(), None),
+            (
+                "acme/checkout#5".into(),
+                "before_deadline:1s".into(),
+                first.clone()
+            ),
+            ("acme/checkout#5".into(), "breach".into(), first),
+        ],
+        "one clock, one thread; later messages show the new path"
+    );
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn a_rename_no_webhook_told_of_is_found_by_reconcile() {
+    use common::fake_gitlab::{self, FakeGitLab, FakeIssue};
+    use labelwarden::gitlab::client::{GitLabClient, GitLabSettings};
+    use labelwarden::gitlab::history::IssueReader;
+    use labelwarden::jobs::reconcile::ReconcileConfig;
+    let gitlab = FakeGitLab::start().await;
+    let labelled = Utc::now();
+    gitlab
+        .gitlab
+        .add(FakeIssue::new("acme/backend", 60, labelled).add_label(labelled, HIGHEST));
+    let reader = IssueReader::new(
+        GitLabClient::new(GitLabSettings {
+            url: gitlab.url.clone(),
+            token: secrecy::SecretString::from(fake_gitlab::TOKEN.to_owned()),
+            concurrency: 4,
+            first_retry: Duration::from_millis(10),
+        })
+        .unwrap(),
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let sent = Threads::default();
+    let server = start_server(
+        fixture_policies("policies-identity"),
+        &sqlite(&dir.path().join("db.sqlite")),
+        sent.clone(),
+        Options {
+            reconcile: Some(ReconcileConfig {
+                reader,
+                every: Duration::from_millis(200),
+                scopes: vec![],
+                closed_within: chrono::TimeDelta::hours(24),
+            }),
+            ..Options::default()
+        },
+    )
+    .await;
+    let label = issue_event(60, labelled, labelled, &[], &[HIGHEST], false);
+    assert_eq!(server.deliver("reconcile-rename-60", &label).await, 200);
+    assert!(wait_until(Duration::from_secs(1), || sent.sent().len() == 1).await);
+
+    // Renamed, then closed, and no webhook says either.
+    gitlab
+        .gitlab
+        .rename_project("acme/backend", "acme/checkout");
+    let ok_runs = "labelwarden_reconcile_runs_total{outcome=\"ok\"} ";
+    let runs = server.metric(ok_runs).await.unwrap_or(0.0);
+    let mut now = runs;
+    for _ in 0..100 {
+        now = server.metric(ok_runs).await.unwrap_or(0.0);
+        if now >= runs + 2.0 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert!(now >= runs + 2.0, "two reconcile passes after the rename");
+    gitlab
+        .gitlab
+        .update("acme/checkout", 60, |issue| issue.close(Utc::now()));
+    assert!(
+        wait_until(Duration::from_secs(3), || sent.sent().len() >= 2).await,
+        "{:?}",
+        sent.sent()
+    );
+    server.assert_outbox_empty().await;
+    let first = thread("1800000000.000001");
+    assert_eq!(
+        sent.sent(),
+        vec![
+            ("acme/backend#60".into(), "start".into(), None),
+            ("acme/checkout#60".into(), "resolved".into(), first),
+        ],
+        "the close reconcile found resolves the one clock, in its thread"
+    );
+    server.stop().await;
+}
+
+/// Creates, at `url`, the schema of migrations 1 to 7 and records them as
+/// applied, as labelwarden's own migration step does.
+async fn migrate_to_v7(
+    pool: &sqlx::AnyPool,
+    table: &str,
+    migrations: &[labelwarden::store::migrations::Migration],
+) {
+    pool.execute(sqlx::AssertSqlSafe(format!(
+        "CREATE TABLE {table} (version BIGINT PRIMARY KEY, name TEXT NOT NULL, applied_at BIGINT NOT NULL)"
+    )))
+    .await
+    .unwrap();
+    for migration in migrations.iter().filter(|m| m.version <= 7) {
+        for statement in migration.statements {
+            pool.execute(*statement).await.unwrap();
+        }
+        sqlx::query(sqlx::AssertSqlSafe(format!(
+            "INSERT INTO {table} (version, name, applied_at) VALUES ($1, $2, 0)"
+        )))
+        .bind(migration.version)
+        .bind(migration.name)
+        .execute(pool)
+        .await
+        .unwrap();
+    }
+}
+
+/// The rows of one section of `fixtures/upgrade/v7.sql`.
+fn v7_rows(section: &str) -> Vec<String> {
+    let text = std::fs::read_to_string(common::fixtures().join("upgrade/v7.sql")).unwrap();
+    let mut current = None;
+    let mut rows = Vec::new();
+    for line in text.lines() {
+        if let Some(name) = line.strip_prefix("-- section: ") {
+            current = Some(name.to_owned());
+        } else if line.starts_with("INSERT") && current.as_deref() == Some(section) {
+            rows.push(line.to_owned());
+        }
+    }
+    assert!(!rows.is_empty(), "section {section}");
+    rows
+}
+
+async fn insert_rows(pool: &sqlx::AnyPool, section: &str) {
+    for row in v7_rows(section) {
+        pool.execute(sqlx::AssertSqlSafe(row)).await.unwrap();
+    }
+}
+
+/// Starts `serve` on a store as release v7 left it (#5's clock running
+/// and long past its deadline, with a thread; #6 met), then renames the
+/// project and closes #5 under the new path.
+async fn upgraded_store_story(url: &str) {
+    let sent = Threads::default();
+    let server = start_server(
+        fixture_policies("policies-fast"),
+        url,
+        sent.clone(),
+        Options::default(),
+    )
+    .await;
+    // The first pass finds #5 due: its breach, late, in its v7 thread.
+    assert!(wait_until(Duration::from_secs(2), || !sent.sent().is_empty()).await);
+    // v7 stored no project ids: the first delivery after the upgrade (an
+    // edit) names project 1 at the path the store knows it by.
+    let created: DateTime<Utc> = "2026-11-29T03:03:02.479Z".parse().unwrap();
+    let edit = issue_event(5, created, Utc::now(), &[HIGHEST], &[HIGHEST], false);
+    assert_eq!(server.deliver("upgrade-edit-5", &edit).await, 200);
+    let close = at_path(
+        issue_event(5, created, Utc::now(), &[HIGHEST], &[HIGHEST], true),
+        "acme/checkout",
+    );
+    assert_eq!(server.deliver("upgrade-close-5", &close).await, 200);
+    assert!(wait_until(Duration::from_secs(2), || sent.sent().len() >= 2).await);
+    server.assert_outbox_empty().await;
+    let v7_thread = thread("1764000000.000200");
+    assert_eq!(
+        sent.sent(),
+        vec![
+            ("acme/backend#5".into(), "breach".into(), v7_thread.clone()),
+            ("acme/checkout#5".into(), "resolved".into(), v7_thread),
+        ],
+        "the v7 clock and thread go on, across the upgrade and the rename"
+    );
+    assert_eq!(
+        server
+            .metric("labelwarden_clocks{policy=\"fast-critical\",status=\"met\"} ")
+            .await,
+        Some(1.0),
+        "#6's clock is still met"
+    );
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn an_upgraded_sqlite_store_keeps_every_clock_and_thread() {
+    sqlx::any::install_default_drivers();
+    let dir = tempfile::tempdir().unwrap();
+    let main = dir.path().join("labelwarden.db");
+    let intake = dir.path().join("labelwarden.intake.db");
+    let open = |path: &Path| {
+        let url = format!("sqlite://{}?mode=rwc", path.display());
+        async move { AnyPoolOptions::new().max_connections(1).connect(&url).await }
+    };
+    let pool = open(&main).await.unwrap();
+    migrate_to_v7(
+        &pool,
+        "labelwarden_migrations",
+        labelwarden::store::migrations::MIGRATIONS,
+    )
+    .await;
+    insert_rows(&pool, "main").await;
+    pool.close().await;
+    let pool = open(&intake).await.unwrap();
+    migrate_to_v7(
+        &pool,
+        "labelwarden_migrations",
+        labelwarden::store::migrations::INTAKE_MIGRATIONS,
+    )
+    .await;
+    insert_rows(&pool, "intake").await;
+    pool.close().await;
+
+    upgraded_store_story(&sqlite(&main)).await;
+}
+
+#[tokio::test]
+async fn an_upgraded_postgres_store_keeps_every_clock_and_thread() {
+    let Some(database) = common::postgres::fresh_database().await else {
+        return;
+    };
+    let pool = AnyPoolOptions::new()
+        .max_connections(1)
+        .connect(&database.url)
+        .await
+        .unwrap();
+    use labelwarden::store::migrations::{
+        INTAKE_TABLE, MAIN_TABLE, MIGRATIONS, POSTGRES_INTAKE_MIGRATIONS,
+    };
+    migrate_to_v7(&pool, MAIN_TABLE, MIGRATIONS).await;
+    migrate_to_v7(&pool, INTAKE_TABLE, POSTGRES_INTAKE_MIGRATIONS).await;
+    insert_rows(&pool, "main").await;
+    insert_rows(&pool, "intake").await;
+    // The rows name their `seq`; the sequence goes on after them.
+    pool.execute("SELECT setval(pg_get_serial_sequence('deliveries', 'seq'), (SELECT MAX(seq) FROM deliveries))")
+        .await
+        .unwrap();
+    pool.close().await;
+
+    upgraded_store_story(&database.url).await;
+    database.drop().await;
+}
