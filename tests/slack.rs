@@ -304,6 +304,64 @@ async fn a_confidential_issue_shows_only_reference_link_and_sla_outside_private_
 }
 
 #[tokio::test]
+async fn an_issue_made_confidential_later_has_its_earlier_messages_redacted_in_place() {
+    let (_dir, Setup { server, slack }) = start_unlimited().await;
+    let labels = [HIGHEST, "security"];
+    let labelled = Utc::now();
+    server
+        .deliver("public-76", &label(&labels, 76, labelled))
+        .await;
+    // The start (parent, in #alerts and in the private channel) and the
+    // warning reply go out while the issue is public.
+    assert!(
+        wait_until(Duration::from_secs(3), || {
+            of_issue(&slack, "#alerts", 76).len() >= 2
+        })
+        .await
+    );
+    let before = of_issue(&slack, "#alerts", 76);
+    assert!(before[0].shown().contains("Checkout broken #76"));
+    assert!(before[1].shown().contains("acme/backend#76"));
+
+    let mut secret = issue_event(76, labelled, Utc::now(), &labels, &labels, false);
+    secret["object_attributes"]["confidential"] = json!(true);
+    secret["changes"]["confidential"] = json!({ "previous": false, "current": true });
+    server.deliver("secret-76", &secret).await;
+    // The parent and the reply are edited; the breach after it is redacted
+    // from the start.
+    assert!(
+        wait_until(Duration::from_secs(4), || {
+            let alerts = of_issue(&slack, "#alerts", 76);
+            alerts.len() >= 3 && alerts[0].edits >= 1 && alerts[1].edits >= 1
+        })
+        .await,
+        "{}",
+        transcript(&of_issue(&slack, "#alerts", 76))
+    );
+    let alerts = of_issue(&slack, "#alerts", 76);
+    for message in &alerts {
+        let shown = message.shown();
+        for hidden in ["Checkout broken", "security", "priority::highest"] {
+            assert!(!shown.contains(hidden), "`{hidden}` still shown: {shown}");
+        }
+        assert!(shown.contains("acme/backend#76"), "{shown}");
+    }
+    assert!(alerts[0].shown().contains("(confidential issue)"));
+    assert!(alerts[1].text.contains("deadline"), "{}", alerts[1].text);
+    assert_eq!(
+        alerts[1].thread_ts.as_ref(),
+        Some(&alerts[0].ts),
+        "still one thread"
+    );
+    // The private channel may see the title: not edited.
+    let private = channel(&slack, "C0SECURITY");
+    assert!(
+        private.iter().all(|m| m.edits == 0) && private[0].shown().contains("Checkout broken #76")
+    );
+    server.stop().await;
+}
+
+#[tokio::test]
 async fn a_429_is_retried_after_the_time_slack_asked_for() {
     let dir = tempfile::tempdir().unwrap();
     // Backoff alone would retry after 10 ms.

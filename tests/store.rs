@@ -114,6 +114,7 @@ fn commit(
             })
             .collect(),
         now,
+        became_confidential: false,
     }
 }
 

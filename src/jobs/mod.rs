@@ -18,6 +18,7 @@
 //! warning is due, and the outbox sends it. A restart in between loses
 //! nothing: every step is in the store.
 
+pub mod confidential;
 pub mod enforcer;
 pub mod outbox;
 pub mod reconcile;
@@ -116,6 +117,7 @@ pub fn prepare(
     deliveries: Vec<IssueDelivery>,
     now: DateTime<Utc>,
 ) -> Option<(IssueCommit, Vec<Resolution>)> {
+    let was_confidential = loaded.record.as_ref().map(|r| r.facts.confidential);
     let mut record = loaded.record;
     let mut new_events = Vec::new();
     for delivery in deliveries {
@@ -123,7 +125,7 @@ pub fn prepare(
         record = Some(merge(record, delivery));
     }
     let record = record?;
-    let (clocks, fired, outcomes) = evaluate(
+    let (clocks, mut fired, outcomes) = evaluate(
         &record,
         policies,
         &loaded.ledger,
@@ -140,7 +142,23 @@ pub fn prepare(
             })
         })
         .collect();
+    // Made confidential after something was posted about it: redact.
+    let became_confidential = was_confidential == Some(false) && record.facts.confidential;
+    if became_confidential {
+        let view = IssueView {
+            facts: &record.facts,
+            title: &record.title,
+            url: &record.url,
+        };
+        fired.extend(confidential::redactions(
+            policies,
+            &loaded.ledger,
+            view,
+            now,
+        ));
+    }
     let commit = IssueCommit {
+        became_confidential,
         facts: record.facts,
         title: record.title,
         url: record.url,

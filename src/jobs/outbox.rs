@@ -18,7 +18,7 @@ use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
 
 use super::Context;
-use crate::notify::{Notifier, NotifyError};
+use crate::notify::{Delivered, Notifier, NotifyError};
 use crate::store::{OutboxEntry, OutboxOutcome, SendResult, Store};
 
 const BATCH: u32 = 50;
@@ -91,7 +91,11 @@ pub async fn run<S: Store, N: Notifier>(
             .map(|entry| {
                 let span = tracing::info_span!("outbox", issue = %entry.key.issue, policy = %entry.key.policy, step = %entry.key.firing.step);
                 async move {
-                    let result = send(notifier, &entry, retry).await;
+                    let result = if entry.notice.step_kind == "redact" {
+                        redact(context, notifier, &entry, retry).await
+                    } else {
+                        send(notifier, &entry, retry).await
+                    };
                     OutboxOutcome {
                         key: entry.key,
                         result,
@@ -133,13 +137,47 @@ pub async fn run<S: Store, N: Notifier>(
     }
 }
 
+/// Carries out a redaction: the notices sent before to its cycle's thread
+/// in its channel are handed to the notifier to edit. Safe to repeat.
+async fn redact<S: Store, N: Notifier>(
+    context: &Context<S>,
+    notifier: &N,
+    entry: &OutboxEntry,
+    retry: RetryPolicy,
+) -> SendResult {
+    let channel = entry
+        .notice
+        .slack
+        .as_ref()
+        .map(|s| s.channel.as_str())
+        .unwrap_or_default();
+    let earlier = match context
+        .store
+        .sent_notices(
+            &entry.key.issue,
+            &entry.key.policy,
+            entry.key.firing.cycle,
+            channel,
+        )
+        .await
+    {
+        Ok(earlier) => earlier,
+        Err(e) => {
+            let unread = NotifyError::Temporary {
+                message: format!("cannot read what was sent before: {e}"),
+                retry_after: None,
+            };
+            return outcome(entry, retry, Err(unread));
+        }
+    };
+    let redacted = notifier
+        .redact(&entry.notice, entry.thread.as_ref(), &earlier)
+        .await;
+    outcome(entry, retry, redacted)
+}
+
 /// Sends one notice and says what became of it.
 async fn send<N: Notifier>(notifier: &N, entry: &OutboxEntry, retry: RetryPolicy) -> SendResult {
-    let attempt = entry.attempts + 1;
-    let policy = entry.key.policy.0.clone();
-    let later = |delay: Duration| {
-        Utc::now() + TimeDelta::from_std(delay).unwrap_or(TimeDelta::seconds(300))
-    };
     let sent = if entry.retaken {
         tracing::warn!("taking over a notice another process claimed and never recorded");
         notifier
@@ -147,6 +185,20 @@ async fn send<N: Notifier>(notifier: &N, entry: &OutboxEntry, retry: RetryPolicy
             .await
     } else {
         notifier.send(&entry.notice, entry.thread.as_ref()).await
+    };
+    outcome(entry, retry, sent)
+}
+
+/// What an attempt at `entry` came to, counted and logged.
+fn outcome(
+    entry: &OutboxEntry,
+    retry: RetryPolicy,
+    sent: Result<Delivered, NotifyError>,
+) -> SendResult {
+    let attempt = entry.attempts + 1;
+    let policy = entry.key.policy.0.clone();
+    let later = |delay: Duration| {
+        Utc::now() + TimeDelta::from_std(delay).unwrap_or(TimeDelta::seconds(300))
     };
     match sent {
         Ok(delivered) => {

@@ -221,6 +221,7 @@ impl Notice {
             ),
             "resolved" => "resolved".to_owned(),
             "withdrawn" => "no longer matches the policy; escalation withdrawn".to_owned(),
+            "redact" => "made confidential; earlier messages redacted".to_owned(),
             other => other.to_owned(),
         };
         let mut line = format!("{} [{}] {what}: {}", self.issue, self.policy, self.status);
@@ -297,6 +298,22 @@ pub trait Notifier: Send + Sync + 'static {
         thread: Option<&Thread>,
     ) -> impl Future<Output = Result<Delivered, NotifyError>> + Send {
         self.send(notice, thread)
+    }
+
+    /// Edits what was posted in `thread` for the `earlier` notices of one
+    /// clock cycle in one channel (oldest first) into the form a
+    /// confidential issue has outside private channels: `notice` (step
+    /// kind `redact`) says the issue became confidential. Notifiers that
+    /// cannot edit what they sent (logs, incoming webhooks) do nothing.
+    fn redact(
+        &self,
+        notice: &Notice,
+        thread: Option<&Thread>,
+        earlier: &[Notice],
+    ) -> impl Future<Output = Result<Delivered, NotifyError>> + Send {
+        let _ = (notice, earlier);
+        let thread = thread.cloned();
+        async move { Ok(Delivered { thread }) }
     }
 
     /// The destinations this notifier knows to be failing, for `/readyz`.

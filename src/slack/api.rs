@@ -196,6 +196,30 @@ impl WebApi {
             }))
     }
 
+    /// Every message labelwarden posted in the thread of `parent` (the
+    /// parent included), as (`ts`, the key in its metadata), oldest first.
+    /// Needs `channels:history` (`groups:history` for private channels).
+    pub async fn posted_in_thread(
+        &self,
+        parent: &Thread,
+    ) -> Result<Vec<(String, String)>, SlackError> {
+        let query = vec![
+            ("channel", parent.channel_id.clone()),
+            ("ts", parent.ts.clone()),
+            ("include_all_metadata", "true".to_owned()),
+        ];
+        Ok(self
+            .list("conversations.replies", query)
+            .await?
+            .into_iter()
+            .filter_map(|message| {
+                let metadata = message.metadata?;
+                let key = metadata.event_payload["key"].as_str()?.to_owned();
+                (metadata.event_type == METADATA_EVENT).then_some((message.ts, key))
+            })
+            .collect())
+    }
+
     /// People's replies in the thread of `parent`, oldest first. Bots'
     /// messages (labelwarden's own included) are left out. Needs
     /// `channels:history` (`groups:history` for private channels).

@@ -23,6 +23,7 @@
 pub mod api;
 pub mod events;
 pub mod message;
+mod redact;
 pub mod webhook;
 
 use std::collections::{BTreeMap, HashMap, HashSet};
@@ -514,6 +515,25 @@ impl Notifier for SlackNotifier {
             return Ok(found);
         }
         self.send(notice, thread).await
+    }
+
+    async fn redact(
+        &self,
+        notice: &Notice,
+        thread: Option<&Thread>,
+        earlier: &[Notice],
+    ) -> Result<Delivered, NotifyError> {
+        let channel = notice
+            .slack
+            .as_ref()
+            .map(|s| s.channel.as_str())
+            .unwrap_or_default();
+        self.redact_thread(thread, earlier)
+            .await
+            .map_err(|error| self.failed(notice, channel, error))?;
+        Ok(Delivered {
+            thread: thread.cloned(),
+        })
     }
 
     fn health(&self) -> Option<Arc<DestinationHealth>> {

@@ -120,6 +120,9 @@ pub struct IssueCommit {
     pub clocks: Vec<ClockState>,
     pub fired: Vec<Fired>,
     pub now: DateTime<Utc>,
+    /// The issue became confidential in this evaluation: notices of it
+    /// still waiting in the outbox are sent redacted.
+    pub became_confidential: bool,
 }
 
 /// A delivery a pass dealt with: applied to its issue, or set aside as
@@ -313,6 +316,17 @@ pub trait Store: Send + Sync + 'static {
         path: &ProjectPath,
         seen_at: DateTime<Utc>,
     ) -> impl Future<Output = Result<FollowedProject, StoreError>> + Send;
+
+    /// The notices sent for one clock cycle of `issue` under `policy` to
+    /// `channel`, oldest first (redactions left out): what a redaction
+    /// rewrites.
+    fn sent_notices(
+        &self,
+        issue: &IssueRef,
+        policy: &PolicyName,
+        cycle: u32,
+        channel: &str,
+    ) -> impl Future<Output = Result<Vec<Notice>, StoreError>> + Send;
 
     /// Every project the store has issues of: the path its rows are kept
     /// under, and its GitLab id once a delivery named it.

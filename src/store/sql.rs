@@ -4,6 +4,7 @@
 //! `ON CONFLICT`, integer timestamps, `CASE` instead of two-argument
 //! `MAX`); the few differences are marked where they are.
 
+mod confidential;
 mod identity;
 
 use chrono::{DateTime, Utc};
@@ -21,7 +22,7 @@ use super::{
 };
 use crate::engine::Firing;
 use crate::issue::{Event, IssueFacts, IssueIid, IssueRef, ProjectPath, TimedEvent};
-use crate::notify::Thread;
+use crate::notify::{Notice, Thread};
 use crate::policy::{PolicyName, StepId};
 
 /// An outbox row that is due to be tried: unsent, not given up on, and
@@ -589,6 +590,9 @@ impl Store for SqlStore {
     ) -> Result<CommitOutcome, StoreError> {
         let mut tx = self.writer.begin().await?;
         let newly_fired = write_commits(&mut tx, commits).await?;
+        for commit in commits.iter().filter(|c| c.became_confidential) {
+            confidential::redact_waiting(&mut tx, &commit.facts.reference).await?;
+        }
         for delivery in handled {
             if let Some(error) = &delivery.rejected {
                 sqlx::query(
@@ -641,6 +645,16 @@ impl Store for SqlStore {
         seen_at: DateTime<Utc>,
     ) -> Result<FollowedProject, StoreError> {
         self.follow_project_path(project_id, path, seen_at).await
+    }
+
+    async fn sent_notices(
+        &self,
+        issue: &IssueRef,
+        policy: &PolicyName,
+        cycle: u32,
+        channel: &str,
+    ) -> Result<Vec<Notice>, StoreError> {
+        self.notices_sent_to(issue, policy, cycle, channel).await
     }
 
     async fn known_projects(&self) -> Result<Vec<(String, Option<u64>)>, StoreError> {

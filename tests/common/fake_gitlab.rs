@@ -327,10 +327,7 @@ impl FakeGitLab {
             next_note_id,
             ..
         } = &mut *inner;
-        match issues
-            .iter_mut()
-            .find(|i| i.is_in(project) && i.iid == iid)
-        {
+        match issues.iter_mut().find(|i| i.is_in(project) && i.iid == iid) {
             Some(issue) => answer(issue, next_note_id),
             None => project_not_found(),
         }
