@@ -113,17 +113,21 @@ async fn a_renamed_project_keeps_one_clock_and_one_thread() {
     server.stop().await;
 }
 
-#[tokio::test]
-async fn a_rename_no_webhook_told_of_is_found_by_reconcile() {
-    use common::fake_gitlab::{self, FakeGitLab, FakeIssue};
+/// `serve` with the identity policies over a fresh SQLite file, reconciling
+/// every 200 ms with `gitlab`, where issue `iid` of acme/backend is
+/// labelled now; the label's webhook delivered, its start sent.
+async fn reconciling(
+    gitlab: &common::fake_gitlab::Running,
+    iid: u64,
+) -> (common::Server, Threads, tempfile::TempDir) {
+    use common::fake_gitlab::{self, FakeIssue};
     use labelwarden::gitlab::client::{GitLabClient, GitLabSettings};
     use labelwarden::gitlab::history::IssueReader;
     use labelwarden::jobs::reconcile::ReconcileConfig;
-    let gitlab = FakeGitLab::start().await;
     let labelled = Utc::now();
     gitlab
         .gitlab
-        .add(FakeIssue::new("acme/backend", 60, labelled).add_label(labelled, HIGHEST));
+        .add(FakeIssue::new("acme/backend", iid, labelled).add_label(labelled, HIGHEST));
     let reader = IssueReader::new(
         GitLabClient::new(GitLabSettings {
             url: gitlab.url.clone(),
@@ -150,25 +154,37 @@ async fn a_rename_no_webhook_told_of_is_found_by_reconcile() {
         },
     )
     .await;
-    let label = issue_event(60, labelled, labelled, &[], &[HIGHEST], false);
-    assert_eq!(server.deliver("reconcile-rename-60", &label).await, 200);
+    let label = issue_event(iid, labelled, labelled, &[], &[HIGHEST], false);
+    assert_eq!(server.deliver(&format!("label-{iid}"), &label).await, 200);
     assert!(wait_until(Duration::from_secs(1), || sent.sent().len() == 1).await);
+    (server, sent, dir)
+}
+
+/// Waits for `passes` more reconcile passes to finish well.
+async fn reconcile_passes(server: &common::Server, passes: f64) {
+    let ok_runs = "labelwarden_reconcile_runs_total{outcome=\"ok\"} ";
+    let runs = server.metric(ok_runs).await.unwrap_or(0.0);
+    let mut now = runs;
+    for _ in 0..150 {
+        now = server.metric(ok_runs).await.unwrap_or(0.0);
+        if now >= runs + passes {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert!(now >= runs + passes, "{passes} more reconcile passes");
+}
+
+#[tokio::test]
+async fn a_rename_no_webhook_told_of_is_found_by_reconcile() {
+    let gitlab = common::fake_gitlab::FakeGitLab::start().await;
+    let (server, sent, _dir) = reconciling(&gitlab, 60).await;
 
     // Renamed, then closed, and no webhook says either.
     gitlab
         .gitlab
         .rename_project("acme/backend", "acme/checkout");
-    let ok_runs = "labelwarden_reconcile_runs_total{outcome=\"ok\"} ";
-    let runs = server.metric(ok_runs).await.unwrap_or(0.0);
-    let mut now = runs;
-    for _ in 0..100 {
-        now = server.metric(ok_runs).await.unwrap_or(0.0);
-        if now >= runs + 2.0 {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-    assert!(now >= runs + 2.0, "two reconcile passes after the rename");
+    reconcile_passes(&server, 2.0).await;
     gitlab
         .gitlab
         .update("acme/checkout", 60, |issue| issue.close(Utc::now()));
@@ -186,6 +202,44 @@ async fn a_rename_no_webhook_told_of_is_found_by_reconcile() {
             ("acme/checkout#60".into(), "resolved".into(), first),
         ],
         "the close reconcile found resolves the one clock, in its thread"
+    );
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn a_deleted_issue_ends_its_clock_once() {
+    let gitlab = common::fake_gitlab::FakeGitLab::start().await;
+    let (server, sent, _dir) = reconciling(&gitlab, 62).await;
+    gitlab.gitlab.delete("acme/backend", 62);
+    assert!(
+        wait_until(Duration::from_secs(3), || sent.sent().len() >= 2).await,
+        "{:?}",
+        sent.sent()
+    );
+    // More passes read it again and get 404 again: nothing more is said.
+    reconcile_passes(&server, 3.0).await;
+    server.assert_outbox_empty().await;
+    let first = thread("1800000000.000001");
+    assert_eq!(
+        sent.sent(),
+        vec![
+            ("acme/backend#62".into(), "start".into(), None),
+            ("acme/backend#62".into(), "gone:alerts".into(), first),
+        ],
+        "said once, in the thread"
+    );
+    assert_eq!(
+        server
+            .metric("labelwarden_clocks{policy=\"critical-1h\",status=\"gone\"} ")
+            .await,
+        Some(1.0)
+    );
+    assert_eq!(
+        server
+            .metric("labelwarden_clocks{policy=\"critical-1h\",status=\"running\"} ")
+            .await,
+        Some(0.0),
+        "the clock ended"
     );
     server.stop().await;
 }

@@ -45,6 +45,10 @@ pub struct IssueDelivery {
     /// GitLab's ids, which follow the issue across renames and moves.
     #[serde(default)]
     pub ids: GitLabIds,
+    /// Reconcile was told the issue does not exist (404): deleted, or no
+    /// longer visible to labelwarden's token. The facts are the stored ones.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub gone: bool,
 }
 
 /// Reads an issue or work item delivery from its JSON body.
@@ -249,6 +253,7 @@ impl IssueHook {
                 moved_to_id: attributes.moved_to_id,
                 duplicated_to_id: attributes.duplicated_to_id,
             },
+            gone: false,
         }
     }
 }

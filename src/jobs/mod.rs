@@ -18,11 +18,11 @@
 //! warning is due, and the outbox sends it. A restart in between loses
 //! nothing: every step is in the store.
 
-pub mod confidential;
 pub mod enforcer;
 pub mod outbox;
 pub mod reconcile;
 pub mod slack_events;
+pub mod thread_notices;
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -118,13 +118,36 @@ pub fn prepare(
     now: DateTime<Utc>,
 ) -> Option<(IssueCommit, Vec<Resolution>)> {
     let was_confidential = loaded.record.as_ref().map(|r| r.facts.confidential);
+    // Gone, unless a later delivery says the issue is there after all.
+    let gone = deliveries.last().is_some_and(|d| d.gone);
     let mut record = loaded.record;
     let mut new_events = Vec::new();
-    for delivery in deliveries {
+    for delivery in deliveries.into_iter().filter(|d| !d.gone) {
         new_events.extend(delivery.events.iter().cloned());
         record = Some(merge(record, delivery));
     }
     let record = record?;
+    if gone {
+        let view = IssueView {
+            facts: &record.facts,
+            title: &record.title,
+            url: &record.url,
+        };
+        let (clocks, fired) =
+            thread_notices::gone(policies, &loaded.ledger, &loaded.statuses, view, now);
+        let commit = IssueCommit {
+            became_confidential: false,
+            facts: record.facts,
+            title: record.title,
+            url: record.url,
+            updated_at: record.updated_at,
+            new_events,
+            clocks,
+            fired,
+            now,
+        };
+        return Some((commit, Vec::new()));
+    }
     let (clocks, mut fired, outcomes) = evaluate(
         &record,
         policies,
@@ -150,7 +173,7 @@ pub fn prepare(
             title: &record.title,
             url: &record.url,
         };
-        fired.extend(confidential::redactions(
+        fired.extend(thread_notices::redactions(
             policies,
             &loaded.ledger,
             view,

@@ -21,6 +21,7 @@ use chrono::{TimeDelta, Utc};
 use tokio_util::sync::CancellationToken;
 
 use super::Context;
+use crate::gitlab::GitLabError;
 use crate::gitlab::history::{FetchedIssue, IssueReader, Scope};
 use crate::gitlab::webhook::IssueDelivery;
 use crate::issue::IssueRef;
@@ -54,6 +55,48 @@ pub fn repair_kind(api: &FetchedIssue, stored: Option<&IssueRecord>) -> Option<&
     (api_labels != stored_labels).then_some("labels")
 }
 
+/// Tells the enforcer that `reference` is gone (the API answered 404 for
+/// it while its clock was live); false if that was said already.
+async fn gone<S: Store>(context: &Context<S>, reference: &IssueRef) -> Result<bool, String> {
+    let loaded = context
+        .store
+        .load_issues(std::slice::from_ref(reference))
+        .await
+        .map_err(|e| e.to_string())?;
+    let Some(record) = loaded.into_iter().next().and_then(|l| l.record) else {
+        return Ok(false);
+    };
+    let told = IssueDelivery {
+        facts: record.facts,
+        events: Vec::new(),
+        title: record.title,
+        url: record.url,
+        updated_at: record.updated_at,
+        action: None,
+        ids: Default::default(),
+        gone: true,
+    };
+    let delivery = Delivery {
+        seq: 0,
+        // Said once for what the store last knew of the issue.
+        key: format!(
+            "reconcile:gone:{reference}:{}",
+            record.updated_at.timestamp_millis()
+        ),
+        kind: DELIVERY_KIND.to_owned(),
+        received_at: Utc::now(),
+        payload: serde_json::to_string(&told).map_err(|e| e.to_string())?,
+    };
+    match context.store.record_delivery(&delivery).await {
+        Ok(Recorded::New) => {
+            tracing::warn!(issue = %reference, "reconcile: the issue of a live clock is deleted or no longer visible (404); its clock ends");
+            Ok(true)
+        }
+        Ok(Recorded::Duplicate) => Ok(false),
+        Err(e) => Err(e.to_string()),
+    }
+}
+
 /// The delivery that tells the enforcer what the API says.
 fn delivery(api: &FetchedIssue) -> Result<Delivery, serde_json::Error> {
     let facts = api.issue.facts();
@@ -65,6 +108,7 @@ fn delivery(api: &FetchedIssue) -> Result<Delivery, serde_json::Error> {
         updated_at: api.updated_at,
         action: None,
         ids: api.ids,
+        gone: false,
     };
     Ok(Delivery {
         seq: 0,
@@ -163,6 +207,7 @@ pub async fn pass<S: Store>(
     };
     let now = Utc::now();
     let mut repaired = 0;
+    let mut gone_count = 0u64;
     for (scope, stored_path) in &scopes {
         let mut fetched = config
             .reader
@@ -186,6 +231,13 @@ pub async fn pass<S: Store>(
             for reference in live.into_iter().filter(|r| !listed.contains(&r.iid.0)) {
                 match config.reader.one_in(read_as, reference.iid.0).await {
                     Ok(issue) => fetched.push(issue),
+                    // The project answered its listing: the issue itself is
+                    // deleted or hidden from the token. Its clocks end, once.
+                    Err(GitLabError::NotFound { .. }) => {
+                        if gone(context, &reference).await? {
+                            gone_count += 1;
+                        }
+                    }
                     Err(e) => {
                         tracing::warn!(issue = %reference, error = %e, "reconcile cannot read an issue with a live clock")
                     }
@@ -222,7 +274,11 @@ pub async fn pass<S: Store>(
                 .increment(count);
         }
     }
-    Ok(repaired)
+    if gone_count > 0 {
+        metrics::counter!("labelwarden_reconcile_repairs_total", "kind" => "gone")
+            .increment(gone_count);
+    }
+    Ok(repaired + gone_count as usize)
 }
 
 #[cfg(test)]

@@ -222,6 +222,7 @@ impl Notice {
             "resolved" => "resolved".to_owned(),
             "withdrawn" => "no longer matches the policy; escalation withdrawn".to_owned(),
             "redact" => "made confidential; earlier messages redacted".to_owned(),
+            "gone" => "deleted or no longer visible; its clock ends".to_owned(),
             other => other.to_owned(),
         };
         let mut line = format!("{} [{}] {what}: {}", self.issue, self.policy, self.status);

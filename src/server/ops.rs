@@ -32,6 +32,7 @@ const STATUSES: &[&str] = &[
     "withdrawn",
     "withdrawn_after_breach",
     "not_matching",
+    "gone",
 ];
 
 /// Histogram buckets (seconds) for time to acknowledge and time to

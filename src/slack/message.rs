@@ -234,6 +234,7 @@ impl Rendering<'_> {
                 }
                 line
             }
+            "gone" => ":grey_question: This issue was deleted, or labelwarden can no longer see it: its SLA clock ends here.".to_owned(),
             other => format!("{other}: {}", escape(&notice.status)),
         }
     }

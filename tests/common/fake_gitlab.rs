@@ -161,6 +161,9 @@ impl FakeIssue {
 #[derive(Default)]
 struct Inner {
     issues: Vec<FakeIssue>,
+    /// Projects that exist, as (path, id): once an issue was added to one,
+    /// it stays when its issues are deleted.
+    projects: Vec<(String, u64)>,
     /// (project or group path, hook JSON)
     hooks: Vec<(String, Value)>,
     requests: Vec<String>,
@@ -251,7 +254,12 @@ impl FakeGitLab {
     }
 
     pub fn add(&self, issue: FakeIssue) {
-        self.lock().issues.push(issue);
+        let mut inner = self.lock();
+        let project = (issue.project.clone(), issue.project_id);
+        if !inner.projects.contains(&project) {
+            inner.projects.push(project);
+        }
+        inner.issues.push(issue);
     }
 
     /// Every answer waits this long first.
@@ -282,11 +290,23 @@ impl FakeGitLab {
         *slot = change(slot.clone());
     }
 
+    /// Deletes an issue, as an admin or its project's owner may: the API
+    /// answers 404 for it from now on.
+    pub fn delete(&self, project: &str, iid: u64) {
+        self.lock()
+            .issues
+            .retain(|i| !(i.project == project && i.iid == iid));
+    }
+
     /// Renames (or transfers) a project, as its owner would: its issues,
     /// with their ids, histories and notes, are now under `to`.
     pub fn rename_project(&self, from: &str, to: &str) {
-        for issue in self.lock().issues.iter_mut().filter(|i| i.project == from) {
+        let mut inner = self.lock();
+        for issue in inner.issues.iter_mut().filter(|i| i.project == from) {
             issue.project = to.to_owned();
+        }
+        for project in inner.projects.iter_mut().filter(|p| p.0 == from) {
+            project.0 = to.to_owned();
         }
     }
 
@@ -485,7 +505,11 @@ async fn project_issues(
         .filter(|i| i.is_in(&project))
         .cloned()
         .collect();
-    if issues.is_empty() {
+    let exists = inner
+        .projects
+        .iter()
+        .any(|(path, id)| *path == project || id.to_string() == project);
+    if !exists {
         return project_not_found();
     }
     page(&uri, &query, listing(&issues, &query))

@@ -1,0 +1,269 @@
+//! Notices labelwarden sends on its own about the threads it started,
+//! beside the policies' steps; each goes through the outbox, one per clock
+//! cycle and channel that something was sent to, recorded in the ledger
+//! under a step of its own so that it is said once:
+//! - `redact:CHANNEL`: the issue was made confidential after labelwarden
+//!   wrote about it. The outbox hands the notifier the notices sent there
+//!   before, to edit into the redacted form (see
+//!   [`crate::notify::Notifier::redact`]); channels marked `private` and
+//!   incoming webhooks (which cannot edit) are left alone. Notices still
+//!   waiting in the outbox are made confidential where they wait (the
+//!   store does that), so nothing is posted unredacted after the change.
+//! - `gone:CHANNEL`: reconcile was told (404) that the issue of a live
+//!   clock was deleted or is no longer visible: the clock ends, and its
+//!   thread says so.
+//!
+//! Pure: the enforcer calls these with what the store holds.
+
+use std::collections::BTreeSet;
+
+use chrono::{DateTime, Utc};
+
+use crate::engine::Firing;
+use crate::notify::{IssueView, Notice, SlaFacts};
+use crate::policy::{Destination, PolicyName, PolicySet, SlackStep, StepId};
+use crate::store::{ClockState, Fired};
+
+/// The step a redaction is recorded under, per channel.
+pub fn redact_step(channel: &str) -> StepId {
+    StepId(format!("redact:{channel}"))
+}
+
+/// Statuses of a clock still going.
+const LIVE: &[&str] = &["running", "paused", "breached"];
+
+/// The redactions due when the issue of `view` became confidential, given
+/// what its `ledger` says was sent.
+pub fn redactions(
+    policies: &PolicySet,
+    ledger: &[(PolicyName, Firing)],
+    view: IssueView<'_>,
+    now: DateTime<Utc>,
+) -> Vec<Fired> {
+    let threads = threads(policies, ledger, |_, _, channel| {
+        policies.channels.get(channel).is_some_and(|channel| {
+            !channel.private && matches!(channel.destination, Destination::SlackChannel(_))
+        })
+    });
+    threads
+        .into_iter()
+        .map(|(policy, cycle, channel)| {
+            notice(
+                ledger,
+                view,
+                now,
+                policy,
+                cycle,
+                channel,
+                "redact",
+                "made confidential",
+            )
+        })
+        .collect()
+}
+
+/// The issue of `view` is gone (deleted, or hidden from labelwarden's
+/// token): every clock still going ends, and each channel its current
+/// cycle wrote to is told. `statuses` are the stored ones, by policy.
+pub fn gone(
+    policies: &PolicySet,
+    ledger: &[(PolicyName, Firing)],
+    statuses: &[(PolicyName, String)],
+    view: IssueView<'_>,
+    now: DateTime<Utc>,
+) -> (Vec<ClockState>, Vec<Fired>) {
+    let live: Vec<&PolicyName> = statuses
+        .iter()
+        .filter(|(_, status)| LIVE.contains(&status.as_str()))
+        .map(|(policy, _)| policy)
+        .collect();
+    let clocks = live
+        .iter()
+        .map(|policy| ClockState {
+            policy: (*policy).clone(),
+            status: "gone",
+            next_wake: None,
+        })
+        .collect();
+    // The current cycle of each live clock: the latest the ledger names.
+    let current = |policy: &PolicyName| {
+        ledger
+            .iter()
+            .filter(|(name, _)| name == policy)
+            .map(|(_, firing)| firing.cycle)
+            .max()
+    };
+    let threads = threads(policies, ledger, |policy, cycle, _| {
+        live.contains(&policy) && current(policy) == Some(cycle)
+    });
+    let fired = threads
+        .into_iter()
+        .map(|(policy, cycle, channel)| {
+            notice(
+                ledger,
+                view,
+                now,
+                policy,
+                cycle,
+                channel,
+                "gone",
+                "deleted or no longer visible",
+            )
+        })
+        .collect();
+    (clocks, fired)
+}
+
+/// The (policy, cycle, channel) each Slack step in the ledger went to,
+/// kept where `keep` says so.
+fn threads<'a>(
+    policies: &'a PolicySet,
+    ledger: &'a [(PolicyName, Firing)],
+    keep: impl Fn(&PolicyName, u32, &str) -> bool,
+) -> BTreeSet<(&'a PolicyName, u32, &'a str)> {
+    let mut threads = BTreeSet::new();
+    for (name, firing) in ledger {
+        let Some(policy) = policies.get(name) else {
+            continue;
+        };
+        let Some(slack) = policy
+            .steps
+            .iter()
+            .find(|step| step.id == firing.step)
+            .and_then(|step| step.slack.as_ref())
+        else {
+            continue;
+        };
+        if keep(name, firing.cycle, &slack.channel) {
+            threads.insert((name, firing.cycle, slack.channel.as_str()));
+        }
+    }
+    threads
+}
+
+/// A notice of `kind` for one cycle's thread in `channel`, recorded under
+/// `KIND:CHANNEL`, numbered after the ones the ledger already has.
+#[allow(clippy::too_many_arguments)]
+fn notice(
+    ledger: &[(PolicyName, Firing)],
+    view: IssueView<'_>,
+    now: DateTime<Utc>,
+    policy: &PolicyName,
+    cycle: u32,
+    channel: &str,
+    kind: &str,
+    status: &str,
+) -> Fired {
+    let step = StepId(format!("{kind}:{channel}"));
+    let earlier = ledger
+        .iter()
+        .filter(|(name, firing)| name == policy && firing.cycle == cycle && firing.step == step)
+        .count() as u32;
+    Fired {
+        policy: policy.clone(),
+        notice: Notice {
+            issue: view.facts.reference.clone(),
+            title: view.title.to_owned(),
+            url: view.url.to_owned(),
+            confidential: view.facts.confidential || kind == "redact",
+            labels: view.facts.labels.clone(),
+            assignees: view.facts.assignees.clone(),
+            policy: policy.clone(),
+            firing: Firing {
+                step,
+                cycle,
+                occurrence: earlier + 1,
+            },
+            step_kind: kind.to_owned(),
+            due_at: now,
+            decided_at: now,
+            late_by_ms: None,
+            status: status.to_owned(),
+            deadline: None,
+            sla: SlaFacts::default(),
+            slack: Some(SlackStep {
+                channel: channel.to_owned(),
+                mentions: Vec::new(),
+                broadcast: false,
+                // Only a redaction edits instead of posting.
+                post: kind != "redact",
+                react: None,
+                text: None,
+            }),
+            gitlab: None,
+        },
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::test_support::{issue, policy_set, t};
+
+    #[test]
+    fn each_cycle_and_channel_that_was_written_to_is_redacted_once_per_change() {
+        let set = policy_set(concat!(
+            "channels:\n",
+            "  alerts: { slack_channel: \"C0ALERTS01\" }\n",
+            "  secret: { slack_channel: \"C0SECRET01\", private: true }\n",
+            "policies:\n",
+            "  - name: critical\n    match: { labels_any: [\"priority::highest\"] }\n    clock: { target: 24h }\n",
+            "    escalation:\n",
+            "      - on: start\n        slack: { channel: alerts }\n",
+            "      - on: breach\n        slack: { channel: secret }\n",
+            "      - on: resolved\n        gitlab: { comment: true }\n",
+        ));
+        let made = issue(&["priority::highest"]).build();
+        let view = IssueView {
+            facts: made.facts(),
+            title: "Checkout broken",
+            url: "https://gitlab.example.com/acme/app/-/issues/42",
+        };
+        let critical = PolicyName("critical".into());
+        let fired = |step: &str, cycle| {
+            (
+                critical.clone(),
+                Firing {
+                    step: StepId(step.into()),
+                    cycle,
+                    occurrence: 0,
+                },
+            )
+        };
+        // Cycle 1 posted to alerts and the private channel, and commented;
+        // cycle 2 posted its start to alerts.
+        let ledger = vec![
+            fired("start", 1),
+            fired("breach", 1),
+            fired("resolved", 1),
+            fired("start", 2),
+        ];
+        let due = redactions(&set, &ledger, view, t(90));
+        let keys: Vec<(String, u32, u32)> = due
+            .iter()
+            .map(|f| {
+                (
+                    f.notice.firing.step.0.clone(),
+                    f.notice.firing.cycle,
+                    f.notice.firing.occurrence,
+                )
+            })
+            .collect();
+        assert_eq!(
+            keys,
+            vec![
+                ("redact:alerts".into(), 1, 1),
+                ("redact:alerts".into(), 2, 1)
+            ],
+            "not the private channel, not GitLab"
+        );
+        assert!(due.iter().all(|f| f.notice.confidential));
+
+        // Made public and confidential again: a second redaction.
+        let mut again = ledger.clone();
+        again.push((critical.clone(), due[0].notice.firing.clone()));
+        let due = redactions(&set, &again, view, t(120));
+        assert_eq!(due[0].notice.firing.occurrence, 2);
+        assert_eq!(due[1].notice.firing.occurrence, 1);
+    }
+}
