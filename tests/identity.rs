@@ -229,19 +229,103 @@ async fn a_deleted_issue_ends_its_clock_once() {
         "said once, in the thread"
     );
     assert_eq!(
-        server
-            .metric("labelwarden_clocks{policy=\"critical-1h\",status=\"gone\"} ")
-            .await,
-        Some(1.0)
-    );
-    assert_eq!(
-        server
-            .metric("labelwarden_clocks{policy=\"critical-1h\",status=\"running\"} ")
-            .await,
-        Some(0.0),
+        server.stats().await.clocks,
+        vec![("critical-1h".to_owned(), "gone".to_owned(), 1)],
         "the clock ended"
     );
     server.stop().await;
+}
+
+/// GitLab's global id of issue `iid` of `project`, as the fake gives it.
+fn global_id(project: &str, iid: u64) -> u64 {
+    common::fake_gitlab::project_id(project) * 100_000 + iid
+}
+
+/// The old issue's close when it was moved to `to#to_iid`.
+fn moved_close(iid: u64, labelled: DateTime<Utc>, to: &str, to_iid: u64) -> Value {
+    let mut close = issue_event(iid, labelled, Utc::now(), &[HIGHEST], &[HIGHEST], true);
+    close["object_attributes"]["moved_to_id"] = json!(global_id(to, to_iid));
+    close
+}
+
+/// The new issue of a move: created now in `project`, with the labels.
+fn opened_by_move(project: &str, iid: u64) -> Value {
+    let now = Utc::now();
+    let mut open = at_path(
+        issue_event(iid, now, now, &[HIGHEST], &[HIGHEST], false),
+        project,
+    );
+    let project_id = common::fake_gitlab::project_id(project);
+    open["project"]["id"] = json!(project_id);
+    open["object_attributes"]["project_id"] = json!(project_id);
+    open["object_attributes"]["id"] = json!(global_id(project, iid));
+    open["object_attributes"]["action"] = json!("open");
+    open
+}
+
+/// A move of #5 to acme/other#12, its two hooks in `order`: the clock and
+/// the thread go with it, no resolution is said, and the warning and the
+/// breach come when the first label said they would.
+async fn a_move_carries_the_clock(new_issue_first: bool) {
+    let dir = tempfile::tempdir().unwrap();
+    let sent = Threads::default();
+    let server = start_server(
+        fixture_policies("policies-fast"),
+        &sqlite(&dir.path().join("db.sqlite")),
+        sent.clone(),
+        Options::default(),
+    )
+    .await;
+    let labelled = Utc::now();
+    let label = issue_event(5, labelled, labelled, &[], &[HIGHEST], false);
+    assert_eq!(server.deliver("move-label", &label).await, 200);
+    assert!(wait_until(Duration::from_secs(1), || sent.sent().len() == 1).await);
+
+    let close = moved_close(5, labelled, "acme/other", 12);
+    let open = opened_by_move("acme/other", 12);
+    let (first, second) = if new_issue_first {
+        (open, close)
+    } else {
+        (close, open)
+    };
+    assert_eq!(server.deliver("move-1", &first).await, 200);
+    assert_eq!(server.deliver("move-2", &second).await, 200);
+    assert!(
+        wait_until(Duration::from_secs(4), || sent.sent().len() >= 4).await,
+        "{:?}",
+        sent.sent()
+    );
+    server.assert_outbox_empty().await;
+    let thread = thread("1800000000.000001");
+    assert_eq!(
+        sent.sent(),
+        vec![
+            ("acme/backend#5".into(), "start".into(), None),
+            (
+                "acme/other#12".into(),
+                "moved:alerts".into(),
+                thread.clone()
+            ),
+            (
+                "acme/other#12".into(),
+                "before_deadline:1s".into(),
+                thread.clone()
+            ),
+            ("acme/other#12".into(), "breach".into(), thread),
+        ],
+        "one clock from the first label, one thread, no resolution"
+    );
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn a_moved_issue_keeps_its_clock_and_thread_when_the_close_comes_first() {
+    a_move_carries_the_clock(false).await;
+}
+
+#[tokio::test]
+async fn a_moved_issue_keeps_its_clock_and_thread_when_the_new_issue_comes_first() {
+    a_move_carries_the_clock(true).await;
 }
 
 /// Creates, at `url`, the schema of migrations 1 to 7 and records them as
@@ -328,12 +412,15 @@ async fn upgraded_store_story(url: &str) {
         ],
         "the v7 clock and thread go on, across the upgrade and the rename"
     );
+    let mut clocks = server.stats().await.clocks;
+    clocks.sort();
     assert_eq!(
-        server
-            .metric("labelwarden_clocks{policy=\"fast-critical\",status=\"met\"} ")
-            .await,
-        Some(1.0),
-        "#6's clock is still met"
+        clocks,
+        vec![
+            ("fast-critical".to_owned(), "met".to_owned(), 1),
+            ("fast-critical".to_owned(), "missed".to_owned(), 1),
+        ],
+        "#6's clock is still met; #5's missed"
     );
     server.stop().await;
 }

@@ -115,6 +115,7 @@ fn commit(
             .collect(),
         now,
         became_confidential: false,
+        ids: Default::default(),
     }
 }
 

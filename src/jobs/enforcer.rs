@@ -18,14 +18,12 @@
 
 use std::time::Duration;
 
-use std::collections::BTreeMap;
-
-use chrono::{DateTime, Utc};
+use chrono::Utc;
 use tokio_util::sync::CancellationToken;
 
-use super::{Context, prepare};
+use super::{Context, identity, prepare};
 use crate::gitlab::webhook::IssueDelivery;
-use crate::issue::{IssueRef, ProjectPath};
+use crate::issue::IssueRef;
 use crate::store::{Handled, IssueCommit, Store, StoreError};
 
 /// Deliveries and due issues one pass takes at most, each. A pass is one
@@ -160,7 +158,8 @@ async fn pass<S: Store>(context: &Context<S>) -> Result<bool, StoreError> {
             rejected,
         });
     }
-    follow_projects(context, &mut read).await?;
+    identity::follow_projects(context, &mut read).await?;
+    let moved = identity::follow_moves(context, &mut read).await?;
     // Read after projects were followed, so a moved row is found by its
     // new path.
     let due = context.store.due_issues(now, batch).await?;
@@ -172,7 +171,7 @@ async fn pass<S: Store>(context: &Context<S>) -> Result<bool, StoreError> {
         let reference = delivery.facts.reference.clone();
         deliveries_of(&mut work, &reference).push(delivery);
     }
-    for issue in &due {
+    for issue in due.iter().chain(moved.iter().map(|(to, _)| to)) {
         deliveries_of(&mut work, issue);
     }
     if work.is_empty() && handled.is_empty() {
@@ -183,7 +182,11 @@ async fn pass<S: Store>(context: &Context<S>) -> Result<bool, StoreError> {
     let loaded = context.store.load_issues(&issues).await?;
     let mut commits: Vec<IssueCommit> = Vec::with_capacity(work.len());
     let mut resolved = Vec::new();
-    for ((issue, deliveries), loaded) in work.into_iter().zip(loaded) {
+    for ((issue, deliveries), mut loaded) in work.into_iter().zip(loaded) {
+        loaded.moved_from = moved
+            .iter()
+            .find(|(to, _)| *to == issue)
+            .map(|(_, from)| from.clone());
         let span = tracing::info_span!("enforce", issue = %issue);
         let _entered = span.enter();
         if let Some((commit, resolutions)) = prepare(&context.policies, loaded, deliveries, now) {
@@ -218,58 +221,6 @@ async fn pass<S: Store>(context: &Context<S>) -> Result<bool, StoreError> {
         context.notices_waiting.notify_one();
     }
     Ok(full)
-}
-
-/// Follows each project the deliveries name by id to the newest path they
-/// name (see [`Store::follow_project`]): a renamed or transferred project's
-/// stored rows move to the new path before anything is applied, and every
-/// delivery is filed under the path the project is at now, so one sent
-/// before the rename joins the same issue.
-async fn follow_projects<S: Store>(
-    context: &Context<S>,
-    deliveries: &mut [IssueDelivery],
-) -> Result<(), StoreError> {
-    // Each project's paths in the order GitLab gave them, so that an old
-    // path and the new one in the same pass are followed as a rename.
-    let mut named: BTreeMap<(u64, ProjectPath), DateTime<Utc>> = BTreeMap::new();
-    for delivery in deliveries.iter() {
-        let Some(project_id) = delivery.ids.project_id else {
-            continue;
-        };
-        let seen = named
-            .entry((project_id, delivery.facts.reference.project.clone()))
-            .or_insert(delivery.updated_at);
-        *seen = (*seen).max(delivery.updated_at);
-    }
-    let mut named: Vec<(u64, ProjectPath, DateTime<Utc>)> = named
-        .into_iter()
-        .map(|((id, path), seen)| (id, path, seen))
-        .collect();
-    named.sort_by_key(|(id, _, seen)| (*id, *seen));
-    for (project_id, path, seen_at) in named {
-        if context.project_path(project_id).as_ref() == Some(&path) {
-            continue;
-        }
-        let followed = context
-            .store
-            .follow_project(project_id, &path, seen_at)
-            .await?;
-        if let Some(old) = &followed.renamed_from {
-            tracing::info!(project_id, from = %old.0, to = %followed.path.0, "project renamed or transferred: its clocks and threads follow it");
-            metrics::counter!("labelwarden_projects_followed_total").increment(1);
-        }
-        context.remember_project_path(project_id, followed.path);
-    }
-    for delivery in deliveries.iter_mut() {
-        if let Some(path) = delivery
-            .ids
-            .project_id
-            .and_then(|id| context.project_path(id))
-        {
-            delivery.facts.reference.project = path;
-        }
-    }
-    Ok(())
 }
 
 /// The deliveries gathered for `issue` in this pass, adding the issue at the

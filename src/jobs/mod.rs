@@ -19,6 +19,7 @@
 //! nothing: every step is in the store.
 
 pub mod enforcer;
+pub mod identity;
 pub mod outbox;
 pub mod reconcile;
 pub mod slack_events;
@@ -33,7 +34,7 @@ use tokio::sync::Notify;
 use crate::clock;
 use crate::engine::{self, Firing, Ledger};
 use crate::gitlab::webhook::IssueDelivery;
-use crate::issue::{Issue, ProjectPath};
+use crate::issue::{GitLabIds, Issue, ProjectPath};
 use crate::notify::{IssueView, Notice};
 use crate::policy::{PolicyName, PolicySet};
 use crate::store::{ClockState, Fired, IssueCommit, IssueRecord, Loaded, Store};
@@ -120,59 +121,75 @@ pub fn prepare(
     let was_confidential = loaded.record.as_ref().map(|r| r.facts.confidential);
     // Gone, unless a later delivery says the issue is there after all.
     let gone = deliveries.last().is_some_and(|d| d.gone);
+    let just_opened = loaded.record.is_none()
+        && deliveries.iter().any(|d| {
+            d.action.as_deref() == Some("open")
+                && d.ids.issue_id.is_some()
+                && now < d.facts.created_at + identity::MOVE_GRACE
+        });
+    let mut ids = GitLabIds::default();
     let mut record = loaded.record;
     let mut new_events = Vec::new();
     for delivery in deliveries.into_iter().filter(|d| !d.gone) {
+        let delivery = identity::moved_is_not_closed(delivery);
+        ids = GitLabIds {
+            project_id: delivery.ids.project_id.or(ids.project_id),
+            issue_id: delivery.ids.issue_id.or(ids.issue_id),
+            moved_to_id: delivery.ids.moved_to_id.or(ids.moved_to_id),
+            duplicated_to_id: delivery.ids.duplicated_to_id.or(ids.duplicated_to_id),
+        };
         new_events.extend(delivery.events.iter().cloned());
         record = Some(merge(record, delivery));
     }
     let record = record?;
-    if gone {
-        let view = IssueView {
-            facts: &record.facts,
-            title: &record.title,
-            url: &record.url,
-        };
+    let view = IssueView {
+        facts: &record.facts,
+        title: &record.title,
+        url: &record.url,
+    };
+    let (clocks, mut fired, resolved) = if just_opened {
+        // GitLab moves an issue by creating the new one, then closing the
+        // old one naming it: its hook may come second. A new issue is
+        // looked at a moment after its creation, so that a move is known
+        // before anything is announced twice.
+        let wake = record.facts.created_at + identity::MOVE_GRACE;
+        let clocks = policies
+            .policies
+            .iter()
+            .map(|policy| ClockState {
+                policy: policy.name.clone(),
+                status: "not_matching",
+                next_wake: Some(wake),
+            })
+            .collect();
+        (clocks, Vec::new(), Vec::new())
+    } else if gone {
         let (clocks, fired) =
             thread_notices::gone(policies, &loaded.ledger, &loaded.statuses, view, now);
-        let commit = IssueCommit {
-            became_confidential: false,
-            facts: record.facts,
-            title: record.title,
-            url: record.url,
-            updated_at: record.updated_at,
-            new_events,
-            clocks,
-            fired,
-            now,
-        };
-        return Some((commit, Vec::new()));
-    }
-    let (clocks, mut fired, outcomes) = evaluate(
-        &record,
-        policies,
-        &loaded.ledger,
-        &loaded.acknowledged,
-        as_of(&record, now),
-    );
-    // Resolved now: stopped in this evaluation, live before it.
-    let resolved = outcomes
-        .into_iter()
-        .filter(|resolution| {
-            loaded.statuses.iter().any(|(policy, status)| {
-                policy == &resolution.policy
-                    && matches!(status.as_str(), "running" | "paused" | "breached")
+        (clocks, fired, Vec::new())
+    } else {
+        let (clocks, fired, outcomes) = evaluate(
+            &record,
+            policies,
+            &loaded.ledger,
+            &loaded.acknowledged,
+            as_of(&record, now),
+        );
+        // Resolved now: stopped in this evaluation, live before it.
+        let resolved = outcomes
+            .into_iter()
+            .filter(|resolution| {
+                loaded.statuses.iter().any(|(policy, status)| {
+                    policy == &resolution.policy
+                        && matches!(status.as_str(), "running" | "paused" | "breached")
+                })
             })
-        })
-        .collect();
+            .collect();
+        (clocks, fired, resolved)
+    };
     // Made confidential after something was posted about it: redact.
-    let became_confidential = was_confidential == Some(false) && record.facts.confidential;
+    let became_confidential = !gone && was_confidential == Some(false) && record.facts.confidential;
     if became_confidential {
-        let view = IssueView {
-            facts: &record.facts,
-            title: &record.title,
-            url: &record.url,
-        };
         fired.extend(thread_notices::redactions(
             policies,
             &loaded.ledger,
@@ -180,8 +197,20 @@ pub fn prepare(
             now,
         ));
     }
+    // Moved here from another project: its threads say where it went.
+    if let Some(from) = &loaded.moved_from {
+        fired.extend(thread_notices::moved(
+            policies,
+            &loaded.ledger,
+            &clocks,
+            view,
+            now,
+            from,
+        ));
+    }
     let commit = IssueCommit {
         became_confidential,
+        ids,
         facts: record.facts,
         title: record.title,
         url: record.url,
@@ -226,7 +255,11 @@ fn merge(stored: Option<IssueRecord>, delivery: IssueDelivery) -> IssueRecord {
         },
         Some(mut record) => {
             if delivery.updated_at >= record.updated_at {
+                // A moved issue is new in its project: its story (and the
+                // clock's) began with the one it was moved from.
+                let created_at = record.facts.created_at.min(delivery.facts.created_at);
                 record.facts = delivery.facts;
+                record.facts.created_at = created_at;
                 record.title = delivery.title;
                 record.url = delivery.url;
                 record.updated_at = delivery.updated_at;

@@ -12,6 +12,8 @@
 //! - `gone:CHANNEL`: reconcile was told (404) that the issue of a live
 //!   clock was deleted or is no longer visible: the clock ends, and its
 //!   thread says so.
+//! - `moved:CHANNEL`: the issue was moved to another project; its clocks
+//!   went with it (see [`super::identity`]) and its threads say where.
 //!
 //! Pure: the enforcer calls these with what the store holds.
 
@@ -20,6 +22,7 @@ use std::collections::BTreeSet;
 use chrono::{DateTime, Utc};
 
 use crate::engine::Firing;
+use crate::issue::IssueRef;
 use crate::notify::{IssueView, Notice, SlaFacts};
 use crate::policy::{Destination, PolicyName, PolicySet, SlackStep, StepId};
 use crate::store::{ClockState, Fired};
@@ -85,18 +88,7 @@ pub fn gone(
             next_wake: None,
         })
         .collect();
-    // The current cycle of each live clock: the latest the ledger names.
-    let current = |policy: &PolicyName| {
-        ledger
-            .iter()
-            .filter(|(name, _)| name == policy)
-            .map(|(_, firing)| firing.cycle)
-            .max()
-    };
-    let threads = threads(policies, ledger, |policy, cycle, _| {
-        live.contains(&policy) && current(policy) == Some(cycle)
-    });
-    let fired = threads
+    let fired = current_threads(policies, ledger, &live)
         .into_iter()
         .map(|(policy, cycle, channel)| {
             notice(
@@ -112,6 +104,50 @@ pub fn gone(
         })
         .collect();
     (clocks, fired)
+}
+
+/// The issue of `view` was moved here from `from`: each channel the
+/// current cycle of a live clock wrote to is told where it went (the
+/// thread goes on here).
+pub fn moved(
+    policies: &PolicySet,
+    ledger: &[(PolicyName, Firing)],
+    clocks: &[ClockState],
+    view: IssueView<'_>,
+    now: DateTime<Utc>,
+    from: &IssueRef,
+) -> Vec<Fired> {
+    let live: Vec<&PolicyName> = clocks
+        .iter()
+        .filter(|clock| LIVE.contains(&clock.status))
+        .map(|clock| &clock.policy)
+        .collect();
+    let status = format!("moved to {} (from {from})", view.facts.reference);
+    current_threads(policies, ledger, &live)
+        .into_iter()
+        .map(|(policy, cycle, channel)| {
+            notice(ledger, view, now, policy, cycle, channel, "moved", &status)
+        })
+        .collect()
+}
+
+/// The threads of the current cycle (the latest the ledger names) of each
+/// of `policies_of`.
+fn current_threads<'a>(
+    policies: &'a PolicySet,
+    ledger: &'a [(PolicyName, Firing)],
+    policies_of: &[&PolicyName],
+) -> BTreeSet<(&'a PolicyName, u32, &'a str)> {
+    let current = |policy: &PolicyName| {
+        ledger
+            .iter()
+            .filter(|(name, _)| name == policy)
+            .map(|(_, firing)| firing.cycle)
+            .max()
+    };
+    threads(policies, ledger, |policy, cycle, _| {
+        policies_of.contains(&policy) && current(policy) == Some(cycle)
+    })
 }
 
 /// The (policy, cycle, channel) each Slack step in the ledger went to,

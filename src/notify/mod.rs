@@ -223,6 +223,7 @@ impl Notice {
             "withdrawn" => "no longer matches the policy; escalation withdrawn".to_owned(),
             "redact" => "made confidential; earlier messages redacted".to_owned(),
             "gone" => "deleted or no longer visible; its clock ends".to_owned(),
+            "moved" => "moved to another project; its clock goes on there".to_owned(),
             other => other.to_owned(),
         };
         let mut line = format!("{} [{}] {what}: {}", self.issue, self.policy, self.status);

@@ -234,6 +234,10 @@ impl Rendering<'_> {
                 }
                 line
             }
+            "moved" => format!(
+                ":arrow_right: Issue {}: the SLA clock goes on there, and in this thread.",
+                escape(&notice.status)
+            ),
             "gone" => ":grey_question: This issue was deleted, or labelwarden can no longer see it: its SLA clock ends here.".to_owned(),
             other => format!("{other}: {}", escape(&notice.status)),
         }

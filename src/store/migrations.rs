@@ -243,4 +243,17 @@ pub const MIGRATIONS: &[Migration] = &[
         )",
         ],
     },
+    Migration {
+        version: 9,
+        name: "issues followed by id across moves",
+        statements: &[
+            // The issue's global id, and the id of the issue a close moved
+            // it to: a move is a new issue in another project, and the
+            // clock goes there.
+            "ALTER TABLE issues ADD COLUMN issue_id BIGINT",
+            "ALTER TABLE issues ADD COLUMN moved_to_id BIGINT",
+            "CREATE INDEX issues_issue_id ON issues (issue_id)",
+            "CREATE INDEX issues_moved_to_id ON issues (moved_to_id)",
+        ],
+    },
 ];

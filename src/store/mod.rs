@@ -18,7 +18,7 @@ use std::future::Future;
 use chrono::{DateTime, Utc};
 
 use crate::engine::Firing;
-use crate::issue::{IssueFacts, IssueRef, ProjectPath, TimedEvent};
+use crate::issue::{GitLabIds, IssueFacts, IssueRef, ProjectPath, TimedEvent};
 use crate::notify::{Notice, Thread};
 use crate::policy::PolicyName;
 
@@ -89,6 +89,8 @@ pub struct Loaded {
     pub acknowledged: Vec<(PolicyName, u32)>,
     /// Each policy's clock status as stored ([`crate::clock::SlaStatus::kind`]).
     pub statuses: Vec<(PolicyName, String)>,
+    /// Set by the enforcer: the issue this one's rows just came from, moved.
+    pub moved_from: Option<IssueRef>,
 }
 
 /// Where one policy's clock stands on one issue after an evaluation.
@@ -123,6 +125,18 @@ pub struct IssueCommit {
     /// The issue became confidential in this evaluation: notices of it
     /// still waiting in the outbox are sent redacted.
     pub became_confidential: bool,
+    /// GitLab's ids as the deliveries said (kept where absent): the issue's
+    /// own id, and the one a close moved it to.
+    pub ids: GitLabIds,
+}
+
+/// An issue the store holds, with the GitLab ids that link it to another:
+/// its own, and the one a close moved it to.
+#[derive(Debug, Clone, PartialEq)]
+pub struct IssueLink {
+    pub issue: IssueRef,
+    pub issue_id: Option<u64>,
+    pub moved_to_id: Option<u64>,
 }
 
 /// A delivery a pass dealt with: applied to its issue, or set aside as
@@ -316,6 +330,21 @@ pub trait Store: Send + Sync + 'static {
         path: &ProjectPath,
         seen_at: DateTime<Utc>,
     ) -> impl Future<Output = Result<FollowedProject, StoreError>> + Send;
+
+    /// The issues whose own id or `moved_to_id` is among `issue_ids`.
+    fn issue_links(
+        &self,
+        issue_ids: &[u64],
+    ) -> impl Future<Output = Result<Vec<IssueLink>, StoreError>> + Send;
+
+    /// Moves every row of issue `from` to issue `to` (a move to another
+    /// project): its clocks, ledger, timeline, threads and acknowledgements
+    /// go on there. What `to` held before gives way.
+    fn move_issue(
+        &self,
+        from: &IssueRef,
+        to: &IssueRef,
+    ) -> impl Future<Output = Result<(), StoreError>> + Send;
 
     /// The notices sent for one clock cycle of `issue` under `policy` to
     /// `channel`, oldest first (redactions left out): what a redaction

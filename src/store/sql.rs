@@ -17,7 +17,7 @@ use super::migrations::{
 };
 use super::{
     Acknowledged, AlertThread, CommitOutcome, Delivery, FollowedProject, Handled, IssueCommit,
-    IssueRecord, Loaded, OutboxEntry, OutboxKey, OutboxOutcome, Recorded, SendResult,
+    IssueLink, IssueRecord, Loaded, OutboxEntry, OutboxKey, OutboxOutcome, Recorded, SendResult,
     SlackEventOutcome, Store, StoreError, StoreStats, StoredSlackEvent, Withdrawal,
 };
 use crate::engine::Firing;
@@ -647,6 +647,14 @@ impl Store for SqlStore {
         self.follow_project_path(project_id, path, seen_at).await
     }
 
+    async fn issue_links(&self, issue_ids: &[u64]) -> Result<Vec<IssueLink>, StoreError> {
+        self.issue_links(issue_ids).await
+    }
+
+    async fn move_issue(&self, from: &IssueRef, to: &IssueRef) -> Result<(), StoreError> {
+        self.move_issue_rows(from, to).await
+    }
+
     async fn sent_notices(
         &self,
         issue: &IssueRef,
@@ -1268,22 +1276,27 @@ async fn write_commits(
         .chunks(ROWS_PER_STATEMENT)
     {
         let sql = format!(
-            "INSERT INTO issues (project, iid, facts, title, url, updated_at) VALUES {}
+            "INSERT INTO issues (project, iid, facts, title, url, updated_at, issue_id, moved_to_id) VALUES {}
              ON CONFLICT (project, iid) DO UPDATE SET
-                facts = excluded.facts, title = excluded.title, url = excluded.url, updated_at = excluded.updated_at
+                facts = excluded.facts, title = excluded.title, url = excluded.url, updated_at = excluded.updated_at,
+                issue_id = COALESCE(excluded.issue_id, issues.issue_id),
+                moved_to_id = COALESCE(excluded.moved_to_id, issues.moved_to_id)
              WHERE excluded.updated_at >= issues.updated_at",
-            parameters(chunk.len(), 6)
+            parameters(chunk.len(), 8)
         );
         let mut query = multi_row(sql);
         for (commit, facts) in chunk {
             let (project, iid) = issue_key(commit);
+            let id = |id: Option<u64>| id.map(|id| id as i64);
             query = query
                 .bind(project)
                 .bind(iid)
                 .bind(facts.as_str())
                 .bind(commit.title.as_str())
                 .bind(commit.url.as_str())
-                .bind(millis(commit.updated_at));
+                .bind(millis(commit.updated_at))
+                .bind(id(commit.ids.issue_id))
+                .bind(id(commit.ids.moved_to_id));
         }
         query.execute(&mut **tx).await?;
     }

@@ -64,6 +64,8 @@ pub fn fixtures() -> PathBuf {
 pub struct Server {
     pub address: String,
     pub http: reqwest::Client,
+    /// The database it runs on.
+    pub database_url: String,
     shutdown: CancellationToken,
     task: JoinHandle<std::io::Result<()>>,
 }
@@ -135,6 +137,7 @@ pub async fn start_server<N: Notifier>(
     ));
     Server {
         address,
+        database_url: url.to_owned(),
         http: labelwarden::http_client::builder().build().unwrap(),
         shutdown,
         task,
@@ -197,11 +200,24 @@ impl Server {
             .and_then(|line| line.rsplit(' ').next()?.parse().ok())
     }
 
-    /// Every notice was sent and none failed for good, as `/metrics` says.
+    /// What the server's store holds now, read from the database itself:
+    /// `/metrics` gauges are process-wide, and tests run side by side.
+    pub async fn stats(&self) -> labelwarden::store::StoreStats {
+        use labelwarden::store::Store;
+        let store = SqlStore::connect(&self.database_url)
+            .await
+            .expect("store opens");
+        store.stats(chrono::Utc::now()).await.expect("stats")
+    }
+
+    /// Every notice was sent and none failed for good, as the store says.
     pub async fn assert_outbox_empty(&self) {
-        for gauge in ["labelwarden_outbox_pending ", "labelwarden_outbox_failed "] {
-            assert_eq!(self.metric(gauge).await, Some(0.0), "{gauge}");
-        }
+        let stats = self.stats().await;
+        assert_eq!(
+            (stats.outbox_pending, stats.outbox_failed),
+            (0, 0),
+            "notices pending and failed"
+        );
     }
 
     /// GETs `path`: status and body.

@@ -4,6 +4,10 @@
 //! another path. The rows move to the new path in one transaction, so the
 //! clocks, ledgers, threads and acknowledgements go on as they were.
 //!
+//! An issue moved to another project is a new issue there (its own id and
+//! number); the old one closes naming it (`moved_to_id`). Its rows move to
+//! the new issue the same way, one issue at a time.
+//!
 //! A store written before this existed has no project ids: its rows are
 //! keyed by the paths of the time, which is what the first delivery naming
 //! each project's id records, so an upgraded store needs no rewriting.
@@ -11,9 +15,9 @@
 use chrono::{DateTime, Utc};
 use sqlx::{Any, Row, Transaction};
 
-use super::{SqlStore, corrupt, millis};
-use crate::issue::{IssueFacts, ProjectPath};
-use crate::store::{FollowedProject, StoreError};
+use super::{ROWS_PER_STATEMENT, SqlStore, corrupt, issue_from, millis, multi_row};
+use crate::issue::{IssueFacts, IssueIid, IssueRef, ProjectPath};
+use crate::store::{FollowedProject, IssueLink, StoreError};
 
 /// Every table with rows per issue, keyed by `project`, `iid` and more.
 const ISSUE_TABLES: &[&str] = &[
@@ -115,21 +119,119 @@ async fn move_project_rows(
         .execute(&mut **tx)
         .await?;
     }
-    let rows = sqlx::query("SELECT iid, facts FROM issues WHERE project = $1")
+    let rows = sqlx::query("SELECT iid FROM issues WHERE project = $1")
         .bind(to)
         .fetch_all(&mut **tx)
         .await?;
     for row in rows {
-        let mut facts: IssueFacts = serde_json::from_str(&row.try_get::<String, _>("facts")?)
-            .map_err(corrupt("issue facts"))?;
-        facts.reference.project = ProjectPath(to.to_owned());
-        let facts = serde_json::to_string(&facts).map_err(corrupt("issue facts"))?;
-        sqlx::query("UPDATE issues SET facts = $3 WHERE project = $1 AND iid = $2")
-            .bind(to)
-            .bind(row.try_get::<i64, _>("iid")?)
-            .bind(facts)
-            .execute(&mut **tx)
-            .await?;
+        let moved = IssueRef {
+            project: ProjectPath(to.to_owned()),
+            iid: IssueIid(row.try_get::<i64, _>("iid")? as u64),
+        };
+        rewrite_reference(tx, &moved).await?;
     }
     Ok(())
+}
+
+/// Makes the stored facts of the issue kept under `issue` name it.
+async fn rewrite_reference(
+    tx: &mut Transaction<'_, Any>,
+    issue: &IssueRef,
+) -> Result<(), StoreError> {
+    let (project, iid) = (issue.project.0.as_str(), issue.iid.0 as i64);
+    let Some(row) = sqlx::query("SELECT facts FROM issues WHERE project = $1 AND iid = $2")
+        .bind(project)
+        .bind(iid)
+        .fetch_optional(&mut **tx)
+        .await?
+    else {
+        return Ok(());
+    };
+    let mut facts: IssueFacts = serde_json::from_str(&row.try_get::<String, _>("facts")?)
+        .map_err(corrupt("issue facts"))?;
+    facts.reference = issue.clone();
+    let facts = serde_json::to_string(&facts).map_err(corrupt("issue facts"))?;
+    sqlx::query("UPDATE issues SET facts = $3 WHERE project = $1 AND iid = $2")
+        .bind(project)
+        .bind(iid)
+        .bind(facts)
+        .execute(&mut **tx)
+        .await?;
+    Ok(())
+}
+
+impl SqlStore {
+    pub(super) async fn issue_links(
+        &self,
+        issue_ids: &[u64],
+    ) -> Result<Vec<IssueLink>, StoreError> {
+        let mut links = Vec::new();
+        for chunk in issue_ids.chunks(ROWS_PER_STATEMENT) {
+            let among = (1..=chunk.len())
+                .map(|n| format!("${n}"))
+                .collect::<Vec<_>>()
+                .join(", ");
+            let mut query = multi_row(format!(
+                "SELECT project, iid, issue_id, moved_to_id FROM issues
+                 WHERE issue_id IN ({among}) OR moved_to_id IN ({among})"
+            ));
+            for id in chunk {
+                query = query.bind(*id as i64);
+            }
+            for row in query.fetch_all(&self.readers).await? {
+                links.push(IssueLink {
+                    issue: issue_from(&row)?,
+                    issue_id: row
+                        .try_get::<Option<i64>, _>("issue_id")?
+                        .map(|id| id as u64),
+                    moved_to_id: row
+                        .try_get::<Option<i64>, _>("moved_to_id")?
+                        .map(|id| id as u64),
+                });
+            }
+        }
+        Ok(links)
+    }
+
+    pub(super) async fn move_issue_rows(
+        &self,
+        from: &IssueRef,
+        to: &IssueRef,
+    ) -> Result<(), StoreError> {
+        let mut tx = self.writer.begin().await?;
+        let (from_project, from_iid) = (from.project.0.as_str(), from.iid.0 as i64);
+        let (to_project, to_iid) = (to.project.0.as_str(), to.iid.0 as i64);
+        // What the new issue had of its own (its hook came before the old
+        // one's close) gives way to the story the old issue brings.
+        for table in ISSUE_TABLES {
+            sqlx::query(sqlx::AssertSqlSafe(format!(
+                "DELETE FROM {table} WHERE project = $1 AND iid = $2"
+            )))
+            .bind(to_project)
+            .bind(to_iid)
+            .execute(&mut *tx)
+            .await?;
+        }
+        for table in ISSUE_TABLES {
+            sqlx::query(sqlx::AssertSqlSafe(format!(
+                "UPDATE {table} SET project = $3, iid = $4 WHERE project = $1 AND iid = $2"
+            )))
+            .bind(from_project)
+            .bind(from_iid)
+            .bind(to_project)
+            .bind(to_iid)
+            .execute(&mut *tx)
+            .await?;
+        }
+        sqlx::query(
+            "UPDATE issues SET moved_to_id = NULL, issue_id = NULL WHERE project = $1 AND iid = $2",
+        )
+        .bind(to_project)
+        .bind(to_iid)
+        .execute(&mut *tx)
+        .await?;
+        rewrite_reference(&mut tx, to).await?;
+        tx.commit().await?;
+        Ok(())
+    }
 }
