@@ -597,6 +597,46 @@ async fn after_a_rename_notify_finds_its_ledger_and_repeats_nothing() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_moved_issue_is_one_clock_and_no_resolution() {
+    let fake = FakeGitLab::start().await;
+    // Labelled 30 hours ago, moved to acme/other 2 hours ago.
+    fake.gitlab
+        .add(FakeIssue::new(PROJECT, 5, hours_ago(31)).add_label(hours_ago(30), HIGHEST));
+    fake.gitlab
+        .move_issue(PROJECT, 5, "acme/other", 12, hours_ago(2));
+    let now = now().to_rfc3339();
+    let clocks = |scope: &[&str]| {
+        let mut args = scope.to_vec();
+        args.extend(["--now", &now, "--format", "json"]);
+        let output = audit(&fake, &args, fake_gitlab::TOKEN);
+        let report: Value = serde_json::from_slice(&output.stdout)
+            .unwrap_or_else(|_| panic!("{}", String::from_utf8_lossy(&output.stderr)));
+        report["clocks"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|c| {
+                (
+                    c["issue"].as_str().unwrap().to_owned(),
+                    c["status"].as_str().unwrap().to_owned(),
+                    c["overdue_seconds"].as_i64(),
+                )
+            })
+            .collect::<Vec<_>>()
+    };
+    // Both projects: one clock, on the new issue, from the first label.
+    assert_eq!(
+        clocks(&["--group", "acme"]),
+        vec![("acme/other#12".into(), "breached".into(), Some(6 * 3600))]
+    );
+    // The old project alone: the move is no resolution; it runs on.
+    assert_eq!(
+        clocks(&["--project", PROJECT]),
+        vec![("acme/backend#5".into(), "breached".into(), Some(6 * 3600))]
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_acknowledgement_serve_wrote_holds_back_the_escalation_and_is_reported() {
     use labelwarden::gitlab::from_slack::{Said, SlackMarker};
     let gitlab = FakeGitLab::start().await;

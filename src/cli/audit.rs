@@ -191,7 +191,8 @@ pub fn run(args: AuditArgs) -> ExitCode {
     ));
     progress.finish();
     let fetched = match fetched {
-        Ok(fetched) => fetched,
+        // A moved issue and the issue it moved to are one.
+        Ok(fetched) => audit::moves::follow_moves(fetched),
         Err(e) => return fail(e),
     };
     tracing::info!(

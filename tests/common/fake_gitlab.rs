@@ -44,6 +44,8 @@ pub struct FakeIssue {
     pub note_edits: u32,
     /// The project's id: it stays when the project is renamed.
     pub project_id: u64,
+    /// The global id of the issue this one was moved to.
+    pub moved_to: Option<u64>,
 }
 
 /// A project id for a path, stable across runs: what GitLab gave the
@@ -73,7 +75,13 @@ impl FakeIssue {
             notes: vec![],
             note_edits: 0,
             project_id: project_id(project),
+            moved_to: None,
         }
+    }
+
+    /// GitLab's global id of this issue.
+    pub fn id(&self) -> u64 {
+        self.project_id * 100_000 + self.iid
     }
 
     pub fn add_label(mut self, at: DateTime<Utc>, label: &str) -> Self {
@@ -133,9 +141,10 @@ impl FakeIssue {
 
     fn json(&self) -> Value {
         json!({
-            "id": self.project_id * 100_000 + self.iid,
+            "id": self.id(),
             "iid": self.iid,
             "project_id": self.project_id,
+            "moved_to_id": self.moved_to,
             "title": self.title,
             "description": "Steps to reproduce …",
             "state": if self.is_open() { "opened" } else { "closed" },
@@ -296,6 +305,26 @@ impl FakeGitLab {
         self.lock()
             .issues
             .retain(|i| !(i.project == project && i.iid == iid));
+    }
+
+    /// Moves an issue to another project, as GitLab does: a new issue there
+    /// (created `at`, with the labels, label history and notes copied),
+    /// and the old one closed naming it.
+    pub fn move_issue(&self, project: &str, iid: u64, to: &str, to_iid: u64, at: DateTime<Utc>) {
+        let old = self.issue(project, iid);
+        let mut new = FakeIssue::new(to, to_iid, at);
+        new.labels = old.labels.clone();
+        new.label_events = old.label_events.clone();
+        new.notes = old.notes.clone();
+        new.assignees = old.assignees.clone();
+        new.title = old.title.clone();
+        let new_id = new.id();
+        self.add(new);
+        self.update(project, iid, |issue| {
+            let mut closed = issue.close(at);
+            closed.moved_to = Some(new_id);
+            closed
+        });
     }
 
     /// Renames (or transfers) a project, as its owner would: its issues,
