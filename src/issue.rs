@@ -121,6 +121,11 @@ pub struct Issue {
     timeline: Timeline,
     initial_labels: Vec<String>,
     initially_open: bool,
+    /// Clock starts carried over from issues closed as duplicates of this
+    /// one, by policy name: the earlier start wins.
+    carried_starts: Vec<(String, DateTime<Utc>)>,
+    /// Closed as a duplicate of another issue (`duplicated_to_id`).
+    duplicate: bool,
 }
 
 impl Issue {
@@ -164,7 +169,48 @@ impl Issue {
             timeline,
             initial_labels,
             initially_open: open,
+            carried_starts: Vec::new(),
+            duplicate: false,
         }
+    }
+
+    /// The same issue, known to be closed as a duplicate of another.
+    pub fn closed_as_duplicate(mut self) -> Self {
+        self.duplicate = true;
+        self
+    }
+
+    /// When it was closed as a duplicate, if it is closed as one now: its
+    /// latest close.
+    pub fn duplicate_closed_at(&self) -> Option<DateTime<Utc>> {
+        if !self.duplicate || self.facts.state != IssueState::Closed {
+            return None;
+        }
+        self.timeline
+            .events()
+            .iter()
+            .rev()
+            .find(|e| e.event == Event::Closed)
+            .map(|e| e.at)
+    }
+
+    /// The same issue, with the first clock cycle of `policy` counted from
+    /// `started_at` if that is earlier than its own start: the start of an
+    /// issue closed as a duplicate of this one.
+    pub fn with_carried_start(mut self, policy: &str, started_at: DateTime<Utc>) -> Self {
+        match self.carried_starts.iter_mut().find(|(p, _)| p == policy) {
+            Some((_, at)) => *at = (*at).min(started_at),
+            None => self.carried_starts.push((policy.to_owned(), started_at)),
+        }
+        self
+    }
+
+    /// The start carried over to `policy`'s first cycle, if any.
+    pub fn carried_start(&self, policy: &str) -> Option<DateTime<Utc>> {
+        self.carried_starts
+            .iter()
+            .find(|(p, _)| p == policy)
+            .map(|(_, at)| *at)
     }
 
     pub fn facts(&self) -> &IssueFacts {

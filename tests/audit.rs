@@ -637,6 +637,48 @@ async fn a_moved_issue_is_one_clock_and_no_resolution() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_duplicate_is_withdrawn_and_its_canonical_counts_from_the_earlier_start() {
+    let fake = FakeGitLab::start().await;
+    // #31 labelled 10 hours ago; #30, the same bug, 30 hours ago, closed
+    // as a duplicate of #31 9 hours ago.
+    let canonical = FakeIssue::new(PROJECT, 31, hours_ago(11)).add_label(hours_ago(10), HIGHEST);
+    fake.gitlab.add(
+        FakeIssue::new(PROJECT, 30, hours_ago(31))
+            .add_label(hours_ago(30), HIGHEST)
+            .closed_as_duplicate_of(&canonical, hours_ago(9)),
+    );
+    fake.gitlab.add(canonical);
+    let now = now().to_rfc3339();
+    let output = audit(
+        &fake,
+        &["--project", PROJECT, "--now", &now, "--format", "json"],
+        fake_gitlab::TOKEN,
+    );
+    let report: Value = serde_json::from_slice(&output.stdout)
+        .unwrap_or_else(|_| panic!("{}", String::from_utf8_lossy(&output.stderr)));
+    let clocks: Vec<(String, String, Option<i64>)> = report["clocks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| {
+            (
+                c["issue"].as_str().unwrap().to_owned(),
+                c["status"].as_str().unwrap().to_owned(),
+                c["overdue_seconds"].as_i64(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        clocks,
+        vec![
+            ("acme/backend#31".into(), "breached".into(), Some(6 * 3600)),
+            ("acme/backend#30".into(), "withdrawn".into(), None),
+        ],
+        "the duplicate is no resolution; the bug's clock runs from its first report"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_acknowledgement_serve_wrote_holds_back_the_escalation_and_is_reported() {
     use labelwarden::gitlab::from_slack::{Said, SlackMarker};
     let gitlab = FakeGitLab::start().await;

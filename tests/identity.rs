@@ -20,9 +20,12 @@ use sqlx::any::AnyPoolOptions;
 /// A notice as sent: issue, step, and the thread it was handed.
 type Sent = (String, String, Option<Thread>);
 
+/// A notice as sent, when, and its status words.
+type Record = (Sent, DateTime<Utc>, String);
+
 /// Every notice sent. A notice with no thread starts one, numbered in order.
 #[derive(Clone, Default)]
-struct Threads(Arc<Mutex<Vec<Sent>>>);
+struct Threads(Arc<Mutex<Vec<Record>>>);
 
 impl Notifier for Threads {
     async fn send(
@@ -31,10 +34,12 @@ impl Notifier for Threads {
         thread: Option<&Thread>,
     ) -> Result<Delivered, NotifyError> {
         let mut sent = self.0.lock().unwrap();
+        let issue = notice.issue.to_string();
+        let step = notice.firing.step.0.clone();
         sent.push((
-            notice.issue.to_string(),
-            notice.firing.step.0.clone(),
-            thread.cloned(),
+            (issue, step, thread.cloned()),
+            Utc::now(),
+            notice.status.clone(),
         ));
         let thread = thread.cloned().unwrap_or_else(|| Thread {
             channel_id: "C0ALERTS01".into(),
@@ -48,7 +53,23 @@ impl Notifier for Threads {
 
 impl Threads {
     fn sent(&self) -> Vec<Sent> {
-        self.0.lock().unwrap().clone()
+        let sent = self.0.lock().unwrap();
+        sent.iter().map(|(notice, _, _)| notice.clone()).collect()
+    }
+
+    /// When the notice of `step` for `issue` was sent.
+    fn at(&self, issue: &str, step: &str) -> DateTime<Utc> {
+        let sent = self.0.lock().unwrap();
+        sent.iter()
+            .find(|((i, s, _), _, _)| i == issue && s == step)
+            .map(|(_, at, _)| *at)
+            .expect("sent")
+    }
+
+    /// The status words of each notice, in order.
+    fn statuses(&self) -> Vec<String> {
+        let sent = self.0.lock().unwrap();
+        sent.iter().map(|(_, _, status)| status.clone()).collect()
     }
 }
 
@@ -326,6 +347,128 @@ async fn a_moved_issue_keeps_its_clock_and_thread_when_the_close_comes_first() {
 #[tokio::test]
 async fn a_moved_issue_keeps_its_clock_and_thread_when_the_new_issue_comes_first() {
     a_move_carries_the_clock(true).await;
+}
+
+/// The close of `iid` as a duplicate of `canonical` (same project).
+fn duplicate_close(iid: u64, labelled: DateTime<Utc>, canonical: u64) -> Value {
+    let mut close = issue_event(iid, labelled, Utc::now(), &[HIGHEST], &[HIGHEST], true);
+    close["object_attributes"]["duplicated_to_id"] = json!(global_id("acme/backend", canonical));
+    close
+}
+
+#[tokio::test]
+async fn a_duplicate_close_hands_its_earlier_start_to_the_canonical_issue() {
+    let dir = tempfile::tempdir().unwrap();
+    let sent = Threads::default();
+    let server = start_server(
+        fixture_policies("policies-fast"),
+        &sqlite(&dir.path().join("db.sqlite")),
+        sent.clone(),
+        Options::default(),
+    )
+    .await;
+    // #20 is labelled first; #21, the same bug, half a second later; then
+    // #20 is closed as a duplicate of #21.
+    let first = Utc::now();
+    let label = issue_event(20, first, first, &[], &[HIGHEST], false);
+    assert_eq!(server.deliver("dup-label-20", &label).await, 200);
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let second = Utc::now();
+    let label = issue_event(21, second, second, &[], &[HIGHEST], false);
+    assert_eq!(server.deliver("dup-label-21", &label).await, 200);
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let close = duplicate_close(20, first, 21);
+    assert_eq!(server.deliver("dup-close-20", &close).await, 200);
+    assert!(
+        wait_until(Duration::from_secs(4), || {
+            sent.sent()
+                .iter()
+                .any(|(issue, step, _)| issue == "acme/backend#21" && step == "breach")
+        })
+        .await,
+        "{:?}",
+        sent.sent()
+    );
+    server.assert_outbox_empty().await;
+    let of = |iid: &str| -> Vec<String> {
+        sent.sent()
+            .into_iter()
+            .filter(|(issue, _, _)| issue == iid)
+            .map(|(_, step, _)| step)
+            .collect()
+    };
+    assert_eq!(
+        of("acme/backend#20"),
+        vec!["start", "duplicate:alerts"],
+        "no resolution, no warning after the close: the clock went on on #21"
+    );
+    assert_eq!(
+        of("acme/backend#21"),
+        vec!["start", "before_deadline:1s", "breach"]
+    );
+    // #21's deadline came from #20's start: 2 s after `first`, not after
+    // `second`.
+    let breach_at = sent.at("acme/backend#21", "breach");
+    assert!(
+        breach_at < second + chrono::TimeDelta::milliseconds(2_000),
+        "breached {} ms after #20's label",
+        (breach_at - first).num_milliseconds()
+    );
+    let mut clocks = server.stats().await.clocks;
+    clocks.sort();
+    assert_eq!(
+        clocks,
+        vec![
+            ("fast-critical".to_owned(), "breached".to_owned(), 1),
+            ("fast-critical".to_owned(), "withdrawn".to_owned(), 1),
+        ]
+    );
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn a_duplicate_of_an_issue_the_policy_does_not_cover_is_withdrawn_saying_so() {
+    let dir = tempfile::tempdir().unwrap();
+    let sent = Threads::default();
+    let server = start_server(
+        fixture_policies("policies-identity"),
+        &sqlite(&dir.path().join("db.sqlite")),
+        sent.clone(),
+        Options::default(),
+    )
+    .await;
+    let now = Utc::now();
+    let canonical = issue_event(23, now, now, &[], &["type::feature"], false);
+    assert_eq!(server.deliver("dup-other-23", &canonical).await, 200);
+    let label = issue_event(22, now, now, &[], &[HIGHEST], false);
+    assert_eq!(server.deliver("dup-label-22", &label).await, 200);
+    assert!(wait_until(Duration::from_secs(1), || sent.sent().len() == 1).await);
+    let close = duplicate_close(22, now, 23);
+    assert_eq!(server.deliver("dup-close-22", &close).await, 200);
+    assert!(wait_until(Duration::from_secs(2), || sent.sent().len() >= 2).await);
+    server.assert_outbox_empty().await;
+    let steps: Vec<(String, String)> = sent
+        .sent()
+        .into_iter()
+        .map(|(issue, step, _)| (issue, step))
+        .collect();
+    assert_eq!(
+        steps,
+        vec![
+            ("acme/backend#22".into(), "start".into()),
+            ("acme/backend#22".into(), "duplicate:alerts".into()),
+        ],
+        "said once, instead of the policy's withdrawn step; no resolution"
+    );
+    assert_eq!(
+        sent.statuses()[1],
+        "closed as a duplicate of acme/backend#23, which this policy does not cover: escalation withdrawn"
+    );
+    assert_eq!(
+        server.stats().await.clocks,
+        vec![("critical-1h".to_owned(), "withdrawn".to_owned(), 1)]
+    );
+    server.stop().await;
 }
 
 /// Creates, at `url`, the schema of migrations 1 to 7 and records them as

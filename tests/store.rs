@@ -116,6 +116,7 @@ fn commit(
         now,
         became_confidential: false,
         ids: Default::default(),
+        carried: Vec::new(),
     }
 }
 

@@ -6,7 +6,7 @@
 //! and `now` is a parameter, so `--now` gives the same report every time.
 
 pub mod explain;
-pub mod moves;
+pub mod identity;
 pub mod notify;
 pub mod report;
 pub mod watchdog;

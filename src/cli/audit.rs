@@ -192,7 +192,7 @@ pub fn run(args: AuditArgs) -> ExitCode {
     progress.finish();
     let fetched = match fetched {
         // A moved issue and the issue it moved to are one.
-        Ok(fetched) => audit::moves::follow_moves(fetched),
+        Ok(fetched) => audit::identity::follow(fetched, &policies, now),
         Err(e) => return fail(e),
     };
     tracing::info!(

@@ -22,7 +22,7 @@ use chrono::{DateTime, TimeDelta, Utc};
 use smallvec::SmallVec;
 
 use crate::issue::{Event, Issue};
-use crate::policy::{Policy, StartRule, StopRule};
+use crate::policy::{DuplicateRule, Policy, StartRule, StopRule};
 pub use status::{PauseReason, SlaStatus};
 
 /// Where a clock stands.
@@ -136,6 +136,7 @@ impl ClockReading {
 pub fn read(issue: &Issue, policy: &Policy, now: DateTime<Utc>) -> ClockReading {
     let facts = issue.facts();
     let mut replay = Replay::new(policy, facts.created_at, now);
+    replay.carried_start = issue.carried_start(&policy.name.0);
     if !policy.selector.matches_facts(facts) {
         return replay.reading;
     }
@@ -145,6 +146,14 @@ pub fn read(issue: &Issue, policy: &Policy, now: DateTime<Utc>) -> ClockReading 
     let mut open = issue.initially_open();
     replay.settle(facts.created_at, &labels, open);
 
+    // Closed as a duplicate, under a policy that follows duplicates: not a
+    // resolution. The cycle ends there as withdrawn (the canonical issue's
+    // clock goes on, see `Issue::with_carried_start`).
+    let withdrawn_at = issue
+        .duplicate_closed_at()
+        .filter(|_| policy.clock.duplicates == DuplicateRule::Follow)
+        .map(|at| at.max(facts.created_at))
+        .filter(|at| *at <= now);
     let events = issue.timeline().events();
     let mut index = 0;
     while index < events.len() {
@@ -152,6 +161,11 @@ pub fn read(issue: &Issue, policy: &Policy, now: DateTime<Utc>) -> ClockReading 
         let at = events[index].at.max(facts.created_at);
         if at > now {
             break;
+        }
+        if let Some(withdrawn) = withdrawn_at.filter(|w| *w <= at) {
+            replay.advance(withdrawn);
+            replay.withdraw(withdrawn);
+            return replay.reading;
         }
         replay.advance(at);
         while index < events.len() && events[index].at.max(facts.created_at) == at {
@@ -169,6 +183,11 @@ pub fn read(issue: &Issue, policy: &Policy, now: DateTime<Utc>) -> ClockReading 
         }
         replay.settle(at, &labels, open);
     }
+    if let Some(withdrawn) = withdrawn_at {
+        replay.advance(withdrawn);
+        replay.withdraw(withdrawn);
+        return replay.reading;
+    }
     replay.advance(now);
     replay.reading
 }
@@ -181,6 +200,8 @@ struct Replay<'p> {
     reading: ClockReading,
     /// The cycle is open: it began and the issue has not stopped matching.
     cycle_open: bool,
+    /// An earlier start for the first cycle, from a duplicate of the issue.
+    carried_start: Option<DateTime<Utc>>,
 }
 
 impl<'p> Replay<'p> {
@@ -190,6 +211,7 @@ impl<'p> Replay<'p> {
             created_at,
             at: created_at,
             cycle_open: false,
+            carried_start: None,
             reading: ClockReading {
                 now,
                 target: policy.clock.target,
@@ -254,6 +276,17 @@ impl<'p> Replay<'p> {
         reading.active += to - from;
     }
 
+    /// The issue stops matching at `at` whatever its labels say.
+    fn withdraw(&mut self, at: DateTime<Utc>) {
+        if self.cycle_open {
+            self.cycle_open = false;
+            if self.reading.phase != Phase::Stopped {
+                self.reading.phase = Phase::Withdrawn;
+                self.reading.phase_since = at;
+            }
+        }
+    }
+
     /// Decides the phase after everything that happened at `at`.
     fn settle(&mut self, at: DateTime<Utc>, labels: &[&str], open: bool) {
         let policy = self.policy;
@@ -275,18 +308,24 @@ impl<'p> Replay<'p> {
             reading.started_at = at;
             reading.phase = Phase::Running;
             reading.phase_since = at;
+            // Counted from creation, or from a duplicate's earlier start:
+            // the time before matching ran against the target.
+            let from_creation =
+                (policy.clock.starts == StartRule::Created).then_some(self.created_at);
+            let earliest = [from_creation, self.carried_start]
+                .into_iter()
+                .flatten()
+                .min();
             if reading.cycle == 1
-                && policy.clock.starts == StartRule::Created
-                && at > self.created_at
+                && let Some(from) = earliest.filter(|from| *from < at)
             {
-                // Counted from creation: the time before matching ran against the target.
-                reading.started_at = self.created_at;
+                reading.started_at = from;
                 reading.segments.push(RunSegment {
-                    from: self.created_at,
+                    from,
                     to: at,
                     active_at_from: TimeDelta::zero(),
                 });
-                reading.active = at - self.created_at;
+                reading.active = at - from;
             }
         } else if !matching {
             self.cycle_open = false;

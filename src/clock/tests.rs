@@ -427,3 +427,63 @@ proptest! {
         );
     }
 }
+
+#[test]
+fn a_start_carried_from_a_duplicate_counts_when_it_is_earlier() {
+    // The canonical issue matched at minute 50; a duplicate of it started
+    // its clock at minute 0.
+    let canonical = issue(&[]).added(50, "priority::highest").build();
+    let plain = read(&canonical, &critical(), t(70));
+    assert_eq!(plain.started_at, t(50));
+    assert_eq!(plain.active, minutes(20));
+
+    let carried = canonical.clone().with_carried_start("critical", t(0));
+    let reading = read(&carried, &critical(), t(70));
+    assert_eq!(reading.started_at, t(0), "the earlier start wins");
+    assert_eq!(reading.active, minutes(70));
+    assert_eq!(reading.deadline(), Some(t(60)));
+    assert!(matches!(reading.status(), SlaStatus::Breached { .. }));
+
+    // A later one changes nothing; nor does one for another policy.
+    let later = canonical.clone().with_carried_start("critical", t(60));
+    assert_eq!(read(&later, &critical(), t(70)).started_at, t(50));
+    let other = canonical.with_carried_start("capped", t(0));
+    assert_eq!(read(&other, &critical(), t(70)).started_at, t(50));
+}
+
+#[test]
+fn a_close_as_a_duplicate_withdraws_unless_the_policy_counts_it_resolved() {
+    let duplicate = || {
+        issue(&[])
+            .added(0, "priority::highest")
+            .closed(30)
+            .build()
+            .closed_as_duplicate()
+    };
+    let follows = read(&duplicate(), &critical(), t(90));
+    assert_eq!(follows.phase, Phase::Withdrawn);
+    assert_eq!(follows.phase_since, t(30));
+    assert_eq!(follows.active, minutes(30));
+    assert_eq!(follows.resolutions, 0, "not a resolution");
+    // Past its deadline when closed: withdrawn after breach.
+    let late = issue(&[])
+        .added(0, "priority::highest")
+        .closed(75)
+        .build()
+        .closed_as_duplicate();
+    assert_eq!(
+        read(&late, &critical(), t(90)).status().kind(),
+        "withdrawn_after_breach"
+    );
+
+    let resolving = policy(
+        r#"
+  - name: critical
+    match: { labels_any: ["priority::highest"] }
+    clock: { target: 60m, duplicates: resolve }
+"#,
+    );
+    let counted = read(&duplicate(), &resolving, t(90));
+    assert_eq!(counted.phase, Phase::Stopped);
+    assert!(matches!(counted.status(), SlaStatus::Met { .. }));
+}

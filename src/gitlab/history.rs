@@ -65,6 +65,24 @@ pub struct ApiIssue {
     pub issue_type: Option<String>,
     pub web_url: String,
     pub references: ApiReferences,
+    #[serde(default, rename = "_links")]
+    pub links: Option<ApiLinks>,
+}
+
+/// The links GitLab gives with an issue (the ones we read).
+#[derive(Debug, Clone, Deserialize)]
+pub struct ApiLinks {
+    /// `…/api/v4/projects/:id/issues/:iid` of the issue this one was closed
+    /// as a duplicate of.
+    #[serde(default)]
+    pub closed_as_duplicate_of: Option<String>,
+}
+
+/// (project id, issue iid) from an API link `…/projects/:id/issues/:iid`.
+fn project_and_iid(link: &str) -> Option<(u64, u64)> {
+    let (before, iid) = link.trim_end_matches('/').rsplit_once("/issues/")?;
+    let (_, project) = before.rsplit_once("/projects/")?;
+    Some((project.parse().ok()?, iid.parse().ok()?))
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -143,6 +161,8 @@ pub struct FetchedIssue {
     pub updated_at: DateTime<Utc>,
     /// GitLab's ids, which follow the issue across renames and moves.
     pub ids: GitLabIds,
+    /// The issue this one was closed as a duplicate of: (project id, iid).
+    pub duplicate_of: Option<(u64, u64)>,
 }
 
 /// One listing of issues GitLab can filter for us: all these labels, and
@@ -487,6 +507,11 @@ fn assemble(
             moved_to_id: issue.moved_to_id,
             duplicated_to_id: None,
         },
+        duplicate_of: issue
+            .links
+            .as_ref()
+            .and_then(|links| links.closed_as_duplicate_of.as_deref())
+            .and_then(project_and_iid),
     }
 }
 

@@ -160,6 +160,7 @@ async fn pass<S: Store>(context: &Context<S>) -> Result<bool, StoreError> {
     }
     identity::follow_projects(context, &mut read).await?;
     let moved = identity::follow_moves(context, &mut read).await?;
+    let canonicals = identity::canonicals(context, &read, now).await?;
     // Read after projects were followed, so a moved row is found by its
     // new path.
     let due = context.store.due_issues(now, batch).await?;
@@ -187,6 +188,10 @@ async fn pass<S: Store>(context: &Context<S>) -> Result<bool, StoreError> {
             .iter()
             .find(|(to, _)| *to == issue)
             .map(|(_, from)| from.clone());
+        loaded.duplicate_of = canonicals
+            .iter()
+            .find(|(duplicate, _)| *duplicate == issue)
+            .map(|(_, canonical)| canonical.clone());
         let span = tracing::info_span!("enforce", issue = %issue);
         let _entered = span.enter();
         if let Some((commit, resolutions)) = prepare(&context.policies, loaded, deliveries, now) {

@@ -10,16 +10,19 @@ use std::collections::BTreeMap;
 
 use chrono::{DateTime, Utc};
 
-use super::Context;
+use super::{Context, thread_notices};
 
 /// How long after its creation a new issue is first evaluated: GitLab
 /// creates the new issue of a move before it closes the old one, and the
 /// two hooks may arrive in that order. Within the tolerance after which a
 /// message says it is late, for any policy of ten minutes or more.
 pub const MOVE_GRACE: chrono::TimeDelta = chrono::TimeDelta::seconds(3);
+use crate::clock;
 use crate::gitlab::webhook::IssueDelivery;
-use crate::issue::{Event, IssueRef, IssueState, ProjectPath};
-use crate::store::{Store, StoreError};
+use crate::issue::{Event, Issue, IssueRef, IssueState, ProjectPath};
+use crate::notify::IssueView;
+use crate::policy::{DuplicateRule, PolicySet};
+use crate::store::{Canonical, Carried, ClockState, Fired, Loaded, Store, StoreError};
 
 /// Follows each project the deliveries name by id to the newest path they
 /// name (see [`Store::follow_project`]): a renamed or transferred project's
@@ -153,4 +156,114 @@ pub fn moved_is_not_closed(mut delivery: IssueDelivery) -> IssueDelivery {
         delivery.facts.closed_at = None;
     }
     delivery
+}
+
+/// The canonical issue of each delivery that closes an issue as a
+/// duplicate, where the store knows it (by its id), with the policies whose
+/// clocks run on it now: (the duplicate, its canonical).
+pub async fn canonicals<S: Store>(
+    context: &Context<S>,
+    deliveries: &[IssueDelivery],
+    now: DateTime<Utc>,
+) -> Result<Vec<(IssueRef, Canonical)>, StoreError> {
+    let wanted: Vec<(IssueRef, u64)> = deliveries
+        .iter()
+        .filter_map(|d| Some((d.facts.reference.clone(), d.ids.duplicated_to_id?)))
+        .collect();
+    if wanted.is_empty() {
+        return Ok(Vec::new());
+    }
+    let ids: Vec<u64> = wanted.iter().map(|(_, id)| *id).collect();
+    let links = context.store.issue_links(&ids).await?;
+    let mut found = Vec::new();
+    for (duplicate, id) in wanted {
+        let Some(canonical) = links.iter().find(|l| l.issue_id == Some(id)) else {
+            continue;
+        };
+        let loaded = context
+            .store
+            .load_issues(std::slice::from_ref(&canonical.issue))
+            .await?
+            .remove(0);
+        let Some(record) = &loaded.record else {
+            continue;
+        };
+        let issue = super::issue_of(record, &loaded.carried);
+        let matching = context
+            .policies
+            .policies
+            .iter()
+            .filter(|policy| clock::read(&issue, policy, now).is_live())
+            .map(|policy| policy.name.clone())
+            .collect();
+        found.push((
+            duplicate,
+            Canonical {
+                issue: canonical.issue.clone(),
+                matching,
+            },
+        ));
+    }
+    Ok(found)
+}
+
+/// An issue closed as a duplicate, under the policies that follow
+/// duplicates: each clock that was live and ends here is said to have
+/// ended in its current threads, with where it goes on. Where the
+/// canonical issue matches the policy, its clock counts from the earlier
+/// start: the returned starts are carried to it.
+pub fn duplicate_close(
+    policies: &PolicySet,
+    issue: &Issue,
+    loaded: &Loaded,
+    clocks: &[ClockState],
+    view: IssueView<'_>,
+    now: DateTime<Utc>,
+) -> (Vec<Fired>, Vec<Carried>) {
+    if issue.duplicate_closed_at().is_none() {
+        return (Vec::new(), Vec::new());
+    }
+    let mut notices = Vec::new();
+    let mut carried = Vec::new();
+    for policy in &policies.policies {
+        let was_live = loaded.statuses.iter().any(|(name, status)| {
+            name == &policy.name && matches!(status.as_str(), "running" | "paused" | "breached")
+        });
+        let withdrawn = clocks
+            .iter()
+            .any(|c| c.policy == policy.name && c.status.starts_with("withdrawn"));
+        if policy.clock.duplicates != DuplicateRule::Follow || !was_live || !withdrawn {
+            continue;
+        }
+        let status = match &loaded.duplicate_of {
+            Some(canonical) if canonical.matching.contains(&policy.name) => {
+                carried.push(Carried {
+                    to: canonical.issue.clone(),
+                    policy: policy.name.clone(),
+                    started_at: clock::read(issue, policy, now).started_at,
+                });
+                format!(
+                    "closed as a duplicate of {}: the SLA clock goes on there, from this issue's start",
+                    canonical.issue
+                )
+            }
+            Some(canonical) => format!(
+                "closed as a duplicate of {}, which this policy does not cover: escalation withdrawn",
+                canonical.issue
+            ),
+            None => {
+                "closed as a duplicate of an issue labelwarden does not track: escalation withdrawn"
+                    .to_owned()
+            }
+        };
+        notices.extend(thread_notices::closed_as_duplicate(
+            policies,
+            &loaded.ledger,
+            &policy.name,
+            view,
+            now,
+            &status,
+        ));
+    }
+    (notices, carried)
 }

@@ -32,7 +32,7 @@ use chrono::{DateTime, Utc};
 use tokio::sync::Notify;
 
 use crate::clock;
-use crate::engine::{self, Firing, Ledger};
+use crate::engine::{self, Ledger};
 use crate::gitlab::webhook::IssueDelivery;
 use crate::issue::{GitLabIds, Issue, ProjectPath};
 use crate::notify::{IssueView, Notice};
@@ -114,7 +114,7 @@ pub struct Resolution {
 /// issue the store does not know and nothing says. Pure.
 pub fn prepare(
     policies: &PolicySet,
-    loaded: Loaded,
+    mut loaded: Loaded,
     deliveries: Vec<IssueDelivery>,
     now: DateTime<Utc>,
 ) -> Option<(IssueCommit, Vec<Resolution>)> {
@@ -127,17 +127,10 @@ pub fn prepare(
                 && d.ids.issue_id.is_some()
                 && now < d.facts.created_at + identity::MOVE_GRACE
         });
-    let mut ids = GitLabIds::default();
-    let mut record = loaded.record;
+    let mut record = loaded.record.take();
     let mut new_events = Vec::new();
     for delivery in deliveries.into_iter().filter(|d| !d.gone) {
         let delivery = identity::moved_is_not_closed(delivery);
-        ids = GitLabIds {
-            project_id: delivery.ids.project_id.or(ids.project_id),
-            issue_id: delivery.ids.issue_id.or(ids.issue_id),
-            moved_to_id: delivery.ids.moved_to_id.or(ids.moved_to_id),
-            duplicated_to_id: delivery.ids.duplicated_to_id.or(ids.duplicated_to_id),
-        };
         new_events.extend(delivery.events.iter().cloned());
         record = Some(merge(record, delivery));
     }
@@ -168,13 +161,7 @@ pub fn prepare(
             thread_notices::gone(policies, &loaded.ledger, &loaded.statuses, view, now);
         (clocks, fired, Vec::new())
     } else {
-        let (clocks, fired, outcomes) = evaluate(
-            &record,
-            policies,
-            &loaded.ledger,
-            &loaded.acknowledged,
-            as_of(&record, now),
-        );
+        let (clocks, fired, outcomes) = evaluate(&record, policies, &loaded, as_of(&record, now));
         // Resolved now: stopped in this evaluation, live before it.
         let resolved = outcomes
             .into_iter()
@@ -208,9 +195,24 @@ pub fn prepare(
             from,
         ));
     }
+    // Closed as a duplicate: the clocks it ended say where they went on.
+    let mut carried = Vec::new();
+    if !gone && !just_opened {
+        let issue = issue_of(&record, &loaded.carried);
+        let (notices, carries) =
+            identity::duplicate_close(policies, &issue, &loaded, &clocks, view, now);
+        if !notices.is_empty() {
+            // Said by the duplicate notice instead, with the reason.
+            let ended: Vec<&PolicyName> = notices.iter().map(|f| &f.policy).collect();
+            fired.retain(|f| !(f.notice.step_kind == "withdrawn" && ended.contains(&&f.policy)));
+        }
+        fired.extend(notices);
+        carried = carries;
+    }
     let commit = IssueCommit {
         became_confidential,
-        ids,
+        ids: record.ids,
+        carried,
         facts: record.facts,
         title: record.title,
         url: record.url,
@@ -252,8 +254,16 @@ fn merge(stored: Option<IssueRecord>, delivery: IssueDelivery) -> IssueRecord {
             url: delivery.url,
             updated_at: delivery.updated_at,
             events: delivery.events,
+            ids: delivery.ids,
         },
         Some(mut record) => {
+            let (known, told) = (record.ids, delivery.ids);
+            record.ids = GitLabIds {
+                project_id: told.project_id.or(known.project_id),
+                issue_id: told.issue_id.or(known.issue_id),
+                moved_to_id: told.moved_to_id.or(known.moved_to_id),
+                duplicated_to_id: told.duplicated_to_id.or(known.duplicated_to_id),
+            };
             if delivery.updated_at >= record.updated_at {
                 // A moved issue is new in its project: its story (and the
                 // clock's) began with the one it was moved from.
@@ -272,14 +282,27 @@ fn merge(stored: Option<IssueRecord>, delivery: IssueDelivery) -> IssueRecord {
 
 /// Every policy's clock and due steps for one issue, and the clocks that
 /// stand stopped (met or missed) with how long they took. Pure.
+/// The core's issue from what the store holds: its timeline, whether it
+/// was closed as a duplicate, and the starts its duplicates carried to it.
+pub(super) fn issue_of(record: &IssueRecord, carried: &[(PolicyName, DateTime<Utc>)]) -> Issue {
+    let mut issue = Issue::new(record.facts.clone(), record.events.clone());
+    if record.ids.duplicated_to_id.is_some() {
+        issue = issue.closed_as_duplicate();
+    }
+    for (policy, started_at) in carried {
+        issue = issue.with_carried_start(&policy.0, *started_at);
+    }
+    issue
+}
+
 fn evaluate(
     record: &IssueRecord,
     policies: &PolicySet,
-    ledger: &[(PolicyName, Firing)],
-    acknowledged: &[(PolicyName, u32)],
+    loaded: &Loaded,
     now: DateTime<Utc>,
 ) -> (Vec<ClockState>, Vec<Fired>, Vec<Resolution>) {
-    let issue = Issue::new(record.facts.clone(), record.events.clone());
+    let (ledger, acknowledged) = (&loaded.ledger, &loaded.acknowledged);
+    let issue = issue_of(record, &loaded.carried);
     let view = IssueView {
         facts: issue.facts(),
         title: &record.title,
@@ -363,16 +386,22 @@ mod tests {
             url: String::new(),
             updated_at: t(10),
             events: labelled.timeline().events().to_vec(),
+            ids: GitLabIds::default(),
         };
         // This host's clock is 200 ms behind the label's timestamp.
         let now = t(10) - chrono::TimeDelta::milliseconds(200);
-        let (clocks, fired, _) = evaluate(&record, &set, &[], &[], as_of(&record, now));
+        let (clocks, fired, _) = evaluate(&record, &set, &Loaded::default(), as_of(&record, now));
         assert_eq!(clocks[0].status, "running");
         assert_eq!(fired.len(), 1, "the start fires at once");
         // Far ahead is not trusted.
         let way_behind = t(10) - chrono::TimeDelta::hours(2);
         assert_eq!(as_of(&record, way_behind), way_behind + MAX_CLOCK_SKEW);
-        let (clocks, fired, _) = evaluate(&record, &set, &[], &[], as_of(&record, way_behind));
+        let (clocks, fired, _) = evaluate(
+            &record,
+            &set,
+            &Loaded::default(),
+            as_of(&record, way_behind),
+        );
         assert_eq!(clocks[0].status, "not_matching");
         assert_eq!(
             clocks[0].next_wake,

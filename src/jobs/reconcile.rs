@@ -293,6 +293,7 @@ mod tests {
             url: String::new(),
             updated_at: Utc::now(),
             events: issue.timeline().events().to_vec(),
+            ids: Default::default(),
         }
     }
 

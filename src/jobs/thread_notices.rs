@@ -131,6 +131,34 @@ pub fn moved(
         .collect()
 }
 
+/// The issue of `view` was closed as a duplicate: each channel the current
+/// cycle of `policy` wrote to is told, in `status`'s words, that its clock
+/// ended here.
+pub fn closed_as_duplicate(
+    policies: &PolicySet,
+    ledger: &[(PolicyName, Firing)],
+    policy: &PolicyName,
+    view: IssueView<'_>,
+    now: DateTime<Utc>,
+    status: &str,
+) -> Vec<Fired> {
+    current_threads(policies, ledger, &[policy])
+        .into_iter()
+        .map(|(policy, cycle, channel)| {
+            notice(
+                ledger,
+                view,
+                now,
+                policy,
+                cycle,
+                channel,
+                "duplicate",
+                status,
+            )
+        })
+        .collect()
+}
+
 /// The threads of the current cycle (the latest the ledger names) of each
 /// of `policies_of`.
 fn current_threads<'a>(

@@ -224,6 +224,7 @@ impl Notice {
             "redact" => "made confidential; earlier messages redacted".to_owned(),
             "gone" => "deleted or no longer visible; its clock ends".to_owned(),
             "moved" => "moved to another project; its clock goes on there".to_owned(),
+            "duplicate" => "closed as a duplicate".to_owned(),
             other => other.to_owned(),
         };
         let mut line = format!("{} [{}] {what}: {}", self.issue, self.policy, self.status);

@@ -266,6 +266,11 @@ pub struct ClockEntry {
     /// IANA time zone used when showing times (`Europe/Berlin`); default UTC.
     #[serde(default)]
     pub time_zone: Option<Located<String>>,
+    /// An issue closed as a duplicate: `follow` (default: the clock goes on
+    /// on the canonical issue if it matches, else it is withdrawn) or
+    /// `resolve` (the close counts as a resolution).
+    #[serde(default)]
+    pub duplicates: Option<Located<String>>,
 }
 
 #[derive(Debug, Deserialize, JsonSchema)]

@@ -257,6 +257,19 @@ pub struct ClockRule {
     pub max_pause: Option<TimeDelta>,
     /// For showing times to people; the clock itself is UTC.
     pub time_zone: Tz,
+    /// What a close as a duplicate of another issue does to the clock.
+    pub duplicates: DuplicateRule,
+}
+
+/// What closing an issue as a duplicate (`duplicated_to_id`) does.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DuplicateRule {
+    /// Not a resolution: the canonical issue's clock goes on from the
+    /// earlier start if it matches the policy; otherwise the clock is
+    /// withdrawn, saying so.
+    Follow,
+    /// The close counts as a resolution, as any other close.
+    Resolve,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

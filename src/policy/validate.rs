@@ -17,9 +17,10 @@ use super::file::{
     PolicyFile, RotationEntry, SlackEntry, StepEntry, StopEntry, TriggerEntry, TriggerKeyword,
 };
 use super::{
-    Anchor, Audience, Channel, ClockRule, Confidentiality, Destination, FromSlack, GitLabStep,
-    Mention, People, Policy, PolicyError, PolicyName, PolicySet, Role, Rotation, Selector,
-    SlackStep, SourceLocation, StartRule, Step, StopRule, TEXT_VARIABLES, Trigger, duration,
+    Anchor, Audience, Channel, ClockRule, Confidentiality, Destination, DuplicateRule, FromSlack,
+    GitLabStep, Mention, People, Policy, PolicyError, PolicyName, PolicySet, Role, Rotation,
+    Selector, SlackStep, SourceLocation, StartRule, Step, StopRule, TEXT_VARIABLES, Trigger,
+    duration,
     pattern::Pattern,
     rotation::{HandOff, Override, local_instant},
 };
@@ -721,7 +722,21 @@ impl Checker {
                 }),
             ),
         };
+        let duplicates = match &raw.duplicates {
+            None => Some(DuplicateRule::Follow),
+            Some(value) => self.check(
+                file,
+                value,
+                format!("{field}.duplicates"),
+                match value.value.as_str() {
+                    "follow" => Ok(DuplicateRule::Follow),
+                    "resolve" => Ok(DuplicateRule::Resolve),
+                    other => Err(format!("`{other}` is not `follow` or `resolve`")),
+                },
+            ),
+        };
         Some(ClockRule {
+            duplicates: duplicates?,
             target: target?,
             starts: starts?,
             stops: stops?,

@@ -41,6 +41,15 @@ pub struct Rendered {
 /// Shown instead of a confidential issue's title where it may not appear.
 pub const CONFIDENTIAL_TITLE: &str = "(confidential issue)";
 
+/// `text` with its first letter upper case.
+fn capitalized(text: &str) -> String {
+    let mut chars = text.chars();
+    chars
+        .next()
+        .map(|first| first.to_uppercase().chain(chars).collect())
+        .unwrap_or_default()
+}
+
 /// Slack cuts section text at 3 000 characters; titles and label lists are
 /// kept well below.
 const LONGEST_FIELD: usize = 1_000;
@@ -238,6 +247,7 @@ impl Rendering<'_> {
                 ":arrow_right: Issue {}: the SLA clock goes on there, and in this thread.",
                 escape(&notice.status)
             ),
+            "duplicate" => format!(":twisted_rightwards_arrows: {}.", capitalized(&escape(&notice.status))),
             "gone" => ":grey_question: This issue was deleted, or labelwarden can no longer see it: its SLA clock ends here.".to_owned(),
             other => format!("{other}: {}", escape(&notice.status)),
         }

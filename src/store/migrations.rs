@@ -256,4 +256,21 @@ pub const MIGRATIONS: &[Migration] = &[
             "CREATE INDEX issues_moved_to_id ON issues (moved_to_id)",
         ],
     },
+    Migration {
+        version: 10,
+        name: "duplicates",
+        statements: &[
+            // The id of the issue a close marked this one a duplicate of.
+            "ALTER TABLE issues ADD COLUMN duplicated_to_id BIGINT",
+            // A clock start carried to an issue from one closed as its
+            // duplicate: its first cycle counts from the earlier start.
+            "CREATE TABLE carried_starts (
+            project TEXT NOT NULL,
+            iid BIGINT NOT NULL,
+            policy TEXT NOT NULL,
+            started_at BIGINT NOT NULL,
+            PRIMARY KEY (project, iid, policy)
+        )",
+        ],
+    },
 ];

@@ -77,6 +77,8 @@ pub struct IssueRecord {
     /// deliveries arriving late add their events but do not roll facts back.
     pub updated_at: DateTime<Utc>,
     pub events: Vec<TimedEvent>,
+    /// GitLab's ids, as far as deliveries told them.
+    pub ids: GitLabIds,
 }
 
 /// One issue as loaded for an evaluation: its record, if the store has
@@ -91,6 +93,29 @@ pub struct Loaded {
     pub statuses: Vec<(PolicyName, String)>,
     /// Set by the enforcer: the issue this one's rows just came from, moved.
     pub moved_from: Option<IssueRef>,
+    /// Clock starts carried here from issues closed as duplicates of this
+    /// one, by policy.
+    pub carried: Vec<(PolicyName, DateTime<Utc>)>,
+    /// Set by the enforcer for an issue closed as a duplicate: the issue
+    /// it duplicates, if the store knows it, and the policies whose clocks
+    /// run on it.
+    pub duplicate_of: Option<Canonical>,
+}
+
+/// The issue another was closed as a duplicate of, as the store knows it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Canonical {
+    pub issue: IssueRef,
+    /// The policies it matches now (a live clock): those clocks go on.
+    pub matching: Vec<PolicyName>,
+}
+
+/// A clock start carried to `to` under `policy`, from a duplicate of it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Carried {
+    pub to: IssueRef,
+    pub policy: PolicyName,
+    pub started_at: DateTime<Utc>,
 }
 
 /// Where one policy's clock stands on one issue after an evaluation.
@@ -128,6 +153,9 @@ pub struct IssueCommit {
     /// GitLab's ids as the deliveries said (kept where absent): the issue's
     /// own id, and the one a close moved it to.
     pub ids: GitLabIds,
+    /// Clock starts this issue, closed as a duplicate, carries to its
+    /// canonical issue (which is looked at again at once).
+    pub carried: Vec<Carried>,
 }
 
 /// An issue the store holds, with the GitLab ids that link it to another:

@@ -21,7 +21,7 @@ use super::{
     SlackEventOutcome, Store, StoreError, StoreStats, StoredSlackEvent, Withdrawal,
 };
 use crate::engine::Firing;
-use crate::issue::{Event, IssueFacts, IssueIid, IssueRef, ProjectPath, TimedEvent};
+use crate::issue::{Event, GitLabIds, IssueFacts, IssueIid, IssueRef, ProjectPath, TimedEvent};
 use crate::notify::{Notice, Thread};
 use crate::policy::{PolicyName, StepId};
 
@@ -515,20 +515,41 @@ impl Store for SqlStore {
             let among = parameters(chunk.len(), 2);
             let bind_all = |query| bind_issues(query, chunk);
             let rows = bind_all(multi_row(format!(
-                "SELECT project, iid, facts, title, url, updated_at FROM issues WHERE (project, iid) IN (VALUES {among})"
+                "SELECT project, iid, facts, title, url, updated_at, issue_id, moved_to_id, duplicated_to_id
+                 FROM issues WHERE (project, iid) IN (VALUES {among})"
             )))
             .fetch_all(&self.readers)
             .await?;
             for row in &rows {
                 let facts: IssueFacts = serde_json::from_str(&row.try_get::<String, _>("facts")?)
                     .map_err(corrupt("issue facts"))?;
+                let id = |column: &str| -> Result<Option<u64>, sqlx::Error> {
+                    Ok(row.try_get::<Option<i64>, _>(column)?.map(|id| id as u64))
+                };
                 loaded[slot(row)?].record = Some(IssueRecord {
                     facts,
                     title: row.try_get("title")?,
                     url: row.try_get("url")?,
                     updated_at: instant(row.try_get("updated_at")?),
                     events: Vec::new(),
+                    ids: GitLabIds {
+                        project_id: None,
+                        issue_id: id("issue_id")?,
+                        moved_to_id: id("moved_to_id")?,
+                        duplicated_to_id: id("duplicated_to_id")?,
+                    },
                 });
+            }
+            let rows = bind_all(multi_row(format!(
+                "SELECT project, iid, policy, started_at FROM carried_starts WHERE (project, iid) IN (VALUES {among})"
+            )))
+            .fetch_all(&self.readers)
+            .await?;
+            for row in &rows {
+                loaded[slot(row)?].carried.push((
+                    PolicyName(row.try_get("policy")?),
+                    instant(row.try_get("started_at")?),
+                ));
             }
             let rows = bind_all(multi_row(format!(
                 "SELECT project, iid, at, kind, label FROM issue_events WHERE (project, iid) IN (VALUES {among})"
@@ -592,6 +613,9 @@ impl Store for SqlStore {
         let newly_fired = write_commits(&mut tx, commits).await?;
         for commit in commits.iter().filter(|c| c.became_confidential) {
             confidential::redact_waiting(&mut tx, &commit.facts.reference).await?;
+        }
+        for carried in commits.iter().flat_map(|c| &c.carried) {
+            identity::carry_start(&mut tx, carried, Utc::now()).await?;
         }
         for delivery in handled {
             if let Some(error) = &delivery.rejected {
@@ -1276,13 +1300,14 @@ async fn write_commits(
         .chunks(ROWS_PER_STATEMENT)
     {
         let sql = format!(
-            "INSERT INTO issues (project, iid, facts, title, url, updated_at, issue_id, moved_to_id) VALUES {}
+            "INSERT INTO issues (project, iid, facts, title, url, updated_at, issue_id, moved_to_id, duplicated_to_id) VALUES {}
              ON CONFLICT (project, iid) DO UPDATE SET
                 facts = excluded.facts, title = excluded.title, url = excluded.url, updated_at = excluded.updated_at,
                 issue_id = COALESCE(excluded.issue_id, issues.issue_id),
-                moved_to_id = COALESCE(excluded.moved_to_id, issues.moved_to_id)
+                moved_to_id = COALESCE(excluded.moved_to_id, issues.moved_to_id),
+                duplicated_to_id = COALESCE(excluded.duplicated_to_id, issues.duplicated_to_id)
              WHERE excluded.updated_at >= issues.updated_at",
-            parameters(chunk.len(), 8)
+            parameters(chunk.len(), 9)
         );
         let mut query = multi_row(sql);
         for (commit, facts) in chunk {
@@ -1296,7 +1321,8 @@ async fn write_commits(
                 .bind(commit.url.as_str())
                 .bind(millis(commit.updated_at))
                 .bind(id(commit.ids.issue_id))
-                .bind(id(commit.ids.moved_to_id));
+                .bind(id(commit.ids.moved_to_id))
+                .bind(id(commit.ids.duplicated_to_id));
         }
         query.execute(&mut **tx).await?;
     }

@@ -46,6 +46,8 @@ pub struct FakeIssue {
     pub project_id: u64,
     /// The global id of the issue this one was moved to.
     pub moved_to: Option<u64>,
+    /// The issue this one was closed as a duplicate of: (project id, iid).
+    pub duplicate_of: Option<(u64, u64)>,
 }
 
 /// A project id for a path, stable across runs: what GitLab gave the
@@ -76,7 +78,15 @@ impl FakeIssue {
             note_edits: 0,
             project_id: project_id(project),
             moved_to: None,
+            duplicate_of: None,
         }
+    }
+
+    /// Closed `at` as a duplicate of `canonical`, as `/duplicate` does.
+    pub fn closed_as_duplicate_of(self, canonical: &FakeIssue, at: DateTime<Utc>) -> Self {
+        let mut closed = self.close(at);
+        closed.duplicate_of = Some((canonical.project_id, canonical.iid));
+        closed
     }
 
     /// GitLab's global id of this issue.
@@ -158,6 +168,12 @@ impl FakeIssue {
             "issue_type": self.issue_type,
             "type": self.issue_type.to_uppercase(),
             "web_url": format!("https://gitlab.example.com/{}/-/issues/{}", self.project, self.iid),
+            "_links": {
+                "self": format!("https://gitlab.example.com/api/v4/projects/{}/issues/{}", self.project_id, self.iid),
+                "closed_as_duplicate_of": self.duplicate_of.map(|(project, iid)| {
+                    format!("https://gitlab.example.com/api/v4/projects/{project}/issues/{iid}")
+                }),
+            },
             "references": {
                 "short": format!("#{}", self.iid),
                 "relative": format!("#{}", self.iid),

@@ -17,7 +17,7 @@ use sqlx::{Any, Row, Transaction};
 
 use super::{ROWS_PER_STATEMENT, SqlStore, corrupt, issue_from, millis, multi_row};
 use crate::issue::{IssueFacts, IssueIid, IssueRef, ProjectPath};
-use crate::store::{FollowedProject, IssueLink, StoreError};
+use crate::store::{Carried, FollowedProject, IssueLink, StoreError};
 
 /// Every table with rows per issue, keyed by `project`, `iid` and more.
 const ISSUE_TABLES: &[&str] = &[
@@ -28,6 +28,7 @@ const ISSUE_TABLES: &[&str] = &[
     "outbox",
     "threads",
     "acknowledgements",
+    "carried_starts",
 ];
 
 impl SqlStore {
@@ -234,4 +235,34 @@ impl SqlStore {
         tx.commit().await?;
         Ok(())
     }
+}
+
+/// Records a clock start carried to an issue from its duplicate (the
+/// earlier of two wins), and makes the issue due at once so that its clock
+/// is read again with it.
+pub(super) async fn carry_start(
+    tx: &mut Transaction<'_, Any>,
+    carried: &Carried,
+    now: DateTime<Utc>,
+) -> Result<(), StoreError> {
+    let (project, iid) = (carried.to.project.0.as_str(), carried.to.iid.0 as i64);
+    sqlx::query(
+        "INSERT INTO carried_starts (project, iid, policy, started_at) VALUES ($1, $2, $3, $4)
+         ON CONFLICT (project, iid, policy) DO UPDATE SET started_at =
+            CASE WHEN excluded.started_at < carried_starts.started_at
+                 THEN excluded.started_at ELSE carried_starts.started_at END",
+    )
+    .bind(project)
+    .bind(iid)
+    .bind(carried.policy.0.as_str())
+    .bind(millis(carried.started_at))
+    .execute(&mut **tx)
+    .await?;
+    sqlx::query("UPDATE clocks SET next_wake = $3 WHERE project = $1 AND iid = $2")
+        .bind(project)
+        .bind(iid)
+        .bind(millis(now))
+        .execute(&mut **tx)
+        .await?;
+    Ok(())
 }

@@ -1,18 +1,76 @@
-//! Moved issues, as `audit` reads them: GitLab closes the old issue naming
-//! the new one (`moved_to_id`), and that close is not a resolution, in
-//! `audit` as in `serve`. When the new issue is among those read, the two
-//! are one issue: the new one, with the old one's history before its own
-//! (GitLab copies most of it; what is in both counts once), from the old
-//! one's creation. When it is not (moved out of what is audited), the old
-//! one is read as still open, as `serve` keeps its clock running.
+//! Moves and duplicates, as `audit` reads them, by the rules `serve`
+//! follows, so that both report the same statuses:
+//! - GitLab closes a moved issue naming the new one (`moved_to_id`), and
+//!   that close is not a resolution. When the new issue is among those
+//!   read, the two are one issue: the new one, with the old one's history
+//!   before its own (GitLab copies most of it; what is in both counts
+//!   once), from the old one's creation. When it is not (moved out of what
+//!   is audited), the old one is read as still open, as `serve` keeps its
+//!   clock running.
+//! - An issue closed as a duplicate (`_links.closed_as_duplicate_of`) is
+//!   withdrawn, not resolved, under policies that follow duplicates (see
+//!   [`crate::clock`]); where the canonical issue is read and its clock
+//!   runs under the policy, it counts from the earlier of the two starts.
 
 use std::collections::HashMap;
 
+use chrono::{DateTime, Utc};
+
+use crate::clock;
 use crate::gitlab::history::FetchedIssue;
 use crate::issue::{Event, Issue, IssueState, TimedEvent};
+use crate::policy::{DuplicateRule, PolicySet};
+
+/// `fetched` read as one story per issue: moves folded, duplicates marked
+/// and their starts carried.
+pub fn follow(
+    fetched: Vec<FetchedIssue>,
+    policies: &PolicySet,
+    now: DateTime<Utc>,
+) -> Vec<FetchedIssue> {
+    follow_duplicates(follow_moves(fetched), policies, now)
+}
+
+/// Marks each issue closed as a duplicate, and carries its clock starts to
+/// its canonical issue where that one's clock runs under the policy.
+fn follow_duplicates(
+    mut fetched: Vec<FetchedIssue>,
+    policies: &PolicySet,
+    now: DateTime<Utc>,
+) -> Vec<FetchedIssue> {
+    let mut carried = Vec::new();
+    for index in 0..fetched.len() {
+        let Some((project_id, iid)) = fetched[index].duplicate_of else {
+            continue;
+        };
+        let duplicate = fetched[index].issue.clone();
+        fetched[index].issue = duplicate.clone().closed_as_duplicate();
+        let Some(canonical) = fetched
+            .iter()
+            .position(|f| f.ids.project_id == Some(project_id) && f.issue.reference().iid.0 == iid)
+        else {
+            continue;
+        };
+        for policy in &policies.policies {
+            if policy.clock.duplicates != DuplicateRule::Follow {
+                continue;
+            }
+            let started = clock::read(&duplicate, policy, now);
+            let runs_there = clock::read(&fetched[canonical].issue, policy, now).is_live();
+            if started.cycle > 0 && runs_there {
+                carried.push((canonical, policy.name.0.clone(), started.started_at));
+            }
+        }
+    }
+    for (canonical, policy, started_at) in carried {
+        let issue = fetched[canonical].issue.clone();
+        fetched[canonical].issue = issue.with_carried_start(&policy, started_at);
+    }
+    fetched
+}
 
 /// `fetched`, with each moved issue folded into the issue it moved to.
-pub fn follow_moves(fetched: Vec<FetchedIssue>) -> Vec<FetchedIssue> {
+fn follow_moves(fetched: Vec<FetchedIssue>) -> Vec<FetchedIssue> {
     let by_id: HashMap<u64, usize> = fetched
         .iter()
         .enumerate()
