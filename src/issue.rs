@@ -50,9 +50,31 @@ pub struct GitLabIds {
     /// The global id of the issue this one was moved to.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub moved_to_id: Option<u64>,
-    /// The global id of the issue this one was closed as a duplicate of.
+    /// The global id of the issue this one was closed as a duplicate of
+    /// (webhooks say this).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub duplicated_to_id: Option<u64>,
+    /// The same issue as the API names it: (project id, iid).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub duplicate_of: Option<(u64, u64)>,
+}
+
+impl GitLabIds {
+    /// Closed as a duplicate of another issue, as either form says.
+    pub fn is_duplicate(&self) -> bool {
+        self.duplicated_to_id.is_some() || self.duplicate_of.is_some()
+    }
+
+    /// These ids, with what `newer` says where it says something.
+    pub fn updated(self, newer: GitLabIds) -> GitLabIds {
+        GitLabIds {
+            project_id: newer.project_id.or(self.project_id),
+            issue_id: newer.issue_id.or(self.issue_id),
+            moved_to_id: newer.moved_to_id.or(self.moved_to_id),
+            duplicated_to_id: newer.duplicated_to_id.or(self.duplicated_to_id),
+            duplicate_of: newer.duplicate_of.or(self.duplicate_of),
+        }
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]

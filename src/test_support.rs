@@ -140,7 +140,6 @@ pub fn fetched(issue: Issue) -> crate::gitlab::history::FetchedIssue {
         url: "https://gitlab.example.com/acme/app/-/issues/42".into(),
         updated_at: t(0),
         ids: Default::default(),
-        duplicate_of: None,
     }
 }
 

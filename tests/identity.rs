@@ -471,6 +471,61 @@ async fn a_duplicate_of_an_issue_the_policy_does_not_cover_is_withdrawn_saying_s
     server.stop().await;
 }
 
+#[tokio::test]
+async fn a_duplicate_close_no_webhook_told_of_is_found_by_reconcile() {
+    use common::fake_gitlab::FakeIssue;
+    let gitlab = common::fake_gitlab::FakeGitLab::start().await;
+    let (server, sent, _dir) = reconciling(&gitlab, 64).await;
+    let now = Utc::now();
+    gitlab
+        .gitlab
+        .add(FakeIssue::new("acme/backend", 65, now).add_label(now, HIGHEST));
+    let label = issue_event(65, now, now, &[], &[HIGHEST], false);
+    assert_eq!(server.deliver("label-65", &label).await, 200);
+    assert!(wait_until(Duration::from_secs(1), || sent.sent().len() == 2).await);
+
+    // Closed as a duplicate of #65 in GitLab; the webhook is lost.
+    let canonical = gitlab.gitlab.issue("acme/backend", 65);
+    gitlab.gitlab.update("acme/backend", 64, |issue| {
+        issue.closed_as_duplicate_of(&canonical, Utc::now())
+    });
+    assert!(
+        wait_until(Duration::from_secs(3), || sent.sent().len() >= 3).await,
+        "{:?}",
+        sent.sent()
+    );
+    reconcile_passes(&server, 2.0).await;
+    server.assert_outbox_empty().await;
+    let steps: Vec<(String, String)> = sent
+        .sent()
+        .into_iter()
+        .map(|(issue, step, _)| (issue, step))
+        .collect();
+    assert_eq!(
+        steps,
+        vec![
+            ("acme/backend#64".into(), "start".into()),
+            ("acme/backend#65".into(), "start".into()),
+            ("acme/backend#64".into(), "duplicate:alerts".into()),
+        ],
+        "the close reconcile found is no resolution"
+    );
+    assert_eq!(
+        sent.statuses()[2],
+        "closed as a duplicate of acme/backend#65: the SLA clock goes on there, from this issue's start"
+    );
+    let mut clocks = server.stats().await.clocks;
+    clocks.sort();
+    assert_eq!(
+        clocks,
+        vec![
+            ("critical-1h".to_owned(), "running".to_owned(), 1),
+            ("critical-1h".to_owned(), "withdrawn".to_owned(), 1),
+        ]
+    );
+    server.stop().await;
+}
+
 /// Creates, at `url`, the schema of migrations 1 to 7 and records them as
 /// applied, as labelwarden's own migration step does.
 async fn migrate_to_v7(

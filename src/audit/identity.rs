@@ -40,7 +40,7 @@ fn follow_duplicates(
 ) -> Vec<FetchedIssue> {
     let mut carried = Vec::new();
     for index in 0..fetched.len() {
-        let Some((project_id, iid)) = fetched[index].duplicate_of else {
+        let Some((project_id, iid)) = fetched[index].ids.duplicate_of else {
             continue;
         };
         let duplicate = fetched[index].issue.clone();

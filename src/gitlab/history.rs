@@ -161,8 +161,6 @@ pub struct FetchedIssue {
     pub updated_at: DateTime<Utc>,
     /// GitLab's ids, which follow the issue across renames and moves.
     pub ids: GitLabIds,
-    /// The issue this one was closed as a duplicate of: (project id, iid).
-    pub duplicate_of: Option<(u64, u64)>,
 }
 
 /// One listing of issues GitLab can filter for us: all these labels, and
@@ -506,12 +504,12 @@ fn assemble(
             issue_id: issue.id,
             moved_to_id: issue.moved_to_id,
             duplicated_to_id: None,
+            duplicate_of: issue
+                .links
+                .as_ref()
+                .and_then(|links| links.closed_as_duplicate_of.as_deref())
+                .and_then(project_and_iid),
         },
-        duplicate_of: issue
-            .links
-            .as_ref()
-            .and_then(|links| links.closed_as_duplicate_of.as_deref())
-            .and_then(project_and_iid),
     }
 }
 

@@ -252,6 +252,7 @@ impl IssueHook {
                 issue_id: attributes.id,
                 moved_to_id: attributes.moved_to_id,
                 duplicated_to_id: attributes.duplicated_to_id,
+                duplicate_of: None,
             },
             gone: false,
         }

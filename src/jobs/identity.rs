@@ -19,7 +19,7 @@ use super::{Context, thread_notices};
 pub const MOVE_GRACE: chrono::TimeDelta = chrono::TimeDelta::seconds(3);
 use crate::clock;
 use crate::gitlab::webhook::IssueDelivery;
-use crate::issue::{Event, Issue, IssueRef, IssueState, ProjectPath};
+use crate::issue::{Event, GitLabIds, Issue, IssueIid, IssueRef, IssueState, ProjectPath};
 use crate::notify::IssueView;
 use crate::policy::{DuplicateRule, PolicySet};
 use crate::store::{Canonical, Carried, ClockState, Fired, Loaded, Store, StoreError};
@@ -166,23 +166,42 @@ pub async fn canonicals<S: Store>(
     deliveries: &[IssueDelivery],
     now: DateTime<Utc>,
 ) -> Result<Vec<(IssueRef, Canonical)>, StoreError> {
-    let wanted: Vec<(IssueRef, u64)> = deliveries
+    let wanted: Vec<(IssueRef, GitLabIds)> = deliveries
         .iter()
-        .filter_map(|d| Some((d.facts.reference.clone(), d.ids.duplicated_to_id?)))
+        .filter(|d| d.ids.is_duplicate())
+        .map(|d| (d.facts.reference.clone(), d.ids))
         .collect();
     if wanted.is_empty() {
         return Ok(Vec::new());
     }
-    let ids: Vec<u64> = wanted.iter().map(|(_, id)| *id).collect();
+    let ids: Vec<u64> = wanted
+        .iter()
+        .filter_map(|(_, ids)| ids.duplicated_to_id)
+        .collect();
     let links = context.store.issue_links(&ids).await?;
     let mut found = Vec::new();
-    for (duplicate, id) in wanted {
-        let Some(canonical) = links.iter().find(|l| l.issue_id == Some(id)) else {
-            continue;
+    for (duplicate, ids) in wanted {
+        // By its global id (webhooks), or by project id and iid (the API).
+        let by_id = ids.duplicated_to_id.and_then(|id| {
+            links
+                .iter()
+                .find(|l| l.issue_id == Some(id))
+                .map(|l| l.issue.clone())
+        });
+        let canonical = match (by_id, ids.duplicate_of) {
+            (Some(issue), _) => issue,
+            (None, Some((project_id, iid))) => match context.store.project_at(project_id).await? {
+                Some(project) => IssueRef {
+                    project,
+                    iid: IssueIid(iid),
+                },
+                None => continue,
+            },
+            (None, None) => continue,
         };
         let loaded = context
             .store
-            .load_issues(std::slice::from_ref(&canonical.issue))
+            .load_issues(std::slice::from_ref(&canonical))
             .await?
             .remove(0);
         let Some(record) = &loaded.record else {
@@ -199,7 +218,7 @@ pub async fn canonicals<S: Store>(
         found.push((
             duplicate,
             Canonical {
-                issue: canonical.issue.clone(),
+                issue: canonical,
                 matching,
             },
         ));

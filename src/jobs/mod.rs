@@ -34,7 +34,7 @@ use tokio::sync::Notify;
 use crate::clock;
 use crate::engine::{self, Ledger};
 use crate::gitlab::webhook::IssueDelivery;
-use crate::issue::{GitLabIds, Issue, ProjectPath};
+use crate::issue::{Issue, ProjectPath};
 use crate::notify::{IssueView, Notice};
 use crate::policy::{PolicyName, PolicySet};
 use crate::store::{ClockState, Fired, IssueCommit, IssueRecord, Loaded, Store};
@@ -257,13 +257,7 @@ fn merge(stored: Option<IssueRecord>, delivery: IssueDelivery) -> IssueRecord {
             ids: delivery.ids,
         },
         Some(mut record) => {
-            let (known, told) = (record.ids, delivery.ids);
-            record.ids = GitLabIds {
-                project_id: told.project_id.or(known.project_id),
-                issue_id: told.issue_id.or(known.issue_id),
-                moved_to_id: told.moved_to_id.or(known.moved_to_id),
-                duplicated_to_id: told.duplicated_to_id.or(known.duplicated_to_id),
-            };
+            record.ids = record.ids.updated(delivery.ids);
             if delivery.updated_at >= record.updated_at {
                 // A moved issue is new in its project: its story (and the
                 // clock's) began with the one it was moved from.
@@ -286,7 +280,7 @@ fn merge(stored: Option<IssueRecord>, delivery: IssueDelivery) -> IssueRecord {
 /// was closed as a duplicate, and the starts its duplicates carried to it.
 pub(super) fn issue_of(record: &IssueRecord, carried: &[(PolicyName, DateTime<Utc>)]) -> Issue {
     let mut issue = Issue::new(record.facts.clone(), record.events.clone());
-    if record.ids.duplicated_to_id.is_some() {
+    if record.ids.is_duplicate() {
         issue = issue.closed_as_duplicate();
     }
     for (policy, started_at) in carried {
@@ -386,7 +380,7 @@ mod tests {
             url: String::new(),
             updated_at: t(10),
             events: labelled.timeline().events().to_vec(),
-            ids: GitLabIds::default(),
+            ids: crate::issue::GitLabIds::default(),
         };
         // This host's clock is 200 ms behind the label's timestamp.
         let now = t(10) - chrono::TimeDelta::milliseconds(200);

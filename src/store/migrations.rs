@@ -273,4 +273,14 @@ pub const MIGRATIONS: &[Migration] = &[
         )",
         ],
     },
+    Migration {
+        version: 11,
+        name: "duplicates as the API names them",
+        statements: &[
+            // The canonical issue as the API's link names it (reconcile
+            // reads no global id for it): its project id and iid.
+            "ALTER TABLE issues ADD COLUMN duplicate_of_project BIGINT",
+            "ALTER TABLE issues ADD COLUMN duplicate_of_iid BIGINT",
+        ],
+    },
 ];

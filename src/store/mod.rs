@@ -385,6 +385,13 @@ pub trait Store: Send + Sync + 'static {
         channel: &str,
     ) -> impl Future<Output = Result<Vec<Notice>, StoreError>> + Send;
 
+    /// The path the store keeps project `project_id`'s rows under, if a
+    /// delivery named that id.
+    fn project_at(
+        &self,
+        project_id: u64,
+    ) -> impl Future<Output = Result<Option<ProjectPath>, StoreError>> + Send;
+
     /// Every project the store has issues of: the path its rows are kept
     /// under, and its GitLab id once a delivery named it.
     fn known_projects(

@@ -515,7 +515,8 @@ impl Store for SqlStore {
             let among = parameters(chunk.len(), 2);
             let bind_all = |query| bind_issues(query, chunk);
             let rows = bind_all(multi_row(format!(
-                "SELECT project, iid, facts, title, url, updated_at, issue_id, moved_to_id, duplicated_to_id
+                "SELECT project, iid, facts, title, url, updated_at, issue_id, moved_to_id, duplicated_to_id,
+                        duplicate_of_project, duplicate_of_iid
                  FROM issues WHERE (project, iid) IN (VALUES {among})"
             )))
             .fetch_all(&self.readers)
@@ -537,6 +538,7 @@ impl Store for SqlStore {
                         issue_id: id("issue_id")?,
                         moved_to_id: id("moved_to_id")?,
                         duplicated_to_id: id("duplicated_to_id")?,
+                        duplicate_of: id("duplicate_of_project")?.zip(id("duplicate_of_iid")?),
                     },
                 });
             }
@@ -687,6 +689,17 @@ impl Store for SqlStore {
         channel: &str,
     ) -> Result<Vec<Notice>, StoreError> {
         self.notices_sent_to(issue, policy, cycle, channel).await
+    }
+
+    async fn project_at(&self, project_id: u64) -> Result<Option<ProjectPath>, StoreError> {
+        let row = sqlx::query("SELECT path FROM projects WHERE project_id = $1")
+            .bind(project_id as i64)
+            .fetch_optional(&self.readers)
+            .await?;
+        Ok(row
+            .map(|row| row.try_get::<String, _>("path"))
+            .transpose()?
+            .map(ProjectPath))
     }
 
     async fn known_projects(&self) -> Result<Vec<(String, Option<u64>)>, StoreError> {
@@ -1300,14 +1313,17 @@ async fn write_commits(
         .chunks(ROWS_PER_STATEMENT)
     {
         let sql = format!(
-            "INSERT INTO issues (project, iid, facts, title, url, updated_at, issue_id, moved_to_id, duplicated_to_id) VALUES {}
+            "INSERT INTO issues (project, iid, facts, title, url, updated_at, issue_id, moved_to_id,
+                                 duplicated_to_id, duplicate_of_project, duplicate_of_iid) VALUES {}
              ON CONFLICT (project, iid) DO UPDATE SET
                 facts = excluded.facts, title = excluded.title, url = excluded.url, updated_at = excluded.updated_at,
                 issue_id = COALESCE(excluded.issue_id, issues.issue_id),
                 moved_to_id = COALESCE(excluded.moved_to_id, issues.moved_to_id),
-                duplicated_to_id = COALESCE(excluded.duplicated_to_id, issues.duplicated_to_id)
+                duplicated_to_id = COALESCE(excluded.duplicated_to_id, issues.duplicated_to_id),
+                duplicate_of_project = COALESCE(excluded.duplicate_of_project, issues.duplicate_of_project),
+                duplicate_of_iid = COALESCE(excluded.duplicate_of_iid, issues.duplicate_of_iid)
              WHERE excluded.updated_at >= issues.updated_at",
-            parameters(chunk.len(), 9)
+            parameters(chunk.len(), 11)
         );
         let mut query = multi_row(sql);
         for (commit, facts) in chunk {
@@ -1322,7 +1338,9 @@ async fn write_commits(
                 .bind(millis(commit.updated_at))
                 .bind(id(commit.ids.issue_id))
                 .bind(id(commit.ids.moved_to_id))
-                .bind(id(commit.ids.duplicated_to_id));
+                .bind(id(commit.ids.duplicated_to_id))
+                .bind(id(commit.ids.duplicate_of.map(|(project, _)| project)))
+                .bind(id(commit.ids.duplicate_of.map(|(_, iid)| iid)));
         }
         query.execute(&mut **tx).await?;
     }
