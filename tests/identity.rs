@@ -141,6 +141,15 @@ async fn reconciling(
     gitlab: &common::fake_gitlab::Running,
     iid: u64,
 ) -> (common::Server, Threads, tempfile::TempDir) {
+    reconciling_in(gitlab, iid, vec![]).await
+}
+
+/// The same, reconciling `scopes` (empty: the projects the store knows).
+async fn reconciling_in(
+    gitlab: &common::fake_gitlab::Running,
+    iid: u64,
+    scopes: Vec<labelwarden::gitlab::history::Scope>,
+) -> (common::Server, Threads, tempfile::TempDir) {
     use common::fake_gitlab::{self, FakeIssue};
     use labelwarden::gitlab::client::{GitLabClient, GitLabSettings};
     use labelwarden::gitlab::history::IssueReader;
@@ -168,7 +177,7 @@ async fn reconciling(
             reconcile: Some(ReconcileConfig {
                 reader,
                 every: Duration::from_millis(200),
-                scopes: vec![],
+                scopes,
                 closed_within: chrono::TimeDelta::hours(24),
             }),
             ..Options::default()
@@ -522,6 +531,39 @@ async fn a_duplicate_close_no_webhook_told_of_is_found_by_reconcile() {
             ("critical-1h".to_owned(), "running".to_owned(), 1),
             ("critical-1h".to_owned(), "withdrawn".to_owned(), 1),
         ]
+    );
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn a_move_no_webhook_told_of_is_followed_by_reconcile() {
+    use labelwarden::gitlab::history::Scope;
+    let gitlab = common::fake_gitlab::FakeGitLab::start().await;
+    let scopes = vec![Scope::Group("acme".into())];
+    let (server, sent, _dir) = reconciling_in(&gitlab, 66, scopes).await;
+    // Moved to acme/other; neither hook reaches labelwarden.
+    gitlab
+        .gitlab
+        .move_issue("acme/backend", 66, "acme/other", 13, Utc::now());
+    assert!(
+        wait_until(Duration::from_secs(3), || sent.sent().len() >= 2).await,
+        "{:?}",
+        sent.sent()
+    );
+    reconcile_passes(&server, 2.0).await;
+    server.assert_outbox_empty().await;
+    let first = thread("1800000000.000001");
+    assert_eq!(
+        sent.sent(),
+        vec![
+            ("acme/backend#66".into(), "start".into(), None),
+            ("acme/other#13".into(), "moved:alerts".into(), first),
+        ],
+        "no resolution, no second start: the clock moved"
+    );
+    assert_eq!(
+        server.stats().await.clocks,
+        vec![("critical-1h".to_owned(), "running".to_owned(), 1)]
     );
     server.stop().await;
 }
