@@ -48,21 +48,7 @@ pub fn redactions(
             !channel.private && matches!(channel.destination, Destination::SlackChannel(_))
         })
     });
-    threads
-        .into_iter()
-        .map(|(policy, cycle, channel)| {
-            notice(
-                ledger,
-                view,
-                now,
-                policy,
-                cycle,
-                channel,
-                "redact",
-                "made confidential",
-            )
-        })
-        .collect()
+    say(threads, ledger, view, now, "redact", "made confidential")
 }
 
 /// The issue of `view` is gone (deleted, or hidden from labelwarden's
@@ -88,21 +74,15 @@ pub fn gone(
             next_wake: None,
         })
         .collect();
-    let fired = current_threads(policies, ledger, &live)
-        .into_iter()
-        .map(|(policy, cycle, channel)| {
-            notice(
-                ledger,
-                view,
-                now,
-                policy,
-                cycle,
-                channel,
-                "gone",
-                "deleted or no longer visible",
-            )
-        })
-        .collect();
+    let threads = current_threads(policies, ledger, &live);
+    let fired = say(
+        threads,
+        ledger,
+        view,
+        now,
+        "gone",
+        "deleted or no longer visible",
+    );
     (clocks, fired)
 }
 
@@ -123,12 +103,8 @@ pub fn moved(
         .map(|clock| &clock.policy)
         .collect();
     let status = format!("moved to {} (from {from})", view.facts.reference);
-    current_threads(policies, ledger, &live)
-        .into_iter()
-        .map(|(policy, cycle, channel)| {
-            notice(ledger, view, now, policy, cycle, channel, "moved", &status)
-        })
-        .collect()
+    let threads = current_threads(policies, ledger, &live);
+    say(threads, ledger, view, now, "moved", &status)
 }
 
 /// The issue of `view` was closed as a duplicate: each channel the current
@@ -142,21 +118,8 @@ pub fn closed_as_duplicate(
     now: DateTime<Utc>,
     status: &str,
 ) -> Vec<Fired> {
-    current_threads(policies, ledger, &[policy])
-        .into_iter()
-        .map(|(policy, cycle, channel)| {
-            notice(
-                ledger,
-                view,
-                now,
-                policy,
-                cycle,
-                channel,
-                "duplicate",
-                status,
-            )
-        })
-        .collect()
+    let threads = current_threads(policies, ledger, &[policy]);
+    say(threads, ledger, view, now, "duplicate", status)
 }
 
 /// The threads of the current cycle (the latest the ledger names) of each
@@ -205,16 +168,28 @@ fn threads<'a>(
     threads
 }
 
-/// A notice of `kind` for one cycle's thread in `channel`, recorded under
+/// A notice of `kind` for each of `threads`, saying `status`.
+fn say(
+    threads: BTreeSet<(&PolicyName, u32, &str)>,
+    ledger: &[(PolicyName, Firing)],
+    view: IssueView<'_>,
+    now: DateTime<Utc>,
+    kind: &str,
+    status: &str,
+) -> Vec<Fired> {
+    threads
+        .into_iter()
+        .map(|thread| notice(ledger, view, now, thread, kind, status))
+        .collect()
+}
+
+/// A notice of `kind` for one cycle's thread in a channel, recorded under
 /// `KIND:CHANNEL`, numbered after the ones the ledger already has.
-#[allow(clippy::too_many_arguments)]
 fn notice(
     ledger: &[(PolicyName, Firing)],
     view: IssueView<'_>,
     now: DateTime<Utc>,
-    policy: &PolicyName,
-    cycle: u32,
-    channel: &str,
+    (policy, cycle, channel): (&PolicyName, u32, &str),
     kind: &str,
     status: &str,
 ) -> Fired {
