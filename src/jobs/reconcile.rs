@@ -132,11 +132,17 @@ pub async fn run<S: Store>(
     shutdown: CancellationToken,
 ) {
     tracing::info!(every = ?config.every, scopes = config.scopes.len(), "reconcile with the GitLab API enabled");
+    // The first pass runs at once: what webhooks missed while `serve` was
+    // down is repaired now, not an interval later.
+    let mut first = true;
     loop {
-        tokio::select! {
-            _ = shutdown.cancelled() => return,
-            _ = tokio::time::sleep(config.every) => {}
+        if !first {
+            tokio::select! {
+                _ = shutdown.cancelled() => break,
+                _ = tokio::time::sleep(config.every) => {}
+            }
         }
+        first = false;
         // One replica reconciles per interval.
         let lease = chrono::TimeDelta::from_std(config.every).unwrap_or(TimeDelta::minutes(15));
         match context
@@ -152,7 +158,7 @@ pub async fn run<S: Store>(
             }
         }
         let outcome = tokio::select! {
-            _ = shutdown.cancelled() => return,
+            _ = shutdown.cancelled() => break,
             outcome = pass(context, &config) => outcome,
         };
         match outcome {
@@ -172,6 +178,11 @@ pub async fn run<S: Store>(
                 tracing::error!(error = %message, "reconcile failed; trying again next time");
             }
         }
+    }
+    // Stopping cleanly: the next start (or another replica) reconciles at
+    // once instead of waiting out this interval.
+    if let Err(e) = context.store.release_lease("reconcile").await {
+        tracing::warn!(error = %e, "cannot give up the reconcile lease; it runs out by itself");
     }
 }
 

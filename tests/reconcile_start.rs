@@ -1,0 +1,110 @@
+//! `serve` reconciles as soon as it starts: what webhooks missed while it
+//! was down is repaired at once, not an interval later, and a clean stop
+//! lets the next start do the same. (A binary of its own: reconcile's
+//! counters are process-wide, and `tests/reconcile.rs` reads them.)
+
+mod common;
+
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use chrono::{TimeDelta, Utc};
+use common::fake_gitlab::{self, FakeGitLab, FakeIssue};
+use common::{HIGHEST, Options, fixture_policies, sqlite, start_server};
+use labelwarden::gitlab::client::{GitLabClient, GitLabSettings};
+use labelwarden::gitlab::history::IssueReader;
+use labelwarden::jobs::reconcile::ReconcileConfig;
+use labelwarden::notify::{Delivered, Notice, Notifier, NotifyError, Thread};
+use secrecy::SecretString;
+
+/// (issue, step) of every notice sent.
+#[derive(Clone, Default)]
+struct Sent(Arc<Mutex<Vec<(String, String)>>>);
+
+impl Notifier for Sent {
+    async fn send(&self, notice: &Notice, _: Option<&Thread>) -> Result<Delivered, NotifyError> {
+        self.0
+            .lock()
+            .unwrap()
+            .push((notice.issue.to_string(), notice.firing.step.0.clone()));
+        Ok(Delivered::default())
+    }
+}
+
+impl Sent {
+    fn of(&self, issue: &str) -> Vec<String> {
+        self.0
+            .lock()
+            .unwrap()
+            .iter()
+            .filter(|(i, _)| i == issue)
+            .map(|(_, step)| step.clone())
+            .collect()
+    }
+}
+
+#[tokio::test]
+async fn a_start_reconciles_at_once_and_a_clean_restart_does_again() {
+    let gitlab = FakeGitLab::start().await;
+    let now = Utc::now();
+    // Labelled while labelwarden was down; the next interval is an hour away.
+    gitlab
+        .gitlab
+        .add(FakeIssue::new("acme/backend", 70, now).add_label(now, HIGHEST));
+    let dir = tempfile::tempdir().unwrap();
+    let database = sqlite(&dir.path().join("db.sqlite"));
+    let start = |sent: Sent| {
+        let reader = IssueReader::new(
+            GitLabClient::new(GitLabSettings {
+                url: gitlab.url.clone(),
+                token: SecretString::from(fake_gitlab::TOKEN.to_owned()),
+                concurrency: 4,
+                first_retry: Duration::from_millis(10),
+            })
+            .unwrap(),
+        );
+        let reconcile = ReconcileConfig {
+            reader,
+            every: Duration::from_secs(3600),
+            scopes: vec![labelwarden::gitlab::history::Scope::Project(
+                "acme/backend".into(),
+            )],
+            closed_within: TimeDelta::hours(24),
+        };
+        start_server(
+            fixture_policies("policies-fast"),
+            &database,
+            sent,
+            Options {
+                reconcile: Some(reconcile),
+                ..Options::default()
+            },
+        )
+    };
+    let sent = Sent::default();
+    let server = start(sent.clone()).await;
+    assert!(
+        common::wait_until(Duration::from_secs(2), || !sent
+            .of("acme/backend#70")
+            .is_empty())
+        .await,
+        "the first pass ran at start"
+    );
+    server.stop().await;
+
+    // Closed while labelwarden was down; a clean restart repairs it at once.
+    gitlab
+        .gitlab
+        .update("acme/backend", 70, |issue| issue.close(Utc::now()));
+    let sent = Sent::default();
+    let server = start(sent.clone()).await;
+    assert!(
+        common::wait_until(Duration::from_secs(2), || sent
+            .of("acme/backend#70")
+            .contains(&"resolved".to_owned()))
+        .await,
+        "{:?}",
+        sent.of("acme/backend#70")
+    );
+    server.stop().await;
+}
