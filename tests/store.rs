@@ -64,6 +64,7 @@ fn notice(iid: u64, step: &str) -> Notice {
         due_at: at(1),
         decided_at: at(1),
         late_by_ms: None,
+        late_because: None,
         status: "running, 1d left".into(),
         deadline: Some(at(60 * 24)),
         sla: SlaFacts::default(),

@@ -48,6 +48,7 @@ pub async fn run<S: Store>(context: &Context<S>, shutdown: CancellationToken) {
     let lease = context.lease;
     let renew_every = (lease / 3).to_std().unwrap_or(Duration::from_secs(1));
     let mut holding = false;
+    let mut last_beat = std::time::Instant::now();
     loop {
         let delivered = context.deliveries_waiting.notified();
         match context
@@ -59,6 +60,13 @@ pub async fn run<S: Store>(context: &Context<S>, shutdown: CancellationToken) {
                 if !holding {
                     tracing::info!("this replica is the enforcer");
                     metrics::gauge!("labelwarden_enforcer_active").set(1.0);
+                }
+                // A beat every renewal period is enough to tell a downtime;
+                // passes come far more often under load.
+                let starting = !holding;
+                if starting || last_beat.elapsed() >= renew_every {
+                    beat(context, starting).await;
+                    last_beat = std::time::Instant::now();
                 }
                 holding = true;
             }
@@ -125,6 +133,32 @@ pub async fn run<S: Store>(context: &Context<S>, shutdown: CancellationToken) {
     }
 }
 
+/// How far back downtimes matter: a step due longer ago than this is not
+/// decided late any more (its cycle is long over, or was adopted).
+const DOWNTIMES_KEPT: chrono::TimeDelta = chrono::TimeDelta::days(30);
+
+/// Records that the enforcer runs; when it is `starting` (a start, a
+/// restart, a takeover), the time since the last beat is a downtime, and
+/// the downtimes are read again so late steps can say why they are late.
+async fn beat<S: Store>(context: &Context<S>, starting: bool) {
+    let now = Utc::now();
+    match context.store.beat(LEASE_NAME, now, starting).await {
+        Ok(Some(down)) => tracing::warn!(
+            from = %down.from,
+            to = %down.to,
+            "labelwarden was not running (no enforcer) from the last beat until now; steps due meanwhile say so"
+        ),
+        Ok(None) => {}
+        Err(e) => tracing::warn!(error = %e, "cannot record the enforcer's heartbeat"),
+    }
+    if starting {
+        match context.store.downtimes(now - DOWNTIMES_KEPT).await {
+            Ok(downtimes) => context.set_downtimes(downtimes),
+            Err(e) => tracing::warn!(error = %e, "cannot read when labelwarden was not running"),
+        }
+    }
+}
+
 /// One pass; true when a batch was full and another pass should follow at once.
 async fn pass<S: Store>(context: &Context<S>) -> Result<bool, StoreError> {
     let now = Utc::now();
@@ -181,6 +215,7 @@ async fn pass<S: Store>(context: &Context<S>) -> Result<bool, StoreError> {
 
     let issues: Vec<IssueRef> = work.iter().map(|(issue, _)| issue.clone()).collect();
     let loaded = context.store.load_issues(&issues).await?;
+    let downtimes = context.downtimes();
     let mut commits: Vec<IssueCommit> = Vec::with_capacity(work.len());
     let mut resolved = Vec::new();
     for ((issue, deliveries), mut loaded) in work.into_iter().zip(loaded) {
@@ -194,7 +229,9 @@ async fn pass<S: Store>(context: &Context<S>) -> Result<bool, StoreError> {
             .map(|(_, canonical)| canonical.clone());
         let span = tracing::info_span!("enforce", issue = %issue);
         let _entered = span.enter();
-        if let Some((commit, resolutions)) = prepare(&context.policies, loaded, deliveries, now) {
+        if let Some((commit, resolutions)) =
+            prepare(&context.policies, loaded, deliveries, &downtimes, now)
+        {
             commits.push(commit);
             resolved.extend(resolutions);
         }

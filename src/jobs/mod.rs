@@ -37,7 +37,7 @@ use crate::gitlab::webhook::IssueDelivery;
 use crate::issue::{Issue, ProjectPath};
 use crate::notify::{IssueView, Notice};
 use crate::policy::{PolicyName, PolicySet};
-use crate::store::{ClockState, Fired, IssueCommit, IssueRecord, Loaded, Store};
+use crate::store::{ClockState, Downtime, Fired, IssueCommit, IssueRecord, Loaded, Store};
 
 /// What the jobs share.
 pub struct Context<S> {
@@ -58,6 +58,9 @@ pub struct Context<S> {
     /// The path each project id was last followed to by this process, so
     /// that the store is asked only when a delivery names another one.
     project_paths: Mutex<HashMap<u64, ProjectPath>>,
+    /// When labelwarden was not running, as the store recorded it; read
+    /// when this process becomes the enforcer.
+    downtimes: Mutex<Vec<Downtime>>,
 }
 
 impl<S: Store> Context<S> {
@@ -71,7 +74,20 @@ impl<S: Store> Context<S> {
             retry: outbox::RetryPolicy::default(),
             lease: chrono::TimeDelta::seconds(15),
             project_paths: Mutex::default(),
+            downtimes: Mutex::default(),
         }
+    }
+
+    /// The downtimes this process knows of.
+    pub fn downtimes(&self) -> Vec<Downtime> {
+        self.downtimes
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
+    }
+
+    fn set_downtimes(&self, downtimes: Vec<Downtime>) {
+        *self.downtimes.lock().unwrap_or_else(|e| e.into_inner()) = downtimes;
     }
 
     /// The path this process last followed project `project_id` to.
@@ -116,6 +132,7 @@ pub fn prepare(
     policies: &PolicySet,
     mut loaded: Loaded,
     deliveries: Vec<IssueDelivery>,
+    downtimes: &[Downtime],
     now: DateTime<Utc>,
 ) -> Option<(IssueCommit, Vec<Resolution>)> {
     let was_confidential = loaded.record.as_ref().map(|r| r.facts.confidential);
@@ -208,6 +225,14 @@ pub fn prepare(
         }
         fired.extend(notices);
         carried = carries;
+    }
+    // Late because labelwarden was down when it was due, or because it
+    // learned of it late: its own record of downtimes tells which.
+    for fired in &mut fired {
+        let notice = &mut fired.notice;
+        if notice.late_by_ms.is_some() && downtimes.iter().any(|d| d.covers(notice.due_at)) {
+            notice.late_because = Some(crate::notify::Lateness::Down);
+        }
     }
     let commit = IssueCommit {
         became_confidential,

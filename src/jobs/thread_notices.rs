@@ -217,6 +217,7 @@ fn notice(
             due_at: now,
             decided_at: now,
             late_by_ms: None,
+            late_because: None,
             status: status.to_owned(),
             deadline: None,
             sla: SlaFacts::default(),

@@ -36,6 +36,17 @@ pub fn late_tolerance(target: TimeDelta) -> TimeDelta {
     LATE_TOLERANCE.min(target / 20)
 }
 
+/// Why a step was decided after it was due.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Lateness {
+    /// labelwarden was not running when it was due (its own record says).
+    Down,
+    /// labelwarden learned of the issue, or of what made it due, only then:
+    /// it started tracking it, a webhook was lost, or a scheduled audit.
+    Learned,
+}
+
 /// One fired step, ready to send.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Notice {
@@ -54,6 +65,10 @@ pub struct Notice {
     pub decided_at: DateTime<Utc>,
     /// How late it was decided, in milliseconds, when beyond the policy's tolerance.
     pub late_by_ms: Option<i64>,
+    /// Why it is late, when it is. Notices stored before this was known
+    /// have none, and read as [`Lateness::Down`], as they were written.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub late_because: Option<Lateness>,
     /// The clock's status when the step fired, in words (`breached, 2h overdue`).
     pub status: String,
     pub deadline: Option<DateTime<Utc>>,
@@ -194,6 +209,11 @@ impl Notice {
             late_by_ms: action
                 .late_by(now, late_tolerance(reading.target))
                 .map(|late| late.num_milliseconds()),
+            // The enforcer knows when labelwarden was down; anyone else
+            // deciding late (a scheduled audit) learned of it late.
+            late_because: action
+                .late_by(now, late_tolerance(reading.target))
+                .map(|_| Lateness::Learned),
             status: status.to_string(),
             deadline: reading.deadline(),
             sla: SlaFacts::new(reading, &status),
@@ -202,9 +222,18 @@ impl Notice {
         }
     }
 
-    /// How late the step was decided, if later than the policy's tolerance.
+    /// How late the step was decided, if later than the policy's tolerance
+    /// and by a second or more (a message never says "0s late").
     pub fn late_by(&self) -> Option<TimeDelta> {
-        self.late_by_ms.map(TimeDelta::milliseconds)
+        self.late_by_ms
+            .map(TimeDelta::milliseconds)
+            .filter(|late| *late >= TimeDelta::seconds(1))
+    }
+
+    /// Why it is late, if it is.
+    pub fn lateness(&self) -> Option<Lateness> {
+        self.late_by()
+            .map(|_| self.late_because.unwrap_or(Lateness::Down))
     }
 
     /// A one-line plain-text summary: what the log notifier writes, and the
@@ -234,11 +263,20 @@ impl Notice {
                 deadline.format("%Y-%m-%d %H:%M UTC")
             ));
         }
-        if let Some(late) = self.late_by() {
-            line.push_str(&format!(
+        match (self.late_by(), self.lateness()) {
+            (Some(late), Some(Lateness::Down)) => line.push_str(&format!(
                 " (sent {} late: labelwarden was not running)",
                 human(late)
-            ));
+            )),
+            (Some(late), _) if self.step_kind == "start" => line.push_str(&format!(
+                " (labelwarden started tracking it now; its clock started {} ago)",
+                human(late)
+            )),
+            (Some(late), _) => line.push_str(&format!(
+                " (sent {} after it was due: labelwarden learned of it late)",
+                human(late)
+            )),
+            _ => {}
         }
         line
     }

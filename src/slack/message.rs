@@ -18,7 +18,7 @@ use chrono::{DateTime, TimeDelta, Utc};
 use serde::Serialize;
 use serde_json::{Value, json};
 
-use crate::notify::{Notice, late_tolerance};
+use crate::notify::{Lateness, Notice, late_tolerance};
 use crate::policy::duration;
 use crate::policy::{Audience, Channel, Mention, People};
 
@@ -411,20 +411,29 @@ impl Rendering<'_> {
             crate::notify::LATE_TOLERANCE
         };
         let held_up = self.now - notice.due_at;
-        let reason = match notice.late_by() {
-            Some(_) => "labelwarden was not running when this was due",
-            None if held_up > tolerance => {
-                "its delivery was held up (Slack unavailable, or a replica failed over)"
-            }
+        let late = notice.late_by().unwrap_or(held_up).max(held_up);
+        let text = match notice.lateness() {
+            Some(Lateness::Down) => format!(
+                ":warning: Sent {} late: labelwarden was not running when this was due.",
+                human(late)
+            ),
+            Some(Lateness::Learned) if notice.step_kind == "start" => format!(
+                ":information_source: labelwarden started tracking this issue now; its clock started {} ago.",
+                human(late)
+            ),
+            Some(Lateness::Learned) => format!(
+                ":information_source: Sent {} after it was due: labelwarden learned of it only now.",
+                human(late)
+            ),
+            None if held_up > tolerance && held_up >= TimeDelta::seconds(1) => format!(
+                ":warning: Sent {} late: its delivery was held up (Slack unavailable, or a replica failed over).",
+                human(late)
+            ),
             None => return None,
         };
-        let late = notice.late_by().unwrap_or(held_up).max(held_up);
         Some(json!({
             "type": "context",
-            "elements": [{
-                "type": "mrkdwn",
-                "text": format!(":warning: Sent {} late: {reason}.", human(late)),
-            }],
+            "elements": [{ "type": "mrkdwn", "text": text }],
         }))
     }
 }

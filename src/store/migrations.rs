@@ -283,4 +283,21 @@ pub const MIGRATIONS: &[Migration] = &[
             "ALTER TABLE issues ADD COLUMN duplicate_of_iid BIGINT",
         ],
     },
+    Migration {
+        version: 12,
+        name: "heartbeats and downtimes",
+        statements: &[
+            // The last beat of whoever held the enforcer lease.
+            "CREATE TABLE heartbeats (
+            name TEXT PRIMARY KEY,
+            at BIGINT NOT NULL
+        )",
+            // When nobody ran the enforcer: from the last beat before a
+            // start or takeover to that start.
+            "CREATE TABLE downtimes (
+            from_at BIGINT PRIMARY KEY,
+            to_at BIGINT NOT NULL
+        )",
+        ],
+    },
 ];

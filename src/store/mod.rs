@@ -52,6 +52,19 @@ pub struct Delivery {
     pub payload: String,
 }
 
+/// A stretch of time nobody ran the enforcer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Downtime {
+    pub from: DateTime<Utc>,
+    pub to: DateTime<Utc>,
+}
+
+impl Downtime {
+    pub fn covers(&self, at: DateTime<Utc>) -> bool {
+        self.from <= at && at <= self.to
+    }
+}
+
 /// Where a project is now, after [`Store::follow_project`].
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct FollowedProject {
@@ -384,6 +397,22 @@ pub trait Store: Send + Sync + 'static {
         cycle: u32,
         channel: &str,
     ) -> impl Future<Output = Result<Vec<Notice>, StoreError>> + Send;
+
+    /// Records that `name` (the enforcer) is running at `now`. When it is
+    /// `starting` to (a start, a restart, a takeover), the time since the
+    /// last beat is recorded as a downtime, and returned.
+    fn beat(
+        &self,
+        name: &str,
+        now: DateTime<Utc>,
+        starting: bool,
+    ) -> impl Future<Output = Result<Option<Downtime>, StoreError>> + Send;
+
+    /// The downtimes that ended at `since` or later, oldest first.
+    fn downtimes(
+        &self,
+        since: DateTime<Utc>,
+    ) -> impl Future<Output = Result<Vec<Downtime>, StoreError>> + Send;
 
     /// The path the store keeps project `project_id`'s rows under, if a
     /// delivery named that id.

@@ -5,6 +5,7 @@
 //! `MAX`); the few differences are marked where they are.
 
 mod confidential;
+mod downtime;
 mod identity;
 
 use chrono::{DateTime, Utc};
@@ -16,9 +17,9 @@ use super::migrations::{
     INTAKE_MIGRATIONS, INTAKE_TABLE, MAIN_TABLE, MIGRATIONS, Migration, POSTGRES_INTAKE_MIGRATIONS,
 };
 use super::{
-    Acknowledged, AlertThread, CommitOutcome, Delivery, FollowedProject, Handled, IssueCommit,
-    IssueLink, IssueRecord, Loaded, OutboxEntry, OutboxKey, OutboxOutcome, Recorded, SendResult,
-    SlackEventOutcome, Store, StoreError, StoreStats, StoredSlackEvent, Withdrawal,
+    Acknowledged, AlertThread, CommitOutcome, Delivery, Downtime, FollowedProject, Handled,
+    IssueCommit, IssueLink, IssueRecord, Loaded, OutboxEntry, OutboxKey, OutboxOutcome, Recorded,
+    SendResult, SlackEventOutcome, Store, StoreError, StoreStats, StoredSlackEvent, Withdrawal,
 };
 use crate::engine::Firing;
 use crate::issue::{Event, GitLabIds, IssueFacts, IssueIid, IssueRef, ProjectPath, TimedEvent};
@@ -689,6 +690,19 @@ impl Store for SqlStore {
         channel: &str,
     ) -> Result<Vec<Notice>, StoreError> {
         self.notices_sent_to(issue, policy, cycle, channel).await
+    }
+
+    async fn beat(
+        &self,
+        name: &str,
+        now: DateTime<Utc>,
+        starting: bool,
+    ) -> Result<Option<Downtime>, StoreError> {
+        self.beat_now(name, now, starting).await
+    }
+
+    async fn downtimes(&self, since: DateTime<Utc>) -> Result<Vec<Downtime>, StoreError> {
+        self.downtimes_since(since).await
     }
 
     async fn project_at(&self, project_id: u64) -> Result<Option<ProjectPath>, StoreError> {

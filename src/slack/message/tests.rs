@@ -57,6 +57,7 @@ fn notice(step_kind: &str, decided_minute: i64) -> Notice {
         due_at: at(decided_minute),
         decided_at: at(decided_minute),
         late_by_ms: None,
+        late_because: None,
         status: String::new(),
         deadline: Some(at(24 * 60)),
         sla,
@@ -412,7 +413,8 @@ fn a_step_held_up_on_its_way_says_so() {
 #[test]
 fn a_late_step_says_it_is_late() {
     let (channel, people) = (channel(false, Audience::Team), people());
-    let mut notice = notice("breach", 24 * 60 + 30);
+    let notice_of = notice;
+    let mut notice = notice_of("breach", 24 * 60 + 30);
     notice.late_by_ms = Some(30 * 60_000);
     let shown = visible(
         &render(&notice, &channel, &people, at(24 * 60 + 30))
@@ -423,4 +425,50 @@ fn a_late_step_says_it_is_late() {
         shown.contains("Sent 30m late: labelwarden was not running"),
         "{shown}"
     );
+
+    // Down by its own record: said as such. Learned late: said as what
+    // happened, not as an outage.
+    notice.late_because = Some(crate::notify::Lateness::Down);
+    let down = visible(
+        &render(&notice, &channel, &people, at(24 * 60 + 30))
+            .reply()
+            .message,
+    );
+    assert!(
+        down.contains("Sent 30m late: labelwarden was not running"),
+        "{down}"
+    );
+    notice.late_because = Some(crate::notify::Lateness::Learned);
+    let learned = visible(
+        &render(&notice, &channel, &people, at(24 * 60 + 30))
+            .reply()
+            .message,
+    );
+    assert!(
+        learned.contains("Sent 30m after it was due: labelwarden learned of it only now")
+            && !learned.contains("not running"),
+        "{learned}"
+    );
+    let mut start = notice_of("start", 26 * 24 * 60);
+    start.late_by_ms = Some(26 * 24 * 3_600_000);
+    start.late_because = Some(crate::notify::Lateness::Learned);
+    let adopted = visible(
+        &render(&start, &channel, &people, at(26 * 24 * 60))
+            .parent()
+            .message,
+    );
+    assert!(
+        adopted.contains("labelwarden started tracking this issue now; its clock started 26d ago")
+            && !adopted.contains(":warning:"),
+        "{adopted}"
+    );
+
+    // Under a second late is on time: no "Sent 0s late".
+    notice.late_by_ms = Some(400);
+    let on_time = visible(
+        &render(&notice, &channel, &people, at(24 * 60 + 30))
+            .reply()
+            .message,
+    );
+    assert!(!on_time.contains("late"), "{on_time}");
 }
