@@ -85,15 +85,22 @@ pub async fn follow_moves<S: Store>(
     context: &Context<S>,
     deliveries: &mut Vec<IssueDelivery>,
 ) -> Result<Vec<(IssueRef, IssueRef)>, StoreError> {
+    // Only a new issue (its creation hook, or reconcile telling of it) can
+    // be where one moved, and only a moved close names one: a pass of
+    // relabels asks the store nothing.
     let ids: Vec<u64> = deliveries
         .iter()
-        .flat_map(|d| [d.ids.issue_id, d.ids.moved_to_id])
+        .flat_map(|d| {
+            let new = matches!(d.action.as_deref(), None | Some("open"));
+            [d.ids.issue_id.filter(|_| new), d.ids.moved_to_id]
+        })
         .flatten()
         .collect();
-    if ids.is_empty() {
-        return Ok(Vec::new());
-    }
-    let links = context.store.issue_links(&ids).await?;
+    let links = if ids.is_empty() {
+        Vec::new()
+    } else {
+        context.store.issue_links(&ids).await?
+    };
     // The new issue's hook in this very pass: its id names it.
     let in_pass: Vec<(u64, IssueRef)> = deliveries
         .iter()
