@@ -209,12 +209,34 @@ async fn reconcile_passes(server: &common::Server, passes: f64) {
 async fn a_rename_no_webhook_told_of_is_found_by_reconcile() {
     let gitlab = common::fake_gitlab::FakeGitLab::start().await;
     let (server, sent, _dir) = reconciling(&gitlab, 60).await;
+    // As the API tells it, #60 last changed before labelwarden first saw
+    // the project: what reconcile reads of it is older than what the store
+    // knows of the project, yet the path it reads is news.
+    gitlab.gitlab.update("acme/backend", 60, |mut issue| {
+        issue.updated_at -= chrono::TimeDelta::hours(1);
+        issue
+    });
 
     // Renamed, then closed, and no webhook says either.
     gitlab
         .gitlab
         .rename_project("acme/backend", "acme/checkout");
     reconcile_passes(&server, 2.0).await;
+    // The rename alone was followed: the clock is kept under the new path.
+    {
+        use labelwarden::store::Store;
+        let store = labelwarden::store::sql::SqlStore::connect(&server.database_url)
+            .await
+            .unwrap();
+        let paths: Vec<String> = store
+            .known_projects()
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|(path, _)| path)
+            .collect();
+        assert_eq!(paths, vec!["acme/checkout"]);
+    }
     gitlab
         .gitlab
         .update("acme/checkout", 60, |issue| issue.close(Utc::now()));

@@ -45,6 +45,11 @@ pub struct IssueDelivery {
     /// GitLab's ids, which follow the issue across renames and moves.
     #[serde(default)]
     pub ids: GitLabIds,
+    /// When GitLab named the project by this path, if not at `updated_at`:
+    /// reconcile reads the path as it is now, whenever the issue last
+    /// changed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub path_as_of: Option<DateTime<Utc>>,
     /// Reconcile was told the issue does not exist (404): deleted, or no
     /// longer visible to labelwarden's token. The facts are the stored ones.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
@@ -254,6 +259,7 @@ impl IssueHook {
                 duplicated_to_id: attributes.duplicated_to_id,
                 duplicate_of: None,
             },
+            path_as_of: None,
             gone: false,
         }
     }

@@ -40,10 +40,11 @@ pub async fn follow_projects<S: Store>(
         let Some(project_id) = delivery.ids.project_id else {
             continue;
         };
+        let named_at = delivery.path_as_of.unwrap_or(delivery.updated_at);
         let seen = named
             .entry((project_id, delivery.facts.reference.project.clone()))
-            .or_insert(delivery.updated_at);
-        *seen = (*seen).max(delivery.updated_at);
+            .or_insert(named_at);
+        *seen = (*seen).max(named_at);
     }
     let mut named: Vec<(u64, ProjectPath, DateTime<Utc>)> = named
         .into_iter()

@@ -74,6 +74,7 @@ async fn gone<S: Store>(context: &Context<S>, reference: &IssueRef) -> Result<bo
         updated_at: record.updated_at,
         action: None,
         ids: Default::default(),
+        path_as_of: None,
         gone: true,
     };
     let delivery = Delivery {
@@ -108,6 +109,8 @@ fn delivery(api: &FetchedIssue) -> Result<Delivery, serde_json::Error> {
         updated_at: api.updated_at,
         action: None,
         ids: api.ids,
+        // The API names the project as it is now.
+        path_as_of: Some(Utc::now()),
         gone: false,
     };
     Ok(Delivery {
