@@ -1,0 +1,222 @@
+//! The outbox: notices waiting to be sent, handed out one per thread at a
+//! time, claimed so that replicas never send one twice, and recorded as
+//! sent (with the thread they started), retried or failed.
+
+use super::*;
+use crate::notify::Thread;
+use crate::store::SendResult;
+
+pub(super) async fn claim_outbox(
+    store: &SqlStore,
+    now: DateTime<Utc>,
+    limit: u32,
+    lease: chrono::TimeDelta,
+) -> Result<Vec<OutboxEntry>, StoreError> {
+    // PostgreSQL: rows another replica is claiming right now are
+    // skipped, not waited for. SQLite has one writer already.
+    let lock = match store.backend {
+        Backend::Postgres => "FOR UPDATE SKIP LOCKED",
+        Backend::Sqlite => "",
+    };
+    let rows = sqlx::query(sqlx::AssertSqlSafe(format!(
+        "UPDATE outbox SET claimed_until = $1, claims = claims + 1
+         WHERE (project, iid, policy, step, cycle, occurrence) IN (
+            SELECT o.project, o.iid, o.policy, o.step, o.cycle, o.occurrence FROM outbox o
+            WHERE o.next_attempt_at <= $2 AND (o.claimed_until IS NULL OR o.claimed_until <= $2)
+              AND {HEAD_OF_THREAD}
+            ORDER BY o.created_at, o.position LIMIT $3 {lock})
+         RETURNING project, iid, policy, step, cycle, occurrence, notice, attempts, created_at,
+            position, channel, claims"
+    )))
+    .bind(millis(now + lease))
+    .bind(millis(now))
+    .bind(i64::from(limit))
+    .fetch_all(&store.writer)
+    .await?;
+    let mut claimed = Vec::with_capacity(rows.len());
+    for row in &rows {
+        let entry = OutboxEntry {
+            key: outbox_key(row)?,
+            notice: serde_json::from_str(&row.try_get::<String, _>("notice")?)
+                .map_err(corrupt("outbox notice"))?,
+            attempts: row.try_get::<i64, _>("attempts")? as u32,
+            created_at: instant(row.try_get("created_at")?),
+            thread: None,
+            retaken: row.try_get::<i64, _>("claims")? > 1,
+        };
+        let position: i64 = row.try_get("position")?;
+        let channel: Option<String> = row.try_get("channel")?;
+        claimed.push((entry, position, channel));
+    }
+    claimed.sort_by_key(|(entry, position, _)| (entry.created_at, *position));
+    let threads = threads_of(store, &claimed).await?;
+    Ok(claimed
+        .into_iter()
+        .map(|(mut entry, _, channel)| {
+            if let Some(channel) = channel {
+                let key = &entry.key;
+                entry.thread = threads
+                    .get(&(
+                        key.issue.project.0.clone(),
+                        key.issue.iid.0 as i64,
+                        key.policy.0.clone(),
+                        i64::from(key.firing.cycle),
+                        channel,
+                    ))
+                    .cloned();
+            }
+            entry
+        })
+        .collect())
+}
+
+pub(super) async fn next_outbox_attempt(
+    store: &SqlStore,
+) -> Result<Option<DateTime<Utc>>, StoreError> {
+    // A row another process claimed is due again when its claim runs out.
+    let row = sqlx::query(sqlx::AssertSqlSafe(format!(
+        "SELECT MIN(CASE WHEN o.claimed_until > o.next_attempt_at THEN o.claimed_until
+                         ELSE o.next_attempt_at END)
+         FROM outbox o WHERE {HEAD_OF_THREAD}"
+    )))
+    .fetch_one(&store.readers)
+    .await?;
+    Ok(row.try_get::<Option<i64>, _>(0)?.map(instant))
+}
+
+pub(super) async fn record_outbox(
+    store: &SqlStore,
+    outcomes: &[OutboxOutcome],
+) -> Result<(), StoreError> {
+    let mut tx = store.writer.begin().await?;
+    for chunk in outcomes.chunks(ROWS_PER_STATEMENT) {
+        // VALUES columns are column1..column10 in SQLite and PostgreSQL alike.
+        let sql = format!(
+            "UPDATE outbox SET sent_at = v.column7, last_error = COALESCE(v.column8, outbox.last_error),
+                next_attempt_at = v.column9, attempts = outbox.attempts + v.column10,
+                claimed_until = NULL, claims = 0
+             FROM (VALUES {}) AS v
+             WHERE outbox.project = v.column1 AND outbox.iid = v.column2 AND outbox.policy = v.column3
+               AND outbox.step = v.column4 AND outbox.cycle = v.column5 AND outbox.occurrence = v.column6",
+            parameters(chunk.len(), 10)
+        );
+        let mut query = multi_row(sql);
+        for outcome in chunk {
+            let (sent_at, error, retry_at, attempt) = match &outcome.result {
+                SendResult::Sent { at, .. } => (Some(millis(*at)), None, None, 1i64),
+                SendResult::Retry { error, retry_at } => {
+                    (None, Some(error.as_str()), Some(millis(*retry_at)), 1)
+                }
+                SendResult::Deferred { retry_at } => (None, None, Some(millis(*retry_at)), 0),
+                SendResult::Failed { error } => (None, Some(error.as_str()), None, 1),
+            };
+            let key = &outcome.key;
+            query = bind_firing(
+                query,
+                &key.issue.project.0,
+                key.issue.iid.0 as i64,
+                &key.policy.0,
+                &key.firing,
+            )
+            .bind(sent_at)
+            .bind(error)
+            .bind(retry_at)
+            .bind(attempt);
+        }
+        query.execute(&mut *tx).await?;
+    }
+    let threads: Vec<(&OutboxKey, &Thread, i64)> = outcomes
+        .iter()
+        .filter_map(|outcome| match &outcome.result {
+            SendResult::Sent {
+                at,
+                thread: Some(thread),
+            } => Some((&outcome.key, thread, millis(*at))),
+            _ => None,
+        })
+        .collect();
+    for chunk in threads.chunks(ROWS_PER_STATEMENT) {
+        // The thread belongs to the outbox row's cycle and channel.
+        let sql = format!(
+            "INSERT INTO threads (project, iid, policy, cycle, channel, channel_id, ts, updated_at)
+             SELECT o.project, o.iid, o.policy, o.cycle, o.channel, v.column7, v.column8, v.column9
+             FROM (VALUES {}) AS v
+             JOIN outbox o ON o.project = v.column1 AND o.iid = v.column2 AND o.policy = v.column3
+               AND o.step = v.column4 AND o.cycle = v.column5 AND o.occurrence = v.column6
+             WHERE o.channel IS NOT NULL
+             ON CONFLICT (project, iid, policy, cycle, channel)
+             DO UPDATE SET channel_id = excluded.channel_id, ts = excluded.ts, updated_at = excluded.updated_at",
+            parameters(chunk.len(), 9)
+        );
+        let mut query = multi_row(sql);
+        for (key, thread, at) in chunk {
+            query = bind_firing(
+                query,
+                &key.issue.project.0,
+                key.issue.iid.0 as i64,
+                &key.policy.0,
+                &key.firing,
+            )
+            .bind(thread.channel_id.as_str())
+            .bind(thread.ts.as_str())
+            .bind(*at);
+        }
+        query.execute(&mut *tx).await?;
+    }
+    tx.commit().await?;
+    Ok(())
+}
+
+/// An outbox row that is due to be tried: unsent, not given up on, and
+/// with no unsent, not-given-up notice before it in its thread (issue and
+/// policy). Only these are handed out, and only their times wake the worker.
+const HEAD_OF_THREAD: &str = "o.sent_at IS NULL AND o.next_attempt_at IS NOT NULL
+    AND NOT EXISTS (
+        SELECT 1 FROM outbox e
+        WHERE e.project = o.project AND e.iid = o.iid AND e.policy = o.policy
+          AND e.sent_at IS NULL AND e.next_attempt_at IS NOT NULL
+          AND (e.created_at < o.created_at OR (e.created_at = o.created_at AND e.position < o.position)))";
+
+/// The threads of claimed entries' cycles in their channels, by
+/// (project, iid, policy, cycle, channel).
+pub(super) async fn threads_of(
+    store: &SqlStore,
+    claimed: &[(OutboxEntry, i64, Option<String>)],
+) -> Result<std::collections::HashMap<ThreadKey, Thread>, StoreError> {
+    let with_channel: Vec<(&OutboxKey, &String)> = claimed
+        .iter()
+        .filter_map(|(entry, _, channel)| channel.as_ref().map(|c| (&entry.key, c)))
+        .collect();
+    let mut threads = std::collections::HashMap::new();
+    for chunk in with_channel.chunks(ROWS_PER_STATEMENT) {
+        let mut query = multi_row(format!(
+            "SELECT project, iid, policy, cycle, channel, channel_id, ts FROM threads
+             WHERE (project, iid, policy, cycle, channel) IN (VALUES {})",
+            parameters(chunk.len(), 5)
+        ));
+        for (key, channel) in chunk {
+            query = query
+                .bind(key.issue.project.0.as_str())
+                .bind(key.issue.iid.0 as i64)
+                .bind(key.policy.0.as_str())
+                .bind(i64::from(key.firing.cycle))
+                .bind(channel.as_str());
+        }
+        for row in query.fetch_all(&store.readers).await? {
+            threads.insert(
+                (
+                    row.try_get("project")?,
+                    row.try_get("iid")?,
+                    row.try_get("policy")?,
+                    row.try_get("cycle")?,
+                    row.try_get("channel")?,
+                ),
+                Thread {
+                    channel_id: row.try_get("channel_id")?,
+                    ts: row.try_get("ts")?,
+                },
+            );
+        }
+    }
+    Ok(threads)
+}
