@@ -689,10 +689,15 @@ async fn upgraded_store_story(url: &str) {
 
 #[tokio::test]
 async fn an_upgraded_sqlite_store_keeps_every_clock_and_thread() {
-    sqlx::any::install_default_drivers();
     let dir = tempfile::tempdir().unwrap();
-    let main = dir.path().join("labelwarden.db");
-    let intake = dir.path().join("labelwarden.intake.db");
+    upgraded_store_story(&v7_sqlite(dir.path()).await).await;
+}
+
+/// A SQLite store in `dir` as release v7 left it; its URL.
+async fn v7_sqlite(dir: &Path) -> String {
+    sqlx::any::install_default_drivers();
+    let main = dir.join("labelwarden.db");
+    let intake = dir.join("labelwarden.intake.db");
     let open = |path: &Path| {
         let url = format!("sqlite://{}?mode=rwc", path.display());
         async move { AnyPoolOptions::new().max_connections(1).connect(&url).await }
@@ -715,8 +720,94 @@ async fn an_upgraded_sqlite_store_keeps_every_clock_and_thread() {
     .await;
     insert_rows(&pool, "intake").await;
     pool.close().await;
+    sqlite(&main)
+}
 
-    upgraded_store_story(&sqlite(&main)).await;
+#[tokio::test]
+async fn a_project_renamed_before_its_id_was_known_is_followed_by_reconcile() {
+    use common::fake_gitlab::{self, FakeGitLab, FakeIssue};
+    use labelwarden::gitlab::client::{GitLabClient, GitLabSettings};
+    use labelwarden::gitlab::history::IssueReader;
+    use labelwarden::jobs::reconcile::ReconcileConfig;
+    // The v7 store knows acme/backend by its path only; GitLab renamed the
+    // project to acme/checkout meanwhile (its old path redirects).
+    let dir = tempfile::tempdir().unwrap();
+    let url = v7_sqlite(dir.path()).await;
+    let gitlab = FakeGitLab::start().await;
+    let labelled: DateTime<Utc> = "2026-11-29T03:03:02.479Z".parse().unwrap();
+    gitlab
+        .gitlab
+        .add(FakeIssue::new("acme/backend", 5, labelled).add_label(labelled, HIGHEST));
+    gitlab
+        .gitlab
+        .rename_project("acme/backend", "acme/checkout");
+    let reader = IssueReader::new(
+        GitLabClient::new(GitLabSettings {
+            url: gitlab.url.clone(),
+            token: secrecy::SecretString::from(fake_gitlab::TOKEN.to_owned()),
+            concurrency: 4,
+            first_retry: Duration::from_millis(10),
+        })
+        .unwrap(),
+    );
+    let sent = Threads::default();
+    let server = start_server(
+        fixture_policies("policies-fast"),
+        &url,
+        sent.clone(),
+        Options {
+            reconcile: Some(ReconcileConfig {
+                reader,
+                every: Duration::from_secs(3600),
+                scopes: vec![],
+                closed_within: chrono::TimeDelta::hours(24),
+            }),
+            ..Options::default()
+        },
+    )
+    .await;
+    assert!(wait_until(Duration::from_secs(2), || !sent.sent().is_empty()).await);
+    // Closed in GitLab: the restart's reconcile finds it under the new path.
+    gitlab
+        .gitlab
+        .update("acme/checkout", 5, |issue| issue.close(Utc::now()));
+    server.stop().await;
+    let server = start_server(
+        fixture_policies("policies-fast"),
+        &url,
+        sent.clone(),
+        Options {
+            reconcile: Some(ReconcileConfig {
+                reader: IssueReader::new(
+                    GitLabClient::new(GitLabSettings {
+                        url: gitlab.url.clone(),
+                        token: secrecy::SecretString::from(fake_gitlab::TOKEN.to_owned()),
+                        concurrency: 4,
+                        first_retry: Duration::from_millis(10),
+                    })
+                    .unwrap(),
+                ),
+                every: Duration::from_secs(3600),
+                scopes: vec![],
+                closed_within: chrono::TimeDelta::hours(24),
+            }),
+            ..Options::default()
+        },
+    )
+    .await;
+    assert!(wait_until(Duration::from_secs(2), || sent.sent().len() >= 2).await);
+    server.assert_outbox_empty().await;
+    let v7_thread = thread("1764000000.000200");
+    let steps: Vec<(String, String, Option<Thread>)> = sent.sent();
+    assert_eq!(
+        steps,
+        vec![
+            ("acme/backend#5".into(), "breach".into(), v7_thread.clone()),
+            ("acme/checkout#5".into(), "resolved".into(), v7_thread),
+        ],
+        "found under its new path, in its v7 thread, with no second start"
+    );
+    server.stop().await;
 }
 
 #[tokio::test]

@@ -741,6 +741,32 @@ async fn a_renamed_project_s_rows_follow_it_to_its_new_path(store: impl Store) {
         .await
         .unwrap();
 
+    // While a notice of the project is being sent, its rows stay: the
+    // sender records the outcome under the key it claimed.
+    store
+        .commit(&[commit(7, at(3), &["breach"], Some(at(60)))], &[])
+        .await
+        .unwrap();
+    let sending = store
+        .claim_outbox(Utc::now(), 10, TimeDelta::minutes(1))
+        .await
+        .unwrap();
+    assert_eq!(sending.len(), 1);
+    assert!(matches!(
+        store.follow_project(1, &renamed, at(5)).await,
+        Err(labelwarden::store::StoreError::Sending(_))
+    ));
+    store
+        .record_outbox(&[OutboxOutcome {
+            key: sending[0].key.clone(),
+            result: SendResult::Sent {
+                at: at(4),
+                thread: Some(thread.clone()),
+            },
+        }])
+        .await
+        .unwrap();
+
     // A delivery from before the rename, read late, changes nothing.
     let followed = store.follow_project(1, &renamed, at(5)).await.unwrap();
     assert_eq!(followed.renamed_from, Some(backend.clone()));
@@ -758,9 +784,14 @@ async fn a_renamed_project_s_rows_follow_it_to_its_new_path(store: impl Store) {
         .expect("the issue moved with its project");
     assert_eq!(record.facts.reference, moved, "its facts name the new path");
     assert_eq!(record.events.len(), 1);
+    let mut ledger = loaded[0].ledger.clone();
+    ledger.sort_by(|a, b| a.1.step.0.cmp(&b.1.step.0));
     assert_eq!(
-        loaded[0].ledger,
-        vec![(PolicyName("critical".into()), firing("start", 0))]
+        ledger,
+        vec![
+            (PolicyName("critical".into()), firing("breach", 0)),
+            (PolicyName("critical".into()), firing("start", 0)),
+        ]
     );
     assert_eq!(loaded[0].statuses.len(), 1);
     assert!(

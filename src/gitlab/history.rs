@@ -383,6 +383,29 @@ impl IssueReader {
         result.map_err(|e| GitLabError::from_api(what, e))
     }
 
+    /// A project's id and its path now, by id or path (GitLab follows the
+    /// redirect a rename leaves behind).
+    pub async fn project(&self, project: &str) -> Result<(u64, String), GitLabError> {
+        #[derive(Deserialize)]
+        struct ApiProject {
+            id: u64,
+            path_with_namespace: String,
+        }
+        let what = format!("project {project}");
+        let endpoint = gitlab::api::projects::Project::builder()
+            .project(project)
+            .build()
+            .map_err(|e| GitLabError::Unreadable {
+                what: what.clone(),
+                message: e.to_string(),
+            })?;
+        let found: ApiProject = endpoint
+            .query_async(&self.client)
+            .await
+            .map_err(|e| GitLabError::from_api(what, e))?;
+        Ok((found.id, found.path_with_namespace))
+    }
+
     /// One issue, by reference, with its history.
     pub async fn one(&self, reference: &IssueRef) -> Result<FetchedIssue, GitLabError> {
         self.one_in(&reference.project.0, reference.iid.0).await

@@ -91,6 +91,15 @@ pub async fn run<S: Store>(context: &Context<S>, shutdown: CancellationToken) {
         }
         let busy = match pass(context).await {
             Ok(busy) => busy,
+            // A project or issue about to move has a notice in flight: the
+            // pass (its deliveries untouched) runs again once it is sent.
+            Err(StoreError::Sending(what)) => {
+                tracing::debug!(what, "waiting for a notice in flight before moving rows");
+                tokio::select! {
+                    _ = shutdown.cancelled() => break,
+                    _ = tokio::time::sleep(Duration::from_millis(50)) => continue,
+                }
+            }
             Err(e) => {
                 tracing::error!(error = %e, "enforcer pass failed; retrying in 1s");
                 tokio::select! {

@@ -24,7 +24,7 @@ use super::Context;
 use crate::gitlab::GitLabError;
 use crate::gitlab::history::{FetchedIssue, IssueReader, Scope};
 use crate::gitlab::webhook::IssueDelivery;
-use crate::issue::IssueRef;
+use crate::issue::{IssueRef, ProjectPath};
 use crate::store::{Delivery, IssueRecord, Recorded, Store};
 
 /// The `X-Gitlab-Event` reconcile's deliveries carry.
@@ -53,6 +53,48 @@ pub fn repair_kind(api: &FetchedIssue, stored: Option<&IssueRecord>) -> Option<&
     let api_labels: BTreeSet<&String> = facts.labels.iter().collect();
     let stored_labels: BTreeSet<&String> = stored.facts.labels.iter().collect();
     (api_labels != stored_labels).then_some("labels")
+}
+
+/// Projects the store knows only by path (rows from before it kept ids):
+/// asks GitLab for each one's id, which GitLab answers even for a path a
+/// rename left behind, and records it for that path. The pass then reads
+/// the project by id, and its issues' deliveries take the rows to the
+/// path GitLab gives now. A project GitLab does not find is left as it
+/// is, and said.
+async fn identify_projects<S: Store>(
+    context: &Context<S>,
+    config: &ReconcileConfig,
+) -> Result<(), String> {
+    let known = context
+        .store
+        .known_projects()
+        .await
+        .map_err(|e| e.to_string())?;
+    for (path, _) in known.into_iter().filter(|(_, id)| id.is_none()) {
+        let (id, now_at) = match config.reader.project(&path).await {
+            Ok(found) => found,
+            Err(e) => {
+                tracing::warn!(project = %path, error = %e, "reconcile cannot identify a project the store knows only by path");
+                continue;
+            }
+        };
+        // Known by the stored path since before any delivery named it. The
+        // enforcer moves the rows when the listing (read by id) names the
+        // path GitLab gives now: it alone moves rows, between evaluations.
+        context
+            .store
+            .follow_project(
+                id,
+                &ProjectPath(path.clone()),
+                chrono::DateTime::<Utc>::UNIX_EPOCH,
+            )
+            .await
+            .map_err(|e| e.to_string())?;
+        if now_at != path {
+            tracing::info!(project_id = id, from = %path, to = %now_at, "project renamed before labelwarden knew its id: its clocks follow it");
+        }
+    }
+    Ok(())
 }
 
 /// Tells the enforcer that `reference` is gone (the API answered 404 for
@@ -198,6 +240,7 @@ pub async fn pass<S: Store>(
     // store knows by id is read by id, which GitLab answers under whatever
     // path the project has now, so a rename no webhook told of is found.
     let scopes: Vec<(Scope, Option<String>)> = if config.scopes.is_empty() {
+        identify_projects(context, config).await?;
         context
             .store
             .known_projects()

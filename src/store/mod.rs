@@ -34,6 +34,10 @@ pub enum StoreError {
     Unavailable(String),
     #[error("stored data is unreadable ({what}): {message}")]
     Corrupt { what: &'static str, message: String },
+    /// Rows cannot move to a new path yet: a notice of theirs is being
+    /// sent, and its outcome is recorded under the path it was claimed at.
+    #[error("{0} has a notice being sent; moving its rows waits for it")]
+    Sending(String),
 }
 
 /// A webhook delivery as received, before it is processed.

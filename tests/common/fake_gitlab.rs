@@ -189,6 +189,9 @@ struct Inner {
     /// Projects that exist, as (path, id): once an issue was added to one,
     /// it stays when its issues are deleted.
     projects: Vec<(String, u64)>,
+    /// Paths projects had before a rename, and the id each leads to, as
+    /// GitLab keeps redirect routes.
+    redirects: Vec<(String, u64)>,
     /// (project or group path, hook JSON)
     hooks: Vec<(String, Value)>,
     requests: Vec<String>,
@@ -238,6 +241,7 @@ impl FakeGitLab {
                 "/api/v4/projects/{project}/issues/{iid}",
                 get(single_issue).put(edit_issue),
             )
+            .route("/api/v4/projects/{project}", get(single_project))
             .route("/api/v4/projects/{project}/hooks", get(hooks))
             .route("/api/v4/groups/{group}/hooks", get(hooks))
             .fallback(not_found)
@@ -350,9 +354,12 @@ impl FakeGitLab {
         for issue in inner.issues.iter_mut().filter(|i| i.project == from) {
             issue.project = to.to_owned();
         }
+        let mut renamed = Vec::new();
         for project in inner.projects.iter_mut().filter(|p| p.0 == from) {
             project.0 = to.to_owned();
+            renamed.push((from.to_owned(), project.1));
         }
+        inner.redirects.extend(renamed);
     }
 
     /// The issue as the fake holds it now.
@@ -829,6 +836,35 @@ async fn single_issue(
             axum::Json(json!({"message": "404 Not found"})),
         )
             .into_response(),
+    }
+}
+
+/// `GET /projects/:id`: the project by id, path, or a path it had before a
+/// rename (GitLab follows its redirect routes).
+async fn single_project(
+    State(gitlab): State<FakeGitLab>,
+    Path(project): Path<String>,
+    uri: Uri,
+    headers: HeaderMap,
+) -> Response {
+    if let Some(answer) = gitlab.front_door("GET", &uri, &headers).await {
+        return answer;
+    }
+    let inner = gitlab.lock();
+    let id = inner
+        .projects
+        .iter()
+        .chain(&inner.redirects)
+        .find(|(path, id)| *path == project || id.to_string() == project)
+        .map(|(_, id)| *id);
+    match id.and_then(|id| inner.projects.iter().find(|(_, known)| *known == id)) {
+        Some((path, id)) => axum::Json(json!({
+            "id": id,
+            "path_with_namespace": path,
+            "web_url": format!("https://gitlab.example.com/{path}"),
+        }))
+        .into_response(),
+        None => project_not_found(),
     }
 }
 

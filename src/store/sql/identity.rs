@@ -68,6 +68,8 @@ impl SqlStore {
                 } else {
                     let renamed = known_path != path.0;
                     if renamed {
+                        refuse_while_sending(&mut tx, &known_path, None, seen_at.max(Utc::now()))
+                            .await?;
                         move_project_rows(&mut tx, &known_path, &path.0).await?;
                     }
                     sqlx::query(
@@ -87,6 +89,34 @@ impl SqlStore {
         };
         tx.commit().await?;
         Ok(followed)
+    }
+}
+
+/// Refuses to move the rows of `project` (or of one issue of it) while a
+/// notice of theirs is claimed and unsent: the sender records its outcome
+/// under the key it claimed, and a thread it starts must land where the
+/// rest of the cycle is. Claims last seconds; the caller tries again.
+async fn refuse_while_sending(
+    tx: &mut Transaction<'_, Any>,
+    project: &str,
+    iid: Option<i64>,
+    now: DateTime<Utc>,
+) -> Result<(), StoreError> {
+    let sending = sqlx::query(
+        "SELECT 1 FROM outbox WHERE project = $1 AND ($2 < 0 OR iid = $2)
+         AND sent_at IS NULL AND claimed_until IS NOT NULL AND claimed_until > $3 LIMIT 1",
+    )
+    .bind(project)
+    .bind(iid.unwrap_or(-1))
+    .bind(millis(now))
+    .fetch_optional(&mut **tx)
+    .await?;
+    match sending {
+        Some(_) => Err(StoreError::Sending(match iid {
+            Some(iid) => format!("{project}#{iid}"),
+            None => project.to_owned(),
+        })),
+        None => Ok(()),
     }
 }
 
@@ -201,6 +231,7 @@ impl SqlStore {
     ) -> Result<(), StoreError> {
         let mut tx = self.writer.begin().await?;
         let (from_project, from_iid) = (from.project.0.as_str(), from.iid.0 as i64);
+        refuse_while_sending(&mut tx, from_project, Some(from_iid), Utc::now()).await?;
         let (to_project, to_iid) = (to.project.0.as_str(), to.iid.0 as i64);
         // What the new issue had of its own (its hook came before the old
         // one's close) gives way to the story the old issue brings.
