@@ -50,6 +50,10 @@ pub struct IssueDelivery {
     /// changed.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub path_as_of: Option<DateTime<Utc>>,
+    /// When labelwarden received it (set from the store, not stored in the
+    /// payload): what it tells was known from then on.
+    #[serde(skip)]
+    pub received_at: Option<DateTime<Utc>>,
     /// Reconcile was told the issue does not exist (404): deleted, or no
     /// longer visible to labelwarden's token. The facts are the stored ones.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
@@ -260,6 +264,7 @@ impl IssueHook {
                 duplicate_of: None,
             },
             path_as_of: None,
+            received_at: None,
             gone: false,
         }
     }

@@ -183,8 +183,9 @@ async fn pass<S: Store>(context: &Context<S>) -> Result<bool, StoreError> {
     let mut handled = Vec::with_capacity(deliveries.len());
     for delivery in deliveries {
         let rejected = match serde_json::from_str::<IssueDelivery>(&delivery.payload) {
-            Ok(delivery) => {
-                read.push(delivery);
+            Ok(mut read_delivery) => {
+                read_delivery.received_at = Some(delivery.received_at);
+                read.push(read_delivery);
                 None
             }
             // Written by this program, so only a change of the stored form

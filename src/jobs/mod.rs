@@ -35,7 +35,7 @@ use crate::clock;
 use crate::engine::{self, Ledger};
 use crate::gitlab::webhook::IssueDelivery;
 use crate::issue::{Issue, ProjectPath};
-use crate::notify::{IssueView, Notice};
+use crate::notify::{IssueView, Lateness, Notice};
 use crate::policy::{PolicyName, PolicySet};
 use crate::store::{ClockState, Downtime, Fired, IssueCommit, IssueRecord, Loaded, Store};
 
@@ -138,6 +138,8 @@ pub fn prepare(
     let was_confidential = loaded.record.as_ref().map(|r| r.facts.confidential);
     // Gone, unless a later delivery says the issue is there after all.
     let gone = deliveries.last().is_some_and(|d| d.gone);
+    // When what the deliveries tell reached labelwarden.
+    let received_at = deliveries.iter().filter_map(|d| d.received_at).min();
     let just_opened = loaded.record.is_none()
         && deliveries.iter().any(|d| {
             d.action.as_deref() == Some("open")
@@ -156,6 +158,14 @@ pub fn prepare(
         facts: &record.facts,
         title: &record.title,
         url: &record.url,
+    };
+    // Only worth waiting for if it would announce something.
+    let just_opened = just_opened && {
+        let issue = issue_of(&record, &loaded.carried);
+        policies
+            .policies
+            .iter()
+            .any(|policy| clock::read(&issue, policy, now).cycle > 0)
     };
     let (clocks, mut fired, resolved) = if just_opened {
         // GitLab moves an issue by creating the new one, then closing the
@@ -226,13 +236,24 @@ pub fn prepare(
         fired.extend(notices);
         carried = carries;
     }
-    // Late because labelwarden was down when it was due, or because it
-    // learned of it late: its own record of downtimes tells which.
+    // Why a step is late: labelwarden was down when it was due (its own
+    // record says); or what made it due reached labelwarden only after
+    // that (a lost webhook reconcile repaired, an issue it never saw); or
+    // it knew in time and was behind with its work.
     for fired in &mut fired {
         let notice = &mut fired.notice;
-        if notice.late_by_ms.is_some() && downtimes.iter().any(|d| d.covers(notice.due_at)) {
-            notice.late_because = Some(crate::notify::Lateness::Down);
+        if notice.late_by_ms.is_none() {
+            continue;
         }
+        let tolerance = crate::notify::late_tolerance(notice.sla.target());
+        let learned_late = received_at.is_some_and(|at| at > notice.due_at + tolerance);
+        notice.late_because = Some(if downtimes.iter().any(|d| d.covers(notice.due_at)) {
+            Lateness::Down
+        } else if learned_late {
+            Lateness::Learned
+        } else {
+            Lateness::Behind
+        });
     }
     let commit = IssueCommit {
         became_confidential,

@@ -117,6 +117,7 @@ async fn gone<S: Store>(context: &Context<S>, reference: &IssueRef) -> Result<bo
         action: None,
         ids: Default::default(),
         path_as_of: None,
+        received_at: None,
         gone: true,
     };
     let delivery = Delivery {
@@ -153,6 +154,7 @@ fn delivery(api: &FetchedIssue) -> Result<Delivery, serde_json::Error> {
         ids: api.ids,
         // The API names the project as it is now.
         path_as_of: Some(Utc::now()),
+        received_at: None,
         gone: false,
     };
     Ok(Delivery {

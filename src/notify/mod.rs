@@ -45,6 +45,8 @@ pub enum Lateness {
     /// labelwarden learned of the issue, or of what made it due, only then:
     /// it started tracking it, a webhook was lost, or a scheduled audit.
     Learned,
+    /// labelwarden was running and knew, but was behind with its work.
+    Behind,
 }
 
 /// One fired step, ready to send.
@@ -266,6 +268,10 @@ impl Notice {
         match (self.late_by(), self.lateness()) {
             (Some(late), Some(Lateness::Down)) => line.push_str(&format!(
                 " (sent {} late: labelwarden was not running)",
+                human(late)
+            )),
+            (Some(late), Some(Lateness::Behind)) => line.push_str(&format!(
+                " (sent {} late: labelwarden was behind)",
                 human(late)
             )),
             (Some(late), _) if self.step_kind == "start" => line.push_str(&format!(

@@ -417,6 +417,10 @@ impl Rendering<'_> {
                 ":warning: Sent {} late: labelwarden was not running when this was due.",
                 human(late)
             ),
+            Some(Lateness::Behind) => format!(
+                ":warning: Sent {} late: labelwarden was behind with its work when this was due.",
+                human(late)
+            ),
             Some(Lateness::Learned) if notice.step_kind == "start" => format!(
                 ":information_source: labelwarden started tracking this issue now; its clock started {} ago.",
                 human(late)

@@ -438,6 +438,16 @@ fn a_late_step_says_it_is_late() {
         down.contains("Sent 30m late: labelwarden was not running"),
         "{down}"
     );
+    notice.late_because = Some(crate::notify::Lateness::Behind);
+    let behind = visible(
+        &render(&notice, &channel, &people, at(24 * 60 + 30))
+            .reply()
+            .message,
+    );
+    assert!(
+        behind.contains("Sent 30m late: labelwarden was behind"),
+        "{behind}"
+    );
     notice.late_because = Some(crate::notify::Lateness::Learned);
     let learned = visible(
         &render(&notice, &channel, &people, at(24 * 60 + 30))
