@@ -4,43 +4,15 @@
 
 mod common;
 
-use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use chrono::{TimeDelta, Utc};
 use common::fake_gitlab::{self, FakeGitLab, FakeIssue};
-use common::{HIGHEST, Options, fixture_policies, issue_event, sqlite, start_server};
+use common::{HIGHEST, Options, Sent, fixture_policies, issue_event, sqlite, start_server};
 use labelwarden::gitlab::client::{GitLabClient, GitLabSettings};
 use labelwarden::gitlab::history::IssueReader;
 use labelwarden::jobs::reconcile::ReconcileConfig;
-use labelwarden::notify::{Delivered, Notice, Notifier, NotifyError, Thread};
 use secrecy::SecretString;
-
-/// (issue, step) of every notice sent.
-#[derive(Clone, Default)]
-struct Sent(Arc<Mutex<Vec<(String, String)>>>);
-
-impl Notifier for Sent {
-    async fn send(&self, notice: &Notice, _: Option<&Thread>) -> Result<Delivered, NotifyError> {
-        self.0
-            .lock()
-            .unwrap()
-            .push((notice.issue.to_string(), notice.firing.step.0.clone()));
-        Ok(Delivered::default())
-    }
-}
-
-impl Sent {
-    fn of(&self, issue: &str) -> Vec<String> {
-        self.0
-            .lock()
-            .unwrap()
-            .iter()
-            .filter(|(i, _)| i == issue)
-            .map(|(_, step)| step.clone())
-            .collect()
-    }
-}
 
 #[tokio::test]
 async fn reconcile_starts_missed_clocks_and_resolves_missed_closes() {

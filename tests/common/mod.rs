@@ -56,6 +56,38 @@ pub async fn wait_until(within: std::time::Duration, mut done: impl FnMut() -> b
     true
 }
 
+/// (issue, step) of every notice sent: a notifier that records, for tests
+/// that only ask what was sent about which issue.
+#[derive(Clone, Default)]
+pub struct Sent(Arc<std::sync::Mutex<Vec<(String, String)>>>);
+
+impl labelwarden::notify::Notifier for Sent {
+    async fn send(
+        &self,
+        notice: &labelwarden::notify::Notice,
+        _: Option<&labelwarden::notify::Thread>,
+    ) -> Result<labelwarden::notify::Delivered, labelwarden::notify::NotifyError> {
+        self.0
+            .lock()
+            .unwrap()
+            .push((notice.issue.to_string(), notice.firing.step.0.clone()));
+        Ok(labelwarden::notify::Delivered::default())
+    }
+}
+
+impl Sent {
+    /// The steps sent about `issue`, in order.
+    pub fn of(&self, issue: &str) -> Vec<String> {
+        self.0
+            .lock()
+            .unwrap()
+            .iter()
+            .filter(|(i, _)| i == issue)
+            .map(|(_, step)| step.clone())
+            .collect()
+    }
+}
+
 pub fn fixtures() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures")
 }
