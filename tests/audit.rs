@@ -676,6 +676,21 @@ async fn a_duplicate_is_withdrawn_and_its_canonical_counts_from_the_earlier_star
         ],
         "the duplicate is no resolution; the bug's clock runs from its first report"
     );
+    // `explain` reads it the same way.
+    let dir = env!("CARGO_MANIFEST_DIR");
+    let output = Command::new(env!("CARGO_BIN_EXE_labelwarden"))
+        .args(["explain", "acme/backend#30", "--now", &now])
+        .args(["--policies", &format!("{dir}/policies")])
+        .env("GITLAB_URL", &fake.url)
+        .env("GITLAB_TOKEN", fake_gitlab::TOKEN)
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&output.stdout);
+    assert!(text.contains("status: withdrawn"), "{text}");
+    assert!(
+        !text.contains("status: met") && !text.contains("status: missed"),
+        "{text}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -70,7 +70,11 @@ pub fn run(args: ExplainArgs) -> ExitCode {
     match read {
         Ok((fetched, ledger)) => {
             let now = args.now.unwrap_or_else(Utc::now);
-            print!("{}", explain(&fetched, &ledger, &policies, now));
+            // Read as `serve` and `audit` read it: a close that moved it or
+            // marked it a duplicate is no resolution.
+            for fetched in crate::audit::identity::follow(vec![fetched], &policies, now) {
+                print!("{}", explain(&fetched, &ledger, &policies, now));
+            }
             ExitCode::SUCCESS
         }
         Err(e) => fail(e),
