@@ -224,7 +224,7 @@ pub fn prepare(
     }
     // Closed as a duplicate: the clocks it ended say where they went on.
     let mut carried = Vec::new();
-    if !gone && !just_opened {
+    if !gone && !just_opened && record.ids.is_duplicate() {
         let issue = issue_of(&record, &loaded.carried);
         let (notices, carries) =
             identity::duplicate_close(policies, &issue, &loaded, &clocks, view, now);
