@@ -1,0 +1,179 @@
+//! Checks of what a policy selects (`match`) and how its clock runs
+//! (`clock`): labels and patterns, issue types, confidentiality and
+//! projects; the target, start and stop rules, pauses, time zone, and what
+//! a close as a duplicate does.
+
+use super::*;
+
+impl Checker {
+    pub(super) fn selector(
+        &mut self,
+        file: &Arc<PathBuf>,
+        entry: &Located<MatchEntry>,
+        policy_field: &str,
+    ) -> Option<Selector> {
+        let field = format!("{policy_field}.match");
+        let raw = &entry.value;
+        if raw.labels_any.is_empty() && raw.labels_all.is_empty() && raw.issue_types.is_empty() {
+            let at = self.at(file, entry);
+            self.fail(
+                &at,
+                &field,
+                "matches every issue: give `labels_any`, `labels_all` or `issue_types`",
+            );
+            return None;
+        }
+        let labels_any = self.patterns(file, &raw.labels_any, &format!("{field}.labels_any"));
+        let labels_all = self.patterns(file, &raw.labels_all, &format!("{field}.labels_all"));
+        let labels_none = self.patterns(file, &raw.labels_none, &format!("{field}.labels_none"));
+        let projects = self.patterns(file, &raw.projects, &format!("{field}.projects"));
+        let confidential = match &raw.confidential {
+            None => Some(Confidentiality::Any),
+            Some(value) => self.check(
+                file,
+                value,
+                format!("{field}.confidential"),
+                match value.value.as_str() {
+                    "any" => Ok(Confidentiality::Any),
+                    "only" => Ok(Confidentiality::Only),
+                    "never" => Ok(Confidentiality::Never),
+                    other => Err(format!("`{other}` is not `any`, `only` or `never`")),
+                },
+            ),
+        };
+        let mut issue_types = Vec::new();
+        let mut types_ok = true;
+        for item in &raw.issue_types {
+            let lower = item.value.to_ascii_lowercase().replace(' ', "_");
+            if ISSUE_TYPES.contains(&lower.as_str()) {
+                issue_types.push(lower);
+            } else {
+                types_ok = false;
+                let at = self.at(file, item);
+                self.fail(
+                    &at,
+                    format!("{field}.issue_types"),
+                    format!(
+                        "`{}` is not a GitLab type: one of {}",
+                        item.value,
+                        ISSUE_TYPES.join(", ")
+                    ),
+                );
+            }
+        }
+        Some(Selector {
+            labels_any: labels_any?,
+            labels_all: labels_all?,
+            labels_none: labels_none?,
+            confidential: confidential?,
+            issue_types: types_ok.then_some(issue_types)?,
+            projects: projects?,
+        })
+    }
+
+    pub(super) fn clock(
+        &mut self,
+        file: &Arc<PathBuf>,
+        entry: &Located<ClockEntry>,
+        policy_field: &str,
+    ) -> Option<ClockRule> {
+        let field = format!("{policy_field}.clock");
+        let raw = &entry.value;
+        let target = self.check(
+            file,
+            &raw.target,
+            format!("{field}.target"),
+            duration::parse(&raw.target.value.0),
+        );
+        let starts = match &raw.starts {
+            None => Some(StartRule::Matched),
+            Some(value) => self.check(
+                file,
+                value,
+                format!("{field}.starts"),
+                match value.value.as_str() {
+                    "matched" => Ok(StartRule::Matched),
+                    "created" => Ok(StartRule::Created),
+                    other => Err(format!("`{other}` is not `matched` or `created`")),
+                },
+            ),
+        };
+        let stops = match &raw.stops {
+            None
+            | Some(Located {
+                value: StopEntry::Closed,
+                ..
+            }) => Some(StopRule::Closed),
+            Some(
+                located @ Located {
+                    value: StopEntry::Labeled(labels),
+                    ..
+                },
+            ) => {
+                let field = format!("{field}.stops.labeled");
+                if labels.is_empty() {
+                    let at = self.at(file, located);
+                    self.fail(&at, field, "needs at least one label");
+                    None
+                } else {
+                    let parsed: Result<Vec<_>, String> =
+                        labels.iter().map(|l| Pattern::parse(l)).collect();
+                    self.check(file, located, field, parsed)
+                        .map(StopRule::Labeled)
+                }
+            }
+        };
+        let pauses = self.patterns(
+            file,
+            &raw.pauses_while_labeled,
+            &format!("{field}.pauses_while_labeled"),
+        );
+        let max_pause = match &raw.max_pause {
+            None => Some(None),
+            Some(value) => self
+                .check(
+                    file,
+                    value,
+                    format!("{field}.max_pause"),
+                    duration::parse(&value.value.0),
+                )
+                .map(Some),
+        };
+        let time_zone = match &raw.time_zone {
+            None => Some(Tz::UTC),
+            Some(value) => self.check(
+                file,
+                value,
+                format!("{field}.time_zone"),
+                value.value.parse::<Tz>().map_err(|_| {
+                    format!(
+                        "`{}` is not an IANA time zone like `Europe/Berlin` or `UTC`",
+                        value.value
+                    )
+                }),
+            ),
+        };
+        let duplicates = match &raw.duplicates {
+            None => Some(DuplicateRule::Follow),
+            Some(value) => self.check(
+                file,
+                value,
+                format!("{field}.duplicates"),
+                match value.value.as_str() {
+                    "follow" => Ok(DuplicateRule::Follow),
+                    "resolve" => Ok(DuplicateRule::Resolve),
+                    other => Err(format!("`{other}` is not `follow` or `resolve`")),
+                },
+            ),
+        };
+        Some(ClockRule {
+            duplicates: duplicates?,
+            target: target?,
+            starts: starts?,
+            stops: stops?,
+            pauses_while_labeled: pauses?,
+            max_pause: max_pause?,
+            time_zone: time_zone?,
+        })
+    }
+}
