@@ -10,9 +10,7 @@ use std::time::{Duration, Instant};
 use chrono::{DateTime, TimeDelta, TimeZone, Utc};
 use common::fake_gitlab::{self, FakeGitLab, FakeIssue, Running};
 use labelwarden::gitlab::GitLabError;
-use labelwarden::gitlab::client::{GitLabClient, GitLabSettings};
-use labelwarden::gitlab::history::{IssueReader, Scope};
-use secrecy::SecretString;
+use labelwarden::gitlab::history::Scope;
 use serde_json::Value;
 
 const PROJECT: &str = "acme/backend";
@@ -277,18 +275,6 @@ async fn a_bad_token_or_an_unknown_project_is_a_clear_error_with_exit_2() {
     );
 }
 
-fn reader(url: &str) -> IssueReader {
-    IssueReader::new(
-        GitLabClient::new(GitLabSettings {
-            url: url.to_owned(),
-            token: SecretString::from(fake_gitlab::TOKEN.to_owned()),
-            concurrency: 4,
-            first_retry: Duration::from_millis(10),
-        })
-        .unwrap(),
-    )
-}
-
 fn shipped_policies() -> labelwarden::policy::PolicySet {
     labelwarden::policy::load(&std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("policies"))
         .unwrap()
@@ -308,7 +294,7 @@ async fn listings_follow_every_page_and_a_group_includes_its_subgroups() {
     }
     fake.gitlab
         .add(FakeIssue::new("other/thing", 1, hours_ago(3)).add_label(hours_ago(2), HIGHEST));
-    let reader = reader(&fake.url);
+    let reader = fake.reader();
     let found = reader
         .candidates(
             &Scope::Group("acme".into()),
@@ -335,7 +321,7 @@ async fn a_429_waits_for_retry_after_and_a_502_is_retried() {
     let fake = FakeGitLab::start().await;
     fake.gitlab
         .add(FakeIssue::new(PROJECT, 1, hours_ago(3)).add_label(hours_ago(2), HIGHEST));
-    let reader = reader(&fake.url);
+    let reader = fake.reader();
     fake.gitlab.rate_limit(1, 1);
     let started = Instant::now();
     let found = reader
@@ -362,7 +348,8 @@ async fn a_429_waits_for_retry_after_and_a_502_is_retried() {
 #[tokio::test]
 async fn an_unknown_group_says_so() {
     let fake = FakeGitLab::start().await;
-    let error = reader(&fake.url)
+    let error = fake
+        .reader()
         .candidates(
             &Scope::Group("nope".into()),
             &shipped_policies(),
@@ -596,6 +583,29 @@ async fn after_a_rename_notify_finds_its_ledger_and_repeats_nothing() {
     assert_eq!(writes(&gitlab.gitlab), written, "no GitLab write twice");
 }
 
+/// Each clock a JSON audit of `scope` as of `now()` reports: issue,
+/// status, seconds overdue.
+fn statuses(fake: &Running, scope: &[&str]) -> Vec<(String, String, Option<i64>)> {
+    let now = now().to_rfc3339();
+    let mut args = scope.to_vec();
+    args.extend(["--now", &now, "--format", "json"]);
+    let output = audit(fake, &args, fake_gitlab::TOKEN);
+    let report: Value = serde_json::from_slice(&output.stdout)
+        .unwrap_or_else(|_| panic!("{}", String::from_utf8_lossy(&output.stderr)));
+    report["clocks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| {
+            (
+                c["issue"].as_str().unwrap().to_owned(),
+                c["status"].as_str().unwrap().to_owned(),
+                c["overdue_seconds"].as_i64(),
+            )
+        })
+        .collect()
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_moved_issue_is_one_clock_and_no_resolution() {
     let fake = FakeGitLab::start().await;
@@ -604,34 +614,14 @@ async fn a_moved_issue_is_one_clock_and_no_resolution() {
         .add(FakeIssue::new(PROJECT, 5, hours_ago(31)).add_label(hours_ago(30), HIGHEST));
     fake.gitlab
         .move_issue(PROJECT, 5, "acme/other", 12, hours_ago(2));
-    let now = now().to_rfc3339();
-    let clocks = |scope: &[&str]| {
-        let mut args = scope.to_vec();
-        args.extend(["--now", &now, "--format", "json"]);
-        let output = audit(&fake, &args, fake_gitlab::TOKEN);
-        let report: Value = serde_json::from_slice(&output.stdout)
-            .unwrap_or_else(|_| panic!("{}", String::from_utf8_lossy(&output.stderr)));
-        report["clocks"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .map(|c| {
-                (
-                    c["issue"].as_str().unwrap().to_owned(),
-                    c["status"].as_str().unwrap().to_owned(),
-                    c["overdue_seconds"].as_i64(),
-                )
-            })
-            .collect::<Vec<_>>()
-    };
     // Both projects: one clock, on the new issue, from the first label.
     assert_eq!(
-        clocks(&["--group", "acme"]),
+        statuses(&fake, &["--group", "acme"]),
         vec![("acme/other#12".into(), "breached".into(), Some(6 * 3600))]
     );
     // The old project alone: the move is no resolution; it runs on.
     assert_eq!(
-        clocks(&["--project", PROJECT]),
+        statuses(&fake, &["--project", PROJECT]),
         vec![("acme/backend#5".into(), "breached".into(), Some(6 * 3600))]
     );
 }
@@ -648,28 +638,8 @@ async fn a_duplicate_is_withdrawn_and_its_canonical_counts_from_the_earlier_star
             .closed_as_duplicate_of(&canonical, hours_ago(9)),
     );
     fake.gitlab.add(canonical);
-    let now = now().to_rfc3339();
-    let output = audit(
-        &fake,
-        &["--project", PROJECT, "--now", &now, "--format", "json"],
-        fake_gitlab::TOKEN,
-    );
-    let report: Value = serde_json::from_slice(&output.stdout)
-        .unwrap_or_else(|_| panic!("{}", String::from_utf8_lossy(&output.stderr)));
-    let clocks: Vec<(String, String, Option<i64>)> = report["clocks"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|c| {
-            (
-                c["issue"].as_str().unwrap().to_owned(),
-                c["status"].as_str().unwrap().to_owned(),
-                c["overdue_seconds"].as_i64(),
-            )
-        })
-        .collect();
     assert_eq!(
-        clocks,
+        statuses(&fake, &["--project", PROJECT]),
         vec![
             ("acme/backend#31".into(), "breached".into(), Some(6 * 3600)),
             ("acme/backend#30".into(), "withdrawn".into(), None),
@@ -679,7 +649,7 @@ async fn a_duplicate_is_withdrawn_and_its_canonical_counts_from_the_earlier_star
     // `explain` reads it the same way.
     let dir = env!("CARGO_MANIFEST_DIR");
     let output = Command::new(env!("CARGO_BIN_EXE_labelwarden"))
-        .args(["explain", "acme/backend#30", "--now", &now])
+        .args(["explain", "acme/backend#30", "--now", &now().to_rfc3339()])
         .args(["--policies", &format!("{dir}/policies")])
         .env("GITLAB_URL", &fake.url)
         .env("GITLAB_TOKEN", fake_gitlab::TOKEN)

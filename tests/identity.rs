@@ -150,23 +150,14 @@ async fn reconciling_in(
     iid: u64,
     scopes: Vec<labelwarden::gitlab::history::Scope>,
 ) -> (common::Server, Threads, tempfile::TempDir) {
-    use common::fake_gitlab::{self, FakeIssue};
-    use labelwarden::gitlab::client::{GitLabClient, GitLabSettings};
-    use labelwarden::gitlab::history::IssueReader;
+    use common::fake_gitlab::FakeIssue;
+
     use labelwarden::jobs::reconcile::ReconcileConfig;
     let labelled = Utc::now();
     gitlab
         .gitlab
         .add(FakeIssue::new("acme/backend", iid, labelled).add_label(labelled, HIGHEST));
-    let reader = IssueReader::new(
-        GitLabClient::new(GitLabSettings {
-            url: gitlab.url.clone(),
-            token: secrecy::SecretString::from(fake_gitlab::TOKEN.to_owned()),
-            concurrency: 4,
-            first_retry: Duration::from_millis(10),
-        })
-        .unwrap(),
-    );
+    let reader = gitlab.reader();
     let dir = tempfile::tempdir().unwrap();
     let sent = Threads::default();
     let server = start_server(
@@ -725,9 +716,8 @@ async fn v7_sqlite(dir: &Path) -> String {
 
 #[tokio::test]
 async fn a_project_renamed_before_its_id_was_known_is_followed_by_reconcile() {
-    use common::fake_gitlab::{self, FakeGitLab, FakeIssue};
-    use labelwarden::gitlab::client::{GitLabClient, GitLabSettings};
-    use labelwarden::gitlab::history::IssueReader;
+    use common::fake_gitlab::{FakeGitLab, FakeIssue};
+
     use labelwarden::jobs::reconcile::ReconcileConfig;
     // The v7 store knows acme/backend by its path only; GitLab renamed the
     // project to acme/checkout meanwhile (its old path redirects).
@@ -741,15 +731,7 @@ async fn a_project_renamed_before_its_id_was_known_is_followed_by_reconcile() {
     gitlab
         .gitlab
         .rename_project("acme/backend", "acme/checkout");
-    let reader = IssueReader::new(
-        GitLabClient::new(GitLabSettings {
-            url: gitlab.url.clone(),
-            token: secrecy::SecretString::from(fake_gitlab::TOKEN.to_owned()),
-            concurrency: 4,
-            first_retry: Duration::from_millis(10),
-        })
-        .unwrap(),
-    );
+    let reader = gitlab.reader();
     let sent = Threads::default();
     let server = start_server(
         fixture_policies("policies-fast"),
@@ -778,15 +760,7 @@ async fn a_project_renamed_before_its_id_was_known_is_followed_by_reconcile() {
         sent.clone(),
         Options {
             reconcile: Some(ReconcileConfig {
-                reader: IssueReader::new(
-                    GitLabClient::new(GitLabSettings {
-                        url: gitlab.url.clone(),
-                        token: secrecy::SecretString::from(fake_gitlab::TOKEN.to_owned()),
-                        concurrency: 4,
-                        first_retry: Duration::from_millis(10),
-                    })
-                    .unwrap(),
-                ),
+                reader: gitlab.reader(),
                 every: Duration::from_secs(3600),
                 scopes: vec![],
                 closed_within: chrono::TimeDelta::hours(24),

@@ -7,12 +7,9 @@ mod common;
 use std::time::Duration;
 
 use chrono::{TimeDelta, Utc};
-use common::fake_gitlab::{self, FakeGitLab, FakeIssue};
+use common::fake_gitlab::{FakeGitLab, FakeIssue};
 use common::{HIGHEST, Options, Sent, fixture_policies, issue_event, sqlite, start_server};
-use labelwarden::gitlab::client::{GitLabClient, GitLabSettings};
-use labelwarden::gitlab::history::IssueReader;
 use labelwarden::jobs::reconcile::ReconcileConfig;
-use secrecy::SecretString;
 
 #[tokio::test]
 async fn reconcile_starts_missed_clocks_and_resolves_missed_closes() {
@@ -27,15 +24,7 @@ async fn reconcile_starts_missed_clocks_and_resolves_missed_closes() {
         .gitlab
         .add(FakeIssue::new("acme/backend", 61, now).add_label(now, HIGHEST));
 
-    let reader = IssueReader::new(
-        GitLabClient::new(GitLabSettings {
-            url: gitlab.url.clone(),
-            token: SecretString::from(fake_gitlab::TOKEN.to_owned()),
-            concurrency: 4,
-            first_retry: Duration::from_millis(10),
-        })
-        .unwrap(),
-    );
+    let reader = gitlab.reader();
     let sent = Sent::default();
     let dir = tempfile::tempdir().unwrap();
     let reconcile = ReconcileConfig {

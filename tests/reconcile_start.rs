@@ -8,12 +8,9 @@ mod common;
 use std::time::Duration;
 
 use chrono::{TimeDelta, Utc};
-use common::fake_gitlab::{self, FakeGitLab, FakeIssue};
+use common::fake_gitlab::{FakeGitLab, FakeIssue};
 use common::{HIGHEST, Options, Sent, fixture_policies, sqlite, start_server};
-use labelwarden::gitlab::client::{GitLabClient, GitLabSettings};
-use labelwarden::gitlab::history::IssueReader;
 use labelwarden::jobs::reconcile::ReconcileConfig;
-use secrecy::SecretString;
 
 #[tokio::test]
 async fn a_start_reconciles_at_once_and_a_clean_restart_does_again() {
@@ -26,15 +23,7 @@ async fn a_start_reconciles_at_once_and_a_clean_restart_does_again() {
     let dir = tempfile::tempdir().unwrap();
     let database = sqlite(&dir.path().join("db.sqlite"));
     let start = |sent: Sent| {
-        let reader = IssueReader::new(
-            GitLabClient::new(GitLabSettings {
-                url: gitlab.url.clone(),
-                token: SecretString::from(fake_gitlab::TOKEN.to_owned()),
-                concurrency: 4,
-                first_retry: Duration::from_millis(10),
-            })
-            .unwrap(),
-        );
+        let reader = gitlab.reader();
         let reconcile = ReconcileConfig {
             reader,
             every: Duration::from_secs(3600),

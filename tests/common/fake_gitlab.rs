@@ -215,6 +215,23 @@ pub struct Running {
     pub url: String,
 }
 
+impl Running {
+    /// The real GitLab reader, pointed at this fake with its token (4
+    /// requests at a time, retries 10 ms apart to begin with).
+    pub fn reader(&self) -> labelwarden::gitlab::history::IssueReader {
+        use labelwarden::gitlab::client::{GitLabClient, GitLabSettings};
+        labelwarden::gitlab::history::IssueReader::new(
+            GitLabClient::new(GitLabSettings {
+                url: self.url.clone(),
+                token: secrecy::SecretString::from(TOKEN.to_owned()),
+                concurrency: 4,
+                first_retry: std::time::Duration::from_millis(10),
+            })
+            .unwrap(),
+        )
+    }
+}
+
 impl FakeGitLab {
     pub async fn start() -> Running {
         let gitlab = FakeGitLab::default();
