@@ -152,12 +152,10 @@ async fn reconciling_in(
 ) -> (common::Server, Threads, tempfile::TempDir) {
     use common::fake_gitlab::FakeIssue;
 
-    use labelwarden::jobs::reconcile::ReconcileConfig;
     let labelled = Utc::now();
     gitlab
         .gitlab
         .add(FakeIssue::new("acme/backend", iid, labelled).add_label(labelled, HIGHEST));
-    let reader = gitlab.reader();
     let dir = tempfile::tempdir().unwrap();
     let sent = Threads::default();
     let server = start_server(
@@ -165,12 +163,7 @@ async fn reconciling_in(
         &sqlite(&dir.path().join("db.sqlite")),
         sent.clone(),
         Options {
-            reconcile: Some(ReconcileConfig {
-                reader,
-                every: Duration::from_millis(200),
-                scopes,
-                closed_within: chrono::TimeDelta::hours(24),
-            }),
+            reconcile: Some(gitlab.reconcile(Duration::from_millis(200), scopes)),
             ..Options::default()
         },
     )
@@ -718,7 +711,6 @@ async fn v7_sqlite(dir: &Path) -> String {
 async fn a_project_renamed_before_its_id_was_known_is_followed_by_reconcile() {
     use common::fake_gitlab::{FakeGitLab, FakeIssue};
 
-    use labelwarden::jobs::reconcile::ReconcileConfig;
     // The v7 store knows acme/backend by its path only; GitLab renamed the
     // project to acme/checkout meanwhile (its old path redirects).
     let dir = tempfile::tempdir().unwrap();
@@ -731,19 +723,13 @@ async fn a_project_renamed_before_its_id_was_known_is_followed_by_reconcile() {
     gitlab
         .gitlab
         .rename_project("acme/backend", "acme/checkout");
-    let reader = gitlab.reader();
     let sent = Threads::default();
     let server = start_server(
         fixture_policies("policies-fast"),
         &url,
         sent.clone(),
         Options {
-            reconcile: Some(ReconcileConfig {
-                reader,
-                every: Duration::from_secs(3600),
-                scopes: vec![],
-                closed_within: chrono::TimeDelta::hours(24),
-            }),
+            reconcile: Some(gitlab.reconcile(Duration::from_secs(3600), vec![])),
             ..Options::default()
         },
     )
@@ -759,12 +745,7 @@ async fn a_project_renamed_before_its_id_was_known_is_followed_by_reconcile() {
         &url,
         sent.clone(),
         Options {
-            reconcile: Some(ReconcileConfig {
-                reader: gitlab.reader(),
-                every: Duration::from_secs(3600),
-                scopes: vec![],
-                closed_within: chrono::TimeDelta::hours(24),
-            }),
+            reconcile: Some(gitlab.reconcile(Duration::from_secs(3600), vec![])),
             ..Options::default()
         },
     )

@@ -9,7 +9,6 @@ use std::time::Duration;
 use chrono::{TimeDelta, Utc};
 use common::fake_gitlab::{FakeGitLab, FakeIssue};
 use common::{HIGHEST, Options, Sent, fixture_policies, issue_event, sqlite, start_server};
-use labelwarden::jobs::reconcile::ReconcileConfig;
 
 #[tokio::test]
 async fn reconcile_starts_missed_clocks_and_resolves_missed_closes() {
@@ -24,16 +23,10 @@ async fn reconcile_starts_missed_clocks_and_resolves_missed_closes() {
         .gitlab
         .add(FakeIssue::new("acme/backend", 61, now).add_label(now, HIGHEST));
 
-    let reader = gitlab.reader();
     let sent = Sent::default();
     let dir = tempfile::tempdir().unwrap();
-    let reconcile = ReconcileConfig {
-        reader,
-        every: Duration::from_millis(300),
-        // Every project the store knows: #61's webhook makes it known.
-        scopes: vec![],
-        closed_within: TimeDelta::hours(24),
-    };
+    // Every project the store knows: #61's webhook makes it known.
+    let reconcile = gitlab.reconcile(Duration::from_millis(300), vec![]);
     let server = start_server(
         fixture_policies("policies-fast"),
         &sqlite(&dir.path().join("db.sqlite")),

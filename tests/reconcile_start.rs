@@ -7,10 +7,9 @@ mod common;
 
 use std::time::Duration;
 
-use chrono::{TimeDelta, Utc};
+use chrono::Utc;
 use common::fake_gitlab::{FakeGitLab, FakeIssue};
 use common::{HIGHEST, Options, Sent, fixture_policies, sqlite, start_server};
-use labelwarden::jobs::reconcile::ReconcileConfig;
 
 #[tokio::test]
 async fn a_start_reconciles_at_once_and_a_clean_restart_does_again() {
@@ -23,15 +22,8 @@ async fn a_start_reconciles_at_once_and_a_clean_restart_does_again() {
     let dir = tempfile::tempdir().unwrap();
     let database = sqlite(&dir.path().join("db.sqlite"));
     let start = |sent: Sent| {
-        let reader = gitlab.reader();
-        let reconcile = ReconcileConfig {
-            reader,
-            every: Duration::from_secs(3600),
-            scopes: vec![labelwarden::gitlab::history::Scope::Project(
-                "acme/backend".into(),
-            )],
-            closed_within: TimeDelta::hours(24),
-        };
+        let scope = labelwarden::gitlab::history::Scope::Project("acme/backend".into());
+        let reconcile = gitlab.reconcile(Duration::from_secs(3600), vec![scope]);
         start_server(
             fixture_policies("policies-fast"),
             &database,

@@ -216,6 +216,22 @@ pub struct Running {
 }
 
 impl Running {
+    /// `serve` reconciling with this fake every `every` over `scopes`
+    /// (empty: the projects the store knows), closed issues of the last
+    /// day included.
+    pub fn reconcile(
+        &self,
+        every: std::time::Duration,
+        scopes: Vec<labelwarden::gitlab::history::Scope>,
+    ) -> labelwarden::jobs::reconcile::ReconcileConfig {
+        labelwarden::jobs::reconcile::ReconcileConfig {
+            reader: self.reader(),
+            every,
+            scopes,
+            closed_within: chrono::TimeDelta::hours(24),
+        }
+    }
+
     /// The real GitLab reader, pointed at this fake with its token (4
     /// requests at a time, retries 10 ms apart to begin with).
     pub fn reader(&self) -> labelwarden::gitlab::history::IssueReader {
