@@ -356,15 +356,15 @@ impl Store for SqlStore {
         path: &ProjectPath,
         seen_at: DateTime<Utc>,
     ) -> Result<FollowedProject, StoreError> {
-        self.follow_project_path(project_id, path, seen_at).await
+        identity::follow_project(self, project_id, path, seen_at).await
     }
 
     async fn issue_links(&self, issue_ids: &[u64]) -> Result<Vec<IssueLink>, StoreError> {
-        self.issue_links(issue_ids).await
+        identity::issue_links(self, issue_ids).await
     }
 
     async fn move_issue(&self, from: &IssueRef, to: &IssueRef) -> Result<(), StoreError> {
-        self.move_issue_rows(from, to).await
+        identity::move_issue(self, from, to).await
     }
 
     async fn sent_notices(
@@ -374,7 +374,7 @@ impl Store for SqlStore {
         cycle: u32,
         channel: &str,
     ) -> Result<Vec<Notice>, StoreError> {
-        self.notices_sent_to(issue, policy, cycle, channel).await
+        confidential::sent_notices(self, issue, policy, cycle, channel).await
     }
 
     async fn beat(
@@ -383,11 +383,11 @@ impl Store for SqlStore {
         now: DateTime<Utc>,
         starting: bool,
     ) -> Result<Option<Downtime>, StoreError> {
-        self.beat_now(name, now, starting).await
+        downtime::beat(self, name, now, starting).await
     }
 
     async fn downtimes(&self, since: DateTime<Utc>) -> Result<Vec<Downtime>, StoreError> {
-        self.downtimes_since(since).await
+        downtime::downtimes(self, since).await
     }
 
     async fn project_at(&self, project_id: u64) -> Result<Option<ProjectPath>, StoreError> {

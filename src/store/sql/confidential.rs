@@ -49,32 +49,30 @@ pub(super) async fn redact_waiting(
     Ok(())
 }
 
-impl SqlStore {
-    pub(super) async fn notices_sent_to(
-        &self,
-        issue: &IssueRef,
-        policy: &PolicyName,
-        cycle: u32,
-        channel: &str,
-    ) -> Result<Vec<Notice>, StoreError> {
-        let rows = sqlx::query(
-            "SELECT notice FROM outbox
-             WHERE project = $1 AND iid = $2 AND policy = $3 AND cycle = $4 AND channel = $5
-               AND sent_at IS NOT NULL AND step NOT LIKE 'redact:%'
-             ORDER BY created_at, position",
-        )
-        .bind(issue.project.0.as_str())
-        .bind(issue.iid.0 as i64)
-        .bind(policy.0.as_str())
-        .bind(i64::from(cycle))
-        .bind(channel)
-        .fetch_all(&self.readers)
-        .await?;
-        rows.iter()
-            .map(|row| {
-                serde_json::from_str(&row.try_get::<String, _>("notice")?)
-                    .map_err(corrupt("outbox notice"))
-            })
-            .collect()
-    }
+pub(super) async fn sent_notices(
+    store: &SqlStore,
+    issue: &IssueRef,
+    policy: &PolicyName,
+    cycle: u32,
+    channel: &str,
+) -> Result<Vec<Notice>, StoreError> {
+    let rows = sqlx::query(
+        "SELECT notice FROM outbox
+         WHERE project = $1 AND iid = $2 AND policy = $3 AND cycle = $4 AND channel = $5
+           AND sent_at IS NOT NULL AND step NOT LIKE 'redact:%'
+         ORDER BY created_at, position",
+    )
+    .bind(issue.project.0.as_str())
+    .bind(issue.iid.0 as i64)
+    .bind(policy.0.as_str())
+    .bind(i64::from(cycle))
+    .bind(channel)
+    .fetch_all(&store.readers)
+    .await?;
+    rows.iter()
+        .map(|row| {
+            serde_json::from_str(&row.try_get::<String, _>("notice")?)
+                .map_err(corrupt("outbox notice"))
+        })
+        .collect()
 }

@@ -31,21 +31,47 @@ const ISSUE_TABLES: &[&str] = &[
     "carried_starts",
 ];
 
-impl SqlStore {
-    pub(super) async fn follow_project_path(
-        &self,
-        project_id: u64,
-        path: &ProjectPath,
-        seen_at: DateTime<Utc>,
-    ) -> Result<FollowedProject, StoreError> {
-        let mut tx = self.writer.begin().await?;
-        let known = sqlx::query("SELECT path, seen_at FROM projects WHERE project_id = $1")
-            .bind(project_id as i64)
-            .fetch_optional(&mut *tx)
-            .await?;
-        let followed = match known {
-            None => {
-                sqlx::query("INSERT INTO projects (project_id, path, seen_at) VALUES ($1, $2, $3)")
+pub(super) async fn follow_project(
+    store: &SqlStore,
+    project_id: u64,
+    path: &ProjectPath,
+    seen_at: DateTime<Utc>,
+) -> Result<FollowedProject, StoreError> {
+    let mut tx = store.writer.begin().await?;
+    let known = sqlx::query("SELECT path, seen_at FROM projects WHERE project_id = $1")
+        .bind(project_id as i64)
+        .fetch_optional(&mut *tx)
+        .await?;
+    let followed = match known {
+        None => {
+            sqlx::query("INSERT INTO projects (project_id, path, seen_at) VALUES ($1, $2, $3)")
+                .bind(project_id as i64)
+                .bind(path.0.as_str())
+                .bind(millis(seen_at))
+                .execute(&mut *tx)
+                .await?;
+            FollowedProject {
+                path: path.clone(),
+                renamed_from: None,
+            }
+        }
+        Some(row) => {
+            let known_path: String = row.try_get("path")?;
+            let known_at: i64 = row.try_get("seen_at")?;
+            if millis(seen_at) < known_at {
+                // An older delivery: the path the store knows is newer.
+                FollowedProject {
+                    path: ProjectPath(known_path),
+                    renamed_from: None,
+                }
+            } else {
+                let renamed = known_path != path.0;
+                if renamed {
+                    refuse_while_sending(&mut tx, &known_path, None, seen_at.max(Utc::now()))
+                        .await?;
+                    move_project_rows(&mut tx, &known_path, &path.0).await?;
+                }
+                sqlx::query("UPDATE projects SET path = $2, seen_at = $3 WHERE project_id = $1")
                     .bind(project_id as i64)
                     .bind(path.0.as_str())
                     .bind(millis(seen_at))
@@ -53,43 +79,13 @@ impl SqlStore {
                     .await?;
                 FollowedProject {
                     path: path.clone(),
-                    renamed_from: None,
+                    renamed_from: renamed.then_some(ProjectPath(known_path)),
                 }
             }
-            Some(row) => {
-                let known_path: String = row.try_get("path")?;
-                let known_at: i64 = row.try_get("seen_at")?;
-                if millis(seen_at) < known_at {
-                    // An older delivery: the path the store knows is newer.
-                    FollowedProject {
-                        path: ProjectPath(known_path),
-                        renamed_from: None,
-                    }
-                } else {
-                    let renamed = known_path != path.0;
-                    if renamed {
-                        refuse_while_sending(&mut tx, &known_path, None, seen_at.max(Utc::now()))
-                            .await?;
-                        move_project_rows(&mut tx, &known_path, &path.0).await?;
-                    }
-                    sqlx::query(
-                        "UPDATE projects SET path = $2, seen_at = $3 WHERE project_id = $1",
-                    )
-                    .bind(project_id as i64)
-                    .bind(path.0.as_str())
-                    .bind(millis(seen_at))
-                    .execute(&mut *tx)
-                    .await?;
-                    FollowedProject {
-                        path: path.clone(),
-                        renamed_from: renamed.then_some(ProjectPath(known_path)),
-                    }
-                }
-            }
-        };
-        tx.commit().await?;
-        Ok(followed)
-    }
+        }
+    };
+    tx.commit().await?;
+    Ok(followed)
 }
 
 /// Refuses to move the rows of `project` (or of one issue of it) while a
@@ -191,81 +187,79 @@ async fn rewrite_reference(
     Ok(())
 }
 
-impl SqlStore {
-    pub(super) async fn issue_links(
-        &self,
-        issue_ids: &[u64],
-    ) -> Result<Vec<IssueLink>, StoreError> {
-        let mut links = Vec::new();
-        for chunk in issue_ids.chunks(ROWS_PER_STATEMENT) {
-            let among = (1..=chunk.len())
-                .map(|n| format!("${n}"))
-                .collect::<Vec<_>>()
-                .join(", ");
-            let mut query = multi_row(format!(
-                "SELECT project, iid, issue_id, moved_to_id FROM issues
-                 WHERE issue_id IN ({among}) OR moved_to_id IN ({among})"
-            ));
-            for id in chunk {
-                query = query.bind(*id as i64);
-            }
-            for row in query.fetch_all(&self.readers).await? {
-                links.push(IssueLink {
-                    issue: issue_from(&row)?,
-                    issue_id: row
-                        .try_get::<Option<i64>, _>("issue_id")?
-                        .map(|id| id as u64),
-                    moved_to_id: row
-                        .try_get::<Option<i64>, _>("moved_to_id")?
-                        .map(|id| id as u64),
-                });
-            }
+pub(super) async fn issue_links(
+    store: &SqlStore,
+    issue_ids: &[u64],
+) -> Result<Vec<IssueLink>, StoreError> {
+    let mut links = Vec::new();
+    for chunk in issue_ids.chunks(ROWS_PER_STATEMENT) {
+        let among = (1..=chunk.len())
+            .map(|n| format!("${n}"))
+            .collect::<Vec<_>>()
+            .join(", ");
+        let mut query = multi_row(format!(
+            "SELECT project, iid, issue_id, moved_to_id FROM issues
+             WHERE issue_id IN ({among}) OR moved_to_id IN ({among})"
+        ));
+        for id in chunk {
+            query = query.bind(*id as i64);
         }
-        Ok(links)
+        for row in query.fetch_all(&store.readers).await? {
+            links.push(IssueLink {
+                issue: issue_from(&row)?,
+                issue_id: row
+                    .try_get::<Option<i64>, _>("issue_id")?
+                    .map(|id| id as u64),
+                moved_to_id: row
+                    .try_get::<Option<i64>, _>("moved_to_id")?
+                    .map(|id| id as u64),
+            });
+        }
     }
+    Ok(links)
+}
 
-    pub(super) async fn move_issue_rows(
-        &self,
-        from: &IssueRef,
-        to: &IssueRef,
-    ) -> Result<(), StoreError> {
-        let mut tx = self.writer.begin().await?;
-        let (from_project, from_iid) = (from.project.0.as_str(), from.iid.0 as i64);
-        refuse_while_sending(&mut tx, from_project, Some(from_iid), Utc::now()).await?;
-        let (to_project, to_iid) = (to.project.0.as_str(), to.iid.0 as i64);
-        // What the new issue had of its own (its hook came before the old
-        // one's close) gives way to the story the old issue brings.
-        for table in ISSUE_TABLES {
-            sqlx::query(sqlx::AssertSqlSafe(format!(
-                "DELETE FROM {table} WHERE project = $1 AND iid = $2"
-            )))
-            .bind(to_project)
-            .bind(to_iid)
-            .execute(&mut *tx)
-            .await?;
-        }
-        for table in ISSUE_TABLES {
-            sqlx::query(sqlx::AssertSqlSafe(format!(
-                "UPDATE {table} SET project = $3, iid = $4 WHERE project = $1 AND iid = $2"
-            )))
-            .bind(from_project)
-            .bind(from_iid)
-            .bind(to_project)
-            .bind(to_iid)
-            .execute(&mut *tx)
-            .await?;
-        }
-        sqlx::query(
-            "UPDATE issues SET moved_to_id = NULL, issue_id = NULL WHERE project = $1 AND iid = $2",
-        )
+pub(super) async fn move_issue(
+    store: &SqlStore,
+    from: &IssueRef,
+    to: &IssueRef,
+) -> Result<(), StoreError> {
+    let mut tx = store.writer.begin().await?;
+    let (from_project, from_iid) = (from.project.0.as_str(), from.iid.0 as i64);
+    refuse_while_sending(&mut tx, from_project, Some(from_iid), Utc::now()).await?;
+    let (to_project, to_iid) = (to.project.0.as_str(), to.iid.0 as i64);
+    // What the new issue had of its own (its hook came before the old
+    // one's close) gives way to the story the old issue brings.
+    for table in ISSUE_TABLES {
+        sqlx::query(sqlx::AssertSqlSafe(format!(
+            "DELETE FROM {table} WHERE project = $1 AND iid = $2"
+        )))
         .bind(to_project)
         .bind(to_iid)
         .execute(&mut *tx)
         .await?;
-        rewrite_reference(&mut tx, to).await?;
-        tx.commit().await?;
-        Ok(())
     }
+    for table in ISSUE_TABLES {
+        sqlx::query(sqlx::AssertSqlSafe(format!(
+            "UPDATE {table} SET project = $3, iid = $4 WHERE project = $1 AND iid = $2"
+        )))
+        .bind(from_project)
+        .bind(from_iid)
+        .bind(to_project)
+        .bind(to_iid)
+        .execute(&mut *tx)
+        .await?;
+    }
+    sqlx::query(
+        "UPDATE issues SET moved_to_id = NULL, issue_id = NULL WHERE project = $1 AND iid = $2",
+    )
+    .bind(to_project)
+    .bind(to_iid)
+    .execute(&mut *tx)
+    .await?;
+    rewrite_reference(&mut tx, to).await?;
+    tx.commit().await?;
+    Ok(())
 }
 
 /// Records a clock start carried to an issue from its duplicate (the
