@@ -583,6 +583,19 @@ async fn after_a_rename_notify_finds_its_ledger_and_repeats_nothing() {
     assert_eq!(writes(&gitlab.gitlab), written, "no GitLab write twice");
 }
 
+/// `labelwarden explain ARGS` with the shipped policies, against the fake.
+fn explain(fake: &Running, args: &[&str]) -> Output {
+    let dir = env!("CARGO_MANIFEST_DIR");
+    Command::new(env!("CARGO_BIN_EXE_labelwarden"))
+        .arg("explain")
+        .args(args)
+        .args(["--policies", &format!("{dir}/policies")])
+        .env("GITLAB_URL", &fake.url)
+        .env("GITLAB_TOKEN", fake_gitlab::TOKEN)
+        .output()
+        .unwrap()
+}
+
 /// Each clock a JSON audit of `scope` as of `now()` reports: issue,
 /// status, seconds overdue.
 fn statuses(fake: &Running, scope: &[&str]) -> Vec<(String, String, Option<i64>)> {
@@ -647,14 +660,7 @@ async fn a_duplicate_is_withdrawn_and_its_canonical_counts_from_the_earlier_star
         "the duplicate is no resolution; the bug's clock runs from its first report"
     );
     // `explain` reads it the same way.
-    let dir = env!("CARGO_MANIFEST_DIR");
-    let output = Command::new(env!("CARGO_BIN_EXE_labelwarden"))
-        .args(["explain", "acme/backend#30", "--now", &now().to_rfc3339()])
-        .args(["--policies", &format!("{dir}/policies")])
-        .env("GITLAB_URL", &fake.url)
-        .env("GITLAB_TOKEN", fake_gitlab::TOKEN)
-        .output()
-        .unwrap();
+    let output = explain(&fake, &["acme/backend#30", "--now", &now().to_rfc3339()]);
     let text = String::from_utf8_lossy(&output.stdout);
     assert!(text.contains("status: withdrawn"), "{text}");
     assert!(
@@ -752,14 +758,7 @@ async fn an_acknowledgement_serve_wrote_holds_back_the_escalation_and_is_reporte
 async fn explain_tells_one_issue_s_story_under_every_policy() {
     let fake = FakeGitLab::start().await;
     seed(&fake.gitlab, now());
-    let dir = env!("CARGO_MANIFEST_DIR");
-    let output = Command::new(env!("CARGO_BIN_EXE_labelwarden"))
-        .args(["explain", "acme/backend#5", "--now", &now().to_rfc3339()])
-        .args(["--policies", &format!("{dir}/policies")])
-        .env("GITLAB_URL", &fake.url)
-        .env("GITLAB_TOKEN", fake_gitlab::TOKEN)
-        .output()
-        .unwrap();
+    let output = explain(&fake, &["acme/backend#5", "--now", &now().to_rfc3339()]);
     let text = String::from_utf8_lossy(&output.stdout);
     assert_eq!(
         output.status.code(),
@@ -786,13 +785,7 @@ async fn explain_tells_one_issue_s_story_under_every_policy() {
         assert!(text.contains(expected), "missing `{expected}` in\n{text}");
     }
 
-    let missing = Command::new(env!("CARGO_BIN_EXE_labelwarden"))
-        .args(["explain", "acme/backend#404"])
-        .args(["--policies", &format!("{dir}/policies")])
-        .env("GITLAB_URL", &fake.url)
-        .env("GITLAB_TOKEN", fake_gitlab::TOKEN)
-        .output()
-        .unwrap();
+    let missing = explain(&fake, &["acme/backend#404"]);
     assert_eq!(missing.status.code(), Some(2));
     assert!(
         String::from_utf8_lossy(&missing.stderr).contains("issue acme/backend#404 not found (404)")

@@ -42,47 +42,42 @@ pub(super) async fn follow_project(
         .bind(project_id as i64)
         .fetch_optional(&mut *tx)
         .await?;
-    let followed = match known {
-        None => {
-            sqlx::query("INSERT INTO projects (project_id, path, seen_at) VALUES ($1, $2, $3)")
-                .bind(project_id as i64)
-                .bind(path.0.as_str())
-                .bind(millis(seen_at))
-                .execute(&mut *tx)
-                .await?;
-            FollowedProject {
-                path: path.clone(),
-                renamed_from: None,
-            }
-        }
-        Some(row) => {
-            let known_path: String = row.try_get("path")?;
-            let known_at: i64 = row.try_get("seen_at")?;
-            if millis(seen_at) < known_at {
-                // An older delivery: the path the store knows is newer.
-                FollowedProject {
-                    path: ProjectPath(known_path),
-                    renamed_from: None,
-                }
-            } else {
-                let renamed = known_path != path.0;
-                if renamed {
-                    refuse_while_sending(&mut tx, &known_path, None, seen_at.max(Utc::now()))
-                        .await?;
-                    move_project_rows(&mut tx, &known_path, &path.0).await?;
-                }
-                sqlx::query("UPDATE projects SET path = $2, seen_at = $3 WHERE project_id = $1")
-                    .bind(project_id as i64)
-                    .bind(path.0.as_str())
-                    .bind(millis(seen_at))
-                    .execute(&mut *tx)
-                    .await?;
-                FollowedProject {
-                    path: path.clone(),
-                    renamed_from: renamed.then_some(ProjectPath(known_path)),
-                }
-            }
-        }
+    // What the store knows, unless this delivery is older than that.
+    let known = match known {
+        Some(row) => Some((
+            row.try_get::<String, _>("path")?,
+            row.try_get::<i64, _>("seen_at")?,
+        )),
+        None => None,
+    };
+    if let Some((known_path, known_at)) = &known
+        && millis(seen_at) < *known_at
+    {
+        // An older delivery: the path the store knows is newer.
+        return Ok(FollowedProject {
+            path: ProjectPath(known_path.clone()),
+            renamed_from: None,
+        });
+    }
+    let renamed_from = known
+        .map(|(known_path, _)| known_path)
+        .filter(|known_path| *known_path != path.0);
+    if let Some(known_path) = &renamed_from {
+        refuse_while_sending(&mut tx, known_path, None, seen_at.max(Utc::now())).await?;
+        move_project_rows(&mut tx, known_path, &path.0).await?;
+    }
+    sqlx::query(
+        "INSERT INTO projects (project_id, path, seen_at) VALUES ($1, $2, $3)
+         ON CONFLICT (project_id) DO UPDATE SET path = excluded.path, seen_at = excluded.seen_at",
+    )
+    .bind(project_id as i64)
+    .bind(path.0.as_str())
+    .bind(millis(seen_at))
+    .execute(&mut *tx)
+    .await?;
+    let followed = FollowedProject {
+        path: path.clone(),
+        renamed_from: renamed_from.map(ProjectPath),
     };
     tx.commit().await?;
     Ok(followed)
