@@ -118,6 +118,7 @@ fn commit(
         became_confidential: false,
         ids: Default::default(),
         carried: Vec::new(),
+        digests: Vec::new(),
     }
 }
 

@@ -21,7 +21,7 @@ use std::time::Duration;
 use chrono::Utc;
 use tokio_util::sync::CancellationToken;
 
-use super::{Context, identity, prepare};
+use super::{Context, adoption, identity, prepare};
 use crate::gitlab::webhook::IssueDelivery;
 use crate::issue::IssueRef;
 use crate::store::{Handled, IssueCommit, Store, StoreError};
@@ -226,6 +226,8 @@ async fn pass<S: Store>(context: &Context<S>) -> Result<bool, StoreError> {
     let issues: Vec<IssueRef> = work.iter().map(|(issue, _)| issue.clone()).collect();
     let loaded = context.store.load_issues(&issues).await?;
     let downtimes = context.downtimes();
+    // Storm windows still open: admissions go on counting in them.
+    let mut windows = adoption::Windows::new(context.store.open_digests(now).await?);
     let mut commits: Vec<IssueCommit> = Vec::with_capacity(work.len());
     let mut resolved = Vec::new();
     for ((issue, deliveries), mut loaded) in work.into_iter().zip(loaded) {
@@ -239,9 +241,14 @@ async fn pass<S: Store>(context: &Context<S>) -> Result<bool, StoreError> {
             .map(|(_, canonical)| canonical.clone());
         let span = tracing::info_span!("enforce", issue = %issue);
         let _entered = span.enter();
-        if let Some((commit, resolutions)) =
-            prepare(&context.policies, loaded, deliveries, &downtimes, now)
-        {
+        if let Some((commit, resolutions)) = prepare(
+            &context.policies,
+            loaded,
+            deliveries,
+            &downtimes,
+            &mut windows,
+            now,
+        ) {
             commits.push(commit);
             resolved.extend(resolutions);
         }
@@ -260,6 +267,10 @@ async fn pass<S: Store>(context: &Context<S>) -> Result<bool, StoreError> {
         let policy = fired.policy.0.clone();
         metrics::counter!("labelwarden_steps_fired_total", "policy" => policy.clone(), "step" => fired.notice.step_kind.clone())
             .increment(1);
+        if fired.notice.late_because == Some(crate::notify::Lateness::Adopted) {
+            metrics::counter!("labelwarden_steps_adopted_total", "policy" => policy.clone(), "step" => fired.notice.step_kind.clone())
+                .increment(1);
+        }
         if fired.notice.step_kind == "breach" {
             metrics::counter!("labelwarden_breaches_total", "policy" => policy).increment(1);
         }

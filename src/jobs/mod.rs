@@ -18,6 +18,7 @@
 //! warning is due, and the outbox sends it. A restart in between loses
 //! nothing: every step is in the store.
 
+pub mod adoption;
 pub mod enforcer;
 pub mod identity;
 pub mod outbox;
@@ -133,6 +134,7 @@ pub fn prepare(
     mut loaded: Loaded,
     deliveries: Vec<IssueDelivery>,
     downtimes: &[Downtime],
+    windows: &mut adoption::Windows,
     now: DateTime<Utc>,
 ) -> Option<(IssueCommit, Vec<Resolution>)> {
     let was_confidential = loaded.record.as_ref().map(|r| r.facts.confidential);
@@ -167,6 +169,7 @@ pub fn prepare(
             .iter()
             .any(|policy| clock::read(&issue, policy, now).cycle > 0)
     };
+    let mut digests = Vec::new();
     let (clocks, mut fired, resolved) = if just_opened {
         // GitLab moves an issue by creating the new one, then closing the
         // old one naming it: its hook may come second. A new issue is
@@ -188,7 +191,13 @@ pub fn prepare(
             thread_notices::gone(policies, &loaded.ledger, &loaded.statuses, view, now);
         (clocks, fired, Vec::new())
     } else {
-        let (clocks, fired, outcomes) = evaluate(&record, policies, &loaded, as_of(&record, now));
+        let (clocks, mut fired, outcomes) =
+            evaluate(&record, policies, &loaded, as_of(&record, now));
+        // Clocks learned of only well after they started are adopted.
+        let learned_at = received_at.unwrap_or(now);
+        digests = adoption::adopt(
+            policies, &loaded, &mut fired, learned_at, downtimes, windows, now,
+        );
         // Resolved now: stopped in this evaluation, live before it.
         let resolved = outcomes
             .into_iter()
@@ -242,7 +251,7 @@ pub fn prepare(
     // it knew in time and was behind with its work.
     for fired in &mut fired {
         let notice = &mut fired.notice;
-        if notice.late_by_ms.is_none() {
+        if notice.late_by_ms.is_none() || notice.late_because == Some(Lateness::Adopted) {
             continue;
         }
         let tolerance = crate::notify::late_tolerance(notice.sla.target());
@@ -259,6 +268,7 @@ pub fn prepare(
         became_confidential,
         ids: record.ids,
         carried,
+        digests,
         facts: record.facts,
         title: record.title,
         url: record.url,

@@ -18,6 +18,7 @@ use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
 
 use super::Context;
+use crate::notify::digest::DigestKey;
 use crate::notify::{Delivered, Notifier, NotifyError};
 use crate::store::{OutboxEntry, OutboxOutcome, SendResult, Store};
 
@@ -93,6 +94,8 @@ pub async fn run<S: Store, N: Notifier>(
                 async move {
                     let result = if entry.notice.step_kind == "redact" {
                         redact(context, notifier, &entry, retry).await
+                    } else if let Some(key) = DigestKey::from_outbox(&entry.key.issue, &entry.key.policy) {
+                        send_digest(context, notifier, &entry, &key, retry).await
                     } else {
                         send(notifier, &entry, retry).await
                     };
@@ -174,6 +177,53 @@ async fn redact<S: Store, N: Notifier>(
         .redact(&entry.notice, entry.thread.as_ref(), &earlier)
         .await;
     outcome(entry, retry, redacted)
+}
+
+/// Sends the next message of a digest, and records how far it got; more
+/// messages follow in the digest's thread at the channel's pace.
+async fn send_digest<S: Store, N: Notifier>(
+    context: &Context<S>,
+    notifier: &N,
+    entry: &OutboxEntry,
+    key: &DigestKey,
+    retry: RetryPolicy,
+) -> SendResult {
+    let temporary = |what: &str, e: crate::store::StoreError| NotifyError::Temporary {
+        message: format!("{what}: {e}"),
+        retry_after: None,
+    };
+    let digest = match context.store.digest(key).await {
+        Ok(Some(digest)) => digest,
+        Ok(None) => {
+            let missing = NotifyError::Permanent("the digest is not in the store".to_owned());
+            return outcome(entry, retry, Err(missing));
+        }
+        Err(e) => return outcome(entry, retry, Err(temporary("cannot read the digest", e))),
+    };
+    let sent = match notifier.send_digest(&digest, entry.thread.as_ref()).await {
+        Ok(sent) => sent,
+        Err(e) => return outcome(entry, retry, Err(e)),
+    };
+    if let Err(e) = context.store.record_digest(key, &sent.progress).await {
+        // Posted but not recorded: the next try may post it again.
+        tracing::error!(error = %e, "cannot record how far a digest got");
+        return outcome(entry, retry, Err(temporary("cannot record the digest", e)));
+    }
+    if sent.done {
+        return outcome(
+            entry,
+            retry,
+            Ok(Delivered {
+                thread: sent.thread,
+            }),
+        );
+    }
+    metrics::counter!("labelwarden_actions_sent_total", "policy" => entry.key.policy.0.clone())
+        .increment(1);
+    SendResult::Progress {
+        thread: sent.thread,
+        retry_at: Utc::now(),
+    }
 }
 
 /// Sends one notice and says what became of it.

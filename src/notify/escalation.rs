@@ -72,6 +72,14 @@ impl<S: Notifier> Notifier for Escalation<S> {
         self.slack.send_retaken(&slack_part(notice), thread).await
     }
 
+    async fn send_digest(
+        &self,
+        digest: &super::digest::Digest,
+        thread: Option<&Thread>,
+    ) -> Result<super::digest::DigestSent, NotifyError> {
+        self.slack.send_digest(digest, thread).await
+    }
+
     fn health(&self) -> Option<Arc<DestinationHealth>> {
         self.slack.health()
     }

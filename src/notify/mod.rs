@@ -10,6 +10,7 @@
 //! before Slack is configured: chosen explicitly, never a silent default.
 //! The Slack notifier lives in [`crate::slack`].
 
+pub mod digest;
 pub mod escalation;
 mod health;
 
@@ -47,6 +48,9 @@ pub enum Lateness {
     Learned,
     /// labelwarden was running and knew, but was behind with its work.
     Behind,
+    /// labelwarden learned of the clock only well after it started, and
+    /// adopted it: what it missed before is recorded, not sent.
+    Adopted,
 }
 
 /// One fired step, ready to send.
@@ -274,6 +278,10 @@ impl Notice {
                 " (sent {} late: labelwarden was behind)",
                 human(late)
             )),
+            (Some(_), Some(Lateness::Adopted)) => line.push_str(&format!(
+                " (labelwarden started tracking it now; its clock started {} ago)",
+                human(self.decided_at - self.sla.started_at.unwrap_or(self.due_at))
+            )),
             (Some(late), _) if self.step_kind == "start" => line.push_str(&format!(
                 " (labelwarden started tracking it now; its clock started {} ago)",
                 human(late)
@@ -363,9 +371,60 @@ pub trait Notifier: Send + Sync + 'static {
         async move { Ok(Delivered { thread }) }
     }
 
+    /// Sends the next message of `digest` (its summary, an update of it,
+    /// or the next part of its list), continuing `thread` once the
+    /// summary is out: one message a call, so that the channel's pace
+    /// applies to each. Notifiers that cannot post (logs) say it all at
+    /// once.
+    fn send_digest(
+        &self,
+        digest: &digest::Digest,
+        thread: Option<&Thread>,
+    ) -> impl Future<Output = Result<digest::DigestSent, NotifyError>> + Send {
+        let sent = log_digest(digest, thread);
+        async move { Ok(sent) }
+    }
+
     /// The destinations this notifier knows to be failing, for `/readyz`.
     fn health(&self) -> Option<Arc<DestinationHealth>> {
         None
+    }
+}
+
+/// Writes a digest to the log: its summary and a line per issue not
+/// written before (titles of confidential issues left out).
+fn log_digest(digest: &digest::Digest, thread: Option<&Thread>) -> digest::DigestSent {
+    let now = chrono::Utc::now();
+    let tally = digest.tally(now);
+    tracing::info!(
+        channel = %digest.key.channel,
+        policy = %digest.key.policy,
+        issues = tally.total,
+        past_deadline = tally.overdue,
+        running = tally.running,
+        paused = tally.paused,
+        "digest: labelwarden started tracking issues that were already open; their missed steps are recorded, not sent"
+    );
+    let mut progress = digest.progress;
+    let mut rest = digest.clone();
+    while let Some(part) = rest.next_part(now, usize::MAX) {
+        for item in &part.items {
+            let notice = &item.notice;
+            let title = if notice.confidential {
+                "(confidential)"
+            } else {
+                notice.title.as_str()
+            };
+            tracing::info!(issue = %notice.issue, status = %notice.status, title, "digest: {}", notice.url);
+        }
+        progress = part.after;
+        rest.progress = progress;
+    }
+    progress.summarised = digest.items.len() as u32;
+    digest::DigestSent {
+        thread: thread.cloned(),
+        progress,
+        done: true,
     }
 }
 

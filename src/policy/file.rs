@@ -107,6 +107,13 @@ pub struct ChannelEntry {
     /// `team` (responders) or `users` (user-facing wording, no internals).
     #[serde(default)]
     pub audience: Option<Located<String>>,
+    /// New threads this channel takes within `group_window` before the
+    /// rest are said together (default 5; 0: never group).
+    #[serde(default)]
+    pub group_after: Option<Located<u32>>,
+    /// How long a storm window lasts (default `1m`).
+    #[serde(default)]
+    pub group_window: Option<Located<ScalarText>>,
 }
 
 /// A `people` entry: a list of mentions, an on-call rotation, or (under
@@ -204,6 +211,17 @@ pub struct PolicyEntry {
     /// What responders do in an alert's Slack thread does on the issue.
     #[serde(default)]
     pub from_slack: Option<Located<FromSlackEntry>>,
+    /// A clock labelwarden learns of only well after it started (switched
+    /// on over a backlog, a new policy, a lost webhook): `digest` (default:
+    /// its missed steps are recorded as done and said in one digest per
+    /// channel), `individual` (one alert for it, saying so) or `silent`
+    /// (recorded only).
+    #[serde(default)]
+    pub adopt: Option<Located<String>>,
+    /// How long after its start a clock may be learned of and still be
+    /// announced step by step (default `15m`).
+    #[serde(default)]
+    pub adopt_grace: Option<Located<ScalarText>>,
 }
 
 /// The handbook's resolve and false-positive reactions, and thread replies,

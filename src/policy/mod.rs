@@ -95,6 +95,16 @@ pub struct Channel {
     /// A private channel may see confidential issues' titles and labels.
     pub private: bool,
     pub audience: Audience,
+    /// How many new threads (alerts, adoptions) the channel takes within
+    /// `group_window` before the rest are said together; 0 never groups.
+    pub group_after: u32,
+    pub group_window: TimeDelta,
+}
+
+impl Channel {
+    /// New threads a channel takes per window unless it says otherwise.
+    pub const GROUP_AFTER: u32 = 5;
+    pub const GROUP_WINDOW: TimeDelta = TimeDelta::minutes(1);
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -176,6 +186,38 @@ pub struct Policy {
     pub clock: ClockRule,
     pub steps: Vec<Step>,
     pub from_slack: FromSlack,
+    pub adoption: Adoption,
+}
+
+/// What happens to a clock labelwarden learns of only well after it
+/// started: its steps that came due before are adopted (recorded as done)
+/// instead of sent one by one.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Adoption {
+    pub mode: AdoptMode,
+    /// A clock learned of within this of its start is not adopted: its
+    /// steps are sent as usual, saying they are late.
+    pub grace: TimeDelta,
+}
+
+impl Default for Adoption {
+    fn default() -> Self {
+        Adoption {
+            mode: AdoptMode::Digest,
+            grace: TimeDelta::minutes(15),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AdoptMode {
+    /// Said in one digest per channel and policy, unless only a few are
+    /// adopted at once (the channel's `group_after`): those get an alert each.
+    Digest,
+    /// An alert each, saying labelwarden started tracking it.
+    Individual,
+    /// Recorded only.
+    Silent,
 }
 
 /// What the alert thread's reactions and replies do on the issue.

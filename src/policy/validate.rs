@@ -20,10 +20,10 @@ use super::file::{
     PolicyFile, RotationEntry, SlackEntry, StepEntry, StopEntry, TriggerEntry, TriggerKeyword,
 };
 use super::{
-    Anchor, Audience, Channel, ClockRule, Confidentiality, Destination, DuplicateRule, FromSlack,
-    GitLabStep, Mention, People, Policy, PolicyError, PolicyName, PolicySet, Role, Rotation,
-    Selector, SlackStep, SourceLocation, StartRule, Step, StopRule, TEXT_VARIABLES, Trigger,
-    duration,
+    AdoptMode, Adoption, Anchor, Audience, Channel, ClockRule, Confidentiality, Destination,
+    DuplicateRule, FromSlack, GitLabStep, Mention, People, Policy, PolicyError, PolicyName,
+    PolicySet, Role, Rotation, Selector, SlackStep, SourceLocation, StartRule, Step, StopRule,
+    TEXT_VARIABLES, Trigger, duration,
     pattern::Pattern,
     rotation::{HandOff, Override, local_instant},
 };
@@ -250,7 +250,9 @@ impl Checker {
                 )
             }
         };
+        let adoption = self.adoption(file, raw, &field);
         Some(Policy {
+            adoption: adoption?,
             name: PolicyName(name.to_owned()),
             description: raw.description.clone(),
             source: self.at(file, entry),
@@ -258,6 +260,45 @@ impl Checker {
             clock: clock?,
             steps,
             from_slack: from_slack?,
+        })
+    }
+
+    /// `adopt:` and `adopt_grace:`.
+    fn adoption(
+        &mut self,
+        file: &Arc<PathBuf>,
+        raw: &PolicyEntry,
+        field: &str,
+    ) -> Option<Adoption> {
+        let defaults = Adoption::default();
+        let mode = match &raw.adopt {
+            None => Some(defaults.mode),
+            Some(value) => self.check(
+                file,
+                value,
+                format!("{field}.adopt"),
+                match value.value.as_str() {
+                    "digest" => Ok(AdoptMode::Digest),
+                    "individual" => Ok(AdoptMode::Individual),
+                    "silent" => Ok(AdoptMode::Silent),
+                    other => Err(format!(
+                        "`{other}` is not `digest`, `individual` or `silent`"
+                    )),
+                },
+            ),
+        };
+        let grace = match &raw.adopt_grace {
+            None => Some(defaults.grace),
+            Some(value) => self.check(
+                file,
+                value,
+                format!("{field}.adopt_grace"),
+                duration::parse(&value.value.0),
+            ),
+        };
+        Some(Adoption {
+            mode: mode?,
+            grace: grace?,
         })
     }
 

@@ -421,6 +421,10 @@ impl Rendering<'_> {
                 ":warning: Sent {} late: labelwarden was behind with its work when this was due.",
                 human(late)
             ),
+            Some(Lateness::Adopted) => format!(
+                ":information_source: labelwarden started tracking this issue now; its clock started {} ago. What it missed before is recorded, not sent.",
+                human(notice.decided_at - notice.sla.started_at.unwrap_or(notice.due_at))
+            ),
             Some(Lateness::Learned) if notice.step_kind == "start" => format!(
                 ":information_source: labelwarden started tracking this issue now; its clock started {} ago.",
                 human(late)
@@ -444,7 +448,7 @@ impl Rendering<'_> {
 
 /// A duration as people read it (`6h`, `5h 12m`), to the nearest second:
 /// a warning decided a few milliseconds after `6h` was left says `6h`.
-fn human(delta: TimeDelta) -> String {
+pub(crate) fn human(delta: TimeDelta) -> String {
     let rounded = (delta.num_milliseconds() + 500).div_euclid(1_000);
     duration::human(TimeDelta::seconds(rounded))
 }
@@ -474,7 +478,7 @@ fn shorten(text: &str) -> String {
     cut
 }
 
-fn section(text: &str) -> Value {
+pub(crate) fn section(text: &str) -> Value {
     json!({ "type": "section", "text": { "type": "mrkdwn", "text": text } })
 }
 

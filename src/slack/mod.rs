@@ -21,6 +21,7 @@
 //! start a new one.
 
 pub mod api;
+mod digest;
 pub mod events;
 pub mod message;
 mod redact;
@@ -534,6 +535,14 @@ impl Notifier for SlackNotifier {
         Ok(Delivered {
             thread: thread.cloned(),
         })
+    }
+
+    async fn send_digest(
+        &self,
+        digest: &crate::notify::digest::Digest,
+        thread: Option<&Thread>,
+    ) -> Result<crate::notify::digest::DigestSent, NotifyError> {
+        self.digest_message(digest, thread).await
     }
 
     fn health(&self) -> Option<Arc<DestinationHealth>> {

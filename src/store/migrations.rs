@@ -300,4 +300,37 @@ pub const MIGRATIONS: &[Migration] = &[
         )",
         ],
     },
+    Migration {
+        version: 13,
+        name: "digests",
+        statements: &[
+            // A channel's storm window for one policy and kind, and how far
+            // its messages got.
+            "CREATE TABLE digests (
+            kind TEXT NOT NULL,
+            channel TEXT NOT NULL,
+            policy TEXT NOT NULL,
+            opened_at BIGINT NOT NULL,
+            closes_at BIGINT NOT NULL,
+            summarised BIGINT NOT NULL DEFAULT 0,
+            batch_from BIGINT NOT NULL DEFAULT 0,
+            batch_through BIGINT NOT NULL DEFAULT 0,
+            batch_posted BIGINT NOT NULL DEFAULT 0,
+            PRIMARY KEY (kind, channel, policy, opened_at)
+        )",
+            // The issues a window admitted, in order: with the notice the
+            // digest lists, or none for those that kept their own alert.
+            "CREATE TABLE digest_members (
+            kind TEXT NOT NULL,
+            channel TEXT NOT NULL,
+            policy TEXT NOT NULL,
+            opened_at BIGINT NOT NULL,
+            seq BIGINT NOT NULL,
+            project TEXT NOT NULL,
+            iid BIGINT NOT NULL,
+            notice TEXT,
+            PRIMARY KEY (kind, channel, policy, opened_at, seq)
+        )",
+        ],
+    },
 ];

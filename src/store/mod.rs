@@ -19,6 +19,7 @@ use chrono::{DateTime, Utc};
 
 use crate::engine::Firing;
 use crate::issue::{GitLabIds, IssueFacts, IssueRef, ProjectPath, TimedEvent};
+use crate::notify::digest::{Digest, DigestKey, DigestProgress};
 use crate::notify::{Notice, Thread};
 use crate::policy::PolicyName;
 
@@ -173,6 +174,30 @@ pub struct IssueCommit {
     /// Clock starts this issue, closed as a duplicate, carries to its
     /// canonical issue (which is looked at again at once).
     pub carried: Vec<Carried>,
+    /// Its clocks adopted in a channel's storm window.
+    pub digests: Vec<DigestEntry>,
+}
+
+/// A channel's storm window that is still open, as stored.
+#[derive(Debug, Clone, PartialEq)]
+pub struct OpenDigest {
+    pub key: DigestKey,
+    pub closes_at: DateTime<Utc>,
+    /// Issues admitted so far (with an alert of their own or listed).
+    pub members: u32,
+}
+
+/// An issue admitted into a channel's storm window by a commit.
+#[derive(Debug, Clone, PartialEq)]
+pub struct DigestEntry {
+    pub key: DigestKey,
+    pub closes_at: DateTime<Utc>,
+    /// Its place in the window, from 1.
+    pub seq: u32,
+    pub issue: IssueRef,
+    /// What the digest lists for it; `None` when it is one of the first
+    /// few, which keep an alert of their own.
+    pub notice: Option<Notice>,
 }
 
 /// An issue the store holds, with the GitLab ids that link it to another:
@@ -245,6 +270,12 @@ pub enum SendResult {
     Deferred { retry_at: DateTime<Utc> },
     /// Failed for good; kept, counted and shown, never retried.
     Failed { error: String },
+    /// One message of several went out (a digest and its list): the rest
+    /// follow from `retry_at`, in `thread`, without counting an attempt.
+    Progress {
+        thread: Option<Thread>,
+        retry_at: DateTime<Utc>,
+    },
 }
 
 /// The clock cycle an alert thread labelwarden started is about.
@@ -549,4 +580,24 @@ pub trait Store: Send + Sync + 'static {
         &self,
         now: DateTime<Utc>,
     ) -> impl Future<Output = Result<StoreStats, StoreError>> + Send;
+
+    /// The storm windows still open at `now`, with how many issues each
+    /// admitted: what the enforcer goes on counting from.
+    fn open_digests(
+        &self,
+        now: DateTime<Utc>,
+    ) -> impl Future<Output = Result<Vec<OpenDigest>, StoreError>> + Send;
+
+    /// A digest with every item it lists, and how far its messages got.
+    fn digest(
+        &self,
+        key: &DigestKey,
+    ) -> impl Future<Output = Result<Option<Digest>, StoreError>> + Send;
+
+    /// Records how far a digest's messages got.
+    fn record_digest(
+        &self,
+        key: &DigestKey,
+        progress: &DigestProgress,
+    ) -> impl Future<Output = Result<(), StoreError>> + Send;
 }

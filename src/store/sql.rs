@@ -9,10 +9,12 @@
 //! arrive (`intake`), issues, clocks and what an evaluation commits
 //! (`issues`), the outbox and its threads (`outbox`), Slack events and
 //! acknowledgements (`slack`), projects and issues followed to new paths
-//! (`identity`), confidentiality changes (`confidential`) and the
-//! enforcer's heartbeat and downtimes (`downtime`). Leases are here.
+//! (`identity`), confidentiality changes (`confidential`), the
+//! enforcer's heartbeat and downtimes (`downtime`), and storm windows
+//! with their digests (`digests`). Leases are here.
 
 mod confidential;
+mod digests;
 mod downtime;
 mod identity;
 mod intake;
@@ -30,8 +32,8 @@ use super::migrations::{
 };
 use super::{
     Acknowledged, AlertThread, CommitOutcome, Delivery, Downtime, FollowedProject, Handled,
-    IssueCommit, IssueLink, IssueRecord, Loaded, OutboxEntry, OutboxKey, OutboxOutcome, Recorded,
-    SlackEventOutcome, Store, StoreError, StoreStats, StoredSlackEvent, Withdrawal,
+    IssueCommit, IssueLink, IssueRecord, Loaded, OpenDigest, OutboxEntry, OutboxKey, OutboxOutcome,
+    Recorded, SlackEventOutcome, Store, StoreError, StoreStats, StoredSlackEvent, Withdrawal,
 };
 use crate::engine::Firing;
 use crate::issue::{Event, GitLabIds, IssueFacts, IssueIid, IssueRef, ProjectPath, TimedEvent};
@@ -340,6 +342,25 @@ impl Store for SqlStore {
         handled: &[Handled],
     ) -> Result<CommitOutcome, StoreError> {
         issues::commit(self, commits, handled).await
+    }
+
+    async fn open_digests(&self, now: DateTime<Utc>) -> Result<Vec<OpenDigest>, StoreError> {
+        digests::open_digests(self, now).await
+    }
+
+    async fn digest(
+        &self,
+        key: &crate::notify::digest::DigestKey,
+    ) -> Result<Option<crate::notify::digest::Digest>, StoreError> {
+        digests::digest(self, key).await
+    }
+
+    async fn record_digest(
+        &self,
+        key: &crate::notify::digest::DigestKey,
+        progress: &crate::notify::digest::DigestProgress,
+    ) -> Result<(), StoreError> {
+        digests::record_digest(self, key, progress).await
     }
 
     async fn due_issues(

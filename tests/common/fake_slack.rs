@@ -84,6 +84,11 @@ struct Inner {
     /// Incoming webhook paths (`/services/T…/B…/secret`) and the channel id
     /// each posts to.
     webhooks: HashMap<String, String>,
+    /// Slack's per-channel pace, when kept: posts a channel takes within a
+    /// second before it answers 429.
+    burst: Option<usize>,
+    /// Recent posts per channel id, for the pace.
+    posted: HashMap<String, Vec<Instant>>,
 }
 
 #[derive(Clone, Default)]
@@ -138,6 +143,13 @@ impl FakeSlack {
         let mut inner = self.lock();
         inner.rate_limited_calls = calls;
         inner.retry_after_seconds = seconds;
+    }
+
+    /// Keeps Slack's pace for posting: about one message a second per
+    /// channel, `burst` at once; a post beyond it answers 429 with
+    /// `Retry-After: 1`, as Slack does.
+    pub fn pace(&self, burst: usize) {
+        self.lock().burst = Some(burst);
     }
 
     /// Posts to `channel` (as given, `#name` or id) are refused with `error`.
@@ -364,6 +376,17 @@ fn answer(
                 return Answer::Refused("no_text".into());
             }
             let channel = channel_id(&channel);
+            if let Some(burst) = inner.burst {
+                let recent = inner.posted.entry(channel.clone()).or_default();
+                recent.retain(|at| now.duration_since(*at) < Duration::from_secs(1));
+                if recent.len() >= burst {
+                    return Answer::Status(
+                        StatusCode::TOO_MANY_REQUESTS,
+                        vec![(header::RETRY_AFTER, "1".to_owned())],
+                    );
+                }
+                recent.push(now);
+            }
             let thread_ts = text("thread_ts");
             if let Some(parent) = &thread_ts
                 && !inner

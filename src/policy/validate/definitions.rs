@@ -61,11 +61,35 @@ impl Checker {
                 },
             ),
         };
+        let group_after = channel
+            .group_after
+            .as_ref()
+            .map_or(Channel::GROUP_AFTER, |n| n.value);
+        let group_window = match &channel.group_window {
+            None => Some(Channel::GROUP_WINDOW),
+            Some(value) => self.check(
+                file,
+                value,
+                format!("{field}.group_window"),
+                duration::parse(&value.value.0).and_then(|window| {
+                    if window > TimeDelta::hours(1) {
+                        Err(
+                            "is longer than 1h: a storm is said within the hour it happens"
+                                .to_owned(),
+                        )
+                    } else {
+                        Ok(window)
+                    }
+                }),
+            ),
+        };
         Some(Channel {
             name: name.to_owned(),
             destination: destination?,
             private: channel.private,
             audience: audience?,
+            group_after,
+            group_window: group_window?,
         })
     }
 

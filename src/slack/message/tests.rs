@@ -79,6 +79,8 @@ fn channel(private: bool, audience: Audience) -> Channel {
         destination: Destination::SlackChannel("#alerts".into()),
         private,
         audience,
+        group_after: Channel::GROUP_AFTER,
+        group_window: Channel::GROUP_WINDOW,
     }
 }
 

@@ -129,6 +129,10 @@ pub(super) async fn commit(
     for carried in commits.iter().flat_map(|c| &c.carried) {
         identity::carry_start(&mut tx, carried, Utc::now()).await?;
     }
+    let admitted: Vec<_> = commits.iter().flat_map(|c| &c.digests).collect();
+    if let Some(now) = commits.iter().map(|c| c.now).max() {
+        digests::write(&mut tx, &admitted, now).await?;
+    }
     for delivery in handled {
         if let Some(error) = &delivery.rejected {
             sqlx::query(
@@ -413,9 +417,11 @@ async fn write_commits(
             ));
         }
     }
-    // A firing another evaluation already recorded has its notice in the outbox.
+    // A firing another evaluation already recorded has its notice in the
+    // outbox; an adopted one with nothing left to do has none.
     let notices = fired
         .iter()
+        .filter(|(_, _, _, fired)| fired.notice.slack.is_some() || fired.notice.gitlab.is_some())
         .filter(|((project, iid), _, _, fired)| {
             let firing = &fired.notice.firing;
             new_firings.contains(&(

@@ -109,6 +109,7 @@ pub(super) async fn record_outbox(
                 }
                 SendResult::Deferred { retry_at } => (None, None, Some(millis(*retry_at)), 0),
                 SendResult::Failed { error } => (None, Some(error.as_str()), None, 1),
+                SendResult::Progress { retry_at, .. } => (None, None, Some(millis(*retry_at)), 0),
             };
             let key = &outcome.key;
             query = bind_firing(
@@ -132,6 +133,10 @@ pub(super) async fn record_outbox(
                 at,
                 thread: Some(thread),
             } => Some((&outcome.key, thread, millis(*at))),
+            SendResult::Progress {
+                retry_at,
+                thread: Some(thread),
+            } => Some((&outcome.key, thread, millis(*retry_at))),
             _ => None,
         })
         .collect();

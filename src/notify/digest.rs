@@ -1,0 +1,432 @@
+//! Digests: one message about many issues, for the day many move at once.
+//!
+//! When labelwarden learns of clocks only well after they started
+//! (switched on over a backlog, a new policy matching old issues), the
+//! steps those clocks missed are adopted (recorded as done) and said once,
+//! in a digest per channel and policy: a summary message and, when the
+//! list is long, the list in its thread, most urgent first, every issue
+//! with its link. A digest is a storm window of one channel: the first
+//! `group_after` issues of the window keep an alert each, the rest join
+//! the digest, which the outbox posts once the window settles and updates
+//! in place as more join.
+//!
+//! This module holds what renderers share (pure): the digest as the outbox
+//! hands it over, its counts, and the order of its list.
+
+use chrono::{DateTime, TimeDelta, Utc};
+
+use super::{Notice, SlaFacts};
+use crate::engine::Firing;
+use crate::issue::{IssueIid, IssueRef, ProjectPath};
+use crate::policy::{PolicyName, SlackStep, StepId};
+
+/// What a digest is about.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum DigestKind {
+    /// Clocks labelwarden started tracking well after they started.
+    Adopted,
+}
+
+impl DigestKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            DigestKind::Adopted => "adopted",
+        }
+    }
+
+    pub fn parse(text: &str) -> Option<Self> {
+        match text {
+            "adopted" => Some(DigestKind::Adopted),
+            _ => None,
+        }
+    }
+}
+
+/// One digest: a channel's storm window for one policy and kind.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct DigestKey {
+    pub kind: DigestKind,
+    pub channel: String,
+    pub policy: PolicyName,
+    /// When the window opened (to the millisecond, as stored).
+    pub opened_at: DateTime<Utc>,
+}
+
+/// The outbox keeps a digest's messages under this project prefix: no
+/// GitLab path starts with `labelwarden:`.
+const OUTBOX_PREFIX: &str = "labelwarden:digest:";
+/// The step a digest's outbox rows carry.
+pub const DIGEST_STEP: &str = "digest";
+
+impl DigestKey {
+    /// The name the outbox keeps this digest's messages under, in order:
+    /// `labelwarden:digest:adopted:alerts#<opened_at ms>`.
+    pub fn outbox_issue(&self) -> IssueRef {
+        IssueRef {
+            project: ProjectPath(format!(
+                "{OUTBOX_PREFIX}{}:{}",
+                self.kind.as_str(),
+                self.channel
+            )),
+            iid: IssueIid(self.opened_at.timestamp_millis().max(0) as u64),
+        }
+    }
+
+    /// The digest an outbox row is a message of, if it is one.
+    pub fn from_outbox(issue: &IssueRef, policy: &PolicyName) -> Option<Self> {
+        let rest = issue.project.0.strip_prefix(OUTBOX_PREFIX)?;
+        let (kind, channel) = rest.split_once(':')?;
+        Some(DigestKey {
+            kind: DigestKind::parse(kind)?,
+            channel: channel.to_owned(),
+            policy: policy.clone(),
+            opened_at: DateTime::from_timestamp_millis(issue.iid.0 as i64)?,
+        })
+    }
+
+    /// The outbox row that sends (part of) this digest: it names the
+    /// channel, so that the channel's pace and health apply.
+    pub fn outbox_notice(&self, occurrence: u32, now: DateTime<Utc>) -> Notice {
+        Notice {
+            issue: self.outbox_issue(),
+            title: String::new(),
+            url: String::new(),
+            confidential: false,
+            labels: Vec::new(),
+            assignees: Vec::new(),
+            policy: self.policy.clone(),
+            firing: Firing {
+                step: StepId(DIGEST_STEP.to_owned()),
+                cycle: 1,
+                occurrence,
+            },
+            step_kind: DIGEST_STEP.to_owned(),
+            due_at: now,
+            decided_at: now,
+            late_by_ms: None,
+            late_because: None,
+            status: String::new(),
+            deadline: None,
+            sla: SlaFacts::default(),
+            slack: Some(SlackStep {
+                channel: self.channel.clone(),
+                mentions: Vec::new(),
+                broadcast: false,
+                post: true,
+                react: None,
+                text: None,
+            }),
+            gitlab: None,
+        }
+    }
+}
+
+/// One issue in a digest: its place in the window and the notice of its
+/// latest adopted step (the clock's facts when it was adopted).
+#[derive(Debug, Clone, PartialEq)]
+pub struct DigestItem {
+    pub seq: u32,
+    pub notice: Notice,
+}
+
+/// A digest as the outbox hands it to a notifier: every item, and how far
+/// earlier messages got.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Digest {
+    pub key: DigestKey,
+    /// In the order they joined.
+    pub items: Vec<DigestItem>,
+    pub progress: DigestProgress,
+}
+
+/// How far a digest's messages got. The list goes out in batches: a batch
+/// is the items that joined in `(batch_from, batch_through]`, most urgent
+/// first, posted in parts; when one is done, the items that joined since
+/// make the next.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct DigestProgress {
+    /// How many items the summary that is out counts; 0 before it is posted.
+    pub summarised: u32,
+    pub batch_from: u32,
+    pub batch_through: u32,
+    /// How many of the batch's items are posted.
+    pub batch_posted: u32,
+}
+
+/// What one send of a digest did: notifiers send one message per call
+/// (the channel's pace applies to each), and say whether more follow.
+#[derive(Debug, Clone, PartialEq)]
+pub struct DigestSent {
+    /// The summary message, whose thread holds the list.
+    pub thread: Option<super::Thread>,
+    pub progress: DigestProgress,
+    /// Nothing is left to post or update.
+    pub done: bool,
+}
+
+/// The next part of a digest's list to post, and the progress once it is.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ListPart<'a> {
+    pub items: Vec<&'a DigestItem>,
+    /// Where this part starts in its batch (0 for the first), and the
+    /// batch's size: "issues 101–200 of 295".
+    pub offset: usize,
+    pub batch_size: usize,
+    pub after: DigestProgress,
+}
+
+/// Where an adopted clock stood, as of `now`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Standing {
+    /// Past its deadline by this much (the most overdue is the most urgent).
+    Overdue(std::cmp::Reverse<TimeDelta>),
+    /// Running, with this much left.
+    Running(TimeDelta),
+    /// Paused, with this much left when it resumes.
+    Paused(TimeDelta),
+}
+
+impl Standing {
+    /// Where `notice`'s clock stands at `now`: its facts, counted on since
+    /// they were taken.
+    pub fn of(notice: &Notice, now: DateTime<Utc>) -> Self {
+        let sla = &notice.sla;
+        if let Some(overdue) = sla.overdue_at(notice.decided_at, now) {
+            return Standing::Overdue(std::cmp::Reverse(overdue));
+        }
+        let left = sla.remaining_at(notice.decided_at, now).unwrap_or_default();
+        if sla.kind == "paused" {
+            Standing::Paused(left)
+        } else {
+            Standing::Running(left)
+        }
+    }
+}
+
+/// The figures a digest's summary gives.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Tally<'a> {
+    pub total: usize,
+    pub overdue: usize,
+    /// The most overdue, and by how much.
+    pub oldest_overdue: Option<(TimeDelta, &'a Notice)>,
+    pub running: usize,
+    /// The running clock whose deadline comes first, and how soon.
+    pub next_deadline: Option<(TimeDelta, &'a Notice)>,
+    pub paused: usize,
+}
+
+impl Digest {
+    /// The items, most urgent first: the most overdue, then running
+    /// clocks by time left, then paused ones; ties in the order they joined.
+    pub fn by_urgency(&self, now: DateTime<Utc>) -> Vec<&DigestItem> {
+        let mut items: Vec<(&DigestItem, Standing)> = self
+            .items
+            .iter()
+            .map(|item| (item, Standing::of(&item.notice, now)))
+            .collect();
+        items.sort_by_key(|(item, standing)| (*standing, item.seq));
+        items.into_iter().map(|(item, _)| item).collect()
+    }
+
+    /// The summary's figures, as of `now`.
+    pub fn tally(&self, now: DateTime<Utc>) -> Tally<'_> {
+        let mut tally = Tally {
+            total: self.items.len(),
+            overdue: 0,
+            oldest_overdue: None,
+            running: 0,
+            next_deadline: None,
+            paused: 0,
+        };
+        for item in &self.items {
+            match Standing::of(&item.notice, now) {
+                Standing::Overdue(std::cmp::Reverse(by)) => {
+                    tally.overdue += 1;
+                    if tally.oldest_overdue.is_none_or(|(most, _)| by > most) {
+                        tally.oldest_overdue = Some((by, &item.notice));
+                    }
+                }
+                Standing::Running(left) => {
+                    tally.running += 1;
+                    if tally
+                        .next_deadline
+                        .is_none_or(|(soonest, _)| left < soonest)
+                    {
+                        tally.next_deadline = Some((left, &item.notice));
+                    }
+                }
+                Standing::Paused(_) => tally.paused += 1,
+            }
+        }
+        tally
+    }
+
+    /// The last item's place, 0 for an empty digest.
+    pub fn last_seq(&self) -> u32 {
+        self.items.iter().map(|item| item.seq).max().unwrap_or(0)
+    }
+
+    /// The next part of the list, at most `most` items, if anything is
+    /// left to list.
+    pub fn next_part(&self, now: DateTime<Utc>, most: usize) -> Option<ListPart<'_>> {
+        let mut progress = self.progress;
+        let batch = |from: u32, through: u32| -> Vec<&DigestItem> {
+            self.by_urgency(now)
+                .into_iter()
+                .filter(|item| item.seq > from && item.seq <= through)
+                .collect()
+        };
+        let mut items = batch(progress.batch_from, progress.batch_through);
+        if progress.batch_posted as usize >= items.len() {
+            // That batch is out: everything that joined since is the next.
+            progress = DigestProgress {
+                batch_from: progress.batch_through,
+                batch_through: self.last_seq(),
+                batch_posted: 0,
+                ..progress
+            };
+            items = batch(progress.batch_from, progress.batch_through);
+        }
+        let offset = progress.batch_posted as usize;
+        if offset >= items.len() {
+            return None;
+        }
+        let batch_size = items.len();
+        let part: Vec<&DigestItem> = items.into_iter().skip(offset).take(most.max(1)).collect();
+        progress.batch_posted += part.len() as u32;
+        Some(ListPart {
+            items: part,
+            offset,
+            batch_size,
+            after: progress,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::test_support::t;
+
+    fn key() -> DigestKey {
+        DigestKey {
+            kind: DigestKind::Adopted,
+            channel: "alerts".into(),
+            policy: PolicyName("critical".into()),
+            opened_at: t(0),
+        }
+    }
+
+    fn item(
+        seq: u32,
+        kind: &str,
+        remaining_min: Option<i64>,
+        overdue_min: Option<i64>,
+    ) -> DigestItem {
+        let mut notice = key().outbox_notice(1, t(0));
+        notice.issue = IssueRef {
+            project: ProjectPath("acme/app".into()),
+            iid: IssueIid(u64::from(seq)),
+        };
+        notice.sla = SlaFacts {
+            kind: kind.into(),
+            target_ms: 24 * 3_600_000,
+            remaining_ms: remaining_min.map(|m| m * 60_000),
+            overdue_ms: overdue_min.map(|m| m * 60_000),
+            ..SlaFacts::default()
+        };
+        DigestItem { seq, notice }
+    }
+
+    #[test]
+    fn the_list_runs_from_the_most_overdue_to_the_latest_deadline_then_paused() {
+        let digest = Digest {
+            key: key(),
+            progress: DigestProgress::default(),
+            items: vec![
+                item(1, "running", Some(120), None),
+                item(2, "breached", None, Some(60)),
+                item(3, "paused", Some(30), None),
+                item(4, "breached", None, Some(4_000)),
+                item(5, "running", Some(10), None),
+            ],
+        };
+        let order: Vec<u32> = digest.by_urgency(t(0)).iter().map(|i| i.seq).collect();
+        assert_eq!(order, [4, 2, 5, 1, 3]);
+        let tally = digest.tally(t(0));
+        assert_eq!(
+            (tally.total, tally.overdue, tally.running, tally.paused),
+            (5, 2, 2, 1)
+        );
+        assert_eq!(
+            tally.oldest_overdue.map(|(by, n)| (by, n.issue.iid.0)),
+            Some((TimeDelta::minutes(4_000), 4))
+        );
+        assert_eq!(
+            tally.next_deadline.map(|(left, n)| (left, n.issue.iid.0)),
+            Some((TimeDelta::minutes(10), 5))
+        );
+    }
+
+    #[test]
+    fn the_list_goes_out_in_parts_and_what_joins_later_makes_the_next_batch() {
+        let mut digest = Digest {
+            key: key(),
+            progress: DigestProgress::default(),
+            items: (1..=5)
+                .map(|seq| item(seq, "running", Some(i64::from(10 - seq)), None))
+                .collect(),
+        };
+        let first = digest.next_part(t(0), 2).map(|p| {
+            (
+                p.items.iter().map(|i| i.seq).collect::<Vec<_>>(),
+                p.offset,
+                p.batch_size,
+                p.after,
+            )
+        });
+        let expected = DigestProgress {
+            summarised: 0,
+            batch_from: 0,
+            batch_through: 5,
+            batch_posted: 2,
+        };
+        assert_eq!(
+            first,
+            Some((vec![5, 4], 0, 5, expected)),
+            "most urgent first"
+        );
+        digest.progress = expected;
+        // One more joins while the batch is being listed: it waits for the next.
+        digest.items.push(item(6, "breached", None, Some(60)));
+        let mut parts = Vec::new();
+        while let Some(part) = digest.next_part(t(0), 2) {
+            parts.push(part.items.iter().map(|i| i.seq).collect::<Vec<_>>());
+            digest.progress = part.after;
+        }
+        assert_eq!(parts, [vec![3, 2], vec![1], vec![6]]);
+        assert_eq!(digest.progress.batch_from, 5);
+        assert_eq!(digest.progress.batch_through, 6);
+    }
+
+    #[test]
+    fn a_digest_s_outbox_name_reads_back_and_no_issue_reads_as_a_digest() {
+        let key = DigestKey {
+            kind: DigestKind::Adopted,
+            channel: "alerts:eu".into(),
+            policy: PolicyName("critical".into()),
+            opened_at: t(90),
+        };
+        let issue = key.outbox_issue();
+        assert_eq!(DigestKey::from_outbox(&issue, &key.policy), Some(key));
+        let real = IssueRef {
+            project: ProjectPath("labelwarden/digest".into()),
+            iid: IssueIid(3),
+        };
+        assert_eq!(
+            DigestKey::from_outbox(&real, &PolicyName("critical".into())),
+            None
+        );
+    }
+}

@@ -1,0 +1,468 @@
+//! Digests in Slack: a summary message in the channel, then the list in
+//! its thread (standalone messages for an incoming webhook, which has no
+//! threads), most urgent first, every issue linked. One message per call,
+//! so the channel's pace applies to each; the summary is updated in place
+//! (`chat.update`) when more issues join after it went out.
+//!
+//! The rendering is pure; [`SlackNotifier::digest_message`] sends.
+
+use chrono::{DateTime, Utc};
+use serde_json::Value;
+
+use super::api::WebApi;
+use super::message::{CONFIDENTIAL_TITLE, Message, escape, human, section, slack_date};
+use super::{SlackError, SlackNotifier};
+use crate::notify::digest::{Digest, DigestItem, DigestProgress, DigestSent, ListPart, Standing};
+use crate::notify::{Notice, NotifyError, Thread};
+use crate::policy::{Channel, Destination, Mention, People};
+
+/// Issues one list message holds at most.
+pub const LIST_PER_MESSAGE: usize = 100;
+/// Slack cuts a section's text at 3 000 characters.
+const SECTION_CHARS: usize = 2_900;
+/// A title in a list line is cut to this many characters.
+const LIST_TITLE_CHARS: usize = 120;
+
+/// `<url|acme/app#12>`.
+fn link(notice: &Notice) -> String {
+    format!("<{}|{}>", notice.url, escape(&notice.issue.to_string()))
+}
+
+/// The digest's summary: what labelwarden started tracking, the figures,
+/// what happens next, and who the policy tags (once).
+pub fn summary(digest: &Digest, channel: &Channel, people: &People, now: DateTime<Utc>) -> Message {
+    let tally = digest.tally(now);
+    let policy = escape(&digest.key.policy.0);
+    let issues = |n: usize| {
+        if n == 1 {
+            "1 issue".to_owned()
+        } else {
+            format!("{n} issues")
+        }
+    };
+    let mut figures = Vec::new();
+    if tally.overdue > 0 {
+        let mut part = format!("*{} past their deadline*", tally.overdue);
+        if let Some((by, notice)) = tally.oldest_overdue {
+            part.push_str(&format!(
+                ", the oldest {} over ({})",
+                human(by),
+                link(notice)
+            ));
+        }
+        figures.push(part);
+    }
+    if tally.running > 0 {
+        let mut part = format!("{} running", tally.running);
+        if let Some((left, notice)) = tally.next_deadline {
+            part.push_str(&format!(
+                ", the next deadline in {} ({})",
+                human(left),
+                link(notice)
+            ));
+        }
+        figures.push(part);
+    }
+    if tally.paused > 0 {
+        figures.push(format!("{} paused", tally.paused));
+    }
+    let headline = format!(
+        ":inbox_tray: labelwarden started tracking {} under `{policy}` that were already open: {}.",
+        issues(tally.total),
+        figures.join("; ")
+    );
+    let what_next = match channel.destination {
+        Destination::SlackChannel(_) => {
+            "Steps they missed before are recorded as done, not sent one by one; what falls due from now on is sent as usual. The list, most urgent first, is in this thread."
+        }
+        Destination::IncomingWebhook { .. } => {
+            "Steps they missed before are recorded as done, not sent one by one; what falls due from now on is sent as usual. The list, most urgent first, follows."
+        }
+    };
+    let mut blocks = vec![section(&headline), section(what_next)];
+    let mut text = format!(
+        "labelwarden started tracking {} under {} that were already open",
+        issues(tally.total),
+        digest.key.policy
+    );
+    if let Some(tags) = tags(digest, people, now) {
+        blocks.push(section(&format!("*Tagged:* {tags}")));
+        text.push_str(&format!(" {tags}"));
+    }
+    Message { text, blocks }
+}
+
+/// The people the policy's step tags, once: its groups and who is on
+/// call. Assignees are named in the list instead, not tagged by the
+/// hundred.
+fn tags(digest: &Digest, people: &People, now: DateTime<Utc>) -> Option<String> {
+    let step = digest
+        .items
+        .iter()
+        .find_map(|item| item.notice.slack.as_ref())?;
+    let mut tags: Vec<String> = Vec::new();
+    for mention in &step.mentions {
+        match mention {
+            Mention::Group(group) => {
+                tags.extend(people.groups.get(group).into_iter().flatten().cloned())
+            }
+            Mention::OnCall { rotation, role } => {
+                if let Some(rotation) = people.rotations.get(rotation) {
+                    let username = rotation.on_call(*role, now);
+                    tags.push(match people.gitlab_users.get(username) {
+                        Some(id) => format!("<@{id}>"),
+                        None => format!("@{}", escape(username)),
+                    });
+                }
+            }
+            Mention::Assignees => {}
+        }
+    }
+    let mut seen = std::collections::HashSet::new();
+    tags.retain(|tag| seen.insert(tag.clone()));
+    (!tags.is_empty()).then(|| tags.join(" "))
+}
+
+/// One issue's line: where its clock stands, its title (unless the channel
+/// may not see it) and its assignees.
+fn line(item: &DigestItem, channel: &Channel, now: DateTime<Utc>) -> String {
+    let notice = &item.notice;
+    let (emoji, standing) = match Standing::of(notice, now) {
+        Standing::Overdue(std::cmp::Reverse(by)) => {
+            (":red_circle:", format!("{} past its deadline", human(by)))
+        }
+        Standing::Running(left) => (
+            ":large_orange_circle:",
+            match notice.deadline {
+                Some(deadline) => {
+                    format!("{} left, deadline {}", human(left), slack_date(deadline))
+                }
+                None => format!("{} left", human(left)),
+            },
+        ),
+        Standing::Paused(left) => (
+            ":double_vertical_bar:",
+            format!("{} left, clock paused", human(left)),
+        ),
+    };
+    let title = if notice.confidential && !channel.private {
+        CONFIDENTIAL_TITLE.to_owned()
+    } else {
+        let mut title: String = notice.title.chars().take(LIST_TITLE_CHARS).collect();
+        if title.len() < notice.title.len() {
+            title.push('…');
+        }
+        escape(&title)
+    };
+    let assignees = if notice.assignees.is_empty() {
+        "nobody assigned".to_owned()
+    } else {
+        notice
+            .assignees
+            .iter()
+            .map(|username| format!("@{}", escape(username)))
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
+    format!("{emoji} {} {title}: {standing} ({assignees})", link(notice))
+}
+
+/// One part of the list: its lines in sections Slack accepts.
+pub fn list(
+    digest: &Digest,
+    part: &ListPart<'_>,
+    channel: &Channel,
+    now: DateTime<Utc>,
+) -> Message {
+    let first = part.offset + 1;
+    let last = part.offset + part.items.len();
+    let heading = format!(
+        "*Issues {first}–{last} of {}* (most urgent first):",
+        part.batch_size
+    );
+    let mut blocks: Vec<Value> = vec![section(&heading)];
+    let mut current = String::new();
+    for item in &part.items {
+        let line = line(item, channel, now);
+        if !current.is_empty() && current.len() + line.len() + 1 > SECTION_CHARS {
+            blocks.push(section(&current));
+            current.clear();
+        }
+        if !current.is_empty() {
+            current.push('\n');
+        }
+        current.push_str(&line);
+    }
+    if !current.is_empty() {
+        blocks.push(section(&current));
+    }
+    let text = format!(
+        "{} issues {first}–{last} of {}",
+        digest.key.policy, part.batch_size
+    );
+    Message { text, blocks }
+}
+
+impl SlackNotifier {
+    /// Sends the next message of `digest`: the summary first; then, in its
+    /// thread, an update of the summary if more joined and the next part
+    /// of the list.
+    pub(super) async fn digest_message(
+        &self,
+        digest: &Digest,
+        thread: Option<&Thread>,
+    ) -> Result<DigestSent, NotifyError> {
+        let name = &digest.key.channel;
+        let Some(channel) = self.policies.channels.get(name) else {
+            return Err(NotifyError::Permanent(format!(
+                "channel `{name}` is no longer defined in the policy files"
+            )));
+        };
+        self.wait_for_turn(name)?;
+        let now = Utc::now();
+        let total = digest.items.len() as u32;
+        let mut progress = digest.progress;
+        let sent = async {
+            if progress.summarised == 0 {
+                let message = summary(digest, channel, &self.policies.people, now);
+                let key = message_key(digest, "summary");
+                let thread = self.post_digest(channel, &message, None, &key).await?;
+                progress.summarised = total;
+                let done = digest.next_part(now, LIST_PER_MESSAGE).is_none();
+                return Ok(DigestSent {
+                    thread,
+                    progress,
+                    done,
+                });
+            }
+            if progress.summarised < total
+                && let (Some(at), Some(api)) = (thread, &self.api)
+            {
+                // Safe to repeat; its own (more generous) Slack limit.
+                let message = summary(digest, channel, &self.policies.people, now);
+                match api.update(at, &message).await {
+                    Err(e) if e.parent_gone() => {}
+                    other => other?,
+                }
+                progress.summarised = total;
+            }
+            let Some(part) = digest.next_part(now, LIST_PER_MESSAGE) else {
+                return Ok(DigestSent {
+                    thread: thread.cloned(),
+                    progress,
+                    done: true,
+                });
+            };
+            let message = list(digest, &part, channel, now);
+            let key = message_key(
+                digest,
+                &format!("list:{}:{}", part.after.batch_through, part.offset),
+            );
+            let posted = self.post_digest(channel, &message, thread, &key).await?;
+            progress = DigestProgress {
+                summarised: progress.summarised,
+                ..part.after
+            };
+            let rest = Digest {
+                progress,
+                ..digest.clone()
+            };
+            let done = rest.next_part(now, LIST_PER_MESSAGE).is_none();
+            Ok(DigestSent {
+                thread: thread.cloned().or(posted),
+                progress,
+                done,
+            })
+        };
+        match sent.await {
+            Ok(sent) => {
+                metrics::counter!("labelwarden_slack_messages_total", "channel" => name.clone())
+                    .increment(1);
+                self.health.succeeded(name);
+                Ok(sent)
+            }
+            Err(error) => {
+                let notice = digest.key.outbox_notice(1, now);
+                Err(self.failed(&notice, name, error))
+            }
+        }
+    }
+
+    /// Posts one digest message, in `thread` if there is one.
+    async fn post_digest(
+        &self,
+        channel: &Channel,
+        message: &Message,
+        thread: Option<&Thread>,
+        key: &str,
+    ) -> Result<Option<Thread>, SlackError> {
+        match &channel.destination {
+            Destination::SlackChannel(target) => {
+                let api: &WebApi = self.api.as_ref().ok_or_else(|| {
+                    SlackError::Config(format!(
+                        "{} is not set and this channel posts with the bot token",
+                        super::TOKEN_ENV
+                    ))
+                })?;
+                let posted = api
+                    .post_message(target, message, thread, false, key)
+                    .await?;
+                Ok(Some(Thread {
+                    channel_id: posted.channel_id,
+                    ts: posted.ts,
+                }))
+            }
+            Destination::IncomingWebhook { env_var } => {
+                let webhook = self.webhooks.get(env_var).ok_or_else(|| {
+                    SlackError::Config(format!("{env_var} was not set when labelwarden started"))
+                })?;
+                webhook.post(message).await?;
+                Ok(None)
+            }
+        }
+    }
+}
+
+/// What identifies a digest's message in Slack's metadata.
+fn message_key(digest: &Digest, part: &str) -> String {
+    let issue = digest.key.outbox_issue();
+    format!("{issue}|{}|{part}", digest.key.policy)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::issue::{IssueIid, IssueRef, ProjectPath};
+    use crate::notify::SlaFacts;
+    use crate::notify::digest::{DigestKey, DigestKind};
+    use crate::policy::{Audience, PolicyName};
+    use crate::test_support::t;
+
+    fn channel(private: bool) -> Channel {
+        Channel {
+            name: "alerts".into(),
+            destination: Destination::SlackChannel("C0ALERTS01".into()),
+            private,
+            audience: Audience::Team,
+            group_after: 5,
+            group_window: Channel::GROUP_WINDOW,
+        }
+    }
+
+    fn digest(count: u32) -> Digest {
+        let key = DigestKey {
+            kind: DigestKind::Adopted,
+            channel: "alerts".into(),
+            policy: PolicyName("critical-bug-24h".into()),
+            opened_at: t(0),
+        };
+        let items = (1..=count)
+            .map(|seq| {
+                let mut notice = key.outbox_notice(1, t(0));
+                notice.issue = IssueRef {
+                    project: ProjectPath("acme/app".into()),
+                    iid: IssueIid(u64::from(seq)),
+                };
+                notice.url = format!("https://gitlab.example.com/acme/app/-/issues/{seq}");
+                notice.title = format!("Checkout <broken> #{seq}");
+                notice.confidential = seq == 2;
+                notice.assignees = if seq == 1 {
+                    vec![]
+                } else {
+                    vec!["jdoe".into()]
+                };
+                // Odd issues are past their deadline by `seq` hours; even
+                // ones have `seq` hours left.
+                let hours = i64::from(seq) * 3_600_000;
+                notice.sla = SlaFacts {
+                    kind: if seq % 2 == 1 { "breached" } else { "running" }.into(),
+                    target_ms: 24 * 3_600_000,
+                    overdue_ms: (seq % 2 == 1).then_some(hours),
+                    remaining_ms: (seq % 2 == 0).then_some(hours),
+                    ..SlaFacts::default()
+                };
+                notice.deadline = Some(t(i64::from(seq) * 60));
+                DigestItem { seq, notice }
+            })
+            .collect();
+        Digest {
+            key,
+            items,
+            progress: DigestProgress::default(),
+        }
+    }
+
+    fn text(message: &Message) -> String {
+        message
+            .blocks
+            .iter()
+            .filter_map(|block| block["text"]["text"].as_str())
+            .collect::<Vec<_>>()
+            .join("\n")
+    }
+
+    #[test]
+    fn the_summary_counts_what_was_adopted_and_points_at_the_most_urgent() {
+        let digest = digest(5);
+        let summary = summary(&digest, &channel(false), &People::default(), t(0));
+        let text = text(&summary);
+        assert!(
+            text.contains("started tracking 5 issues under `critical-bug-24h` that were already open: *3 past their deadline*, the oldest 5h over (<https://gitlab.example.com/acme/app/-/issues/5|acme/app#5>); 2 running, the next deadline in 2h (<https://gitlab.example.com/acme/app/-/issues/2|acme/app#2>)"),
+            "{text}"
+        );
+        assert!(
+            text.contains("recorded as done, not sent one by one"),
+            "{text}"
+        );
+        assert!(
+            !text.contains("not running") && !text.contains("late"),
+            "{text}"
+        );
+    }
+
+    #[test]
+    fn the_list_is_most_urgent_first_redacts_confidential_titles_and_names_assignees() {
+        let digest = digest(4);
+        let part = digest.next_part(t(0), LIST_PER_MESSAGE).expect("a part");
+        let message = list(&digest, &part, &channel(false), t(0));
+        let text = text(&message);
+        let lines: Vec<&str> = text.lines().collect();
+        assert_eq!(lines[0], "*Issues 1–4 of 4* (most urgent first):");
+        assert!(lines[1].starts_with(":red_circle: <https://gitlab.example.com/acme/app/-/issues/3|acme/app#3> Checkout &lt;broken&gt; #3: 3h past its deadline (@jdoe)"), "{}", lines[1]);
+        assert!(
+            lines[2].contains(
+                "acme/app#1> Checkout &lt;broken&gt; #1: 1h past its deadline (nobody assigned)"
+            ),
+            "{}",
+            lines[2]
+        );
+        assert!(
+            lines[3].contains("acme/app#2> (confidential issue): 2h left, deadline"),
+            "{}",
+            lines[3]
+        );
+        assert!(lines[4].contains("acme/app#4>"), "{}", lines[4]);
+        let private = list(&digest, &part, &channel(true), t(0));
+        assert!(text_of_private(&private).contains("Checkout &lt;broken&gt; #2"));
+    }
+
+    fn text_of_private(message: &Message) -> String {
+        text(message)
+    }
+
+    #[test]
+    fn a_long_list_stays_within_slack_s_section_limit() {
+        let digest = digest(300);
+        let part = digest.next_part(t(0), LIST_PER_MESSAGE).expect("a part");
+        assert_eq!(part.items.len(), LIST_PER_MESSAGE);
+        let message = list(&digest, &part, &channel(false), t(0));
+        assert!(message.blocks.len() <= 50, "Slack takes 50 blocks at most");
+        for block in &message.blocks {
+            let chars = block["text"]["text"]
+                .as_str()
+                .map_or(0, |s| s.chars().count());
+            assert!(chars <= 3_000, "a section of {chars} characters");
+        }
+        assert_eq!(text(&message).lines().count(), 1 + LIST_PER_MESSAGE);
+    }
+}

@@ -1,0 +1,187 @@
+//! Storms: the alert channel stays readable when many issues move at once.
+//! Run against the fake GitLab and the fake Slack keeping Slack's pace
+//! (about one post a second per channel, 429 beyond a short burst), with
+//! the shipped policies.
+
+mod common;
+
+use std::collections::{BTreeMap, HashMap};
+use std::num::NonZeroU32;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use chrono::{TimeDelta, Utc};
+use common::fake_gitlab::{FakeGitLab, FakeIssue};
+use common::fake_slack::{FakeSlack, TOKEN, channel_id};
+use common::{HIGHEST, Options, sqlite, start_server};
+use labelwarden::gitlab::history::Scope;
+use labelwarden::slack::{SlackNotifier, SlackSettings};
+use secrecy::SecretString;
+
+/// The shipped `policies/`, as a new user runs them.
+fn shipped_policies() -> Arc<labelwarden::policy::PolicySet> {
+    let folder = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("policies");
+    Arc::new(labelwarden::policy::load(&folder).expect("the shipped policies load"))
+}
+
+/// The Slack notifier at Slack's pace: one message a second per channel,
+/// bursts of 3, as `serve` runs by default.
+fn slack_at_real_pace(
+    policies: &Arc<labelwarden::policy::PolicySet>,
+    api_url: String,
+) -> SlackNotifier {
+    let settings = SlackSettings {
+        api_url,
+        token: Some(SecretString::from(TOKEN.to_owned())),
+        webhook_urls: BTreeMap::new(),
+        per_channel_per_second: NonZeroU32::MIN,
+        per_channel_burst: NonZeroU32::new(3).unwrap(),
+    };
+    SlackNotifier::new(Arc::clone(policies), settings).expect("notifier")
+}
+
+#[tokio::test]
+async fn a_first_start_over_a_backlog_of_300_critical_bugs_is_a_handful_of_messages() {
+    let gitlab = FakeGitLab::start().await;
+    let slack = FakeSlack::start().await;
+    slack.slack.pace(3);
+    let now = Utc::now();
+    // 300 open critical bugs: 200 labelled 2 to 28 days ago (past their 24 h),
+    // 100 labelled 1 to 20 hours ago (running).
+    for iid in 1..=300u64 {
+        let labelled = if iid <= 200 {
+            now - TimeDelta::days(2) - TimeDelta::hours((iid as i64 * 3) % (26 * 24))
+        } else {
+            now - TimeDelta::hours(1 + (iid as i64 % 20))
+        };
+        let issue = FakeIssue::new("acme/app", iid, labelled - TimeDelta::hours(1))
+            .add_label(labelled, HIGHEST)
+            .assign("jdoe");
+        gitlab.gitlab.add(issue);
+    }
+    let policies = shipped_policies();
+    let notifier = slack_at_real_pace(&policies, slack.api_url.clone());
+    let dir = tempfile::tempdir().unwrap();
+    let started = Instant::now();
+    let server = start_server(
+        Arc::clone(&policies),
+        &sqlite(&dir.path().join("db.sqlite")),
+        notifier,
+        Options {
+            reconcile: Some(gitlab.reconcile(
+                Duration::from_secs(3600),
+                vec![Scope::Project("acme/app".into())],
+            )),
+            ..Options::default()
+        },
+    )
+    .await;
+
+    let alerts = channel_id("#production-alerts");
+    let in_alerts = |slack: &FakeSlack| -> Vec<common::fake_slack::Message> {
+        slack
+            .messages()
+            .into_iter()
+            .filter(|m| m.channel == alerts)
+            .collect()
+    };
+    // Every issue is said: in an alert of its own or in a digest's list.
+    let said = |messages: &[common::fake_slack::Message]| -> HashMap<u64, usize> {
+        let mut said: HashMap<u64, usize> = HashMap::new();
+        for message in messages {
+            let shown = message.shown();
+            let mut rest = shown.as_str();
+            // Each issue's link names it once per message as `|acme/app#N>`.
+            let mut seen_here = std::collections::HashSet::new();
+            while let Some(at) = rest.find("|acme/app#") {
+                let digits: String = rest[at + 10..]
+                    .chars()
+                    .take_while(char::is_ascii_digit)
+                    .collect();
+                if let Ok(iid) = digits.parse() {
+                    seen_here.insert(iid);
+                }
+                rest = &rest[at + 10..];
+            }
+            // A summary points at two issues as examples; the lists and
+            // the alerts are what count.
+            if !message.text.starts_with("labelwarden started tracking") {
+                for iid in seen_here {
+                    *said.entry(iid).or_default() += 1;
+                }
+            }
+        }
+        said
+    };
+    let everyone_said = common::wait_until(Duration::from_secs(50), || {
+        said(&in_alerts(&slack.slack)).len() == 300
+    })
+    .await;
+    let within_a_minute = started.elapsed() < Duration::from_secs(60);
+    let messages = in_alerts(&slack.slack);
+    let said = said(&messages);
+    assert!(
+        everyone_said,
+        "{} of 300 issues said; messages: {:#?}",
+        said.len(),
+        messages.iter().map(|m| &m.text).collect::<Vec<_>>()
+    );
+    assert!(within_a_minute);
+    assert!(
+        said.values().all(|times| *times == 1),
+        "each issue is said once: {:?}",
+        said.iter().filter(|(_, n)| **n > 1).collect::<Vec<_>>()
+    );
+    assert!(
+        messages.len() <= 10,
+        "{} messages in the first minute: {:#?}",
+        messages.len(),
+        messages.iter().map(|m| &m.text).collect::<Vec<_>>()
+    );
+    for message in &messages {
+        let shown = message.shown();
+        assert!(
+            !shown.contains("not running") && !shown.contains("Sent "),
+            "nothing is called late: {shown}"
+        );
+    }
+    // The first five keep an alert each, worded as what happened; the
+    // rest are one summary with the list in its thread.
+    let parents: Vec<&common::fake_slack::Message> =
+        messages.iter().filter(|m| m.thread_ts.is_none()).collect();
+    assert_eq!(parents.len(), 6, "5 alerts and a summary");
+    let alerts_alone: Vec<_> = parents
+        .iter()
+        .filter(|m| {
+            m.shown()
+                .contains("labelwarden started tracking this issue now")
+        })
+        .collect();
+    assert_eq!(alerts_alone.len(), 5);
+    let summary = parents
+        .iter()
+        .find(|m| {
+            m.text
+                .contains("started tracking 295 issues under critical-bug-24h")
+        })
+        .unwrap_or_else(|| panic!("a summary: {parents:#?}"));
+    let list: Vec<_> = messages
+        .iter()
+        .filter(|m| m.thread_ts.as_deref() == Some(summary.ts.as_str()))
+        .collect();
+    assert_eq!(list.len(), 3, "295 issues in 3 parts of at most 100");
+    // Most urgent first: the first part starts with the most overdue.
+    let first_part = list[0].shown();
+    let first_line = first_part
+        .split("(most urgent first):")
+        .nth(1)
+        .unwrap_or_default();
+    assert!(first_line.contains(":red_circle:"), "{first_line}");
+    // No thread reply went out for the adopted steps (breach, reminders).
+    assert!(
+        !messages.iter().any(|m| m.shown().contains("SLA breached")),
+        "missed breaches are recorded, not posted one by one"
+    );
+    server.assert_outbox_empty().await;
+    server.stop().await;
+}
