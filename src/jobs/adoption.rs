@@ -13,8 +13,10 @@
 //! - `silent`: recorded only.
 //!
 //! Adopted steps keep their label changes (a breach label says the truth
-//! on the issue) and drop their comments, which would notify every
-//! participant of every old issue at once. Steps that fall due after
+//! on the issue) and the start's comment (the note with the deadline, the
+//! marker `audit --watchdog` looks for), and drop the later steps'
+//! comments, which would notify every participant of every old issue
+//! several times over. Steps that fall due after
 //! labelwarden learned of the clock fire as usual. A clock whose start
 //! labelwarden missed because it was not running is not adopted: that is
 //! a late run, and its messages say so.
@@ -189,29 +191,23 @@ pub fn adopt(
         let silent = policy.adoption.mode == AdoptMode::Silent;
         for index in adopted {
             let notice = &mut fired[index].notice;
+            // Its alert, if it keeps one, says what happened, not "sent late".
             notice.late_because = Some(Lateness::Adopted);
-            if Some(index) == keep {
-                // Its alert says what happened, not "sent late".
-                if let Some(gitlab) = &mut notice.gitlab {
-                    gitlab.comment = false;
-                }
-            } else {
+            if Some(index) != keep {
                 notice.slack = None;
-                notice.gitlab = notice
-                    .gitlab
-                    .take()
-                    .filter(|_| !silent)
-                    .and_then(|mut gitlab| {
-                        gitlab.comment = false;
-                        (!gitlab.add_labels.is_empty() || !gitlab.remove_labels.is_empty())
-                            .then_some(gitlab)
-                    });
             }
-            if notice.gitlab.as_ref().is_some_and(|g| {
-                !g.comment && g.add_labels.is_empty() && g.remove_labels.is_empty()
-            }) {
-                notice.gitlab = None;
-            }
+            let start = notice.step_kind == "start";
+            notice.gitlab = notice
+                .gitlab
+                .take()
+                .filter(|_| !silent)
+                .and_then(|mut gitlab| {
+                    gitlab.comment &= start;
+                    (gitlab.comment
+                        || !gitlab.add_labels.is_empty()
+                        || !gitlab.remove_labels.is_empty())
+                    .then_some(gitlab)
+                });
         }
     }
     admitted
@@ -313,6 +309,11 @@ mod tests {
                     .map(|g| (g.add_labels.clone(), g.comment)),
                 Some((vec!["missed::SLA".to_owned()], false)),
                 "the breach label stays, its comment goes"
+            );
+            assert_eq!(
+                fired[0].notice.gitlab.as_ref().map(|g| g.comment),
+                Some(true),
+                "the start's note with the deadline stays: the watchdog looks for it"
             );
             said.push((slack_steps(&fired), admitted));
         }

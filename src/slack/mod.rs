@@ -5,6 +5,8 @@
 //! - [`api`]: the Web API for a bot token (`chat.postMessage`,
 //!   `chat.update`, `reactions.add`);
 //! - [`webhook`]: incoming webhooks, for channels with `webhook_env`;
+//! - `digest`: digests (a summary and its list) for storms; `retaken`:
+//!   looking for a notice another process may have posted already;
 //! - [`SlackNotifier`] (here): the Slack part of a notice (the GitLab
 //!   part is [`crate::notify::escalation`]'s); one thread per clock cycle and channel, the
 //!   per-channel rate limit, and what each Slack error means for the
@@ -25,6 +27,7 @@ mod digest;
 pub mod events;
 pub mod message;
 mod redact;
+mod retaken;
 pub mod webhook;
 
 use std::collections::{BTreeMap, HashMap, HashSet};
@@ -38,7 +41,7 @@ use governor::{DefaultKeyedRateLimiter, Quota, RateLimiter};
 use secrecy::SecretString;
 
 use crate::notify::{Delivered, DestinationHealth, Notice, Notifier, NotifyError, Thread};
-use crate::policy::{Destination, PolicySet, SlackStep, is_slack_channel_id};
+use crate::policy::{Destination, PolicySet, SlackStep};
 use api::WebApi;
 use message::Rendering;
 use webhook::IncomingWebhook;
@@ -547,43 +550,6 @@ impl Notifier for SlackNotifier {
 
     fn health(&self) -> Option<Arc<DestinationHealth>> {
         Some(Arc::clone(&self.health))
-    }
-}
-
-impl SlackNotifier {
-    /// Whether a notice another process was sending is in Slack already,
-    /// by the key in its metadata. `None` when it is not, or cannot be told
-    /// (an incoming webhook, a channel given by name, no history scope):
-    /// then it is sent, at worst twice.
-    async fn already_posted(&self, notice: &Notice, thread: Option<&Thread>) -> Option<Delivered> {
-        let step = notice.slack.as_ref()?;
-        let channel = self.policies.channels.get(&step.channel)?;
-        let Destination::SlackChannel(target) = &channel.destination else {
-            return None;
-        };
-        let api = self.api.as_ref()?;
-        let channel_id = match thread {
-            Some(thread) => thread.channel_id.clone(),
-            None if is_slack_channel_id(target) => target.clone(),
-            None => {
-                tracing::warn!(channel = %step.channel, "cannot check whether a retaken notice went out: give the channel by id (C0123ABCD), not by name");
-                return None;
-            }
-        };
-        let oldest = notice.decided_at - chrono::TimeDelta::minutes(10);
-        match api
-            .find_posted(&channel_id, thread, oldest, &message_key(notice))
-            .await
-        {
-            Ok(Some(ts)) => Some(Delivered {
-                thread: Some(thread.cloned().unwrap_or(Thread { channel_id, ts })),
-            }),
-            Ok(None) => None,
-            Err(e) => {
-                tracing::warn!(error = %e, "cannot check whether a retaken notice went out; sending it");
-                None
-            }
-        }
     }
 }
 
