@@ -10,12 +10,13 @@ use labelwarden::engine::Firing;
 use labelwarden::issue::{
     Event, IssueFacts, IssueIid, IssueRef, IssueState, ProjectPath, TimedEvent,
 };
+use labelwarden::notify::digest::{DigestKey, DigestKind, DigestProgress};
 use labelwarden::notify::{Notice, SlaFacts, Thread};
 use labelwarden::policy::{PolicyName, SlackStep, StepId};
 use labelwarden::store::sql::SqlStore;
 use labelwarden::store::{
-    ClockState, Delivery, Fired, Handled, IssueCommit, Loaded, OutboxKey, OutboxOutcome, Recorded,
-    SendResult, Store,
+    ClockState, Delivery, DigestEntry, Fired, Handled, IssueCommit, Loaded, OutboxKey,
+    OutboxOutcome, Recorded, SendResult, Store,
 };
 
 fn at(minute: i64) -> DateTime<Utc> {
@@ -842,6 +843,126 @@ contract! {
     claims_a_notice_for_one_process_at_a_time => a_claimed_notice_is_nobody_else_s_until_its_claim_runs_out;
     keeps_slack_events_until_acted_on => slack_events_are_kept_until_acted_on_and_remembered_for_a_day;
     follows_a_renamed_project => a_renamed_project_s_rows_follow_it_to_its_new_path;
+    keeps_storm_windows_and_sends_each_digest_from_one_row => a_digest_gathers_its_window_and_one_outbox_row_sends_it;
+}
+
+/// Admission `seq` of issue `iid` into `key`'s window: listed when `listed`.
+fn admitted(key: &DigestKey, iid: u64, seq: u32, listed: bool) -> DigestEntry {
+    let mut listed_notice = notice(iid, "start");
+    listed_notice.step_kind = "adopted".into();
+    DigestEntry {
+        key: key.clone(),
+        closes_at: key.opened_at + TimeDelta::minutes(1),
+        seq,
+        issue: issue(iid),
+        notice: listed.then_some(listed_notice),
+    }
+}
+
+async fn a_digest_gathers_its_window_and_one_outbox_row_sends_it(store: impl Store) {
+    let key = DigestKey {
+        kind: DigestKind::Adopted,
+        channel: "alerts".into(),
+        policy: PolicyName("critical".into()),
+        opened_at: at(10),
+    };
+    // A pass admits two issues alone and two listed; nothing else fired.
+    let mut first = commit(31, at(10), &[], None);
+    first.digests = vec![admitted(&key, 31, 1, false), admitted(&key, 32, 2, false)];
+    let mut second = commit(33, at(10), &[], None);
+    second.digests = vec![admitted(&key, 33, 3, true), admitted(&key, 34, 4, true)];
+    store.commit(&[first, second], &[]).await.unwrap();
+
+    let open = store.open_digests(at(10)).await.unwrap();
+    assert_eq!(open.len(), 1);
+    assert_eq!((open[0].key.clone(), open[0].members), (key.clone(), 4));
+    assert!(
+        store.open_digests(at(11)).await.unwrap().is_empty(),
+        "the window closed after a minute"
+    );
+    let digest = store.digest(&key).await.unwrap().expect("kept");
+    let listed: Vec<(u32, u64)> = digest
+        .items
+        .iter()
+        .map(|i| (i.seq, i.notice.issue.iid.0))
+        .collect();
+    assert_eq!(listed, [(3, 33), (4, 34)], "only the listed, in order");
+    assert_eq!(digest.progress, DigestProgress::default());
+
+    // One row sends it, once the window has been quiet for 3 seconds.
+    let settled = at(10) + TimeDelta::seconds(3);
+    assert_eq!(store.next_outbox_attempt().await.unwrap(), Some(settled));
+    assert!(
+        store
+            .claim_outbox(at(10), 10, TimeDelta::minutes(1))
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    // A later pass adds one: the unclaimed row waits for it, no second row.
+    let mut third = commit(35, at(10) + TimeDelta::seconds(2), &[], None);
+    third.digests = vec![admitted(&key, 35, 5, true)];
+    store.commit(&[third], &[]).await.unwrap();
+    let later = at(10) + TimeDelta::seconds(5);
+    assert_eq!(store.next_outbox_attempt().await.unwrap(), Some(later));
+    let claimed = store
+        .claim_outbox(later, 10, TimeDelta::minutes(1))
+        .await
+        .unwrap();
+    assert_eq!(claimed.len(), 1, "one row for the whole digest");
+    assert_eq!(
+        DigestKey::from_outbox(&claimed[0].key.issue, &claimed[0].key.policy),
+        Some(key.clone())
+    );
+
+    // Progress is kept; the summary's thread goes with the row.
+    let progress = DigestProgress {
+        summarised: 3,
+        batch_from: 0,
+        batch_through: 5,
+        batch_posted: 3,
+    };
+    store.record_digest(&key, &progress).await.unwrap();
+    let thread = Thread {
+        channel_id: "C0ALERTS".into(),
+        ts: "1764000000.000100".into(),
+    };
+    store
+        .record_outbox(&[OutboxOutcome {
+            key: claimed[0].key.clone(),
+            result: SendResult::Progress {
+                thread: Some(thread.clone()),
+                retry_at: later,
+            },
+        }])
+        .await
+        .unwrap();
+    let again = store
+        .claim_outbox(later, 10, TimeDelta::minutes(1))
+        .await
+        .unwrap();
+    assert_eq!(again.len(), 1, "more to send: the row stays");
+    assert_eq!(again[0].attempts, 0, "progress is no failed attempt");
+    assert_eq!(
+        again[0].thread.as_ref(),
+        Some(&thread),
+        "the rest goes in the summary's thread"
+    );
+    assert_eq!(
+        store.digest(&key).await.unwrap().map(|d| d.progress),
+        Some(progress)
+    );
+
+    // A month later, a new storm lets the old digest go.
+    let next = DigestKey {
+        opened_at: at(10) + TimeDelta::days(31),
+        ..key.clone()
+    };
+    let mut fourth = commit(36, next.opened_at, &[], None);
+    fourth.digests = vec![admitted(&next, 36, 1, false)];
+    store.commit(&[fourth], &[]).await.unwrap();
+    assert_eq!(store.digest(&key).await.unwrap(), None);
+    assert!(store.digest(&next).await.unwrap().is_some());
 }
 
 #[tokio::test]

@@ -264,6 +264,16 @@ mod tests {
             .collect()
     }
 
+    /// Adopts what fired for a clock labelwarden learned of at `now` (minutes).
+    fn adopt_now(
+        set: &PolicySet,
+        fired: &mut [Fired],
+        windows: &mut Windows,
+        now: i64,
+    ) -> Vec<DigestEntry> {
+        adopt(set, &Loaded::default(), fired, t(now), &[], windows, t(now))
+    }
+
     fn slack_steps(fired: &[Fired]) -> Vec<String> {
         fired
             .iter()
@@ -286,15 +296,7 @@ mod tests {
                 ["start", "breach"],
                 "the engine's late run"
             );
-            let admitted = adopt(
-                &set,
-                &Loaded::default(),
-                &mut fired,
-                t(now),
-                &[],
-                &mut windows,
-                t(now),
-            );
+            let admitted = adopt_now(&set, &mut fired, &mut windows, now);
             assert_eq!(fired.len(), 2, "every missed step is still recorded");
             assert!(
                 fired
@@ -459,15 +461,7 @@ mod tests {
             let mut windows = Windows::default();
             for _ in 0..4 {
                 let mut fired = fired(&set, 0, now);
-                let admitted = adopt(
-                    &set,
-                    &Loaded::default(),
-                    &mut fired,
-                    t(now),
-                    &[],
-                    &mut windows,
-                    t(now),
-                );
+                let admitted = adopt_now(&set, &mut fired, &mut windows, now);
                 assert!(admitted.is_empty(), "{adopt_mode}: no digest");
                 assert_eq!(slack_steps(&fired), expected, "{adopt_mode}");
                 let labels = fired[1].notice.gitlab.as_ref().map(|g| g.add_labels.len());

@@ -10,7 +10,9 @@ use chrono::{DateTime, Utc};
 use serde_json::Value;
 
 use super::api::WebApi;
-use super::message::{CONFIDENTIAL_TITLE, Message, escape, human, section, slack_date};
+use super::message::{
+    CONFIDENTIAL_TITLE, Message, assignee_names, escape, human, section, slack_date,
+};
 use super::{SlackError, SlackNotifier};
 use crate::notify::digest::{Digest, DigestItem, DigestProgress, DigestSent, ListPart, Standing};
 use crate::notify::{Notice, NotifyError, Thread};
@@ -154,16 +156,8 @@ fn line(item: &DigestItem, channel: &Channel, now: DateTime<Utc>) -> String {
         }
         escape(&title)
     };
-    let assignees = if notice.assignees.is_empty() {
-        "nobody assigned".to_owned()
-    } else {
-        notice
-            .assignees
-            .iter()
-            .map(|username| format!("@{}", escape(username)))
-            .collect::<Vec<_>>()
-            .join(", ")
-    };
+    let assignees =
+        assignee_names(&notice.assignees).unwrap_or_else(|| "nobody assigned".to_owned());
     format!("{emoji} {} {title}: {standing} ({assignees})", link(notice))
 }
 
@@ -425,8 +419,8 @@ mod tests {
         let digest = digest(4);
         let part = digest.next_part(t(0), LIST_PER_MESSAGE).expect("a part");
         let message = list(&digest, &part, &channel(false), t(0));
-        let text = text(&message);
-        let lines: Vec<&str> = text.lines().collect();
+        let shown = text(&message);
+        let lines: Vec<&str> = shown.lines().collect();
         assert_eq!(lines[0], "*Issues 1–4 of 4* (most urgent first):");
         assert!(lines[1].starts_with(":red_circle: <https://gitlab.example.com/acme/app/-/issues/3|acme/app#3> Checkout &lt;broken&gt; #3: 3h past its deadline (@jdoe)"), "{}", lines[1]);
         assert!(
@@ -443,11 +437,10 @@ mod tests {
         );
         assert!(lines[4].contains("acme/app#4>"), "{}", lines[4]);
         let private = list(&digest, &part, &channel(true), t(0));
-        assert!(text_of_private(&private).contains("Checkout &lt;broken&gt; #2"));
-    }
-
-    fn text_of_private(message: &Message) -> String {
-        text(message)
+        assert!(
+            text(&private).contains("Checkout &lt;broken&gt; #2"),
+            "a private channel sees it"
+        );
     }
 
     #[test]

@@ -125,16 +125,8 @@ impl Rendering<'_> {
                     .collect();
                 fields.push(field("Labels", &shorten(&labels.join(" "))));
             }
-            let assignees = if notice.assignees.is_empty() {
-                "nobody".to_owned()
-            } else {
-                notice
-                    .assignees
-                    .iter()
-                    .map(|username| format!("@{}", escape(username)))
-                    .collect::<Vec<_>>()
-                    .join(", ")
-            };
+            let assignees =
+                assignee_names(&notice.assignees).unwrap_or_else(|| "nobody".to_owned());
             fields.push(field("Assignees", &assignees));
             blocks.push(json!({ "type": "section", "fields": fields }));
         }
@@ -451,6 +443,17 @@ impl Rendering<'_> {
 pub(crate) fn human(delta: TimeDelta) -> String {
     let rounded = (delta.num_milliseconds() + 500).div_euclid(1_000);
     duration::human(TimeDelta::seconds(rounded))
+}
+
+/// GitLab usernames as plain `@names`, not tagged; `None` for nobody.
+pub(crate) fn assignee_names(assignees: &[String]) -> Option<String> {
+    (!assignees.is_empty()).then(|| {
+        assignees
+            .iter()
+            .map(|username| format!("@{}", escape(username)))
+            .collect::<Vec<_>>()
+            .join(", ")
+    })
 }
 
 /// `<!date^1764079200^{date_short_pretty} {time}|2025-11-25 14:00 UTC>`.

@@ -14,6 +14,10 @@ use crate::store::{DigestEntry, OpenDigest};
 /// few seconds is said in one message, not in one per enforcer pass.
 pub const DIGEST_SETTLE: chrono::TimeDelta = chrono::TimeDelta::seconds(3);
 
+/// How long a digest is kept after its window closed: long enough for its
+/// messages to outlast any Slack outage, short enough not to pile up.
+const DIGESTS_KEPT: chrono::TimeDelta = chrono::TimeDelta::days(30);
+
 /// Writes a pass's admissions, and makes sure each digest that listed
 /// someone new has one unclaimed outbox row, due when it settles.
 pub(super) async fn write(
@@ -21,6 +25,22 @@ pub(super) async fn write(
     entries: &[&DigestEntry],
     now: DateTime<Utc>,
 ) -> Result<(), StoreError> {
+    if entries.is_empty() {
+        return Ok(());
+    }
+    // A new storm is the moment to let the long-closed ones go.
+    let forgotten = millis(now - DIGESTS_KEPT);
+    sqlx::query(
+        "DELETE FROM digest_members WHERE (kind, channel, policy, opened_at) IN (
+            SELECT kind, channel, policy, opened_at FROM digests WHERE closes_at < $1)",
+    )
+    .bind(forgotten)
+    .execute(&mut **tx)
+    .await?;
+    sqlx::query("DELETE FROM digests WHERE closes_at < $1")
+        .bind(forgotten)
+        .execute(&mut **tx)
+        .await?;
     let mut touched: Vec<(&DigestKey, DateTime<Utc>)> = Vec::new();
     for entry in entries {
         let key = &entry.key;
