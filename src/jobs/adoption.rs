@@ -51,6 +51,12 @@ impl Windows {
         Windows { open }
     }
 
+    /// The same, without the windows closed by `now`.
+    pub fn without_closed(mut self, now: DateTime<Utc>) -> Self {
+        self.open.retain(|window| window.closes_at > now);
+        self
+    }
+
     /// Admits one clock of `policy` into `channel`'s window of `kind` at
     /// `now`, opening a window if none is open.
     pub fn admit(

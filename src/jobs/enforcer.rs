@@ -161,6 +161,8 @@ async fn beat<S: Store>(context: &Context<S>, starting: bool) {
         Err(e) => tracing::warn!(error = %e, "cannot record the enforcer's heartbeat"),
     }
     if starting {
+        // Another replica may have opened windows meanwhile.
+        context.keep_windows(None);
         match context.store.downtimes(now - DOWNTIMES_KEPT).await {
             Ok(downtimes) => context.set_downtimes(downtimes),
             Err(e) => tracing::warn!(error = %e, "cannot read when labelwarden was not running"),
@@ -227,7 +229,10 @@ async fn pass<S: Store>(context: &Context<S>) -> Result<bool, StoreError> {
     let loaded = context.store.load_issues(&issues).await?;
     let downtimes = context.downtimes();
     // Storm windows still open: admissions go on counting in them.
-    let mut windows = adoption::Windows::new(context.store.open_digests(now).await?);
+    let mut windows = match context.take_windows() {
+        Some(windows) => windows,
+        None => adoption::Windows::new(context.store.open_digests(now).await?),
+    };
     let mut commits: Vec<IssueCommit> = Vec::with_capacity(work.len());
     let mut resolved = Vec::new();
     for ((issue, deliveries), mut loaded) in work.into_iter().zip(loaded) {
@@ -254,6 +259,8 @@ async fn pass<S: Store>(context: &Context<S>) -> Result<bool, StoreError> {
         }
     }
     let outcome = context.store.commit(&commits, &handled).await?;
+    // Committed: the windows stand as this pass left them.
+    context.keep_windows(Some(windows.without_closed(now)));
     // Counted once committed, so a retried pass does not count twice.
     for resolution in resolved {
         let policy = resolution.policy.0;

@@ -62,6 +62,10 @@ pub struct Context<S> {
     /// When labelwarden was not running, as the store recorded it; read
     /// when this process becomes the enforcer.
     downtimes: Mutex<Vec<Downtime>>,
+    /// The open storm windows as of the last committed pass: only the
+    /// enforcer writes them, so it reads them from the store once when it
+    /// becomes the enforcer (or after a failed pass), not every pass.
+    windows: Mutex<Option<adoption::Windows>>,
 }
 
 impl<S: Store> Context<S> {
@@ -76,6 +80,7 @@ impl<S: Store> Context<S> {
             lease: chrono::TimeDelta::seconds(15),
             project_paths: Mutex::default(),
             downtimes: Mutex::default(),
+            windows: Mutex::default(),
         }
     }
 
@@ -85,6 +90,20 @@ impl<S: Store> Context<S> {
             .lock()
             .unwrap_or_else(|e| e.into_inner())
             .clone()
+    }
+
+    /// The open storm windows this process knows of, if it knows.
+    fn take_windows(&self) -> Option<adoption::Windows> {
+        self.windows
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .take()
+    }
+
+    /// Keeps the windows as a committed pass left them; `None` forgets
+    /// them, so the next pass reads them from the store.
+    fn keep_windows(&self, windows: Option<adoption::Windows>) {
+        *self.windows.lock().unwrap_or_else(|e| e.into_inner()) = windows;
     }
 
     fn set_downtimes(&self, downtimes: Vec<Downtime>) {
