@@ -133,12 +133,11 @@ pub fn adopt(
         let Some(started_at) = notice.sla.started_at else {
             continue;
         };
-        let known = loaded.statuses.iter().any(|(name, status)| {
-            name == &policy.name && matches!(status.as_str(), "running" | "paused" | "breached")
-        }) || loaded
-            .ledger
-            .iter()
-            .any(|(name, firing)| name == &policy.name && firing.cycle == cycle);
+        let known = loaded.was_live(&policy.name)
+            || loaded
+                .ledger
+                .iter()
+                .any(|(name, firing)| name == &policy.name && firing.cycle == cycle);
         let missed_while_down = downtimes.iter().any(|d| d.covers(started_at));
         if known || missed_while_down || started_at + policy.adoption.grace >= learned_at {
             continue;

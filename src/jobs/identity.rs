@@ -253,9 +253,7 @@ pub fn duplicate_close(
     let mut notices = Vec::new();
     let mut carried = Vec::new();
     for policy in &policies.policies {
-        let was_live = loaded.statuses.iter().any(|(name, status)| {
-            name == &policy.name && matches!(status.as_str(), "running" | "paused" | "breached")
-        });
+        let was_live = loaded.was_live(&policy.name);
         let withdrawn = clocks
             .iter()
             .any(|c| c.policy == policy.name && c.status.starts_with("withdrawn"));

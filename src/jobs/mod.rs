@@ -220,12 +220,7 @@ pub fn prepare(
         // Resolved now: stopped in this evaluation, live before it.
         let resolved = outcomes
             .into_iter()
-            .filter(|resolution| {
-                loaded.statuses.iter().any(|(policy, status)| {
-                    policy == &resolution.policy
-                        && matches!(status.as_str(), "running" | "paused" | "breached")
-                })
-            })
+            .filter(|resolution| loaded.was_live(&resolution.policy))
             .collect();
         (clocks, fired, resolved)
     };

@@ -267,10 +267,15 @@ impl Digest {
         self.items.iter().map(|item| item.seq).max().unwrap_or(0)
     }
 
-    /// The next part of the list, at most `most` items, if anything is
+    /// The next part of the list after `progress` (the digest's own, or
+    /// one a send just advanced), at most `most` items, if anything is
     /// left to list.
-    pub fn next_part(&self, now: DateTime<Utc>, most: usize) -> Option<ListPart<'_>> {
-        let mut progress = self.progress;
+    pub fn next_part(
+        &self,
+        mut progress: DigestProgress,
+        now: DateTime<Utc>,
+        most: usize,
+    ) -> Option<ListPart<'_>> {
         let batch = |from: u32, through: u32| -> Vec<&DigestItem> {
             self.by_urgency(now)
                 .into_iter()
@@ -378,7 +383,7 @@ mod tests {
                 .map(|seq| item(seq, "running", Some(i64::from(10 - seq)), None))
                 .collect(),
         };
-        let first = digest.next_part(t(0), 2).map(|p| {
+        let first = digest.next_part(digest.progress, t(0), 2).map(|p| {
             (
                 p.items.iter().map(|i| i.seq).collect::<Vec<_>>(),
                 p.offset,
@@ -401,7 +406,7 @@ mod tests {
         // One more joins while the batch is being listed: it waits for the next.
         digest.items.push(item(6, "breached", None, Some(60)));
         let mut parts = Vec::new();
-        while let Some(part) = digest.next_part(t(0), 2) {
+        while let Some(part) = digest.next_part(digest.progress, t(0), 2) {
             parts.push(part.items.iter().map(|i| i.seq).collect::<Vec<_>>());
             digest.progress = part.after;
         }

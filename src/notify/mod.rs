@@ -236,6 +236,12 @@ impl Notice {
             .filter(|late| *late >= TimeDelta::seconds(1))
     }
 
+    /// How long the clock had run when the step was decided: what an
+    /// adopted clock's message says ("its clock started 26d ago").
+    pub fn clock_age(&self) -> TimeDelta {
+        self.decided_at - self.sla.started_at.unwrap_or(self.due_at)
+    }
+
     /// Why it is late, if it is.
     pub fn lateness(&self) -> Option<Lateness> {
         self.late_by()
@@ -280,7 +286,7 @@ impl Notice {
             )),
             (Some(_), Some(Lateness::Adopted)) => line.push_str(&format!(
                 " (labelwarden started tracking it now; its clock started {} ago)",
-                human(self.decided_at - self.sla.started_at.unwrap_or(self.due_at))
+                human(self.clock_age())
             )),
             (Some(late), _) if self.step_kind == "start" => line.push_str(&format!(
                 " (labelwarden started tracking it now; its clock started {} ago)",
@@ -406,8 +412,7 @@ fn log_digest(digest: &digest::Digest, thread: Option<&Thread>) -> digest::Diges
         "digest: labelwarden started tracking issues that were already open; their missed steps are recorded, not sent"
     );
     let mut progress = digest.progress;
-    let mut rest = digest.clone();
-    while let Some(part) = rest.next_part(now, usize::MAX) {
+    while let Some(part) = digest.next_part(progress, now, usize::MAX) {
         for item in &part.items {
             let notice = &item.notice;
             let title = if notice.confidential {
@@ -418,7 +423,6 @@ fn log_digest(digest: &digest::Digest, thread: Option<&Thread>) -> digest::Diges
             tracing::info!(issue = %notice.issue, status = %notice.status, title, "digest: {}", notice.url);
         }
         progress = part.after;
-        rest.progress = progress;
     }
     progress.summarised = digest.items.len() as u32;
     digest::DigestSent {

@@ -11,10 +11,10 @@ use serde_json::Value;
 
 use super::api::WebApi;
 use super::message::{
-    CONFIDENTIAL_TITLE, Message, assignee_names, escape, human, section, slack_date,
+    CONFIDENTIAL_TITLE, Message, Rendering, assignee_names, escape, human, section, slack_date,
 };
 use super::{SlackError, SlackNotifier};
-use crate::notify::digest::{Digest, DigestItem, DigestProgress, DigestSent, ListPart, Standing};
+use crate::notify::digest::{Digest, DigestItem, DigestSent, ListPart, Standing};
 use crate::notify::{Notice, NotifyError, Thread};
 use crate::policy::{Channel, Destination, Mention, People};
 
@@ -87,7 +87,7 @@ pub fn summary(digest: &Digest, channel: &Channel, people: &People, now: DateTim
         issues(tally.total),
         digest.key.policy
     );
-    if let Some(tags) = tags(digest, people, now) {
+    if let Some(tags) = tags(digest, channel, people, now) {
         blocks.push(section(&format!("*Tagged:* {tags}")));
         text.push_str(&format!(" {tags}"));
     }
@@ -95,34 +95,26 @@ pub fn summary(digest: &Digest, channel: &Channel, people: &People, now: DateTim
 }
 
 /// The people the policy's step tags, once: its groups and who is on
-/// call. Assignees are named in the list instead, not tagged by the
-/// hundred.
-fn tags(digest: &Digest, people: &People, now: DateTime<Utc>) -> Option<String> {
-    let step = digest
+/// call, as its alerts tag them. Assignees are named in the list instead,
+/// not tagged by the hundred.
+fn tags(digest: &Digest, channel: &Channel, people: &People, now: DateTime<Utc>) -> Option<String> {
+    let mut notice = digest
         .items
         .iter()
-        .find_map(|item| item.notice.slack.as_ref())?;
-    let mut tags: Vec<String> = Vec::new();
-    for mention in &step.mentions {
-        match mention {
-            Mention::Group(group) => {
-                tags.extend(people.groups.get(group).into_iter().flatten().cloned())
-            }
-            Mention::OnCall { rotation, role } => {
-                if let Some(rotation) = people.rotations.get(rotation) {
-                    let username = rotation.on_call(*role, now);
-                    tags.push(match people.gitlab_users.get(username) {
-                        Some(id) => format!("<@{id}>"),
-                        None => format!("@{}", escape(username)),
-                    });
-                }
-            }
-            Mention::Assignees => {}
-        }
+        .find(|item| item.notice.slack.is_some())?
+        .notice
+        .clone();
+    if let Some(step) = &mut notice.slack {
+        step.mentions
+            .retain(|mention| *mention != Mention::Assignees);
     }
-    let mut seen = std::collections::HashSet::new();
-    tags.retain(|tag| seen.insert(tag.clone()));
-    (!tags.is_empty()).then(|| tags.join(" "))
+    let rendering = Rendering {
+        notice: &notice,
+        channel,
+        people,
+        now,
+    };
+    rendering.tagged().0
 }
 
 /// One issue's line: where its clock stands, its title (unless the channel
@@ -222,7 +214,7 @@ impl SlackNotifier {
                 let key = message_key(digest, "summary");
                 let thread = self.post_digest(channel, &message, None, &key).await?;
                 progress.summarised = total;
-                let done = digest.next_part(now, LIST_PER_MESSAGE).is_none();
+                let done = digest.next_part(progress, now, LIST_PER_MESSAGE).is_none();
                 return Ok(DigestSent {
                     thread,
                     progress,
@@ -240,7 +232,7 @@ impl SlackNotifier {
                 }
                 progress.summarised = total;
             }
-            let Some(part) = digest.next_part(now, LIST_PER_MESSAGE) else {
+            let Some(part) = digest.next_part(progress, now, LIST_PER_MESSAGE) else {
                 return Ok(DigestSent {
                     thread: thread.cloned(),
                     progress,
@@ -253,15 +245,8 @@ impl SlackNotifier {
                 &format!("list:{}:{}", part.after.batch_through, part.offset),
             );
             let posted = self.post_digest(channel, &message, thread, &key).await?;
-            progress = DigestProgress {
-                summarised: progress.summarised,
-                ..part.after
-            };
-            let rest = Digest {
-                progress,
-                ..digest.clone()
-            };
-            let done = rest.next_part(now, LIST_PER_MESSAGE).is_none();
+            progress = part.after;
+            let done = digest.next_part(progress, now, LIST_PER_MESSAGE).is_none();
             Ok(DigestSent {
                 thread: thread.cloned().or(posted),
                 progress,
@@ -328,7 +313,7 @@ mod tests {
     use super::*;
     use crate::issue::{IssueIid, IssueRef, ProjectPath};
     use crate::notify::SlaFacts;
-    use crate::notify::digest::{DigestKey, DigestKind};
+    use crate::notify::digest::{DigestKey, DigestKind, DigestProgress};
     use crate::policy::{Audience, PolicyName};
     use crate::test_support::t;
 
@@ -415,9 +400,40 @@ mod tests {
     }
 
     #[test]
+    fn the_summary_tags_the_step_s_groups_once_and_no_assignee() {
+        let mut digest = digest(3);
+        for item in &mut digest.items {
+            if let Some(step) = &mut item.notice.slack {
+                step.mentions = vec![
+                    Mention::Group("contacts".into()),
+                    Mention::Assignees,
+                    Mention::Group("contacts".into()),
+                ];
+            }
+        }
+        let people = People {
+            groups: [("contacts".to_owned(), vec!["<@U0123ABCD>".to_owned()])].into(),
+            gitlab_users: [("jdoe".to_owned(), "U0JDOE0001".to_owned())].into(),
+            ..People::default()
+        };
+        let summary = summary(&digest, &channel(false), &people, t(0));
+        let shown = text(&summary);
+        assert!(
+            shown.ends_with("*Tagged:* <@U0123ABCD>"),
+            "the group once, last: {shown}"
+        );
+        assert!(
+            !shown.contains("U0JDOE0001") && !shown.contains("nobody is assigned"),
+            "{shown}"
+        );
+    }
+
+    #[test]
     fn the_list_is_most_urgent_first_redacts_confidential_titles_and_names_assignees() {
         let digest = digest(4);
-        let part = digest.next_part(t(0), LIST_PER_MESSAGE).expect("a part");
+        let part = digest
+            .next_part(digest.progress, t(0), LIST_PER_MESSAGE)
+            .expect("a part");
         let message = list(&digest, &part, &channel(false), t(0));
         let shown = text(&message);
         let lines: Vec<&str> = shown.lines().collect();
@@ -446,7 +462,9 @@ mod tests {
     #[test]
     fn a_long_list_stays_within_slack_s_section_limit() {
         let digest = digest(300);
-        let part = digest.next_part(t(0), LIST_PER_MESSAGE).expect("a part");
+        let part = digest
+            .next_part(digest.progress, t(0), LIST_PER_MESSAGE)
+            .expect("a part");
         assert_eq!(part.items.len(), LIST_PER_MESSAGE);
         let message = list(&digest, &part, &channel(false), t(0));
         assert!(message.blocks.len() <= 50, "Slack takes 50 blocks at most");

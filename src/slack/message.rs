@@ -340,7 +340,7 @@ impl Rendering<'_> {
 
     /// The mentions for this step, and the assignees who could not be
     /// mapped to a Slack user. Users' channels tag nobody.
-    fn tagged(&self) -> (Option<String>, Vec<String>) {
+    pub(crate) fn tagged(&self) -> (Option<String>, Vec<String>) {
         let Some(step) = &self.notice.slack else {
             return (None, Vec::new());
         };
@@ -415,7 +415,7 @@ impl Rendering<'_> {
             ),
             Some(Lateness::Adopted) => format!(
                 ":information_source: labelwarden started tracking this issue now; its clock started {} ago. What it missed before is recorded, not sent.",
-                human(notice.decided_at - notice.sla.started_at.unwrap_or(notice.due_at))
+                human(notice.clock_age())
             ),
             Some(Lateness::Learned) if notice.step_kind == "start" => format!(
                 ":information_source: labelwarden started tracking this issue now; its clock started {} ago.",

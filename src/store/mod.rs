@@ -120,6 +120,15 @@ pub struct Loaded {
     pub duplicate_of: Option<Canonical>,
 }
 
+impl Loaded {
+    /// `policy`'s clock was live (running, paused or breached) as stored.
+    pub fn was_live(&self, policy: &PolicyName) -> bool {
+        self.statuses.iter().any(|(name, status)| {
+            name == policy && matches!(status.as_str(), "running" | "paused" | "breached")
+        })
+    }
+}
+
 /// The issue another was closed as a duplicate of, as the store knows it.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Canonical {
