@@ -120,6 +120,7 @@ fn commit(
         ids: Default::default(),
         carried: Vec::new(),
         digests: Vec::new(),
+        digest_notices: Vec::new(),
     }
 }
 
@@ -855,6 +856,7 @@ fn admitted(key: &DigestKey, iid: u64, seq: u32, listed: bool) -> DigestEntry {
         closes_at: key.opened_at + TimeDelta::minutes(1),
         seq,
         issue: issue(iid),
+        cycle: 1,
         notice: listed.then_some(listed_notice),
     }
 }
@@ -922,7 +924,7 @@ async fn a_digest_gathers_its_window_and_one_outbox_row_sends_it(store: impl Sto
         batch_through: 5,
         batch_posted: 3,
     };
-    store.record_digest(&key, &progress).await.unwrap();
+    store.record_digest(&key, &progress, &[]).await.unwrap();
     let thread = Thread {
         channel_id: "C0ALERTS".into(),
         ts: "1764000000.000100".into(),

@@ -168,6 +168,7 @@ pub fn adopt(
                             closes_at,
                             seq,
                             issue,
+                            cycle,
                             notice: None,
                         });
                         speaker
@@ -186,6 +187,7 @@ pub fn adopt(
                             closes_at,
                             seq,
                             issue,
+                            cycle,
                             notice: Some(listed),
                         });
                         None

@@ -287,7 +287,11 @@ async fn pass<S: Store>(context: &Context<S>) -> Result<bool, StoreError> {
         fired = outcome.newly_fired,
         "pass committed"
     );
-    if outcome.newly_fired > 0 {
+    // A digest joined is a message to send too.
+    let digests_grew = commits
+        .iter()
+        .any(|c| !c.digests.is_empty() || !c.digest_notices.is_empty());
+    if outcome.newly_fired > 0 || digests_grew {
         context.notices_waiting.notify_one();
     }
     Ok(full)

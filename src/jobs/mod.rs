@@ -20,6 +20,7 @@
 
 pub mod adoption;
 pub mod enforcer;
+pub mod grouping;
 pub mod identity;
 pub mod outbox;
 pub mod reconcile;
@@ -189,6 +190,7 @@ pub fn prepare(
             .any(|policy| clock::read(&issue, policy, now).cycle > 0)
     };
     let mut digests = Vec::new();
+    let evaluated = !just_opened && !gone;
     let (clocks, mut fired, resolved) = if just_opened {
         // GitLab moves an issue by creating the new one, then closing the
         // old one naming it: its hook may come second. A new issue is
@@ -217,6 +219,7 @@ pub fn prepare(
         digests = adoption::adopt(
             policies, &loaded, &mut fired, learned_at, downtimes, windows, now,
         );
+
         // Resolved now: stopped in this evaluation, live before it.
         let resolved = outcomes
             .into_iter()
@@ -278,11 +281,28 @@ pub fn prepare(
             Lateness::Behind
         });
     }
+    // Many new alerts at once in a channel share a group; later steps of
+    // listed cycles are said in their digest's thread. Last, so that what
+    // a digest says carries why it is late.
+    let mut digest_notices = Vec::new();
+    if evaluated {
+        let mut listed = loaded.digests.clone();
+        listed.extend(
+            digests
+                .iter()
+                .filter(|entry| entry.notice.is_some())
+                .map(|entry| (entry.key.clone(), entry.cycle)),
+        );
+        let grouped = grouping::group(policies, &loaded, &listed, &mut fired, windows, now);
+        digests.extend(grouped.admitted);
+        digest_notices = grouped.notices;
+    }
     let commit = IssueCommit {
         became_confidential,
         ids: record.ids,
         carried,
         digests,
+        digest_notices,
         facts: record.facts,
         title: record.title,
         url: record.url,

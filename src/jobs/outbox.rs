@@ -204,7 +204,11 @@ async fn send_digest<S: Store, N: Notifier>(
         Ok(sent) => sent,
         Err(e) => return outcome(entry, retry, Err(e)),
     };
-    if let Err(e) = context.store.record_digest(key, &sent.progress).await {
+    if let Err(e) = context
+        .store
+        .record_digest(key, &sent.progress, &sent.posted)
+        .await
+    {
         // Posted but not recorded: the next try may post it again.
         tracing::error!(error = %e, "cannot record how far a digest got");
         return outcome(entry, retry, Err(temporary("cannot record the digest", e)));

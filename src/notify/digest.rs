@@ -25,18 +25,23 @@ use crate::policy::{PolicyName, SlackStep, StepId};
 pub enum DigestKind {
     /// Clocks labelwarden started tracking well after they started.
     Adopted,
+    /// New alerts beyond what a channel takes one thread each for: a
+    /// group alert, whose thread carries its members' later steps.
+    Alerts,
 }
 
 impl DigestKind {
     pub fn as_str(self) -> &'static str {
         match self {
             DigestKind::Adopted => "adopted",
+            DigestKind::Alerts => "alerts",
         }
     }
 
     pub fn parse(text: &str) -> Option<Self> {
         match text {
             "adopted" => Some(DigestKind::Adopted),
+            "alerts" => Some(DigestKind::Alerts),
             _ => None,
         }
     }
@@ -137,6 +142,17 @@ pub struct Digest {
     /// In the order they joined.
     pub items: Vec<DigestItem>,
     pub progress: DigestProgress,
+    /// Later steps of its members, in the order they fell due; those
+    /// posted already too (a resolution shows in the summary for good).
+    pub notices: Vec<DigestNotice>,
+}
+
+/// A later step of a digest's member, said in the digest's thread
+/// together with the same kind of step of other members.
+#[derive(Debug, Clone, PartialEq)]
+pub struct DigestNotice {
+    pub notice: Notice,
+    pub posted: bool,
 }
 
 /// How far a digest's messages got. The list goes out in batches: a batch
@@ -162,16 +178,18 @@ pub struct DigestSent {
     pub progress: DigestProgress,
     /// Nothing is left to post or update.
     pub done: bool,
+    /// The members' notices this send posted: (issue, firing).
+    pub posted: Vec<(IssueRef, Firing)>,
 }
 
 /// The next part of a digest's list to post, and the progress once it is.
 #[derive(Debug, Clone, PartialEq)]
 pub struct ListPart<'a> {
     pub items: Vec<&'a DigestItem>,
-    /// Where this part starts in its batch (0 for the first), and the
-    /// batch's size: "issues 101–200 of 295".
+    /// How many items earlier parts listed (earlier batches and this
+    /// one's), and how many the digest has: "issues 101–200 of 295".
     pub offset: usize,
-    pub batch_size: usize,
+    pub total: usize,
     pub after: DigestProgress,
 }
 
@@ -262,6 +280,36 @@ impl Digest {
         tally
     }
 
+    /// What the summary shows, as a number that only grows: members, and
+    /// members whose clock ended (resolved or withdrawn). A summary out
+    /// with a smaller number is updated.
+    pub fn summary_version(&self) -> u32 {
+        (self.items.len() + self.ended().len()) as u32
+    }
+
+    /// Members whose clock ended, with the step that said so.
+    pub fn ended(&self) -> Vec<&Notice> {
+        self.notices
+            .iter()
+            .map(|n| &n.notice)
+            .filter(|n| matches!(n.step_kind.as_str(), "resolved" | "withdrawn"))
+            .collect()
+    }
+
+    /// The notices not posted yet, by kind of step, each kind in the order
+    /// it first fell due.
+    pub fn pending_by_kind(&self) -> Vec<(&str, Vec<&Notice>)> {
+        let mut kinds: Vec<(&str, Vec<&Notice>)> = Vec::new();
+        for pending in self.notices.iter().filter(|n| !n.posted) {
+            let kind = pending.notice.step_kind.as_str();
+            match kinds.iter_mut().find(|(known, _)| *known == kind) {
+                Some((_, notices)) => notices.push(&pending.notice),
+                None => kinds.push((kind, vec![&pending.notice])),
+            }
+        }
+        kinds
+    }
+
     /// The last item's place, 0 for an empty digest.
     pub fn last_seq(&self) -> u32 {
         self.items.iter().map(|item| item.seq).max().unwrap_or(0)
@@ -293,17 +341,21 @@ impl Digest {
             };
             items = batch(progress.batch_from, progress.batch_through);
         }
-        let offset = progress.batch_posted as usize;
-        if offset >= items.len() {
+        let posted = progress.batch_posted as usize;
+        if posted >= items.len() {
             return None;
         }
-        let batch_size = items.len();
-        let part: Vec<&DigestItem> = items.into_iter().skip(offset).take(most.max(1)).collect();
+        let before = self
+            .items
+            .iter()
+            .filter(|item| item.seq <= progress.batch_from)
+            .count();
+        let part: Vec<&DigestItem> = items.into_iter().skip(posted).take(most.max(1)).collect();
         progress.batch_posted += part.len() as u32;
         Some(ListPart {
             items: part,
-            offset,
-            batch_size,
+            offset: before + posted,
+            total: self.items.len(),
             after: progress,
         })
     }
@@ -349,6 +401,7 @@ mod tests {
         let digest = Digest {
             key: key(),
             progress: DigestProgress::default(),
+            notices: Vec::new(),
             items: vec![
                 item(1, "running", Some(120), None),
                 item(2, "breached", None, Some(60)),
@@ -379,6 +432,7 @@ mod tests {
         let mut digest = Digest {
             key: key(),
             progress: DigestProgress::default(),
+            notices: Vec::new(),
             items: (1..=5)
                 .map(|seq| item(seq, "running", Some(i64::from(10 - seq)), None))
                 .collect(),
@@ -387,7 +441,7 @@ mod tests {
             (
                 p.items.iter().map(|i| i.seq).collect::<Vec<_>>(),
                 p.offset,
-                p.batch_size,
+                p.total,
                 p.after,
             )
         });
@@ -407,10 +461,18 @@ mod tests {
         digest.items.push(item(6, "breached", None, Some(60)));
         let mut parts = Vec::new();
         while let Some(part) = digest.next_part(digest.progress, t(0), 2) {
-            parts.push(part.items.iter().map(|i| i.seq).collect::<Vec<_>>());
+            parts.push((
+                part.items.iter().map(|i| i.seq).collect::<Vec<_>>(),
+                part.offset,
+                part.total,
+            ));
             digest.progress = part.after;
         }
-        assert_eq!(parts, [vec![3, 2], vec![1], vec![6]]);
+        // Numbered across batches: "issues 3–4 of 6", …, "issues 6–6 of 6".
+        assert_eq!(
+            parts,
+            [(vec![3, 2], 2, 6), (vec![1], 4, 6), (vec![6], 5, 6)]
+        );
         assert_eq!(digest.progress.batch_from, 5);
         assert_eq!(digest.progress.batch_through, 6);
     }

@@ -424,8 +424,17 @@ fn log_digest(digest: &digest::Digest, thread: Option<&Thread>) -> digest::Diges
         }
         progress = part.after;
     }
-    progress.summarised = digest.items.len() as u32;
+    progress.summarised = digest.summary_version();
+    for pending in digest.notices.iter().filter(|n| !n.posted) {
+        tracing::info!(issue = %pending.notice.issue, step = %pending.notice.step_kind, "digest: {}", pending.notice.summary());
+    }
     digest::DigestSent {
+        posted: digest
+            .notices
+            .iter()
+            .filter(|n| !n.posted)
+            .map(|n| (n.notice.issue.clone(), n.notice.firing.clone()))
+            .collect(),
         thread: thread.cloned(),
         progress,
         done: true,

@@ -10,29 +10,36 @@ use chrono::{DateTime, Utc};
 use serde_json::Value;
 
 use super::api::WebApi;
+use super::group::{self, link};
 use super::message::{
     CONFIDENTIAL_TITLE, Message, Rendering, assignee_names, escape, human, section, slack_date,
 };
 use super::{SlackError, SlackNotifier};
-use crate::notify::digest::{Digest, DigestItem, DigestSent, ListPart, Standing};
+use crate::notify::digest::{Digest, DigestItem, DigestKind, DigestSent, ListPart, Standing};
 use crate::notify::{Notice, NotifyError, Thread};
 use crate::policy::{Channel, Destination, Mention, People};
 
 /// Issues one list message holds at most.
 pub const LIST_PER_MESSAGE: usize = 100;
-/// Slack cuts a section's text at 3 000 characters.
-const SECTION_CHARS: usize = 2_900;
 /// A title in a list line is cut to this many characters.
 const LIST_TITLE_CHARS: usize = 120;
 
-/// `<url|acme/app#12>`.
-fn link(notice: &Notice) -> String {
-    format!("<{}|{}>", notice.url, escape(&notice.issue.to_string()))
+/// The digest's parent message, by what it is about.
+pub fn summary(digest: &Digest, channel: &Channel, people: &People, now: DateTime<Utc>) -> Message {
+    match digest.key.kind {
+        DigestKind::Adopted => adopted_summary(digest, channel, people, now),
+        DigestKind::Alerts => group::summary(digest, channel, people, now),
+    }
 }
 
-/// The digest's summary: what labelwarden started tracking, the figures,
-/// what happens next, and who the policy tags (once).
-pub fn summary(digest: &Digest, channel: &Channel, people: &People, now: DateTime<Utc>) -> Message {
+/// An adoption digest's summary: what labelwarden started tracking, the
+/// figures, what happens next, and who the policy tags (once).
+fn adopted_summary(
+    digest: &Digest,
+    channel: &Channel,
+    people: &People,
+    now: DateTime<Utc>,
+) -> Message {
     let tally = digest.tally(now);
     let policy = escape(&digest.key.policy.0);
     let issues = |n: usize| {
@@ -158,34 +165,32 @@ pub fn list(
     digest: &Digest,
     part: &ListPart<'_>,
     channel: &Channel,
+    people: &People,
     now: DateTime<Utc>,
 ) -> Message {
     let first = part.offset + 1;
     let last = part.offset + part.items.len();
     let heading = format!(
         "*Issues {first}–{last} of {}* (most urgent first):",
-        part.batch_size
+        part.total
     );
+    let lines: Vec<String> = part
+        .items
+        .iter()
+        .map(|item| line(item, channel, now))
+        .collect();
     let mut blocks: Vec<Value> = vec![section(&heading)];
-    let mut current = String::new();
-    for item in &part.items {
-        let line = line(item, channel, now);
-        if !current.is_empty() && current.len() + line.len() + 1 > SECTION_CHARS {
-            blocks.push(section(&current));
-            current.clear();
-        }
-        if !current.is_empty() {
-            current.push('\n');
-        }
-        current.push_str(&line);
-    }
-    if !current.is_empty() {
-        blocks.push(section(&current));
-    }
+    blocks.extend(group::sections(&lines, "\n"));
     let text = format!(
         "{} issues {first}–{last} of {}",
-        digest.key.policy, part.batch_size
+        digest.key.policy, part.total
     );
+    // A group's members are new alerts: if they waited, say so. Adopted
+    // issues were never due to be said one by one.
+    if digest.key.kind == DigestKind::Alerts {
+        let starts: Vec<&Notice> = part.items.iter().map(|item| &item.notice).collect();
+        blocks.extend(group::late_note(&starts, channel, people, now));
+    }
     Message { text, blocks }
 }
 
@@ -206,22 +211,27 @@ impl SlackNotifier {
         };
         self.wait_for_turn(name)?;
         let now = Utc::now();
-        let total = digest.items.len() as u32;
+        let version = digest.summary_version();
         let mut progress = digest.progress;
+        let pending: usize = digest.notices.iter().filter(|n| !n.posted).count();
         let sent = async {
             if progress.summarised == 0 {
                 let message = summary(digest, channel, &self.policies.people, now);
                 let key = message_key(digest, "summary");
-                let thread = self.post_digest(channel, &message, None, &key).await?;
-                progress.summarised = total;
-                let done = digest.next_part(progress, now, LIST_PER_MESSAGE).is_none();
+                let thread = self
+                    .post_digest(channel, &message, None, false, &key)
+                    .await?;
+                progress.summarised = version;
+                let done =
+                    pending == 0 && digest.next_part(progress, now, LIST_PER_MESSAGE).is_none();
                 return Ok(DigestSent {
                     thread,
                     progress,
                     done,
+                    posted: Vec::new(),
                 });
             }
-            if progress.summarised < total
+            if progress.summarised < version
                 && let (Some(at), Some(api)) = (thread, &self.api)
             {
                 // Safe to repeat; its own (more generous) Slack limit.
@@ -230,27 +240,57 @@ impl SlackNotifier {
                     Err(e) if e.parent_gone() => {}
                     other => other?,
                 }
-                progress.summarised = total;
+                progress.summarised = version;
             }
-            let Some(part) = digest.next_part(progress, now, LIST_PER_MESSAGE) else {
+            // The list first, then the members' later steps, a kind at a time.
+            if let Some(part) = digest.next_part(progress, now, LIST_PER_MESSAGE) {
+                let message = list(digest, &part, channel, &self.policies.people, now);
+                let key = message_key(
+                    digest,
+                    &format!("list:{}:{}", part.after.batch_through, part.offset),
+                );
+                let posted = self
+                    .post_digest(channel, &message, thread, false, &key)
+                    .await?;
+                progress = part.after;
+                let done =
+                    pending == 0 && digest.next_part(progress, now, LIST_PER_MESSAGE).is_none();
+                return Ok(DigestSent {
+                    thread: thread.cloned().or(posted),
+                    progress,
+                    done,
+                    posted: Vec::new(),
+                });
+            }
+            let Some((kind, notices)) = digest.pending_by_kind().into_iter().next() else {
                 return Ok(DigestSent {
                     thread: thread.cloned(),
                     progress,
                     done: true,
+                    posted: Vec::new(),
                 });
             };
-            let message = list(digest, &part, channel, now);
+            let notices: Vec<&Notice> = notices.into_iter().take(LIST_PER_MESSAGE).collect();
+            let message = group::step_message(kind, &notices, channel, &self.policies.people, now);
+            let first = &notices[0];
             let key = message_key(
                 digest,
-                &format!("list:{}:{}", part.after.batch_through, part.offset),
+                &format!("{kind}:{}:{}", first.issue, first.firing.occurrence),
             );
-            let posted = self.post_digest(channel, &message, thread, &key).await?;
-            progress = part.after;
-            let done = digest.next_part(progress, now, LIST_PER_MESSAGE).is_none();
+            let broadcast = notices
+                .iter()
+                .any(|n| n.slack.as_ref().is_some_and(|s| s.broadcast));
+            let posted = self
+                .post_digest(channel, &message, thread, broadcast, &key)
+                .await?;
             Ok(DigestSent {
                 thread: thread.cloned().or(posted),
                 progress,
-                done,
+                done: notices.len() == pending,
+                posted: notices
+                    .iter()
+                    .map(|n| (n.issue.clone(), n.firing.clone()))
+                    .collect(),
             })
         };
         match sent.await {
@@ -273,6 +313,7 @@ impl SlackNotifier {
         channel: &Channel,
         message: &Message,
         thread: Option<&Thread>,
+        broadcast: bool,
         key: &str,
     ) -> Result<Option<Thread>, SlackError> {
         match &channel.destination {
@@ -284,7 +325,7 @@ impl SlackNotifier {
                     ))
                 })?;
                 let posted = api
-                    .post_message(target, message, thread, false, key)
+                    .post_message(target, message, thread, broadcast, key)
                     .await?;
                 Ok(Some(Thread {
                     channel_id: posted.channel_id,
@@ -368,6 +409,7 @@ mod tests {
             key,
             items,
             progress: DigestProgress::default(),
+            notices: Vec::new(),
         }
     }
 
@@ -434,7 +476,7 @@ mod tests {
         let part = digest
             .next_part(digest.progress, t(0), LIST_PER_MESSAGE)
             .expect("a part");
-        let message = list(&digest, &part, &channel(false), t(0));
+        let message = list(&digest, &part, &channel(false), &People::default(), t(0));
         let shown = text(&message);
         let lines: Vec<&str> = shown.lines().collect();
         assert_eq!(lines[0], "*Issues 1–4 of 4* (most urgent first):");
@@ -452,7 +494,7 @@ mod tests {
             lines[3]
         );
         assert!(lines[4].contains("acme/app#4>"), "{}", lines[4]);
-        let private = list(&digest, &part, &channel(true), t(0));
+        let private = list(&digest, &part, &channel(true), &People::default(), t(0));
         assert!(
             text(&private).contains("Checkout &lt;broken&gt; #2"),
             "a private channel sees it"
@@ -466,7 +508,7 @@ mod tests {
             .next_part(digest.progress, t(0), LIST_PER_MESSAGE)
             .expect("a part");
         assert_eq!(part.items.len(), LIST_PER_MESSAGE);
-        let message = list(&digest, &part, &channel(false), t(0));
+        let message = list(&digest, &part, &channel(false), &People::default(), t(0));
         assert!(message.blocks.len() <= 50, "Slack takes 50 blocks at most");
         for block in &message.blocks {
             let chars = block["text"]["text"]

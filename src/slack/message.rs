@@ -341,11 +341,18 @@ impl Rendering<'_> {
     /// The mentions for this step, and the assignees who could not be
     /// mapped to a Slack user. Users' channels tag nobody.
     pub(crate) fn tagged(&self) -> (Option<String>, Vec<String>) {
+        let (tags, unmapped) = self.tag_list();
+        ((!tags.is_empty()).then(|| tags.join(" ")), unmapped)
+    }
+
+    /// [`Rendering::tagged`] as a list, each tag once; a note in
+    /// parentheses when the step tags assignees and nobody is assigned.
+    pub(crate) fn tag_list(&self) -> (Vec<String>, Vec<String>) {
         let Some(step) = &self.notice.slack else {
-            return (None, Vec::new());
+            return (Vec::new(), Vec::new());
         };
         if self.audience() == Audience::Users {
-            return (None, Vec::new());
+            return (Vec::new(), Vec::new());
         }
         let mut tags: Vec<String> = Vec::new();
         let mut unmapped = Vec::new();
@@ -377,7 +384,7 @@ impl Rendering<'_> {
         if nobody_assigned {
             tags.push("(nobody is assigned: assign someone in GitLab)".to_owned());
         }
-        ((!tags.is_empty()).then(|| tags.join(" ")), unmapped)
+        (tags, unmapped)
     }
 
     /// A GitLab user's Slack tag, or a plain `@username` (noted in
@@ -394,7 +401,7 @@ impl Rendering<'_> {
 
     /// A note when the step went out late because labelwarden was not
     /// running: readers must not take the times for current.
-    fn late_note(&self) -> Option<Value> {
+    pub(crate) fn late_note(&self) -> Option<Value> {
         let notice = self.notice;
         let target = notice.sla.target();
         let tolerance = if target > TimeDelta::zero() {

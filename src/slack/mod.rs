@@ -5,7 +5,8 @@
 //! - [`api`]: the Web API for a bot token (`chat.postMessage`,
 //!   `chat.update`, `reactions.add`);
 //! - [`webhook`]: incoming webhooks, for channels with `webhook_env`;
-//! - `digest`: digests (a summary and its list) for storms; `retaken`:
+//! - `digest` and `group`: digests (a summary and its list) and group
+//!   alerts (one thread for many issues) for storms; `retaken`:
 //!   looking for a notice another process may have posted already;
 //! - [`SlackNotifier`] (here): the Slack part of a notice (the GitLab
 //!   part is [`crate::notify::escalation`]'s); one thread per clock cycle and channel, the
@@ -25,6 +26,7 @@
 pub mod api;
 mod digest;
 pub mod events;
+mod group;
 pub mod message;
 mod redact;
 mod retaken;

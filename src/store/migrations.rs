@@ -328,8 +328,26 @@ pub const MIGRATIONS: &[Migration] = &[
             seq BIGINT NOT NULL,
             project TEXT NOT NULL,
             iid BIGINT NOT NULL,
+            cycle BIGINT NOT NULL,
             notice TEXT,
             PRIMARY KEY (kind, channel, policy, opened_at, seq)
+        )",
+            // Later steps of listed members, said together in the digest's
+            // thread (one message per kind of step falling due together).
+            "CREATE TABLE digest_notices (
+            kind TEXT NOT NULL,
+            channel TEXT NOT NULL,
+            policy TEXT NOT NULL,
+            opened_at BIGINT NOT NULL,
+            project TEXT NOT NULL,
+            iid BIGINT NOT NULL,
+            cycle BIGINT NOT NULL,
+            step TEXT NOT NULL,
+            occurrence BIGINT NOT NULL,
+            joined_at BIGINT NOT NULL,
+            notice TEXT NOT NULL,
+            posted_at BIGINT,
+            PRIMARY KEY (kind, channel, policy, opened_at, project, iid, cycle, step, occurrence)
         )",
         ],
     },

@@ -118,6 +118,10 @@ pub struct Loaded {
     /// it duplicates, if the store knows it, and the policies whose clocks
     /// run on it.
     pub duplicate_of: Option<Canonical>,
+    /// The digests (group alerts, adoptions) that list one of its clock
+    /// cycles, with the cycle: later steps of that cycle in the digest's
+    /// channel are said in its thread.
+    pub digests: Vec<(DigestKey, u32)>,
 }
 
 impl Loaded {
@@ -183,8 +187,11 @@ pub struct IssueCommit {
     /// Clock starts this issue, closed as a duplicate, carries to its
     /// canonical issue (which is looked at again at once).
     pub carried: Vec<Carried>,
-    /// Its clocks adopted in a channel's storm window.
+    /// Its clocks admitted into a channel's storm window.
     pub digests: Vec<DigestEntry>,
+    /// Later steps of its cycles listed in a digest, said in the digest's
+    /// thread instead of one by one.
+    pub digest_notices: Vec<(DigestKey, Notice)>,
 }
 
 /// A channel's storm window that is still open, as stored.
@@ -204,6 +211,8 @@ pub struct DigestEntry {
     /// Its place in the window, from 1.
     pub seq: u32,
     pub issue: IssueRef,
+    /// The clock cycle admitted.
+    pub cycle: u32,
     /// What the digest lists for it; `None` when it is one of the first
     /// few, which keep an alert of their own.
     pub notice: Option<Notice>,
@@ -603,10 +612,12 @@ pub trait Store: Send + Sync + 'static {
         key: &DigestKey,
     ) -> impl Future<Output = Result<Option<Digest>, StoreError>> + Send;
 
-    /// Records how far a digest's messages got.
+    /// Records how far a digest's messages got, and which of its
+    /// members' notices are out.
     fn record_digest(
         &self,
         key: &DigestKey,
         progress: &DigestProgress,
+        posted: &[(IssueRef, Firing)],
     ) -> impl Future<Output = Result<(), StoreError>> + Send;
 }

@@ -359,8 +359,9 @@ impl Store for SqlStore {
         &self,
         key: &crate::notify::digest::DigestKey,
         progress: &crate::notify::digest::DigestProgress,
+        posted: &[(IssueRef, Firing)],
     ) -> Result<(), StoreError> {
-        digests::record_digest(self, key, progress).await
+        digests::record_digest(self, key, progress, posted).await
     }
 
     async fn due_issues(

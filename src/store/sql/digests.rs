@@ -1,11 +1,11 @@
-//! Digests: each channel's storm windows, the issues they admitted, and
-//! the outbox row that posts (then updates) a window's digest once it
-//! settles. Written by the enforcer in its pass's transaction; read by
+//! Digests: each channel's storm windows, the issues they admitted, the
+//! later notices of those listed, and the outbox row that posts (then
+//! updates and continues) a window's digest once it settles. Written by the enforcer in its pass's transaction; read by
 //! the outbox as it sends.
 
 use super::*;
 use crate::notify::digest::{
-    DIGEST_STEP, Digest, DigestItem, DigestKey, DigestKind, DigestProgress,
+    DIGEST_STEP, Digest, DigestItem, DigestKey, DigestKind, DigestNotice, DigestProgress,
 };
 use crate::store::{DigestEntry, OpenDigest};
 
@@ -14,18 +14,36 @@ use crate::store::{DigestEntry, OpenDigest};
 /// few seconds is said in one message, not in one per enforcer pass.
 pub const DIGEST_SETTLE: chrono::TimeDelta = chrono::TimeDelta::seconds(3);
 
+/// How long a digest's message waits at most for more to join, from when
+/// its outbox row was written: a steady trickle still goes out.
+const MOST_GATHER: chrono::TimeDelta = chrono::TimeDelta::seconds(10);
+
+/// How long a digest waits for more after something joined, and at most
+/// from its row's writing: [`DIGEST_SETTLE`] and [`MOST_GATHER`], or a
+/// twentieth and a tenth of the SLA target when that is less (a policy
+/// with a 3-second target cannot wait 3 seconds for company). An unknown
+/// target (0) bounds nothing.
+fn gathering(target: chrono::TimeDelta) -> (chrono::TimeDelta, chrono::TimeDelta) {
+    if target <= chrono::TimeDelta::zero() {
+        return (DIGEST_SETTLE, MOST_GATHER);
+    }
+    (DIGEST_SETTLE.min(target / 20), MOST_GATHER.min(target / 10))
+}
+
 /// How long a digest is kept after its window closed: long enough for its
 /// messages to outlast any Slack outage, short enough not to pile up.
 const DIGESTS_KEPT: chrono::TimeDelta = chrono::TimeDelta::days(30);
 
-/// Writes a pass's admissions, and makes sure each digest that listed
-/// someone new has one unclaimed outbox row, due when it settles.
+/// Writes a pass's admissions and its members' later notices, and makes
+/// sure each digest with something new to say has one unclaimed outbox
+/// row, due when it settles.
 pub(super) async fn write(
     tx: &mut Transaction<'_, Any>,
     entries: &[&DigestEntry],
+    notices: &[&(DigestKey, Notice)],
     now: DateTime<Utc>,
 ) -> Result<(), StoreError> {
-    if entries.is_empty() {
+    if entries.is_empty() && notices.is_empty() {
         return Ok(());
     }
     // A new storm is the moment to let the long-closed ones go.
@@ -37,11 +55,27 @@ pub(super) async fn write(
     .bind(forgotten)
     .execute(&mut **tx)
     .await?;
+    sqlx::query(
+        "DELETE FROM digest_notices WHERE (kind, channel, policy, opened_at) IN (
+            SELECT kind, channel, policy, opened_at FROM digests WHERE closes_at < $1)",
+    )
+    .bind(forgotten)
+    .execute(&mut **tx)
+    .await?;
     sqlx::query("DELETE FROM digests WHERE closes_at < $1")
         .bind(forgotten)
         .execute(&mut **tx)
         .await?;
-    let mut touched: Vec<(&DigestKey, DateTime<Utc>)> = Vec::new();
+    // Each digest with something new, and the shortest SLA target among
+    // what joined: a digest waits for more in proportion to it.
+    let mut touched: Vec<(&DigestKey, chrono::TimeDelta)> = Vec::new();
+    let mut touch = |key, notice: &Notice| {
+        let target = notice.sla.target();
+        match touched.iter_mut().find(|(known, _)| *known == key) {
+            Some((_, shortest)) => *shortest = (*shortest).min(target),
+            None => touched.push((key, target)),
+        }
+    };
     for entry in entries {
         let key = &entry.key;
         sqlx::query(
@@ -62,8 +96,8 @@ pub(super) async fn write(
             .transpose()
             .map_err(corrupt("digest notice"))?;
         sqlx::query(
-            "INSERT INTO digest_members (kind, channel, policy, opened_at, seq, project, iid, notice)
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8) ON CONFLICT DO NOTHING",
+            "INSERT INTO digest_members (kind, channel, policy, opened_at, seq, project, iid, cycle, notice)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) ON CONFLICT DO NOTHING",
         )
         .bind(key.kind.as_str())
         .bind(key.channel.as_str())
@@ -72,21 +106,47 @@ pub(super) async fn write(
         .bind(i64::from(entry.seq))
         .bind(entry.issue.project.0.as_str())
         .bind(entry.issue.iid.0 as i64)
+        .bind(i64::from(entry.cycle))
         .bind(notice)
         .execute(&mut **tx)
         .await?;
-        if entry.notice.is_some() && !touched.iter().any(|(known, _)| *known == key) {
-            touched.push((key, entry.closes_at));
+        if let Some(listed) = &entry.notice {
+            touch(key, listed);
         }
     }
-    for (key, closes_at) in touched {
-        let send_at = millis((now + DIGEST_SETTLE).min(closes_at.max(now)));
+    for (key, notice) in notices {
+        let json = serde_json::to_string(notice).map_err(corrupt("digest notice"))?;
+        sqlx::query(
+            "INSERT INTO digest_notices (kind, channel, policy, opened_at, project, iid, cycle, step,
+                occurrence, joined_at, notice)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11) ON CONFLICT DO NOTHING",
+        )
+        .bind(key.kind.as_str())
+        .bind(key.channel.as_str())
+        .bind(key.policy.0.as_str())
+        .bind(millis(key.opened_at))
+        .bind(notice.issue.project.0.as_str())
+        .bind(notice.issue.iid.0 as i64)
+        .bind(i64::from(notice.firing.cycle))
+        .bind(notice.firing.step.0.as_str())
+        .bind(i64::from(notice.firing.occurrence))
+        .bind(millis(now))
+        .bind(json)
+        .execute(&mut **tx)
+        .await?;
+        touch(key, notice);
+    }
+    for (key, target) in touched {
+        let (settle, most) = gathering(target);
+        let send_at = millis(now + settle);
         let issue = key.outbox_issue();
         let project = issue.project.0.as_str();
         let iid = issue.iid.0 as i64;
-        // A row nobody claimed yet waits a little longer for more issues.
+        // A row nobody claimed yet waits a little longer for more, up to
+        // a limit from when it was written.
         let postponed = sqlx::query(
-            "UPDATE outbox SET next_attempt_at = $1
+            "UPDATE outbox SET next_attempt_at =
+                CASE WHEN $1 < created_at + $5 THEN $1 ELSE created_at + $5 END
              WHERE project = $2 AND iid = $3 AND policy = $4
                AND sent_at IS NULL AND next_attempt_at IS NOT NULL AND claims = 0",
         )
@@ -94,6 +154,7 @@ pub(super) async fn write(
         .bind(project)
         .bind(iid)
         .bind(key.policy.0.as_str())
+        .bind(most.num_milliseconds())
         .execute(&mut **tx)
         .await?
         .rows_affected();
@@ -213,10 +274,30 @@ pub(super) async fn digest(
                 .map_err(corrupt("digest notice"))?,
         });
     }
+    let rows = sqlx::query(
+        "SELECT notice, posted_at FROM digest_notices
+         WHERE kind = $1 AND channel = $2 AND policy = $3 AND opened_at = $4
+         ORDER BY joined_at, project, iid, step, occurrence",
+    )
+    .bind(key.kind.as_str())
+    .bind(key.channel.as_str())
+    .bind(key.policy.0.as_str())
+    .bind(millis(key.opened_at))
+    .fetch_all(&store.writer)
+    .await?;
+    let mut notices = Vec::with_capacity(rows.len());
+    for row in &rows {
+        notices.push(DigestNotice {
+            notice: serde_json::from_str(&row.try_get::<String, _>("notice")?)
+                .map_err(corrupt("digest notice"))?,
+            posted: row.try_get::<Option<i64>, _>("posted_at")?.is_some(),
+        });
+    }
     Ok(Some(Digest {
         key: key.clone(),
         items,
         progress,
+        notices,
     }))
 }
 
@@ -224,7 +305,28 @@ pub(super) async fn record_digest(
     store: &SqlStore,
     key: &DigestKey,
     progress: &DigestProgress,
+    posted: &[(IssueRef, Firing)],
 ) -> Result<(), StoreError> {
+    let mut tx = store.writer.begin().await?;
+    for (issue, firing) in posted {
+        sqlx::query(
+            "UPDATE digest_notices SET posted_at = $1
+             WHERE kind = $2 AND channel = $3 AND policy = $4 AND opened_at = $5
+               AND project = $6 AND iid = $7 AND cycle = $8 AND step = $9 AND occurrence = $10",
+        )
+        .bind(millis(Utc::now()))
+        .bind(key.kind.as_str())
+        .bind(key.channel.as_str())
+        .bind(key.policy.0.as_str())
+        .bind(millis(key.opened_at))
+        .bind(issue.project.0.as_str())
+        .bind(issue.iid.0 as i64)
+        .bind(i64::from(firing.cycle))
+        .bind(firing.step.0.as_str())
+        .bind(i64::from(firing.occurrence))
+        .execute(&mut *tx)
+        .await?;
+    }
     // One claimant sends a digest at a time: its progress is the truth.
     sqlx::query(
         "UPDATE digests SET summarised = $1, batch_from = $2, batch_through = $3, batch_posted = $4
@@ -238,7 +340,48 @@ pub(super) async fn record_digest(
     .bind(key.channel.as_str())
     .bind(key.policy.0.as_str())
     .bind(millis(key.opened_at))
-    .execute(&store.writer)
+    .execute(&mut *tx)
     .await?;
+    tx.commit().await?;
     Ok(())
+}
+
+/// The listed memberships of these issues' cycles in digests, as
+/// (project, iid, key, cycle).
+pub(super) async fn memberships(
+    store: &SqlStore,
+    issues: &[IssueRef],
+) -> Result<Vec<(IssueRef, DigestKey, u32)>, StoreError> {
+    let mut found = Vec::new();
+    for chunk in issues.chunks(ROWS_PER_STATEMENT) {
+        let rows = bind_issues(
+            multi_row(format!(
+                "SELECT kind, channel, policy, opened_at, project, iid, cycle FROM digest_members
+                 WHERE notice IS NOT NULL AND (project, iid) IN (VALUES {})",
+                parameters(chunk.len(), 2)
+            )),
+            chunk,
+        )
+        .fetch_all(&store.readers)
+        .await?;
+        for row in &rows {
+            let Some(kind) = DigestKind::parse(&row.try_get::<String, _>("kind")?) else {
+                continue;
+            };
+            found.push((
+                IssueRef {
+                    project: ProjectPath(row.try_get("project")?),
+                    iid: IssueIid(row.try_get::<i64, _>("iid")? as u64),
+                },
+                DigestKey {
+                    kind,
+                    channel: row.try_get("channel")?,
+                    policy: PolicyName(row.try_get("policy")?),
+                    opened_at: instant(row.try_get("opened_at")?),
+                },
+                row.try_get::<i64, _>("cycle")? as u32,
+            ));
+        }
+    }
+    Ok(found)
 }

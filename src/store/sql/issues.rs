@@ -113,6 +113,11 @@ pub(super) async fn load_issues(
                 .push((PolicyName(row.try_get("policy")?), row.try_get("status")?));
         }
     }
+    for (issue, key, cycle) in digests::memberships(store, issues).await? {
+        if let Some(index) = position.get(&(issue.project.0, issue.iid.0 as i64)) {
+            loaded[*index].digests.push((key, cycle));
+        }
+    }
     Ok(loaded)
 }
 
@@ -130,8 +135,9 @@ pub(super) async fn commit(
         identity::carry_start(&mut tx, carried, Utc::now()).await?;
     }
     let admitted: Vec<_> = commits.iter().flat_map(|c| &c.digests).collect();
+    let digest_notices: Vec<_> = commits.iter().flat_map(|c| &c.digest_notices).collect();
     if let Some(now) = commits.iter().map(|c| c.now).max() {
-        digests::write(&mut tx, &admitted, now).await?;
+        digests::write(&mut tx, &admitted, &digest_notices, now).await?;
     }
     for delivery in handled {
         if let Some(error) = &delivery.rejected {
