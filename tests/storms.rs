@@ -190,3 +190,145 @@ async fn a_first_start_over_a_backlog_of_300_critical_bugs_is_a_handful_of_messa
     server.assert_outbox_empty().await;
     server.stop().await;
 }
+
+/// Each (issue, step) a message says: one for an alert of its own; every
+/// issue listed for a group's list ("start") or a group's step message;
+/// none for a group's parent or a digest's summary, which name issues as
+/// examples.
+fn said(message: &common::fake_slack::Message, project: &str) -> Vec<(u64, &'static str)> {
+    if message.text.contains(" new alerts under ")
+        || message.text.starts_with("labelwarden started tracking")
+    {
+        return Vec::new();
+    }
+    let shown = message.shown();
+    let step =
+        if shown.contains("(most urgent first):") || message.text.contains("SLA clock started") {
+            "start"
+        } else if message.text.contains(":hourglass_flowing_sand:") {
+            "warning"
+        } else if message.text.contains("SLA breached") {
+            "breach"
+        } else {
+            "other"
+        };
+    let marker = format!("{project}#");
+    let mut issues: Vec<u64> = shown
+        .split(marker.as_str())
+        .skip(1)
+        .filter_map(|rest| {
+            rest.split(|c: char| !c.is_ascii_digit())
+                .next()?
+                .parse()
+                .ok()
+        })
+        .collect();
+    issues.sort_unstable();
+    issues.dedup();
+    issues.into_iter().map(|iid| (iid, step)).collect()
+}
+
+#[tokio::test]
+async fn a_bulk_relabel_of_100_issues_is_said_in_a_few_messages_each_step_once() {
+    let slack = FakeSlack::start().await;
+    slack.slack.pace(3);
+    let policies = common::fixture_policies("policies-storm");
+    let notifier = slack_at_real_pace(&policies, slack.api_url.clone());
+    let dir = tempfile::tempdir().unwrap();
+    let server = start_server(
+        Arc::clone(&policies),
+        &sqlite(&dir.path().join("db.sqlite")),
+        notifier,
+        Options::default(),
+    )
+    .await;
+    // A triage session labels 100 new issues within 10 seconds.
+    let started = Instant::now();
+    for iid in 1..=100u64 {
+        let now = Utc::now();
+        let payload = common::issue_event(iid, now, now, &[], &[HIGHEST], false);
+        assert_eq!(
+            server.deliver(&format!("relabel-{iid}"), &payload).await,
+            200
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let steps = |slack: &FakeSlack| -> HashMap<(u64, &'static str), usize> {
+        let mut steps = HashMap::new();
+        for message in slack.messages() {
+            for pair in said(&message, "acme/backend") {
+                *steps.entry(pair).or_default() += 1;
+            }
+        }
+        steps
+    };
+    // Each issue's start, warning and breach: 300 steps, all in Slack
+    // within a minute of the relabel at Slack's pace.
+    let all_said = common::wait_until(Duration::from_secs(60), || {
+        let steps = steps(&slack.slack);
+        (1..=100u64).all(|iid| {
+            ["start", "warning", "breach"]
+                .iter()
+                .all(|step| steps.contains_key(&(iid, *step)))
+        })
+    })
+    .await;
+    let took = started.elapsed();
+    let messages = slack.slack.messages();
+    let steps = steps(&slack.slack);
+    eprintln!(
+        "storm figures: a relabel of 100 issues said in {} messages, the last {:.1} s after the first label",
+        messages.len(),
+        took.as_secs_f64()
+    );
+    assert!(
+        all_said,
+        "missing: {:?}",
+        (1..=100u64)
+            .flat_map(|iid| ["start", "warning", "breach"].map(|step| (iid, step)))
+            .filter(|key| !steps.contains_key(key))
+            .take(10)
+            .collect::<Vec<_>>()
+    );
+    let twice: Vec<_> = steps.iter().filter(|(_, n)| **n > 1).collect();
+    assert!(twice.is_empty(), "said more than once: {twice:?}");
+    assert!(!steps.keys().any(|(_, step)| *step == "other"), "{steps:?}");
+    assert!(
+        messages.len() <= 25,
+        "{} messages: {:#?}",
+        messages.len(),
+        messages.iter().map(|m| &m.text).collect::<Vec<_>>()
+    );
+    // The first five keep today's story: a thread each, with their warning
+    // and breach in it.
+    let parents: Vec<_> = messages.iter().filter(|m| m.thread_ts.is_none()).collect();
+    let alone: Vec<_> = parents
+        .iter()
+        .filter(|m| m.text.contains("SLA clock started"))
+        .collect();
+    assert_eq!(alone.len(), 5, "five alerts of their own");
+    for parent in alone {
+        let replies: Vec<&str> = messages
+            .iter()
+            .filter(|m| m.thread_ts.as_deref() == Some(parent.ts.as_str()))
+            .map(|m| m.text.as_str())
+            .collect();
+        assert_eq!(
+            replies.len(),
+            2,
+            "warning and breach in its thread: {replies:?}"
+        );
+    }
+    let groups: Vec<_> = parents
+        .iter()
+        .filter(|m| m.text.contains(" new alerts under "))
+        .collect();
+    assert_eq!(groups.len(), 1, "one group for the rest");
+    assert!(
+        groups[0].text.contains("95 new alerts"),
+        "the group counts its 95 members, updated as they joined: {}",
+        groups[0].text
+    );
+    server.assert_outbox_empty().await;
+    server.stop().await;
+}

@@ -20,14 +20,14 @@ const MOST_GATHER: chrono::TimeDelta = chrono::TimeDelta::seconds(10);
 
 /// How long a digest waits for more after something joined, and at most
 /// from its row's writing: [`DIGEST_SETTLE`] and [`MOST_GATHER`], or a
-/// twentieth and a tenth of the SLA target when that is less (a policy
+/// twentieth and a fifth of the SLA target when that is less (a policy
 /// with a 3-second target cannot wait 3 seconds for company). An unknown
 /// target (0) bounds nothing.
 fn gathering(target: chrono::TimeDelta) -> (chrono::TimeDelta, chrono::TimeDelta) {
     if target <= chrono::TimeDelta::zero() {
         return (DIGEST_SETTLE, MOST_GATHER);
     }
-    (DIGEST_SETTLE.min(target / 20), MOST_GATHER.min(target / 10))
+    (DIGEST_SETTLE.min(target / 20), MOST_GATHER.min(target / 5))
 }
 
 /// How long a digest is kept after its window closed: long enough for its
