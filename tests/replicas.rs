@@ -64,7 +64,7 @@ fn step_of(text: &str) -> &'static str {
 /// issue listed for a group alert's list ("start") or a group's step
 /// message; none for a group's parent, which names issues as examples.
 fn said(message: &fake_slack::Message) -> Vec<(u64, &'static str)> {
-    if message.text.contains(" new alerts under ") {
+    if message.text.contains("at once, in one thread") {
         return Vec::new();
     }
     let shown = message.shown();

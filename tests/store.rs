@@ -847,6 +847,14 @@ contract! {
     keeps_storm_windows_and_sends_each_digest_from_one_row => a_digest_gathers_its_window_and_one_outbox_row_sends_it;
 }
 
+/// Issue `iid`'s start, said in a digest instead of a thread of its own:
+/// its notice has nothing left to send.
+fn grouped_start(iid: u64, now: DateTime<Utc>) -> IssueCommit {
+    let mut commit = commit(iid, now, &["start"], None);
+    commit.fired[0].notice.slack = None;
+    commit
+}
+
 /// Admission `seq` of issue `iid` into `key`'s window: listed when `listed`.
 fn admitted(key: &DigestKey, iid: u64, seq: u32, listed: bool) -> DigestEntry {
     let mut listed_notice = notice(iid, "start");
@@ -868,12 +876,19 @@ async fn a_digest_gathers_its_window_and_one_outbox_row_sends_it(store: impl Sto
         policy: PolicyName("critical".into()),
         opened_at: at(10),
     };
-    // A pass admits two issues alone and two listed; nothing else fired.
+    // A pass admits two issues alone and two listed, each with its start.
     let mut first = commit(31, at(10), &[], None);
     first.digests = vec![admitted(&key, 31, 1, false), admitted(&key, 32, 2, false)];
-    let mut second = commit(33, at(10), &[], None);
-    second.digests = vec![admitted(&key, 33, 3, true), admitted(&key, 34, 4, true)];
-    store.commit(&[first, second], &[]).await.unwrap();
+    let mut second = grouped_start(33, at(10));
+    second.digests = vec![admitted(&key, 33, 3, true)];
+    let mut also = grouped_start(34, at(10));
+    also.digests = vec![admitted(&key, 34, 4, true)];
+    store.commit(&[first, second, also], &[]).await.unwrap();
+    // Another evaluation of #33's start (it lost the race for the firing)
+    // lists it nowhere again.
+    let mut again = grouped_start(33, at(10));
+    again.digests = vec![admitted(&key, 33, 9, true)];
+    store.commit(&[again], &[]).await.unwrap();
 
     let open = store.open_digests(at(10)).await.unwrap();
     assert_eq!(open.len(), 1);
@@ -902,7 +917,7 @@ async fn a_digest_gathers_its_window_and_one_outbox_row_sends_it(store: impl Sto
             .is_empty()
     );
     // A later pass adds one: the unclaimed row waits for it, no second row.
-    let mut third = commit(35, at(10) + TimeDelta::seconds(2), &[], None);
+    let mut third = grouped_start(35, at(10) + TimeDelta::seconds(2));
     third.digests = vec![admitted(&key, 35, 5, true)];
     store.commit(&[third], &[]).await.unwrap();
     let later = at(10) + TimeDelta::seconds(5);

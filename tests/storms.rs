@@ -196,7 +196,7 @@ async fn a_first_start_over_a_backlog_of_300_critical_bugs_is_a_handful_of_messa
 /// none for a group's parent or a digest's summary, which name issues as
 /// examples.
 fn said(message: &common::fake_slack::Message, project: &str) -> Vec<(u64, &'static str)> {
-    if message.text.contains(" new alerts under ")
+    if message.text.contains("at once, in one thread")
         || message.text.starts_with("labelwarden started tracking")
     {
         return Vec::new();
@@ -321,7 +321,7 @@ async fn a_bulk_relabel_of_100_issues_is_said_in_a_few_messages_each_step_once()
     }
     let groups: Vec<_> = parents
         .iter()
-        .filter(|m| m.text.contains(" new alerts under "))
+        .filter(|m| m.text.contains("at once, in one thread"))
         .collect();
     assert_eq!(groups.len(), 1, "one group for the rest");
     assert!(
@@ -330,5 +330,149 @@ async fn a_bulk_relabel_of_100_issues_is_said_in_a_few_messages_each_step_once()
         groups[0].text
     );
     server.assert_outbox_empty().await;
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn eyes_on_a_group_alert_acknowledges_every_member_and_a_tick_resolves_none() {
+    use labelwarden::gitlab::actions::IssueWriter;
+    use labelwarden::gitlab::client::{GitLabClient, GitLabSettings};
+    use labelwarden::gitlab::from_slack::SlackToGitLab;
+    use labelwarden::slack::api::WebApi;
+
+    let slack = FakeSlack::start().await;
+    let gitlab = FakeGitLab::start().await;
+    let labelled = Utc::now();
+    for iid in 1..=8u64 {
+        gitlab
+            .gitlab
+            .add(FakeIssue::new("acme/backend", iid, labelled).add_label(labelled, HIGHEST));
+    }
+    let policies = common::fixture_policies("policies-storm");
+    let token = SecretString::from(TOKEN.to_owned());
+    let settings = SlackSettings {
+        api_url: slack.api_url.clone(),
+        token: Some(token.clone()),
+        webhook_urls: BTreeMap::new(),
+        per_channel_per_second: NonZeroU32::new(100).unwrap(),
+        per_channel_burst: NonZeroU32::new(10).unwrap(),
+    };
+    let notifier = SlackNotifier::new(Arc::clone(&policies), settings).expect("notifier");
+    let client = GitLabClient::new(GitLabSettings {
+        url: gitlab.url.clone(),
+        token: SecretString::from(common::fake_gitlab::TOKEN.to_owned()),
+        concurrency: 4,
+        first_retry: Duration::from_millis(5),
+    })
+    .unwrap();
+    let to_gitlab = SlackToGitLab {
+        slack: WebApi::new(
+            labelwarden::http_client::builder().build().unwrap(),
+            &slack.api_url,
+            token,
+        ),
+        gitlab: IssueWriter::new(client),
+        policies: Arc::clone(&policies),
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let server = start_server(
+        policies,
+        &sqlite(&dir.path().join("db.sqlite")),
+        notifier,
+        Options {
+            slack_events: common::slack_events(Some(to_gitlab)),
+            ..Options::default()
+        },
+    )
+    .await;
+    // Eight at once: five threads of their own, three in a group.
+    for iid in 1..=8u64 {
+        let payload = common::issue_event(iid, labelled, labelled, &[], &[HIGHEST], false);
+        assert_eq!(server.deliver(&format!("group-{iid}"), &payload).await, 200);
+    }
+    let group = || {
+        slack
+            .slack
+            .messages()
+            .into_iter()
+            .find(|m| m.thread_ts.is_none() && m.text.contains("3 new alerts under"))
+    };
+    assert!(common::wait_until(Duration::from_secs(10), || group().is_some()).await);
+    let parent = group().unwrap();
+    assert!(
+        parent
+            .shown()
+            .contains(":white_check_mark: here resolves nothing"),
+        "the group says what a tick does: {}",
+        parent.shown()
+    );
+    let now = Utc::now().timestamp();
+    let secret = common::SLACK_SIGNING_SECRET;
+    let alerts = channel_id("#alerts");
+    let eyes = common::fake_slack::reaction_event(
+        "EvG1",
+        "reaction_added",
+        "U0USER001",
+        "eyes",
+        &alerts,
+        &parent.ts,
+    );
+    assert_eq!(server.slack_event(&eyes, now, secret).await.0, 200);
+    let acknowledged = |iid: u64| {
+        gitlab
+            .gitlab
+            .issue("acme/backend", iid)
+            .notes
+            .iter()
+            .any(|(_, _, body, _)| body.contains("Acknowledged in Slack"))
+    };
+    assert!(
+        common::wait_until(Duration::from_secs(5), || (6..=8).all(acknowledged)).await,
+        "each member is acknowledged on its issue"
+    );
+    assert!(
+        !(1..=5).any(acknowledged),
+        "the five with their own thread are not"
+    );
+    // A tick on the group writes no resolution on any issue.
+    let tick = common::fake_slack::reaction_event(
+        "EvG2",
+        "reaction_added",
+        "U0USER001",
+        "white_check_mark",
+        &alerts,
+        &parent.ts,
+    );
+    assert_eq!(server.slack_event(&tick, now, secret).await.0, 200);
+    // Events are acted on in order: a control acknowledgement on #1's own
+    // thread, sent after the tick, shows the tick was handled first.
+    let own = slack
+        .slack
+        .messages()
+        .into_iter()
+        .find(|m| m.thread_ts.is_none() && m.text.contains("acme/backend#1 "))
+        .expect("#1's own alert");
+    let control = common::fake_slack::reaction_event(
+        "EvG3",
+        "reaction_added",
+        "U0USER001",
+        "eyes",
+        &alerts,
+        &own.ts,
+    );
+    assert_eq!(server.slack_event(&control, now, secret).await.0, 200);
+    assert!(common::wait_until(Duration::from_secs(5), || acknowledged(1)).await);
+    for iid in 1..=8u64 {
+        let issue = gitlab.gitlab.issue("acme/backend", iid);
+        assert!(
+            !issue
+                .notes
+                .iter()
+                .any(|(_, _, body, _)| body.contains("Resolved in Slack")),
+            "#{iid}: {:?}",
+            issue.notes
+        );
+        assert!(issue.is_open());
+    }
     server.stop().await;
 }

@@ -200,7 +200,10 @@ async fn send_digest<S: Store, N: Notifier>(
         }
         Err(e) => return outcome(entry, retry, Err(temporary("cannot read the digest", e))),
     };
-    let sent = match notifier.send_digest(&digest, entry.thread.as_ref()).await {
+    let sent = match notifier
+        .send_digest(&digest, entry.thread.as_ref(), entry.retaken)
+        .await
+    {
         Ok(sent) => sent,
         Err(e) => return outcome(entry, retry, Err(e)),
     };

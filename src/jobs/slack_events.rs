@@ -24,6 +24,7 @@ use tokio_util::sync::CancellationToken;
 use super::Context;
 use crate::gitlab::from_slack::{FromSlackError, Outcome, Said, SlackToGitLab};
 use crate::notify::Thread;
+use crate::notify::digest::DigestKey;
 use crate::slack::events::{self, Event};
 use crate::store::{AlertThread, SlackEventOutcome, Store, StoreError};
 
@@ -247,21 +248,32 @@ async fn act<S: Store>(
 }
 
 /// The clock cycle of an alert thread labelwarden posted, if it is one.
+/// A group alert's thread stands for many issues: a resolution or reply
+/// there is written on none of them (its parent says so).
 async fn alert_thread<S: Store>(
     context: &Context<S>,
     parent: &Thread,
 ) -> Result<Option<AlertThread>, Failure> {
-    context
+    let alert = context
         .store
         .alert_thread(&parent.channel_id, &parent.ts)
         .await
-        .map_err(Failure::store)
+        .map_err(Failure::store)?;
+    Ok(alert.filter(|alert| {
+        let group = DigestKey::from_outbox(&alert.issue, &alert.policy).is_some();
+        if group {
+            tracing::info!(policy = %alert.policy, "a reaction or reply on a group alert is written on no issue: resolve each issue in GitLab");
+        }
+        !group
+    }))
 }
 
 /// The acknowledgement reaction added or taken off: recorded per person,
 /// then noted on the issue (when `serve` can write to GitLab) so that
 /// `audit` and `explain` know of it. A retry finds the store part done and
 /// writes the note it could not write before (once: notes carry markers).
+/// On a group alert's parent it stands for every member, recorded and
+/// noted per issue.
 async fn acknowledgement<S: Store>(
     context: &Context<S>,
     config: &SlackEventsConfig,
@@ -271,17 +283,66 @@ async fn acknowledgement<S: Store>(
     at: DateTime<Utc>,
     retrying: bool,
 ) -> Result<(), Failure> {
+    // Not a message labelwarden posted: none of its business.
+    for alert in cycles_of(context, parent).await? {
+        acknowledge_cycle(context, config, added, user, parent, &alert, at, retrying).await?;
+    }
+    Ok(())
+}
+
+/// The clock cycles a message labelwarden posted stands for: its alert
+/// thread's, or every member of the group (or digest) it is the parent
+/// of; none for a message labelwarden did not post.
+async fn cycles_of<S: Store>(
+    context: &Context<S>,
+    parent: &Thread,
+) -> Result<Vec<AlertThread>, Failure> {
+    let Some(alert) = context
+        .store
+        .alert_thread(&parent.channel_id, &parent.ts)
+        .await
+        .map_err(Failure::store)?
+    else {
+        return Ok(Vec::new());
+    };
+    let Some(key) = DigestKey::from_outbox(&alert.issue, &alert.policy) else {
+        return Ok(vec![alert]);
+    };
+    let digest = context.store.digest(&key).await.map_err(Failure::store)?;
+    Ok(digest
+        .map(|digest| {
+            digest
+                .items
+                .into_iter()
+                .map(|item| AlertThread {
+                    issue: item.notice.issue,
+                    policy: key.policy.clone(),
+                    cycle: item.notice.firing.cycle,
+                })
+                .collect()
+        })
+        .unwrap_or_default())
+}
+
+/// One clock cycle's acknowledgement, added or taken off.
+#[allow(clippy::too_many_arguments)]
+async fn acknowledge_cycle<S: Store>(
+    context: &Context<S>,
+    config: &SlackEventsConfig,
+    added: bool,
+    user: &str,
+    parent: &Thread,
+    alert: &AlertThread,
+    at: DateTime<Utc>,
+    retrying: bool,
+) -> Result<(), Failure> {
     let store = &context.store;
     let gitlab_user = context.policies.people.gitlab_username(user);
-    let (alert, said) = if added {
-        let Some(acknowledged) = store
-            .acknowledge(&parent.channel_id, &parent.ts, user, at)
+    let said = if added {
+        let acknowledged = store
+            .acknowledge(alert, user, at)
             .await
-            .map_err(Failure::store)?
-        else {
-            // Not an alert thread labelwarden posted: none of its business.
-            return Ok(());
-        };
+            .map_err(Failure::store)?;
         if !acknowledged.recorded && !retrying {
             return Ok(());
         }
@@ -289,30 +350,25 @@ async fn acknowledgement<S: Store>(
             let waited =
                 events::ts_instant(&parent.ts).map(|posted| (at - posted).num_milliseconds());
             tracing::info!(
-                issue = %acknowledged.issue,
-                policy = %acknowledged.policy,
-                cycle = acknowledged.cycle,
+                issue = %alert.issue,
+                policy = %alert.policy,
+                cycle = alert.cycle,
                 user = %user,
                 gitlab_user,
                 after_ms = waited,
                 "alert acknowledged in Slack"
             );
-            metrics::counter!("labelwarden_acknowledgements_total", "policy" => acknowledged.policy.0.clone())
+            metrics::counter!("labelwarden_acknowledgements_total", "policy" => alert.policy.0.clone())
                 .increment(1);
             if let Some(waited) = waited {
-                metrics::histogram!("labelwarden_time_to_acknowledge_seconds", "policy" => acknowledged.policy.0.clone())
+                metrics::histogram!("labelwarden_time_to_acknowledge_seconds", "policy" => alert.policy.0.clone())
                     .record(waited.max(0) as f64 / 1000.0);
             }
         }
-        let alert = AlertThread {
-            issue: acknowledged.issue,
-            policy: acknowledged.policy,
-            cycle: acknowledged.cycle,
-        };
-        (alert, Said::Acknowledged)
+        Said::Acknowledged
     } else {
         let withdrawal = store
-            .withdraw_acknowledgement(&parent.channel_id, &parent.ts, user, Utc::now())
+            .withdraw_acknowledgement(alert, user, Utc::now())
             .await
             .map_err(Failure::store)?;
         if !withdrawal.removed && !retrying {
@@ -320,6 +376,7 @@ async fn acknowledgement<S: Store>(
         }
         if withdrawal.removed {
             tracing::info!(
+                issue = %alert.issue,
                 user = %user,
                 gitlab_user,
                 still_acknowledged = withdrawal.still_acknowledged,
@@ -330,10 +387,7 @@ async fn acknowledgement<S: Store>(
             // A step held back by it may be due: look now.
             context.deliveries_waiting.notify_one();
         }
-        let Some(alert) = alert_thread(context, parent).await? else {
-            return Ok(());
-        };
-        (alert, Said::Unacknowledged)
+        Said::Unacknowledged
     };
     // Every person's, so that GitLab's record matches when the first takes
     // theirs back.
@@ -341,8 +395,8 @@ async fn acknowledgement<S: Store>(
         return Ok(());
     };
     to_gitlab
-        .acknowledgement(&alert, parent, said, user, at)
+        .acknowledgement(alert, parent, said, user, at)
         .await
         .map(drop)
-        .map_err(|e| Failure::writing(&alert, e))
+        .map_err(|e| Failure::writing(alert, e))
 }

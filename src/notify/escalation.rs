@@ -76,8 +76,9 @@ impl<S: Notifier> Notifier for Escalation<S> {
         &self,
         digest: &super::digest::Digest,
         thread: Option<&Thread>,
+        retaken: bool,
     ) -> Result<super::digest::DigestSent, NotifyError> {
-        self.slack.send_digest(digest, thread).await
+        self.slack.send_digest(digest, thread, retaken).await
     }
 
     fn health(&self) -> Option<Arc<DestinationHealth>> {

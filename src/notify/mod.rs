@@ -381,12 +381,16 @@ pub trait Notifier: Send + Sync + 'static {
     /// or the next part of its list), continuing `thread` once the
     /// summary is out: one message a call, so that the channel's pace
     /// applies to each. Notifiers that cannot post (logs) say it all at
-    /// once.
+    /// once. `retaken`: another process claimed this send and never
+    /// recorded it, so its next message may be out already; notifiers that
+    /// can look (Slack, by the key in each message's metadata) do.
     fn send_digest(
         &self,
         digest: &digest::Digest,
         thread: Option<&Thread>,
+        retaken: bool,
     ) -> impl Future<Output = Result<digest::DigestSent, NotifyError>> + Send {
+        let _ = retaken;
         let sent = log_digest(digest, thread);
         async move { Ok(sent) }
     }

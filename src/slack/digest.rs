@@ -202,6 +202,7 @@ impl SlackNotifier {
         &self,
         digest: &Digest,
         thread: Option<&Thread>,
+        retaken: bool,
     ) -> Result<DigestSent, NotifyError> {
         let name = &digest.key.channel;
         let Some(channel) = self.policies.channels.get(name) else {
@@ -219,7 +220,7 @@ impl SlackNotifier {
                 let message = summary(digest, channel, &self.policies.people, now);
                 let key = message_key(digest, "summary");
                 let thread = self
-                    .post_digest(channel, &message, None, false, &key)
+                    .post_once(channel, &message, None, false, &key, retaken)
                     .await?;
                 progress.summarised = version;
                 let done =
@@ -250,7 +251,7 @@ impl SlackNotifier {
                     &format!("list:{}:{}", part.after.batch_through, part.offset),
                 );
                 let posted = self
-                    .post_digest(channel, &message, thread, false, &key)
+                    .post_once(channel, &message, thread, false, &key, retaken)
                     .await?;
                 progress = part.after;
                 let done =
@@ -281,7 +282,7 @@ impl SlackNotifier {
                 .iter()
                 .any(|n| n.slack.as_ref().is_some_and(|s| s.broadcast));
             let posted = self
-                .post_digest(channel, &message, thread, broadcast, &key)
+                .post_once(channel, &message, thread, broadcast, &key, retaken)
                 .await?;
             Ok(DigestSent {
                 thread: thread.cloned().or(posted),
@@ -303,6 +304,54 @@ impl SlackNotifier {
             Err(error) => {
                 let notice = digest.key.outbox_notice(1, now);
                 Err(self.failed(&notice, name, error))
+            }
+        }
+    }
+
+    /// Posts one digest message unless a send another process claimed and
+    /// never recorded (`retaken`) posted it already: found by its key in
+    /// Slack's metadata, as retaken notices are.
+    async fn post_once(
+        &self,
+        channel: &Channel,
+        message: &Message,
+        thread: Option<&Thread>,
+        broadcast: bool,
+        key: &str,
+        retaken: bool,
+    ) -> Result<Option<Thread>, SlackError> {
+        if retaken && let Some(found) = self.find_digest_message(channel, thread, key).await {
+            tracing::info!(channel = %channel.name, key, "the digest message was out already; not posting it twice");
+            return Ok(Some(found));
+        }
+        self.post_digest(channel, message, thread, broadcast, key)
+            .await
+    }
+
+    /// A digest message labelwarden posted with `key` in the last 10
+    /// minutes, if Slack can tell (a bot token, a channel given by id or a
+    /// thread to look in).
+    async fn find_digest_message(
+        &self,
+        channel: &Channel,
+        thread: Option<&Thread>,
+        key: &str,
+    ) -> Option<Thread> {
+        let Destination::SlackChannel(target) = &channel.destination else {
+            return None;
+        };
+        let api = self.api.as_ref()?;
+        let channel_id = match thread {
+            Some(thread) => thread.channel_id.clone(),
+            None if crate::policy::is_slack_channel_id(target) => target.clone(),
+            None => return None,
+        };
+        let oldest = Utc::now() - chrono::TimeDelta::minutes(10);
+        match api.find_posted(&channel_id, thread, oldest, key).await {
+            Ok(found) => found.map(|ts| Thread { channel_id, ts }),
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot check whether a digest message went out; posting it");
+                None
             }
         }
     }

@@ -78,8 +78,13 @@ pub fn summary(digest: &Digest, channel: &Channel, people: &People, now: DateTim
         .iter()
         .filter_map(|item| item.notice.deadline.map(|at| (at, &item.notice)))
         .min_by_key(|(at, _)| *at);
+    let alerts = if members == 1 {
+        "1 new alert".to_owned()
+    } else {
+        format!("{members} new alerts")
+    };
     let mut headline = format!(
-        ":rotating_light: *{members} new alerts* under `{policy}` at once: too many for a thread each, so they share this one."
+        ":rotating_light: *{alerts}* under `{policy}` at once: too many for a thread each, so they share this one."
     );
     if let Some((at, notice)) = first_deadline {
         headline.push_str(&format!(
@@ -113,7 +118,7 @@ pub fn summary(digest: &Digest, channel: &Channel, people: &People, now: DateTim
     let starts: Vec<&Notice> = digest.items.iter().map(|item| &item.notice).collect();
     let tags = tags(&starts, channel, people, now);
     let mut text = format!(
-        "{members} new alerts under {} at once, in one thread",
+        "{alerts} under {} at once, in one thread",
         digest.key.policy
     );
     if !tags.is_empty() {

@@ -546,8 +546,9 @@ impl Notifier for SlackNotifier {
         &self,
         digest: &crate::notify::digest::Digest,
         thread: Option<&Thread>,
+        retaken: bool,
     ) -> Result<crate::notify::digest::DigestSent, NotifyError> {
-        self.digest_message(digest, thread).await
+        self.digest_message(digest, thread, retaken).await
     }
 
     fn health(&self) -> Option<Arc<DestinationHealth>> {

@@ -543,16 +543,24 @@ pub trait Store: Send + Sync + 'static {
         &self,
     ) -> impl Future<Output = Result<Option<DateTime<Utc>>, StoreError>> + Send;
 
-    /// Records `user`'s acknowledgement of the alert thread whose parent is
-    /// the message `ts` in `channel_id`; `None` if labelwarden did not post
-    /// that message.
+    /// Records `user`'s acknowledgement of one clock cycle (its alert
+    /// thread's, or a group alert's member's).
     fn acknowledge(
         &self,
-        channel_id: &str,
-        ts: &str,
+        alert: &AlertThread,
         user: &str,
         at: DateTime<Utc>,
-    ) -> impl Future<Output = Result<Option<Acknowledged>, StoreError>> + Send;
+    ) -> impl Future<Output = Result<Acknowledged, StoreError>> + Send;
+
+    /// Takes `user`'s acknowledgement of one clock cycle back, if they had
+    /// given one. When nobody else's stands, the cycle's clock is made due
+    /// at `now`: a step held back by the acknowledgement may be due already.
+    fn withdraw_acknowledgement(
+        &self,
+        alert: &AlertThread,
+        user: &str,
+        now: DateTime<Utc>,
+    ) -> impl Future<Output = Result<Withdrawal, StoreError>> + Send;
 
     /// The clock cycle of the alert thread whose parent is the message `ts`
     /// in `channel_id`; `None` if labelwarden did not post that message.
@@ -561,17 +569,6 @@ pub trait Store: Send + Sync + 'static {
         channel_id: &str,
         ts: &str,
     ) -> impl Future<Output = Result<Option<AlertThread>, StoreError>> + Send;
-
-    /// Takes `user`'s acknowledgement of that thread back, if they had
-    /// given one. When nobody else's stands, the cycle's clock is made due
-    /// at `now`: a step held back by the acknowledgement may be due already.
-    fn withdraw_acknowledgement(
-        &self,
-        channel_id: &str,
-        ts: &str,
-        user: &str,
-        now: DateTime<Utc>,
-    ) -> impl Future<Output = Result<Withdrawal, StoreError>> + Send;
 
     /// Who acknowledged a clock cycle first among those whose
     /// acknowledgement stands, and when.

@@ -498,12 +498,20 @@ impl Store for SqlStore {
 
     async fn acknowledge(
         &self,
-        channel_id: &str,
-        ts: &str,
+        alert: &AlertThread,
         user: &str,
         at: DateTime<Utc>,
-    ) -> Result<Option<Acknowledged>, StoreError> {
-        slack::acknowledge(self, channel_id, ts, user, at).await
+    ) -> Result<Acknowledged, StoreError> {
+        slack::acknowledge(self, alert, user, at).await
+    }
+
+    async fn withdraw_acknowledgement(
+        &self,
+        alert: &AlertThread,
+        user: &str,
+        now: DateTime<Utc>,
+    ) -> Result<Withdrawal, StoreError> {
+        slack::withdraw_acknowledgement(self, alert, user, now).await
     }
 
     async fn alert_thread(
@@ -512,16 +520,6 @@ impl Store for SqlStore {
         ts: &str,
     ) -> Result<Option<AlertThread>, StoreError> {
         slack::alert_thread(self, channel_id, ts).await
-    }
-
-    async fn withdraw_acknowledgement(
-        &self,
-        channel_id: &str,
-        ts: &str,
-        user: &str,
-        now: DateTime<Utc>,
-    ) -> Result<Withdrawal, StoreError> {
-        slack::withdraw_acknowledgement(self, channel_id, ts, user, now).await
     }
 
     async fn acknowledgement(

@@ -127,15 +127,37 @@ pub(super) async fn commit(
     handled: &[Handled],
 ) -> Result<CommitOutcome, StoreError> {
     let mut tx = store.writer.begin().await?;
-    let newly_fired = write_commits(&mut tx, commits).await?;
+    let (newly_fired, new_firings) = write_commits(&mut tx, commits).await?;
     for commit in commits.iter().filter(|c| c.became_confidential) {
         confidential::redact_waiting(&mut tx, &commit.facts.reference).await?;
     }
     for carried in commits.iter().flat_map(|c| &c.carried) {
         identity::carry_start(&mut tx, carried, Utc::now()).await?;
     }
-    let admitted: Vec<_> = commits.iter().flat_map(|c| &c.digests).collect();
-    let digest_notices: Vec<_> = commits.iter().flat_map(|c| &c.digest_notices).collect();
+    // What a digest lists or says is written with its firing, once: an
+    // evaluation that lost the race for a firing (two enforcers for a
+    // moment, a retried pass) adds nothing to any digest.
+    let new = |notice: &Notice| {
+        let firing = &notice.firing;
+        new_firings.contains(&(
+            notice.issue.project.0.clone(),
+            notice.issue.iid.0 as i64,
+            notice.policy.0.clone(),
+            firing.step.0.clone(),
+            i64::from(firing.cycle),
+            i64::from(firing.occurrence),
+        ))
+    };
+    let admitted: Vec<_> = commits
+        .iter()
+        .flat_map(|c| &c.digests)
+        .filter(|entry| entry.notice.as_ref().is_none_or(new))
+        .collect();
+    let digest_notices: Vec<_> = commits
+        .iter()
+        .flat_map(|c| &c.digest_notices)
+        .filter(|(_, notice)| new(notice))
+        .collect();
     if let Some(now) = commits.iter().map(|c| c.now).max() {
         digests::write(&mut tx, &admitted, &digest_notices, now).await?;
     }
@@ -268,10 +290,12 @@ pub(super) async fn stats(store: &SqlStore, now: DateTime<Utc>) -> Result<StoreS
 /// Writes evaluations inside `tx` with a few multi-row statements (one
 /// round trip each, whatever the number of issues); returns how many fired
 /// steps were new. Each issue appears at most once in `commits`.
+/// Writes the evaluations; returns how many notices were new, and which
+/// firings were (a firing another writer recorded first is not).
 async fn write_commits(
     tx: &mut Transaction<'_, Any>,
     commits: &[IssueCommit],
-) -> Result<usize, StoreError> {
+) -> Result<(usize, std::collections::HashSet<FiringKey>), StoreError> {
     debug_assert!(
         {
             let mut issues: Vec<_> = commits.iter().map(|c| &c.facts.reference).collect();
@@ -469,5 +493,5 @@ async fn write_commits(
         query.execute(&mut **tx).await?;
     }
 
-    Ok(notices.len())
+    Ok((notices.len(), new_firings))
 }

@@ -116,25 +116,27 @@ pub(super) async fn next_slack_event(
     Ok(row.try_get::<Option<i64>, _>("due")?.map(instant))
 }
 
+/// Records `user`'s acknowledgement of the clock cycle `alert`.
 pub(super) async fn acknowledge(
     store: &SqlStore,
-    channel_id: &str,
-    ts: &str,
+    alert: &AlertThread,
     user: &str,
     at: DateTime<Utc>,
-) -> Result<Option<Acknowledged>, StoreError> {
+) -> Result<Acknowledged, StoreError> {
     let mut tx = store.writer.begin().await?;
-    let Some(thread) = sqlx::query(THREAD_BY_PARENT)
-        .bind(channel_id)
-        .bind(ts)
-        .fetch_optional(&mut *tx)
-        .await?
-    else {
-        return Ok(None);
-    };
-    let alert = alert_thread_from(&thread)?;
+    let acknowledged = acknowledge_in(&mut tx, alert.clone(), user, at).await?;
+    tx.commit().await?;
+    Ok(acknowledged)
+}
+
+async fn acknowledge_in(
+    tx: &mut Transaction<'_, Any>,
+    alert: AlertThread,
+    user: &str,
+    at: DateTime<Utc>,
+) -> Result<Acknowledged, StoreError> {
     let standing = bind_cycle(sqlx::query(FIRST_ACKNOWLEDGEMENT), &alert)
-        .fetch_optional(&mut *tx)
+        .fetch_optional(&mut **tx)
         .await?;
     let inserted = bind_cycle(
         sqlx::query(
@@ -145,16 +147,15 @@ pub(super) async fn acknowledge(
     )
     .bind(user)
     .bind(millis(at))
-    .fetch_optional(&mut *tx)
+    .fetch_optional(&mut **tx)
     .await?;
-    tx.commit().await?;
-    Ok(Some(Acknowledged {
+    Ok(Acknowledged {
         recorded: inserted.is_some(),
         first: inserted.is_some() && standing.is_none(),
         issue: alert.issue,
         policy: alert.policy,
         cycle: alert.cycle,
-    }))
+    })
 }
 
 pub(super) async fn alert_thread(
@@ -172,39 +173,38 @@ pub(super) async fn alert_thread(
         .map_err(StoreError::from)
 }
 
+/// Takes `user`'s acknowledgement of the clock cycle `alert` back.
 pub(super) async fn withdraw_acknowledgement(
     store: &SqlStore,
-    channel_id: &str,
-    ts: &str,
+    alert: &AlertThread,
     user: &str,
     now: DateTime<Utc>,
 ) -> Result<Withdrawal, StoreError> {
     let mut tx = store.writer.begin().await?;
-    let Some(thread) = sqlx::query(THREAD_BY_PARENT)
-        .bind(channel_id)
-        .bind(ts)
-        .fetch_optional(&mut *tx)
-        .await?
-    else {
-        return Ok(Withdrawal {
-            removed: false,
-            still_acknowledged: false,
-        });
-    };
-    let alert = alert_thread_from(&thread)?;
+    let withdrawal = withdraw_in(&mut tx, alert, user, now).await?;
+    tx.commit().await?;
+    Ok(withdrawal)
+}
+
+async fn withdraw_in(
+    tx: &mut Transaction<'_, Any>,
+    alert: &AlertThread,
+    user: &str,
+    now: DateTime<Utc>,
+) -> Result<Withdrawal, StoreError> {
     let done = bind_cycle(
         sqlx::query(
             "DELETE FROM acknowledgements
              WHERE project = $1 AND iid = $2 AND policy = $3 AND cycle = $4 AND by_user = $5",
         ),
-        &alert,
+        alert,
     )
     .bind(user)
-    .execute(&mut *tx)
+    .execute(&mut **tx)
     .await?;
     let removed = done.rows_affected() > 0;
-    let still_acknowledged = bind_cycle(sqlx::query(FIRST_ACKNOWLEDGEMENT), &alert)
-        .fetch_optional(&mut *tx)
+    let still_acknowledged = bind_cycle(sqlx::query(FIRST_ACKNOWLEDGEMENT), alert)
+        .fetch_optional(&mut **tx)
         .await?
         .is_some();
     if removed && !still_acknowledged {
@@ -218,10 +218,9 @@ pub(super) async fn withdraw_acknowledgement(
         .bind(alert.issue.iid.0 as i64)
         .bind(alert.policy.0.as_str())
         .bind(millis(now))
-        .execute(&mut *tx)
+        .execute(&mut **tx)
         .await?;
     }
-    tx.commit().await?;
     Ok(Withdrawal {
         removed,
         still_acknowledged,
