@@ -263,45 +263,6 @@ impl Checker {
         })
     }
 
-    /// `adopt:` and `adopt_grace:`.
-    fn adoption(
-        &mut self,
-        file: &Arc<PathBuf>,
-        raw: &PolicyEntry,
-        field: &str,
-    ) -> Option<Adoption> {
-        let defaults = Adoption::default();
-        let mode = match &raw.adopt {
-            None => Some(defaults.mode),
-            Some(value) => self.check(
-                file,
-                value,
-                format!("{field}.adopt"),
-                match value.value.as_str() {
-                    "digest" => Ok(AdoptMode::Digest),
-                    "individual" => Ok(AdoptMode::Individual),
-                    "silent" => Ok(AdoptMode::Silent),
-                    other => Err(format!(
-                        "`{other}` is not `digest`, `individual` or `silent`"
-                    )),
-                },
-            ),
-        };
-        let grace = match &raw.adopt_grace {
-            None => Some(defaults.grace),
-            Some(value) => self.check(
-                file,
-                value,
-                format!("{field}.adopt_grace"),
-                duration::parse(&value.value.0),
-            ),
-        };
-        Some(Adoption {
-            mode: mode?,
-            grace: grace?,
-        })
-    }
-
     fn patterns(
         &mut self,
         file: &Arc<PathBuf>,

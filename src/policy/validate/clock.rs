@@ -1,7 +1,7 @@
 //! Checks of what a policy selects (`match`) and how its clock runs
 //! (`clock`): labels and patterns, issue types, confidentiality and
-//! projects; the target, start and stop rules, pauses, time zone, and what
-//! a close as a duplicate does.
+//! projects; the target, start and stop rules, pauses, time zone, what
+//! a close as a duplicate does, and how a clock learned of late is adopted.
 
 use super::*;
 
@@ -174,6 +174,45 @@ impl Checker {
             pauses_while_labeled: pauses?,
             max_pause: max_pause?,
             time_zone: time_zone?,
+        })
+    }
+
+    /// `adopt:` and `adopt_grace:`.
+    pub(super) fn adoption(
+        &mut self,
+        file: &Arc<PathBuf>,
+        raw: &PolicyEntry,
+        field: &str,
+    ) -> Option<Adoption> {
+        let defaults = Adoption::default();
+        let mode = match &raw.adopt {
+            None => Some(defaults.mode),
+            Some(value) => self.check(
+                file,
+                value,
+                format!("{field}.adopt"),
+                match value.value.as_str() {
+                    "digest" => Ok(AdoptMode::Digest),
+                    "individual" => Ok(AdoptMode::Individual),
+                    "silent" => Ok(AdoptMode::Silent),
+                    other => Err(format!(
+                        "`{other}` is not `digest`, `individual` or `silent`"
+                    )),
+                },
+            ),
+        };
+        let grace = match &raw.adopt_grace {
+            None => Some(defaults.grace),
+            Some(value) => self.check(
+                file,
+                value,
+                format!("{field}.adopt_grace"),
+                duration::parse(&value.value.0),
+            ),
+        };
+        Some(Adoption {
+            mode: mode?,
+            grace: grace?,
         })
     }
 }

@@ -364,3 +364,74 @@ fn a_channel_defined_twice_across_files_is_refused() {
         errors[0]
     );
 }
+
+#[test]
+fn storm_settings_are_read_and_their_mistakes_named() {
+    let yaml = concat!(
+        "channels:\n",
+        "  alerts: { slack_channel: \"#alerts\", group_after: 0, group_window: 2h }\n",
+        "  quiet: { slack_channel: \"#quiet\", group_after: 10, group_window: 30s }\n",
+        "policies:\n",
+        "  - name: p\n    match: { labels_any: [x] }\n    clock: { target: 24h }\n",
+        "    adopt: loudly\n    adopt_grace: soon\n",
+        "    escalation:\n      - on: breach\n        slack: { channel: quiet }\n",
+    );
+    let found = errors(yaml);
+    assert_eq!(found.len(), 3, "{found:?}");
+    assert!(
+        found[0].contains("`channels.alerts.group_window`") && found[0].contains("longer than 1h"),
+        "{}",
+        found[0]
+    );
+    assert!(
+        found[1].contains("`policies[p].adopt`")
+            && found[1].contains("`loudly` is not `digest`, `individual` or `silent`"),
+        "{}",
+        found[1]
+    );
+    assert!(
+        found[2].contains("`policies[p].adopt_grace`"),
+        "{}",
+        found[2]
+    );
+
+    let fixed = yaml
+        .replace("group_window: 2h", "group_window: 5m")
+        .replace("adopt: loudly", "adopt: silent")
+        .replace("adopt_grace: soon", "adopt_grace: 1h");
+    let path = Path::new("p.yml");
+    let set = validate(vec![ParsedFile {
+        path: Arc::new(path.to_owned()),
+        content: file::parse(path, &fixed).expect("parses"),
+    }])
+    .expect("valid");
+    let alerts = &set.channels["alerts"];
+    assert_eq!(
+        (alerts.group_after, alerts.group_window),
+        (0, TimeDelta::minutes(5))
+    );
+    let quiet = &set.channels["quiet"];
+    assert_eq!(
+        (quiet.group_after, quiet.group_window),
+        (10, TimeDelta::seconds(30))
+    );
+    let adoption = set.policies[0].adoption;
+    assert_eq!(
+        (adoption.mode, adoption.grace),
+        (AdoptMode::Silent, TimeDelta::hours(1))
+    );
+    // Unset, the defaults protect a channel nobody configured.
+    let set = crate::test_support::policy_set(&format!(
+        "{HEADER}  - name: d\n    match: {{ labels_any: [x] }}\n    clock: {{ target: 1h }}\n"
+    ));
+    let alerts = &set.channels["alerts"];
+    assert_eq!(
+        (alerts.group_after, alerts.group_window),
+        (5, TimeDelta::minutes(1))
+    );
+    let adoption = set.policies[0].adoption;
+    assert_eq!(
+        (adoption.mode, adoption.grace),
+        (AdoptMode::Digest, TimeDelta::minutes(15))
+    );
+}
