@@ -74,13 +74,41 @@ pub fn group(
         };
         let cycle = notice.firing.cycle;
         let member_of = memberships.iter().find(|(key, member_cycle)| {
-            key.channel == channel.name && key.policy == fired.policy && *member_cycle == cycle
+            key.kind.carries_later_steps()
+                && key.channel == channel.name
+                && key.policy == fired.policy
+                && *member_cycle == cycle
         });
         if let Some((key, _)) = member_of {
             let mut said = notice.clone();
             said.gitlab = None;
             grouped.notices.push((key.clone(), said));
             notice.slack = None;
+            continue;
+        }
+        let groupable = channel.group_after > 0 && channel.audience == Audience::Team;
+        if notice.step_kind == "every" && groupable {
+            // Reminders falling due together: the first few bump their
+            // thread, the rest are one list.
+            let (admission, closes_at) =
+                windows.admit(DigestKind::Reminders, channel, &fired.policy, now);
+            let (key, seq, listed) = match admission {
+                Admission::Alone { key, seq } => (key, seq, None),
+                Admission::Listed { key, seq } => {
+                    let mut listed = notice.clone();
+                    listed.gitlab = None;
+                    notice.slack = None;
+                    (key, seq, Some(listed))
+                }
+            };
+            grouped.admitted.push(DigestEntry {
+                key,
+                closes_at,
+                seq,
+                issue: notice.issue.clone(),
+                cycle,
+                notice: listed,
+            });
             continue;
         }
         let this = (fired.policy.clone(), cycle, channel.name.clone());
@@ -92,7 +120,7 @@ pub fn group(
                 &this,
             );
         announced_now.push(this);
-        if !new_alert || channel.group_after == 0 || channel.audience == Audience::Users {
+        if !new_alert || !groupable {
             continue;
         }
         let (admission, closes_at) = windows.admit(DigestKind::Alerts, channel, &fired.policy, now);
@@ -283,6 +311,75 @@ mod tests {
         assert!(grouped.notices.is_empty());
         assert_eq!(grouped.admitted.len(), 1);
         assert_eq!(grouped.admitted[0].key.channel, "managers");
+    }
+
+    #[test]
+    fn reminders_falling_due_together_bump_a_few_threads_and_list_the_rest() {
+        let set = policy_set(concat!(
+            "channels:\n  alerts: { slack_channel: \"#alerts\", group_after: 2 }\n",
+            "policies:\n",
+            "  - name: critical\n    match: { labels_any: [\"priority::highest\"] }\n    clock: { target: 24h }\n",
+            "    escalation:\n",
+            "      - on: start\n        slack: { channel: alerts }\n",
+            "      - on: breach\n        slack: { channel: alerts }\n",
+            "      - on: { every: 4h, after: breach }\n        slack: { channel: alerts }\n",
+        ));
+        let firing = |step: &str| crate::engine::Firing {
+            step: crate::policy::StepId(step.into()),
+            cycle: 1,
+            occurrence: 0,
+        };
+        let name = set.policies[0].name.clone();
+        let loaded = Loaded {
+            ledger: vec![
+                (name.clone(), firing("start")),
+                (name.clone(), firing("breach")),
+            ],
+            ..Loaded::default()
+        };
+        let ledger = Ledger::new(vec![firing("start"), firing("breach")]);
+        let mut windows = Windows::default();
+        let mut said = Vec::new();
+        for iid in 1..=4 {
+            // 4 hours past the deadline: the first reminder is due.
+            let mut fired = fired(&set, iid, 0, 28 * 60, &ledger);
+            assert_eq!(sent_alone(&fired), ["every"]);
+            let grouped = group(&set, &loaded, &[], &mut fired, &mut windows, t(28 * 60));
+            said.push((sent_alone(&fired), grouped.admitted));
+        }
+        assert_eq!(said[0].0, ["every"]);
+        assert_eq!(said[1].0, ["every"]);
+        assert!(said[2].0.is_empty() && said[3].0.is_empty());
+        let listed: Vec<(DigestKind, bool)> = said
+            .iter()
+            .flat_map(|(_, admitted)| admitted.iter().map(|a| (a.key.kind, a.notice.is_some())))
+            .collect();
+        assert_eq!(
+            listed,
+            [
+                (DigestKind::Reminders, false),
+                (DigestKind::Reminders, false),
+                (DigestKind::Reminders, true),
+                (DigestKind::Reminders, true)
+            ]
+        );
+        // A reminder digest lists; it does not carry the cycle's later steps.
+        let reminders = said[2].1[0].key.clone();
+        let mut reminded_again = fired(&set, 3, 0, 28 * 60, &ledger);
+        let grouped = group(
+            &set,
+            &loaded,
+            &[(reminders, 1)],
+            &mut reminded_again,
+            &mut Windows::default(),
+            t(28 * 60),
+        );
+        assert!(grouped.notices.is_empty());
+        assert_eq!(
+            sent_alone(&reminded_again),
+            ["every"],
+            "a fresh window: its own thread"
+        );
     }
 
     #[test]

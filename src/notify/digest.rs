@@ -28,6 +28,17 @@ pub enum DigestKind {
     /// New alerts beyond what a channel takes one thread each for: a
     /// group alert, whose thread carries its members' later steps.
     Alerts,
+    /// Reminders (`every`) falling due together in a channel beyond what
+    /// it takes one thread bump each for: one message lists them.
+    Reminders,
+}
+
+impl DigestKind {
+    /// Its thread carries the later steps of the cycles it lists (a
+    /// reminder digest only says that they are still open).
+    pub fn carries_later_steps(self) -> bool {
+        matches!(self, DigestKind::Adopted | DigestKind::Alerts)
+    }
 }
 
 impl DigestKind {
@@ -35,6 +46,7 @@ impl DigestKind {
         match self {
             DigestKind::Adopted => "adopted",
             DigestKind::Alerts => "alerts",
+            DigestKind::Reminders => "reminders",
         }
     }
 
@@ -42,6 +54,7 @@ impl DigestKind {
         match text {
             "adopted" => Some(DigestKind::Adopted),
             "alerts" => Some(DigestKind::Alerts),
+            "reminders" => Some(DigestKind::Reminders),
             _ => None,
         }
     }

@@ -413,7 +413,8 @@ fn log_digest(digest: &digest::Digest, thread: Option<&Thread>) -> digest::Diges
         past_deadline = tally.overdue,
         running = tally.running,
         paused = tally.paused,
-        "digest: labelwarden started tracking issues that were already open; their missed steps are recorded, not sent"
+        kind = digest.key.kind.as_str(),
+        "digest: several issues said at once (adopted: already open when labelwarden started tracking them, their missed steps recorded, not sent; alerts: a group alert; reminders: still past their SLA)"
     );
     let mut progress = digest.progress;
     while let Some(part) = digest.next_part(progress, now, usize::MAX) {

@@ -129,6 +129,44 @@ pub fn summary(digest: &Digest, channel: &Channel, people: &People, now: DateTim
     Message { text, blocks }
 }
 
+/// A reminder digest's message: how many are still past their deadline,
+/// the most overdue, and everyone to tag, once; the list in its thread.
+pub fn reminders(
+    digest: &Digest,
+    channel: &Channel,
+    people: &People,
+    now: DateTime<Utc>,
+) -> Message {
+    let tally = digest.tally(now);
+    let issues = if tally.total == 1 {
+        "1 issue".to_owned()
+    } else {
+        format!("{} issues", tally.total)
+    };
+    let mut headline = format!(
+        ":red_circle: *Still past their SLA: {issues}* under `{}`",
+        escape(&digest.key.policy.0)
+    );
+    if let Some((by, notice)) = tally.oldest_overdue {
+        headline.push_str(&format!(
+            ", the most overdue {} ({})",
+            human(by),
+            link(notice)
+        ));
+    }
+    headline.push_str(". The list, most overdue first with assignees, is in this thread; their own threads are not bumped one by one.");
+    let mut blocks = vec![section(&headline)];
+    let reminded: Vec<&Notice> = digest.items.iter().map(|item| &item.notice).collect();
+    let tags = tags(&reminded, channel, people, now);
+    let mut text = format!("Still past their SLA: {issues} under {}", digest.key.policy);
+    if !tags.is_empty() {
+        let tagged = tags.join(" ");
+        blocks.push(section(&format!("*Tagged:* {tagged}")));
+        text.push_str(&format!(" {tagged}"));
+    }
+    Message { text, blocks }
+}
+
 /// The note a message about several notices carries when they went out
 /// late: the one for the notice due first, which is the latest.
 pub(super) fn late_note(
