@@ -95,7 +95,8 @@ async fn gitlab_and_slack_parts_each_happen_once_through_failures_on_both_sides(
     tokio::time::sleep(Duration::from_millis(300)).await;
 
     let issue = gitlab.gitlab.issue("acme/backend", 50);
-    let comments: Vec<&String> = issue.notes.iter().map(|n| &n.2).collect();
+    // Visible comments; the internal ledger note is checked below.
+    let comments: Vec<&String> = issue.notes.iter().filter(|n| !n.3).map(|n| &n.2).collect();
     assert_eq!(
         comments.len(),
         2,
@@ -127,4 +128,20 @@ async fn gitlab_and_slack_parts_each_happen_once_through_failures_on_both_sides(
     );
     server.assert_outbox_empty().await;
     server.stop().await;
+    // serve's ledger note lists every step once, Slack-only ones too, with
+    // the thread, written through GitLab's failures.
+    let ledger: Vec<String> = gitlab
+        .gitlab
+        .issue("acme/backend", 50)
+        .notes
+        .iter()
+        .filter(|n| n.3)
+        .map(|n| n.2.clone())
+        .collect();
+    assert_eq!(ledger.len(), 1, "{ledger:#?}");
+    let steps: Vec<String> = labelwarden::gitlab::markers::Marker::find_all(&ledger[0])
+        .into_iter()
+        .map(|m| m.firing.step.0)
+        .collect();
+    assert_eq!(steps, ["start", "breach"], "{ledger:#?}");
 }

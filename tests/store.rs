@@ -855,6 +855,33 @@ fn grouped_start(iid: u64, now: DateTime<Utc>) -> IssueCommit {
     commit
 }
 
+/// Sends the grouped starts' own rows due at `now` (nothing for Slack),
+/// and says whose they were.
+async fn send_starts(store: &impl Store, now: DateTime<Utc>) -> Vec<u64> {
+    let starts = store
+        .claim_outbox(now, 10, TimeDelta::minutes(1))
+        .await
+        .unwrap();
+    assert!(
+        starts
+            .iter()
+            .all(|e| e.notice.slack.is_none() && e.key.firing.step.0 == "start")
+    );
+    let issues = starts.iter().map(|e| e.key.issue.iid.0).collect();
+    let outcomes: Vec<OutboxOutcome> = starts
+        .into_iter()
+        .map(|e| OutboxOutcome {
+            key: e.key,
+            result: SendResult::Sent {
+                at: now,
+                thread: None,
+            },
+        })
+        .collect();
+    store.record_outbox(&outcomes).await.unwrap();
+    issues
+}
+
 /// Admission `seq` of issue `iid` into `key`'s window: listed when `listed`.
 fn admitted(key: &DigestKey, iid: u64, seq: u32, listed: bool) -> DigestEntry {
     let mut listed_notice = notice(iid, "start");
@@ -906,6 +933,10 @@ async fn a_digest_gathers_its_window_and_one_outbox_row_sends_it(store: impl Sto
     assert_eq!(listed, [(3, 33), (4, 34)], "only the listed, in order");
     assert_eq!(digest.progress, DigestProgress::default());
 
+    // The listed starts' own rows have nothing for Slack: they are sent
+    // at once (only listed on the issue's ledger note) and are not the
+    // digest.
+    assert_eq!(send_starts(&store, at(10)).await, [33, 34]);
     // One row sends it, once the window has been quiet for 3 seconds.
     let settled = at(10) + TimeDelta::seconds(3);
     assert_eq!(store.next_outbox_attempt().await.unwrap(), Some(settled));
@@ -920,6 +951,10 @@ async fn a_digest_gathers_its_window_and_one_outbox_row_sends_it(store: impl Sto
     let mut third = grouped_start(35, at(10) + TimeDelta::seconds(2));
     third.digests = vec![admitted(&key, 35, 5, true)];
     store.commit(&[third], &[]).await.unwrap();
+    assert_eq!(
+        send_starts(&store, at(10) + TimeDelta::seconds(2)).await,
+        [35]
+    );
     let later = at(10) + TimeDelta::seconds(5);
     assert_eq!(store.next_outbox_attempt().await.unwrap(), Some(later));
     let claimed = store

@@ -239,8 +239,9 @@ pub fn run(args: ServeArgs) -> ExitCode {
     })
 }
 
-/// The GitLab writer for steps that add labels or comment: `None` if no
-/// policy has such steps; an error if some do and there is no token.
+/// The GitLab writer for steps that add labels or comment, and for the
+/// issues' ledger notes a scheduled `audit --notify` reads: whenever there
+/// is a token; an error if a policy needs one and there is none.
 fn needs_gitlab(
     policies: &PolicySet,
     client: Option<&GitLabClient>,
@@ -252,7 +253,7 @@ fn needs_gitlab(
         .map(|p| p.name.0.as_str())
         .collect();
     if acting.is_empty() {
-        return Ok(None);
+        return Ok(client.map(|client| IssueWriter::new(client.clone())));
     }
     let client = client.ok_or_else(|| {
         format!(

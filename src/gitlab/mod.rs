@@ -11,6 +11,7 @@ pub mod client;
 pub mod from_slack;
 pub mod history;
 pub mod hooks;
+pub mod ledger_writer;
 pub mod markers;
 pub mod webhook;
 

@@ -192,7 +192,7 @@ async fn send_digest<S: Store, N: Notifier>(
         message: format!("{what}: {e}"),
         retry_after: None,
     };
-    let digest = match context.store.digest(key).await {
+    let mut digest = match context.store.digest(key).await {
         Ok(Some(digest)) => digest,
         Ok(None) => {
             let missing = NotifyError::Permanent("the digest is not in the store".to_owned());
@@ -200,6 +200,16 @@ async fn send_digest<S: Store, N: Notifier>(
         }
         Err(e) => return outcome(entry, retry, Err(temporary("cannot read the digest", e))),
     };
+    // What the next message holds is written down before it is posted: a
+    // send taken over from a process that died posts the same message (or
+    // finds it in Slack), never a different cut of the same issues.
+    if let Err(e) = plan(context, &mut digest, entry.retaken).await {
+        return outcome(
+            entry,
+            retry,
+            Err(temporary("cannot plan the digest's message", e)),
+        );
+    }
     let sent = match notifier
         .send_digest(&digest, entry.thread.as_ref(), entry.retaken)
         .await
@@ -231,6 +241,57 @@ async fn send_digest<S: Store, N: Notifier>(
         thread: sent.thread,
         retry_at: Utc::now(),
     }
+}
+
+/// Records a list batch about to begin, or the members' notices chosen
+/// for the next message, in the store and in `digest`. A plan this process
+/// made and did not carry out (the channel's pace deferred it) is made
+/// anew with what joined since; only a send `retaken` from a process that
+/// died keeps the plan it may have posted.
+async fn plan<S: Store>(
+    context: &Context<S>,
+    digest: &mut crate::notify::digest::Digest,
+    retaken: bool,
+) -> Result<(), crate::store::StoreError> {
+    let now = Utc::now();
+    if !retaken {
+        for pending in digest.notices.iter_mut().filter(|n| !n.posted) {
+            pending.planned = None;
+        }
+    }
+    if let Some(begun) = digest.batch_begun(digest.progress, now) {
+        context
+            .store
+            .record_digest(&digest.key, &begun, &[])
+            .await?;
+        digest.progress = begun;
+    }
+    if digest.next_part(digest.progress, now, usize::MAX).is_some() {
+        return Ok(());
+    }
+    let Some(step) = digest.next_step(crate::notify::digest::PER_MESSAGE) else {
+        return Ok(());
+    };
+    if !step.new {
+        return Ok(());
+    }
+    let chosen: Vec<(crate::issue::IssueRef, crate::engine::Firing)> = step
+        .notices
+        .iter()
+        .map(|n| (n.issue.clone(), n.firing.clone()))
+        .collect();
+    let message = step.key.clone();
+    context
+        .store
+        .plan_digest_message(&digest.key, &message, &chosen)
+        .await?;
+    for pending in digest.notices.iter_mut().filter(|n| !n.posted) {
+        let id = (&pending.notice.issue, &pending.notice.firing);
+        if chosen.iter().any(|(issue, firing)| (issue, firing) == id) {
+            pending.planned = Some(message.clone());
+        }
+    }
+    Ok(())
 }
 
 /// Sends one notice and says what became of it.

@@ -70,6 +70,9 @@ pub struct DigestKey {
     pub opened_at: DateTime<Utc>,
 }
 
+/// Issues one message of a digest names at most.
+pub const PER_MESSAGE: usize = 100;
+
 /// The outbox keeps a digest's messages under this project prefix: no
 /// GitLab path starts with `labelwarden:`.
 const OUTBOX_PREFIX: &str = "labelwarden:digest:";
@@ -166,6 +169,20 @@ pub struct Digest {
 pub struct DigestNotice {
     pub notice: Notice,
     pub posted: bool,
+    /// The message it was chosen for, before that was posted: a send
+    /// taken over from a process that died mid-send posts (or finds in
+    /// Slack) exactly that message again.
+    pub planned: Option<String>,
+}
+
+/// The next message of members' notices: one kind of step, and its key.
+#[derive(Debug, Clone, PartialEq)]
+pub struct StepMessage<'a> {
+    pub kind: &'a str,
+    pub notices: Vec<&'a Notice>,
+    pub key: String,
+    /// Chosen now, not recorded yet: record it before posting.
+    pub new: bool,
 }
 
 /// How far a digest's messages got. The list goes out in batches: a batch
@@ -193,6 +210,8 @@ pub struct DigestSent {
     pub done: bool,
     /// The members' notices this send posted: (issue, firing).
     pub posted: Vec<(IssueRef, Firing)>,
+    /// The items this send listed, by the firing each is listed for.
+    pub listed: Vec<(IssueRef, Firing)>,
 }
 
 /// The next part of a digest's list to post, and the progress once it is.
@@ -309,18 +328,65 @@ impl Digest {
             .collect()
     }
 
-    /// The notices not posted yet, by kind of step, each kind in the order
-    /// it first fell due.
-    pub fn pending_by_kind(&self) -> Vec<(&str, Vec<&Notice>)> {
-        let mut kinds: Vec<(&str, Vec<&Notice>)> = Vec::new();
-        for pending in self.notices.iter().filter(|n| !n.posted) {
-            let kind = pending.notice.step_kind.as_str();
-            match kinds.iter_mut().find(|(known, _)| *known == kind) {
-                Some((_, notices)) => notices.push(&pending.notice),
-                None => kinds.push((kind, vec![&pending.notice])),
-            }
+    /// The next message of members' notices: one planned before (exactly
+    /// its notices), else the notices of the kind of step that fell due
+    /// first, at most `most`, in the order they fell due.
+    pub fn next_step(&self, most: usize) -> Option<StepMessage<'_>> {
+        let pending: Vec<&DigestNotice> = self.notices.iter().filter(|n| !n.posted).collect();
+        if let Some(key) = pending.iter().find_map(|n| n.planned.as_deref()) {
+            let notices: Vec<&Notice> = pending
+                .iter()
+                .filter(|n| n.planned.as_deref() == Some(key))
+                .map(|n| &n.notice)
+                .collect();
+            return Some(StepMessage {
+                kind: notices[0].step_kind.as_str(),
+                notices,
+                key: key.to_owned(),
+                new: false,
+            });
         }
-        kinds
+        let kind = pending.first()?.notice.step_kind.as_str();
+        let notices: Vec<&Notice> = pending
+            .iter()
+            .filter(|n| n.notice.step_kind == kind)
+            .take(most.max(1))
+            .map(|n| &n.notice)
+            .collect();
+        let first = notices[0];
+        let key = format!(
+            "{kind}:{}:{}:{}:{}",
+            first.issue,
+            first.firing.cycle,
+            first.firing.occurrence,
+            notices.len()
+        );
+        Some(StepMessage {
+            kind,
+            notices,
+            key,
+            new: true,
+        })
+    }
+
+    /// The notices not posted yet.
+    pub fn pending(&self) -> usize {
+        self.notices.iter().filter(|n| !n.posted).count()
+    }
+
+    /// `progress` with the next batch of the list begun, if the next part
+    /// begins one: recorded before that part is posted, so that a send
+    /// taken over lists the same batch.
+    pub fn batch_begun(
+        &self,
+        progress: DigestProgress,
+        now: DateTime<Utc>,
+    ) -> Option<DigestProgress> {
+        let part = self.next_part(progress, now, usize::MAX)?;
+        (part.after.batch_through != progress.batch_through).then_some(DigestProgress {
+            batch_posted: 0,
+            ..part.after
+        })
     }
 
     /// The last item's place, 0 for an empty digest.
@@ -488,6 +554,77 @@ mod tests {
         );
         assert_eq!(digest.progress.batch_from, 5);
         assert_eq!(digest.progress.batch_through, 6);
+    }
+
+    #[test]
+    fn a_planned_message_is_sent_as_planned_whatever_joined_since() {
+        let pending = |iid: u64, kind: &str, planned: Option<&str>| {
+            let mut notice = item(iid as u32, "breached", None, Some(60)).notice;
+            notice.step_kind = kind.into();
+            DigestNotice {
+                notice,
+                posted: false,
+                planned: planned.map(str::to_owned),
+            }
+        };
+        let mut digest = Digest {
+            key: key(),
+            progress: DigestProgress::default(),
+            items: Vec::new(),
+            notices: vec![
+                pending(1, "breach", None),
+                pending(2, "every", None),
+                pending(3, "breach", None),
+            ],
+        };
+        let next = digest.next_step(PER_MESSAGE).expect("a message");
+        let issues: Vec<u64> = next.notices.iter().map(|n| n.issue.iid.0).collect();
+        assert_eq!(
+            (next.kind, issues, next.new),
+            ("breach", vec![1, 3], true),
+            "the kind due first, all of it"
+        );
+        assert_eq!(
+            next.key, "breach:acme/app#1:1:1:2",
+            "kind, first issue, cycle, occurrence, count"
+        );
+        // Planned with #1 alone (say #3 joined after): exactly that again.
+        digest.notices[0].planned = Some("breach:acme/app#1:1:0:1".into());
+        let again = digest.next_step(PER_MESSAGE).expect("a message");
+        let issues: Vec<u64> = again.notices.iter().map(|n| n.issue.iid.0).collect();
+        assert_eq!(
+            (issues, again.key.as_str(), again.new),
+            (vec![1], "breach:acme/app#1:1:0:1", false)
+        );
+    }
+
+    #[test]
+    fn a_new_batch_is_begun_before_its_first_part() {
+        let mut digest = Digest {
+            key: key(),
+            progress: DigestProgress::default(),
+            items: (1..=3)
+                .map(|seq| item(seq, "running", Some(10), None))
+                .collect(),
+            notices: Vec::new(),
+        };
+        let begun = digest
+            .batch_begun(digest.progress, t(0))
+            .expect("a batch begins");
+        assert_eq!(
+            (begun.batch_from, begun.batch_through, begun.batch_posted),
+            (0, 3, 0)
+        );
+        digest.progress = begun;
+        assert_eq!(
+            digest.batch_begun(digest.progress, t(0)),
+            None,
+            "it has begun"
+        );
+        // One joins: the begun batch is still the three.
+        digest.items.push(item(4, "running", Some(1), None));
+        let part = digest.next_part(digest.progress, t(0), 10).expect("a part");
+        assert_eq!(part.items.len(), 3);
     }
 
     #[test]

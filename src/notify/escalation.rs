@@ -5,21 +5,68 @@
 //! The GitLab part goes first because it is safe to repeat (labels are
 //! set, not toggled; a comment is skipped when a note already carries the
 //! step's marker). The Slack post, which is not, goes last: a retry after
-//! any failure never posts twice.
+//! any failure never posts twice. Once a step is out, its marker (with the
+//! Slack thread) is listed on the issue's ledger note, batched, so that a
+//! scheduled `audit --notify` knows what `serve` did.
 
 use std::sync::Arc;
 
 use super::{Delivered, DestinationHealth, Notice, Notifier, NotifyError, Thread};
+use crate::engine::Firing;
 use crate::gitlab::actions::IssueWriter;
+use crate::gitlab::ledger_writer::LedgerWriter;
+use crate::gitlab::markers::Marker;
+use crate::issue::IssueRef;
+use crate::policy::PolicyName;
 
 pub struct Escalation<S> {
     slack: S,
     gitlab: IssueWriter,
+    ledger: LedgerWriter,
 }
 
 impl<S: Notifier> Escalation<S> {
+    /// Starts the ledger writer too (within a Tokio runtime).
     pub fn new(slack: S, gitlab: IssueWriter) -> Self {
-        Escalation { slack, gitlab }
+        let ledger = LedgerWriter::start(gitlab.clone());
+        Escalation {
+            slack,
+            gitlab,
+            ledger,
+        }
+    }
+
+    /// Lists a step that is out on its issue's ledger note.
+    fn record(
+        &self,
+        issue: &IssueRef,
+        policy: &PolicyName,
+        firing: &Firing,
+        channel: Option<&str>,
+        thread: Option<&Thread>,
+    ) {
+        self.ledger.record(
+            issue.clone(),
+            Marker {
+                policy: policy.clone(),
+                firing: firing.clone(),
+                channel: channel.map(str::to_owned),
+                thread: thread.cloned(),
+            },
+        );
+    }
+
+    /// Records a notice that went out.
+    fn sent(&self, notice: &Notice, delivered: &Delivered) {
+        let channel = notice.slack.as_ref().map(|s| s.channel.as_str());
+        let thread = channel.and(delivered.thread.as_ref());
+        self.record(
+            &notice.issue,
+            &notice.policy,
+            &notice.firing,
+            channel,
+            thread,
+        );
     }
 }
 
@@ -60,7 +107,9 @@ impl<S: Notifier> Notifier for Escalation<S> {
         thread: Option<&Thread>,
     ) -> Result<Delivered, NotifyError> {
         self.apply_gitlab(notice).await?;
-        self.slack.send(&slack_part(notice), thread).await
+        let delivered = self.slack.send(&slack_part(notice), thread).await?;
+        self.sent(notice, &delivered);
+        Ok(delivered)
     }
 
     async fn send_retaken(
@@ -69,7 +118,9 @@ impl<S: Notifier> Notifier for Escalation<S> {
         thread: Option<&Thread>,
     ) -> Result<Delivered, NotifyError> {
         self.apply_gitlab(notice).await?;
-        self.slack.send_retaken(&slack_part(notice), thread).await
+        let delivered = self.slack.send_retaken(&slack_part(notice), thread).await?;
+        self.sent(notice, &delivered);
+        Ok(delivered)
     }
 
     async fn send_digest(
@@ -78,7 +129,23 @@ impl<S: Notifier> Notifier for Escalation<S> {
         thread: Option<&Thread>,
         retaken: bool,
     ) -> Result<super::digest::DigestSent, NotifyError> {
-        self.slack.send_digest(digest, thread, retaken).await
+        let sent = self.slack.send_digest(digest, thread, retaken).await?;
+        // What the digest said for each issue, in the digest's thread.
+        let key = &digest.key;
+        for (issue, firing) in sent.listed.iter().chain(&sent.posted) {
+            self.record(
+                issue,
+                &key.policy,
+                firing,
+                Some(&key.channel),
+                sent.thread.as_ref(),
+            );
+        }
+        Ok(sent)
+    }
+
+    async fn flush(&self) {
+        self.ledger.flush().await;
     }
 
     fn health(&self) -> Option<Arc<DestinationHealth>> {

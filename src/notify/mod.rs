@@ -399,6 +399,12 @@ pub trait Notifier: Send + Sync + 'static {
     fn health(&self) -> Option<Arc<DestinationHealth>> {
         None
     }
+
+    /// Finishes what it keeps for later (the issues' ledger notes), at
+    /// shutdown.
+    fn flush(&self) -> impl Future<Output = ()> + Send {
+        async {}
+    }
 }
 
 /// Writes a digest to the log: its summary and a line per issue not
@@ -434,6 +440,11 @@ fn log_digest(digest: &digest::Digest, thread: Option<&Thread>) -> digest::Diges
         tracing::info!(issue = %pending.notice.issue, step = %pending.notice.step_kind, "digest: {}", pending.notice.summary());
     }
     digest::DigestSent {
+        listed: digest
+            .items
+            .iter()
+            .map(|item| (item.notice.issue.clone(), item.notice.firing.clone()))
+            .collect(),
         posted: digest
             .notices
             .iter()

@@ -86,7 +86,10 @@ pub async fn run<S: Store, N: Notifier>(
     }
     {
         let (context, stop) = (Arc::clone(&context), jobs_stop.clone());
-        jobs.spawn(async move { jobs::outbox::run(&context, notifier.as_ref(), stop).await });
+        jobs.spawn(async move {
+            jobs::outbox::run(&context, notifier.as_ref(), stop).await;
+            notifier.flush().await;
+        });
     }
     if let Some(slack_events) = slack_events {
         let (context, stop) = (Arc::clone(&context), jobs_stop.clone());

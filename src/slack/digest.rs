@@ -20,7 +20,7 @@ use crate::notify::{Notice, NotifyError, Thread};
 use crate::policy::{Channel, Destination, Mention, People};
 
 /// Issues one list message holds at most.
-pub const LIST_PER_MESSAGE: usize = 100;
+pub const LIST_PER_MESSAGE: usize = crate::notify::digest::PER_MESSAGE;
 /// A title in a list line is cut to this many characters.
 const LIST_TITLE_CHARS: usize = 120;
 
@@ -215,7 +215,7 @@ impl SlackNotifier {
         let now = Utc::now();
         let version = digest.summary_version();
         let mut progress = digest.progress;
-        let pending: usize = digest.notices.iter().filter(|n| !n.posted).count();
+        let pending = digest.pending();
         let sent = async {
             if progress.summarised == 0 {
                 let message = summary(digest, channel, &self.policies.people, now);
@@ -231,6 +231,7 @@ impl SlackNotifier {
                     progress,
                     done,
                     posted: Vec::new(),
+                    listed: Vec::new(),
                 });
             }
             if progress.summarised < version
@@ -262,23 +263,26 @@ impl SlackNotifier {
                     progress,
                     done,
                     posted: Vec::new(),
+                    listed: part
+                        .items
+                        .iter()
+                        .map(|item| (item.notice.issue.clone(), item.notice.firing.clone()))
+                        .collect(),
                 });
             }
-            let Some((kind, notices)) = digest.pending_by_kind().into_iter().next() else {
+            let Some(step) = digest.next_step(LIST_PER_MESSAGE) else {
                 return Ok(DigestSent {
                     thread: thread.cloned(),
                     progress,
                     done: true,
                     posted: Vec::new(),
+                    listed: Vec::new(),
                 });
             };
-            let notices: Vec<&Notice> = notices.into_iter().take(LIST_PER_MESSAGE).collect();
-            let message = group::step_message(kind, &notices, channel, &self.policies.people, now);
-            let first = &notices[0];
-            let key = message_key(
-                digest,
-                &format!("{kind}:{}:{}", first.issue, first.firing.occurrence),
-            );
+            let notices = step.notices;
+            let message =
+                group::step_message(step.kind, &notices, channel, &self.policies.people, now);
+            let key = message_key(digest, &step.key);
             let broadcast = notices
                 .iter()
                 .any(|n| n.slack.as_ref().is_some_and(|s| s.broadcast));
@@ -293,6 +297,7 @@ impl SlackNotifier {
                     .iter()
                     .map(|n| (n.issue.clone(), n.firing.clone()))
                     .collect(),
+                listed: Vec::new(),
             })
         };
         match sent.await {

@@ -347,6 +347,7 @@ pub const MIGRATIONS: &[Migration] = &[
             joined_at BIGINT NOT NULL,
             notice TEXT NOT NULL,
             posted_at BIGINT,
+            planned TEXT,
             PRIMARY KEY (kind, channel, policy, opened_at, project, iid, cycle, step, occurrence)
         )",
         ],

@@ -609,6 +609,15 @@ pub trait Store: Send + Sync + 'static {
         key: &DigestKey,
     ) -> impl Future<Output = Result<Option<Digest>, StoreError>> + Send;
 
+    /// Chooses members' notices for a digest's next message before it is
+    /// posted, so that a send taken over posts (or finds) the same one.
+    fn plan_digest_message(
+        &self,
+        key: &DigestKey,
+        message: &str,
+        notices: &[(IssueRef, Firing)],
+    ) -> impl Future<Output = Result<(), StoreError>> + Send;
+
     /// Records how far a digest's messages got, and which of its
     /// members' notices are out.
     fn record_digest(

@@ -364,6 +364,15 @@ impl Store for SqlStore {
         digests::record_digest(self, key, progress, posted).await
     }
 
+    async fn plan_digest_message(
+        &self,
+        key: &crate::notify::digest::DigestKey,
+        message: &str,
+        notices: &[(IssueRef, Firing)],
+    ) -> Result<(), StoreError> {
+        digests::plan_digest_message(self, key, message, notices).await
+    }
+
     async fn due_issues(
         &self,
         now: DateTime<Utc>,

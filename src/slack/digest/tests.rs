@@ -192,6 +192,7 @@ fn a_group_s_parent_counts_its_members_and_how_they_stand() {
     digest.notices.push(crate::notify::digest::DigestNotice {
         notice: resolved,
         posted: true,
+        planned: None,
     });
     assert_eq!(digest.summary_version(), 5, "members and ended ones");
     let shown = text(&summary(&digest, &channel(false), &people(), t(0)));

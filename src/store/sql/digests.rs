@@ -275,7 +275,7 @@ pub(super) async fn digest(
         });
     }
     let rows = sqlx::query(
-        "SELECT notice, posted_at FROM digest_notices
+        "SELECT notice, posted_at, planned FROM digest_notices
          WHERE kind = $1 AND channel = $2 AND policy = $3 AND opened_at = $4
          ORDER BY joined_at, project, iid, step, occurrence",
     )
@@ -291,6 +291,7 @@ pub(super) async fn digest(
             notice: serde_json::from_str(&row.try_get::<String, _>("notice")?)
                 .map_err(corrupt("digest notice"))?,
             posted: row.try_get::<Option<i64>, _>("posted_at")?.is_some(),
+            planned: row.try_get("planned")?,
         });
     }
     Ok(Some(Digest {
@@ -342,6 +343,39 @@ pub(super) async fn record_digest(
     .bind(millis(key.opened_at))
     .execute(&mut *tx)
     .await?;
+    tx.commit().await?;
+    Ok(())
+}
+
+/// Chooses `notices` (not posted yet) for the message `message`, before
+/// it is posted.
+pub(super) async fn plan_digest_message(
+    store: &SqlStore,
+    key: &DigestKey,
+    message: &str,
+    notices: &[(IssueRef, Firing)],
+) -> Result<(), StoreError> {
+    let mut tx = store.writer.begin().await?;
+    for (issue, firing) in notices {
+        sqlx::query(
+            "UPDATE digest_notices SET planned = $1
+             WHERE kind = $2 AND channel = $3 AND policy = $4 AND opened_at = $5
+               AND project = $6 AND iid = $7 AND cycle = $8 AND step = $9 AND occurrence = $10
+               AND posted_at IS NULL",
+        )
+        .bind(message)
+        .bind(key.kind.as_str())
+        .bind(key.channel.as_str())
+        .bind(key.policy.0.as_str())
+        .bind(millis(key.opened_at))
+        .bind(issue.project.0.as_str())
+        .bind(issue.iid.0 as i64)
+        .bind(i64::from(firing.cycle))
+        .bind(firing.step.0.as_str())
+        .bind(i64::from(firing.occurrence))
+        .execute(&mut *tx)
+        .await?;
+    }
     tx.commit().await?;
     Ok(())
 }

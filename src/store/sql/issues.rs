@@ -448,10 +448,10 @@ async fn write_commits(
         }
     }
     // A firing another evaluation already recorded has its notice in the
-    // outbox; an adopted one with nothing left to do has none.
+    // outbox. One with nothing left to send (adopted, said in a digest)
+    // has one too: the notifier lists it on the ledger note.
     let notices = fired
         .iter()
-        .filter(|(_, _, _, fired)| fired.notice.slack.is_some() || fired.notice.gitlab.is_some())
         .filter(|((project, iid), _, _, fired)| {
             let firing = &fired.notice.firing;
             new_firings.contains(&(
