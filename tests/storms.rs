@@ -329,6 +329,17 @@ async fn a_bulk_relabel_of_100_issues_is_said_in_a_few_messages_each_step_once()
         "the group counts its 95 members, updated as they joined: {}",
         groups[0].text
     );
+    // Due to accepted, as /metrics shows it (quantiles over this binary's
+    // tests), for BENCHMARKS.md.
+    let (_, metrics) = server.get("/metrics").await;
+    let delay: Vec<&str> = metrics
+        .lines()
+        .filter(|line| line.starts_with("labelwarden_notice_delay_seconds"))
+        .collect();
+    assert!(!delay.is_empty(), "the delay histogram is exported");
+    for line in delay {
+        eprintln!("storm figures: {line}");
+    }
     server.assert_outbox_empty().await;
     server.stop().await;
 }

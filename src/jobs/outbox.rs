@@ -226,6 +226,7 @@ async fn send_digest<S: Store, N: Notifier>(
         tracing::error!(error = %e, "cannot record how far a digest got");
         return outcome(entry, retry, Err(temporary("cannot record the digest", e)));
     }
+    record_digest_delays(&digest, &sent);
     if sent.done {
         return outcome(
             entry,
@@ -307,6 +308,47 @@ async fn send<N: Notifier>(notifier: &N, entry: &OutboxEntry, retry: RetryPolicy
     outcome(entry, retry, sent)
 }
 
+/// Counts how long a Slack message took from falling due to Slack
+/// accepting it: what a storm, an outage or a slow enforcer cost the
+/// people waiting. Steps with nothing for Slack, and adopted ones (never
+/// due to be sent), are not messages anyone waited for.
+fn record_delay(notice: &crate::notify::Notice) {
+    let digest = DigestKey::from_outbox(&notice.issue, &notice.policy).is_some();
+    if digest
+        || notice.slack.is_none()
+        || notice.late_because == Some(crate::notify::Lateness::Adopted)
+    {
+        return;
+    }
+    let waited = (Utc::now() - notice.due_at).num_milliseconds().max(0);
+    metrics::histogram!("labelwarden_notice_delay_seconds", "policy" => notice.policy.0.clone())
+        .record(waited as f64 / 1000.0);
+}
+
+/// The delays of the members' notices a digest message just said.
+fn record_digest_delays(
+    digest: &crate::notify::digest::Digest,
+    sent: &crate::notify::digest::DigestSent,
+) {
+    let said = |issue: &crate::issue::IssueRef, firing: &crate::engine::Firing| {
+        sent.listed
+            .iter()
+            .chain(&sent.posted)
+            .any(|(i, f)| i == issue && f == firing)
+    };
+    let listed = digest.items.iter().map(|item| &item.notice);
+    let posted = digest
+        .notices
+        .iter()
+        .filter(|n| !n.posted)
+        .map(|n| &n.notice);
+    for notice in listed.chain(posted) {
+        if said(&notice.issue, &notice.firing) {
+            record_delay(notice);
+        }
+    }
+}
+
 /// What an attempt at `entry` came to, counted and logged.
 fn outcome(
     entry: &OutboxEntry,
@@ -320,6 +362,7 @@ fn outcome(
     };
     match sent {
         Ok(delivered) => {
+            record_delay(&entry.notice);
             metrics::counter!("labelwarden_actions_sent_total", "policy" => policy).increment(1);
             SendResult::Sent {
                 at: Utc::now(),
