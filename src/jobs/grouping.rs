@@ -22,7 +22,7 @@ use chrono::{DateTime, Utc};
 use super::adoption::{Admission, Windows};
 use crate::notify::Notice;
 use crate::notify::digest::{DigestKey, DigestKind};
-use crate::policy::{Audience, Policy, PolicyName, PolicySet};
+use crate::policy::{Audience, Channel, Policy, PolicyName, PolicySet};
 use crate::store::{DigestEntry, Fired, Loaded};
 
 /// The steps the engine fires; notices about the thread itself (redact,
@@ -90,25 +90,8 @@ pub fn group(
         if notice.step_kind == "every" && groupable {
             // Reminders falling due together: the first few bump their
             // thread, the rest are one list.
-            let (admission, closes_at) =
-                windows.admit(DigestKind::Reminders, channel, &fired.policy, now);
-            let (key, seq, listed) = match admission {
-                Admission::Alone { key, seq } => (key, seq, None),
-                Admission::Listed { key, seq } => {
-                    let mut listed = notice.clone();
-                    listed.gitlab = None;
-                    notice.slack = None;
-                    (key, seq, Some(listed))
-                }
-            };
-            grouped.admitted.push(DigestEntry {
-                key,
-                closes_at,
-                seq,
-                issue: notice.issue.clone(),
-                cycle,
-                notice: listed,
-            });
+            let entry = admit(windows, DigestKind::Reminders, channel, notice, now);
+            grouped.admitted.push(entry);
             continue;
         }
         let this = (fired.policy.clone(), cycle, channel.name.clone());
@@ -123,27 +106,43 @@ pub fn group(
         if !new_alert || !groupable {
             continue;
         }
-        let (admission, closes_at) = windows.admit(DigestKind::Alerts, channel, &fired.policy, now);
-        let (key, seq, listed) = match admission {
-            Admission::Alone { key, seq } => (key, seq, None),
-            Admission::Listed { key, seq } => {
-                let mut listed = notice.clone();
-                listed.gitlab = None;
-                notice.slack = None;
-                memberships.push((key.clone(), cycle));
-                (key, seq, Some(listed))
-            }
-        };
-        grouped.admitted.push(DigestEntry {
-            key,
-            closes_at,
-            seq,
-            issue: notice.issue.clone(),
-            cycle,
-            notice: listed,
-        });
+        let entry = admit(windows, DigestKind::Alerts, channel, notice, now);
+        if entry.notice.is_some() {
+            memberships.push((entry.key.clone(), cycle));
+        }
+        grouped.admitted.push(entry);
     }
     grouped
+}
+
+/// Admits `notice`'s clock into its channel's window of `kind`: alone, it
+/// keeps its Slack part; listed, the digest says it instead (its GitLab
+/// part still goes out with the notice).
+fn admit(
+    windows: &mut Windows,
+    kind: DigestKind,
+    channel: &Channel,
+    notice: &mut Notice,
+    now: DateTime<Utc>,
+) -> DigestEntry {
+    let (admission, closes_at) = windows.admit(kind, channel, &notice.policy, now);
+    let (key, seq, listed) = match admission {
+        Admission::Alone { key, seq } => (key, seq, None),
+        Admission::Listed { key, seq } => {
+            let mut listed = notice.clone();
+            listed.gitlab = None;
+            notice.slack = None;
+            (key, seq, Some(listed))
+        }
+    };
+    DigestEntry {
+        key,
+        closes_at,
+        seq,
+        issue: notice.issue.clone(),
+        cycle: notice.firing.cycle,
+        notice: listed,
+    }
 }
 
 /// Something was said for this cycle in this channel before: a step in

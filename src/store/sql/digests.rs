@@ -302,20 +302,17 @@ pub(super) async fn digest(
     }))
 }
 
-pub(super) async fn record_digest(
-    store: &SqlStore,
-    key: &DigestKey,
-    progress: &DigestProgress,
-    posted: &[(IssueRef, Firing)],
-) -> Result<(), StoreError> {
-    let mut tx = store.writer.begin().await?;
-    for (issue, firing) in posted {
-        sqlx::query(
-            "UPDATE digest_notices SET posted_at = $1
-             WHERE kind = $2 AND channel = $3 AND policy = $4 AND opened_at = $5
-               AND project = $6 AND iid = $7 AND cycle = $8 AND step = $9 AND occurrence = $10",
-        )
-        .bind(millis(Utc::now()))
+/// One member's notice in a digest, bound from `$2` on by [`bind_notice`].
+const ONE_NOTICE: &str = "kind = $2 AND channel = $3 AND policy = $4 AND opened_at = $5
+    AND project = $6 AND iid = $7 AND cycle = $8 AND step = $9 AND occurrence = $10";
+
+fn bind_notice<'q>(
+    query: SqlQuery<'q>,
+    key: &'q DigestKey,
+    issue: &'q IssueRef,
+    firing: &'q Firing,
+) -> SqlQuery<'q> {
+    query
         .bind(key.kind.as_str())
         .bind(key.channel.as_str())
         .bind(key.policy.0.as_str())
@@ -325,8 +322,23 @@ pub(super) async fn record_digest(
         .bind(i64::from(firing.cycle))
         .bind(firing.step.0.as_str())
         .bind(i64::from(firing.occurrence))
-        .execute(&mut *tx)
-        .await?;
+}
+
+pub(super) async fn record_digest(
+    store: &SqlStore,
+    key: &DigestKey,
+    progress: &DigestProgress,
+    posted: &[(IssueRef, Firing)],
+) -> Result<(), StoreError> {
+    let mut tx = store.writer.begin().await?;
+    for (issue, firing) in posted {
+        let query = sqlx::query(sqlx::AssertSqlSafe(format!(
+            "UPDATE digest_notices SET posted_at = $1 WHERE {ONE_NOTICE}"
+        )))
+        .bind(millis(Utc::now()));
+        bind_notice(query, key, issue, firing)
+            .execute(&mut *tx)
+            .await?;
     }
     // One claimant sends a digest at a time: its progress is the truth.
     sqlx::query(
@@ -357,24 +369,13 @@ pub(super) async fn plan_digest_message(
 ) -> Result<(), StoreError> {
     let mut tx = store.writer.begin().await?;
     for (issue, firing) in notices {
-        sqlx::query(
-            "UPDATE digest_notices SET planned = $1
-             WHERE kind = $2 AND channel = $3 AND policy = $4 AND opened_at = $5
-               AND project = $6 AND iid = $7 AND cycle = $8 AND step = $9 AND occurrence = $10
-               AND posted_at IS NULL",
-        )
-        .bind(message)
-        .bind(key.kind.as_str())
-        .bind(key.channel.as_str())
-        .bind(key.policy.0.as_str())
-        .bind(millis(key.opened_at))
-        .bind(issue.project.0.as_str())
-        .bind(issue.iid.0 as i64)
-        .bind(i64::from(firing.cycle))
-        .bind(firing.step.0.as_str())
-        .bind(i64::from(firing.occurrence))
-        .execute(&mut *tx)
-        .await?;
+        let query = sqlx::query(sqlx::AssertSqlSafe(format!(
+            "UPDATE digest_notices SET planned = $1 WHERE {ONE_NOTICE} AND posted_at IS NULL"
+        )))
+        .bind(message);
+        bind_notice(query, key, issue, firing)
+            .execute(&mut *tx)
+            .await?;
     }
     tx.commit().await?;
     Ok(())
