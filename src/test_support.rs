@@ -249,3 +249,13 @@ pub mod histories {
         applied
     }
 }
+
+/// The kinds of the fired steps that still have a Slack message of their
+/// own (not adopted or grouped away), in order.
+pub fn slack_steps(fired: &[crate::store::Fired]) -> Vec<String> {
+    fired
+        .iter()
+        .filter(|f| f.notice.slack.is_some())
+        .map(|f| f.notice.step_kind.clone())
+        .collect()
+}

@@ -227,7 +227,7 @@ mod tests {
     use crate::engine::{self, Ledger};
     use crate::issue::Issue;
     use crate::notify::{IssueView, Notice};
-    use crate::test_support::{issue, policy_set, t};
+    use crate::test_support::{issue, policy_set, slack_steps, t};
 
     const POLICY: &str = concat!(
         "channels:\n  alerts: { slack_channel: \"#alerts\", group_after: 2 }\n",
@@ -279,14 +279,6 @@ mod tests {
         now: i64,
     ) -> Vec<DigestEntry> {
         adopt(set, &Loaded::default(), fired, t(now), &[], windows, t(now))
-    }
-
-    fn slack_steps(fired: &[Fired]) -> Vec<String> {
-        fired
-            .iter()
-            .filter(|f| f.notice.slack.is_some())
-            .map(|f| f.notice.step_kind.clone())
-            .collect()
     }
 
     #[test]

@@ -171,7 +171,7 @@ mod tests {
     use crate::engine::{self, Ledger};
     use crate::issue::{IssueIid, IssueRef, ProjectPath};
     use crate::notify::IssueView;
-    use crate::test_support::{issue, policy_set, t};
+    use crate::test_support::{issue, policy_set, slack_steps, t};
 
     fn set() -> PolicySet {
         policy_set(concat!(
@@ -212,14 +212,6 @@ mod tests {
             .collect()
     }
 
-    fn sent_alone(fired: &[Fired]) -> Vec<String> {
-        fired
-            .iter()
-            .filter(|f| f.notice.slack.is_some())
-            .map(|f| f.notice.step_kind.clone())
-            .collect()
-    }
-
     #[test]
     fn the_first_new_alerts_of_a_window_keep_their_thread_the_rest_share_one() {
         let set = set();
@@ -235,7 +227,7 @@ mod tests {
                 &mut windows,
                 t(0),
             );
-            outcomes.push((sent_alone(&fired), grouped));
+            outcomes.push((slack_steps(&fired), grouped));
         }
         assert_eq!(outcomes[0].0, ["start"]);
         assert_eq!(outcomes[1].0, ["start"]);
@@ -281,7 +273,7 @@ mod tests {
             &mut windows,
             t(18 * 60),
         );
-        assert!(sent_alone(&warning).is_empty());
+        assert!(slack_steps(&warning).is_empty());
         assert_eq!(grouped.notices.len(), 1);
         assert_eq!(grouped.notices[0].0, key);
         assert_eq!(grouped.notices[0].1.step_kind, "before_deadline");
@@ -306,7 +298,7 @@ mod tests {
             &mut windows,
             t(24 * 60),
         );
-        assert_eq!(sent_alone(&breach_only), ["breach"]);
+        assert_eq!(slack_steps(&breach_only), ["breach"]);
         assert!(grouped.notices.is_empty());
         assert_eq!(grouped.admitted.len(), 1);
         assert_eq!(grouped.admitted[0].key.channel, "managers");
@@ -342,9 +334,9 @@ mod tests {
         for iid in 1..=4 {
             // 4 hours past the deadline: the first reminder is due.
             let mut fired = fired(&set, iid, 0, 28 * 60, &ledger);
-            assert_eq!(sent_alone(&fired), ["every"]);
+            assert_eq!(slack_steps(&fired), ["every"]);
             let grouped = group(&set, &loaded, &[], &mut fired, &mut windows, t(28 * 60));
-            said.push((sent_alone(&fired), grouped.admitted));
+            said.push((slack_steps(&fired), grouped.admitted));
         }
         assert_eq!(said[0].0, ["every"]);
         assert_eq!(said[1].0, ["every"]);
@@ -375,7 +367,7 @@ mod tests {
         );
         assert!(grouped.notices.is_empty());
         assert_eq!(
-            sent_alone(&reminded_again),
+            slack_steps(&reminded_again),
             ["every"],
             "a fresh window: its own thread"
         );
@@ -398,7 +390,7 @@ mod tests {
             let mut warning = fired(&set, iid, 0, 18 * 60, &Ledger::new(vec![start.clone()]));
             let grouped = group(&set, &loaded, &[], &mut warning, &mut windows, t(18 * 60));
             assert_eq!(
-                sent_alone(&warning),
+                slack_steps(&warning),
                 ["before_deadline"],
                 "its own thread goes on"
             );
