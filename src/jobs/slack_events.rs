@@ -283,11 +283,29 @@ async fn acknowledgement<S: Store>(
     at: DateTime<Utc>,
     retrying: bool,
 ) -> Result<(), Failure> {
+    let reaction = Acknowledging {
+        added,
+        user,
+        parent,
+        at,
+        retrying,
+    };
     // Not a message labelwarden posted: none of its business.
     for alert in cycles_of(context, parent).await? {
-        acknowledge_cycle(context, config, added, user, parent, &alert, at, retrying).await?;
+        acknowledge_cycle(context, config, reaction, &alert).await?;
     }
     Ok(())
+}
+
+/// The acknowledgement reaction as it came: added or taken off, by whom,
+/// on which message, when; `retrying` after an earlier attempt failed.
+#[derive(Clone, Copy)]
+struct Acknowledging<'a> {
+    added: bool,
+    user: &'a str,
+    parent: &'a Thread,
+    at: DateTime<Utc>,
+    retrying: bool,
 }
 
 /// The clock cycles a message labelwarden posted stands for: its alert
@@ -325,17 +343,19 @@ async fn cycles_of<S: Store>(
 }
 
 /// One clock cycle's acknowledgement, added or taken off.
-#[allow(clippy::too_many_arguments)]
 async fn acknowledge_cycle<S: Store>(
     context: &Context<S>,
     config: &SlackEventsConfig,
-    added: bool,
-    user: &str,
-    parent: &Thread,
+    reaction: Acknowledging<'_>,
     alert: &AlertThread,
-    at: DateTime<Utc>,
-    retrying: bool,
 ) -> Result<(), Failure> {
+    let Acknowledging {
+        added,
+        user,
+        parent,
+        at,
+        retrying,
+    } = reaction;
     let store = &context.store;
     let gitlab_user = context.policies.people.gitlab_username(user);
     let said = if added {
