@@ -1,5 +1,8 @@
 //! The real `labelwarden` binary as a child process: started with its log
-//! read as it is written, stopped with SIGTERM or killed with SIGKILL.
+//! read as it is written, stopped with SIGTERM or killed with SIGKILL. A
+//! test that fails before stopping it still does not leave it running: a
+//! forgotten replica would hold database connections and poll for work
+//! while later tests run.
 
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
@@ -27,8 +30,20 @@ pub async fn wait_until_up(http: &reqwest::Client, base: &str) {
 /// A running `serve` whose log is read as it is written: a pipe nobody
 /// reads fills up and stalls the process at its next log line.
 pub struct Running {
-    pub child: Child,
+    child: KilledOnDrop,
     log: std::thread::JoinHandle<String>,
+}
+
+/// A child process killed when dropped, unless it exited already.
+struct KilledOnDrop(Child);
+
+impl Drop for KilledOnDrop {
+    fn drop(&mut self) {
+        if matches!(self.0.try_wait(), Ok(None)) {
+            let _ = self.0.kill();
+            let _ = self.0.wait();
+        }
+    }
 }
 
 pub fn run(mut command: Command) -> Running {
@@ -43,12 +58,18 @@ pub fn run(mut command: Command) -> Running {
         std::io::Read::read_to_string(&mut stderr, &mut log).unwrap();
         log
     });
-    Running { child, log }
+    Running {
+        child: KilledOnDrop(child),
+        log,
+    }
 }
 
 /// Sends SIGTERM and returns the exit code and the whole log.
-pub async fn terminate(running: Running) -> (Option<i32>, String) {
-    let Running { mut child, log } = running;
+pub async fn terminate(mut running: Running) -> (Option<i32>, String) {
+    let Running {
+        child: KilledOnDrop(ref mut child),
+        log,
+    } = running;
     let status = Command::new("kill")
         .args(["-TERM", &child.id().to_string()])
         .status()
@@ -67,8 +88,11 @@ pub async fn terminate(running: Running) -> (Option<i32>, String) {
 }
 
 /// Kills the process at once, as a crash would, and returns its log.
-pub fn kill(running: Running) -> String {
-    let Running { mut child, log } = running;
+pub fn kill(mut running: Running) -> String {
+    let Running {
+        child: KilledOnDrop(ref mut child),
+        log,
+    } = running;
     let _ = child.kill();
     let _ = child.wait();
     log.join().unwrap()
