@@ -1,0 +1,114 @@
+//! `audit --notify`: carries out the steps due now, with no database. What
+//! already fired is read from the issue's notes (see
+//! [`crate::gitlab::markers`]) and every step carried out is recorded
+//! there, so a pipeline scheduled every 15 minutes pings each step once.
+//!
+//! Per step, in this order: the Slack message (through the same
+//! [`Notifier`] as `serve`), then the GitLab labels and comment, then the
+//! marker in the ledger note. A step that fails part-way is not recorded
+//! and is tried again by the next run: a duplicate message is better than
+//! a lost one. Steps of one issue and policy go in order and stop at the
+//! first failure.
+//!
+//! Many steps at once (the first run over a backlog, a bulk relabel) are
+//! grouped the way `serve` groups them ([`plan`]): each issue's steps go
+//! out up to its first grouped one, then the group messages, then the
+//! rest, so every grouped step is recorded with the group's thread.
+
+mod plan;
+mod send;
+
+use chrono::Utc;
+
+use crate::gitlab::actions::{IssueLedger, IssueWriter};
+use crate::gitlab::history::FetchedIssue;
+use crate::notify::Notifier;
+use crate::policy::PolicySet;
+
+/// One step that was (or, with `--dry-run`, would be) carried out.
+#[derive(Debug, Clone, PartialEq)]
+pub struct StepReport {
+    pub issue: String,
+    pub policy: String,
+    pub step: String,
+    /// What it does: `slack #alerts (broadcast), labels +missed::SLA, comment`.
+    pub actions: String,
+    /// Why it failed, if it did.
+    pub error: Option<String>,
+}
+
+/// What `--notify` did.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct NotifyReport {
+    pub steps: Vec<StepReport>,
+}
+
+impl NotifyReport {
+    pub fn failures(&self) -> usize {
+        self.steps.iter().filter(|s| s.error.is_some()).count()
+    }
+}
+
+/// Carries out (or with `dry_run` lists) every step due now on these
+/// issues, given what their notes say already fired (`ledgers`, in the
+/// same order), `concurrency` issues at a time.
+pub async fn carry_out<N: Notifier>(
+    issues: &[FetchedIssue],
+    ledgers: Vec<IssueLedger>,
+    policies: &PolicySet,
+    notifier: &N,
+    writer: &IssueWriter,
+    dry_run: bool,
+    concurrency: usize,
+) -> NotifyReport {
+    let now = Utc::now();
+    let mut plans: Vec<plan::IssuePlan<'_>> = issues
+        .iter()
+        .zip(ledgers)
+        .map(|(fetched, ledger)| plan::plan_issue(fetched, ledger, policies, now))
+        .collect();
+    let digests = plan::group_run(&mut plans, policies, now);
+    if !dry_run {
+        let concurrency = concurrency.max(1);
+        // Each issue's steps up to its first grouped one...
+        send::advance_all(&mut plans, notifier, writer, None, concurrency).await;
+        // ...the group messages...
+        let said = send::send_digests(digests, notifier).await;
+        // ...and the rest, the grouped steps recorded with their group's thread.
+        send::advance_all(&mut plans, notifier, writer, Some(&said), concurrency).await;
+    }
+    let mut report = NotifyReport::default();
+    for plan in plans {
+        for policy in plan.policies {
+            let reached = if dry_run {
+                policy.steps.len()
+            } else {
+                policy.done
+            };
+            report
+                .steps
+                .extend(policy.steps.into_iter().take(reached).map(|s| s.report));
+        }
+    }
+    report
+        .steps
+        .sort_by(|a, b| (&a.issue, &a.policy).cmp(&(&b.issue, &b.policy)));
+    report
+}
+
+/// One line per step for the job log; a dry run says what it would do.
+pub fn summary_line(step: &StepReport, dry_run: bool) -> String {
+    let verb = match (&step.error, dry_run) {
+        (Some(_), _) => "FAILED",
+        (None, true) => "would do",
+        (None, false) => "done",
+    };
+    let mut line = format!(
+        "{verb}: {} [{}] {}: {}",
+        step.issue, step.policy, step.step, step.actions
+    );
+    if let Some(error) = &step.error {
+        line.push_str(&format!(" ({error})"));
+    }
+    line
+}

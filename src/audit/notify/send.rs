@@ -1,0 +1,260 @@
+//! Carrying out a planned run: each step's Slack message, its GitLab
+//! labels and comment, then its marker in the ledger note; and the group
+//! messages, sent one Slack message at a time at the channel's pace.
+
+use std::collections::HashMap;
+use std::future::Future;
+use std::time::Duration;
+
+use futures_util::StreamExt;
+
+use super::plan::{IssuePlan, PlannedStep, RunDigest};
+use crate::engine::Firing;
+use crate::gitlab::actions::{IssueLedger, IssueWriter, comment};
+use crate::gitlab::markers::{Marker, ledger_note, thread_of};
+use crate::issue::IssueRef;
+use crate::notify::digest::DigestKey;
+use crate::notify::{Notice, Notifier, NotifyError, Thread};
+use crate::policy::Policy;
+
+/// How long one Slack send may wait for a rate limit or retry, at most,
+/// before the step is left to the next run.
+const LONGEST_WAIT: Duration = Duration::from_secs(30);
+/// Tries per Slack send within one run.
+const ATTEMPTS: u32 = 3;
+
+/// What the group messages said, by group: its thread and the steps it
+/// said, or why it could not be sent.
+pub(super) type Said = HashMap<DigestKey, GroupSaid>;
+
+#[derive(Debug, Default)]
+pub(super) struct GroupSaid {
+    pub thread: Option<Thread>,
+    /// The steps whose members' lines or messages are out: (issue, firing).
+    pub steps: Vec<(IssueRef, Firing)>,
+    /// Why the rest is not out.
+    pub error: Option<String>,
+}
+
+/// Carries every issue's steps on, `concurrency` issues at a time: without
+/// `said`, up to each policy's first grouped step; with it, to the end.
+pub(super) async fn advance_all<N: Notifier>(
+    plans: &mut [IssuePlan<'_>],
+    notifier: &N,
+    writer: &IssueWriter,
+    said: Option<&Said>,
+    concurrency: usize,
+) {
+    let mut issues = futures_util::stream::iter(plans.iter_mut())
+        .map(|plan| advance(plan, notifier, writer, said))
+        .buffer_unordered(concurrency);
+    while issues.next().await.is_some() {}
+}
+
+async fn advance<N: Notifier>(
+    plan: &mut IssuePlan<'_>,
+    notifier: &N,
+    writer: &IssueWriter,
+    said: Option<&Said>,
+) {
+    for policy in &mut plan.policies {
+        while !policy.halted && policy.done < policy.steps.len() {
+            let step = &mut policy.steps[policy.done];
+            let result = match (&step.grouped, said) {
+                (None, _) => {
+                    carry_out_step(
+                        &step.notice,
+                        policy.policy,
+                        notifier,
+                        writer,
+                        &mut plan.ledger,
+                    )
+                    .await
+                }
+                (Some(_), None) => break,
+                (Some(key), Some(said)) => {
+                    carry_out_grouped(step, key, said, policy.policy, writer, &mut plan.ledger)
+                        .await
+                }
+            };
+            if let Err(error) = result {
+                step.report.error = Some(error);
+                // The rest of this policy's steps wait for the next run, in order.
+                policy.halted = true;
+            }
+            policy.done += 1;
+        }
+    }
+}
+
+/// A step a group message said: its GitLab part and its marker, with the
+/// group's thread, if the group said it.
+async fn carry_out_grouped(
+    step: &PlannedStep,
+    key: &DigestKey,
+    said: &Said,
+    policy: &Policy,
+    writer: &IssueWriter,
+    ledger: &mut IssueLedger,
+) -> Result<(), String> {
+    let notice = &step.notice;
+    let group = said.get(key);
+    let id = (notice.issue.clone(), notice.firing.clone());
+    let Some(group) = group.filter(|g| g.steps.contains(&id)) else {
+        let why = group
+            .and_then(|g| g.error.clone())
+            .unwrap_or_else(|| "the group message did not go out".to_owned());
+        return Err(format!("the group message could not be sent: {why}"));
+    };
+    let marker = Marker {
+        policy: policy.name.clone(),
+        firing: notice.firing.clone(),
+        channel: notice.slack.as_ref().map(|s| s.channel.clone()),
+        thread: group.thread.clone(),
+    };
+    record(notice, marker, writer, ledger).await
+}
+
+async fn carry_out_step<N: Notifier>(
+    notice: &Notice,
+    policy: &Policy,
+    notifier: &N,
+    writer: &IssueWriter,
+    ledger: &mut IssueLedger,
+) -> Result<(), String> {
+    let channel = notice.slack.as_ref().map(|s| s.channel.clone());
+    let mut thread = channel.as_deref().and_then(|channel| {
+        thread_of(&ledger.markers, &policy.name, notice.firing.cycle, channel).cloned()
+    });
+    if notice.slack.is_some() {
+        // The GitLab part is done here, not by the notifier.
+        let slack_only = Notice {
+            gitlab: None,
+            ..notice.clone()
+        };
+        let delivered = with_retries(|| notifier.send(&slack_only, thread.as_ref())).await?;
+        thread = delivered.thread.or(thread);
+    }
+    let marker = Marker {
+        policy: policy.name.clone(),
+        firing: notice.firing.clone(),
+        channel,
+        thread,
+    };
+    record(notice, marker, writer, ledger).await
+}
+
+/// The GitLab part of a step whose Slack part is out, then its marker.
+async fn record(
+    notice: &Notice,
+    marker: Marker,
+    writer: &IssueWriter,
+    ledger: &mut IssueLedger,
+) -> Result<(), String> {
+    let issue = &notice.issue;
+    if let Some(gitlab) = &notice.gitlab {
+        writer
+            .edit_labels(issue, &gitlab.add_labels, &gitlab.remove_labels)
+            .await
+            .map_err(|e| e.to_string())?;
+        if gitlab.comment {
+            writer
+                .create_note(issue, &comment(notice, &marker), false)
+                .await
+                .map_err(|e| e.to_string())?;
+        }
+    }
+    ledger.markers.push(marker);
+    let body = ledger_note(&ledger.markers);
+    match ledger.ledger_note {
+        Some(note) => writer.edit_note(issue, note, &body).await,
+        None => writer
+            .create_note(issue, &body, true)
+            .await
+            .map(|id| ledger.ledger_note = Some(id)),
+    }
+    .map_err(|e| {
+        format!(
+            "the step was carried out but could not be recorded, so the next run repeats it: {e}"
+        )
+    })
+}
+
+/// Sends each group, one message at a time until it is all out, and says
+/// what each said. A group that fails part-way keeps what went out; its
+/// other steps are left to the next run.
+pub(super) async fn send_digests<N: Notifier>(digests: Vec<RunDigest>, notifier: &N) -> Said {
+    let mut said = Said::new();
+    for RunDigest { mut digest, thread } in digests {
+        let mut group = GroupSaid {
+            thread,
+            ..GroupSaid::default()
+        };
+        loop {
+            let sent = match with_retries(|| {
+                notifier.send_digest(&digest, group.thread.as_ref(), false)
+            })
+            .await
+            {
+                Ok(sent) => sent,
+                Err(error) => {
+                    tracing::warn!(channel = %digest.key.channel, error, "a group message could not be sent");
+                    group.error = Some(error);
+                    break;
+                }
+            };
+            group.thread = sent.thread.or(group.thread);
+            digest.progress = sent.progress;
+            for pending in digest.notices.iter_mut() {
+                let id = (&pending.notice.issue, &pending.notice.firing);
+                if sent.posted.iter().any(|(i, f)| (i, f) == id) {
+                    pending.posted = true;
+                }
+            }
+            group.steps.extend(sent.posted);
+            group.steps.extend(sent.listed);
+            if sent.done {
+                break;
+            }
+        }
+        said.insert(digest.key.clone(), group);
+    }
+    said
+}
+
+/// Runs `send`, waiting out short rate limits and retrying temporary
+/// failures a few times.
+async fn with_retries<T, F, Fut>(mut send: F) -> Result<T, String>
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = Result<T, NotifyError>>,
+{
+    let mut attempt = 0;
+    loop {
+        attempt += 1;
+        let wait = match send().await {
+            Ok(sent) => return Ok(sent),
+            Err(NotifyError::Permanent(message)) => return Err(message),
+            Err(NotifyError::Deferred { retry_after }) => {
+                // Not an attempt: the limit said to wait.
+                attempt -= 1;
+                retry_after
+            }
+            Err(NotifyError::Temporary {
+                message,
+                retry_after,
+            }) => {
+                if attempt >= ATTEMPTS {
+                    return Err(message);
+                }
+                retry_after.unwrap_or(Duration::from_secs(1 << attempt))
+            }
+        };
+        if wait > LONGEST_WAIT {
+            return Err(format!(
+                "Slack asked to wait {wait:?}; left to the next run"
+            ));
+        }
+        tokio::time::sleep(wait).await;
+    }
+}
