@@ -15,6 +15,7 @@ use common::fake_gitlab::{FakeGitLab, FakeIssue};
 use common::fake_slack::{FakeSlack, TOKEN, channel_id};
 use common::{HIGHEST, Options, sqlite, start_server};
 use labelwarden::gitlab::history::Scope;
+use labelwarden::jobs::outbox::RetryPolicy;
 use labelwarden::slack::{SlackNotifier, SlackSettings};
 use secrecy::SecretString;
 
@@ -228,6 +229,17 @@ fn said(message: &common::fake_slack::Message, project: &str) -> Vec<(u64, &'sta
     issues.into_iter().map(|iid| (iid, step)).collect()
 }
 
+/// How many times Slack was told each (issue, step) of `acme/backend`.
+fn steps_said(slack: &FakeSlack) -> HashMap<(u64, &'static str), usize> {
+    let mut steps = HashMap::new();
+    for message in slack.messages() {
+        for pair in said(&message, "acme/backend") {
+            *steps.entry(pair).or_default() += 1;
+        }
+    }
+    steps
+}
+
 #[tokio::test]
 async fn a_bulk_relabel_of_100_issues_is_said_in_a_few_messages_each_step_once() {
     let slack = FakeSlack::start().await;
@@ -253,15 +265,7 @@ async fn a_bulk_relabel_of_100_issues_is_said_in_a_few_messages_each_step_once()
         );
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
-    let steps = |slack: &FakeSlack| -> HashMap<(u64, &'static str), usize> {
-        let mut steps = HashMap::new();
-        for message in slack.messages() {
-            for pair in said(&message, "acme/backend") {
-                *steps.entry(pair).or_default() += 1;
-            }
-        }
-        steps
-    };
+    let steps = steps_said;
     // Each issue's start, warning and breach: 300 steps, all in Slack
     // within a minute of the relabel at Slack's pace.
     let all_said = common::wait_until(Duration::from_secs(60), || {
@@ -485,5 +489,75 @@ async fn eyes_on_a_group_alert_acknowledges_every_member_and_a_tick_resolves_non
         );
         assert!(issue.is_open());
     }
+    server.stop().await;
+}
+
+/// Production retries after 1 s, doubling to 5 min; here from 20 ms to
+/// 500 ms, so that the test waits for Slack, not for the back-off.
+#[tokio::test]
+async fn a_group_formed_during_a_slack_outage_is_posted_once_when_slack_returns() {
+    let slack = FakeSlack::start().await;
+    slack.slack.pace(3);
+    slack.slack.outage(Duration::from_secs(4));
+    let policies = common::fixture_policies("policies-storm");
+    let notifier = slack_at_real_pace(&policies, slack.api_url.clone());
+    let dir = tempfile::tempdir().unwrap();
+    let options = Options {
+        retry: RetryPolicy {
+            first: Duration::from_millis(20),
+            longest: Duration::from_millis(500),
+        },
+        ..Options::default()
+    };
+    let server = start_server(
+        Arc::clone(&policies),
+        &sqlite(&dir.path().join("db.sqlite")),
+        notifier,
+        options,
+    )
+    .await;
+    // 20 issues labelled while Slack is down: five alerts of their own
+    // and a group of 15 form, and nothing can be posted yet.
+    for iid in 1..=20u64 {
+        let now = Utc::now();
+        let payload = common::issue_event(iid, now, now, &[], &[HIGHEST], false);
+        assert_eq!(server.deliver(&format!("down-{iid}"), &payload).await, 200);
+    }
+    let all_said = common::wait_until(Duration::from_secs(60), || {
+        let steps = steps_said(&slack.slack);
+        (1..=20u64).all(|iid| {
+            ["start", "warning", "breach"]
+                .iter()
+                .all(|step| steps.contains_key(&(iid, *step)))
+        })
+    })
+    .await;
+    // Settled: nothing more is on its way.
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let steps = steps_said(&slack.slack);
+    assert!(all_said, "every step is said once Slack is back: {steps:?}");
+    let refused = slack
+        .slack
+        .requests()
+        .iter()
+        .filter(|r| r.status == 503)
+        .count();
+    assert!(refused > 0, "the outage was felt");
+    let twice: Vec<_> = steps.iter().filter(|(_, n)| **n > 1).collect();
+    assert!(twice.is_empty(), "said more than once: {twice:?}");
+    let messages = slack.slack.messages();
+    let parents: Vec<_> = messages.iter().filter(|m| m.thread_ts.is_none()).collect();
+    let groups: Vec<_> = parents
+        .iter()
+        .filter(|m| m.text.contains("at once, in one thread"))
+        .collect();
+    assert_eq!(groups.len(), 1, "one group parent, posted once");
+    assert!(
+        groups[0].text.contains("15 new alerts"),
+        "{}",
+        groups[0].text
+    );
+    assert_eq!(parents.len(), 6, "five alerts and the group");
+    server.assert_outbox_empty().await;
     server.stop().await;
 }
