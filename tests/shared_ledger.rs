@@ -43,6 +43,34 @@ fn audit_notify(gitlab: &str, slack_api: &str) -> Output {
         .unwrap()
 }
 
+/// `serve`'s notifier as `serve --notifier slack` builds it with a GitLab
+/// token: GitLab parts and the ledger notes, then Slack.
+fn escalation(
+    policies: &Arc<labelwarden::policy::PolicySet>,
+    gitlab: &str,
+    slack_api: &str,
+) -> Escalation<SlackNotifier> {
+    let slack_notifier = SlackNotifier::new(
+        Arc::clone(policies),
+        SlackSettings {
+            api_url: slack_api.to_owned(),
+            token: Some(SecretString::from(TOKEN.to_owned())),
+            webhook_urls: BTreeMap::new(),
+            per_channel_per_second: NonZeroU32::new(100).unwrap(),
+            per_channel_burst: NonZeroU32::new(10).unwrap(),
+        },
+    )
+    .unwrap();
+    let client = GitLabClient::new(GitLabSettings {
+        url: gitlab.to_owned(),
+        token: SecretString::from(fake_gitlab::TOKEN.to_owned()),
+        concurrency: 4,
+        first_retry: Duration::from_millis(5),
+    })
+    .unwrap();
+    Escalation::new(slack_notifier, IssueWriter::new(client))
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_audit_after_serve_sends_only_what_serve_missed_in_serve_s_threads() {
     let gitlab = FakeGitLab::start().await;
@@ -54,25 +82,7 @@ async fn an_audit_after_serve_sends_only_what_serve_missed_in_serve_s_threads() 
             .add(FakeIssue::new("acme/backend", iid, labelled).add_label(labelled, HIGHEST));
     }
     let policies = common::fixture_policies("policies-shared");
-    let slack_notifier = SlackNotifier::new(
-        Arc::clone(&policies),
-        SlackSettings {
-            api_url: slack.api_url.clone(),
-            token: Some(SecretString::from(TOKEN.to_owned())),
-            webhook_urls: BTreeMap::new(),
-            per_channel_per_second: NonZeroU32::new(100).unwrap(),
-            per_channel_burst: NonZeroU32::new(10).unwrap(),
-        },
-    )
-    .unwrap();
-    let client = GitLabClient::new(GitLabSettings {
-        url: gitlab.url.clone(),
-        token: SecretString::from(fake_gitlab::TOKEN.to_owned()),
-        concurrency: 4,
-        first_retry: Duration::from_millis(5),
-    })
-    .unwrap();
-    let notifier = Escalation::new(slack_notifier, IssueWriter::new(client));
+    let notifier = escalation(&policies, &gitlab.url, &slack.api_url);
     let dir = tempfile::tempdir().unwrap();
     let server = start_server(
         policies,
@@ -180,4 +190,82 @@ async fn an_audit_after_serve_sends_only_what_serve_missed_in_serve_s_threads() 
     let again = audit_notify(&gitlab.url, &slack.api_url);
     assert_eq!(again.status.code(), Some(0));
     assert_eq!(slack.slack.messages().len(), 9);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn steps_serve_adopted_or_grouped_are_on_the_ledger_and_an_audit_repeats_none() {
+    let gitlab = FakeGitLab::start().await;
+    let slack = FakeSlack::start().await;
+    // Eight issues labelled an hour ago, long past their 6-second target,
+    // that serve hears of only now: adopted, five with an alert each and
+    // three in a digest.
+    let labelled = Utc::now() - chrono::TimeDelta::hours(1);
+    for iid in 1..=8u64 {
+        gitlab
+            .gitlab
+            .add(FakeIssue::new("acme/backend", iid, labelled).add_label(labelled, HIGHEST));
+    }
+    let policies = common::fixture_policies("policies-shared");
+    let notifier = escalation(&policies, &gitlab.url, &slack.api_url);
+    let dir = tempfile::tempdir().unwrap();
+    let server = start_server(
+        policies,
+        &sqlite(&dir.path().join("db.sqlite")),
+        notifier,
+        Options::default(),
+    )
+    .await;
+    for iid in 1..=8u64 {
+        let payload = common::issue_event(iid, labelled, labelled, &[], &[HIGHEST], false);
+        assert_eq!(
+            server.deliver(&format!("adopted-{iid}"), &payload).await,
+            200
+        );
+    }
+    let told = common::wait_until(Duration::from_secs(15), || {
+        let messages = slack.slack.messages();
+        let alerts = messages
+            .iter()
+            .filter(|m| m.text.contains("SLA clock started"))
+            .count();
+        let listed = messages.iter().any(|m| m.text.contains("issues 1–3 of 3"));
+        alerts == 5 && listed
+    })
+    .await;
+    // Settled, then stopped: the ledger writer flushes at shutdown.
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    server.stop().await;
+    let by_serve = slack.slack.messages();
+    assert!(
+        told,
+        "{:#?}",
+        by_serve.iter().map(|m| &m.text).collect::<Vec<_>>()
+    );
+    // Every adopted step is listed on its issue, though serve posted none
+    // of them one by one.
+    for iid in 1..=8u64 {
+        let issue = gitlab.gitlab.issue("acme/backend", iid);
+        let mut steps: Vec<String> = issue
+            .notes
+            .iter()
+            .filter(|(_, _, _, internal)| *internal)
+            .flat_map(|(_, _, body, _)| Marker::find_all(body))
+            .map(|m| m.firing.step.0)
+            .collect();
+        steps.sort();
+        assert_eq!(
+            steps,
+            ["breach", "start"],
+            "#{iid}: every adopted step, once (the warning is not due past the deadline)"
+        );
+    }
+    let audit = audit_notify(&gitlab.url, &slack.api_url);
+    let stderr = String::from_utf8_lossy(&audit.stderr);
+    assert_eq!(audit.status.code(), Some(0), "{stderr}");
+    assert!(stderr.contains("--notify: 0 steps carried out"), "{stderr}");
+    assert_eq!(
+        slack.slack.messages().len(),
+        by_serve.len(),
+        "nothing twice"
+    );
 }

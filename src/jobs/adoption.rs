@@ -24,12 +24,17 @@
 //! Pure: the enforcer hands in the open windows it read from the store and
 //! commits the admissions with the pass.
 
-use chrono::{DateTime, Utc};
+use chrono::{DateTime, TimeDelta, Utc};
 
 use crate::notify::Lateness;
 use crate::notify::digest::{DigestKey, DigestKind};
 use crate::policy::{AdoptMode, Audience, Channel, PolicyName, PolicySet};
 use crate::store::{DigestEntry, Downtime, Fired, Loaded, OpenDigest};
+
+/// Issues one digest lists at most (ten list messages): a storm beyond
+/// that goes on in another digest, so that a send never reads an
+/// unbounded list.
+pub const MOST_PER_DIGEST: u32 = 1_000;
 
 /// Each channel's open storm windows, counted as the pass admits issues.
 #[derive(Debug, Clone, Default)]
@@ -66,17 +71,29 @@ impl Windows {
         policy: &PolicyName,
         now: DateTime<Utc>,
     ) -> (Admission, DateTime<Utc>) {
-        let index = match self.open.iter().position(|window| {
+        let same = |window: &&OpenDigest| {
             window.key.kind == kind
                 && window.key.channel == channel.name
                 && &window.key.policy == policy
                 && window.closes_at > now
-        }) {
+        };
+        let index = match self
+            .open
+            .iter()
+            .position(|window| same(&window) && window.members < MOST_PER_DIGEST)
+        {
             Some(index) => index,
             None => {
                 // Stored to the millisecond: keep the key as it reads back.
-                let opened_at =
+                let mut opened_at =
                     DateTime::from_timestamp_millis(now.timestamp_millis()).unwrap_or(now);
+                // A full digest of this window: the storm goes on, and the
+                // next digest lists every issue that joins (the window's
+                // first few had their alerts); its key is a new one.
+                let full = self.open.iter().filter(same).map(|w| w.key.opened_at).max();
+                if let Some(full) = full {
+                    opened_at = opened_at.max(full + TimeDelta::milliseconds(1));
+                }
                 self.open.push(OpenDigest {
                     key: DigestKey {
                         kind,
@@ -85,7 +102,11 @@ impl Windows {
                         opened_at,
                     },
                     closes_at: opened_at + channel.group_window,
-                    members: 0,
+                    members: if full.is_some() {
+                        channel.group_after
+                    } else {
+                        0
+                    },
                 });
                 self.open.len() - 1
             }
@@ -243,6 +264,37 @@ mod tests {
 
     fn set(adopt: &str) -> PolicySet {
         policy_set(&POLICY.replace("ADOPT", adopt))
+    }
+
+    #[test]
+    fn a_storm_beyond_a_full_digest_goes_on_in_another_with_no_alerts_of_its_own() {
+        let set = set("");
+        let alerts = &set.channels["alerts"];
+        let policy = &set.policies[0].name;
+        let mut windows = Windows::default();
+        let admitted: Vec<Admission> = (0..MOST_PER_DIGEST + 3)
+            .map(|_| windows.admit(DigestKind::Adopted, alerts, policy, t(0)).0)
+            .collect();
+        let (first, second) = match (&admitted[0], admitted.last().unwrap()) {
+            (Admission::Alone { key: first, .. }, Admission::Listed { key: second, seq }) => {
+                // The new digest's places follow the full one's first two.
+                assert_eq!(*seq, 2 + 3, "places go on after group_after");
+                (first.clone(), second.clone())
+            }
+            other => panic!("{other:?}"),
+        };
+        assert_ne!(first, second, "another digest");
+        assert!(second.opened_at > first.opened_at, "a key of its own");
+        let in_first = admitted
+            .iter()
+            .filter(|a| matches!(a, Admission::Alone { key, .. } | Admission::Listed { key, .. } if *key == first))
+            .count();
+        assert_eq!(in_first as u32, MOST_PER_DIGEST);
+        let alone = admitted
+            .iter()
+            .filter(|a| matches!(a, Admission::Alone { .. }))
+            .count();
+        assert_eq!(alone, 2, "only the window's first two keep an alert");
     }
 
     /// What the engine fires for `labelled` (minutes) at `now` (minutes),

@@ -22,15 +22,18 @@ use chrono::Utc;
 use tokio_util::sync::CancellationToken;
 
 use super::{Context, adoption, identity, prepare};
+use crate::gitlab::ledger_writer::LedgerWriter;
+use crate::gitlab::markers::Marker;
 use crate::gitlab::webhook::IssueDelivery;
 use crate::issue::IssueRef;
 use crate::store::{Handled, IssueCommit, Store, StoreError};
 
-/// Deliveries and due issues one pass takes at most, each. A pass is one
-/// transaction on the store's single writer, and webhook acknowledgements
-/// wait behind it: small passes keep that wait to a few milliseconds while
-/// still sharing one commit among many issues.
-const BATCH: u32 = 16;
+/// Deliveries and due issues one pass takes at most, each, on SQLite. A
+/// pass is one transaction on the store's single writer; webhook intake
+/// has a file of its own and never waits for it, and the outbox's writes
+/// queue behind it for a few milliseconds at most. 64 keeps up with the
+/// paced load run (BENCHMARKS.md), where 16 fell about a second behind.
+const BATCH: u32 = 64;
 /// The same on PostgreSQL, where webhook intake does not queue behind the
 /// enforcer's transaction: larger passes, fewer round trips.
 const SHARED_BATCH: u32 = 256;
@@ -44,7 +47,13 @@ const PEER_POLL: Duration = Duration::from_millis(200);
 /// The lease that makes one replica the enforcer at a time.
 pub const LEASE_NAME: &str = "enforcer";
 
-pub async fn run<S: Store>(context: &Context<S>, shutdown: CancellationToken) {
+/// `ledger`, when `serve` keeps the issues' ledger notes, lists the steps
+/// with nothing to send (adopted, said in a digest) on their issues.
+pub async fn run<S: Store>(
+    context: &Context<S>,
+    ledger: Option<LedgerWriter>,
+    shutdown: CancellationToken,
+) {
     let lease = context.lease;
     let renew_every = (lease / 3).to_std().unwrap_or(Duration::from_secs(1));
     let mut holding = false;
@@ -89,7 +98,7 @@ pub async fn run<S: Store>(context: &Context<S>, shutdown: CancellationToken) {
                 }
             }
         }
-        let busy = match pass(context).await {
+        let busy = match pass(context, ledger.as_ref()).await {
             Ok(busy) => busy,
             // A project or issue about to move has a notice in flight: the
             // pass (its deliveries untouched) runs again once it is sent.
@@ -171,7 +180,10 @@ async fn beat<S: Store>(context: &Context<S>, starting: bool) {
 }
 
 /// One pass; true when a batch was full and another pass should follow at once.
-async fn pass<S: Store>(context: &Context<S>) -> Result<bool, StoreError> {
+async fn pass<S: Store>(
+    context: &Context<S>,
+    ledger: Option<&LedgerWriter>,
+) -> Result<bool, StoreError> {
     let now = Utc::now();
     let batch = if context.store.shared() {
         SHARED_BATCH
@@ -271,6 +283,20 @@ async fn pass<S: Store>(context: &Context<S>) -> Result<bool, StoreError> {
             .record(resolution.took.num_milliseconds().max(0) as f64 / 1000.0);
     }
     for fired in commits.iter().flat_map(|c| &c.fired) {
+        if let Some(ledger) = ledger
+            && !fired.notice.has_actions()
+        {
+            // Nothing to send, so no outbox row: listed here, as done.
+            ledger.record(
+                fired.notice.issue.clone(),
+                Marker {
+                    policy: fired.policy.clone(),
+                    firing: fired.notice.firing.clone(),
+                    channel: None,
+                    thread: None,
+                },
+            );
+        }
         let policy = fired.policy.0.clone();
         metrics::counter!("labelwarden_steps_fired_total", "policy" => policy.clone(), "step" => fired.notice.step_kind.clone())
             .increment(1);

@@ -297,6 +297,17 @@ pub fn prepare(
         digests.extend(grouped.admitted);
         digest_notices = grouped.notices;
     }
+    // A clock that does not match and waits for nothing is not tracked:
+    // its row, if it had one, goes; if it had none, nothing is written.
+    let mut clocks = clocks;
+    clocks.retain(|clock| {
+        clock.status != "not_matching"
+            || clock.next_wake.is_some()
+            || loaded
+                .statuses
+                .iter()
+                .any(|(policy, _)| *policy == clock.policy)
+    });
     let commit = IssueCommit {
         became_confidential,
         ids: record.ids,

@@ -148,6 +148,10 @@ impl<S: Notifier> Notifier for Escalation<S> {
         self.ledger.flush().await;
     }
 
+    fn ledger(&self) -> Option<LedgerWriter> {
+        Some(self.ledger.clone())
+    }
+
     fn health(&self) -> Option<Arc<DestinationHealth>> {
         self.slack.health()
     }

@@ -191,6 +191,12 @@ impl SlaFacts {
 }
 
 impl Notice {
+    /// It has something to send: a Slack part or a GitLab part. One
+    /// without (adopted, or said in a digest) is only recorded.
+    pub fn has_actions(&self) -> bool {
+        self.slack.is_some() || self.gitlab.is_some()
+    }
+
     /// The notice for `action`, fired on `reading` of `policy`'s clock at `now`.
     pub fn new(
         issue: IssueView<'_>,
@@ -393,6 +399,13 @@ pub trait Notifier: Send + Sync + 'static {
         let _ = retaken;
         let sent = log_digest(digest, thread);
         async move { Ok(sent) }
+    }
+
+    /// The writer of the issues' ledger notes, if this notifier keeps them
+    /// (see [`crate::gitlab::ledger_writer`]): steps with nothing to send
+    /// are listed there by the enforcer.
+    fn ledger(&self) -> Option<crate::gitlab::ledger_writer::LedgerWriter> {
+        None
     }
 
     /// The destinations this notifier knows to be failing, for `/readyz`.

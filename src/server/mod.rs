@@ -82,7 +82,8 @@ pub async fn run<S: Store, N: Notifier>(
     let mut jobs = tokio::task::JoinSet::new();
     {
         let (context, stop) = (Arc::clone(&context), jobs_stop.clone());
-        jobs.spawn(async move { jobs::enforcer::run(&context, stop).await });
+        let ledger = notifier.ledger();
+        jobs.spawn(async move { jobs::enforcer::run(&context, ledger, stop).await });
     }
     {
         let (context, stop) = (Arc::clone(&context), jobs_stop.clone());

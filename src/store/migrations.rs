@@ -352,4 +352,22 @@ pub const MIGRATIONS: &[Migration] = &[
         )",
         ],
     },
+    Migration {
+        version: 14,
+        name: "digest members by issue",
+        // Every pass asks which digests list its issues: by index, not by
+        // reading every member of every storm.
+        statements: &["CREATE INDEX digest_members_issue ON digest_members (project, iid)"],
+    },
+    Migration {
+        version: 15,
+        name: "outbox in queue order",
+        // Claims walk the unsent rows in the order they were queued and
+        // stop at the first due heads of their threads, instead of sorting
+        // every unsent row each time (a backlog made each claim slower).
+        statements: &[
+            "DROP INDEX outbox_pending",
+            "CREATE INDEX outbox_pending ON outbox (sent_at, created_at, position)",
+        ],
+    },
 ];

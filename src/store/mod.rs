@@ -199,7 +199,9 @@ pub struct IssueCommit {
 pub struct OpenDigest {
     pub key: DigestKey,
     pub closes_at: DateTime<Utc>,
-    /// Issues admitted so far (with an alert of their own or listed).
+    /// The place of the last issue admitted (those with an alert of
+    /// their own and those listed count alike; a digest that goes on from
+    /// a full one begins after its `group_after`).
     pub members: u32,
 }
 

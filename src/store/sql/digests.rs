@@ -199,7 +199,7 @@ pub(super) async fn open_digests(
 ) -> Result<Vec<OpenDigest>, StoreError> {
     let rows = sqlx::query(
         "SELECT d.kind, d.channel, d.policy, d.opened_at, d.closes_at,
-            (SELECT COUNT(*) FROM digest_members m
+            (SELECT COALESCE(MAX(m.seq), 0) FROM digest_members m
              WHERE m.kind = d.kind AND m.channel = d.channel AND m.policy = d.policy
                AND m.opened_at = d.opened_at) AS members
          FROM digests d WHERE d.closes_at > $1",
@@ -391,9 +391,13 @@ pub(super) async fn memberships(
     for chunk in issues.chunks(ROWS_PER_STATEMENT) {
         let rows = bind_issues(
             multi_row(format!(
-                "SELECT kind, channel, policy, opened_at, project, iid, cycle FROM digest_members
-                 WHERE notice IS NOT NULL AND (project, iid) IN (VALUES {})",
-                parameters(chunk.len(), 2)
+                "SELECT t.kind, t.channel, t.policy, t.opened_at, t.project, t.iid, t.cycle
+                 FROM {} WHERE t.notice IS NOT NULL",
+                join_values(
+                    "digest_members",
+                    ISSUE_KEY,
+                    &parameters(store.backend, chunk.len(), 2)
+                )
             )),
             chunk,
         )

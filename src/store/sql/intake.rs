@@ -97,7 +97,7 @@ async fn insert_deliveries(
         let sql = format!(
             "INSERT INTO deliveries (key, kind, received_at, payload) VALUES {}
              ON CONFLICT (key) DO NOTHING RETURNING key",
-            parameters(chunk.len(), 4)
+            parameters(backend, chunk.len(), 4)
         );
         let mut query = multi_row(sql);
         for (delivery, _) in chunk {

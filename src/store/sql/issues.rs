@@ -22,12 +22,13 @@ pub(super) async fn load_issues(
         })
     };
     for chunk in issues.chunks(ROWS_PER_STATEMENT) {
-        let among = parameters(chunk.len(), 2);
+        let among = parameters(store.backend, chunk.len(), 2);
         let bind_all = |query| bind_issues(query, chunk);
         let rows = bind_all(multi_row(format!(
-            "SELECT project, iid, facts, title, url, updated_at, issue_id, moved_to_id, duplicated_to_id,
-                    duplicate_of_project, duplicate_of_iid
-             FROM issues WHERE (project, iid) IN (VALUES {among})"
+            "SELECT t.project, t.iid, t.facts, t.title, t.url, t.updated_at, t.issue_id, t.moved_to_id,
+                    t.duplicated_to_id, t.duplicate_of_project, t.duplicate_of_iid
+             FROM {}",
+            join_values("issues", ISSUE_KEY, &among)
         )))
         .fetch_all(&store.readers)
         .await?;
@@ -53,7 +54,8 @@ pub(super) async fn load_issues(
             });
         }
         let rows = bind_all(multi_row(format!(
-            "SELECT project, iid, policy, started_at FROM carried_starts WHERE (project, iid) IN (VALUES {among})"
+            "SELECT t.project, t.iid, t.policy, t.started_at FROM {}",
+            join_values("carried_starts", ISSUE_KEY, &among)
         )))
         .fetch_all(&store.readers)
         .await?;
@@ -64,7 +66,8 @@ pub(super) async fn load_issues(
             ));
         }
         let rows = bind_all(multi_row(format!(
-            "SELECT project, iid, at, kind, label FROM issue_events WHERE (project, iid) IN (VALUES {among})"
+            "SELECT t.project, t.iid, t.at, t.kind, t.label FROM {}",
+            join_values("issue_events", ISSUE_KEY, &among)
         )))
         .fetch_all(&store.readers)
         .await?;
@@ -81,7 +84,8 @@ pub(super) async fn load_issues(
             }
         }
         let rows = bind_all(multi_row(format!(
-            "SELECT project, iid, policy, step, cycle, occurrence FROM ledger WHERE (project, iid) IN (VALUES {among})"
+            "SELECT t.project, t.iid, t.policy, t.step, t.cycle, t.occurrence FROM {}",
+            join_values("ledger", ISSUE_KEY, &among)
         )))
         .fetch_all(&store.readers)
         .await?;
@@ -92,7 +96,8 @@ pub(super) async fn load_issues(
                 .push((PolicyName(row.try_get("policy")?), firing));
         }
         let rows = bind_all(multi_row(format!(
-            "SELECT DISTINCT project, iid, policy, cycle FROM acknowledgements WHERE (project, iid) IN (VALUES {among})"
+            "SELECT DISTINCT t.project, t.iid, t.policy, t.cycle FROM {}",
+            join_values("acknowledgements", ISSUE_KEY, &among)
         )))
         .fetch_all(&store.readers)
         .await?;
@@ -103,7 +108,8 @@ pub(super) async fn load_issues(
                 .push((PolicyName(row.try_get("policy")?), cycle));
         }
         let rows = bind_all(multi_row(format!(
-            "SELECT project, iid, policy, status FROM clocks WHERE (project, iid) IN (VALUES {among})"
+            "SELECT t.project, t.iid, t.policy, t.status FROM {}",
+            join_values("clocks", ISSUE_KEY, &among)
         )))
         .fetch_all(&store.readers)
         .await?;
@@ -127,7 +133,7 @@ pub(super) async fn commit(
     handled: &[Handled],
 ) -> Result<CommitOutcome, StoreError> {
     let mut tx = store.writer.begin().await?;
-    let (newly_fired, new_firings) = write_commits(&mut tx, commits).await?;
+    let (newly_fired, new_firings) = write_commits(&mut tx, store.backend, commits).await?;
     for commit in commits.iter().filter(|c| c.became_confidential) {
         confidential::redact_waiting(&mut tx, &commit.facts.reference).await?;
     }
@@ -294,6 +300,7 @@ pub(super) async fn stats(store: &SqlStore, now: DateTime<Utc>) -> Result<StoreS
 /// firings were (a firing another writer recorded first is not).
 async fn write_commits(
     tx: &mut Transaction<'_, Any>,
+    backend: Backend,
     commits: &[IssueCommit],
 ) -> Result<(usize, std::collections::HashSet<FiringKey>), StoreError> {
     debug_assert!(
@@ -327,7 +334,7 @@ async fn write_commits(
                 duplicate_of_project = COALESCE(excluded.duplicate_of_project, issues.duplicate_of_project),
                 duplicate_of_iid = COALESCE(excluded.duplicate_of_iid, issues.duplicate_of_iid)
              WHERE excluded.updated_at >= issues.updated_at",
-            parameters(chunk.len(), 11)
+            parameters(backend, chunk.len(), 11)
         );
         let mut query = multi_row(sql);
         for (commit, facts) in chunk {
@@ -356,7 +363,7 @@ async fn write_commits(
     for chunk in events.chunks(ROWS_PER_STATEMENT) {
         let sql = format!(
             "INSERT INTO issue_events (project, iid, at, kind, label) VALUES {} ON CONFLICT DO NOTHING",
-            parameters(chunk.len(), 5)
+            parameters(backend, chunk.len(), 5)
         );
         let mut query = multi_row(sql);
         for ((project, iid), event) in chunk {
@@ -384,7 +391,7 @@ async fn write_commits(
             "INSERT INTO clocks (project, iid, policy, status, next_wake, updated_at) VALUES {}
              ON CONFLICT (project, iid, policy) DO UPDATE SET
                 status = excluded.status, next_wake = excluded.next_wake, updated_at = excluded.updated_at",
-            parameters(chunk.len(), 6)
+            parameters(backend, chunk.len(), 6)
         );
         let mut query = multi_row(sql);
         for ((project, iid), now, clock) in chunk {
@@ -403,7 +410,7 @@ async fn write_commits(
     for chunk in untracked.chunks(ROWS_PER_STATEMENT) {
         let sql = format!(
             "DELETE FROM clocks WHERE (project, iid, policy) IN (VALUES {})",
-            parameters(chunk.len(), 3)
+            parameters(backend, chunk.len(), 3)
         );
         let mut query = multi_row(sql);
         for ((project, iid), _, clock) in chunk {
@@ -429,7 +436,7 @@ async fn write_commits(
         let sql = format!(
             "INSERT INTO ledger (project, iid, policy, step, cycle, occurrence, fired_at) VALUES {}
              ON CONFLICT DO NOTHING RETURNING project, iid, policy, step, cycle, occurrence",
-            parameters(chunk.len(), 7)
+            parameters(backend, chunk.len(), 7)
         );
         let mut query = multi_row(sql);
         for ((project, iid), now, _, fired) in chunk {
@@ -449,9 +456,11 @@ async fn write_commits(
     }
     // A firing another evaluation already recorded has its notice in the
     // outbox. One with nothing left to send (adopted, said in a digest)
-    // has one too: the notifier lists it on the issue's ledger note.
+    // has none: the enforcer lists it on the issue's ledger note, if
+    // `serve` keeps one.
     let notices = fired
         .iter()
+        .filter(|(_, _, _, fired)| fired.notice.has_actions())
         .filter(|((project, iid), _, _, fired)| {
             let firing = &fired.notice.firing;
             new_firings.contains(&(
@@ -473,7 +482,7 @@ async fn write_commits(
         let sql = format!(
             "INSERT INTO outbox (project, iid, policy, step, cycle, occurrence, created_at, position, notice, next_attempt_at, channel)
              VALUES {} ON CONFLICT DO NOTHING",
-            parameters(chunk.len(), 11)
+            parameters(backend, chunk.len(), 11)
         );
         let mut query = multi_row(sql);
         for ((project, iid), now, position, fired, notice) in chunk {

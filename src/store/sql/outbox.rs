@@ -98,7 +98,7 @@ pub(super) async fn record_outbox(
              FROM (VALUES {}) AS v
              WHERE outbox.project = v.column1 AND outbox.iid = v.column2 AND outbox.policy = v.column3
                AND outbox.step = v.column4 AND outbox.cycle = v.column5 AND outbox.occurrence = v.column6",
-            parameters(chunk.len(), 10)
+            parameters(store.backend, chunk.len(), 10)
         );
         let mut query = multi_row(sql);
         for outcome in chunk {
@@ -151,7 +151,7 @@ pub(super) async fn record_outbox(
              WHERE o.channel IS NOT NULL
              ON CONFLICT (project, iid, policy, cycle, channel)
              DO UPDATE SET channel_id = excluded.channel_id, ts = excluded.ts, updated_at = excluded.updated_at",
-            parameters(chunk.len(), 9)
+            parameters(store.backend, chunk.len(), 9)
         );
         let mut query = multi_row(sql);
         for (key, thread, at) in chunk {
@@ -195,9 +195,12 @@ pub(super) async fn threads_of(
     let mut threads = std::collections::HashMap::new();
     for chunk in with_channel.chunks(ROWS_PER_STATEMENT) {
         let mut query = multi_row(format!(
-            "SELECT project, iid, policy, cycle, channel, channel_id, ts FROM threads
-             WHERE (project, iid, policy, cycle, channel) IN (VALUES {})",
-            parameters(chunk.len(), 5)
+            "SELECT t.project, t.iid, t.policy, t.cycle, t.channel, t.channel_id, t.ts FROM {}",
+            join_values(
+                "threads",
+                &["project", "iid", "policy", "cycle", "channel"],
+                &parameters(store.backend, chunk.len(), 5)
+            )
         ));
         for (key, channel) in chunk {
             query = query
