@@ -1,10 +1,11 @@
 //! [`Store`] on a SQL database through sqlx's `Any` driver: SQLite (a
 //! file, WAL mode, nothing to install) or PostgreSQL (shared by several
-//! replicas), with one set of SQL both speak (`$n` parameters,
-//! `ON CONFLICT`, integer timestamps, `CASE` instead of two-argument
-//! `MAX`); the few differences are marked where they are.
+//! replicas), with one set of SQL both speak (`$n` parameters, `?` for
+//! SQLite's long lists, `ON CONFLICT`, integer timestamps, `CASE` instead
+//! of two-argument `MAX`); the few differences are marked where they are.
 //!
-//! This file opens the database, migrates it and implements [`Store`] by
+//! `open` opens the database and migrates it, `statements` holds what the
+//! rooms' SQL shares, and this file implements [`Store`] by
 //! handing each method to the room for what it stores: deliveries as they
 //! arrive (`intake`), issues, clocks and what an evaluation commits
 //! (`issues`), the outbox and its threads (`outbox`), Slack events and
@@ -19,8 +20,13 @@ mod downtime;
 mod identity;
 mod intake;
 mod issues;
+mod open;
 mod outbox;
 mod slack;
+mod statements;
+
+use open::*;
+use statements::*;
 
 use chrono::{DateTime, Utc};
 use sqlx::any::{AnyPoolOptions, AnyRow};
@@ -192,105 +198,6 @@ impl SqlStore {
             owner: owner_id(),
         })
     }
-}
-
-/// `labelwarden.db` -> `labelwarden.intake.db`; any other name gets `.intake`.
-fn intake_file(path: &str) -> String {
-    match path.strip_suffix(".db") {
-        Some(stem) => format!("{stem}.intake.db"),
-        None => format!("{path}.intake"),
-    }
-}
-
-async fn open_sqlite(url: &str, connections: u32) -> Result<AnyPool, sqlx::Error> {
-    AnyPoolOptions::new()
-        .max_connections(connections)
-        .after_connect(|connection, _| {
-            Box::pin(async move {
-                // WAL: readers never block the writer. NORMAL: a commit
-                // survives a crash of the process; only power loss can
-                // lose the last commits (documented in BENCHMARKS.md).
-                connection.execute("PRAGMA journal_mode = WAL").await?;
-                connection.execute("PRAGMA synchronous = NORMAL").await?;
-                connection.execute("PRAGMA busy_timeout = 5000").await?;
-                // A 32 MiB page cache per connection (SQLite's default is
-                // 2 MiB): the store grows by about 4 KB per delivery under
-                // load, and a pass reads pages all over it.
-                connection.execute("PRAGMA cache_size = -32768").await?;
-                Ok(())
-            })
-        })
-        .connect(url)
-        .await
-}
-
-/// Applies the migrations `pool` has not seen yet, each in a transaction,
-/// recorded in `table`. On PostgreSQL an advisory lock keeps two replicas
-/// starting at once from migrating together.
-async fn migrate(
-    pool: &AnyPool,
-    backend: Backend,
-    table: &'static str,
-    migrations: &[Migration],
-) -> Result<(), StoreError> {
-    let mut connection = pool.acquire().await?;
-    if backend == Backend::Postgres {
-        connection
-            .execute("SELECT pg_advisory_lock(7262733816)")
-            .await?;
-    }
-    let outcome = apply_migrations(&mut connection, table, migrations).await;
-    if backend == Backend::Postgres {
-        connection
-            .execute("SELECT pg_advisory_unlock(7262733816)")
-            .await?;
-    }
-    outcome
-}
-
-async fn apply_migrations(
-    connection: &mut sqlx::pool::PoolConnection<Any>,
-    table: &'static str,
-    migrations: &[Migration],
-) -> Result<(), StoreError> {
-    // The table name is one of two constants, never input.
-    connection
-        .execute(sqlx::AssertSqlSafe(format!(
-            "CREATE TABLE IF NOT EXISTS {table} (
-                version BIGINT PRIMARY KEY,
-                name TEXT NOT NULL,
-                applied_at BIGINT NOT NULL
-            )"
-        )))
-        .await?;
-    let applied: Vec<i64> =
-        sqlx::query(sqlx::AssertSqlSafe(format!("SELECT version FROM {table}")))
-            .fetch_all(&mut **connection)
-            .await?
-            .iter()
-            .map(|row| row.try_get::<i64, _>(0))
-            .collect::<Result<_, _>>()?;
-    for migration in migrations.iter().filter(|m| !applied.contains(&m.version)) {
-        let mut tx = connection.begin().await?;
-        for statement in migration.statements {
-            tx.execute(*statement).await?;
-        }
-        sqlx::query(sqlx::AssertSqlSafe(format!(
-            "INSERT INTO {table} (version, name, applied_at) VALUES ($1, $2, $3)"
-        )))
-        .bind(migration.version)
-        .bind(migration.name)
-        .bind(millis(Utc::now()))
-        .execute(&mut *tx)
-        .await?;
-        tx.commit().await?;
-        tracing::info!(
-            version = migration.version,
-            name = migration.name,
-            "database migrated"
-        );
-    }
-    Ok(())
 }
 
 /// An issue from a row's `project` and `iid` columns.
@@ -565,101 +472,3 @@ impl Store for SqlStore {
         issues::stats(self, now).await
     }
 }
-
-/// `($1, $2), ($3, $4)`: bind parameters for `rows` rows of `columns`
-/// values, in order. SQLite gets anonymous `?` parameters: sqlx looks each
-/// named one up by number in a list SQLite scans from the start, which
-/// makes binding a statement of many `$n` quadratic.
-fn parameters(backend: Backend, rows: usize, columns: usize) -> String {
-    let mut text = String::with_capacity(rows * columns * 5);
-    for row in 0..rows {
-        if row > 0 {
-            text.push_str(", ");
-        }
-        text.push('(');
-        for column in 0..columns {
-            if column > 0 {
-                text.push_str(", ");
-            }
-            match backend {
-                Backend::Sqlite => text.push('?'),
-                Backend::Postgres => text.push_str(&format!("${}", row * columns + column + 1)),
-            }
-        }
-        text.push(')');
-    }
-    text
-}
-
-/// The columns that name an issue, in every table keyed by issue.
-const ISSUE_KEY: &[&str] = &["project", "iid"];
-
-/// `(…) AS v JOIN {table} t ON t.{key1} = v.column1 AND …`: the rows of
-/// `table` whose `keys` are among the rows of `values` (from
-/// [`parameters`]), each found through the table's index. A row-value
-/// `IN (VALUES …)` is not: SQLite matches it on the first column only
-/// and reads every row of the project.
-fn join_values(table: &str, keys: &[&str], values: &str) -> String {
-    let columns: Vec<String> = (1..=keys.len()).map(|i| format!("column{i}")).collect();
-    let on: Vec<String> = keys
-        .iter()
-        .zip(&columns)
-        .map(|(key, column)| format!("t.{key} = v.{column}"))
-        .collect();
-    format!(
-        "(SELECT DISTINCT {} FROM (VALUES {values}) AS l) AS v JOIN {table} t ON {}",
-        columns.join(", "),
-        on.join(" AND ")
-    )
-}
-
-/// A statement whose only dynamic part is its list of `$n` parameters
-/// (from [`parameters`]): no value is ever formatted into SQL.
-fn multi_row<'q>(sql: String) -> SqlQuery<'q> {
-    sqlx::query(sqlx::AssertSqlSafe(sql))
-}
-
-/// A query with a statement type spelled once.
-type SqlQuery<'q> = sqlx::query::Query<'q, Any, sqlx::any::AnyArguments>;
-
-/// Binds a firing's key in the column order every table uses:
-/// project, iid, policy, step, cycle, occurrence.
-fn bind_firing<'q>(
-    query: SqlQuery<'q>,
-    project: &'q str,
-    iid: i64,
-    policy: &'q str,
-    firing: &'q Firing,
-) -> SqlQuery<'q> {
-    query
-        .bind(project)
-        .bind(iid)
-        .bind(policy)
-        .bind(firing.step.0.as_str())
-        .bind(i64::from(firing.cycle))
-        .bind(i64::from(firing.occurrence))
-}
-
-/// Binds each issue's key (project, iid), in order.
-fn bind_issues<'q>(mut query: SqlQuery<'q>, issues: &[IssueRef]) -> SqlQuery<'q> {
-    for issue in issues {
-        query = query.bind(issue.project.0.clone()).bind(issue.iid.0 as i64);
-    }
-    query
-}
-
-/// An issue's primary key columns.
-fn issue_key(commit: &IssueCommit) -> (&str, i64) {
-    let reference = &commit.facts.reference;
-    (reference.project.0.as_str(), reference.iid.0 as i64)
-}
-
-/// Rows per statement: far below SQLite's and PostgreSQL's limits on bound
-/// values even for the widest table.
-const ROWS_PER_STATEMENT: usize = 200;
-
-/// A thread's key: project, iid, policy, cycle, channel.
-type ThreadKey = (String, i64, String, i64, String);
-
-/// A firing's identity in the ledger and the outbox.
-type FiringKey = (String, i64, String, String, i64, i64);
