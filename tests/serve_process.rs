@@ -199,3 +199,52 @@ async fn sigterm_stops_serving_and_exits_0_and_the_secret_never_reaches_the_log(
     assert!(log.contains("webhook refused"), "{log}");
     assert!(!log.contains(SECRET), "a secret reached the log:\n{log}");
 }
+
+/// `labelwarden probe`, as the image's HEALTHCHECK runs it.
+fn probe(listen: &str, path: &str) -> std::process::Output {
+    Command::new(env!("CARGO_BIN_EXE_labelwarden"))
+        .args(["probe", path])
+        .env("LABELWARDEN_LISTEN", listen)
+        .output()
+        .unwrap()
+}
+
+#[tokio::test]
+async fn probe_says_alive_and_ready_and_fails_when_nothing_answers() {
+    let dir = tempfile::tempdir().unwrap();
+    let port = free_port();
+    // Listening on every address, as in the image: probed on loopback.
+    let listen = format!("0.0.0.0:{port}");
+    let mut child = Command::new(env!("CARGO_BIN_EXE_labelwarden"));
+    child
+        .args(["serve", "--notifier", "log", "--policies"])
+        .arg(concat!(env!("CARGO_MANIFEST_DIR"), "/policies"))
+        .current_dir(dir.path())
+        .env("LABELWARDEN_LISTEN", &listen)
+        .env("LABELWARDEN_WEBHOOK_SECRET", SECRET);
+    let child = run(child);
+    let http = labelwarden::http_client::builder().build().unwrap();
+    wait_until_up(&http, &format!("http://127.0.0.1:{port}")).await;
+
+    for path in ["/healthz", "/readyz"] {
+        let answer = probe(&listen, path);
+        let said = String::from_utf8_lossy(&answer.stdout);
+        assert_eq!(answer.status.code(), Some(0), "{path}: {said}");
+        assert!(
+            said.contains(&format!("http://127.0.0.1:{port}{path}: 200")),
+            "{said}"
+        );
+    }
+    let refused = probe(&listen, "/metrics");
+    assert_eq!(refused.status.code(), Some(2), "only the probe paths");
+
+    let (code, _) = terminate(child).await;
+    assert_eq!(code, Some(0));
+    let gone = probe(&listen, "/healthz");
+    assert_eq!(gone.status.code(), Some(1));
+    assert!(
+        String::from_utf8_lossy(&gone.stdout).contains("no answer"),
+        "{}",
+        String::from_utf8_lossy(&gone.stdout)
+    );
+}

@@ -6,6 +6,7 @@ mod audit;
 mod check;
 mod explain;
 mod oncall;
+mod probe;
 mod schema;
 mod serve;
 
@@ -43,6 +44,10 @@ enum Command {
     Explain(explain::ExplainArgs),
     /// Who each on-call rotation has on call now and in the coming weeks.
     Oncall(oncall::OnCallArgs),
+    /// Ask a running `serve` whether it is alive (/healthz) or ready
+    /// (/readyz): exit 0 on 200, 1 otherwise. For health checks in the
+    /// container image, which has no curl or shell.
+    Probe(probe::ProbeArgs),
 }
 
 #[derive(Debug, Args)]
@@ -64,6 +69,7 @@ pub fn run(cli: Cli) -> ExitCode {
         Command::Audit(args) => audit::run(args),
         Command::Explain(args) => explain::run(args),
         Command::Oncall(args) => oncall::run(args),
+        Command::Probe(args) => probe::run(args),
     }
 }
 
