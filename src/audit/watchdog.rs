@@ -15,7 +15,7 @@ use serde::Serialize;
 
 use crate::clock;
 use crate::gitlab::history::FetchedIssue;
-use crate::gitlab::hooks::Hook;
+use crate::gitlab::hooks::{Hook, is_labelwardens};
 use crate::gitlab::markers::Marker;
 use crate::policy::{PolicySet, Trigger};
 
@@ -27,19 +27,6 @@ pub struct Finding {
     /// What it is about: the scope, or an issue reference.
     pub subject: String,
     pub message: String,
-}
-
-/// Whether a hook is labelwarden's: its URL is `expected_url` if given,
-/// else any URL whose path ends in `/webhooks/gitlab`.
-fn is_ours(hook: &Hook, expected_url: Option<&str>) -> bool {
-    match expected_url {
-        Some(url) => hook.url.trim_end_matches('/') == url.trim_end_matches('/'),
-        None => hook
-            .url
-            .split(['?', '#'])
-            .next()
-            .is_some_and(|path| path.trim_end_matches('/').ends_with("/webhooks/gitlab")),
-    }
 }
 
 /// What is wrong with the scope's webhooks, if anything.
@@ -54,7 +41,10 @@ pub fn webhook_findings(
         subject: scope.to_owned(),
         message,
     };
-    let ours: Vec<&Hook> = hooks.iter().filter(|h| is_ours(h, expected_url)).collect();
+    let ours: Vec<&Hook> = hooks
+        .iter()
+        .filter(|h| is_labelwardens(h, expected_url))
+        .collect();
     if ours.is_empty() {
         return vec![finding(format!(
             "no labelwarden webhook on {scope} ({}): GitLab sends it no events",
@@ -156,6 +146,7 @@ mod tests {
             confidential_issues_events: true,
             alert_status: Some(status.to_owned()),
             disabled_until: None,
+            enable_ssl_verification: Some(true),
         }
     }
 

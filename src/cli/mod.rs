@@ -4,6 +4,7 @@
 
 mod audit;
 mod check;
+mod doctor;
 mod explain;
 mod oncall;
 mod probe;
@@ -48,6 +49,10 @@ enum Command {
     /// (/readyz): exit 0 on 200, 1 otherwise. For health checks in the
     /// container image, which has no curl or shell.
     Probe(probe::ProbeArgs),
+    /// Check a setup against the live services (policies, secrets,
+    /// database, GitLab token and webhooks, Slack token, channels and
+    /// people): a line per check, with the fix. Exit 1 on problems.
+    Doctor(doctor::DoctorArgs),
 }
 
 #[derive(Debug, Args)]
@@ -70,6 +75,7 @@ pub fn run(cli: Cli) -> ExitCode {
         Command::Explain(args) => explain::run(args),
         Command::Oncall(args) => oncall::run(args),
         Command::Probe(args) => probe::run(args),
+        Command::Doctor(args) => doctor::run(args),
     }
 }
 

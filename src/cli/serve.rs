@@ -25,6 +25,7 @@ use crate::server::{self, ServerConfig};
 use crate::slack::api::WebApi;
 use crate::slack::{SlackNotifier, SlackSettings};
 use crate::store::sql::SqlStore;
+use crate::store::sql::without_password;
 
 /// The environment variable holding the webhook secret(s), comma-separated.
 /// Read from the environment only: a flag would show in `ps`.
@@ -311,17 +312,6 @@ async fn serve<N: Notifier>(
 
 fn parse_duration(text: &str) -> Result<TimeDelta, String> {
     policy::duration::parse(text)
-}
-
-/// A database URL fit for a log: its password replaced by `***`.
-fn without_password(database: &str) -> String {
-    match url::Url::parse(database) {
-        Ok(mut url) if url.password().is_some() => {
-            let _ = url.set_password(Some("***"));
-            url.to_string()
-        }
-        _ => database.to_owned(),
-    }
 }
 
 /// A duration, or `0s` / `off` for none.

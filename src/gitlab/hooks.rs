@@ -27,6 +27,21 @@ pub struct Hook {
     pub alert_status: Option<String>,
     #[serde(default)]
     pub disabled_until: Option<DateTime<Utc>>,
+    #[serde(default)]
+    pub enable_ssl_verification: Option<bool>,
+}
+
+/// Whether a hook is labelwarden's: its URL is `expected_url` if given,
+/// else any URL whose path ends in `/webhooks/gitlab`.
+pub fn is_labelwardens(hook: &Hook, expected_url: Option<&str>) -> bool {
+    match expected_url {
+        Some(url) => hook.url.trim_end_matches('/') == url.trim_end_matches('/'),
+        None => hook
+            .url
+            .split(['?', '#'])
+            .next()
+            .is_some_and(|path| path.trim_end_matches('/').ends_with("/webhooks/gitlab")),
+    }
 }
 
 /// Every webhook of the scope.

@@ -75,12 +75,9 @@ struct Metadata {
     event_payload: serde_json::Value,
 }
 
-/// Slack's answer: `ok`, and on failure the `error` code.
+/// What labelwarden reads of Slack's answer once it is `ok`.
 #[derive(Debug, Deserialize)]
 struct Answer {
-    ok: bool,
-    #[serde(default)]
-    error: Option<String>,
     #[serde(default)]
     channel: Option<String>,
     #[serde(default)]
@@ -298,12 +295,45 @@ impl WebApi {
         result
     }
 
+    /// A reading method's whole answer, for the checks of `labelwarden
+    /// doctor` (`auth.test`, `conversations.list`, `users.info`, …).
+    pub async fn get_json(
+        &self,
+        method: &'static str,
+        query: &[(&str, String)],
+    ) -> Result<Value, SlackError> {
+        let url = format!("{}/{method}", self.base_url);
+        let request = self.http.get(url).query(query);
+        let result = match request.bearer_auth(self.token.expose_secret()).send().await {
+            Ok(response) => self.read_value(method, response).await,
+            Err(e) => Err(SlackError::network(method, e)),
+        };
+        super::count_request(method, &result);
+        result
+    }
+
     /// Slack's answer read as Slack documents it.
     async fn read(
         &self,
         method: &'static str,
         response: reqwest::Response,
     ) -> Result<Answer, SlackError> {
+        let status = response.status().as_u16();
+        let value = self.read_value(method, response).await?;
+        serde_json::from_value(value).map_err(|e| SlackError::Unreadable {
+            method,
+            status,
+            detail: e.to_string(),
+        })
+    }
+
+    /// Slack's answer as JSON: HTTP 429 and 5xx, and `"ok": false`, are
+    /// errors.
+    async fn read_value(
+        &self,
+        method: &'static str,
+        response: reqwest::Response,
+    ) -> Result<Value, SlackError> {
         let status = response.status();
         let retry_after = retry_after(response.headers());
         if status.as_u16() == 429 {
@@ -322,18 +352,19 @@ impl WebApi {
             .text()
             .await
             .map_err(|e| SlackError::network(method, e))?;
-        let answer: Answer = serde_json::from_str(&text).map_err(|_| SlackError::Unreadable {
+        let answer: Value = serde_json::from_str(&text).map_err(|_| SlackError::Unreadable {
             method,
             status: status.as_u16(),
             detail: super::excerpt(&text),
         })?;
-        if answer.ok && status.is_success() {
+        if answer["ok"] == Value::Bool(true) && status.is_success() {
             return Ok(answer);
         }
         Err(SlackError::Refused {
             method,
-            code: answer
-                .error
+            code: answer["error"]
+                .as_str()
+                .map(str::to_owned)
                 .unwrap_or_else(|| format!("http_{}", status.as_u16())),
         })
     }

@@ -26,6 +26,7 @@ mod slack;
 mod statements;
 
 use open::*;
+pub use open::{SchemaVersion, schema_version, without_password};
 use statements::*;
 
 use chrono::{DateTime, Utc};

@@ -6,6 +6,9 @@
 //! `PRIVATE-TOKEN` auth with GitLab's 401 body; 404 bodies; 429 with
 //! `Retry-After`; and an optional delay on every answer.
 
+#[path = "fake_gitlab/accounts.rs"]
+mod accounts;
+
 use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -201,6 +204,7 @@ struct Inner {
     failing_calls: u32,
     /// The id of the last note created through the API.
     next_note_id: u64,
+    accounts: accounts::Accounts,
 }
 
 #[derive(Clone, Default)]
@@ -277,6 +281,11 @@ impl FakeGitLab {
             .route("/api/v4/projects/{project}", get(single_project))
             .route("/api/v4/projects/{project}/hooks", get(hooks))
             .route("/api/v4/groups/{group}/hooks", get(hooks))
+            .route(
+                "/api/v4/personal_access_tokens/self",
+                get(accounts::token_self),
+            )
+            .route("/api/v4/users", get(accounts::users))
             .fallback(not_found)
             .with_state(gitlab.clone());
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
@@ -912,6 +921,9 @@ async fn hooks(
         return answer;
     }
     let inner = gitlab.lock();
+    if let Some(refused) = accounts::hooks_refused(&inner, &uri, &path) {
+        return refused;
+    }
     let hooks: Vec<Value> = inner
         .hooks
         .iter()

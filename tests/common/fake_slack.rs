@@ -12,6 +12,9 @@
 //! an outage (HTTP 503), rate limiting, a channel refusing posts, a
 //! deleted message.
 
+#[path = "fake_slack/directory.rs"]
+mod directory;
+
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -89,6 +92,7 @@ struct Inner {
     burst: Option<usize>,
     /// Recent posts per channel id, for the pace.
     posted: HashMap<String, Vec<Instant>>,
+    directory: directory::Directory,
 }
 
 #[derive(Clone, Default)]
@@ -530,6 +534,9 @@ async fn web_api_read(
         != Some(&format!("Bearer {TOKEN}"))
     {
         return slack_error("invalid_auth");
+    }
+    if let Some(answer) = directory::answer(&inner.directory, &method, &query) {
+        return answer;
     }
     let channel = query.get("channel").cloned().unwrap_or_default();
     let with_metadata = query.get("include_all_metadata").map(String::as_str) == Some("true");

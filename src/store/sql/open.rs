@@ -101,3 +101,61 @@ pub(super) async fn apply_migrations(
     }
     Ok(())
 }
+
+/// How far a database's schema is, read without changing anything (for
+/// `labelwarden doctor`): `None` for a SQLite file not created yet.
+pub async fn schema_version(url: &str) -> Result<Option<SchemaVersion>, StoreError> {
+    sqlx::any::install_default_drivers();
+    let latest = MIGRATIONS.iter().map(|m| m.version).max().unwrap_or(0);
+    let pool = if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+        AnyPoolOptions::new()
+            .max_connections(1)
+            .acquire_timeout(std::time::Duration::from_secs(5))
+            .connect(url)
+            .await?
+    } else {
+        let path = url
+            .strip_prefix("sqlite:")
+            .map(|rest| rest.trim_start_matches("//"))
+            .filter(|path| !path.is_empty() && !path.starts_with(':') && !path.contains('?'))
+            .ok_or_else(|| StoreError::UnsupportedUrl(url.to_owned()))?;
+        if !std::path::Path::new(path).exists() {
+            return Ok(None);
+        }
+        AnyPoolOptions::new()
+            .max_connections(1)
+            .connect(&format!("sqlite://{path}?mode=ro"))
+            .await?
+    };
+    let current = match sqlx::query(sqlx::AssertSqlSafe(format!(
+        "SELECT COALESCE(MAX(version), 0) FROM {MAIN_TABLE}"
+    )))
+    .fetch_one(&pool)
+    .await
+    {
+        Ok(row) => row.try_get::<i64, _>(0)?,
+        // No migrations table: nothing was ever migrated here.
+        Err(sqlx::Error::Database(_)) => 0,
+        Err(e) => return Err(e.into()),
+    };
+    pool.close().await;
+    Ok(Some(SchemaVersion { current, latest }))
+}
+
+/// A database's schema version, and the one this build migrates to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SchemaVersion {
+    pub current: i64,
+    pub latest: i64,
+}
+
+/// A database URL fit for a log or a report: its password replaced by `***`.
+pub fn without_password(database: &str) -> String {
+    match url::Url::parse(database) {
+        Ok(mut url) if url.password().is_some() => {
+            let _ = url.set_password(Some("***"));
+            url.to_string()
+        }
+        _ => database.to_owned(),
+    }
+}
