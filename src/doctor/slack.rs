@@ -282,12 +282,12 @@ mod tests {
         let set = policy_set(concat!(
             "channels:\n  alerts: { slack_channel: \"#alerts\" }\n",
             "people:\n",
-            "  contacts: [\"<@U0AAA>\", \"<!subteam^S0BBB>\", \"<!here>\"]\n",
-            "  gitlab_users: { jdoe: U0CCC }\n",
+            "  contacts: [\"<@U0AAA0001>\", \"<!subteam^S0BBB0001>\", \"<!here>\"]\n",
+            "  gitlab_users: { jdoe: U0CCC0001 }\n",
             "policies: []\n",
         ));
         let (users, groups) = mentioned(&set);
         assert_eq!(users.into_iter().collect::<Vec<_>>(), ["U0AAA", "U0CCC"]);
-        assert_eq!(groups.into_iter().collect::<Vec<_>>(), ["S0BBB"]);
+        assert_eq!(groups.into_iter().collect::<Vec<_>>(), ["S0BBB0001"]);
     }
 }
