@@ -287,7 +287,10 @@ mod tests {
             "policies: []\n",
         ));
         let (users, groups) = mentioned(&set);
-        assert_eq!(users.into_iter().collect::<Vec<_>>(), ["U0AAA", "U0CCC"]);
+        assert_eq!(
+            users.into_iter().collect::<Vec<_>>(),
+            ["U0AAA0001", "U0CCC0001"]
+        );
         assert_eq!(groups.into_iter().collect::<Vec<_>>(), ["S0BBB0001"]);
     }
 }
