@@ -300,3 +300,77 @@ async fn refused_tokens_invalid_policies_and_an_unusable_setting() {
         .unwrap();
     assert_eq!(unusable.status.code(), Some(2), "{}", printed(&unusable));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn slack_ids_prints_what_replaces_the_placeholders() {
+    let slack = FakeSlack::start().await;
+    slack.slack.add_channel("production-alerts", false, true);
+    slack.slack.add_channel("troubleshooting", false, false);
+    slack.slack.add_channel("bug-triage", false, true);
+    slack.slack.add_channel("infra-alerts", true, true);
+    slack
+        .slack
+        .add_person("U0JANE0001", "jane", "Jane Doe", "jane@example.com");
+    slack
+        .slack
+        .add_person("U0OMAR0001", "omar", "Omar Farouk", "omar@example.com");
+    slack.slack.add_usergroup_handle("S0SRE00001", "sre-oncall");
+    // The shipped policies, with one GitLab username that is a Slack handle.
+    let folder = tempfile::tempdir().unwrap();
+    let shipped = concat!(env!("CARGO_MANIFEST_DIR"), "/policies");
+    for entry in std::fs::read_dir(shipped).unwrap() {
+        let path = entry.unwrap().path();
+        let text = std::fs::read_to_string(&path)
+            .unwrap()
+            .replace("replace-me-responder-1:", "jane:")
+            .replace("[replace-me-responder-1,", "[jane,");
+        std::fs::write(folder.path().join(path.file_name().unwrap()), text).unwrap();
+    }
+    let output = Command::new(env!("CARGO_BIN_EXE_labelwarden"))
+        .args(["slack-ids", "--policies"])
+        .arg(folder.path())
+        .args(["--person", "omar@example.com", "--person", "nobody"])
+        .args(["--group", "@sre-oncall"])
+        .env("SLACK_BOT_TOKEN", fake_slack::TOKEN)
+        .env("SLACK_API_URL", &slack.api_url)
+        .output()
+        .unwrap();
+    let shown = printed(&output);
+    println!("{shown}");
+    assert_eq!(output.status.code(), Some(0), "{shown}");
+    for expected in [
+        "  alerts: { slack_channel: C0PRODUCTIONALERTS }   # #production-alerts\n",
+        "  troubleshooting: { slack_channel: C0TROUBLESHOOTING }   # #troubleshooting; invite the bot",
+        "  infra-alerts: { slack_channel: C0INFRAALERTS }   # #infra-alerts\n",
+        "    jane: U0JANE0001   # Jane Doe (@jane)\n",
+        "    # replace-me-responder-2: no Slack user by that name",
+        "  #   omar@example.com: \"<@U0OMAR0001>\"   # Omar Farouk (@omar)\n",
+        "  #   nobody: no such Slack user\n",
+        "  #   @sre-oncall: \"<!subteam^S0SRE00001>\"\n",
+    ] {
+        assert!(shown.contains(expected), "missing `{expected}`:\n{shown}");
+    }
+    // And the ids it prints are what the policy format takes.
+    let pasted = std::fs::read_to_string(folder.path().join("channels.yml"))
+        .unwrap()
+        .replace(
+            "slack_channel: \"#production-alerts\"",
+            "slack_channel: C0PRODUCTIONALERTS",
+        )
+        .replace(
+            "replace-me-responder-2: U0REPLACEME05",
+            "replace-me-responder-2: U0OMAR0001",
+        );
+    std::fs::write(folder.path().join("channels.yml"), pasted).unwrap();
+    let check = Command::new(env!("CARGO_BIN_EXE_labelwarden"))
+        .args(["check", "--policies"])
+        .arg(folder.path())
+        .output()
+        .unwrap();
+    assert_eq!(
+        check.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&check.stderr)
+    );
+}

@@ -169,17 +169,8 @@ async fn check(args: &DoctorArgs) -> Result<Report, String> {
         report
             .lines
             .push(Line::skipped("slack", "--no-slack: Slack is not checked"));
-    } else if let Ok(token) = std::env::var(crate::slack::TOKEN_ENV)
-        && !token.trim().is_empty()
-    {
-        let http = crate::http_client::builder()
-            .build()
-            .map_err(|e| format!("cannot build the HTTP client: {e}"))?;
-        let base = std::env::var(crate::slack::API_URL_ENV)
-            .ok()
-            .filter(|u| !u.trim().is_empty())
-            .unwrap_or_else(|| DEFAULT_API_URL.to_owned());
-        let api = WebApi::new(http, &base, SecretString::from(token));
+    } else if is_set(crate::slack::TOKEN_ENV) {
+        let api = slack_api()?;
         let works = doctor::slack::token(&api).await;
         let usable = works.status == doctor::Status::Ok;
         report.lines.push(works);
@@ -199,4 +190,80 @@ async fn check(args: &DoctorArgs) -> Result<Report, String> {
         ));
     }
     Ok(report)
+}
+
+#[derive(Debug, Args)]
+pub struct SlackIdsArgs {
+    /// Folder of policy files.
+    #[arg(long, env = "LABELWARDEN_POLICIES", default_value = "policies")]
+    policies: PathBuf,
+    /// A person to look up by Slack handle, name or email (repeatable),
+    /// for the mentions of people groups.
+    #[arg(long)]
+    person: Vec<String>,
+    /// A user group to look up by handle (repeatable).
+    #[arg(long)]
+    group: Vec<String>,
+}
+
+/// The Slack API client `serve` would use, from its environment.
+fn slack_api() -> Result<WebApi, String> {
+    let token = std::env::var(crate::slack::TOKEN_ENV)
+        .ok()
+        .filter(|t| !t.trim().is_empty())
+        .ok_or("set SLACK_BOT_TOKEN to the app's Bot User OAuth Token (xoxb-…)")?;
+    let http = crate::http_client::builder()
+        .build()
+        .map_err(|e| format!("cannot build the HTTP client: {e}"))?;
+    let base = std::env::var(crate::slack::API_URL_ENV)
+        .ok()
+        .filter(|u| !u.trim().is_empty())
+        .unwrap_or_else(|| DEFAULT_API_URL.to_owned());
+    Ok(WebApi::new(http, &base, SecretString::from(token)))
+}
+
+pub fn run_slack_ids(args: SlackIdsArgs) -> ExitCode {
+    let policies = match policy::load(&args.policies) {
+        Ok(policies) => policies,
+        Err(errors) => {
+            for error in errors {
+                eprintln!("error: {error}");
+            }
+            return ExitCode::from(EXIT_CONFIG);
+        }
+    };
+    let api = match slack_api() {
+        Ok(api) => api,
+        Err(message) => {
+            eprintln!("error: {message}");
+            return ExitCode::from(EXIT_CONFIG);
+        }
+    };
+    let runtime = match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(runtime) => runtime,
+        Err(e) => {
+            eprintln!("error: cannot start: {e}");
+            return ExitCode::from(EXIT_CONFIG);
+        }
+    };
+    match runtime.block_on(doctor::ids::lookup(
+        &api,
+        &policies,
+        &args.person,
+        &args.group,
+    )) {
+        Ok(text) => {
+            print!("{text}");
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!(
+                "error: {e} (the app needs channels:read, groups:read, users:read, users:read.email and usergroups:read)"
+            );
+            ExitCode::from(EXIT_CONFIG)
+        }
+    }
 }

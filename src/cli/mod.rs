@@ -53,6 +53,10 @@ enum Command {
     /// database, GitLab token and webhooks, Slack token, channels and
     /// people): a line per check, with the fix. Exit 1 on problems.
     Doctor(doctor::DoctorArgs),
+    /// Print the Slack ids the policy files need, from the Slack API:
+    /// channels by name, GitLab usernames and people by name or email,
+    /// user groups by handle; ready to replace `REPLACEME`.
+    SlackIds(doctor::SlackIdsArgs),
 }
 
 #[derive(Debug, Args)]
@@ -76,6 +80,7 @@ pub fn run(cli: Cli) -> ExitCode {
         Command::Oncall(args) => oncall::run(args),
         Command::Probe(args) => probe::run(args),
         Command::Doctor(args) => doctor::run(args),
+        Command::SlackIds(args) => doctor::run_slack_ids(args),
     }
 }
 

@@ -7,6 +7,7 @@
 
 pub mod database;
 pub mod gitlab;
+pub mod ids;
 pub mod slack;
 
 use std::fmt;

@@ -1,7 +1,8 @@
-//! The fake Slack's directory, for `labelwarden doctor`: `auth.test`,
-//! `conversations.list` (public and private, paged by cursor),
-//! `conversations.info`, `users.info` and `usergroups.list`, answered as
-//! Slack documents them (`channel_not_found`, `user_not_found`).
+//! The fake Slack's directory, for `labelwarden doctor` and `slack-ids`:
+//! `auth.test`, `conversations.list` (public and private, paged by
+//! cursor), `conversations.info`, `users.info`, `users.list` (paged) and
+//! `usergroups.list`, answered as Slack documents them
+//! (`channel_not_found`, `user_not_found`).
 
 use super::*;
 
@@ -10,9 +11,10 @@ use super::*;
 pub(super) struct Directory {
     /// (id, name, private, the bot is a member)
     pub channels: Vec<(String, String, bool, bool)>,
-    /// (id, deleted)
-    pub users: Vec<(String, bool)>,
-    pub usergroups: Vec<String>,
+    /// Users as `users.info` and `users.list` show them.
+    pub users: Vec<Value>,
+    /// (id, handle)
+    pub usergroups: Vec<(String, String)>,
 }
 
 impl FakeSlack {
@@ -28,11 +30,30 @@ impl FakeSlack {
 
     /// A user of the workspace (`deleted`: deactivated).
     pub fn add_user(&self, id: &str, deleted: bool) {
-        self.lock().directory.users.push((id.to_owned(), deleted));
+        let handle = id.to_lowercase();
+        self.lock().directory.users.push(json!({
+            "id": id, "name": handle, "deleted": deleted, "is_bot": false,
+            "real_name": handle, "profile": { "display_name": handle, "real_name": handle },
+        }));
+    }
+
+    /// A person with a handle, a real name and an email.
+    pub fn add_person(&self, id: &str, handle: &str, real_name: &str, email: &str) {
+        self.lock().directory.users.push(json!({
+            "id": id, "name": handle, "deleted": false, "is_bot": false, "real_name": real_name,
+            "profile": { "display_name": handle, "real_name": real_name, "email": email },
+        }));
     }
 
     pub fn add_usergroup(&self, id: &str) {
-        self.lock().directory.usergroups.push(id.to_owned());
+        self.add_usergroup_handle(id, &id.to_lowercase());
+    }
+
+    pub fn add_usergroup_handle(&self, id: &str, handle: &str) {
+        self.lock()
+            .directory
+            .usergroups
+            .push((id.to_owned(), handle.to_owned()));
     }
 }
 
@@ -66,22 +87,9 @@ pub(super) fn answer(
                 .filter(|(_, _, private, member)| !private || *member)
                 .map(conversation)
                 .collect();
-            let from: usize = query
-                .get("cursor")
-                .and_then(|c| c.strip_prefix("dGVhbTpD"))
-                .and_then(|n| n.parse().ok())
-                .unwrap_or(0);
-            let next = from + LISTING_PAGE;
-            let cursor = if next < visible.len() {
-                format!("dGVhbTpD{next}")
-            } else {
-                String::new()
-            };
-            ok(json!({
-                "channels": visible.into_iter().skip(from).take(LISTING_PAGE).collect::<Vec<_>>(),
-                "response_metadata": { "next_cursor": cursor },
-            }))
+            ok(paged("channels", visible, query))
         }
+        "users.list" => ok(paged("members", directory.users.clone(), query)),
         "conversations.info" => {
             let wanted = query.get("channel").cloned().unwrap_or_default();
             match directory
@@ -95,14 +103,44 @@ pub(super) fn answer(
         }
         "users.info" => {
             let wanted = query.get("user").cloned().unwrap_or_default();
-            match directory.users.iter().find(|(id, _)| *id == wanted) {
-                Some((id, deleted)) => ok(json!({ "user": { "id": id, "deleted": deleted } })),
+            match directory.users.iter().find(|u| u["id"] == wanted.as_str()) {
+                Some(user) => ok(json!({ "user": user })),
                 None => Some(slack_error("user_not_found")),
             }
         }
         "usergroups.list" => ok(json!({
-            "usergroups": directory.usergroups.iter().map(|id| json!({ "id": id })).collect::<Vec<_>>(),
+            "usergroups": directory
+                .usergroups
+                .iter()
+                .map(|(id, handle)| json!({ "id": id, "handle": handle }))
+                .collect::<Vec<_>>(),
         })),
         _ => None,
     }
+}
+
+/// One page of `items` under `field`, after the request's cursor: Slack
+/// may return fewer than asked with more to come, so callers must follow
+/// `next_cursor`.
+fn paged(field: &str, items: Vec<Value>, query: &HashMap<String, String>) -> Value {
+    let from: usize = query
+        .get("cursor")
+        .and_then(|c| c.strip_prefix("dGVhbTpD"))
+        .and_then(|n| n.parse().ok())
+        .unwrap_or(0);
+    let next = from + LISTING_PAGE;
+    let cursor = if next < items.len() {
+        format!("dGVhbTpD{next}")
+    } else {
+        String::new()
+    };
+    let mut page = json!({ "response_metadata": { "next_cursor": cursor } });
+    page[field] = json!(
+        items
+            .into_iter()
+            .skip(from)
+            .take(LISTING_PAGE)
+            .collect::<Vec<_>>()
+    );
+    page
 }
