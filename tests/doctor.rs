@@ -374,3 +374,89 @@ async fn slack_ids_prints_what_replaces_the_placeholders() {
         String::from_utf8_lossy(&check.stderr)
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_expiring_or_revoked_token_a_blocked_user_placeholders_and_schema_versions() {
+    let (gitlab, slack) = healthy().await;
+    let soon = (Utc::now() + chrono::TimeDelta::days(3))
+        .format("%Y-%m-%d")
+        .to_string();
+    gitlab.gitlab.token(&["api"], Some(&soon), true);
+    gitlab.gitlab.add_user("jdoe", "blocked");
+    let dir = tempfile::tempdir().unwrap();
+    // A store serve migrated, then rolled back by hand to an older version.
+    let database = sqlite(dir.path());
+    drop(
+        labelwarden::store::sql::SqlStore::connect(&database)
+            .await
+            .unwrap(),
+    );
+    let rewind = |sql: &'static str| {
+        let database = database.clone();
+        async move {
+            sqlx::any::install_default_drivers();
+            let pool = sqlx::AnyPool::connect(&database).await.unwrap();
+            sqlx::query(sql).execute(&pool).await.unwrap();
+            pool.close().await;
+        }
+    };
+    rewind("DELETE FROM labelwarden_migrations WHERE version > 10").await;
+    let run = || {
+        doctor(&Setting {
+            gitlab: &gitlab.url,
+            slack: &slack.api_url,
+            database: database.clone(),
+            secrets: true,
+            args: vec![],
+        })
+    };
+    let output = run();
+    let shown = printed(&output);
+    assert_eq!(output.status.code(), Some(1), "{shown}");
+    assert!(
+        shown.contains(&format!("expires {soon}, within two weeks")),
+        "{shown}"
+    );
+    assert!(shown.contains("GitLab user @jdoe is blocked"), "{shown}");
+    assert!(
+        shown.contains("is reachable, at version 10: serve migrates it to"),
+        "{shown}"
+    );
+
+    // Revoked; and a database a newer labelwarden migrated.
+    gitlab.gitlab.token(&["api"], None, false);
+    rewind(
+        "INSERT INTO labelwarden_migrations (version, name, applied_at) VALUES (999, 'future', 0)",
+    )
+    .await;
+    let shown = printed(&run());
+    assert!(shown.contains("is revoked or expired"), "{shown}");
+    assert!(
+        shown.contains("is at version 999, newer than this build knows"),
+        "{shown}"
+    );
+
+    // The shipped policies still hold placeholders.
+    let shipped = Command::new(env!("CARGO_BIN_EXE_labelwarden"))
+        .args([
+            "doctor",
+            "--policies",
+            concat!(env!("CARGO_MANIFEST_DIR"), "/policies"),
+        ])
+        .args(["--database", &sqlite(dir.path())])
+        .env_remove("GITLAB_TOKEN")
+        .env("SLACK_BOT_TOKEN", fake_slack::TOKEN)
+        .env("SLACK_API_URL", &slack.api_url)
+        .output()
+        .unwrap();
+    let shown = printed(&shipped);
+    assert_eq!(shipped.status.code(), Some(1), "{shown}");
+    assert!(
+        shown.contains("Slack ids are still placeholders (U0REPLACEME01"),
+        "{shown}"
+    );
+    assert!(
+        shown.contains("fix: run `labelwarden slack-ids`"),
+        "{shown}"
+    );
+}

@@ -199,7 +199,7 @@ pub async fn people(api: &WebApi, policies: &PolicySet) -> Vec<Line> {
                     .collect::<Vec<_>>()
                     .join(", ")
             ),
-            "replace each with the real id: a profile's \"Copy member ID\" for users, the user group's id for groups",
+            "run `labelwarden slack-ids` and paste what it prints (or a profile's \"Copy member ID\" in Slack)",
         ));
     }
     let mut missing = Vec::new();

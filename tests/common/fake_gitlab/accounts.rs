@@ -37,12 +37,13 @@ impl FakeGitLab {
         inner.accounts.token["active"] = json!(active);
     }
 
-    /// A user that exists (`active`, or `blocked`).
+    /// A user that exists (`active`, or `blocked`); a user already there
+    /// takes the new state.
     pub fn add_user(&self, username: &str, state: &str) {
-        self.lock()
-            .accounts
-            .users
-            .push((username.to_owned(), state.to_owned()));
+        let mut inner = self.lock();
+        let users = &mut inner.accounts.users;
+        users.retain(|(name, _)| name != username);
+        users.push((username.to_owned(), state.to_owned()));
     }
 
     /// Listing the webhooks of `path` answers 403 (the token's user lacks
