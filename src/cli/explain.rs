@@ -55,12 +55,9 @@ pub fn run(args: ExplainArgs) -> ExitCode {
         Ok(client) => client,
         Err(code) => return code,
     };
-    let runtime = match tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-    {
+    let runtime = match super::small_runtime() {
         Ok(runtime) => runtime,
-        Err(e) => return fail(format!("cannot start the async runtime: {e}")),
+        Err(code) => return code,
     };
     let read = runtime.block_on(async {
         let fetched = IssueReader::new(client.clone()).one(&reference).await?;

@@ -69,6 +69,18 @@ struct PolicyArgs {
 /// Exit code for configuration and access errors.
 const EXIT_CONFIG: u8 = 2;
 
+/// A single-threaded runtime for a command that makes a few requests, or
+/// the exit code after saying why there is none.
+fn small_runtime() -> Result<tokio::runtime::Runtime, ExitCode> {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| {
+            eprintln!("error: cannot start the async runtime: {e}");
+            ExitCode::from(EXIT_CONFIG)
+        })
+}
+
 pub fn run(cli: Cli) -> ExitCode {
     init_logging();
     match cli.command {

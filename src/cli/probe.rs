@@ -43,15 +43,9 @@ fn target(listen: SocketAddr) -> SocketAddr {
 
 pub fn run(args: ProbeArgs) -> ExitCode {
     let url = format!("http://{}{}", target(args.listen), args.path);
-    let runtime = match tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-    {
+    let runtime = match super::small_runtime() {
         Ok(runtime) => runtime,
-        Err(e) => {
-            eprintln!("error: cannot start: {e}");
-            return ExitCode::from(super::EXIT_CONFIG);
-        }
+        Err(code) => return code,
     };
     let answer = runtime.block_on(async {
         let client = crate::http_client::builder()

@@ -6,42 +6,10 @@
 
 use serde_json::Value;
 
+use super::slack::{conversations, listing};
 use crate::policy::{Destination, PolicySet};
 use crate::slack::SlackError;
 use crate::slack::api::WebApi;
-
-/// Pages of a listing read at most (200 entries each).
-const MAX_PAGES: usize = 50;
-
-/// Every entry of a paged listing method (`conversations.list`,
-/// `users.list`), under `field`.
-async fn all(
-    api: &WebApi,
-    method: &'static str,
-    field: &str,
-    extra: &[(&'static str, &str)],
-) -> Result<Vec<Value>, SlackError> {
-    let mut found = Vec::new();
-    let mut cursor = String::new();
-    for _ in 0..MAX_PAGES {
-        let mut query: Vec<(&str, String)> =
-            extra.iter().map(|(k, v)| (*k, v.to_string())).collect();
-        query.push(("limit", "200".to_owned()));
-        if !cursor.is_empty() {
-            query.push(("cursor", cursor.clone()));
-        }
-        let answer = api.get_json(method, &query).await?;
-        found.extend(answer[field].as_array().cloned().unwrap_or_default());
-        cursor = answer["response_metadata"]["next_cursor"]
-            .as_str()
-            .unwrap_or_default()
-            .to_owned();
-        if cursor.is_empty() {
-            break;
-        }
-    }
-    Ok(found)
-}
 
 /// Whether a Slack user is the one asked for: by handle, display name,
 /// real name or email, ignoring case.
@@ -78,16 +46,7 @@ pub async fn lookup(
     groups: &[String],
 ) -> Result<String, SlackError> {
     let mut out = String::new();
-    let channels = all(
-        api,
-        "conversations.list",
-        "channels",
-        &[
-            ("types", "public_channel,private_channel"),
-            ("exclude_archived", "true"),
-        ],
-    )
-    .await?;
+    let channels = conversations(api).await?;
     out.push_str("channels:\n");
     for channel in policies.channels.values() {
         let Destination::SlackChannel(target) = &channel.destination else {
@@ -114,7 +73,7 @@ pub async fn lookup(
             )),
         }
     }
-    let users = all(api, "users.list", "members", &[]).await?;
+    let users = listing(api, "users.list", "members", &[]).await?;
     let users: Vec<&Value> = users
         .iter()
         .filter(|u| u["deleted"] != Value::Bool(true) && u["is_bot"] != Value::Bool(true))

@@ -33,21 +33,25 @@ pub async fn token(api: &WebApi) -> Line {
     }
 }
 
-/// Every conversation the bot can see, public and private, with paging.
-async fn conversations(api: &WebApi) -> Result<Vec<Value>, SlackError> {
+/// Every entry of a paged listing method (`conversations.list`,
+/// `users.list`), under `field`, following Slack's cursor.
+pub(super) async fn listing(
+    api: &WebApi,
+    method: &'static str,
+    field: &str,
+    extra: &[(&'static str, &str)],
+) -> Result<Vec<Value>, SlackError> {
     let mut found = Vec::new();
     let mut cursor = String::new();
     for _ in 0..MAX_PAGES {
-        let mut query = vec![
-            ("types", "public_channel,private_channel".to_owned()),
-            ("exclude_archived", "true".to_owned()),
-            ("limit", "200".to_owned()),
-        ];
+        let mut query: Vec<(&str, String)> =
+            extra.iter().map(|(k, v)| (*k, v.to_string())).collect();
+        query.push(("limit", "200".to_owned()));
         if !cursor.is_empty() {
             query.push(("cursor", cursor.clone()));
         }
-        let answer = api.get_json("conversations.list", &query).await?;
-        found.extend(answer["channels"].as_array().cloned().unwrap_or_default());
+        let answer = api.get_json(method, &query).await?;
+        found.extend(answer[field].as_array().cloned().unwrap_or_default());
         cursor = answer["response_metadata"]["next_cursor"]
             .as_str()
             .unwrap_or_default()
@@ -57,6 +61,20 @@ async fn conversations(api: &WebApi) -> Result<Vec<Value>, SlackError> {
         }
     }
     Ok(found)
+}
+
+/// Every conversation the bot can see, public and private.
+pub(super) async fn conversations(api: &WebApi) -> Result<Vec<Value>, SlackError> {
+    listing(
+        api,
+        "conversations.list",
+        "channels",
+        &[
+            ("types", "public_channel,private_channel"),
+            ("exclude_archived", "true"),
+        ],
+    )
+    .await
 }
 
 /// Each channel of the policy files: there, and the bot in it.
