@@ -71,12 +71,16 @@ fn escalation(
     Escalation::new(slack_notifier, IssueWriter::new(client))
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn an_audit_after_serve_sends_only_what_serve_missed_in_serve_s_threads() {
-    let gitlab = FakeGitLab::start().await;
-    let slack = FakeSlack::start().await;
-    let labelled = Utc::now();
-    for iid in 1..=3u64 {
+/// `issues` of acme/backend labelled at `labelled`, in the fake GitLab and
+/// delivered to a `serve` that keeps their ledger notes; the server, and
+/// the folder its store lives in.
+async fn serve_labelled(
+    gitlab: &common::fake_gitlab::Running,
+    slack: &common::fake_slack::Running,
+    labelled: chrono::DateTime<Utc>,
+    issues: std::ops::RangeInclusive<u64>,
+) -> (common::Server, tempfile::TempDir) {
+    for iid in issues.clone() {
         gitlab
             .gitlab
             .add(FakeIssue::new("acme/backend", iid, labelled).add_label(labelled, HIGHEST));
@@ -91,13 +95,22 @@ async fn an_audit_after_serve_sends_only_what_serve_missed_in_serve_s_threads() 
         Options::default(),
     )
     .await;
-    for iid in 1..=3u64 {
+    for iid in issues {
         let payload = common::issue_event(iid, labelled, labelled, &[], &[HIGHEST], false);
         assert_eq!(
-            server.deliver(&format!("shared-{iid}"), &payload).await,
+            server.deliver(&format!("labelled-{iid}"), &payload).await,
             200
         );
     }
+    (server, dir)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_audit_after_serve_sends_only_what_serve_missed_in_serve_s_threads() {
+    let gitlab = FakeGitLab::start().await;
+    let slack = FakeSlack::start().await;
+    let labelled = Utc::now();
+    let (server, _dir) = serve_labelled(&gitlab, &slack, labelled, 1..=3).await;
     // serve posts the starts and, 3 seconds in, the warnings; then it stops
     // before the breaches are due.
     let warned = common::wait_until(Duration::from_secs(6), || {
@@ -200,28 +213,7 @@ async fn steps_serve_adopted_or_grouped_are_on_the_ledger_and_an_audit_repeats_n
     // that serve hears of only now: adopted, five with an alert each and
     // three in a digest.
     let labelled = Utc::now() - chrono::TimeDelta::hours(1);
-    for iid in 1..=8u64 {
-        gitlab
-            .gitlab
-            .add(FakeIssue::new("acme/backend", iid, labelled).add_label(labelled, HIGHEST));
-    }
-    let policies = common::fixture_policies("policies-shared");
-    let notifier = escalation(&policies, &gitlab.url, &slack.api_url);
-    let dir = tempfile::tempdir().unwrap();
-    let server = start_server(
-        policies,
-        &sqlite(&dir.path().join("db.sqlite")),
-        notifier,
-        Options::default(),
-    )
-    .await;
-    for iid in 1..=8u64 {
-        let payload = common::issue_event(iid, labelled, labelled, &[], &[HIGHEST], false);
-        assert_eq!(
-            server.deliver(&format!("adopted-{iid}"), &payload).await,
-            200
-        );
-    }
+    let (server, _dir) = serve_labelled(&gitlab, &slack, labelled, 1..=8).await;
     let told = common::wait_until(Duration::from_secs(15), || {
         let messages = slack.slack.messages();
         let alerts = messages
