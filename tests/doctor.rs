@@ -452,7 +452,7 @@ async fn an_expiring_or_revoked_token_a_blocked_user_placeholders_and_schema_ver
     let shown = printed(&shipped);
     assert_eq!(shipped.status.code(), Some(1), "{shown}");
     assert!(
-        shown.contains("Slack ids are still placeholders (U0REPLACEME01"),
+        shown.contains("Slack ids still say REPLACEME (U0REPLACEME01"),
         "{shown}"
     );
     assert!(

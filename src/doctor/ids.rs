@@ -1,5 +1,5 @@
 //! The Slack ids the policy files need, looked up from the Slack API so
-//! that `REPLACEME` placeholders are replaced by copying: each `#name`
+//! that every `REPLACEME` is replaced by copying: each `#name`
 //! channel's id (an id survives renames), each GitLab username of
 //! `people.gitlab_users` (and any name or email asked for) as a Slack user
 //! id, and each user-group handle asked for as a mention.

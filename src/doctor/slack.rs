@@ -200,18 +200,18 @@ pub fn mentioned(policies: &PolicySet) -> (BTreeSet<String>, BTreeSet<String>) {
 pub async fn people(api: &WebApi, policies: &PolicySet) -> Vec<Line> {
     let (users, groups) = mentioned(policies);
     let mut lines = Vec::new();
-    let placeholders: Vec<&String> = users
+    let unfilled: Vec<&String> = users
         .iter()
         .chain(&groups)
         .filter(|id| id.contains("REPLACEME"))
         .collect();
-    if !placeholders.is_empty() {
+    if !unfilled.is_empty() {
         lines.push(Line::problem(
             "people",
             format!(
-                "{} Slack ids are still placeholders ({})",
-                placeholders.len(),
-                placeholders
+                "{} Slack ids still say REPLACEME ({})",
+                unfilled.len(),
+                unfilled
                     .iter()
                     .map(|s| s.as_str())
                     .collect::<Vec<_>>()
