@@ -130,15 +130,22 @@ impl<S: Notifier> Notifier for Escalation<S> {
         retaken: bool,
     ) -> Result<super::digest::DigestSent, NotifyError> {
         let sent = self.slack.send_digest(digest, thread, retaken).await?;
-        // What the digest said for each issue, in the digest's thread.
+        // What the digest said for each issue. A group alert's thread is
+        // its members' thread from now on; a reminder digest only lists
+        // them, so their markers keep pointing at their own threads.
         let key = &digest.key;
+        let members_thread = if key.kind.carries_later_steps() {
+            sent.thread.as_ref()
+        } else {
+            None
+        };
         for (issue, firing) in sent.listed.iter().chain(&sent.posted) {
             self.record(
                 issue,
                 &key.policy,
                 firing,
                 Some(&key.channel),
-                sent.thread.as_ref(),
+                members_thread,
             );
         }
         Ok(sent)

@@ -106,11 +106,21 @@ async fn carry_out_grouped(
             .unwrap_or_else(|| "the group message did not go out".to_owned());
         return Err(format!("the group message could not be sent: {why}"));
     };
+    let channel = notice.slack.as_ref().map(|s| s.channel.clone());
+    // A group alert's thread is its members' thread from now on; a
+    // reminder digest only lists them, and their own threads stay theirs.
+    let thread = if key.kind.carries_later_steps() {
+        group.thread.clone()
+    } else {
+        channel.as_deref().and_then(|channel| {
+            thread_of(&ledger.markers, &policy.name, notice.firing.cycle, channel).cloned()
+        })
+    };
     let marker = Marker {
         policy: policy.name.clone(),
         firing: notice.firing.clone(),
-        channel: notice.slack.as_ref().map(|s| s.channel.clone()),
-        thread: group.thread.clone(),
+        channel,
+        thread,
     };
     record(notice, marker, writer, ledger).await
 }
