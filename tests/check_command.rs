@@ -70,6 +70,12 @@ fn broken_policies_get_every_error_with_file_line_and_field_and_exit_2() {
             "`policies[p1].escalation[1].slack.text`",
         ),
         (dir.join("a.yml"), 15, "`policies[p1].name`"),
+        // The duplicate is checked in full: its own mistake shows at once.
+        (
+            dir.join("a.yml"),
+            16,
+            "`policies[p1].match`: matches every issue",
+        ),
         (dir.join("b.yml"), 4, "unknown field `stop`"),
         (dir.join("c.yml"), 6, "unknown trigger `sometime`"),
         (
@@ -89,7 +95,7 @@ fn broken_policies_get_every_error_with_file_line_and_field_and_exit_2() {
         assert!(line.contains(what), "expected {what} in {line}");
     }
     assert!(
-        stderr.ends_with("tests/fixtures/broken-policies invalid: 11 errors\n"),
+        stderr.ends_with("tests/fixtures/broken-policies invalid: 12 errors\n"),
         "{stderr}"
     );
 }
@@ -149,4 +155,51 @@ fn the_committed_schema_matches_the_format() {
         committed,
         "labelwarden.schema.json is stale: run `cargo run -- schema > labelwarden.schema.json`"
     );
+}
+
+#[test]
+fn six_mistakes_are_all_reported_at_their_lines_in_one_run() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("policies.yml"),
+        concat!(
+            "channels:\n",
+            "  alerts: { slack_channel: \"#alerts\" }\n",
+            "policies:\n",
+            "  - name: critical\n",
+            "    match: { labels_any: [\"p1\"] }\n",
+            "    clock: { target: 24h }\n",
+            "    colour: red\n",
+            "    escalation:\n",
+            "      - on: { before_deadline: 48h }\n",
+            "        slack: { channel: alerts, mention: [nobody-group] }\n",
+            "  - name: critical\n",
+            "    match: { labels_any: [\"p2\"] }\n",
+            "    clock: { target: 24 hours please }\n",
+            "    escalation:\n",
+            "      - on: start\n",
+            "        slack: { channel: alertz }\n",
+        ),
+    )
+    .unwrap();
+    let output = labelwarden(&["check", "--policies", dir.path().to_str().unwrap()]);
+    assert_eq!(output.status.code(), Some(2));
+    let stderr = text(&output.stderr);
+    let at = |line: u32| format!("policies.yml:{line}:");
+    for (line, says) in [
+        (7, "unknown field `colour`"),
+        (9, "is not shorter than the target"),
+        (10, "no group named `nobody-group`"),
+        (11, "a policy with this name is already defined"),
+        (13, "`24 hours please` is not a duration"),
+        (16, "no channel named `alertz`"),
+    ] {
+        assert!(
+            stderr
+                .lines()
+                .any(|l| l.contains(&at(line)) && l.contains(says)),
+            "line {line}: {says}\n{stderr}"
+        );
+    }
+    assert!(stderr.contains("invalid: 6 errors"), "{stderr}");
 }

@@ -50,28 +50,13 @@ impl<T: JsonSchema> JsonSchema for Located<T> {
     }
 }
 
-/// Parses one file's text. Syntax and shape errors (an unknown key, a list
-/// where a map belongs) stop the parse of that file: YAML parsing cannot go
-/// on past them. Everything else is checked later, all at once.
+/// Parses one file's text, or says its first shape error (see
+/// [`super::shape::parse`] for reading on past unknown keys).
 pub fn parse(path: &Path, text: &str) -> Result<PolicyFile, PolicyError> {
-    if text.trim().is_empty() {
-        return Ok(PolicyFile::default());
+    match super::shape::parse(path, text) {
+        (Some(file), errors) if errors.is_empty() => Ok(file),
+        (_, mut errors) => Err(errors.remove(0)),
     }
-    serde_saphyr::from_str::<PolicyFile>(text).map_err(|error| {
-        let (line, column) = error
-            .location()
-            .map(|l| (l.line() as u32, l.column() as u32))
-            .unwrap_or((0, 0));
-        let message = error.without_snippet().to_string();
-        // The parser repeats the position we already put in front.
-        let suffix = format!(" at line {line}, column {column}");
-        PolicyError::Syntax {
-            file: path.to_owned(),
-            line,
-            column,
-            message: message.strip_suffix(&suffix).unwrap_or(&message).to_owned(),
-        }
-    })
 }
 
 /// One policy file. Every key is optional; files are merged, so channels,

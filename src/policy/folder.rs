@@ -5,7 +5,7 @@
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use super::file;
+use super::shape;
 use super::validate::{ParsedFile, validate};
 use super::{PolicyError, PolicySet};
 
@@ -32,12 +32,13 @@ pub fn load(dir: &Path) -> Result<PolicySet, Vec<PolicyError>> {
                 continue;
             }
         };
-        match file::parse(&path, &text) {
-            Ok(content) => parsed.push(ParsedFile {
+        let (content, shape_errors) = shape::parse(&path, &text);
+        errors.extend(shape_errors);
+        if let Some(content) = content {
+            parsed.push(ParsedFile {
                 path: Arc::new(path),
                 content,
-            }),
-            Err(e) => errors.push(e),
+            });
         }
     }
     match validate(parsed) {

@@ -10,6 +10,7 @@ pub mod file;
 pub mod folder;
 pub mod pattern;
 pub mod rotation;
+pub mod shape;
 pub mod validate;
 
 use std::collections::BTreeMap;

@@ -100,21 +100,26 @@ pub fn validate(files: Vec<ParsedFile>) -> Result<PolicySet, Vec<PolicyError>> {
         for entry in &file.content.policies {
             let name = &entry.value.name;
             let at = checker.at(&file.path, name);
+            let duplicate = policy_sites.contains_key(&name.value);
             if let Some(first) = policy_sites.get(&name.value) {
                 checker.fail(
                     &at,
                     format!("policies[{}].name", name.value),
                     format!("a policy with this name is already defined at {first}"),
                 );
-                continue;
+            } else {
+                policy_sites.insert(name.value.clone(), at);
             }
-            policy_sites.insert(name.value.clone(), at);
             let context = References {
                 channels: &channels,
                 channel_sites: &channel_sites,
                 people: &people,
             };
-            if let Some(policy) = checker.policy(&file.path, entry, &context) {
+            // A duplicate is still checked in full: its own mistakes show
+            // now, not after it is renamed.
+            if let Some(policy) = checker.policy(&file.path, entry, &context)
+                && !duplicate
+            {
                 policies.push(policy);
             }
         }
