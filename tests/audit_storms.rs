@@ -30,21 +30,7 @@ fn audit_notify(gitlab: &str, slack_api: &str) -> Output {
 
 /// The issues a message names, by iid.
 fn named(message: &Message) -> Vec<u64> {
-    let shown = message.shown();
-    let marker = format!("{PROJECT}#");
-    let mut iids: Vec<u64> = shown
-        .split(marker.as_str())
-        .skip(1)
-        .filter_map(|rest| {
-            rest.split(|c: char| !c.is_ascii_digit())
-                .next()?
-                .parse()
-                .ok()
-        })
-        .collect();
-    iids.sort_unstable();
-    iids.dedup();
-    iids
+    common::issues_named(&message.shown(), PROJECT)
 }
 
 /// The steps an issue's ledger note lists, with the thread each names.

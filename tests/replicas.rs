@@ -73,18 +73,7 @@ fn said(message: &fake_slack::Message) -> Vec<(u64, &'static str)> {
     } else {
         step_of(&message.text)
     };
-    let mut issues: Vec<u64> = shown
-        .split("acme/backend#")
-        .skip(1)
-        .filter_map(|rest| {
-            rest.split(|c: char| !c.is_ascii_digit())
-                .next()?
-                .parse()
-                .ok()
-        })
-        .collect();
-    issues.sort_unstable();
-    issues.dedup();
+    let issues = common::issues_named(&shown, "acme/backend");
     assert!(!issues.is_empty(), "no issue in {shown}");
     issues.into_iter().map(|iid| (iid, step)).collect()
 }

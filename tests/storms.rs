@@ -213,20 +213,10 @@ fn said(message: &common::fake_slack::Message, project: &str) -> Vec<(u64, &'sta
         } else {
             "other"
         };
-    let marker = format!("{project}#");
-    let mut issues: Vec<u64> = shown
-        .split(marker.as_str())
-        .skip(1)
-        .filter_map(|rest| {
-            rest.split(|c: char| !c.is_ascii_digit())
-                .next()?
-                .parse()
-                .ok()
-        })
-        .collect();
-    issues.sort_unstable();
-    issues.dedup();
-    issues.into_iter().map(|iid| (iid, step)).collect()
+    common::issues_named(&shown, project)
+        .into_iter()
+        .map(|iid| (iid, step))
+        .collect()
 }
 
 /// How many times Slack was told each (issue, step) of `acme/backend`.

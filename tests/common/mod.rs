@@ -324,3 +324,22 @@ pub fn issue_event(
     payload["changes"] = changes;
     payload
 }
+
+/// The issue numbers of `project` a text names (`acme/backend#12`), in
+/// order, each once.
+pub fn issues_named(shown: &str, project: &str) -> Vec<u64> {
+    let marker = format!("{project}#");
+    let mut issues: Vec<u64> = shown
+        .split(marker.as_str())
+        .skip(1)
+        .filter_map(|rest| {
+            rest.split(|c: char| !c.is_ascii_digit())
+                .next()?
+                .parse()
+                .ok()
+        })
+        .collect();
+    issues.sort_unstable();
+    issues.dedup();
+    issues
+}
