@@ -11,7 +11,7 @@ use secrecy::SecretString;
 
 use super::EXIT_CONFIG;
 use crate::doctor::{self, Line, Report, SecretsSet};
-use crate::gitlab::client::{GitLabClient, TOKEN_ENV as GITLAB_TOKEN_ENV};
+use crate::gitlab::client::GitLabClient;
 use crate::gitlab::history::Scope;
 use crate::policy;
 use crate::slack::api::{DEFAULT_API_URL, WebApi};
@@ -104,8 +104,6 @@ async fn check(args: &DoctorArgs) -> Result<Report, String> {
     let set = SecretsSet {
         webhook_secret: is_set("LABELWARDEN_WEBHOOK_SECRET"),
         signing_secret: is_set("SLACK_SIGNING_SECRET"),
-        gitlab_token: is_set(GITLAB_TOKEN_ENV),
-        slack_token: is_set(crate::slack::TOKEN_ENV),
     };
     if let Some(policies) = &policies {
         report

@@ -111,8 +111,6 @@ impl fmt::Display for Report {
 pub struct SecretsSet {
     pub webhook_secret: bool,
     pub signing_secret: bool,
-    pub gitlab_token: bool,
-    pub slack_token: bool,
 }
 
 /// The GitLab token scope the policies need: `api` when a step writes on
@@ -197,8 +195,6 @@ mod tests {
         let all = SecretsSet {
             webhook_secret: true,
             signing_secret: true,
-            gitlab_token: true,
-            slack_token: true,
         };
         assert!(
             secrets(&policies, all, true)

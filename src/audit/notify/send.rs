@@ -106,23 +106,21 @@ async fn carry_out_grouped(
             .unwrap_or_else(|| "the group message did not go out".to_owned());
         return Err(format!("the group message could not be sent: {why}"));
     };
-    let channel = notice.slack.as_ref().map(|s| s.channel.clone());
     // A group alert's thread is its members' thread from now on; a
     // reminder digest only lists them, and their own threads stay theirs.
     let thread = if key.kind.carries_later_steps() {
         group.thread.clone()
     } else {
-        channel.as_deref().and_then(|channel| {
-            thread_of(&ledger.markers, &policy.name, notice.firing.cycle, channel).cloned()
-        })
+        cycle_thread(notice, policy, ledger)
     };
-    let marker = Marker {
-        policy: policy.name.clone(),
-        firing: notice.firing.clone(),
-        channel,
-        thread,
-    };
-    record(notice, marker, writer, ledger).await
+    record(notice, policy, thread, writer, ledger).await
+}
+
+/// The thread the notice's clock cycle has in its channel so far, from the
+/// issue's ledger.
+fn cycle_thread(notice: &Notice, policy: &Policy, ledger: &IssueLedger) -> Option<Thread> {
+    let channel = &notice.slack.as_ref()?.channel;
+    thread_of(&ledger.markers, &policy.name, notice.firing.cycle, channel).cloned()
 }
 
 async fn carry_out_step<N: Notifier>(
@@ -132,10 +130,7 @@ async fn carry_out_step<N: Notifier>(
     writer: &IssueWriter,
     ledger: &mut IssueLedger,
 ) -> Result<(), String> {
-    let channel = notice.slack.as_ref().map(|s| s.channel.clone());
-    let mut thread = channel.as_deref().and_then(|channel| {
-        thread_of(&ledger.markers, &policy.name, notice.firing.cycle, channel).cloned()
-    });
+    let mut thread = cycle_thread(notice, policy, ledger);
     if notice.slack.is_some() {
         // The GitLab part is done here, not by the notifier.
         let slack_only = Notice {
@@ -145,22 +140,24 @@ async fn carry_out_step<N: Notifier>(
         let delivered = with_retries(|| notifier.send(&slack_only, thread.as_ref())).await?;
         thread = delivered.thread.or(thread);
     }
-    let marker = Marker {
-        policy: policy.name.clone(),
-        firing: notice.firing.clone(),
-        channel,
-        thread,
-    };
-    record(notice, marker, writer, ledger).await
+    record(notice, policy, thread, writer, ledger).await
 }
 
-/// The GitLab part of a step whose Slack part is out, then its marker.
+/// The GitLab part of a step whose Slack part is out, then its marker,
+/// with the channel and `thread` it was said in.
 async fn record(
     notice: &Notice,
-    marker: Marker,
+    policy: &Policy,
+    thread: Option<Thread>,
     writer: &IssueWriter,
     ledger: &mut IssueLedger,
 ) -> Result<(), String> {
+    let marker = Marker {
+        policy: policy.name.clone(),
+        firing: notice.firing.clone(),
+        channel: notice.slack.as_ref().map(|s| s.channel.clone()),
+        thread,
+    };
     let issue = &notice.issue;
     if let Some(gitlab) = &notice.gitlab {
         writer
