@@ -73,8 +73,9 @@ fn sqlite(dir: &Path) -> String {
     format!("sqlite://{}", dir.join("labelwarden.db").display())
 }
 
-/// A workspace and a GitLab where everything the fixture names exists.
-async fn healthy() -> (common::fake_gitlab::Running, common::fake_slack::Running) {
+/// A GitLab with project acme/backend and labelwarden's webhook on it, in
+/// this `alert_status`.
+async fn gitlab_with_hook(alert_status: &str) -> common::fake_gitlab::Running {
     let gitlab = FakeGitLab::start().await;
     let now = Utc::now();
     gitlab
@@ -82,7 +83,13 @@ async fn healthy() -> (common::fake_gitlab::Running, common::fake_slack::Running
         .add(FakeIssue::new("acme/backend", 1, now).add_label(now, HIGHEST));
     gitlab
         .gitlab
-        .add_hook("acme/backend", HOOK_URL, "executable", None);
+        .add_hook("acme/backend", HOOK_URL, alert_status, None);
+    gitlab
+}
+
+/// A workspace and a GitLab where everything the fixture names exists.
+async fn healthy() -> (common::fake_gitlab::Running, common::fake_slack::Running) {
+    let gitlab = gitlab_with_hook("executable").await;
     gitlab.gitlab.add_user("jdoe", "active");
     let slack = FakeSlack::start().await;
     slack.slack.add_channel("alerts", false, true);
@@ -139,14 +146,7 @@ async fn a_good_setup_passes_every_check() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_broken_part_is_named_with_its_fix() {
-    let gitlab = FakeGitLab::start().await;
-    let now = Utc::now();
-    gitlab
-        .gitlab
-        .add(FakeIssue::new("acme/backend", 1, now).add_label(now, HIGHEST));
-    gitlab
-        .gitlab
-        .add_hook("acme/backend", HOOK_URL, "disabled", None);
+    let gitlab = gitlab_with_hook("disabled").await;
     gitlab.gitlab.edit_hooks(|hook| {
         hook["enable_ssl_verification"] = serde_json::json!(false);
     });
