@@ -17,6 +17,15 @@ use futures_util::StreamExt;
 
 const ISSUES: u64 = 500;
 
+/// How long after its step fell due a message may reach the fake Slack
+/// without saying it is late. labelwarden says so once it *renders* a
+/// message more than the policy's tolerance (150 ms here) and a second
+/// after it was due; the fake stamps a message when it gets round to it,
+/// and on two busy cores (two replicas, PostgreSQL and this test) the
+/// request's trip and the fake's own turn have taken up to a second more.
+/// The same bound is the on-time promise of the story without a kill.
+const DELIVERY_NOISE: TimeDelta = TimeDelta::seconds(2);
+
 fn replica(database: &str, slack_api: &str, port: u16) -> Running {
     let mut command = Command::new(env!("CARGO_BIN_EXE_labelwarden"));
     command
@@ -180,7 +189,7 @@ async fn story(kill_after: Option<Duration>) {
             };
         let lateness = message.posted_at - due;
         worst = worst.max(lateness);
-        if lateness > TimeDelta::seconds(1) && !message.shown().contains("late") {
+        if lateness > DELIVERY_NOISE && !message.shown().contains("late") {
             late_unsaid.push((iid, step, lateness.num_milliseconds()));
         }
     }
@@ -203,7 +212,7 @@ async fn story(kill_after: Option<Duration>) {
     );
     if kill_after.is_none() {
         assert!(
-            worst <= TimeDelta::seconds(2),
+            worst <= DELIVERY_NOISE,
             "the latest step came {} ms after it was due",
             worst.num_milliseconds()
         );
