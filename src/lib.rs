@@ -18,6 +18,7 @@ pub mod issue;
 pub mod jobs;
 pub mod notify;
 pub mod policy;
+pub mod scenario;
 pub mod server;
 pub mod slack;
 pub mod store;

@@ -371,18 +371,10 @@ fn notify(gitlab: &Running, slack_api: &str, extra: &[&str]) -> Output {
 fn policies_one_thread_each() -> &'static std::path::Path {
     static DIR: std::sync::OnceLock<tempfile::TempDir> = std::sync::OnceLock::new();
     DIR.get_or_init(|| {
-        let dir = tempfile::tempdir().unwrap();
-        let shipped = concat!(env!("CARGO_MANIFEST_DIR"), "/policies");
-        for entry in std::fs::read_dir(shipped).unwrap() {
-            let path = entry.unwrap().path();
-            let mut text = std::fs::read_to_string(&path).unwrap();
+        common::shipped_policies_copy(|text| {
             let alerts = "slack_channel: \"#production-alerts\"\n";
-            if text.contains(alerts) {
-                text = text.replace(alerts, &format!("{alerts}    group_after: 10\n"));
-            }
-            std::fs::write(dir.path().join(path.file_name().unwrap()), text).unwrap();
-        }
-        dir
+            text.replace(alerts, &format!("{alerts}    group_after: 10\n"))
+        })
     })
     .path()
 }
@@ -460,7 +452,8 @@ async fn notify_run_twice_carries_out_each_step_once() {
     // Exactly the steps due on the seeded issues, each once: every live
     // clock's start and (nobody acknowledged within 30 minutes) its
     // on-call nudge; #2's 6-hour warning; #3's breach and its first
-    // reminder. Nothing for the closed #7 or the low-priority #9.
+    // reminder; and for #3 (urgency::highest: users feel it) the notice
+    // to users. Nothing for the closed #7 or the low-priority #9.
     const NUDGE: &str = "after_start:30m:unless:acknowledged";
     let mut expected: Vec<(u64, &str)> = Vec::new();
     for iid in 1..=6 {
@@ -470,6 +463,7 @@ async fn notify_run_twice_carries_out_each_step_once() {
         (2, "before_deadline:6h"),
         (3, "breach"),
         (3, "every:4h:after:breach"),
+        (3, "notify-users"),
     ]);
     expected.sort();
     let posted = slack.slack.messages();
@@ -488,7 +482,12 @@ async fn notify_run_twice_carries_out_each_step_once() {
                 .unwrap();
             // #4 was unlabelled and labelled again: its second cycle.
             let cycle = if iid == 4 { "2" } else { "1" };
-            assert_eq!((parts[1], parts[3]), ("critical-bug-24h", cycle), "{key}");
+            let policy = if parts[2] == "notify-users" {
+                "critical-bug-user-notice"
+            } else {
+                "critical-bug-24h"
+            };
+            assert_eq!((parts[1], parts[3]), (policy, cycle), "{key}");
             (iid, parts[2].to_owned())
         })
         .collect();

@@ -27,6 +27,7 @@ fn shipped_policies_are_valid_and_each_is_summarised() {
         "outage",
         "security-incident",
         "bug-triage-48h",
+        "critical-bug-user-notice",
     ] {
         assert!(
             stdout.lines().any(|l| l.starts_with(name)),
@@ -34,10 +35,10 @@ fn shipped_policies_are_valid_and_each_is_summarised() {
         );
     }
     assert!(stdout.contains(
-        "critical-bug-24h   priority::highest | urgency::highest -> 1d from match until closed"
+        "critical-bug-24h          priority::highest | urgency::highest -> 1d from match until closed"
     ));
     assert!(
-        stdout.ends_with("4 policies, 4 channels, 3 people groups, 1 on-call rotation: valid\n"),
+        stdout.ends_with("5 policies, 4 channels, 3 people groups, 1 on-call rotation: valid\n"),
         "{stdout}"
     );
 }
@@ -202,4 +203,18 @@ fn six_mistakes_are_all_reported_at_their_lines_in_one_run() {
         );
     }
     assert!(stderr.contains("invalid: 6 errors"), "{stderr}");
+}
+
+#[test]
+fn the_committed_test_schema_matches_the_test_format() {
+    let output = labelwarden(&["schema", "--tests"]);
+    let committed = std::fs::read_to_string(
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("labelwarden-tests.schema.json"),
+    )
+    .expect("labelwarden-tests.schema.json is committed for editors");
+    assert_eq!(
+        text(&output.stdout),
+        committed,
+        "labelwarden-tests.schema.json is stale: run `cargo run -- schema --tests > labelwarden-tests.schema.json`"
+    );
 }

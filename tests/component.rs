@@ -43,12 +43,8 @@ async fn the_audit_component_runs_its_script_and_keeps_its_reports() {
         project.path().join("audit.yml"),
     )
     .unwrap();
-    let policies = project.path().join("policies");
-    std::fs::create_dir(&policies).unwrap();
-    for entry in std::fs::read_dir(root.join("policies")).unwrap() {
-        let path = entry.unwrap().path();
-        std::fs::copy(&path, policies.join(path.file_name().unwrap())).unwrap();
-    }
+    let shipped = common::shipped_policies_copy(str::to_owned);
+    std::fs::rename(shipped.path(), project.path().join("policies")).unwrap();
     std::fs::write(
         project.path().join(".gitlab-ci.yml"),
         concat!(

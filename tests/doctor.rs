@@ -316,16 +316,10 @@ async fn slack_ids_prints_what_replaces_the_placeholders() {
         .add_person("U0OMAR0001", "omar", "Omar Farouk", "omar@example.com");
     slack.slack.add_usergroup_handle("S0SRE00001", "sre-oncall");
     // The shipped policies, with one GitLab username that is a Slack handle.
-    let folder = tempfile::tempdir().unwrap();
-    let shipped = concat!(env!("CARGO_MANIFEST_DIR"), "/policies");
-    for entry in std::fs::read_dir(shipped).unwrap() {
-        let path = entry.unwrap().path();
-        let text = std::fs::read_to_string(&path)
-            .unwrap()
-            .replace("replace-me-responder-1:", "jane:")
-            .replace("[replace-me-responder-1,", "[jane,");
-        std::fs::write(folder.path().join(path.file_name().unwrap()), text).unwrap();
-    }
+    let folder = common::shipped_policies_copy(|text| {
+        text.replace("replace-me-responder-1:", "jane:")
+            .replace("[replace-me-responder-1,", "[jane,")
+    });
     let output = Command::new(env!("CARGO_BIN_EXE_labelwarden"))
         .args(["slack-ids", "--policies"])
         .arg(folder.path())

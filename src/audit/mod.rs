@@ -234,7 +234,7 @@ pub fn evaluate(issues: &[FetchedIssue], policies: &PolicySet, now: DateTime<Utc
     let mut rows = Vec::new();
     for fetched in issues {
         let facts = fetched.issue.facts();
-        for policy in &policies.policies {
+        for policy in policies.policies.iter().filter(|p| p.reported) {
             let reading = clock::read(&fetched.issue, policy, now);
             let status = reading.status();
             if status == SlaStatus::NotMatching {
@@ -340,6 +340,21 @@ mod tests {
         };
         assert!(FailOn::Breach.crossed(&rows[2..], std::slice::from_ref(&finding)));
         assert!(!FailOn::Never.crossed(&rows[2..], &[finding]));
+    }
+
+    #[test]
+    fn a_policy_that_is_not_reported_has_no_rows() {
+        let set = policy_set(concat!(
+            "policies:\n",
+            "  - name: critical\n    match: { labels_any: [\"p1\"] }\n    clock: { target: 24h }\n",
+            "    escalation: []\n",
+            "  - name: notice\n    report: false\n    match: { labels_any: [\"p1\"] }\n    clock: { target: 24h }\n",
+            "    escalation: []\n",
+        ));
+        let issues = vec![fetched(issue(&[]).iid(1).added(0, "p1").build())];
+        let rows = evaluate(&issues, &set, t(30 * 60));
+        let policies: Vec<&str> = rows.iter().map(|r| r.policy.as_str()).collect();
+        assert_eq!(policies, ["critical"], "the breach is reported once");
     }
 
     #[test]

@@ -10,6 +10,7 @@ mod oncall;
 mod probe;
 mod schema;
 mod serve;
+mod test;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -33,8 +34,12 @@ pub struct Cli {
 enum Command {
     /// Validate the policy files and summarise each policy (exit 2 if invalid).
     Check(PolicyArgs),
-    /// Print the JSON Schema of the policy file format, for editors.
-    Schema,
+    /// Print the JSON Schema of the policy file format (or, with
+    /// `--tests`, of the policy test format), for editors.
+    Schema(schema::SchemaArgs),
+    /// Run the policy tests in the policy folder's `tests/`: a line per
+    /// case and a summary, or JUnit (exit 1 if one fails, 2 if invalid).
+    Test(test::TestArgs),
     /// Receive GitLab webhooks, keep every SLA clock, and escalate on time.
     Serve(serve::ServeArgs),
     /// Report every SLA clock of a project or group from the GitLab API
@@ -85,7 +90,8 @@ pub fn run(cli: Cli) -> ExitCode {
     init_logging();
     match cli.command {
         Command::Check(args) => check::run(&args.policies),
-        Command::Schema => schema::run(),
+        Command::Schema(args) => schema::run(args),
+        Command::Test(args) => test::run(args),
         Command::Serve(args) => serve::run(args),
         Command::Audit(args) => audit::run(args),
         Command::Explain(args) => explain::run(args),

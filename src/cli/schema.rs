@@ -1,12 +1,27 @@
-//! `labelwarden schema`: the JSON Schema of policy files, generated from the
-//! same types the loader parses, so it cannot drift from what is accepted.
+//! `labelwarden schema`: the JSON Schema of policy files (or, with
+//! `--tests`, of policy test files), generated from the same types the
+//! loaders parse, so it cannot drift from what is accepted.
 
 use std::process::ExitCode;
 
-use crate::policy::file::PolicyFile;
+use clap::Args;
 
-pub fn run() -> ExitCode {
-    let schema = schemars::schema_for!(PolicyFile);
+use crate::policy::file::PolicyFile;
+use crate::scenario::file::TestFile;
+
+#[derive(Debug, Args)]
+pub struct SchemaArgs {
+    /// The schema of policy test files (`policies/tests/*.yml`).
+    #[arg(long)]
+    tests: bool,
+}
+
+pub fn run(args: SchemaArgs) -> ExitCode {
+    let schema = if args.tests {
+        schemars::schema_for!(TestFile)
+    } else {
+        schemars::schema_for!(PolicyFile)
+    };
     match serde_json::to_string_pretty(&schema) {
         Ok(text) => {
             println!("{text}");

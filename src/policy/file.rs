@@ -207,6 +207,11 @@ pub struct PolicyEntry {
     /// announced step by step (default `15m`).
     #[serde(default)]
     pub adopt_grace: Option<Located<ScalarText>>,
+    /// Whether `audit` reports this policy's clocks (default true). A
+    /// policy that only tells people something (a notice to users) makes
+    /// no promise: its clocks would only repeat another policy's breaches.
+    #[serde(default)]
+    pub report: Option<bool>,
 }
 
 /// The handbook's resolve and false-positive reactions, and thread replies,

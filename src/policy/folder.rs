@@ -1,5 +1,5 @@
-//! Reads a policy folder from disk: every `*.yml` / `*.yaml` below it, in
-//! path order, parsed and validated together. The only part of `policy`
+//! Reads a policy folder from disk: every `*.yml` / `*.yaml` below it
+//! except its `tests/` folder, in path order, parsed and validated together. The only part of `policy`
 //! that does I/O; parsing and validation themselves are pure.
 
 use std::path::{Path, PathBuf};
@@ -55,18 +55,28 @@ pub fn load(dir: &Path) -> Result<PolicySet, Vec<PolicyError>> {
     }
 }
 
-/// Policy files under `dir`, recursively, sorted so that "defined first"
-/// in error messages means the same thing on every machine.
+/// The folder inside a policy folder that holds policy tests
+/// (`policies/tests/*.yml`, read by `labelwarden test`): the loader skips it.
+pub const TESTS_FOLDER: &str = "tests";
+
+/// Policy files under `dir`, recursively (but not its tests folder),
+/// sorted so that "defined first" in error messages means the same thing
+/// on every machine.
 fn policy_files(dir: &Path) -> Result<Vec<PathBuf>, PolicyError> {
-    let read_error = |e: std::io::Error| PolicyError::ReadFolder {
+    yaml_files(dir, Some(&dir.join(TESTS_FOLDER))).map_err(|e| PolicyError::ReadFolder {
         dir: dir.to_owned(),
         message: e.to_string(),
-    };
+    })
+}
+
+/// `*.yml` and `*.yaml` files under `dir`, recursively, in path order,
+/// skipping hidden entries and the folder `skip`.
+pub fn yaml_files(dir: &Path, skip: Option<&Path>) -> std::io::Result<Vec<PathBuf>> {
     let mut found = Vec::new();
     let mut pending = vec![dir.to_owned()];
     while let Some(current) = pending.pop() {
-        for entry in std::fs::read_dir(&current).map_err(read_error)? {
-            let path = entry.map_err(read_error)?.path();
+        for entry in std::fs::read_dir(&current)? {
+            let path = entry?.path();
             let hidden = path
                 .file_name()
                 .and_then(|n| n.to_str())
@@ -75,7 +85,9 @@ fn policy_files(dir: &Path) -> Result<Vec<PathBuf>, PolicyError> {
                 continue;
             }
             if path.is_dir() {
-                pending.push(path);
+                if Some(path.as_path()) != skip {
+                    pending.push(path);
+                }
             } else if path
                 .extension()
                 .and_then(|e| e.to_str())

@@ -188,6 +188,8 @@ pub struct Policy {
     pub steps: Vec<Step>,
     pub from_slack: FromSlack,
     pub adoption: Adoption,
+    /// `audit` reports its clocks (`report: false` leaves them out).
+    pub reported: bool,
 }
 
 /// What happens to a clock labelwarden learns of only well after it

@@ -6,7 +6,7 @@
 //! place of characters, line breaks kept, so every other position stays
 //! exact), and the file is read again:
 //!
-//! - an unknown key goes with its value;
+//! - an unknown key, or a key written twice in one map, goes with its value;
 //! - a value of the wrong shape goes with its key (or its list item), and
 //!   the "missing field" that leaves behind is not reported twice;
 //! - a map missing a required field goes whole, with its key or list item.
@@ -17,17 +17,22 @@
 use std::collections::BTreeSet;
 use std::path::Path;
 
+use serde::de::DeserializeOwned;
+
 use super::PolicyError;
-use super::file::PolicyFile;
 
 /// Shape errors reported in one file at most, before giving up on it.
 const MOST_REPAIRS: usize = 100;
 
 /// Parses `text`: the file (if what remains after its shape errors parses)
 /// and every shape error found on the way, in file order.
-pub fn parse(path: &Path, text: &str) -> (Option<PolicyFile>, Vec<PolicyError>) {
+/// Policy files and policy test files are read alike.
+pub fn parse<File: DeserializeOwned + Default>(
+    path: &Path,
+    text: &str,
+) -> (Option<File>, Vec<PolicyError>) {
     if text.trim().is_empty() {
-        return (Some(PolicyFile::default()), Vec::new());
+        return (Some(File::default()), Vec::new());
     }
     let mut text = text.to_owned();
     let mut errors = Vec::new();
@@ -37,7 +42,7 @@ pub fn parse(path: &Path, text: &str) -> (Option<PolicyFile>, Vec<PolicyError>) 
     // Rows a repair blanked: a list left empty by them is not a mistake.
     let mut blanked_rows = BTreeSet::new();
     for _ in 0..MOST_REPAIRS {
-        let error = match serde_saphyr::from_str::<PolicyFile>(&text) {
+        let error = match serde_saphyr::from_str::<File>(&text) {
             Ok(file) => return (Some(file), in_file_order(errors)),
             Err(error) => error,
         };
@@ -56,6 +61,12 @@ pub fn parse(path: &Path, text: &str) -> (Option<PolicyFile>, Vec<PolicyError>) 
         // an earlier repair).
         let (repair_at, said) = match Mistake::of(&message) {
             Mistake::UnknownKey => (at, Some(message)),
+            Mistake::DuplicateKey(key) => (
+                at,
+                Some(format!(
+                    "`{key}` is written twice in one map (the second is set aside)"
+                )),
+            ),
             Mistake::WrongShape(expected) => {
                 let owner = at.and_then(|at| node_owner(&lines, at));
                 let name = owner.and_then(|owner| key_name(&lines, owner));
@@ -128,6 +139,8 @@ fn in_file_order(mut errors: Vec<PolicyError>) -> Vec<PolicyError> {
 /// What kind of shape error the parser reported.
 enum Mistake {
     UnknownKey,
+    /// A key written twice in one map.
+    DuplicateKey(String),
     /// A value of another shape than the format's: what was expected.
     WrongShape(&'static str),
     /// A map without this required field.
@@ -139,6 +152,10 @@ impl Mistake {
     fn of(message: &str) -> Mistake {
         if message.starts_with("unknown field") {
             return Mistake::UnknownKey;
+        }
+        if let Some(rest) = message.strip_prefix("duplicate mapping key: ") {
+            let key = rest.split(',').next().unwrap_or_default().trim();
+            return Mistake::DuplicateKey(key.to_owned());
         }
         if let Some(rest) = message.strip_prefix("missing field `") {
             return Mistake::MissingField(rest.split('`').next().unwrap_or_default().to_owned());
@@ -394,6 +411,7 @@ fn flow_value_end(chars: &[char], start: usize) -> usize {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::policy::file::PolicyFile;
 
     #[test]
     fn a_block_key_goes_with_its_value_and_positions_stay() {
@@ -436,7 +454,7 @@ mod tests {
             "    owner:\n",
             "      team: sre\n",
         );
-        let (file, errors) = parse(Path::new("p.yml"), text);
+        let (file, errors) = parse::<PolicyFile>(Path::new("p.yml"), text);
         let positions: Vec<(u32, u32)> = errors
             .iter()
             .map(|e| match e {
@@ -482,14 +500,14 @@ mod tests {
             "      on: start\n",
             "    colour: red\n",
         );
-        let (file, errors) = parse(Path::new("p.yml"), text);
+        let (file, errors) = parse::<PolicyFile>(Path::new("p.yml"), text);
         assert_eq!(
             reported(&errors),
             [
                 (3, 26, "`labels_any` must be a list".to_owned()),
                 (5, 17, "`escalation` must be a list".to_owned()),
                 (10, 7, "`escalation` must be a list".to_owned()),
-                (11, 5, "unknown field `colour`, expected one of name, description, match, clock, escalation, from_slack, adopt, adopt_grace".to_owned()),
+                (11, 5, "unknown field `colour`, expected one of name, description, match, clock, escalation, from_slack, adopt, adopt_grace, report".to_owned()),
             ]
         );
         let file = file.expect("the rest is read");
@@ -515,7 +533,7 @@ mod tests {
             "      - slack: { channel: alerts }\n",
             "      - on: breach\n",
         );
-        let (file, errors) = parse(Path::new("p.yml"), text);
+        let (file, errors) = parse::<PolicyFile>(Path::new("p.yml"), text);
         assert_eq!(
             reported(&errors),
             [
@@ -529,8 +547,30 @@ mod tests {
     }
 
     #[test]
+    fn a_key_written_twice_is_reported_and_the_second_set_aside() {
+        let text = concat!(
+            "policies:\n",
+            "  - name: a\n",
+            "    match: { labels_any: [\"p1\"] }\n",
+            "    clock: { target: 24h }\n",
+            "    clock: { target: 12h }\n",
+            "    escalation: []\n",
+        );
+        let (file, errors) = parse::<PolicyFile>(Path::new("p.yml"), text);
+        assert_eq!(
+            reported(&errors),
+            [(
+                5,
+                5,
+                "`clock` is written twice in one map (the second is set aside)".to_owned()
+            )]
+        );
+        assert_eq!(file.expect("the rest is read").policies.len(), 1);
+    }
+
+    #[test]
     fn bad_yaml_still_ends_the_file() {
-        let (file, errors) = parse(Path::new("p.yml"), "policies:\n  - name: \"a\n");
+        let (file, errors) = parse::<PolicyFile>(Path::new("p.yml"), "policies:\n  - name: \"a\n");
         assert!(file.is_none());
         assert_eq!(errors.len(), 1);
     }

@@ -266,6 +266,7 @@ impl Checker {
             clock: clock?,
             steps,
             from_slack: from_slack?,
+            reported: raw.report.unwrap_or(true),
         })
     }
 

@@ -343,3 +343,27 @@ pub fn issues_named(shown: &str, project: &str) -> Vec<u64> {
     issues.dedup();
     issues
 }
+
+/// A copy of the shipped `policies/` (and its `tests/`), each policy file
+/// passed through `edit` first: for tests that change one thing about
+/// the shipped setup.
+pub fn shipped_policies_copy(edit: impl Fn(&str) -> String) -> tempfile::TempDir {
+    let dir = tempfile::tempdir().unwrap();
+    let shipped = Path::new(env!("CARGO_MANIFEST_DIR")).join("policies");
+    for entry in std::fs::read_dir(&shipped).unwrap() {
+        let path = entry.unwrap().path();
+        let name = path.file_name().unwrap();
+        if path.is_dir() {
+            std::fs::create_dir(dir.path().join(name)).unwrap();
+            for test in std::fs::read_dir(&path).unwrap() {
+                let test = test.unwrap().path();
+                std::fs::copy(&test, dir.path().join(name).join(test.file_name().unwrap()))
+                    .unwrap();
+            }
+        } else {
+            let text = std::fs::read_to_string(&path).unwrap();
+            std::fs::write(dir.path().join(name), edit(&text)).unwrap();
+        }
+    }
+    dir
+}
