@@ -10,6 +10,7 @@
 pub mod audit;
 pub mod cli;
 pub mod clock;
+pub mod diff;
 pub mod doctor;
 pub mod engine;
 pub mod gitlab;

@@ -92,7 +92,7 @@ pub struct AuditArgs {
     acknowledgements: bool,
 }
 
-fn parse_duration(text: &str) -> Result<TimeDelta, String> {
+pub(super) fn parse_duration(text: &str) -> Result<TimeDelta, String> {
     policy::duration::parse(text)
 }
 
@@ -365,24 +365,25 @@ async fn run_watchdog(
 }
 
 /// `reading histories 120/300` on stderr, when it is a terminal.
-struct Progress {
+/// The histories read so far, on a terminal.
+pub(super) struct Progress {
     on: bool,
 }
 
 impl Progress {
-    fn new() -> Self {
+    pub(super) fn new() -> Self {
         Progress {
             on: std::io::stderr().is_terminal(),
         }
     }
 
-    fn show(&self, done: usize, total: usize) {
+    pub(super) fn show(&self, done: usize, total: usize) {
         if self.on {
             eprint!("\rreading issue histories from GitLab: {done}/{total}");
         }
     }
 
-    fn finish(&self) {
+    pub(super) fn finish(&self) {
         if self.on {
             eprintln!();
         }

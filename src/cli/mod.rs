@@ -4,6 +4,7 @@
 
 mod audit;
 mod check;
+mod diff;
 mod doctor;
 mod explain;
 mod oncall;
@@ -40,6 +41,10 @@ enum Command {
     /// Run the policy tests in the policy folder's `tests/`: a line per
     /// case and a summary, or JUnit (exit 1 if one fails, 2 if invalid).
     Test(test::TestArgs),
+    /// What a change to the policy files would do to the open issues of
+    /// a project or group: clocks that start, end or breach, deadlines
+    /// that move, steps that fire at once (`--mr-note`: on the MR).
+    Diff(diff::DiffArgs),
     /// Receive GitLab webhooks, keep every SLA clock, and escalate on time.
     Serve(serve::ServeArgs),
     /// Report every SLA clock of a project or group from the GitLab API
@@ -92,6 +97,7 @@ pub fn run(cli: Cli) -> ExitCode {
         Command::Check(args) => check::run(&args.policies),
         Command::Schema(args) => schema::run(args),
         Command::Test(args) => test::run(args),
+        Command::Diff(args) => diff::run(args),
         Command::Serve(args) => serve::run(args),
         Command::Audit(args) => audit::run(args),
         Command::Explain(args) => explain::run(args),

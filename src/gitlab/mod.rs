@@ -4,7 +4,8 @@
 //! into the core's [`crate::issue::Issue`] ([`history`]), the escalation
 //! ledger kept in notes ([`markers`]), and what steps do on an issue:
 //! labels and notes ([`actions`]); and what responders say in Slack,
-//! written on the issue ([`from_slack`]).
+//! written on the issue ([`from_slack`]); the policy files at a commit and
+//! `diff`'s merge-request note ([`repository`]).
 
 pub mod actions;
 pub mod client;
@@ -13,6 +14,7 @@ pub mod history;
 pub mod hooks;
 pub mod ledger_writer;
 pub mod markers;
+pub mod repository;
 pub mod webhook;
 
 use client::TransportError;

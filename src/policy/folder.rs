@@ -20,18 +20,34 @@ pub fn load(dir: &Path) -> Result<PolicySet, Vec<PolicyError>> {
         }]);
     }
     let mut errors = Vec::new();
-    let mut parsed = Vec::with_capacity(paths.len());
+    let mut texts = Vec::with_capacity(paths.len());
     for path in paths {
-        let text = match std::fs::read_to_string(&path) {
-            Ok(text) => text,
-            Err(e) => {
-                errors.push(PolicyError::ReadFile {
-                    file: path,
-                    message: e.to_string(),
-                });
-                continue;
-            }
-        };
+        match std::fs::read_to_string(&path) {
+            Ok(text) => texts.push((path, text)),
+            Err(e) => errors.push(PolicyError::ReadFile {
+                file: path,
+                message: e.to_string(),
+            }),
+        }
+    }
+    match (from_texts(texts), errors.is_empty()) {
+        (Ok(set), true) => Ok(set),
+        (Ok(_), false) => Err(errors),
+        (Err(more), _) => {
+            errors.extend(more);
+            super::sort_errors(&mut errors);
+            Err(errors)
+        }
+    }
+}
+
+/// Parses and validates policy files given as (path, text): a folder
+/// read from disk, or from a commit (`diff --base`). The paths are what
+/// errors name.
+pub fn from_texts(files: Vec<(PathBuf, String)>) -> Result<PolicySet, Vec<PolicyError>> {
+    let mut errors = Vec::new();
+    let mut parsed = Vec::with_capacity(files.len());
+    for (path, text) in files {
         let (content, shape_errors) = shape::parse(&path, &text);
         errors.extend(shape_errors);
         if let Some(content) = content {

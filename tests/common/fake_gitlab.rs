@@ -1,13 +1,16 @@
 //! A local stand-in for GitLab's REST API v4 that answers with the
 //! documented shapes: issues (project and group listings with `state`,
 //! `labels` (AND), `updated_after`), resource label and state events,
-//! notes, label edits and hooks; offset pagination with `X-Page`,
+//! notes, label edits and hooks; repository files and merge-request notes
+//! ([`repository`]); offset pagination with `X-Page`,
 //! `X-Per-Page`, `X-Total`, `X-Total-Pages`, `X-Next-Page` and `Link`;
 //! `PRIVATE-TOKEN` auth with GitLab's 401 body; 404 bodies; 429 with
 //! `Retry-After`; and an optional delay on every answer.
 
 #[path = "fake_gitlab/accounts.rs"]
 mod accounts;
+#[path = "fake_gitlab/repository.rs"]
+mod repository;
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex};
@@ -205,6 +208,7 @@ struct Inner {
     /// The id of the last note created through the API.
     next_note_id: u64,
     accounts: accounts::Accounts,
+    repositories: repository::Repositories,
 }
 
 #[derive(Clone, Default)]
@@ -286,6 +290,23 @@ impl FakeGitLab {
                 get(accounts::token_self),
             )
             .route("/api/v4/users", get(accounts::users))
+            .route(
+                "/api/v4/projects/{project}/repository/tree",
+                get(repository::tree),
+            )
+            .route(
+                "/api/v4/projects/{project}/repository/files/{file_path}/raw",
+                get(repository::raw_file),
+            )
+            .route(
+                "/api/v4/projects/{project}/merge_requests/{iid}/notes",
+                get(repository::list_merge_request_notes)
+                    .post(repository::create_merge_request_note),
+            )
+            .route(
+                "/api/v4/projects/{project}/merge_requests/{iid}/notes/{note}",
+                put(repository::edit_merge_request_note),
+            )
             .fallback(not_found)
             .with_state(gitlab.clone());
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();

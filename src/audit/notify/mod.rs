@@ -96,6 +96,69 @@ pub async fn carry_out<N: Notifier>(
     report
 }
 
+/// What a run would send, without sending: every due step, and the
+/// Slack messages they make per channel once grouped as a run groups
+/// them (a step said in a group message is no message of its own; a
+/// resolution that only reacts is none).
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct RunPreview {
+    pub steps: Vec<PreviewStep>,
+    /// Channel name (as the policy files name it) -> messages.
+    pub messages: std::collections::BTreeMap<String, usize>,
+}
+
+/// One due step of a preview.
+#[derive(Debug, Clone, PartialEq)]
+pub struct PreviewStep {
+    pub report: StepReport,
+    /// Its Slack channel, if it has a Slack part.
+    pub channel: Option<String>,
+    /// Said in a group message rather than on its own.
+    pub grouped: bool,
+}
+
+/// The steps due at `now` on these issues given what already fired
+/// (`ledgers`, in the same order), and the messages they would make.
+pub fn preview(
+    issues: &[FetchedIssue],
+    ledgers: Vec<IssueLedger>,
+    policies: &PolicySet,
+    now: chrono::DateTime<Utc>,
+) -> RunPreview {
+    let mut plans: Vec<plan::IssuePlan<'_>> = issues
+        .iter()
+        .zip(ledgers)
+        .map(|(fetched, ledger)| plan::plan_issue(fetched, ledger, policies, now))
+        .collect();
+    let digests = plan::group_run(&mut plans, policies, now);
+    let mut preview = RunPreview::default();
+    for digest in &digests {
+        *preview
+            .messages
+            .entry(digest.digest.key.channel.clone())
+            .or_default() += 1;
+    }
+    for step in plans
+        .into_iter()
+        .flat_map(|p| p.policies)
+        .flat_map(|p| p.steps)
+    {
+        let slack = step.notice.slack.as_ref();
+        let channel = slack.map(|s| s.channel.clone());
+        let grouped = step.grouped.is_some();
+        let posts = slack.is_some_and(|s| s.post);
+        if let (Some(channel), false, true) = (&channel, grouped, posts) {
+            *preview.messages.entry(channel.clone()).or_default() += 1;
+        }
+        preview.steps.push(PreviewStep {
+            report: step.report,
+            channel,
+            grouped,
+        });
+    }
+    preview
+}
+
 /// One line per step for the job log; a dry run says what it would do.
 pub fn summary_line(step: &StepReport, dry_run: bool) -> String {
     let verb = match (&step.error, dry_run) {

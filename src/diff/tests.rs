@@ -1,0 +1,166 @@
+use super::*;
+use crate::test_support::{fetched, issue, policy_set, t};
+
+fn policies(name: &str, target: &str) -> PolicySet {
+    policy_set(&format!(
+        r#"
+channels:
+  alerts: {{ slack_channel: "C0ALERTS01" }}
+policies:
+  - name: {name}
+    match: {{ labels_any: ["p1"] }}
+    clock: {{ target: {target} }}
+    escalation:
+      - on: start
+        slack: {{ channel: alerts }}
+      - on: {{ before_deadline: 2h }}
+        slack: {{ channel: alerts }}
+      - on: breach
+        slack: {{ channel: alerts }}
+        gitlab: {{ add_labels: ["missed::SLA"] }}
+      - on: {{ every: 4h, after: breach }}
+        slack: {{ channel: alerts }}
+"#
+    ))
+}
+
+/// Now is 30 hours after the tests' origin.
+fn now() -> DateTime<Utc> {
+    t(30 * 60)
+}
+
+/// #1 labelled 18 hours before now, #2 2 hours before, #3 30 hours before
+/// (breached under either target), #4 never labelled.
+fn issues() -> Vec<FetchedIssue> {
+    vec![
+        fetched(issue(&[]).iid(1).added(12 * 60, "p1").build()),
+        fetched(issue(&[]).iid(2).added(28 * 60, "p1").build()),
+        fetched(issue(&[]).iid(3).added(0, "p1").build()),
+        fetched(issue(&["type::bug"]).iid(4).build()),
+    ]
+}
+
+#[test]
+fn identical_policies_change_nothing_and_send_nothing() {
+    let set = policies("critical", "24h");
+    let diff = compare(&issues(), &set, &set, now());
+    assert!(diff.is_empty(), "{diff:#?}");
+    assert_eq!(diff.messages(), 0);
+}
+
+#[test]
+fn a_shorter_target_breaches_at_once_and_moves_deadlines() {
+    let diff = compare(
+        &issues(),
+        &policies("critical", "24h"),
+        &policies("critical", "12h"),
+        now(),
+    );
+    assert_eq!(
+        diff.policies,
+        [PolicyChange::Changed {
+            name: "critical".into(),
+            parts: vec!["clock"]
+        }]
+    );
+    let clocks: Vec<(&str, ClockChangeKind, Option<i64>)> = diff
+        .clocks
+        .iter()
+        .map(|c| {
+            (
+                c.issue.as_str(),
+                c.change,
+                c.deadline_moves_by.map(|d| d.num_hours()),
+            )
+        })
+        .collect();
+    assert_eq!(
+        clocks,
+        [
+            ("acme/app#1", ClockChangeKind::BreachAppears, Some(-12)),
+            ("acme/app#2", ClockChangeKind::DeadlineMoves, Some(-12)),
+            ("acme/app#3", ClockChangeKind::DeadlineMoves, Some(-12)),
+        ]
+    );
+    assert_eq!(diff.breaches_appearing(), 1);
+    // #1: its breach, 6 hours ago under the new target, and its first
+    // reminder (its 2-hour warning is skipped: the breach says more).
+    // #3: under the new target its breach came 12 hours earlier, so a
+    // later reminder is due than the old target reached.
+    let steps: Vec<(&str, &str)> = diff
+        .at_once_steps()
+        .iter()
+        .map(|s| (s.report.issue.as_str(), s.report.step.as_str()))
+        .collect();
+    assert_eq!(
+        steps,
+        [
+            ("acme/app#1", "breach"),
+            ("acme/app#1", "every:4h:after:breach"),
+            ("acme/app#3", "every:4h:after:breach"),
+        ]
+    );
+    assert_eq!(diff.messages(), 3);
+    assert_eq!(diff.at_once.messages["alerts"], 3);
+}
+
+#[test]
+fn a_renamed_policy_is_reported_as_such_and_its_history_carries_over() {
+    let diff = compare(
+        &issues(),
+        &policies("critical", "24h"),
+        &policies("critical-bugs", "24h"),
+        now(),
+    );
+    assert_eq!(
+        diff.policies,
+        [PolicyChange::Renamed {
+            from: "critical".into(),
+            name: "critical-bugs".into(),
+            parts: vec![],
+        }]
+    );
+    assert!(diff.clocks.is_empty(), "{:#?}", diff.clocks);
+    assert!(diff.at_once.steps.is_empty(), "nothing fires again");
+}
+
+#[test]
+fn a_new_policy_starts_clocks_and_fires_what_is_due() {
+    let before = policy_set("channels:\n  alerts: { slack_channel: \"C0ALERTS01\" }\n");
+    let diff = compare(&issues(), &before, &policies("critical", "24h"), now());
+    assert_eq!(
+        diff.policies,
+        [PolicyChange::Added {
+            name: "critical".into()
+        }]
+    );
+    assert!(
+        diff.clocks
+            .iter()
+            .all(|c| c.change == ClockChangeKind::Starts),
+        "{:#?}",
+        diff.clocks
+    );
+    assert_eq!(diff.clocks.len(), 3);
+    // A late run: each clock's start, #3's breach and latest reminder.
+    assert_eq!(diff.at_once.steps.len(), 3 + 2);
+}
+
+#[test]
+fn fired_by_replays_every_step_once() {
+    let set = policies("critical", "24h");
+    let breached = issue(&[]).added(0, "p1").build();
+    let fired: Vec<String> = fired_by(&breached, &set.policies[0], now())
+        .into_iter()
+        .map(|f| format!("{}#{}", f.step, f.occurrence))
+        .collect();
+    assert_eq!(
+        fired,
+        [
+            "start#0",
+            "before_deadline:2h#0",
+            "breach#0",
+            "every:4h:after:breach#1"
+        ]
+    );
+}
