@@ -43,7 +43,9 @@ fn help(subcommand: &str) -> String {
 /// (`[env: …]` in every subcommand's help) and those its code names.
 fn environment_read() -> BTreeSet<String> {
     let mut names = BTreeSet::new();
-    for subcommand in ["serve", "audit", "check", "explain", "oncall", "probe"] {
+    for subcommand in [
+        "serve", "audit", "check", "explain", "oncall", "probe", "test", "diff",
+    ] {
         for part in help(subcommand).split("[env: ").skip(1) {
             names.insert(part.split(['=', ']']).next().unwrap().to_owned());
         }
@@ -198,6 +200,24 @@ fn the_ci_template_runs_the_image_and_real_flags() {
     assert_eq!(commands.len(), 1, "{script}");
     let words: Vec<&str> = commands[0].iter().map(String::as_str).collect();
     assert_command(&words, path);
+    // And in merge requests that change the policies: check, test, diff.
+    let review = &documents[0]["labelwarden-policy-check"];
+    let script = script_of(review);
+    let commands = labelwarden_commands(&script);
+    let subcommands: Vec<&str> = commands.iter().map(|c| c[0].as_str()).collect();
+    assert_eq!(subcommands, ["check", "test", "diff"], "{script}");
+    for command in &commands {
+        let words: Vec<&str> = command.iter().map(String::as_str).collect();
+        assert_command(&words, path);
+    }
+    assert!(
+        script.contains("--base \"$CI_MERGE_REQUEST_DIFF_BASE_SHA\""),
+        "{script}"
+    );
+    assert_eq!(
+        review["rules"][0]["if"],
+        "$CI_PIPELINE_SOURCE == \"merge_request_event\""
+    );
     // The project's own pipeline keeps its checks and releases on tags.
     let pipeline = &self::documents(".gitlab-ci.yml")[0];
     for job in [
