@@ -118,7 +118,7 @@ pub fn summarise(rows: &[Row]) -> Vec<PolicySummary> {
             let of_policy: Vec<&Row> = rows.iter().filter(|r| r.policy == policy).collect();
             let took: Vec<(bool, TimeDelta)> = of_policy
                 .iter()
-                .filter_map(|row| row.status.resolution(row.target))
+                .filter_map(|row| row.resolution())
                 .collect();
             let met = took.iter().filter(|(met, _)| *met).count();
             let stopped = took.len();
@@ -181,6 +181,30 @@ pub struct Row {
 }
 
 impl Row {
+    /// For a clock that ended: whether it kept the SLA, and the counted
+    /// time it took. A clock withdrawn after its deadline (its labels
+    /// removed too late) missed: a downgrade never hides a missed SLA.
+    pub fn resolution(&self) -> Option<(bool, TimeDelta)> {
+        match self.status {
+            SlaStatus::Withdrawn {
+                overdue: Some(overdue),
+                ..
+            } => Some((false, self.target + overdue)),
+            ref status => status.resolution(self.target),
+        }
+    }
+
+    /// When the clock ended (stopped or withdrawn); `None` while it runs.
+    pub fn ended_at(&self) -> Option<DateTime<Utc>> {
+        match self.status {
+            SlaStatus::Met { stopped_at, .. } | SlaStatus::Missed { stopped_at, .. } => {
+                Some(stopped_at)
+            }
+            SlaStatus::Withdrawn { at, .. } => Some(at),
+            _ => None,
+        }
+    }
+
     /// Time past the deadline, if it has passed.
     pub fn overdue(&self) -> Option<TimeDelta> {
         match &self.status {

@@ -20,9 +20,10 @@ use crate::audit::watchdog::{self, Finding};
 use crate::audit::{self, FailOn, notify};
 use crate::gitlab::GitLabError;
 use crate::gitlab::actions::{IssueLedger, IssueWriter};
+use crate::gitlab::cache::HistoryCache;
 use crate::gitlab::client::GitLabClient;
 use crate::gitlab::history::FetchedIssue;
-use crate::gitlab::history::{IssueReader, Scope};
+use crate::gitlab::history::{IssueReader, ReadOptions, Scope};
 use crate::gitlab::hooks;
 use crate::notify::LogNotifier;
 use crate::policy;
@@ -59,10 +60,22 @@ pub struct AuditArgs {
     /// GitLab API requests in flight at once.
     #[arg(long, default_value_t = 8)]
     concurrency: usize,
-    /// Also read issues closed this long before now, so recent resolutions
-    /// are reported (`0s` for open issues only).
-    #[arg(long, default_value = "24h", value_parser = parse_duration)]
-    closed_within: TimeDelta,
+    /// Also read every issue updated this long before now, open or
+    /// closed, whatever its labels: recent resolutions are reported, and so
+    /// is a clock whose labels were removed after its deadline (withdrawn
+    /// after breach). `0s` for the open candidates only.
+    #[arg(
+        long,
+        alias = "closed-within",
+        default_value = "24h",
+        value_parser = parse_duration
+    )]
+    updated_within: TimeDelta,
+    /// Keep each issue's history in this folder between runs, keyed by its
+    /// `updated_at`: a run reads again only what changed. A corrupt or
+    /// foreign cache is ignored with a warning.
+    #[arg(long, env = "LABELWARDEN_CACHE")]
+    cache: Option<PathBuf>,
     /// Carry out the steps due now: Slack messages (SLACK_BOT_TOKEN, as for
     /// `serve --notifier slack`), GitLab labels and comments (a token with
     /// the `api` scope). What fired is recorded in a note on each issue, so
@@ -181,15 +194,39 @@ pub fn run(args: AuditArgs) -> ExitCode {
     };
     let now = args.now.unwrap_or_else(Utc::now);
     let reader = IssueReader::new(client.clone());
+    let cache = args.cache.as_deref().map(|dir| {
+        let (cache, warning) = HistoryCache::open(dir, client.base_url(), &scope.to_string());
+        if let Some(warning) = warning {
+            eprintln!("warning: {warning}");
+        }
+        cache
+    });
     let progress = Progress::new();
     let fetched = runtime.block_on(reader.read_all(
         &scope,
         &policies,
         now,
-        args.closed_within,
+        &ReadOptions {
+            window: args.updated_within,
+            every_updated: true,
+            cache: cache.as_ref(),
+        },
         &|done, found| progress.show(done, found),
     ));
     progress.finish();
+    if let Some(cache) = &cache
+        && fetched.is_ok()
+    {
+        let stats = cache.stats();
+        tracing::info!(
+            from_cache = stats.hits,
+            read = stats.misses,
+            "issue histories"
+        );
+        if let Err(e) = cache.save() {
+            eprintln!("warning: the history cache was not saved: {e}");
+        }
+    }
     let fetched = match fetched {
         // A moved issue and the issue it moved to are one.
         Ok(fetched) => audit::identity::follow(fetched, &policies, now),
@@ -201,6 +238,12 @@ pub fn run(args: AuditArgs) -> ExitCode {
         "read from GitLab"
     );
     let mut rows = audit::evaluate(&fetched, &policies, now);
+    // Clocks that ran within the window: a clock that ended before it is
+    // old news, whatever brought its issue into the listing.
+    if args.updated_within > TimeDelta::zero() {
+        let since = now - args.updated_within;
+        rows.retain(|row| row.ended_at().is_none_or(|ended| ended >= since));
+    }
     let scope_text = scope.to_string();
     // What fired and who acknowledged, from the issues' notes: read once
     // for the watchdog, --notify and --acknowledgements alike.

@@ -15,7 +15,7 @@ use super::audit::{Progress, parse_duration};
 use super::{fail, gitlab_client_or_exit, load_policies};
 use crate::diff::base::{self, FromGitLab};
 use crate::diff::render::{self, DiffFormat, MR_NOTE_MARKER};
-use crate::gitlab::history::{IssueReader, Scope};
+use crate::gitlab::history::{IssueReader, ReadOptions, Scope};
 use crate::gitlab::repository;
 use crate::policy::PolicySet;
 
@@ -131,7 +131,11 @@ pub fn run(args: DiffArgs) -> ExitCode {
         &scope,
         &both,
         now,
-        args.closed_within,
+        &ReadOptions {
+            window: args.closed_within,
+            every_updated: false,
+            cache: None,
+        },
         &|done, found| progress.show(done, found),
     ));
     progress.finish();

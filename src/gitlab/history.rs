@@ -4,22 +4,21 @@
 //! events (`resource_label_events`) and close/reopen events
 //! (`resource_state_events`).
 
-use std::borrow::Cow;
 use std::collections::{BTreeMap, BTreeSet};
 
 use chrono::{DateTime, TimeDelta, Utc};
 use futures_util::StreamExt;
-use gitlab::api::endpoint_prelude::{Endpoint, Method};
 use gitlab::api::issues::{GroupIssues, IssueState as ApiIssueState, IssueType, ProjectIssues};
 use gitlab::api::projects::issues::IssueResourceLabelEvents;
-use gitlab::api::{AsyncQuery, Pageable, Pagination, paged};
+use gitlab::api::{AsyncQuery, Pagination, paged};
 use serde::Deserialize;
 
 use super::GitLabError;
+pub use super::api_issue::{ApiIssue, ApiLinks, ApiReferences, ApiUser};
+use super::api_issue::{IssueResourceStateEvents, LabelEvent, StateEvent, assemble, events_of};
+use super::cache::HistoryCache;
 use super::client::GitLabClient;
-use crate::issue::{
-    Event, GitLabIds, Issue, IssueFacts, IssueIid, IssueRef, IssueState, ProjectPath, TimedEvent,
-};
+use crate::issue::{GitLabIds, Issue, IssueRef};
 use crate::policy::PolicySet;
 
 /// What to audit: one project, or a group with its subgroups.
@@ -36,119 +35,6 @@ impl std::fmt::Display for Scope {
             Scope::Group(path) => write!(f, "group {path}"),
         }
     }
-}
-
-/// An issue as GitLab's issues API lists it (the fields we read).
-#[derive(Debug, Clone, Deserialize)]
-pub struct ApiIssue {
-    /// The global id.
-    #[serde(default)]
-    pub id: Option<u64>,
-    pub iid: u64,
-    #[serde(default)]
-    pub project_id: Option<u64>,
-    #[serde(default)]
-    pub moved_to_id: Option<u64>,
-    pub title: String,
-    pub state: String,
-    pub created_at: DateTime<Utc>,
-    pub updated_at: DateTime<Utc>,
-    #[serde(default)]
-    pub closed_at: Option<DateTime<Utc>>,
-    #[serde(default)]
-    pub labels: Vec<String>,
-    #[serde(default)]
-    pub assignees: Vec<ApiUser>,
-    #[serde(default)]
-    pub confidential: bool,
-    #[serde(default)]
-    pub issue_type: Option<String>,
-    pub web_url: String,
-    pub references: ApiReferences,
-    #[serde(default, rename = "_links")]
-    pub links: Option<ApiLinks>,
-}
-
-/// The links GitLab gives with an issue (the ones we read).
-#[derive(Debug, Clone, Deserialize)]
-pub struct ApiLinks {
-    /// `…/api/v4/projects/:id/issues/:iid` of the issue this one was closed
-    /// as a duplicate of.
-    #[serde(default)]
-    pub closed_as_duplicate_of: Option<String>,
-}
-
-/// (project id, issue iid) from an API link `…/projects/:id/issues/:iid`.
-fn project_and_iid(link: &str) -> Option<(u64, u64)> {
-    let (before, iid) = link.trim_end_matches('/').rsplit_once("/issues/")?;
-    let (_, project) = before.rsplit_once("/projects/")?;
-    Some((project.parse().ok()?, iid.parse().ok()?))
-}
-
-#[derive(Debug, Clone, Deserialize)]
-pub struct ApiUser {
-    pub username: String,
-}
-
-#[derive(Debug, Clone, Deserialize)]
-pub struct ApiReferences {
-    /// `group/project#12`.
-    pub full: String,
-}
-
-impl ApiIssue {
-    /// `group/sub/project` from `references.full`.
-    fn project(&self) -> Option<&str> {
-        self.references.full.rsplit_once('#').map(|(path, _)| path)
-    }
-}
-
-#[derive(Debug, Deserialize)]
-struct LabelEvent {
-    created_at: DateTime<Utc>,
-    /// `null` when the label was deleted since.
-    label: Option<LabelName>,
-    action: String,
-}
-
-#[derive(Debug, Deserialize)]
-struct LabelName {
-    name: String,
-}
-
-#[derive(Debug, Deserialize)]
-struct StateEvent {
-    created_at: DateTime<Utc>,
-    state: String,
-}
-
-/// `GET /projects/:id/issues/:iid/resource_state_events`, which the
-/// `gitlab` crate does not have.
-struct IssueResourceStateEvents<'a> {
-    project: &'a str,
-    issue: u64,
-}
-
-impl Endpoint for IssueResourceStateEvents<'_> {
-    fn method(&self) -> Method {
-        Method::GET
-    }
-
-    fn endpoint(&self) -> Cow<'static, str> {
-        format!(
-            "projects/{}/issues/{}/resource_state_events",
-            encode_path(self.project),
-            self.issue
-        )
-        .into()
-    }
-}
-
-impl Pageable for IssueResourceStateEvents<'_> {}
-
-/// A project path as one URL path segment (`group%2Fproject`).
-fn encode_path(path: &str) -> String {
-    url::form_urlencoded::byte_serialize(path.as_bytes()).collect()
 }
 
 /// One issue read from GitLab: the core's view, plus what messages show.
@@ -239,6 +125,20 @@ pub fn candidate_queries(policies: &PolicySet) -> BTreeSet<CandidateQuery> {
     queries
 }
 
+/// How [`IssueReader::read_all`] reads.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct ReadOptions<'a> {
+    /// Also read issues closed (with `every_updated`: updated) this long
+    /// before now, so recent resolutions are reported.
+    pub window: TimeDelta,
+    /// List every issue updated within the window, whatever its labels
+    /// now, instead of the closed candidates: a clock whose labels were
+    /// removed after its deadline is still read (`audit`).
+    pub every_updated: bool,
+    /// Histories kept between runs (`audit --cache`).
+    pub cache: Option<&'a HistoryCache>,
+}
+
 /// Reads issues and their histories.
 #[derive(Clone)]
 pub struct IssueReader {
@@ -273,7 +173,14 @@ impl IssueReader {
             }
         }
         let mut pages = futures_util::stream::iter(listings)
-            .map(|(query, closed_since)| self.list(scope, query, closed_since))
+            .map(|(query, closed_since)| {
+                let state = if closed_since.is_some() {
+                    ApiIssueState::Closed
+                } else {
+                    ApiIssueState::Opened
+                };
+                self.list(scope, query, Some(state), closed_since)
+            })
             // The client bounds requests in flight; all listings may wait on it.
             .buffer_unordered(64);
         while let Some(listed) = pages.next().await {
@@ -296,7 +203,7 @@ impl IssueReader {
         scope: &Scope,
         policies: &PolicySet,
         now: DateTime<Utc>,
-        closed_within: TimeDelta,
+        options: &ReadOptions<'_>,
         progress: &(dyn Fn(usize, usize) + Sync),
     ) -> Result<Vec<FetchedIssue>, GitLabError> {
         enum Done {
@@ -306,17 +213,38 @@ impl IssueReader {
         type Pending<'a> = std::pin::Pin<Box<dyn std::future::Future<Output = Done> + Send + 'a>>;
         let mut pending: futures_util::stream::FuturesUnordered<Pending<'_>> =
             futures_util::stream::FuturesUnordered::new();
+        let window = options.window;
+        let since = now - window;
+        if options.every_updated && window > TimeDelta::zero() {
+            // Every issue updated within the window, open or closed,
+            // whatever its labels now: one whose labels were removed
+            // after its deadline is read too.
+            let everything = CandidateQuery {
+                labels: Vec::new(),
+                issue_type: None,
+            };
+            pending.push(Box::pin(async move {
+                Done::Listed(self.list(scope, everything, None, Some(since)).await)
+            }));
+        }
         for query in candidate_queries(policies) {
-            if closed_within > TimeDelta::zero() {
+            if window > TimeDelta::zero() && !options.every_updated {
                 let query = query.clone();
                 pending.push(Box::pin(async move {
-                    Done::Listed(self.list(scope, query, Some(now - closed_within)).await)
+                    Done::Listed(
+                        self.list(scope, query, Some(ApiIssueState::Closed), Some(since))
+                            .await,
+                    )
                 }));
             }
             pending.push(Box::pin(async move {
-                Done::Listed(self.list(scope, query, None).await)
+                Done::Listed(
+                    self.list(scope, query, Some(ApiIssueState::Opened), None)
+                        .await,
+                )
             }));
         }
+        let cache = options.cache;
         let mut seen = BTreeSet::new();
         let mut fetched = Vec::new();
         while let Some(done) = pending.next().await {
@@ -325,7 +253,7 @@ impl IssueReader {
                     for issue in listed? {
                         if seen.insert(issue.references.full.clone()) {
                             pending.push(Box::pin(async move {
-                                Done::Read(Box::new(self.history(issue).await))
+                                Done::Read(Box::new(self.history_cached(issue, cache).await))
                             }));
                         }
                     }
@@ -340,28 +268,29 @@ impl IssueReader {
         Ok(fetched)
     }
 
+    /// One listing: the issues of `scope` that `query` filters for, in
+    /// `state` (any if `None`), updated after `updated_after` if set.
     async fn list(
         &self,
         scope: &Scope,
         query: CandidateQuery,
-        closed_since: Option<DateTime<Utc>>,
+        state: Option<ApiIssueState>,
+        updated_after: Option<DateTime<Utc>>,
     ) -> Result<Vec<ApiIssue>, GitLabError> {
         let what = format!("the issues of {scope}");
-        let state = if closed_since.is_some() {
-            ApiIssueState::Closed
-        } else {
-            ApiIssueState::Opened
-        };
         // The project and group listings take the same filters; their
         // builders are different types.
         macro_rules! listing {
             ($builder:expr, $owner:ident, $path:expr) => {{
                 let mut builder = $builder;
-                builder.$owner($path.as_str()).state(state);
+                builder.$owner($path.as_str());
+                if let Some(state) = state {
+                    builder.state(state);
+                }
                 if !query.labels.is_empty() {
                     builder.labels(query.labels.iter());
                 }
-                if let Some(since) = closed_since {
+                if let Some(since) = updated_after {
                     builder.updated_after(since);
                 }
                 if let Some(issue_type) = query.issue_type.as_deref().and_then(api_issue_type) {
@@ -462,77 +391,39 @@ impl IssueReader {
             label_events.map_err(|e| GitLabError::from_api(what.clone(), e))?;
         let state_events: Vec<StateEvent> =
             state_events.map_err(|e| GitLabError::from_api(what.clone(), e))?;
-        Ok(assemble(project, issue, label_events, state_events))
+        Ok(assemble(
+            project,
+            issue,
+            events_of(label_events, state_events),
+        ))
     }
-}
 
-/// The core's issue from GitLab's answers.
-fn assemble(
-    project: String,
-    issue: ApiIssue,
-    label_events: Vec<LabelEvent>,
-    state_events: Vec<StateEvent>,
-) -> FetchedIssue {
-    let mut events = Vec::with_capacity(label_events.len() + state_events.len());
-    for event in label_events {
-        let Some(label) = event.label else { continue };
-        let event_kind = match event.action.as_str() {
-            "add" => Event::LabelAdded(label.name),
-            "remove" => Event::LabelRemoved(label.name),
-            _ => continue,
+    /// One issue with its history, taken from `cache` when it holds the
+    /// history as of the issue's `updated_at`, else read and kept there.
+    pub async fn history_cached(
+        &self,
+        issue: ApiIssue,
+        cache: Option<&HistoryCache>,
+    ) -> Result<FetchedIssue, GitLabError> {
+        let (Some(cache), Some(id)) = (cache, issue.id) else {
+            return self.history(issue).await;
         };
-        events.push(TimedEvent {
-            at: event.created_at,
-            event: event_kind,
-        });
-    }
-    for event in state_events {
-        let event_kind = match event.state.as_str() {
-            "closed" => Event::Closed,
-            "reopened" => Event::Reopened,
-            _ => continue,
-        };
-        events.push(TimedEvent {
-            at: event.created_at,
-            event: event_kind,
-        });
-    }
-    let facts = IssueFacts {
-        reference: IssueRef {
-            project: ProjectPath(project),
-            iid: IssueIid(issue.iid),
-        },
-        created_at: issue.created_at,
-        state: if issue.state == "closed" {
-            IssueState::Closed
-        } else {
-            IssueState::Opened
-        },
-        closed_at: issue.closed_at,
-        labels: issue.labels,
-        confidential: issue.confidential,
-        issue_type: issue
-            .issue_type
-            .map(|t| t.to_lowercase())
-            .unwrap_or_else(|| "issue".to_owned()),
-        assignees: issue.assignees.into_iter().map(|u| u.username).collect(),
-    };
-    FetchedIssue {
-        issue: Issue::new(facts, events),
-        title: issue.title,
-        url: issue.web_url,
-        updated_at: issue.updated_at,
-        ids: GitLabIds {
-            project_id: issue.project_id,
-            issue_id: issue.id,
-            moved_to_id: issue.moved_to_id,
-            duplicated_to_id: None,
-            duplicate_of: issue
-                .links
-                .as_ref()
-                .and_then(|links| links.closed_as_duplicate_of.as_deref())
-                .and_then(project_and_iid),
-        },
+        if let Some(events) = cache.get(id, issue.updated_at)
+            && let Some(project) = issue.project().map(str::to_owned)
+        {
+            return Ok(assemble(project, issue, events));
+        }
+        let updated_at = issue.updated_at;
+        let fetched = self.history(issue).await?;
+        let reference = fetched.issue.reference();
+        cache.put(
+            id,
+            updated_at,
+            &reference.project.0,
+            reference.iid.0,
+            fetched.issue.timeline().events(),
+        );
+        Ok(fetched)
     }
 }
 
@@ -572,36 +463,5 @@ mod tests {
             "  - name: c\n    match: { labels_any: [\"severity::*\"] }\n    clock: { target: 1h }\n",
         );
         assert_eq!(found, vec![(Vec::<String>::new(), None)]);
-    }
-
-    #[test]
-    fn histories_become_the_core_s_timeline() {
-        let json = r#"{"iid": 7, "title": "t", "state": "opened", "created_at": "2026-11-02T09:00:00Z",
-            "updated_at": "2026-11-02T11:30:00Z",
-            "labels": ["priority::highest"], "assignees": [{"username": "jdoe"}], "confidential": false,
-            "issue_type": "incident", "web_url": "https://gitlab.example.com/g/p/-/issues/7",
-            "references": {"full": "g/sub/p#7"}}"#;
-        let issue: ApiIssue = serde_json::from_str(json).unwrap();
-        let labels: Vec<LabelEvent> = serde_json::from_str(
-            r#"[{"created_at": "2026-11-02T10:00:00Z", "label": {"name": "priority::highest"}, "action": "add"},
-                {"created_at": "2026-11-02T10:30:00Z", "label": null, "action": "add"}]"#,
-        )
-        .unwrap();
-        let states: Vec<StateEvent> = serde_json::from_str(
-            r#"[{"created_at": "2026-11-02T11:00:00Z", "state": "closed"},
-                {"created_at": "2026-11-02T11:30:00Z", "state": "reopened"}]"#,
-        )
-        .unwrap();
-        let project = issue.project().unwrap().to_owned();
-        let fetched = assemble(project, issue, labels, states);
-        assert_eq!(fetched.issue.reference().to_string(), "g/sub/p#7");
-        assert_eq!(fetched.issue.facts().issue_type, "incident");
-        assert_eq!(fetched.issue.facts().assignees, vec!["jdoe"]);
-        assert_eq!(
-            fetched.issue.timeline().events().len(),
-            3,
-            "the deleted label is skipped"
-        );
-        assert!(fetched.issue.initial_labels().is_empty());
     }
 }

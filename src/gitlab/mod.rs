@@ -8,6 +8,8 @@
 //! `diff`'s merge-request note ([`repository`]).
 
 pub mod actions;
+pub mod api_issue;
+pub mod cache;
 pub mod client;
 pub mod from_slack;
 pub mod history;

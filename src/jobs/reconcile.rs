@@ -22,6 +22,7 @@ use tokio_util::sync::CancellationToken;
 
 use super::Context;
 use crate::gitlab::GitLabError;
+use crate::gitlab::history::ReadOptions;
 use crate::gitlab::history::{FetchedIssue, IssueReader, Scope};
 use crate::gitlab::webhook::IssueDelivery;
 use crate::issue::{IssueRef, ProjectPath};
@@ -274,7 +275,12 @@ pub async fn pass<S: Store>(
                 scope,
                 &context.policies,
                 now,
-                config.closed_within,
+                &ReadOptions {
+                    window: config.closed_within,
+                    // Webhooks told `serve` of downgrades: only candidates.
+                    every_updated: false,
+                    cache: None,
+                },
                 &|_, _| {},
             )
             .await
