@@ -75,8 +75,7 @@ async fn main() {
                     window: TimeDelta::hours(24),
                     // The candidates alone, as the figures in BENCHMARKS.md
                     // were measured.
-                    every_updated: false,
-                    cache: None,
+                    ..ReadOptions::default()
                 },
                 &|_, _| {},
             )

@@ -210,6 +210,7 @@ pub fn run(args: AuditArgs) -> ExitCode {
             window: args.updated_within,
             every_updated: true,
             cache: cache.as_ref(),
+            ..ReadOptions::default()
         },
         &|done, found| progress.show(done, found),
     ));

@@ -133,8 +133,7 @@ pub fn run(args: DiffArgs) -> ExitCode {
         now,
         &ReadOptions {
             window: args.closed_within,
-            every_updated: false,
-            cache: None,
+            ..ReadOptions::default()
         },
         &|done, found| progress.show(done, found),
     ));

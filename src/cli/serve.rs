@@ -61,6 +61,12 @@ pub struct ServeArgs {
     /// (needs GITLAB_TOKEN with `read_api`); `0s` turns it off.
     #[arg(long, env = "LABELWARDEN_RECONCILE_EVERY", default_value = "15m", value_parser = parse_interval)]
     reconcile_every: TimeDelta,
+    /// How often a reconcile pass reads every candidate again; the passes
+    /// between read only the issues updated since the previous one (and
+    /// histories only of those whose `updated_at` changed). The first pass
+    /// after a start is always full.
+    #[arg(long, env = "LABELWARDEN_RECONCILE_FULL_EVERY", default_value = "24h", value_parser = parse_interval)]
+    reconcile_full_every: TimeDelta,
     /// A project to reconcile (repeatable); default: every project the
     /// store has issues of.
     #[arg(long)]
@@ -160,6 +166,10 @@ pub fn run(args: ServeArgs) -> ExitCode {
                 .chain(args.reconcile_group.iter().cloned().map(Scope::Group))
                 .collect(),
             closed_within: TimeDelta::hours(24),
+            full_every: args
+                .reconcile_full_every
+                .to_std()
+                .unwrap_or(std::time::Duration::from_secs(86_400)),
         }),
         (None, Ok(every)) if !every.is_zero() => {
             eprintln!(

@@ -165,6 +165,26 @@ impl HistoryCache {
         (cache, warning)
     }
 
+    /// A cache that lives as long as its process (`serve`'s reconcile):
+    /// never read from or saved to a file.
+    pub fn in_memory(scope: &str) -> HistoryCache {
+        HistoryCache {
+            path: PathBuf::new(),
+            gitlab: String::new(),
+            scope: scope.to_owned(),
+            state: Mutex::default(),
+        }
+    }
+
+    /// Forgets what the last run saw, keeping the histories of the issues
+    /// it did: a process-long cache drops what its next full pass does
+    /// not list.
+    pub fn forget_unseen(&self) {
+        let mut state = self.state();
+        let seen = std::mem::take(&mut state.seen);
+        state.issues.retain(|id, _| seen.contains(id));
+    }
+
     fn state(&self) -> std::sync::MutexGuard<'_, State> {
         self.state.lock().unwrap_or_else(|e| e.into_inner())
     }

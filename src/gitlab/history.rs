@@ -126,7 +126,7 @@ pub fn candidate_queries(policies: &PolicySet) -> BTreeSet<CandidateQuery> {
 }
 
 /// How [`IssueReader::read_all`] reads.
-#[derive(Debug, Clone, Copy, Default)]
+#[derive(Clone, Copy, Default)]
 pub struct ReadOptions<'a> {
     /// Also read issues closed (with `every_updated`: updated) this long
     /// before now, so recent resolutions are reported.
@@ -135,8 +135,14 @@ pub struct ReadOptions<'a> {
     /// now, instead of the closed candidates: a clock whose labels were
     /// removed after its deadline is still read (`audit`).
     pub every_updated: bool,
-    /// Histories kept between runs (`audit --cache`).
+    /// Histories kept between runs (`audit --cache`, `serve`'s passes).
     pub cache: Option<&'a HistoryCache>,
+    /// Incremental: list only the issues updated after this instant, open
+    /// or closed, whatever their labels (one listing), instead of the
+    /// candidates and the window.
+    pub updated_after: Option<DateTime<Utc>>,
+    /// Which listed issues are worth their history; all if `None`.
+    pub wanted: Option<&'a (dyn Fn(&ApiIssue) -> bool + Sync)>,
 }
 
 /// Reads issues and their histories.
@@ -215,19 +221,28 @@ impl IssueReader {
             futures_util::stream::FuturesUnordered::new();
         let window = options.window;
         let since = now - window;
-        if options.every_updated && window > TimeDelta::zero() {
+        let everything = CandidateQuery {
+            labels: Vec::new(),
+            issue_type: None,
+        };
+        if let Some(after) = options.updated_after {
+            pending.push(Box::pin(async move {
+                Done::Listed(self.list(scope, everything, None, Some(after)).await)
+            }));
+        } else if options.every_updated && window > TimeDelta::zero() {
             // Every issue updated within the window, open or closed,
             // whatever its labels now: one whose labels were removed
             // after its deadline is read too.
-            let everything = CandidateQuery {
-                labels: Vec::new(),
-                issue_type: None,
-            };
             pending.push(Box::pin(async move {
                 Done::Listed(self.list(scope, everything, None, Some(since)).await)
             }));
         }
-        for query in candidate_queries(policies) {
+        let candidates = if options.updated_after.is_some() {
+            BTreeSet::new()
+        } else {
+            candidate_queries(policies)
+        };
+        for query in candidates {
             if window > TimeDelta::zero() && !options.every_updated {
                 let query = query.clone();
                 pending.push(Box::pin(async move {
@@ -251,6 +266,9 @@ impl IssueReader {
             match done {
                 Done::Listed(listed) => {
                     for issue in listed? {
+                        if options.wanted.is_some_and(|wanted| !wanted(&issue)) {
+                            continue;
+                        }
                         if seen.insert(issue.references.full.clone()) {
                             pending.push(Box::pin(async move {
                                 Done::Read(Box::new(self.history_cached(issue, cache).await))

@@ -22,7 +22,8 @@ use tokio_util::sync::CancellationToken;
 
 use super::Context;
 use crate::gitlab::GitLabError;
-use crate::gitlab::history::ReadOptions;
+use crate::gitlab::cache::HistoryCache;
+use crate::gitlab::history::{ApiIssue, ReadOptions};
 use crate::gitlab::history::{FetchedIssue, IssueReader, Scope};
 use crate::gitlab::webhook::IssueDelivery;
 use crate::issue::{IssueRef, ProjectPath};
@@ -40,6 +41,44 @@ pub struct ReconcileConfig {
     pub scopes: Vec<Scope>,
     /// Closed issues updated this long ago are read too.
     pub closed_within: TimeDelta,
+    /// How often a pass reads every candidate of a scope again; the passes
+    /// between read only the issues updated since the previous one. The
+    /// first pass after a start is always full.
+    pub full_every: Duration,
+}
+
+/// How far before the previous pass's start an incremental pass lists
+/// from: a change GitLab stamped a little earlier than it became visible
+/// (clock skew, a write in flight while the previous pass listed) is not
+/// missed.
+pub const INCREMENTAL_MARGIN: TimeDelta = TimeDelta::minutes(5);
+
+/// What reconcile remembers of each scope between passes: when its last
+/// full pass and its last pass started, and the histories it read, by
+/// each issue's `updated_at` (an unchanged issue's history is not read
+/// again).
+#[derive(Default)]
+pub struct Passes {
+    scopes: BTreeMap<String, ScopeState>,
+}
+
+struct ScopeState {
+    last_full: Option<chrono::DateTime<Utc>>,
+    last_started: Option<chrono::DateTime<Utc>>,
+    histories: HistoryCache,
+}
+
+/// Whether a pass over a scope starting at `started` is incremental, and
+/// if so from when it lists.
+fn incremental_since(
+    last_full: Option<chrono::DateTime<Utc>>,
+    last_started: Option<chrono::DateTime<Utc>>,
+    started: chrono::DateTime<Utc>,
+    full_every: Duration,
+) -> Option<chrono::DateTime<Utc>> {
+    let full_every = TimeDelta::from_std(full_every).unwrap_or(TimeDelta::days(1));
+    let last_full = last_full?;
+    (started - last_full < full_every).then_some(last_started? - INCREMENTAL_MARGIN)
 }
 
 /// Why an issue needs repair, if it does.
@@ -183,6 +222,7 @@ pub async fn run<S: Store>(
     // The first pass runs at once: what webhooks missed while `serve` was
     // down is repaired now, not an interval later.
     let mut first = true;
+    let mut passes = Passes::default();
     loop {
         if !first {
             tokio::select! {
@@ -207,7 +247,7 @@ pub async fn run<S: Store>(
         }
         let outcome = tokio::select! {
             _ = shutdown.cancelled() => break,
-            outcome = pass(context, &config) => outcome,
+            outcome = pass_with(context, &config, &mut passes) => outcome,
         };
         match outcome {
             Ok(repaired) => {
@@ -234,10 +274,44 @@ pub async fn run<S: Store>(
     }
 }
 
-/// One pass; returns how many issues it handed to the enforcer.
+/// One full pass; returns how many issues it handed to the enforcer.
 pub async fn pass<S: Store>(
     context: &Context<S>,
     config: &ReconcileConfig,
+) -> Result<usize, String> {
+    pass_with(context, config, &mut Passes::default()).await
+}
+
+/// Every issue with a live clock in the store, by (project path, iid):
+/// an incremental pass reads a changed one whatever its labels now.
+async fn live_references<S: Store>(
+    context: &Context<S>,
+) -> Result<BTreeSet<(String, u64)>, String> {
+    let mut live = BTreeSet::new();
+    for (path, _) in context
+        .store
+        .known_projects()
+        .await
+        .map_err(|e| e.to_string())?
+    {
+        for reference in context
+            .store
+            .live_issues(&path)
+            .await
+            .map_err(|e| e.to_string())?
+        {
+            live.insert((reference.project.0, reference.iid.0));
+        }
+    }
+    Ok(live)
+}
+
+/// One pass, full or incremental as `passes` says; returns how many
+/// issues it handed to the enforcer.
+pub async fn pass_with<S: Store>(
+    context: &Context<S>,
+    config: &ReconcileConfig,
+    passes: &mut Passes,
 ) -> Result<usize, String> {
     // Each scope, with the store's path for a project scope: a project the
     // store knows by id is read by id, which GitLab answers under whatever
@@ -268,7 +342,42 @@ pub async fn pass<S: Store>(
     let now = Utc::now();
     let mut repaired = 0;
     let mut gone_count = 0u64;
+    let mut live: Option<BTreeSet<(String, u64)>> = None;
     for (scope, stored_path) in &scopes {
+        let key = scope.to_string();
+        let state = passes
+            .scopes
+            .entry(key.clone())
+            .or_insert_with(|| ScopeState {
+                last_full: None,
+                last_started: None,
+                histories: HistoryCache::in_memory(&key),
+            });
+        let started = Utc::now();
+        let since = incremental_since(
+            state.last_full,
+            state.last_started,
+            started,
+            config.full_every,
+        );
+        if since.is_some() && live.is_none() {
+            live = Some(live_references(context).await?);
+        }
+        let policies = &context.policies;
+        let live_now = live.as_ref();
+        // Incremental: a changed issue is worth its history if a policy
+        // matches it now or the store has a live clock on it.
+        let wanted = |issue: &ApiIssue| {
+            let matches = policies.policies.iter().any(|p| {
+                p.selector
+                    .matches_labels(issue.labels.iter().map(String::as_str))
+            });
+            let known = issue.project().is_some_and(|project| {
+                live_now.is_some_and(|live| live.contains(&(project.to_owned(), issue.iid)))
+            });
+            matches || known
+        };
+        let requests_before = config.reader.client().requests_made();
         let mut fetched = config
             .reader
             .read_all(
@@ -279,13 +388,30 @@ pub async fn pass<S: Store>(
                     window: config.closed_within,
                     // Webhooks told `serve` of downgrades: only candidates.
                     every_updated: false,
-                    cache: None,
+                    cache: Some(&state.histories),
+                    updated_after: since,
+                    wanted: since
+                        .is_some()
+                        .then_some(&wanted as &(dyn Fn(&ApiIssue) -> bool + Sync)),
                 },
                 &|_, _| {},
             )
             .await
             .map_err(|e| e.to_string())?;
-        if let (Some(project), Scope::Project(read_as)) = (stored_path, scope) {
+        let mode = if since.is_some() {
+            "incremental"
+        } else {
+            "full"
+        };
+        let requests = config.reader.client().requests_made() - requests_before;
+        metrics::counter!("labelwarden_reconcile_requests_total", "mode" => mode)
+            .increment(requests);
+        metrics::gauge!("labelwarden_reconcile_last_pass_requests", "mode" => mode)
+            .set(requests as f64);
+        tracing::info!(scope = %key, mode, requests, issues = fetched.len(), "reconcile pass read GitLab");
+        // Unchanged issues are not listed by an incremental pass: only a
+        // full one looks for live clocks the listing missed.
+        if let (Some(project), Scope::Project(read_as), None) = (stored_path, scope, since) {
             // By number: after a rename the listing names the new path.
             let listed: BTreeSet<u64> = fetched.iter().map(|f| f.issue.reference().iid.0).collect();
             let live = context
@@ -338,6 +464,13 @@ pub async fn pass<S: Store>(
             metrics::counter!("labelwarden_reconcile_repairs_total", "kind" => kind)
                 .increment(count);
         }
+        // The scope is reconciled up to `started`: the next pass lists
+        // from there.
+        state.last_started = Some(started);
+        if since.is_none() {
+            state.last_full = Some(started);
+            state.histories.forget_unseen();
+        }
     }
     if gone_count > 0 {
         metrics::counter!("labelwarden_reconcile_repairs_total", "kind" => "gone")
@@ -360,6 +493,32 @@ mod tests {
             events: issue.timeline().events().to_vec(),
             ids: Default::default(),
         }
+    }
+
+    #[test]
+    fn a_pass_is_full_first_and_after_full_every_and_else_lists_from_the_last_start() {
+        let at = |minutes: i64| crate::test_support::t(minutes);
+        let day = Duration::from_secs(86_400);
+        assert_eq!(
+            incremental_since(None, None, at(0), day),
+            None,
+            "first pass"
+        );
+        assert_eq!(
+            incremental_since(Some(at(0)), Some(at(60)), at(75), day),
+            Some(at(60) - INCREMENTAL_MARGIN),
+            "from the previous pass's start, less the margin"
+        );
+        assert_eq!(
+            incremental_since(Some(at(0)), Some(at(23 * 60)), at(24 * 60), day),
+            None,
+            "a day after the last full pass"
+        );
+        assert_eq!(
+            incremental_since(Some(at(0)), Some(at(1)), at(2), Duration::ZERO),
+            None,
+            "full_every 0: every pass is full"
+        );
     }
 
     #[test]

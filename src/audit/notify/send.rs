@@ -229,14 +229,17 @@ pub(super) async fn send_digests<N: Notifier>(digests: Vec<RunDigest>, notifier:
     said
 }
 
-/// Runs `send`, waiting out short rate limits and retrying temporary
-/// failures a few times.
+/// Runs `send`, waiting out rate limits (ours, or Slack's 429 with its
+/// `Retry-After`: the channel's pace, not a failure) for up to
+/// [`LONGEST_WAIT`] in all, and retrying other temporary failures a few
+/// times.
 async fn with_retries<T, F, Fut>(mut send: F) -> Result<T, String>
 where
     F: FnMut() -> Fut,
     Fut: Future<Output = Result<T, NotifyError>>,
 {
     let mut attempt = 0;
+    let mut waited_for_limits = Duration::ZERO;
     loop {
         attempt += 1;
         let wait = match send().await {
@@ -245,23 +248,85 @@ where
             Err(NotifyError::Deferred { retry_after }) => {
                 // Not an attempt: the limit said to wait.
                 attempt -= 1;
+                waited_for_limits += retry_after;
                 retry_after
             }
             Err(NotifyError::Temporary {
                 message,
-                retry_after,
+                retry_after: Some(retry_after),
+            }) => {
+                // Rate limited by Slack: wait as it says, however often,
+                // while the run's patience lasts.
+                attempt -= 1;
+                waited_for_limits += retry_after;
+                if waited_for_limits > LONGEST_WAIT {
+                    return Err(message);
+                }
+                retry_after
+            }
+            Err(NotifyError::Temporary {
+                message,
+                retry_after: None,
             }) => {
                 if attempt >= ATTEMPTS {
                     return Err(message);
                 }
-                retry_after.unwrap_or(Duration::from_secs(1 << attempt))
+                Duration::from_secs(1 << attempt)
             }
         };
-        if wait > LONGEST_WAIT {
+        if wait > LONGEST_WAIT || waited_for_limits > LONGEST_WAIT {
             return Err(format!(
                 "Slack asked to wait {wait:?}; left to the next run"
             ));
         }
         tokio::time::sleep(wait).await;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn slack_s_rate_limit_is_waited_out_and_other_failures_are_tried_three_times() {
+        let calls = std::sync::atomic::AtomicU32::new(0);
+        let rate_limited_five_times = with_retries(|| async {
+            let n = calls.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            if n < 5 {
+                Err(NotifyError::Temporary {
+                    message: "rate limited (HTTP 429)".into(),
+                    retry_after: Some(Duration::from_millis(5)),
+                })
+            } else {
+                Ok(n)
+            }
+        })
+        .await;
+        assert_eq!(
+            rate_limited_five_times,
+            Ok(5),
+            "429s are the pace, not failures"
+        );
+
+        let calls = std::sync::atomic::AtomicU32::new(0);
+        let failing: Result<(), String> = with_retries(|| async {
+            calls.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            Err(NotifyError::Permanent("channel_not_found".into()))
+        })
+        .await;
+        assert_eq!(failing, Err("channel_not_found".into()));
+        assert_eq!(calls.load(std::sync::atomic::Ordering::SeqCst), 1);
+
+        let limited_too_long: Result<(), String> = with_retries(|| async {
+            Err(NotifyError::Temporary {
+                message: "rate limited (HTTP 429)".into(),
+                retry_after: Some(LONGEST_WAIT + Duration::from_secs(1)),
+            })
+        })
+        .await;
+        assert!(
+            limited_too_long.is_err(),
+            "a long wait is left to the next run"
+        );
     }
 }
