@@ -57,7 +57,8 @@ pub struct AuditArgs {
     /// Evaluate as of this instant (RFC 3339) instead of now.
     #[arg(long)]
     now: Option<DateTime<Utc>>,
-    /// GitLab API requests in flight at once.
+    /// The most GitLab API requests in flight at once: the ceiling of the
+    /// adaptive limit, which starts low and grows while GitLab keeps up.
     #[arg(long, default_value_t = 8)]
     concurrency: usize,
     /// Also read every issue updated this long before now, open or

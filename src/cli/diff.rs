@@ -45,7 +45,8 @@ pub struct DiffArgs {
     /// Compare as of this instant (RFC 3339) instead of now.
     #[arg(long)]
     now: Option<DateTime<Utc>>,
-    /// GitLab API requests in flight at once.
+    /// The most GitLab API requests in flight at once: the ceiling of the
+    /// adaptive limit, which starts low and grows while GitLab keeps up.
     #[arg(long, default_value_t = 8)]
     concurrency: usize,
     /// Also read issues closed this long before now.

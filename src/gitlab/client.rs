@@ -5,7 +5,12 @@
 //! `GET /api/v4/user` before it returns (a service built that way cannot
 //! start while GitLab is down). Here is the one place for what every call
 //! needs:
-//! - at most `concurrency` requests in flight;
+//! - requests in flight adapted to GitLab's answers ([`super::pace`]):
+//!   starting low, growing while latency stays flat and the announced
+//!   budget is healthy, backing off on 429, rising latency or a shrinking
+//!   budget; `concurrency` is the ceiling;
+//! - an announced budget (`RateLimit-Remaining` until `RateLimit-Reset`)
+//!   spread over the time left, so it is never run into;
 //! - `RateLimit-Remaining: 0` holds every request until `RateLimit-Reset`;
 //!   429 waits for `Retry-After`; 5xx and network errors retry with
 //!   backoff; all of it a bounded number of times;
@@ -13,7 +18,7 @@
 //! - a count of requests made, for metrics and the benchmark.
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use async_trait::async_trait;
@@ -22,9 +27,11 @@ use gitlab::api::{ApiError, AsyncClient, RestClient};
 use http::request::Builder as RequestBuilder;
 use http::{HeaderMap, Response, StatusCode};
 use secrecy::{ExposeSecret, SecretString};
-use tokio::sync::{Mutex, Semaphore};
+use tokio::sync::{Mutex, Notify};
 use tokio::time::Instant;
 use url::Url;
+
+use super::pace::{Answer, Budget, Pace};
 
 /// GitLab.com.
 pub const DEFAULT_URL: &str = "https://gitlab.com";
@@ -56,7 +63,7 @@ pub struct GitLabSettings {
     /// and on-premises instances.
     pub url: String,
     pub token: SecretString,
-    /// Requests in flight at once.
+    /// The most requests in flight at once (the adaptive limit's ceiling).
     pub concurrency: usize,
     /// Delay before the first retry of a 5xx or network error; doubles.
     pub first_retry: Duration,
@@ -73,11 +80,31 @@ struct Inner {
     base: Url,
     api: Url,
     token: SecretString,
-    in_flight: Semaphore,
+    /// Requests in flight now, and the adaptive limit on them.
+    in_flight: AtomicUsize,
+    pace: std::sync::Mutex<Pace>,
+    /// The highest limit reached (for the log and the benchmark).
+    peak_limit: AtomicUsize,
+    /// Wakes requests waiting for room in flight.
+    room: Notify,
+    /// What GitLab last announced of its budget, and when.
+    budget: std::sync::Mutex<Option<(Budget, Instant)>>,
+    /// The earliest a request may start, to spread an announced budget.
+    next_start: Mutex<Instant>,
     /// Set when GitLab says the rate limit is spent: nobody sends before.
     hold_until: Mutex<Option<Instant>>,
     requests: AtomicU64,
     first_retry: Duration,
+}
+
+/// A request's place in flight: gives it back when dropped.
+struct InFlight<'a>(&'a Inner);
+
+impl Drop for InFlight<'_> {
+    fn drop(&mut self) {
+        self.0.in_flight.fetch_sub(1, Ordering::SeqCst);
+        self.0.room.notify_waiters();
+    }
 }
 
 impl GitLabClient {
@@ -107,7 +134,12 @@ impl GitLabClient {
                 base,
                 api,
                 token: settings.token,
-                in_flight: Semaphore::new(settings.concurrency.max(1)),
+                in_flight: AtomicUsize::new(0),
+                pace: std::sync::Mutex::new(Pace::new(settings.concurrency)),
+                peak_limit: AtomicUsize::new(0),
+                room: Notify::new(),
+                budget: std::sync::Mutex::new(None),
+                next_start: Mutex::new(Instant::now()),
                 hold_until: Mutex::new(None),
                 requests: AtomicU64::new(0),
                 first_retry: settings.first_retry,
@@ -136,6 +168,95 @@ impl GitLabClient {
     /// HTTP requests sent so far, retries included.
     pub fn requests_made(&self) -> u64 {
         self.inner.requests.load(Ordering::Relaxed)
+    }
+
+    /// The adaptive limit on requests in flight now.
+    pub fn concurrency_limit(&self) -> usize {
+        self.inner
+            .pace
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .limit()
+    }
+
+    /// The highest limit on requests in flight reached so far.
+    pub fn peak_concurrency(&self) -> usize {
+        self.inner.peak_limit.load(Ordering::Relaxed)
+    }
+
+    /// Waits for room under the adaptive limit, then for the request's
+    /// slot in an announced budget.
+    async fn take_place(&self) -> InFlight<'_> {
+        let inner = &self.inner;
+        loop {
+            let room = inner.room.notified();
+            let limit = self.concurrency_limit();
+            inner.peak_limit.fetch_max(limit, Ordering::Relaxed);
+            let now_in_flight = inner.in_flight.load(Ordering::SeqCst);
+            if now_in_flight < limit {
+                if inner
+                    .in_flight
+                    .compare_exchange(
+                        now_in_flight,
+                        now_in_flight + 1,
+                        Ordering::SeqCst,
+                        Ordering::SeqCst,
+                    )
+                    .is_ok()
+                {
+                    break;
+                }
+                continue;
+            }
+            room.await;
+        }
+        let place = InFlight(inner);
+        let spacing = {
+            let budget = inner.budget.lock().unwrap_or_else(|e| e.into_inner());
+            budget.and_then(|(budget, at)| {
+                let resets_in = budget.resets_in.saturating_sub(at.elapsed());
+                Budget {
+                    resets_in,
+                    ..budget
+                }
+                .spacing(inner.in_flight.load(Ordering::SeqCst))
+            })
+        };
+        if let Some(spacing) = spacing {
+            let start = {
+                let mut next = inner.next_start.lock().await;
+                let start = (*next).max(Instant::now());
+                *next = start + spacing.min(LONGEST_WAIT);
+                start
+            };
+            tokio::time::sleep_until(start).await;
+        }
+        place
+    }
+
+    /// Feeds one answer to the adaptive limit, with the budget it announced.
+    fn observe(&self, outcome: &Result<Response<Bytes>, TransportError>, latency: Duration) {
+        let answer = match outcome {
+            Ok(r) if r.status() == StatusCode::TOO_MANY_REQUESTS => Answer::RateLimited,
+            Ok(r) if r.status().is_server_error() => Answer::Failed,
+            Ok(_) => Answer::Ok(latency),
+            Err(_) => Answer::Failed,
+        };
+        let budget = outcome
+            .as_ref()
+            .ok()
+            .and_then(|r| announced_budget(r.headers()));
+        if let Some(budget) = budget {
+            *self.inner.budget.lock().unwrap_or_else(|e| e.into_inner()) =
+                Some((budget, Instant::now()));
+        }
+        let limit = {
+            let mut pace = self.inner.pace.lock().unwrap_or_else(|e| e.into_inner());
+            pace.observe(answer, budget);
+            pace.limit()
+        };
+        metrics::gauge!("labelwarden_gitlab_concurrency").set(limit as f64);
+        self.inner.room.notify_waiters();
     }
 
     /// The instance's address, for messages.
@@ -184,9 +305,12 @@ impl GitLabClient {
             attempt += 1;
             self.wait_for_rate_limit().await;
             let outcome = {
-                let _permit = self.inner.in_flight.acquire().await;
+                let _place = self.take_place().await;
                 self.inner.requests.fetch_add(1, Ordering::Relaxed);
-                self.send_once(&parts, body.clone()).await
+                let sent_at = Instant::now();
+                let outcome = self.send_once(&parts, body.clone()).await;
+                self.observe(&outcome, sent_at.elapsed());
+                outcome
             };
             let retry_in = match &outcome {
                 Ok(response) if response.status() == StatusCode::TOO_MANY_REQUESTS => {
@@ -259,6 +383,23 @@ impl GitLabClient {
             .first_retry
             .saturating_mul(1 << attempt.saturating_sub(1).min(10))
     }
+}
+
+/// The budget an answer announces (`RateLimit-Limit`, `-Remaining` and
+/// `-Reset`), if it announces one.
+fn announced_budget(headers: &HeaderMap) -> Option<Budget> {
+    let limit = header_number(headers, "ratelimit-limit")?;
+    let remaining = header_number(headers, "ratelimit-remaining")?;
+    let reset = header_number(headers, "ratelimit-reset")?;
+    let now = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap_or_default()
+        .as_secs();
+    Some(Budget {
+        limit,
+        remaining,
+        resets_in: Duration::from_secs(reset.saturating_sub(now)),
+    })
 }
 
 fn header_number(headers: &HeaderMap, name: &str) -> Option<u64> {

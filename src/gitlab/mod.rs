@@ -16,6 +16,7 @@ pub mod history;
 pub mod hooks;
 pub mod ledger_writer;
 pub mod markers;
+pub mod pace;
 pub mod repository;
 pub mod webhook;
 

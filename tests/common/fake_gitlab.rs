@@ -9,6 +9,8 @@
 
 #[path = "fake_gitlab/accounts.rs"]
 mod accounts;
+#[path = "fake_gitlab/limits.rs"]
+mod limits;
 #[path = "fake_gitlab/repository.rs"]
 mod repository;
 
@@ -209,6 +211,7 @@ struct Inner {
     next_note_id: u64,
     accounts: accounts::Accounts,
     repositories: repository::Repositories,
+    announced: Option<limits::Announced>,
 }
 
 #[derive(Clone, Default)]
@@ -310,6 +313,10 @@ impl FakeGitLab {
                 put(repository::edit_merge_request_note),
             )
             .fallback(not_found)
+            .layer(axum::middleware::from_fn_with_state(
+                gitlab.clone(),
+                limits::announce,
+            ))
             .with_state(gitlab.clone());
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let address = listener.local_addr().unwrap();
