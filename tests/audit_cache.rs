@@ -98,20 +98,9 @@ fn verdicts(output: &Output) -> Vec<(String, String, String, String)> {
         .collect()
 }
 
-/// The issue numbers whose histories a run read.
+/// The issue numbers whose histories a run read, from request `from` on.
 fn histories_read(fake: &Running, from: usize) -> Vec<u64> {
-    let mut read: Vec<u64> = fake.gitlab.requests()[from..]
-        .iter()
-        .filter_map(|r| {
-            let rest = r.split("/issues/").nth(1)?;
-            let (iid, what) = rest.split_once('/')?;
-            what.starts_with("resource_label_events")
-                .then(|| iid.parse().ok())
-                .flatten()
-        })
-        .collect();
-    read.sort_unstable();
-    read
+    common::histories_read(&fake.gitlab.requests()[from..])
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -1,21 +1,16 @@
 //! `labelwarden check` and `schema` as a user runs them: the real binary on
 //! the shipped policies and on a folder of broken ones.
 
+mod common;
+
 use std::path::Path;
 use std::process::{Command, Output};
 
 fn labelwarden(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_labelwarden"))
-        .args(args)
-        .current_dir(env!("CARGO_MANIFEST_DIR"))
-        .env_remove("LABELWARDEN_POLICIES")
-        .output()
-        .expect("the binary runs")
+    common::labelwarden_in_repo(args)
 }
 
-fn text(bytes: &[u8]) -> String {
-    String::from_utf8_lossy(bytes).into_owned()
-}
+use common::text;
 
 #[test]
 fn shipped_policies_are_valid_and_each_is_summarised() {

@@ -5,20 +5,13 @@
 mod common;
 
 use std::path::Path;
-use std::process::{Command, Output};
+use std::process::Output;
 
 fn labelwarden(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_labelwarden"))
-        .args(args)
-        .current_dir(env!("CARGO_MANIFEST_DIR"))
-        .env_remove("LABELWARDEN_POLICIES")
-        .output()
-        .expect("the binary runs")
+    common::labelwarden_in_repo(args)
 }
 
-fn text(bytes: &[u8]) -> String {
-    String::from_utf8_lossy(bytes).into_owned()
-}
+use common::text;
 
 /// A copy of the shipped policies and their tests, to break.
 fn shipped_copy() -> tempfile::TempDir {

@@ -16,22 +16,6 @@ use labelwarden::gitlab::history::Scope;
 
 const PROJECT: &str = "acme/backend";
 
-/// The issue numbers whose label histories were read among `requests`.
-fn histories(requests: &[String]) -> Vec<u64> {
-    let mut read: Vec<u64> = requests
-        .iter()
-        .filter_map(|r| {
-            let rest = r.split("/issues/").nth(1)?;
-            let (iid, what) = rest.split_once('/')?;
-            what.starts_with("resource_label_events")
-                .then(|| iid.parse().ok())
-                .flatten()
-        })
-        .collect();
-    read.sort_unstable();
-    read
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn after_a_full_pass_only_what_changed_is_read() {
     let gitlab = FakeGitLab::start().await;
@@ -69,7 +53,7 @@ async fn after_a_full_pass_only_what_changed_is_read() {
         "every clock started from the first pass"
     );
     assert_eq!(
-        histories(&gitlab.gitlab.requests()),
+        common::histories_read(&gitlab.gitlab.requests()),
         (1..=20).collect::<Vec<_>>()
     );
     let full_requests = server.metric(full).await.expect("a full pass ran");
@@ -90,7 +74,11 @@ async fn after_a_full_pass_only_what_changed_is_read() {
     }
     assert!(passes >= 2.0, "incremental passes ran");
     let since_mark = gitlab.gitlab.requests()[mark..].to_vec();
-    assert_eq!(histories(&since_mark), Vec::<u64>::new(), "{since_mark:#?}");
+    assert_eq!(
+        common::histories_read(&since_mark),
+        Vec::<u64>::new(),
+        "{since_mark:#?}"
+    );
     assert!(
         since_mark
             .iter()
@@ -139,7 +127,7 @@ async fn after_a_full_pass_only_what_changed_is_read() {
         sent.of(&format!("{PROJECT}#5"))
     );
     let since_mark = gitlab.gitlab.requests()[mark..].to_vec();
-    let mut read = histories(&since_mark);
+    let mut read = common::histories_read(&since_mark);
     read.dedup();
     assert_eq!(read, [5, 7], "{since_mark:#?}");
 }

@@ -11,7 +11,7 @@ use std::process::ExitCode;
 use chrono::{DateTime, TimeDelta, Utc};
 use clap::Args;
 
-use super::{fail, gitlab_client_or_exit, load_policies};
+use super::{fail, gitlab_client_or_exit, load_policies, scope_and_runtime};
 use std::sync::Arc;
 
 use crate::audit::report::{self, Format};
@@ -59,7 +59,7 @@ pub struct AuditArgs {
     now: Option<DateTime<Utc>>,
     /// The most GitLab API requests in flight at once: the ceiling of the
     /// adaptive limit, which starts low and grows while GitLab keeps up.
-    #[arg(long, default_value_t = 8)]
+    #[arg(long, default_value_t = 32)]
     concurrency: usize,
     /// Also read every issue updated this long before now, open or
     /// closed, whatever its labels: recent resolutions are reported, and so
@@ -181,17 +181,9 @@ pub fn run(args: AuditArgs) -> ExitCode {
             Ok(client) => client,
             Err(code) => return code,
         };
-    let scope = match (&args.project, &args.group) {
-        (Some(project), _) => Scope::Project(project.clone()),
-        (None, Some(group)) => Scope::Group(group.clone()),
-        (None, None) => return fail("give --project or --group"),
-    };
-    let runtime = match tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-    {
-        Ok(runtime) => runtime,
-        Err(e) => return fail(format!("cannot start the async runtime: {e}")),
+    let (scope, runtime) = match scope_and_runtime(&args.project, &args.group) {
+        Ok(found) => found,
+        Err(code) => return code,
     };
     let now = args.now.unwrap_or_else(Utc::now);
     let reader = IssueReader::new(client.clone());

@@ -12,10 +12,10 @@ use chrono::{DateTime, TimeDelta, Utc};
 use clap::Args;
 
 use super::audit::{Progress, parse_duration};
-use super::{fail, gitlab_client_or_exit, load_policies};
+use super::{fail, gitlab_client_or_exit, load_policies, scope_and_runtime};
 use crate::diff::base::{self, FromGitLab};
 use crate::diff::render::{self, DiffFormat, MR_NOTE_MARKER};
-use crate::gitlab::history::{IssueReader, ReadOptions, Scope};
+use crate::gitlab::history::{IssueReader, ReadOptions};
 use crate::gitlab::repository;
 use crate::policy::PolicySet;
 
@@ -47,7 +47,7 @@ pub struct DiffArgs {
     now: Option<DateTime<Utc>>,
     /// The most GitLab API requests in flight at once: the ceiling of the
     /// adaptive limit, which starts low and grows while GitLab keeps up.
-    #[arg(long, default_value_t = 8)]
+    #[arg(long, default_value_t = 32)]
     concurrency: usize,
     /// Also read issues closed this long before now.
     #[arg(long, default_value = "24h", value_parser = parse_duration)]
@@ -94,17 +94,9 @@ pub fn run(args: DiffArgs) -> ExitCode {
         Ok(client) => client,
         Err(code) => return code,
     };
-    let scope = match (&args.project, &args.group) {
-        (Some(project), _) => Scope::Project(project.clone()),
-        (None, Some(group)) => Scope::Group(group.clone()),
-        (None, None) => return fail("give --project or --group"),
-    };
-    let runtime = match tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-    {
-        Ok(runtime) => runtime,
-        Err(e) => return fail(format!("cannot start the async runtime: {e}")),
+    let (scope, runtime) = match scope_and_runtime(&args.project, &args.group) {
+        Ok(found) => found,
+        Err(code) => return code,
     };
     let gitlab = args.base_project.as_deref().map(|project| FromGitLab {
         client: &client,

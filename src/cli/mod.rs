@@ -118,6 +118,25 @@ fn load_policies(dir: &std::path::Path) -> Result<crate::policy::PolicySet, Exit
     })
 }
 
+/// The project or group a command reads, and a multi-threaded runtime to
+/// read it with; or the exit code after saying why not.
+fn scope_and_runtime(
+    project: &Option<String>,
+    group: &Option<String>,
+) -> Result<(crate::gitlab::history::Scope, tokio::runtime::Runtime), ExitCode> {
+    use crate::gitlab::history::Scope;
+    let scope = match (project, group) {
+        (Some(project), _) => Scope::Project(project.clone()),
+        (None, Some(group)) => Scope::Group(group.clone()),
+        (None, None) => return Err(fail("give --project or --group")),
+    };
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| fail(format!("cannot start the async runtime: {e}")))?;
+    Ok((scope, runtime))
+}
+
 /// Says what is wrong with the configuration or access; exit code 2.
 fn fail(message: impl std::fmt::Display) -> ExitCode {
     eprintln!("error: {message}");

@@ -367,3 +367,36 @@ pub fn shipped_policies_copy(edit: impl Fn(&str) -> String) -> tempfile::TempDir
     }
     dir
 }
+
+/// The issue numbers whose label histories were read among `requests`
+/// (the fake GitLab's request log), sorted.
+pub fn histories_read(requests: &[String]) -> Vec<u64> {
+    let mut read: Vec<u64> = requests
+        .iter()
+        .filter_map(|r| {
+            let rest = r.split("/issues/").nth(1)?;
+            let (iid, what) = rest.split_once('/')?;
+            what.starts_with("resource_label_events")
+                .then(|| iid.parse().ok())
+                .flatten()
+        })
+        .collect();
+    read.sort_unstable();
+    read
+}
+
+/// The binary run from the repository's root on `args`, with no policy
+/// folder from the environment.
+pub fn labelwarden_in_repo(args: &[&str]) -> std::process::Output {
+    std::process::Command::new(env!("CARGO_BIN_EXE_labelwarden"))
+        .args(args)
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .env_remove("LABELWARDEN_POLICIES")
+        .output()
+        .expect("the binary runs")
+}
+
+/// Output bytes as text.
+pub fn text(bytes: &[u8]) -> String {
+    String::from_utf8_lossy(bytes).into_owned()
+}
