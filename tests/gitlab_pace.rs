@@ -63,7 +63,9 @@ async fn an_announced_budget_is_never_run_into() {
 async fn without_limits_it_grows_to_its_ceiling_and_a_429_halves_it() {
     let fake = FakeGitLab::start().await;
     seed(&fake.gitlab, 100);
-    fake.gitlab.delay(Duration::from_millis(10));
+    // Long enough that a busy test machine's few milliseconds of noise
+    // do not read as GitLab slowing down.
+    fake.gitlab.delay(Duration::from_millis(50));
     let reader = reader(&fake.url, 16);
     assert_eq!(reader.client().concurrency_limit(), 2, "it starts low");
     assert_eq!(read(&reader).await, 100);
@@ -72,7 +74,7 @@ async fn without_limits_it_grows_to_its_ceiling_and_a_429_halves_it() {
         16,
         "flat latency: the ceiling"
     );
-    assert_eq!(reader.client().concurrency_limit(), 16);
+    let before = reader.client().concurrency_limit();
     // Three 429s (Retry-After: 0) on the next request: each halves the
     // limit, and the answer after them adds a fraction.
     fake.gitlab.rate_limit(3, 0);
@@ -80,8 +82,12 @@ async fn without_limits_it_grows_to_its_ceiling_and_a_429_halves_it() {
         .project("acme/backend")
         .await
         .expect("retried past the 429s");
-    assert_eq!(reader.client().concurrency_limit(), 2, "16 → 8 → 4 → 2");
+    let after = reader.client().concurrency_limit();
+    assert!(
+        after <= before / 8 + 1 && after < 16,
+        "halved three times: {before} then {after}"
+    );
     // It grows back as answers come flat.
     assert_eq!(read(&reader).await, 100);
-    assert!(reader.client().concurrency_limit() > 2);
+    assert!(reader.client().concurrency_limit() > after, "it grows back");
 }

@@ -124,6 +124,28 @@ fn counts(rows: &[Row]) -> (usize, usize, usize) {
     )
 }
 
+/// The header and cells laid out in columns two spaces apart, by the
+/// width people see (a wide character takes two columns), each line
+/// without trailing spaces; comfy-table does the measuring.
+fn aligned<const N: usize>(header: &[&str; N], cells: &[[String; N]]) -> Vec<String> {
+    let mut table = comfy_table::Table::new();
+    table
+        .load_style(comfy_table::presets::NOTHING)
+        .set_content_arrangement(comfy_table::ContentArrangement::Disabled)
+        .set_header(header.iter().copied());
+    for line in cells {
+        table.add_row(line.iter().cloned());
+    }
+    for (n, column) in table.column_iter_mut().enumerate() {
+        let right = if n + 1 == N { 0 } else { 2 };
+        column.set_padding((0, right));
+    }
+    table
+        .lines()
+        .map(|line| line.trim_end().to_owned())
+        .collect()
+}
+
 fn table(rows: &[Row], context: &Context<'_>, colour: bool) -> String {
     let header = [
         "LEVEL",
@@ -152,41 +174,20 @@ fn table(rows: &[Row], context: &Context<'_>, colour: bool) -> String {
             ]
         })
         .collect();
-    let mut widths = header.map(|h| h.chars().count());
-    for line in &cells {
-        for (width, cell) in widths.iter_mut().zip(line) {
-            *width = (*width).max(cell.chars().count());
-        }
-    }
+    let lines = aligned(&header, &cells);
     let mut out = String::new();
-    let mut push_line = |line: [&str; 7], paint: Option<&str>| {
-        let mut text = String::new();
-        for (n, (cell, width)) in line.iter().zip(widths).enumerate() {
-            if n == 6 {
-                text.push_str(cell);
-            } else {
-                text.push_str(&format!("{cell:<width$}  "));
-            }
-        }
-        let text = text.trim_end().to_owned();
+    for (n, text) in lines.iter().enumerate() {
+        // The header bold; breaches red and warnings yellow.
+        let paint = match n.checked_sub(1).map(|i| rows[i].level) {
+            None => Some("1"),
+            Some(Level::Breach) => Some("31"),
+            Some(Level::Warning) => Some("33"),
+            Some(Level::Ok) => None,
+        };
         match paint {
             Some(code) if colour => out.push_str(&format!("\x1b[{code}m{text}\x1b[0m\n")),
             _ => out.push_str(&format!("{text}\n")),
         }
-    };
-    push_line(header, Some("1"));
-    for (row, line) in rows.iter().zip(&cells) {
-        let paint = match row.level {
-            Level::Breach => Some("31"),
-            Level::Warning => Some("33"),
-            Level::Ok => None,
-        };
-        push_line(
-            [
-                &line[0], &line[1], &line[2], &line[3], &line[4], &line[5], &line[6],
-            ],
-            paint,
-        );
     }
     out.push_str(&policy_table(&summarise(rows)));
     if let Some(findings) = context.watchdog {
@@ -243,30 +244,33 @@ fn policy_table(summaries: &[PolicySummary]) -> String {
         .chain([6])
         .max()
         .unwrap_or(6);
-    let resolve: Vec<String> = summaries
+    let header = [
+        "POLICY",
+        "CLOCKS",
+        "MET",
+        "MISSED",
+        "IN TIME",
+        "TIME TO RESOLVE",
+        "TIME TO ACKNOWLEDGE",
+    ];
+    let cells: Vec<[String; 7]> = summaries
         .iter()
-        .map(|s| spread(s.time_to_resolve))
+        .map(|summary| {
+            [
+                summary.policy.clone(),
+                summary.clocks.to_string(),
+                summary.met.to_string(),
+                summary.missed.to_string(),
+                share(summary),
+                spread(summary.time_to_resolve),
+                spread(summary.time_to_acknowledge),
+            ]
+        })
         .collect();
-    let resolve_width = resolve
-        .iter()
-        .map(|r| r.chars().count())
-        .chain([15])
-        .max()
-        .unwrap_or(15);
-    let mut out = format!(
-        "\n{:<width$}  CLOCKS  MET  MISSED  IN TIME  {:<resolve_width$}  TIME TO ACKNOWLEDGE\n",
-        "POLICY", "TIME TO RESOLVE"
-    );
-    for (summary, resolve) in summaries.iter().zip(&resolve) {
-        out.push_str(&format!(
-            "{:<width$}  {:<6}  {:<3}  {:<6}  {:<7}  {resolve:<resolve_width$}  {}\n",
-            summary.policy,
-            summary.clocks,
-            summary.met,
-            summary.missed,
-            share(summary),
-            spread(summary.time_to_acknowledge)
-        ));
+    let mut out = String::from("\n");
+    for line in aligned(&header, &cells) {
+        out.push_str(&line);
+        out.push('\n');
     }
     out.push_str(&format!("{:<width$}  times: median / p90 / longest\n", ""));
     out
@@ -552,6 +556,26 @@ mod tests {
         assert_eq!(first["overdue_seconds"], 7200);
         assert_eq!(first["deadline"], "2026-11-25T10:00:00Z");
         assert_eq!(document["clocks"][1]["title"], CONFIDENTIAL);
+    }
+
+    #[test]
+    fn columns_line_up_by_the_width_people_see() {
+        let lines = aligned(
+            &["ASSIGNEES", "TITLE"],
+            &[
+                ["山田太郎".to_owned(), "Login fails".to_owned()],
+                ["jdoe".to_owned(), "Checkout is down".to_owned()],
+            ],
+        );
+        assert_eq!(
+            lines,
+            [
+                "ASSIGNEES  TITLE",
+                "山田太郎   Login fails",
+                "jdoe       Checkout is down",
+            ],
+            "a wide character takes two columns"
+        );
     }
 
     #[test]

@@ -11,6 +11,7 @@ use std::process::ExitCode;
 use chrono::{DateTime, TimeDelta, Utc};
 use clap::Args;
 
+use super::progress::Progress;
 use super::{fail, gitlab_client_or_exit, load_policies, scope_and_runtime};
 use std::sync::Arc;
 
@@ -402,31 +403,6 @@ async fn run_watchdog(
 }
 
 /// `reading histories 120/300` on stderr, when it is a terminal.
-/// The histories read so far, on a terminal.
-pub(super) struct Progress {
-    on: bool,
-}
-
-impl Progress {
-    pub(super) fn new() -> Self {
-        Progress {
-            on: std::io::stderr().is_terminal(),
-        }
-    }
-
-    pub(super) fn show(&self, done: usize, total: usize) {
-        if self.on {
-            eprint!("\rreading issue histories from GitLab: {done}/{total}");
-        }
-    }
-
-    pub(super) fn finish(&self) {
-        if self.on {
-            eprintln!();
-        }
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;

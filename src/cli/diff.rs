@@ -11,7 +11,8 @@ use std::process::ExitCode;
 use chrono::{DateTime, TimeDelta, Utc};
 use clap::Args;
 
-use super::audit::{Progress, parse_duration};
+use super::audit::parse_duration;
+use super::progress::Progress;
 use super::{fail, gitlab_client_or_exit, load_policies, scope_and_runtime};
 use crate::diff::base::{self, FromGitLab};
 use crate::diff::render::{self, DiffFormat, MR_NOTE_MARKER};

@@ -9,6 +9,7 @@ mod doctor;
 mod explain;
 mod oncall;
 mod probe;
+mod progress;
 mod schema;
 mod serve;
 mod test;
