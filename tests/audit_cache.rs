@@ -150,6 +150,39 @@ async fn a_cached_run_reads_only_what_changed_and_agrees_with_a_cold_one() {
     assert_eq!(verdicts(&third), verdicts(&cold_again));
     assert_ne!(verdicts(&third), verdicts(&cold), "#3 runs again");
 
+    // And the steps `--notify` would carry out (as of the real now: a
+    // dry run cannot take `--now`) are the same, cached or cold.
+    let steps = |args: &[&str]| -> Vec<String> {
+        let output = Command::new(env!("CARGO_BIN_EXE_labelwarden"))
+            .args(["audit", "--project", PROJECT, "--notify", "--dry-run"])
+            .args([
+                "--policies",
+                concat!(env!("CARGO_MANIFEST_DIR"), "/policies"),
+            ])
+            .args(["--fail-on", "never", "--updated-within", "30d"])
+            .args(args)
+            .env("GITLAB_URL", &fake.url)
+            .env("GITLAB_TOKEN", fake_gitlab::TOKEN)
+            .env_remove("SLACK_BOT_TOKEN")
+            .output()
+            .unwrap();
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert_eq!(output.status.code(), Some(0), "{stderr}");
+        stderr
+            .lines()
+            .filter(|l| l.starts_with("would do: "))
+            .map(str::to_owned)
+            .collect()
+    };
+    let cold_steps = steps(&[]);
+    assert!(!cold_steps.is_empty(), "steps are due");
+    steps(&["--cache", cache_arg]);
+    assert_eq!(
+        steps(&["--cache", cache_arg]),
+        cold_steps,
+        "cached: the same steps"
+    );
+
     // A cache of another project is not trusted.
     let other = Command::new(env!("CARGO_BIN_EXE_labelwarden"))
         .args([
