@@ -4,7 +4,7 @@
 use std::path::Path;
 use std::process::ExitCode;
 
-use super::EXIT_CONFIG;
+use super::invalid;
 use crate::policy::{self, Policy, PolicySet, StartRule, StopRule, duration};
 
 pub fn run(dir: &Path) -> ExitCode {
@@ -13,18 +13,7 @@ pub fn run(dir: &Path) -> ExitCode {
             print!("{}", summary(&set));
             ExitCode::SUCCESS
         }
-        Err(errors) => {
-            for error in &errors {
-                eprintln!("error: {error}");
-            }
-            let count = errors.len();
-            eprintln!(
-                "{} invalid: {count} error{}",
-                dir.display(),
-                if count == 1 { "" } else { "s" }
-            );
-            ExitCode::from(EXIT_CONFIG)
-        }
+        Err(errors) => invalid(&dir.display().to_string(), &errors),
     }
 }
 

@@ -138,6 +138,20 @@ fn scope_and_runtime(
     Ok((scope, runtime))
 }
 
+/// Prints every error in invalid policy or policy test files, then their
+/// count under `what`; exit code 2.
+fn invalid(what: &str, errors: &[crate::policy::PolicyError]) -> ExitCode {
+    for error in errors {
+        eprintln!("error: {error}");
+    }
+    let count = errors.len();
+    eprintln!(
+        "{what} invalid: {count} error{}",
+        if count == 1 { "" } else { "s" }
+    );
+    ExitCode::from(EXIT_CONFIG)
+}
+
 /// Says what is wrong with the configuration or access; exit code 2.
 fn fail(message: impl std::fmt::Display) -> ExitCode {
     eprintln!("error: {message}");

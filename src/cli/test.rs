@@ -8,7 +8,7 @@ use std::process::ExitCode;
 
 use clap::{Args, ValueEnum};
 
-use super::{EXIT_CONFIG, fail, load_policies};
+use super::{fail, invalid, load_policies};
 use crate::scenario::{self, report};
 
 #[derive(Debug, Args)]
@@ -39,17 +39,7 @@ pub fn run(args: TestArgs) -> ExitCode {
     };
     let files = match scenario::load(&args.policies, &set) {
         Ok(files) => files,
-        Err(errors) => {
-            for error in &errors {
-                eprintln!("error: {error}");
-            }
-            let count = errors.len();
-            eprintln!(
-                "policy tests invalid: {count} error{}",
-                if count == 1 { "" } else { "s" }
-            );
-            return ExitCode::from(EXIT_CONFIG);
-        }
+        Err(errors) => return invalid("policy tests", &errors),
     };
     if files.is_empty() {
         println!(

@@ -25,7 +25,7 @@ use std::collections::BTreeMap;
 use chrono::{DateTime, TimeDelta, Utc};
 use serde::Serialize;
 
-use crate::audit::notify::{self, PreviewStep, RunPreview};
+use crate::audit::notify::{self, RunPreview};
 use crate::clock::{self, ClockReading, SlaStatus};
 use crate::engine::{self, Firing, Ledger};
 use crate::gitlab::actions::IssueLedger;
@@ -139,10 +139,6 @@ impl Diff {
     /// Slack messages the change would post at once, over all channels.
     pub fn messages(&self) -> usize {
         self.at_once.messages.values().sum()
-    }
-
-    pub fn at_once_steps(&self) -> &[PreviewStep] {
-        &self.at_once.steps
     }
 }
 

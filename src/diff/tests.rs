@@ -88,7 +88,8 @@ fn a_shorter_target_breaches_at_once_and_moves_deadlines() {
     // #3: under the new target its breach came 12 hours earlier, so a
     // later reminder is due than the old target reached.
     let steps: Vec<(&str, &str)> = diff
-        .at_once_steps()
+        .at_once
+        .steps
         .iter()
         .map(|s| (s.report.issue.as_str(), s.report.step.as_str()))
         .collect();

@@ -58,7 +58,7 @@ pub fn judge(case: &Case, outcome: &Outcome) -> Vec<Failure> {
             }
             if let Some(expected) = checkpoint.remaining {
                 let actual = remaining(&status);
-                if actual.map(whole_seconds) != Some(whole_seconds(expected)) {
+                if actual.map(|d| d.num_seconds()) != Some(expected.num_seconds()) {
                     failures.push(failure(
                         "remaining",
                         human(expected),
@@ -71,7 +71,7 @@ pub fn judge(case: &Case, outcome: &Outcome) -> Vec<Failure> {
             }
             if let Some(expected) = checkpoint.overdue {
                 let actual = overdue(&status);
-                if actual.map(whole_seconds) != Some(whole_seconds(expected)) {
+                if actual.map(|d| d.num_seconds()) != Some(expected.num_seconds()) {
                     failures.push(failure(
                         "overdue",
                         human(expected),
@@ -93,10 +93,6 @@ pub fn judge(case: &Case, outcome: &Outcome) -> Vec<Failure> {
         }
     }
     failures
-}
-
-fn whole_seconds(delta: TimeDelta) -> i64 {
-    delta.num_seconds()
 }
 
 fn remaining(status: &SlaStatus) -> Option<TimeDelta> {

@@ -70,6 +70,31 @@ impl FakeGitLab {
     }
 }
 
+/// The files of the project and ref a repository request names (`ref`
+/// defaults to `main`): `None` for a ref the fake does not have, or the
+/// answer when the request is refused or the project is unknown.
+async fn commit_files(
+    gitlab: &FakeGitLab,
+    project: &str,
+    query: &HashMap<String, String>,
+    (uri, headers): (&Uri, &HeaderMap),
+) -> Result<Option<Files>, Response> {
+    if let Some(refused) = gitlab.front_door("GET", uri, headers).await {
+        return Err(refused);
+    }
+    let Some(id) = gitlab.known_project(project) else {
+        return Err(project_not_found());
+    };
+    let reference = query.get("ref").cloned().unwrap_or_else(|| "main".into());
+    Ok(gitlab
+        .lock()
+        .repositories
+        .commits
+        .iter()
+        .find(|(key, _)| *key == (id, reference.clone()))
+        .map(|(_, files)| files.clone()))
+}
+
 fn message(status: StatusCode, text: &str) -> Response {
     (status, axum::Json(json!({ "message": text }))).into_response()
 }
@@ -81,24 +106,13 @@ pub(super) async fn tree(
     uri: Uri,
     headers: HeaderMap,
 ) -> Response {
-    if let Some(refused) = gitlab.front_door("GET", &uri, &headers).await {
-        return refused;
-    }
-    let Some(id) = gitlab.known_project(&project) else {
-        return project_not_found();
+    let files = match commit_files(&gitlab, &project, &query, (&uri, &headers)).await {
+        Ok(Some(files)) => files,
+        Ok(None) => return message(StatusCode::NOT_FOUND, "404 Tree Not Found"),
+        Err(answer) => return answer,
     };
-    let reference = query.get("ref").cloned().unwrap_or_else(|| "main".into());
     let folder = query.get("path").cloned().unwrap_or_default();
     let recursive = query.get("recursive").map(String::as_str) == Some("true");
-    let inner = gitlab.lock();
-    let Some((_, files)) = inner
-        .repositories
-        .commits
-        .iter()
-        .find(|(key, _)| *key == (id, reference.clone()))
-    else {
-        return message(StatusCode::NOT_FOUND, "404 Tree Not Found");
-    };
     let prefix = if folder.is_empty() {
         String::new()
     } else {
@@ -106,7 +120,7 @@ pub(super) async fn tree(
     };
     let mut entries: Vec<Value> = Vec::new();
     let mut folders: Vec<String> = Vec::new();
-    for (path, _) in files {
+    for (path, _) in &files {
         let Some(rest) = path.strip_prefix(&prefix) else {
             continue;
         };
@@ -139,7 +153,6 @@ pub(super) async fn tree(
             "mode": "040000",
         }));
     }
-    drop(inner);
     page(&uri, &query, entries)
 }
 
@@ -150,21 +163,14 @@ pub(super) async fn raw_file(
     uri: Uri,
     headers: HeaderMap,
 ) -> Response {
-    if let Some(refused) = gitlab.front_door("GET", &uri, &headers).await {
-        return refused;
-    }
-    let Some(id) = gitlab.known_project(&project) else {
-        return project_not_found();
+    let files = match commit_files(&gitlab, &project, &query, (&uri, &headers)).await {
+        Ok(files) => files.unwrap_or_default(),
+        Err(answer) => return answer,
     };
-    let reference = query.get("ref").cloned().unwrap_or_else(|| "main".into());
-    let inner = gitlab.lock();
-    let content = inner
-        .repositories
-        .commits
-        .iter()
-        .find(|(key, _)| *key == (id, reference.clone()))
-        .and_then(|(_, files)| files.iter().find(|(path, _)| *path == file_path))
-        .map(|(_, content)| content.clone());
+    let content = files
+        .into_iter()
+        .find(|(path, _)| *path == file_path)
+        .map(|(_, content)| content);
     match content {
         Some(content) => (
             StatusCode::OK,
