@@ -1,6 +1,7 @@
 //! The GitLab client's adaptive concurrency against the fake GitLab: it
 //! never runs into a budget GitLab announces, reaches its ceiling where
-//! nothing limits it, and backs off on 429.
+//! nothing limits it, backs off on 429, and reads a listing's pages
+//! together when GitLab says how many there are.
 
 mod common;
 
@@ -67,7 +68,7 @@ async fn without_limits_it_grows_to_its_ceiling_and_a_429_halves_it() {
     // do not read as GitLab slowing down.
     fake.gitlab.delay(Duration::from_millis(50));
     let reader = reader(&fake.url, 16);
-    assert_eq!(reader.client().concurrency_limit(), 2, "it starts low");
+    assert_eq!(reader.client().concurrency_limit(), 4, "it starts low");
     assert_eq!(read(&reader).await, 100);
     assert_eq!(
         reader.client().peak_concurrency(),
@@ -90,4 +91,53 @@ async fn without_limits_it_grows_to_its_ceiling_and_a_429_halves_it() {
     // It grows back as answers come flat.
     assert_eq!(read(&reader).await, 100);
     assert!(reader.client().concurrency_limit() > after, "it grows back");
+}
+
+/// The issue numbers `candidates` finds in acme/backend, and the listing
+/// requests it took.
+async fn listed(fake: &common::fake_gitlab::Running) -> (Vec<u64>, usize) {
+    let policies = common::fixture_policies("policies-fast");
+    let found = reader(&fake.url, 16)
+        .candidates(
+            &Scope::Project("acme/backend".into()),
+            &policies,
+            Utc::now(),
+            TimeDelta::zero(),
+        )
+        .await
+        .expect("listed");
+    let requests = fake
+        .gitlab
+        .requests()
+        .iter()
+        .filter(|r| r.contains("/issues?"))
+        .count();
+    (found.iter().map(|issue| issue.iid).collect(), requests)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_listings_pages_are_read_together_when_counted_and_in_turn_when_not() {
+    let every: Vec<u64> = (1..=450).collect();
+
+    let counted = FakeGitLab::start().await;
+    seed(&counted.gitlab, 450);
+    counted.gitlab.delay(Duration::from_millis(50));
+    assert_eq!(
+        listed(&counted).await,
+        (every.clone(), 5),
+        "4 full pages and 50"
+    );
+    assert!(
+        counted.gitlab.peak_in_flight() >= 2,
+        "after the first page says there are 5, the others are asked for together"
+    );
+
+    // Over 10 000 results GitLab leaves the totals out: the pages are
+    // followed by X-Next-Page, one after another, none missed.
+    let uncounted = FakeGitLab::start().await;
+    seed(&uncounted.gitlab, 450);
+    uncounted.gitlab.delay(Duration::from_millis(50));
+    uncounted.gitlab.count_totals_up_to(100);
+    assert_eq!(listed(&uncounted).await, (every, 5));
+    assert_eq!(uncounted.gitlab.peak_in_flight(), 1);
 }

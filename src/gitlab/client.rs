@@ -27,11 +27,12 @@ use gitlab::api::{ApiError, AsyncClient, RestClient};
 use http::request::Builder as RequestBuilder;
 use http::{HeaderMap, Response, StatusCode};
 use secrecy::{ExposeSecret, SecretString};
-use tokio::sync::{Mutex, Notify};
+use tokio::sync::Mutex;
 use tokio::time::Instant;
 use url::Url;
 
-use super::pace::{Answer, Budget, Pace};
+use super::pace::{Answer, Budget, Pace, request_kind};
+use super::slots::{Slot, Slots};
 
 /// GitLab.com.
 pub const DEFAULT_URL: &str = "https://gitlab.com";
@@ -80,13 +81,13 @@ struct Inner {
     base: Url,
     api: Url,
     token: SecretString,
-    /// Requests in flight now, and the adaptive limit on them.
+    /// Requests in flight now, the adaptive limit on them, and the places
+    /// that keep to it.
     in_flight: AtomicUsize,
     pace: std::sync::Mutex<Pace>,
+    slots: Slots,
     /// The highest limit reached (for the log and the benchmark).
     peak_limit: AtomicUsize,
-    /// Wakes requests waiting for room in flight.
-    room: Notify,
     /// What GitLab last announced of its budget, and when.
     budget: std::sync::Mutex<Option<(Budget, Instant)>>,
     /// The earliest a request may start, to spread an announced budget.
@@ -98,12 +99,14 @@ struct Inner {
 }
 
 /// A request's place in flight: gives it back when dropped.
-struct InFlight<'a>(&'a Inner);
+struct InFlight<'a> {
+    inner: &'a Inner,
+    _slot: Slot<'a>,
+}
 
 impl Drop for InFlight<'_> {
     fn drop(&mut self) {
-        self.0.in_flight.fetch_sub(1, Ordering::SeqCst);
-        self.0.room.notify_waiters();
+        self.inner.in_flight.fetch_sub(1, Ordering::SeqCst);
     }
 }
 
@@ -125,6 +128,8 @@ impl GitLabClient {
         let api = base
             .join("api/v4/")
             .map_err(|e| format!("GITLAB_URL `{}`: {e}", settings.url))?;
+        let pace = Pace::new(settings.concurrency);
+        let pace_limit = pace.limit();
         let http = crate::http_client::builder()
             .build()
             .map_err(|e| format!("cannot build the HTTP client: {e}"))?;
@@ -135,9 +140,9 @@ impl GitLabClient {
                 api,
                 token: settings.token,
                 in_flight: AtomicUsize::new(0),
-                pace: std::sync::Mutex::new(Pace::new(settings.concurrency)),
-                peak_limit: AtomicUsize::new(0),
-                room: Notify::new(),
+                slots: Slots::new(pace.limit()),
+                pace: std::sync::Mutex::new(pace),
+                peak_limit: AtomicUsize::new(pace_limit),
                 budget: std::sync::Mutex::new(None),
                 next_start: Mutex::new(Instant::now()),
                 hold_until: Mutex::new(None),
@@ -188,29 +193,9 @@ impl GitLabClient {
     /// slot in an announced budget.
     async fn take_place(&self) -> InFlight<'_> {
         let inner = &self.inner;
-        loop {
-            let room = inner.room.notified();
-            let limit = self.concurrency_limit();
-            inner.peak_limit.fetch_max(limit, Ordering::Relaxed);
-            let now_in_flight = inner.in_flight.load(Ordering::SeqCst);
-            if now_in_flight < limit {
-                if inner
-                    .in_flight
-                    .compare_exchange(
-                        now_in_flight,
-                        now_in_flight + 1,
-                        Ordering::SeqCst,
-                        Ordering::SeqCst,
-                    )
-                    .is_ok()
-                {
-                    break;
-                }
-                continue;
-            }
-            room.await;
-        }
-        let place = InFlight(inner);
+        let slot = inner.slots.take().await;
+        inner.in_flight.fetch_add(1, Ordering::SeqCst);
+        let place = InFlight { inner, _slot: slot };
         let spacing = {
             let budget = inner.budget.lock().unwrap_or_else(|e| e.into_inner());
             budget.and_then(|(budget, at)| {
@@ -235,7 +220,12 @@ impl GitLabClient {
     }
 
     /// Feeds one answer to the adaptive limit, with the budget it announced.
-    fn observe(&self, outcome: &Result<Response<Bytes>, TransportError>, latency: Duration) {
+    fn observe(
+        &self,
+        path: &str,
+        outcome: &Result<Response<Bytes>, TransportError>,
+        latency: Duration,
+    ) {
         let answer = match outcome {
             Ok(r) if r.status() == StatusCode::TOO_MANY_REQUESTS => Answer::RateLimited,
             Ok(r) if r.status().is_server_error() => Answer::Failed,
@@ -252,11 +242,14 @@ impl GitLabClient {
         }
         let limit = {
             let mut pace = self.inner.pace.lock().unwrap_or_else(|e| e.into_inner());
-            pace.observe(answer, budget);
+            pace.observe(&request_kind(path), answer, budget);
+            // Under the same lock, so the places follow the limits in
+            // the order they were set.
+            self.inner.slots.resize(pace.limit());
             pace.limit()
         };
+        self.inner.peak_limit.fetch_max(limit, Ordering::Relaxed);
         metrics::gauge!("labelwarden_gitlab_concurrency").set(limit as f64);
-        self.inner.room.notify_waiters();
     }
 
     /// The instance's address, for messages.
@@ -309,7 +302,7 @@ impl GitLabClient {
                 self.inner.requests.fetch_add(1, Ordering::Relaxed);
                 let sent_at = Instant::now();
                 let outcome = self.send_once(&parts, body.clone()).await;
-                self.observe(&outcome, sent_at.elapsed());
+                self.observe(parts.uri.path(), &outcome, sent_at.elapsed());
                 outcome
             };
             let retry_in = match &outcome {

@@ -8,6 +8,7 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use chrono::{DateTime, TimeDelta, Utc};
 use futures_util::StreamExt;
+use futures_util::stream::BoxStream;
 use gitlab::api::issues::{GroupIssues, IssueState as ApiIssueState, IssueType, ProjectIssues};
 use gitlab::api::projects::issues::IssueResourceLabelEvents;
 use gitlab::api::{AsyncQuery, Pagination, paged};
@@ -212,30 +213,20 @@ impl IssueReader {
         options: &ReadOptions<'_>,
         progress: &(dyn Fn(usize, usize) + Sync),
     ) -> Result<Vec<FetchedIssue>, GitLabError> {
-        enum Done {
-            Listed(Result<Vec<ApiIssue>, GitLabError>),
-            Read(Box<Result<FetchedIssue, GitLabError>>),
-        }
-        type Pending<'a> = std::pin::Pin<Box<dyn std::future::Future<Output = Done> + Send + 'a>>;
-        let mut pending: futures_util::stream::FuturesUnordered<Pending<'_>> =
-            futures_util::stream::FuturesUnordered::new();
         let window = options.window;
         let since = now - window;
         let everything = CandidateQuery {
             labels: Vec::new(),
             issue_type: None,
         };
+        let mut listings = Vec::new();
         if let Some(after) = options.updated_after {
-            pending.push(Box::pin(async move {
-                Done::Listed(self.list(scope, everything, None, Some(after)).await)
-            }));
+            listings.push(self.list_pages(scope, everything, None, Some(after)));
         } else if options.every_updated && window > TimeDelta::zero() {
             // Every issue updated within the window, open or closed,
             // whatever its labels now: one whose labels were removed
             // after its deadline is read too.
-            pending.push(Box::pin(async move {
-                Done::Listed(self.list(scope, everything, None, Some(since)).await)
-            }));
+            listings.push(self.list_pages(scope, everything, None, Some(since)));
         }
         let candidates = if options.updated_after.is_some() {
             BTreeSet::new()
@@ -244,42 +235,39 @@ impl IssueReader {
         };
         for query in candidates {
             if window > TimeDelta::zero() && !options.every_updated {
-                let query = query.clone();
-                pending.push(Box::pin(async move {
-                    Done::Listed(
-                        self.list(scope, query, Some(ApiIssueState::Closed), Some(since))
-                            .await,
-                    )
-                }));
+                let closed = Some(ApiIssueState::Closed);
+                listings.push(self.list_pages(scope, query.clone(), closed, Some(since)));
             }
-            pending.push(Box::pin(async move {
-                Done::Listed(
-                    self.list(scope, query, Some(ApiIssueState::Opened), None)
-                        .await,
-                )
-            }));
+            listings.push(self.list_pages(scope, query, Some(ApiIssueState::Opened), None));
         }
+        // Every listing's pages as they come, and the histories of the
+        // issues they name, read while later pages are on their way.
+        let mut pages = futures_util::stream::select_all(listings);
+        let mut listing = true;
+        let mut reads = futures_util::stream::FuturesUnordered::new();
         let cache = options.cache;
         let mut seen = BTreeSet::new();
         let mut fetched = Vec::new();
-        while let Some(done) = pending.next().await {
-            match done {
-                Done::Listed(listed) => {
-                    for issue in listed? {
-                        if options.wanted.is_some_and(|wanted| !wanted(&issue)) {
-                            continue;
-                        }
-                        if seen.insert(issue.references.full.clone()) {
-                            pending.push(Box::pin(async move {
-                                Done::Read(Box::new(self.history_cached(issue, cache).await))
-                            }));
+        loop {
+            tokio::select! {
+                page = pages.next(), if listing => match page {
+                    None => listing = false,
+                    Some(page) => {
+                        for issue in page? {
+                            if options.wanted.is_some_and(|wanted| !wanted(&issue)) {
+                                continue;
+                            }
+                            if seen.insert(issue.references.full.clone()) {
+                                reads.push(self.history_cached(issue, cache));
+                            }
                         }
                     }
-                }
-                Done::Read(read) => {
-                    fetched.push((*read)?);
+                },
+                Some(read) = reads.next(), if !reads.is_empty() => {
+                    fetched.push(read?);
                     progress(fetched.len(), seen.len());
                 }
+                else => break,
             }
         }
         fetched.sort_by(|a, b| a.issue.reference().cmp(b.issue.reference()));
@@ -295,18 +283,34 @@ impl IssueReader {
         state: Option<ApiIssueState>,
         updated_after: Option<DateTime<Utc>>,
     ) -> Result<Vec<ApiIssue>, GitLabError> {
+        let mut pages = self.list_pages(scope, query, state, updated_after);
+        let mut issues = Vec::new();
+        while let Some(page) = pages.next().await {
+            issues.extend(page?);
+        }
+        Ok(issues)
+    }
+
+    /// The pages of one listing (see [`IssueReader::list`]) as they come.
+    fn list_pages<'a>(
+        &'a self,
+        scope: &Scope,
+        query: CandidateQuery,
+        state: Option<ApiIssueState>,
+        updated_after: Option<DateTime<Utc>>,
+    ) -> BoxStream<'a, Result<Vec<ApiIssue>, GitLabError>> {
         let what = format!("the issues of {scope}");
         // The project and group listings take the same filters; their
         // builders are different types.
         macro_rules! listing {
             ($builder:expr, $owner:ident, $path:expr) => {{
                 let mut builder = $builder;
-                builder.$owner($path.as_str());
+                builder.$owner($path);
                 if let Some(state) = state {
                     builder.state(state);
                 }
                 if !query.labels.is_empty() {
-                    builder.labels(query.labels.iter());
+                    builder.labels(query.labels.iter().cloned());
                 }
                 if let Some(since) = updated_after {
                     builder.updated_after(since);
@@ -314,20 +318,26 @@ impl IssueReader {
                 if let Some(issue_type) = query.issue_type.as_deref().and_then(api_issue_type) {
                     builder.issue_type(issue_type);
                 }
-                let endpoint = builder.build().map_err(|e| GitLabError::Unreadable {
-                    what: what.clone(),
-                    message: e.to_string(),
-                })?;
-                paged(endpoint, Pagination::All)
-                    .query_async(&self.client)
-                    .await
+                match builder.build() {
+                    Ok(endpoint) => super::pages::stream(&self.client, endpoint),
+                    Err(e) => {
+                        let message = e.to_string();
+                        return futures_util::stream::iter([Err(GitLabError::Unreadable {
+                            what,
+                            message,
+                        })])
+                        .boxed();
+                    }
+                }
             }};
         }
-        let result = match scope {
-            Scope::Project(path) => listing!(ProjectIssues::builder(), project, path),
-            Scope::Group(path) => listing!(GroupIssues::builder(), group, path),
+        let pages = match scope {
+            Scope::Project(path) => listing!(ProjectIssues::builder(), project, path.clone()),
+            Scope::Group(path) => listing!(GroupIssues::builder(), group, path.clone()),
         };
-        result.map_err(|e| GitLabError::from_api(what, e))
+        pages
+            .map(move |page| page.map_err(|e| GitLabError::from_api(what.clone(), e)))
+            .boxed()
     }
 
     /// A project's id and its path now, by id or path (GitLab follows the

@@ -17,7 +17,9 @@ pub mod hooks;
 pub mod ledger_writer;
 pub mod markers;
 pub mod pace;
+pub mod pages;
 pub mod repository;
+pub mod slots;
 pub mod webhook;
 
 use client::TransportError;

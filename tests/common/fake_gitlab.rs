@@ -11,6 +11,9 @@
 mod accounts;
 #[path = "fake_gitlab/limits.rs"]
 mod limits;
+#[path = "fake_gitlab/pages.rs"]
+mod pages;
+use pages::page;
 #[path = "fake_gitlab/repository.rs"]
 mod repository;
 
@@ -212,6 +215,13 @@ struct Inner {
     accounts: accounts::Accounts,
     repositories: repository::Repositories,
     announced: Option<limits::Announced>,
+    /// Listings longer than this are served without totals (GitLab:
+    /// 10 000); tests lower it to see a client cope.
+    counted_up_to: Option<usize>,
+    /// Requests being answered now (waiting out the delay), and the most
+    /// at once.
+    in_flight: usize,
+    peak_in_flight: usize,
 }
 
 #[derive(Clone, Default)]
@@ -375,6 +385,18 @@ impl FakeGitLab {
         inner.retry_after_seconds = seconds;
     }
 
+    /// Issue listings with more than `most` results are served without
+    /// `X-Total`, `X-Total-Pages` and `rel="last"`, as GitLab does above
+    /// 10 000.
+    pub fn count_totals_up_to(&self, most: usize) {
+        self.lock().counted_up_to = Some(most);
+    }
+
+    /// The most requests that were being answered at once.
+    pub fn peak_in_flight(&self) -> usize {
+        self.lock().peak_in_flight
+    }
+
     /// The next `calls` calls answer 502.
     pub fn fail(&self, calls: u32) {
         self.lock().failing_calls = calls;
@@ -481,12 +503,15 @@ impl FakeGitLab {
         let delay = {
             let mut inner = self.lock();
             inner.requests.push(format!("{method} {uri}"));
+            inner.in_flight += 1;
+            inner.peak_in_flight = inner.peak_in_flight.max(inner.in_flight);
             inner.delay
         };
         if !delay.is_zero() {
             tokio::time::sleep(delay).await;
         }
         let mut inner = self.lock();
+        inner.in_flight -= 1;
         if inner.rate_limited_calls > 0 {
             inner.rate_limited_calls -= 1;
             let mut response = (
@@ -532,63 +557,12 @@ async fn not_found() -> Response {
         .into_response()
 }
 
-/// One page of `items` as GitLab's offset pagination serves it.
-fn page(uri: &Uri, query: &HashMap<String, String>, items: Vec<Value>) -> Response {
-    let per_page: usize = query
-        .get("per_page")
-        .and_then(|p| p.parse().ok())
-        .unwrap_or(20)
-        .clamp(1, 100);
-    let page: usize = query
-        .get("page")
-        .and_then(|p| p.parse().ok())
-        .unwrap_or(1)
-        .max(1);
-    let total = items.len();
-    let pages = total.div_ceil(per_page).max(1);
-    let slice: Vec<Value> = items
-        .into_iter()
-        .skip((page - 1) * per_page)
-        .take(per_page)
-        .collect();
-    let mut response = (StatusCode::OK, axum::Json(Value::Array(slice))).into_response();
-    let headers = response.headers_mut();
-    let link_to = |n: usize| {
-        let mut pairs: BTreeMap<&str, String> =
-            query.iter().map(|(k, v)| (k.as_str(), v.clone())).collect();
-        pairs.insert("page", n.to_string());
-        pairs.insert("per_page", per_page.to_string());
-        let query: Vec<String> = pairs.iter().map(|(k, v)| format!("{k}={v}")).collect();
-        format!(
-            "<http://gitlab.example.com{}?{}>",
-            uri.path(),
-            query.join("&")
-        )
-    };
-    let mut links = Vec::new();
-    if page < pages {
-        headers.insert("x-next-page", HeaderValue::from(page + 1));
-        links.push(format!("{}; rel=\"next\"", link_to(page + 1)));
-    } else {
-        headers.insert("x-next-page", HeaderValue::from_static(""));
-    }
-    if page > 1 {
-        headers.insert("x-prev-page", HeaderValue::from(page - 1));
-        links.push(format!("{}; rel=\"prev\"", link_to(page - 1)));
-    }
-    links.push(format!("{}; rel=\"first\"", link_to(1)));
-    links.push(format!("{}; rel=\"last\"", link_to(pages)));
-    headers.insert("x-page", HeaderValue::from(page));
-    headers.insert("x-per-page", HeaderValue::from(per_page));
-    headers.insert("x-total", HeaderValue::from(total));
-    headers.insert("x-total-pages", HeaderValue::from(pages));
-    headers.insert("link", HeaderValue::from_str(&links.join(", ")).unwrap());
-    response
-}
-
 /// Issues filtered as GitLab does: `state`, `labels` (all of them),
 /// `issue_type`, `updated_after`; newest first.
-fn listing(issues: &[FakeIssue], query: &HashMap<String, String>) -> Vec<Value> {
+fn listing<'a>(
+    issues: impl Iterator<Item = &'a FakeIssue>,
+    query: &HashMap<String, String>,
+) -> Vec<&'a FakeIssue> {
     let wanted: Vec<&str> = query
         .get("labels")
         .map(|l| l.split(',').filter(|l| !l.is_empty()).collect())
@@ -598,7 +572,6 @@ fn listing(issues: &[FakeIssue], query: &HashMap<String, String>) -> Vec<Value> 
         .and_then(|t| DateTime::parse_from_rfc3339(t).ok())
         .map(|t| t.with_timezone(&Utc));
     let mut found: Vec<&FakeIssue> = issues
-        .iter()
         .filter(|i| match query.get("state").map(String::as_str) {
             Some("opened") => i.is_open(),
             Some("closed") => !i.is_open(),
@@ -609,7 +582,7 @@ fn listing(issues: &[FakeIssue], query: &HashMap<String, String>) -> Vec<Value> 
         .filter(|i| updated_after.is_none_or(|after| i.updated_at > after))
         .collect();
     found.sort_by_key(|i| std::cmp::Reverse(i.created_at));
-    found.into_iter().map(FakeIssue::json).collect()
+    found
 }
 
 async fn project_issues(
@@ -623,12 +596,7 @@ async fn project_issues(
         return answer;
     }
     let inner = gitlab.lock();
-    let issues: Vec<FakeIssue> = inner
-        .issues
-        .iter()
-        .filter(|i| i.is_in(&project))
-        .cloned()
-        .collect();
+    let issues = inner.issues.iter().filter(|i| i.is_in(&project));
     let exists = inner
         .projects
         .iter()
@@ -636,7 +604,14 @@ async fn project_issues(
     if !exists {
         return project_not_found();
     }
-    page(&uri, &query, listing(&issues, &query))
+    let counted_up_to = inner.counted_up_to.unwrap_or(pages::GITLAB_COUNTS_UP_TO);
+    pages::page_counted(
+        &uri,
+        &query,
+        listing(issues, &query),
+        counted_up_to,
+        FakeIssue::json,
+    )
 }
 
 async fn group_issues(
@@ -651,20 +626,26 @@ async fn group_issues(
     }
     let inner = gitlab.lock();
     let prefix = format!("{group}/");
-    let issues: Vec<FakeIssue> = inner
+    let mut issues = inner
         .issues
         .iter()
         .filter(|i| i.project.starts_with(&prefix))
-        .cloned()
-        .collect();
-    if issues.is_empty() {
+        .peekable();
+    if issues.peek().is_none() {
         return (
             StatusCode::NOT_FOUND,
             axum::Json(json!({"message": "404 Group Not Found"})),
         )
             .into_response();
     }
-    page(&uri, &query, listing(&issues, &query))
+    let counted_up_to = inner.counted_up_to.unwrap_or(pages::GITLAB_COUNTS_UP_TO);
+    pages::page_counted(
+        &uri,
+        &query,
+        listing(issues, &query),
+        counted_up_to,
+        FakeIssue::json,
+    )
 }
 
 fn find<'a>(inner: &'a Inner, project: &str, iid: u64) -> Option<&'a FakeIssue> {
