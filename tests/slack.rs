@@ -546,26 +546,49 @@ async fn a_ten_minute_outage_ends_with_every_message_delivered_once_in_order() {
 }
 
 #[tokio::test]
-async fn a_permanent_error_stops_retries_and_shows_in_readyz_and_metrics() {
+async fn a_refused_notice_goes_to_the_fallback_at_once_and_is_resent_once_fixed() {
     let dir = tempfile::tempdir().unwrap();
+    let database = dir.path().join("db.sqlite");
     let retry = RetryPolicy {
         first: Duration::from_millis(10),
         longest: Duration::from_millis(100),
     };
-    let Setup { server, slack } = start(&dir.path().join("db.sqlite"), UNLIMITED, retry).await;
-    slack.refuse("#triage", "channel_not_found");
+    let Setup { server, slack } = start(&database, UNLIMITED, retry).await;
+    slack.refuse("#triage", "is_archived");
     let labelled = Utc::now();
     server
         .deliver("gone-1", &label(&["triage::urgent"], 20, labelled))
         .await;
-    tokio::time::sleep(Duration::from_millis(800)).await;
-
-    let attempts = slack
+    assert!(
+        wait_until(Duration::from_secs(2), || !channel(
+            &slack,
+            "#oncall-backup"
+        )
+        .is_empty())
+        .await,
+        "the fallback is told at once"
+    );
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let fallback = channel(&slack, "#oncall-backup");
+    assert_eq!(fallback.len(), 1, "once, not retried");
+    let said = fallback[0].shown();
+    assert!(
+        said.contains("Checkout broken #20")
+            && said.contains("should have gone to `triage`")
+            && said.contains("is_archived")
+            && said.contains("labelwarden outbox resend --channel triage"),
+        "{said}"
+    );
+    let posts = slack
         .requests()
         .iter()
         .filter(|r| r.method == "chat.postMessage")
         .count();
-    assert_eq!(attempts, 1, "no retry after channel_not_found");
+    assert_eq!(
+        posts, 2,
+        "one refused by #triage, one to the fallback; no retry"
+    );
+
     let (status, ready) = server.get("/readyz").await;
     assert_eq!(status, 200, "webhooks are still taken");
     let ready: Value = serde_json::from_str(&ready).unwrap();
@@ -576,22 +599,38 @@ async fn a_permanent_error_stops_retries_and_shows_in_readyz_and_metrics() {
         (&failing["channel"], &failing["error"], &failing["policy"]),
         (
             &json!("triage"),
-            &json!("channel_not_found"),
+            &json!("is_archived"),
             &json!("fast-triage")
         ),
         "{ready}"
     );
+    assert_eq!(ready["failed_notices"][0]["works_again"], false, "{ready}");
     let (_, metrics) = server.get("/metrics").await;
     for line in [
-        "labelwarden_slack_permanent_errors_total{channel=\"triage\",error=\"channel_not_found\"} 1",
+        "labelwarden_slack_permanent_errors_total{channel=\"triage\",error=\"is_archived\"} 1",
         "labelwarden_destination_failing{channel=\"triage\"} 1",
+        "labelwarden_fallback_notices_total{channel=\"triage\",fallback=\"oncall-backup\"} 1",
         "labelwarden_outbox_failed 1",
     ] {
         assert!(metrics.contains(line), "missing {line} in\n{metrics}");
     }
+    // The CLI lists the failed start alert by number, from the database
+    // serve is using.
+    let url = sqlite(&database);
+    let listed = common::labelwarden_in_repo(&["outbox", "list", "--failed", "--database", &url]);
+    let listed_text = common::text(&listed.stdout);
+    assert!(listed.status.success(), "{}", common::text(&listed.stderr));
+    let row = listed_text
+        .lines()
+        .find(|l| l.contains("acme/backend#20"))
+        .unwrap_or_else(|| panic!("{listed_text}"));
+    assert!(
+        row.starts_with("1 ") && row.contains("fast-triage start") && row.contains("is_archived"),
+        "{listed_text}"
+    );
 
-    // Fixed in Slack: the breach goes out as the thread's first message,
-    // and the destination is healthy again.
+    // Unarchived: the breach goes out as the thread's first message, and
+    // /readyz offers the command that resends what #triage refused.
     slack.stop_refusing("#triage");
     wait_until(Duration::from_secs(3), || {
         !channel(&slack, "#triage").is_empty()
@@ -603,9 +642,66 @@ async fn a_permanent_error_stops_retries_and_shows_in_readyz_and_metrics() {
     assert!(
         sent[0].shown().contains("SLA breached") && sent[0].shown().contains("Checkout broken #20")
     );
+    // The breach is recorded sent just after Slack has it.
+    let mut ready = Value::Null;
+    for _ in 0..30 {
+        let (_, text) = server.get("/readyz").await;
+        ready = serde_json::from_str(&text).unwrap();
+        if ready["failed_notices"][0]["works_again"] == json!(true) {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(
+        ready["status"], "degraded",
+        "a notice is still unsent: {ready}"
+    );
+    assert_eq!(
+        (
+            &ready["failed_notices"][0]["works_again"],
+            &ready["failed_notices"][0]["resend"]
+        ),
+        (
+            &json!(true),
+            &json!("labelwarden outbox resend --channel triage")
+        ),
+        "{ready}"
+    );
+
+    // Resent by number: the start alert goes out once, in the thread,
+    // saying it is late and why; twice resending queues nothing more.
+    let resent =
+        common::labelwarden_in_repo(&["outbox", "resend", "--id", "1", "--database", &url]);
+    assert!(resent.status.success(), "{}", common::text(&resent.stderr));
+    let again = common::labelwarden_in_repo(&["outbox", "resend", "--id", "1", "--database", &url]);
+    assert_eq!(
+        again.status.code(),
+        Some(1),
+        "nothing failed is left to resend"
+    );
+    assert!(
+        wait_until(Duration::from_secs(3), || channel(&slack, "#triage").len()
+            == 2)
+        .await,
+        "the original is delivered"
+    );
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let sent = channel(&slack, "#triage");
+    assert_eq!(sent.len(), 2, "once");
+    assert_eq!(sent[1].thread_ts.as_deref(), Some(sent[0].ts.as_str()));
+    assert!(
+        sent[1]
+            .shown()
+            .contains("`triage` refused it when it was due")
+            && sent[1].shown().contains("is_archived")
+            && sent[1].shown().contains("SLA clock started"),
+        "{}",
+        sent[1].shown()
+    );
     let (_, ready) = server.get("/readyz").await;
     let ready: Value = serde_json::from_str(&ready).unwrap();
     assert_eq!(ready["status"], "ready", "{ready}");
+    server.assert_outbox_empty().await;
     server.stop().await;
 }
 

@@ -66,6 +66,7 @@ fn notice(iid: u64, step: &str) -> Notice {
         decided_at: at(1),
         late_by_ms: None,
         late_because: None,
+        undelivered: None,
         status: "running, 1d left".into(),
         deadline: Some(at(60 * 24)),
         sla: SlaFacts::default(),

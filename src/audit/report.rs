@@ -127,7 +127,7 @@ fn counts(rows: &[Row]) -> (usize, usize, usize) {
 /// The header and cells laid out in columns two spaces apart, by the
 /// width people see (a wide character takes two columns), each line
 /// without trailing spaces; comfy-table does the measuring.
-fn aligned<const N: usize>(header: &[&str; N], cells: &[[String; N]]) -> Vec<String> {
+pub(crate) fn aligned<const N: usize>(header: &[&str; N], cells: &[[String; N]]) -> Vec<String> {
     let mut table = comfy_table::Table::new();
     table
         .load_style(comfy_table::presets::NOTHING)

@@ -8,6 +8,7 @@ mod diff;
 mod doctor;
 mod explain;
 mod oncall;
+mod outbox;
 mod probe;
 mod progress;
 mod schema;
@@ -68,6 +69,9 @@ enum Command {
     /// channels by name, GitLab usernames and people by name or email,
     /// user groups by handle; ready to replace `REPLACEME`.
     SlackIds(doctor::SlackIdsArgs),
+    /// The notices waiting to be sent or refused for good (`list`), and
+    /// failed ones queued again once their channel is fixed (`resend`).
+    Outbox(outbox::OutboxArgs),
 }
 
 #[derive(Debug, Args)]
@@ -106,6 +110,7 @@ pub fn run(cli: Cli) -> ExitCode {
         Command::Probe(args) => probe::run(args),
         Command::Doctor(args) => doctor::run(args),
         Command::SlackIds(args) => doctor::run_slack_ids(args),
+        Command::Outbox(args) => outbox::run(args),
     }
 }
 

@@ -92,6 +92,12 @@ pub struct ServeArgs {
     /// `from_slack.false_positive_label`.
     #[arg(long, env = "LABELWARDEN_FALSE_POSITIVE_REACTION", default_value = "x")]
     false_positive_reaction: String,
+    /// Once a channel that refused notices for good takes one again,
+    /// queue its failed notices again by itself (each marked late, with
+    /// the original time); without it, the log and `/readyz` say the
+    /// `labelwarden outbox resend` command.
+    #[arg(long, env = "LABELWARDEN_RESEND_WHEN_HEALTHY")]
+    resend_when_healthy: bool,
     /// How long the enforcer lease and outbox claims last. With several
     /// replicas, a replica that dies is taken over after this long.
     #[arg(long, env = "LABELWARDEN_LEASE", default_value = "15s", value_parser = parse_duration)]
@@ -210,7 +216,9 @@ pub fn run(args: ServeArgs) -> ExitCode {
         tracing::info!(policies = policies.policies.len(), database = %without_password(&args.database), "starting");
         let shutdown = CancellationToken::new();
         tokio::spawn(stop_on_signal(shutdown.clone()));
-        let context = Arc::new(Context::new(store, policies).with_lease(args.lease));
+        let mut context = Context::new(store, policies).with_lease(args.lease);
+        context.resend_when_healthy = args.resend_when_healthy;
+        let context = Arc::new(context);
         let slack_events = std::env::var(SIGNING_SECRET_ENV)
             .ok()
             .filter(|s| !s.trim().is_empty())

@@ -57,6 +57,10 @@ pub struct Context<S> {
     /// replica takes over from one that died. Sending one batch must take
     /// less, or another replica may send it again.
     pub lease: chrono::TimeDelta,
+    /// Queue a channel's failed notices again by itself once the channel
+    /// takes a notice again (`serve --resend-when-healthy`); otherwise the
+    /// log and `/readyz` say the command that does.
+    pub resend_when_healthy: bool,
     /// The path each project id was last followed to by this process, so
     /// that the store is asked only when a delivery names another one.
     project_paths: Mutex<HashMap<u64, ProjectPath>>,
@@ -79,6 +83,7 @@ impl<S: Store> Context<S> {
             slack_events_waiting: Notify::new(),
             retry: outbox::RetryPolicy::default(),
             lease: chrono::TimeDelta::seconds(15),
+            resend_when_healthy: false,
             project_paths: Mutex::default(),
             downtimes: Mutex::default(),
             windows: Mutex::default(),

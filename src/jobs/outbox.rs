@@ -19,10 +19,14 @@ use tracing::Instrument;
 
 use super::Context;
 use crate::notify::digest::DigestKey;
-use crate::notify::{Delivered, Notifier, NotifyError};
+use crate::notify::{Delivered, Notice, Notifier, NotifyError, Undelivered, UndeliveredRoute};
+use crate::policy::{Fallback, PolicySet, SlackStep};
+use crate::store::queued::ResendSelection;
 use crate::store::{OutboxEntry, OutboxOutcome, SendResult, Store};
 
 const BATCH: u32 = 50;
+/// The longest the worker waits before looking at the outbox again.
+const IDLE_LOOK: Duration = Duration::from_secs(2);
 /// Notices sent at once: enough to keep many channels busy while one is slow.
 const IN_FLIGHT: usize = 16;
 
@@ -72,7 +76,9 @@ pub async fn run<S: Store, N: Notifier>(
     notifier: &N,
     shutdown: CancellationToken,
 ) {
+    let mut recovery = Recovery::default();
     loop {
+        recovery.look(context).await;
         let waiting = context.notices_waiting.notified();
         let now = Utc::now();
         // The claim lasts the context's lease: if this process dies mid-batch,
@@ -97,7 +103,7 @@ pub async fn run<S: Store, N: Notifier>(
                     } else if let Some(key) = DigestKey::from_outbox(&entry.key.issue, &entry.key.policy) {
                         send_digest(context, notifier, &entry, &key, retry).await
                     } else {
-                        send(notifier, &entry, retry).await
+                        send(context, notifier, &entry, retry).await
                     };
                     OutboxOutcome {
                         key: entry.key,
@@ -123,12 +129,14 @@ pub async fn run<S: Store, N: Notifier>(
         if fetched == BATCH as usize {
             continue;
         }
+        // Notices another process queues (`outbox resend`, a replica)
+        // ring no bell here: look again within IDLE_LOOK at the latest.
         let sleep = match context.store.next_outbox_attempt().await {
             Ok(Some(at)) => (at - Utc::now())
                 .to_std()
                 .unwrap_or(Duration::ZERO)
-                .clamp(Duration::from_millis(5), Duration::from_secs(60)),
-            Ok(None) => Duration::from_secs(60),
+                .clamp(Duration::from_millis(5), IDLE_LOOK),
+            Ok(None) => IDLE_LOOK,
             Err(_) => Duration::from_secs(1),
         };
         tokio::select! {
@@ -136,6 +144,57 @@ pub async fn run<S: Store, N: Notifier>(
             _ = shutdown.cancelled() => return,
             _ = waiting => {}
             _ = tokio::time::sleep(sleep) => {}
+        }
+    }
+}
+
+/// How often the worker looks for channels that work again after
+/// refusing notices for good.
+const RECOVERY_EVERY: Duration = Duration::from_secs(15);
+
+/// Channels that took a notice again after refusing some for good: their
+/// failed notices are queued again (`--resend-when-healthy`) or the
+/// command that does is logged, once per failure.
+#[derive(Default)]
+struct Recovery {
+    looked_at: Option<std::time::Instant>,
+    offered: std::collections::HashSet<(String, chrono::DateTime<Utc>)>,
+}
+
+impl Recovery {
+    async fn look<S: Store>(&mut self, context: &Context<S>) {
+        if self
+            .looked_at
+            .is_some_and(|at| at.elapsed() < RECOVERY_EVERY)
+        {
+            return;
+        }
+        self.looked_at = Some(std::time::Instant::now());
+        let Ok(failed) = context.store.failed_channels().await else {
+            return;
+        };
+        for channel in failed.into_iter().filter(|f| f.works_again) {
+            if context.resend_when_healthy {
+                let selection = ResendSelection::Channel(channel.channel.clone());
+                match context.store.resend(&selection, Utc::now()).await {
+                    Ok(queued) => {
+                        tracing::warn!(channel = %channel.channel, queued, "the channel works again; its failed notices are resent, marked late")
+                    }
+                    Err(e) => {
+                        tracing::error!(channel = %channel.channel, error = %e, "cannot queue the channel's failed notices again")
+                    }
+                }
+            } else if self
+                .offered
+                .insert((channel.channel.clone(), channel.last_failed_at))
+            {
+                tracing::warn!(
+                    channel = %channel.channel,
+                    failed = channel.failed,
+                    resend = %channel.resend_command(),
+                    "the channel works again; notices it refused are still unsent: resend them"
+                );
+            }
         }
     }
 }
@@ -296,16 +355,92 @@ async fn plan<S: Store>(
 }
 
 /// Sends one notice and says what became of it.
-async fn send<N: Notifier>(notifier: &N, entry: &OutboxEntry, retry: RetryPolicy) -> SendResult {
+async fn send<S: Store, N: Notifier>(
+    context: &Context<S>,
+    notifier: &N,
+    entry: &OutboxEntry,
+    retry: RetryPolicy,
+) -> SendResult {
+    // A resent notice says it is late, and why.
+    let mut notice = entry.notice.clone();
+    notice.undelivered = entry.resent.clone();
     let sent = if entry.retaken {
         tracing::warn!("taking over a notice another process claimed and never recorded");
-        notifier
-            .send_retaken(&entry.notice, entry.thread.as_ref())
-            .await
+        notifier.send_retaken(&notice, entry.thread.as_ref()).await
     } else {
-        notifier.send(&entry.notice, entry.thread.as_ref()).await
+        notifier.send(&notice, entry.thread.as_ref()).await
     };
+    if let Err(NotifyError::Refused { channel, message }) = &sent {
+        fall_back(&context.policies, notifier, &notice, channel, message).await;
+    }
     outcome(entry, retry, sent)
+}
+
+/// Sends a notice its channel refused for good along the channel's
+/// fallback routes, at once, until one takes it; says in the message
+/// where it should have gone and why. The notice itself stays failed in
+/// the outbox, to be resent to its channel once that is fixed.
+async fn fall_back<N: Notifier>(
+    policies: &PolicySet,
+    notifier: &N,
+    notice: &Notice,
+    channel: &str,
+    error: &str,
+) {
+    let Some(step) = &notice.slack else {
+        return;
+    };
+    let routes = policies.fallbacks(channel);
+    if routes.is_empty() {
+        return;
+    }
+    let undelivered = Undelivered {
+        channel: channel.to_owned(),
+        error: error.to_owned(),
+        failed_at: Utc::now(),
+        route: UndeliveredRoute::Fallback,
+    };
+    for route in routes {
+        let mut instead = notice.clone();
+        instead.undelivered = Some(undelivered.clone());
+        // The GitLab part was carried out (or failed) already.
+        instead.gitlab = None;
+        let (name, taken) = match &route {
+            Fallback::Channel(name) => {
+                instead.slack = Some(SlackStep {
+                    channel: name.clone(),
+                    // Only a post tells people; a reaction would not.
+                    post: true,
+                    ..step.clone()
+                });
+                let sent = notifier.send(&instead, None).await.map(|_| ());
+                (name.as_str(), sent)
+            }
+            Fallback::GitLabComment => (
+                Fallback::GITLAB_COMMENT,
+                notifier.comment_instead(&instead).await,
+            ),
+        };
+        match taken {
+            Ok(()) => {
+                tracing::warn!(
+                    channel,
+                    fallback = name,
+                    "the channel refused the notice for good; sent to its fallback instead"
+                );
+                metrics::counter!("labelwarden_fallback_notices_total", "channel" => channel.to_owned(), "fallback" => name.to_owned())
+                    .increment(1);
+                return;
+            }
+            Err(e) => {
+                tracing::error!(channel, fallback = name, error = %e, "the fallback did not take the notice either");
+            }
+        }
+    }
+    tracing::error!(
+        channel,
+        "no fallback route took the notice: nobody was told"
+    );
 }
 
 /// Counts how long a Slack message took from falling due to Slack
@@ -387,7 +522,7 @@ fn outcome(
                 retry_at: later(delay),
             }
         }
-        Err(NotifyError::Permanent(message)) => {
+        Err(NotifyError::Permanent(message) | NotifyError::Refused { message, .. }) => {
             tracing::error!(attempt, error = %message, "notice cannot be sent; kept in the outbox as failed");
             metrics::counter!("labelwarden_actions_failed_total", "policy" => policy, "kind" => "permanent").increment(1);
             SendResult::Failed { error: message }

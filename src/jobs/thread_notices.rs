@@ -218,6 +218,7 @@ fn notice(
             decided_at: now,
             late_by_ms: None,
             late_because: None,
+            undelivered: None,
             status: status.to_owned(),
             deadline: None,
             sla: SlaFacts::default(),

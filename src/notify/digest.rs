@@ -126,6 +126,7 @@ impl DigestKey {
             decided_at: now,
             late_by_ms: None,
             late_because: None,
+            undelivered: None,
             status: String::new(),
             deadline: None,
             sla: SlaFacts::default(),

@@ -151,6 +151,20 @@ impl<S: Notifier> Notifier for Escalation<S> {
         Ok(sent)
     }
 
+    async fn comment_instead(&self, notice: &Notice) -> Result<(), NotifyError> {
+        let note = notice
+            .undelivered
+            .as_ref()
+            .map(|u| u.describe(String::new()))
+            .unwrap_or_default();
+        let body = format!("**labelwarden**: {}\n\n{note}", notice.summary());
+        self.gitlab
+            .create_note(&notice.issue, &body, true)
+            .await
+            .map(|_| ())
+            .map_err(|error| NotifyError::Permanent(format!("GitLab: {error}")))
+    }
+
     async fn flush(&self) {
         self.ledger.flush().await;
     }

@@ -13,6 +13,7 @@
 pub mod digest;
 pub mod escalation;
 mod health;
+mod undelivered;
 
 use std::future::Future;
 use std::sync::Arc;
@@ -75,6 +76,11 @@ pub struct Notice {
     /// have none, and read as [`Lateness::Down`], as they were written.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub late_because: Option<Lateness>,
+    /// Set when the notice's channel refused it for good and it goes out
+    /// again or elsewhere: its message says so. Not stored with the
+    /// notice; the outbox worker sets it as it sends.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub undelivered: Option<Undelivered>,
     /// The clock's status when the step fired, in words (`breached, 2h overdue`).
     pub status: String,
     pub deadline: Option<DateTime<Utc>>,
@@ -226,6 +232,7 @@ impl Notice {
             late_because: action
                 .late_by(now, late_tolerance(reading.target))
                 .map(|_| Lateness::Learned),
+            undelivered: None,
             status: status.to_string(),
             deadline: reading.deadline(),
             sla: SlaFacts::new(reading, &status),
@@ -342,6 +349,10 @@ pub enum NotifyError {
     /// Will fail the same way every time (bad token, unknown channel).
     #[error("permanent failure: {0}")]
     Permanent(String),
+    /// The notice's channel refused it for good (archived, bot removed,
+    /// token revoked): permanent, and the channel's fallback routes apply.
+    #[error("permanent failure: {message}")]
+    Refused { channel: String, message: String },
 }
 
 /// Sends notices. Implementations must be safe to call concurrently; the
@@ -399,6 +410,20 @@ pub trait Notifier: Send + Sync + 'static {
         let _ = retaken;
         let sent = log_digest(digest, thread);
         async move { Ok(sent) }
+    }
+
+    /// Says a notice on its issue in GitLab, as a comment: the last-resort
+    /// fallback route. Notifiers without GitLab access cannot.
+    fn comment_instead(
+        &self,
+        notice: &Notice,
+    ) -> impl Future<Output = Result<(), NotifyError>> + Send {
+        let _ = notice;
+        async {
+            Err(NotifyError::Permanent(
+                "this notifier has no GitLab access to comment with".to_owned(),
+            ))
+        }
     }
 
     /// The writer of the issues' ledger notes, if this notifier keeps them
@@ -471,6 +496,7 @@ fn log_digest(digest: &digest::Digest, thread: Option<&Thread>) -> digest::Diges
 }
 
 pub use health::{DestinationHealth, FailingDestination};
+pub use undelivered::{Undelivered, UndeliveredRoute};
 
 /// A step's GitLab actions in one line, for the log.
 pub fn describe_gitlab(step: &GitLabStep) -> String {

@@ -75,6 +75,11 @@ pub struct PolicyFile {
     /// The policies themselves.
     #[serde(default)]
     pub policies: Vec<Located<PolicyEntry>>,
+    /// Where a notice goes at once when its channel refuses it for good
+    /// and the channel names no `fallback` of its own: a channel's name,
+    /// or `gitlab_comment` (a comment on the issue).
+    #[serde(default)]
+    pub default_fallback: Option<Located<String>>,
 }
 
 /// Where a channel's messages go: a Slack channel through the bot token, or
@@ -99,6 +104,11 @@ pub struct ChannelEntry {
     /// How long a storm window lasts (default `1m`).
     #[serde(default)]
     pub group_window: Option<Located<ScalarText>>,
+    /// Where a notice this channel refuses for good (archived, bot
+    /// removed, token revoked) goes at once: another channel's name, or
+    /// `gitlab_comment` (a comment on the issue, the last resort).
+    #[serde(default)]
+    pub fallback: Option<Located<String>>,
 }
 
 /// A `people` entry: a list of mentions, an on-call rotation, or (under

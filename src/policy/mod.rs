@@ -100,6 +100,42 @@ pub struct Channel {
     /// `group_window` before the rest are said together; 0 never groups.
     pub group_after: u32,
     pub group_window: TimeDelta,
+    /// Where a notice this channel refuses for good goes instead.
+    pub fallback: Option<Fallback>,
+}
+
+/// A channel's fallback route.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Fallback {
+    /// Another channel of the policy files (which may have its own).
+    Channel(String),
+    /// A comment on the issue in GitLab: the last resort.
+    GitLabComment,
+}
+
+impl Fallback {
+    /// How policy files write the GitLab comment route.
+    pub const GITLAB_COMMENT: &'static str = "gitlab_comment";
+}
+
+impl PolicySet {
+    /// The routes a notice refused by `channel` takes, in order: its
+    /// fallback, that one's fallback, and so on (`check` refuses cycles).
+    pub fn fallbacks(&self, channel: &str) -> Vec<Fallback> {
+        let mut routes = Vec::new();
+        let mut at = channel;
+        while let Some(next) = self.channels.get(at).and_then(|c| c.fallback.as_ref()) {
+            if routes.contains(next) || routes.len() > self.channels.len() {
+                break;
+            }
+            routes.push(next.clone());
+            match next {
+                Fallback::Channel(name) => at = name,
+                Fallback::GitLabComment => break,
+            }
+        }
+        routes
+    }
 }
 
 impl Channel {

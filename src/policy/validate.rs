@@ -82,6 +82,7 @@ pub fn validate(files: Vec<ParsedFile>) -> Result<PolicySet, Vec<PolicyError>> {
             checker.people_entry(&file.path, name, entry, &mut people, &mut people_sites);
         }
     }
+    checker.fallbacks(&files, &mut channels);
     // Rotations name GitLab users, who may be mapped in any file.
     for file in &files {
         for (name, entry) in &file.content.people {

@@ -80,14 +80,40 @@ pub async fn readyz<S: Store>(State(app): State<Arc<App<S>>>) -> Response {
     });
     match app.context.store.ping().await {
         Ok(()) => {
-            let status = if failing.is_empty() {
+            // Notices refused for good wait for someone to resend them;
+            // where the channel works again, the command says how.
+            let failed = app
+                .context
+                .store
+                .failed_channels()
+                .await
+                .unwrap_or_default();
+            let status = if failing.is_empty() && failed.is_empty() {
                 "ready"
             } else {
                 "degraded"
             };
+            let failed_notices: Vec<_> = failed
+                .iter()
+                .map(|f| {
+                    json!({
+                        "channel": f.channel,
+                        "failed": f.failed,
+                        "last_failed_at": f.last_failed_at,
+                        "works_again": f.works_again,
+                        "resend": f.resend_command(),
+                    })
+                })
+                .collect();
             (
                 StatusCode::OK,
-                Json(json!({ "status": status, "store": "ok", "policies": policies, "slack": slack })),
+                Json(json!({
+                    "status": status,
+                    "store": "ok",
+                    "policies": policies,
+                    "slack": slack,
+                    "failed_notices": failed_notices,
+                })),
             )
                 .into_response()
         }

@@ -411,6 +411,9 @@ impl Rendering<'_> {
         };
         let held_up = self.now - notice.due_at;
         let late = notice.late_by().unwrap_or(held_up).max(held_up);
+        if let Some(undelivered) = &notice.undelivered {
+            return Some(context_line(escape(&undelivered.describe(human(late)))));
+        }
         let text = match notice.lateness() {
             Some(Lateness::Down) => format!(
                 ":warning: Sent {} late: labelwarden was not running when this was due.",
@@ -438,10 +441,7 @@ impl Rendering<'_> {
             ),
             None => return None,
         };
-        Some(json!({
-            "type": "context",
-            "elements": [{ "type": "mrkdwn", "text": text }],
-        }))
+        Some(context_line(text))
     }
 }
 
@@ -498,3 +498,11 @@ fn field(name: &str, value: &str) -> Value {
 
 #[cfg(test)]
 mod tests;
+
+/// A context block of one line.
+fn context_line(text: String) -> Value {
+    json!({
+        "type": "context",
+        "elements": [{ "type": "mrkdwn", "text": text }],
+    })
+}

@@ -440,7 +440,10 @@ impl SlackNotifier {
         .increment(1);
         self.health
             .failed(channel, &notice.policy.0, &code, Utc::now());
-        NotifyError::Permanent(format!("Slack channel `{channel}`: {error}"))
+        NotifyError::Refused {
+            channel: channel.to_owned(),
+            message: error.to_string(),
+        }
     }
 }
 

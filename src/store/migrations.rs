@@ -370,4 +370,26 @@ pub const MIGRATIONS: &[Migration] = &[
             "CREATE INDEX outbox_pending ON outbox (sent_at, created_at, position)",
         ],
     },
+    Migration {
+        version: 16,
+        name: "failed notices resendable",
+        // A notice refused for good gets a number people can type
+        // (`outbox resend --id 7`) from one counter all replicas share,
+        // and the time it failed (a later send to its channel means the
+        // channel works again); `resent_at` marks it resent, so that its
+        // message says it is late and why.
+        statements: &[
+            "ALTER TABLE outbox ADD COLUMN id BIGINT",
+            "ALTER TABLE outbox ADD COLUMN failed_at BIGINT",
+            "ALTER TABLE outbox ADD COLUMN resent_at BIGINT",
+            "CREATE UNIQUE INDEX outbox_id ON outbox (id)",
+            "CREATE INDEX outbox_channel_sent ON outbox (channel, sent_at)",
+            "CREATE TABLE outbox_ids (
+            one BIGINT PRIMARY KEY CHECK (one = 1),
+            last BIGINT NOT NULL
+        )",
+            "INSERT INTO outbox_ids (one, last) VALUES (1, 0)",
+            "UPDATE outbox SET failed_at = created_at WHERE sent_at IS NULL AND next_attempt_at IS NULL",
+        ],
+    },
 ];

@@ -12,6 +12,7 @@
 
 mod evaluation;
 pub mod migrations;
+pub mod queued;
 pub mod sql;
 
 pub use evaluation::*;
@@ -107,6 +108,8 @@ pub struct OutboxEntry {
     /// Claimed before and never recorded: the process sending it died or
     /// stalled, and the notice may have gone out already.
     pub retaken: bool,
+    /// Refused for good before and queued again since.
+    pub resent: Option<crate::notify::Undelivered>,
 }
 
 /// What became of one attempt to send a notice.
@@ -440,6 +443,26 @@ pub trait Store: Send + Sync + 'static {
         &self,
         now: DateTime<Utc>,
     ) -> impl Future<Output = Result<StoreStats, StoreError>> + Send;
+
+    /// Unsent notices `filter` picks, oldest first (failed ones numbered).
+    fn queued_notices(
+        &self,
+        filter: &queued::QueueFilter,
+        now: DateTime<Utc>,
+    ) -> impl Future<Output = Result<Vec<queued::QueuedNotice>, StoreError>> + Send;
+
+    /// Queues the failed notices `selection` picks again, due at `now`;
+    /// returns how many.
+    fn resend(
+        &self,
+        selection: &queued::ResendSelection,
+        now: DateTime<Utc>,
+    ) -> impl Future<Output = Result<u64, StoreError>> + Send;
+
+    /// Channels with failed notices, and whether each works again.
+    fn failed_channels(
+        &self,
+    ) -> impl Future<Output = Result<Vec<queued::FailedChannel>, StoreError>> + Send;
 
     /// The storm windows still open at `now`, with how many issues each
     /// admitted: what the enforcer goes on counting from.

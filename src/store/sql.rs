@@ -22,6 +22,7 @@ mod intake;
 mod issues;
 mod open;
 mod outbox;
+mod queued;
 mod slack;
 mod statements;
 
@@ -471,5 +472,25 @@ impl Store for SqlStore {
 
     async fn stats(&self, now: DateTime<Utc>) -> Result<StoreStats, StoreError> {
         issues::stats(self, now).await
+    }
+
+    async fn queued_notices(
+        &self,
+        filter: &super::queued::QueueFilter,
+        now: DateTime<Utc>,
+    ) -> Result<Vec<super::queued::QueuedNotice>, StoreError> {
+        queued::queued_notices(self, filter, now).await
+    }
+
+    async fn resend(
+        &self,
+        selection: &super::queued::ResendSelection,
+        now: DateTime<Utc>,
+    ) -> Result<u64, StoreError> {
+        queued::resend(self, selection, now).await
+    }
+
+    async fn failed_channels(&self) -> Result<Vec<super::queued::FailedChannel>, StoreError> {
+        queued::failed_channels(self).await
     }
 }

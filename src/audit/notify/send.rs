@@ -244,7 +244,9 @@ where
         attempt += 1;
         let wait = match send().await {
             Ok(sent) => return Ok(sent),
-            Err(NotifyError::Permanent(message)) => return Err(message),
+            Err(NotifyError::Permanent(message) | NotifyError::Refused { message, .. }) => {
+                return Err(message);
+            }
             Err(NotifyError::Deferred { retry_after }) => {
                 // Not an attempt: the limit said to wait.
                 attempt -= 1;

@@ -2,7 +2,10 @@
 //! channel or an incoming webhook, private or not, for whom), people
 //! (Slack ids, user groups, GitLab usernames) and on-call rotations.
 
+use std::collections::BTreeSet;
+
 use super::*;
+use crate::policy::Fallback;
 
 impl Checker {
     pub(super) fn channel(
@@ -90,7 +93,89 @@ impl Checker {
             audience: audience?,
             group_after,
             group_window: group_window?,
+            // Resolved once every channel is known.
+            fallback: None,
         })
+    }
+
+    /// Gives each channel its fallback (its own, else the files' default)
+    /// once every channel is known: the route must name a channel or
+    /// `gitlab_comment`, and following routes must not come back.
+    pub(super) fn fallbacks(
+        &mut self,
+        files: &[ParsedFile],
+        channels: &mut BTreeMap<String, Channel>,
+    ) {
+        let known: BTreeSet<String> = channels.keys().cloned().collect();
+        let mut default = None;
+        for file in files {
+            let Some(route) = &file.content.default_fallback else {
+                continue;
+            };
+            if default.is_some() {
+                let at = self.at(&file.path, route);
+                self.fail(&at, "default_fallback", "is given in more than one file");
+                continue;
+            }
+            default = self.check(
+                &file.path,
+                route,
+                "default_fallback".to_owned(),
+                fallback_route(&route.value, &known),
+            );
+        }
+        for file in files {
+            for (name, entry) in &file.content.channels {
+                let Some(route) = &entry.value.fallback else {
+                    continue;
+                };
+                let field = format!("channels.{name}.fallback");
+                let checked = self.check(
+                    &file.path,
+                    route,
+                    field.clone(),
+                    fallback_route(&route.value, &known).and_then(|route| {
+                        if route == Fallback::Channel(name.clone()) {
+                            Err("names the channel itself".to_owned())
+                        } else {
+                            Ok(route)
+                        }
+                    }),
+                );
+                if let (Some(route), Some(channel)) = (checked, channels.get_mut(name)) {
+                    channel.fallback = Some(route);
+                }
+            }
+        }
+        if let Some(default) = default {
+            for (name, channel) in channels.iter_mut() {
+                if channel.fallback.is_none() && default != Fallback::Channel(name.clone()) {
+                    channel.fallback = Some(default.clone());
+                }
+            }
+        }
+        // A cycle: following the routes from a channel comes back to it.
+        for file in files {
+            for (name, entry) in &file.content.channels {
+                let mut at = name.clone();
+                let mut seen = BTreeSet::from([name.clone()]);
+                while let Some(Fallback::Channel(next)) =
+                    channels.get(&at).and_then(|c| c.fallback.clone())
+                {
+                    if !seen.insert(next.clone()) {
+                        let site = self.at(&file.path, entry);
+                        let path: Vec<String> = seen.into_iter().collect();
+                        self.fail(
+                            &site,
+                            format!("channels.{name}.fallback"),
+                            format!("the fallback routes go round in a circle ({}): end them at a channel without one, or at `gitlab_comment`", path.join(", ")),
+                        );
+                        break;
+                    }
+                    at = next;
+                }
+            }
+        }
     }
 
     pub(super) fn people_entry(
@@ -400,4 +485,18 @@ fn is_slack_mention(text: &str) -> bool {
                 .all(|c| c.is_ascii_uppercase() || c.is_ascii_digit());
     }
     false
+}
+
+/// A fallback route as written: a channel's name or `gitlab_comment`.
+fn fallback_route(route: &str, channels: &BTreeSet<String>) -> Result<Fallback, String> {
+    if route == Fallback::GITLAB_COMMENT {
+        Ok(Fallback::GitLabComment)
+    } else if channels.contains(route) {
+        Ok(Fallback::Channel(route.to_owned()))
+    } else {
+        Err(format!(
+            "`{route}` is not a channel of the policy files, nor `{}`",
+            Fallback::GITLAB_COMMENT
+        ))
+    }
 }

@@ -1,7 +1,7 @@
 use std::path::Path;
 
 use super::*;
-use crate::policy::file;
+use crate::policy::{Fallback, file};
 
 /// Validates one file's text and returns the error messages.
 fn errors(yaml: &str) -> Vec<String> {
@@ -434,4 +434,47 @@ fn storm_settings_are_read_and_their_mistakes_named() {
         (adoption.mode, adoption.grace),
         (AdoptMode::Digest, TimeDelta::minutes(15))
     );
+}
+
+#[test]
+fn fallbacks_resolve_to_a_route_per_channel_and_their_mistakes_are_named() {
+    let policy =
+        "policies:\n  - name: p\n    match: { labels_any: [x] }\n    clock: { target: 24h }\n";
+    let yaml = format!(
+        "default_fallback: backup\nchannels:\n  alerts: {{ slack_channel: \"#alerts\" }}\n  \
+         backup: {{ slack_channel: \"#backup\", fallback: gitlab_comment }}\n  \
+         status: {{ slack_channel: \"#status\", fallback: alerts }}\n{policy}"
+    );
+    let set = crate::test_support::policy_set(&yaml);
+    assert_eq!(
+        set.fallbacks("alerts"),
+        vec![Fallback::Channel("backup".into()), Fallback::GitLabComment],
+        "the default, then its own"
+    );
+    assert_eq!(
+        set.fallbacks("status"),
+        vec![
+            Fallback::Channel("alerts".into()),
+            Fallback::Channel("backup".into()),
+            Fallback::GitLabComment
+        ]
+    );
+    assert_eq!(set.fallbacks("backup"), vec![Fallback::GitLabComment]);
+
+    let found = errors(&format!(
+        "channels:\n  alerts: {{ slack_channel: \"#alerts\", fallback: nowhere }}\n  \
+         self: {{ slack_channel: \"#self\", fallback: self }}\n  \
+         a: {{ slack_channel: \"#a\", fallback: b }}\n  \
+         b: {{ slack_channel: \"#b\", fallback: a }}\n{policy}"
+    ));
+    let said = |field: &str, text: &str| {
+        found
+            .iter()
+            .any(|e| e.contains(&format!("`channels.{field}.fallback`")) && e.contains(text))
+    };
+    assert!(said("alerts", "`nowhere` is not a channel"), "{found:?}");
+    assert!(said("self", "names the channel itself"), "{found:?}");
+    assert!(said("a", "go round in a circle"), "{found:?}");
+    assert!(said("b", "go round in a circle"), "{found:?}");
+    assert_eq!(found.len(), 4, "{found:?}");
 }

@@ -13,6 +13,7 @@ fn channel(private: bool) -> Channel {
         audience: Audience::Team,
         group_after: 5,
         group_window: Channel::GROUP_WINDOW,
+        fallback: None,
     }
 }
 

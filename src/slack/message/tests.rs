@@ -58,6 +58,7 @@ fn notice(step_kind: &str, decided_minute: i64) -> Notice {
         decided_at: at(decided_minute),
         late_by_ms: None,
         late_because: None,
+        undelivered: None,
         status: String::new(),
         deadline: Some(at(24 * 60)),
         sla,
@@ -81,6 +82,7 @@ fn channel(private: bool, audience: Audience) -> Channel {
         audience,
         group_after: Channel::GROUP_AFTER,
         group_window: Channel::GROUP_WINDOW,
+        fallback: None,
     }
 }
 

@@ -3,7 +3,7 @@
 //! sent (with the thread they started), retried or failed.
 
 use super::*;
-use crate::notify::Thread;
+use crate::notify::{Thread, Undelivered, UndeliveredRoute};
 use crate::store::SendResult;
 
 pub(super) async fn claim_outbox(
@@ -26,7 +26,7 @@ pub(super) async fn claim_outbox(
               AND {HEAD_OF_THREAD}
             ORDER BY o.created_at, o.position LIMIT $3 {lock})
          RETURNING project, iid, policy, step, cycle, occurrence, notice, attempts, created_at,
-            position, channel, claims"
+            position, channel, claims, resent_at, failed_at, last_error"
     )))
     .bind(millis(now + lease))
     .bind(millis(now))
@@ -43,6 +43,7 @@ pub(super) async fn claim_outbox(
             created_at: instant(row.try_get("created_at")?),
             thread: None,
             retaken: row.try_get::<i64, _>("claims")? > 1,
+            resent: resent_from(row)?,
         };
         let position: i64 = row.try_get("position")?;
         let channel: Option<String> = row.try_get("channel")?;
@@ -70,6 +71,22 @@ pub(super) async fn claim_outbox(
         .collect())
 }
 
+/// What a resent row says of its refusal: the channel, the error, when.
+fn resent_from(row: &AnyRow) -> Result<Option<Undelivered>, StoreError> {
+    let Some(_) = row.try_get::<Option<i64>, _>("resent_at")? else {
+        return Ok(None);
+    };
+    let channel: Option<String> = row.try_get("channel")?;
+    let error: Option<String> = row.try_get("last_error")?;
+    let failed_at: Option<i64> = row.try_get("failed_at")?;
+    Ok(Some(Undelivered {
+        channel: channel.unwrap_or_default(),
+        error: error.unwrap_or_default(),
+        failed_at: failed_at.map(instant).unwrap_or_else(|| instant(0)),
+        route: UndeliveredRoute::Resent,
+    }))
+}
+
 pub(super) async fn next_outbox_attempt(
     store: &SqlStore,
 ) -> Result<Option<DateTime<Utc>>, StoreError> {
@@ -88,17 +105,21 @@ pub(super) async fn record_outbox(
     store: &SqlStore,
     outcomes: &[OutboxOutcome],
 ) -> Result<(), StoreError> {
+    let now = Utc::now();
     let mut tx = store.writer.begin().await?;
     for chunk in outcomes.chunks(ROWS_PER_STATEMENT) {
         // VALUES columns are column1..column10 in SQLite and PostgreSQL alike.
         let sql = format!(
             "UPDATE outbox SET sent_at = v.column7, last_error = COALESCE(v.column8, outbox.last_error),
                 next_attempt_at = v.column9, attempts = outbox.attempts + v.column10,
-                claimed_until = NULL, claims = 0
+                claimed_until = NULL, claims = 0,
+                failed_at = CASE WHEN v.column7 IS NULL AND v.column9 IS NULL THEN {now}
+                                 ELSE outbox.failed_at END
              FROM (VALUES {}) AS v
              WHERE outbox.project = v.column1 AND outbox.iid = v.column2 AND outbox.policy = v.column3
                AND outbox.step = v.column4 AND outbox.cycle = v.column5 AND outbox.occurrence = v.column6",
-            parameters(store.backend, chunk.len(), 10)
+            parameters(store.backend, chunk.len(), 10),
+            now = millis(now),
         );
         let mut query = multi_row(sql);
         for outcome in chunk {
@@ -125,6 +146,12 @@ pub(super) async fn record_outbox(
             .bind(attempt);
         }
         query.execute(&mut *tx).await?;
+    }
+    if outcomes
+        .iter()
+        .any(|o| matches!(o.result, SendResult::Failed { .. }))
+    {
+        super::queued::number_failed(&mut tx, now).await?;
     }
     let threads: Vec<(&OutboxKey, &Thread, i64)> = outcomes
         .iter()
