@@ -257,6 +257,15 @@ impl Issue {
     }
 }
 
+/// Serializes an issue reference as people write it (`group/project#12`),
+/// for JSON that operators read.
+pub fn as_reference<S: serde::Serializer>(
+    issue: &IssueRef,
+    serializer: S,
+) -> Result<S::Ok, S::Error> {
+    serializer.collect_str(issue)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -15,6 +15,7 @@ pub mod doctor;
 pub mod engine;
 pub mod gitlab;
 pub mod http_client;
+pub mod inspect;
 pub mod issue;
 pub mod jobs;
 pub mod notify;

@@ -13,7 +13,8 @@ use std::time::Duration;
 use chrono::{DateTime, Utc};
 use common::fake_slack::{self, FakeSlack, Message, Running, TOKEN};
 use common::{
-    HIGHEST, Options, Server, fixture_policies, issue_event, sqlite, start_server, wait_until,
+    HIGHEST, Options, Server, fixture_policies, fixtures, issue_event, sqlite, start_server,
+    wait_until,
 };
 use labelwarden::jobs::outbox::RetryPolicy;
 use labelwarden::slack::message::Message as SlackMessage;
@@ -626,6 +627,62 @@ async fn a_refused_notice_goes_to_the_fallback_at_once_and_is_resent_once_fixed(
         .unwrap_or_else(|| panic!("{listed_text}"));
     assert!(
         row.starts_with("1 ") && row.contains("fast-triage start") && row.contains("is_archived"),
+        "{listed_text}"
+    );
+
+    // The admin API: refused without the token or with a wrong one; with
+    // it, the failed notice and the clock.
+    let admin = |path: &str, token: Option<&str>| {
+        let mut request = server.http.get(format!("{}{path}", server.address));
+        if let Some(token) = token {
+            request = request.bearer_auth(token);
+        }
+        request.send()
+    };
+    for token in [None, Some("wrong-token")] {
+        let refused = admin("/admin/outbox?failed=true", token).await.unwrap();
+        assert_eq!(refused.status(), 401, "token {token:?}");
+        assert!(!refused.text().await.unwrap().contains("Checkout broken"));
+    }
+    let failed: Value = admin("/admin/outbox?failed=true", Some(common::ADMIN_TOKEN))
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(
+        (
+            &failed[0]["id"],
+            &failed[0]["channel"],
+            &failed[0]["state"]["state"]
+        ),
+        (&json!(1), &json!("triage"), &json!("failed")),
+        "{failed}"
+    );
+    let clocks: Value = admin(
+        "/admin/clocks?policy=fast-triage",
+        Some(common::ADMIN_TOKEN),
+    )
+    .await
+    .unwrap()
+    .json()
+    .await
+    .unwrap();
+    assert_eq!(clocks[0]["issue"], "acme/backend#20", "{clocks}");
+    // And from the CLI, on the database serve is using.
+    let listed = common::labelwarden_in_repo(&[
+        "clocks",
+        "--policies",
+        fixtures().join("policies-slack").to_str().unwrap(),
+        "--database",
+        &url,
+    ]);
+    let listed_text = common::text(&listed.stdout);
+    assert!(listed.status.success(), "{}", common::text(&listed.stderr));
+    assert!(
+        listed_text
+            .lines()
+            .any(|l| l.starts_with("acme/backend#20") && l.contains("fast-triage")),
         "{listed_text}"
     );
 

@@ -4,6 +4,7 @@
 
 mod audit;
 mod check;
+mod clocks;
 mod diff;
 mod doctor;
 mod explain;
@@ -72,6 +73,9 @@ enum Command {
     /// The notices waiting to be sent or refused for good (`list`), and
     /// failed ones queued again once their channel is fixed (`resend`).
     Outbox(outbox::OutboxArgs),
+    /// The clocks the store holds, as of now: issue, policy, status,
+    /// deadline, next step, who acknowledged (works while `serve` runs).
+    Clocks(clocks::ClocksArgs),
 }
 
 #[derive(Debug, Args)]
@@ -111,6 +115,7 @@ pub fn run(cli: Cli) -> ExitCode {
         Command::Doctor(args) => doctor::run(args),
         Command::SlackIds(args) => doctor::run_slack_ids(args),
         Command::Outbox(args) => outbox::run(args),
+        Command::Clocks(args) => clocks::run(args),
     }
 }
 

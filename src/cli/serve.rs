@@ -232,11 +232,19 @@ pub fn run(args: ServeArgs) -> ExitCode {
         if slack_events.is_none() {
             tracing::info!("Slack events off: set {SIGNING_SECRET_ENV} to receive acknowledgements on /webhooks/slack");
         }
+        let admin_token = std::env::var(crate::server::admin::TOKEN_ENV)
+            .ok()
+            .filter(|t| !t.trim().is_empty())
+            .map(SecretString::from);
+        if admin_token.is_some() {
+            tracing::info!("admin API on under /admin/ (bearer token from {})", crate::server::admin::TOKEN_ENV);
+        }
         let config = ServerConfig {
             secrets,
             max_body_bytes: args.max_body_bytes,
             reconcile,
             slack_events,
+            admin_token,
         };
         let Some(settings) = slack else {
             return serve(listener, config, context, LogNotifier, shutdown).await;

@@ -384,7 +384,7 @@ fn merge(stored: Option<IssueRecord>, delivery: IssueDelivery) -> IssueRecord {
 /// stand stopped (met or missed) with how long they took. Pure.
 /// The core's issue from what the store holds: its timeline, whether it
 /// was closed as a duplicate, and the starts its duplicates carried to it.
-pub(super) fn issue_of(record: &IssueRecord, carried: &[(PolicyName, DateTime<Utc>)]) -> Issue {
+pub(crate) fn issue_of(record: &IssueRecord, carried: &[(PolicyName, DateTime<Utc>)]) -> Issue {
     let mut issue = Issue::new(record.facts.clone(), record.events.clone());
     if record.ids.is_duplicate() {
         issue = issue.closed_as_duplicate();

@@ -2,10 +2,12 @@
 //!
 //! Routes: `POST /webhooks/gitlab` ([`webhook`]), `POST /webhooks/slack`
 //! ([`slack_events`]), `GET /healthz`,
-//! `/readyz` and `/metrics` ([`ops`]). On shutdown the server stops taking
+//! `/readyz` and `/metrics` ([`ops`]), and the admin API under `/admin/`
+//! when a token is set ([`admin`]). On shutdown the server stops taking
 //! requests, finishes those in flight, lets the jobs finish what they are
 //! doing, and returns.
 
+pub mod admin;
 mod ops;
 pub mod slack_events;
 mod webhook;
@@ -38,6 +40,8 @@ pub struct ServerConfig {
     pub reconcile: Option<jobs::reconcile::ReconcileConfig>,
     /// Slack's Events API on `/webhooks/slack`, if configured.
     pub slack_events: Option<slack_events::SlackEventsConfig>,
+    /// The admin API's bearer token; the API is off without one.
+    pub admin_token: Option<SecretString>,
 }
 
 /// What the routes share.
@@ -48,6 +52,7 @@ pub struct App<S> {
     /// The notifier's view of its destinations, if it keeps one.
     destinations: Option<Arc<DestinationHealth>>,
     slack_events: Option<slack_events::SlackEventsConfig>,
+    admin_token: Option<SecretString>,
 }
 
 /// How long the jobs get to finish after the server stopped.
@@ -68,13 +73,21 @@ pub async fn run<S: Store, N: Notifier>(
         metrics: prometheus(),
         destinations: notifier.health(),
         slack_events: config.slack_events,
+        admin_token: config.admin_token.clone(),
     });
-    let router = Router::new()
+    let mut router = Router::new()
         .route("/webhooks/gitlab", post(webhook::receive::<S>))
         .route("/webhooks/slack", post(slack_events::receive::<S>))
         .route("/healthz", get(ops::healthz))
         .route("/readyz", get(ops::readyz::<S>))
-        .route("/metrics", get(ops::metrics::<S>))
+        .route("/metrics", get(ops::metrics::<S>));
+    if config.admin_token.is_some() {
+        router = router
+            .route("/admin/clocks", get(admin::clocks::<S>))
+            .route("/admin/outbox", get(admin::outbox::<S>))
+            .route("/admin/outbox/resend", post(admin::resend::<S>));
+    }
+    let router = router
         .layer(DefaultBodyLimit::max(config.max_body_bytes))
         .with_state(app);
 

@@ -459,6 +459,14 @@ pub trait Store: Send + Sync + 'static {
         now: DateTime<Utc>,
     ) -> impl Future<Output = Result<u64, StoreError>> + Send;
 
+    /// The clocks the store holds (issue, policy, status kind), by issue,
+    /// filtered by policy and status when given.
+    fn stored_clocks(
+        &self,
+        policy: Option<&str>,
+        status: Option<&str>,
+    ) -> impl Future<Output = Result<Vec<(IssueRef, PolicyName, String)>, StoreError>> + Send;
+
     /// Channels with failed notices, and whether each works again.
     fn failed_channels(
         &self,

@@ -15,6 +15,7 @@ use crate::policy::PolicyName;
 pub struct QueuedNotice {
     /// Set once the notice was refused for good: what `--id` takes.
     pub id: Option<i64>,
+    #[serde(serialize_with = "crate::issue::as_reference")]
     pub issue: IssueRef,
     pub policy: PolicyName,
     /// The step's id in the policy, and its kind (`start`, `breach`, …).

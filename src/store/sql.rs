@@ -18,6 +18,7 @@ mod confidential;
 mod digests;
 mod downtime;
 mod identity;
+mod inspect;
 mod intake;
 mod issues;
 mod open;
@@ -488,6 +489,14 @@ impl Store for SqlStore {
         now: DateTime<Utc>,
     ) -> Result<u64, StoreError> {
         queued::resend(self, selection, now).await
+    }
+
+    async fn stored_clocks(
+        &self,
+        policy: Option<&str>,
+        status: Option<&str>,
+    ) -> Result<Vec<(IssueRef, PolicyName, String)>, StoreError> {
+        inspect::stored_clocks(self, policy, status).await
     }
 
     async fn failed_channels(&self) -> Result<Vec<super::queued::FailedChannel>, StoreError> {

@@ -27,6 +27,8 @@ use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
 pub const SECRET: &str = "test-secret";
+/// The admin API's bearer token in the in-process server.
+pub const ADMIN_TOKEN: &str = "test-admin-token";
 /// The Slack signing secret of the test servers.
 pub const SLACK_SIGNING_SECRET: &str = "8f742231b10e8888abcd99test0secret";
 
@@ -158,6 +160,7 @@ pub async fn start_server<N: Notifier>(
         max_body_bytes,
         reconcile,
         slack_events: Some(events),
+        admin_token: Some(SecretString::from(ADMIN_TOKEN.to_owned())),
     };
     let context = Arc::new(Context::new(store, policies).with_retry(retry));
     let task = tokio::spawn(server::run(

@@ -1,0 +1,118 @@
+//! `labelwarden clocks`: the clocks the store holds, as of now (issue,
+//! policy, status, deadline, next step, acknowledged by), read from the
+//! database `serve` uses while it runs.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use chrono::Utc;
+use clap::Args;
+
+use super::{fail, load_policies, small_runtime};
+use crate::inspect::{ClockFilter, ClockView};
+use crate::store::sql::{SqlStore, without_password};
+
+#[derive(Debug, Args)]
+pub struct ClocksArgs {
+    /// Only this policy's clocks.
+    #[arg(long)]
+    policy: Option<String>,
+    /// Only clocks in this status as of now: running, paused, breached,
+    /// met, missed, withdrawn, withdrawn_after_breach.
+    #[arg(long)]
+    status: Option<String>,
+    /// `table` (default) or `json`.
+    #[arg(long, default_value = "table")]
+    format: Format,
+    /// Folder of policy files, as `serve` reads it.
+    #[arg(long, env = "LABELWARDEN_POLICIES", default_value = "policies")]
+    policies: PathBuf,
+    /// Database URL, as `serve` takes it.
+    #[arg(
+        long,
+        env = "LABELWARDEN_DATABASE_URL",
+        default_value = "sqlite://labelwarden.db"
+    )]
+    database: String,
+}
+
+#[derive(Debug, Clone, Copy, clap::ValueEnum)]
+enum Format {
+    Table,
+    Json,
+}
+
+pub fn run(args: ClocksArgs) -> ExitCode {
+    let policies = match load_policies(&args.policies) {
+        Ok(policies) => policies,
+        Err(code) => return code,
+    };
+    let runtime = match small_runtime() {
+        Ok(runtime) => runtime,
+        Err(code) => return code,
+    };
+    runtime.block_on(async {
+        let store = match SqlStore::connect(&args.database).await {
+            Ok(store) => store,
+            Err(e) => return fail(format!("{}: {e}", without_password(&args.database))),
+        };
+        let filter = ClockFilter {
+            policy: args.policy,
+            status: args.status,
+        };
+        match crate::inspect::clocks(&store, &policies, &filter, Utc::now()).await {
+            Ok(clocks) => {
+                print!("{}", shown(&clocks, args.format));
+                ExitCode::SUCCESS
+            }
+            Err(e) => fail(format!("cannot read the clocks: {e}")),
+        }
+    })
+}
+
+fn shown(clocks: &[ClockView], format: Format) -> String {
+    let time = |at: chrono::DateTime<Utc>| at.format("%Y-%m-%d %H:%M UTC").to_string();
+    match format {
+        Format::Json => {
+            let mut text = serde_json::to_string_pretty(clocks).unwrap_or_default();
+            text.push('\n');
+            text
+        }
+        Format::Table if clocks.is_empty() => "no clocks in the store\n".to_owned(),
+        Format::Table => {
+            let cells: Vec<[String; 7]> = clocks
+                .iter()
+                .map(|c| {
+                    [
+                        c.issue.to_string(),
+                        c.policy.0.clone(),
+                        c.status_text.clone(),
+                        c.deadline.map(time).unwrap_or_else(|| "-".to_owned()),
+                        c.next_step
+                            .as_ref()
+                            .map(|n| format!("{} at {}", n.step, time(n.at)))
+                            .unwrap_or_else(|| "-".to_owned()),
+                        c.acknowledged_by.clone().unwrap_or_else(|| "-".to_owned()),
+                        if c.confidential {
+                            "(confidential)".to_owned()
+                        } else {
+                            c.title.clone()
+                        },
+                    ]
+                })
+                .collect();
+            let header = [
+                "issue",
+                "policy",
+                "status",
+                "deadline",
+                "next step",
+                "acknowledged by",
+                "title",
+            ];
+            let mut text = crate::audit::report::aligned(&header, &cells).join("\n");
+            text.push('\n');
+            text
+        }
+    }
+}

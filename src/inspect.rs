@@ -1,0 +1,167 @@
+//! What the store holds, as people read it: each clock with its status,
+//! deadline, next step and who acknowledged it, worked out by the pure
+//! core from the issue's stored timeline as of now. `labelwarden clocks`
+//! and the admin API show these; both work while `serve` runs.
+
+use std::collections::BTreeMap;
+
+use chrono::{DateTime, TimeDelta, Utc};
+use serde::Serialize;
+
+use crate::clock::{self, SlaStatus};
+use crate::engine::{self, Ledger};
+use crate::gitlab::from_slack;
+use crate::issue::IssueRef;
+use crate::policy::{PolicyName, PolicySet};
+use crate::store::{Store, StoreError};
+
+/// Issues loaded from the store at once.
+const LOAD_CHUNK: usize = 500;
+
+/// One clock, as of now.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct ClockView {
+    #[serde(serialize_with = "crate::issue::as_reference")]
+    pub issue: IssueRef,
+    pub policy: PolicyName,
+    /// [`SlaStatus::kind`]: `running`, `paused`, `breached`, `met`, …
+    pub status: String,
+    /// The status in words (`breached, 2h overdue`).
+    pub status_text: String,
+    pub deadline: Option<DateTime<Utc>>,
+    /// The next step and when it falls due (now, if it is due already).
+    pub next_step: Option<NextStep>,
+    /// Who acknowledged the current cycle's alert in Slack.
+    pub acknowledged_by: Option<String>,
+    /// Left empty for confidential issues: readers outside the project
+    /// may see this.
+    pub title: String,
+    pub confidential: bool,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct NextStep {
+    pub step: String,
+    pub at: DateTime<Utc>,
+}
+
+/// Which clocks to show.
+#[derive(Debug, Clone, Default)]
+pub struct ClockFilter {
+    pub policy: Option<String>,
+    /// A status kind; matched against the status as of now.
+    pub status: Option<String>,
+}
+
+/// The clocks the store holds that `filter` picks, by issue then policy.
+/// Clocks of policies no longer in the files are left out.
+pub async fn clocks<S: Store>(
+    store: &S,
+    policies: &PolicySet,
+    filter: &ClockFilter,
+    now: DateTime<Utc>,
+) -> Result<Vec<ClockView>, StoreError> {
+    let stored = store.stored_clocks(filter.policy.as_deref(), None).await?;
+    let mut issues: Vec<IssueRef> = stored.iter().map(|(issue, _, _)| issue.clone()).collect();
+    issues.dedup();
+    let mut loaded = BTreeMap::new();
+    for chunk in issues.chunks(LOAD_CHUNK) {
+        for (issue, found) in chunk.iter().zip(store.load_issues(chunk).await?) {
+            loaded.insert(issue.clone(), found);
+        }
+    }
+    let mut views = Vec::new();
+    for (reference, policy_name, _) in stored {
+        let (Some(policy), Some(found)) = (policies.get(&policy_name), loaded.get(&reference))
+        else {
+            continue;
+        };
+        let Some(record) = &found.record else {
+            continue;
+        };
+        let issue = crate::jobs::issue_of(record, &found.carried);
+        let reading = clock::read(&issue, policy, now);
+        let status = reading.status();
+        if filter
+            .status
+            .as_deref()
+            .is_some_and(|wanted| wanted != status.kind())
+        {
+            continue;
+        }
+        let fired = found
+            .ledger
+            .iter()
+            .filter(|(p, _)| p == &policy_name)
+            .map(|(_, firing)| firing.clone())
+            .collect();
+        let acknowledged: Vec<u32> = found
+            .acknowledged
+            .iter()
+            .filter(|(p, _)| p == &policy_name)
+            .map(|(_, cycle)| *cycle)
+            .collect();
+        let ledger = Ledger::new(fired).with_acknowledged(acknowledged.clone());
+        let next_step = next_step(&issue, policy, &reading, ledger, now);
+        let acknowledged_by = if acknowledged.contains(&reading.cycle) {
+            store
+                .acknowledgement(&reference, &policy_name, reading.cycle)
+                .await?
+                .map(|(by, _)| from_slack::person(&policies.people, &by))
+        } else {
+            None
+        };
+        let deadline = reading.deadline().or(match &status {
+            SlaStatus::Breached { deadline, .. } | SlaStatus::Missed { deadline, .. } => {
+                Some(*deadline)
+            }
+            _ => None,
+        });
+        let confidential = record.facts.confidential;
+        views.push(ClockView {
+            issue: reference,
+            policy: policy_name,
+            status: status.kind().to_owned(),
+            status_text: status.to_string(),
+            deadline,
+            next_step,
+            acknowledged_by,
+            title: if confidential {
+                String::new()
+            } else {
+                record.title.clone()
+            },
+            confidential,
+        });
+    }
+    Ok(views)
+}
+
+/// The step due now, or the first the engine schedules next.
+fn next_step(
+    issue: &crate::issue::Issue,
+    policy: &crate::policy::Policy,
+    reading: &clock::ClockReading,
+    mut ledger: Ledger,
+    now: DateTime<Utc>,
+) -> Option<NextStep> {
+    let decision = engine::decide(policy, reading, &ledger);
+    if let Some(due) = decision.actions.first() {
+        return Some(NextStep {
+            step: due.firing.step.0.clone(),
+            at: due.due_at,
+        });
+    }
+    let wake = decision.next_wake?;
+    for action in &decision.actions {
+        ledger.record(action.firing.clone());
+    }
+    let later = clock::read(issue, policy, wake.max(now) + TimeDelta::milliseconds(1));
+    engine::decide(policy, &later, &ledger)
+        .actions
+        .first()
+        .map(|action| NextStep {
+            step: action.firing.step.0.clone(),
+            at: wake,
+        })
+}
