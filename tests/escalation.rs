@@ -145,3 +145,81 @@ async fn gitlab_and_slack_parts_each_happen_once_through_failures_on_both_sides(
         .collect();
     assert_eq!(steps, ["start", "breach"], "{ledger:#?}");
 }
+
+#[tokio::test]
+async fn an_alert_no_channel_takes_is_written_on_the_issue_as_the_last_resort() {
+    let gitlab = FakeGitLab::start().await;
+    let slack = FakeSlack::start().await;
+    let labelled = Utc::now();
+    gitlab
+        .gitlab
+        .add(FakeIssue::new("acme/backend", 51, labelled).add_label(labelled, HIGHEST));
+    // The bot was removed from #alerts, whose fallback is a comment.
+    slack.slack.refuse("#alerts", "not_in_channel");
+    let policies = fixture_policies("policies-escalation");
+    let slack_notifier = SlackNotifier::new(
+        Arc::clone(&policies),
+        SlackSettings {
+            api_url: slack.api_url.clone(),
+            token: Some(SecretString::from(fake_slack::TOKEN.to_owned())),
+            webhook_urls: BTreeMap::new(),
+            per_channel_per_second: NonZeroU32::new(100).unwrap(),
+            per_channel_burst: NonZeroU32::new(10).unwrap(),
+        },
+    )
+    .unwrap();
+    let writer = IssueWriter::new(
+        GitLabClient::new(GitLabSettings {
+            url: gitlab.url.clone(),
+            token: SecretString::from(fake_gitlab::TOKEN.to_owned()),
+            concurrency: 4,
+            first_retry: Duration::from_millis(5),
+        })
+        .unwrap(),
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let server = start_server(
+        policies,
+        &sqlite(&dir.path().join("db.sqlite")),
+        Escalation::new(slack_notifier, writer),
+        Options::default(),
+    )
+    .await;
+    server
+        .deliver(
+            "fallback-1",
+            &issue_event(51, labelled, labelled, &[], &[HIGHEST], false),
+        )
+        .await;
+    let fell_back = |gitlab: &FakeGitLab| -> Vec<(String, bool)> {
+        gitlab
+            .issue("acme/backend", 51)
+            .notes
+            .iter()
+            .filter(|n| n.2.contains("should have gone to `alerts`"))
+            .map(|n| (n.2.clone(), n.3))
+            .collect()
+    };
+    assert!(
+        wait_until(Duration::from_secs(3), || !fell_back(&gitlab.gitlab)
+            .is_empty())
+        .await,
+        "the start alert is written on the issue"
+    );
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let notes = fell_back(&gitlab.gitlab);
+    assert_eq!(notes.len(), 1, "once: {notes:#?}");
+    let (body, internal) = &notes[0];
+    assert!(
+        *internal,
+        "an internal note: responders see it, the public does not"
+    );
+    assert!(
+        body.starts_with("**labelwarden**: acme/backend#51 [fast-critical] SLA clock started")
+            && body.contains("not_in_channel")
+            && body.contains("labelwarden outbox resend --channel alerts"),
+        "{body}"
+    );
+    assert!(slack.slack.messages().is_empty(), "Slack took nothing");
+    server.stop().await;
+}

@@ -763,6 +763,84 @@ async fn a_refused_notice_goes_to_the_fallback_at_once_and_is_resent_once_fixed(
 }
 
 #[tokio::test]
+async fn a_mute_over_a_breach_holds_its_notices_and_says_them_once_when_it_ends() {
+    let dir = tempfile::tempdir().unwrap();
+    let database = dir.path().join("db.sqlite");
+    let Setup { server, slack } = start(&database, UNLIMITED, RetryPolicy::default()).await;
+    let url = sqlite(&database);
+    let muted = common::labelwarden_in_repo(&[
+        "mute",
+        "--policy",
+        "fast-triage",
+        "--until",
+        "4s",
+        "--reason",
+        "deploy window",
+        "--database",
+        &url,
+    ]);
+    assert!(muted.status.success(), "{}", common::text(&muted.stderr));
+    let (_, ready) = server.get("/readyz").await;
+    let ready: Value = serde_json::from_str(&ready).unwrap();
+    assert_eq!(
+        ready["mutes"][0]["muted"], "policy `fast-triage`",
+        "{ready}"
+    );
+
+    server
+        .deliver("muted-1", &label(&["triage::urgent"], 21, Utc::now()))
+        .await;
+    // Start at once and breach after 2 s both fall due inside the window.
+    tokio::time::sleep(Duration::from_millis(3_200)).await;
+    assert!(
+        channel(&slack, "#triage").is_empty(),
+        "nothing sent while muted"
+    );
+
+    assert!(
+        wait_until(Duration::from_secs(5), || !channel(&slack, "#triage")
+            .is_empty())
+        .await,
+        "the summary comes when the mute ends"
+    );
+    tokio::time::sleep(Duration::from_millis(2_500)).await;
+    let said = channel(&slack, "#triage");
+    assert_eq!(said.len(), 1, "one summary, nothing else: {said:#?}");
+    let summary = said[0].shown();
+    for part in [
+        "The mute of policy `fast-triage` has ended",
+        "deploy window",
+        "2 notices were held here",
+        "acme/backend#21",
+        "start (fast-triage)",
+        "breach (fast-triage)",
+        "Still breached now: acme/backend#21",
+    ] {
+        assert!(summary.contains(part), "missing {part:?} in {summary}");
+    }
+
+    // The mute silenced; it did not pause: the clock breached on time.
+    let clocks: Value = server
+        .http
+        .get(format!(
+            "{}/admin/clocks?policy=fast-triage",
+            server.address
+        ))
+        .bearer_auth(common::ADMIN_TOKEN)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(clocks[0]["status"], "breached", "{clocks}");
+    let mutes = common::labelwarden_in_repo(&["mutes", "--database", &url]);
+    assert_eq!(common::text(&mutes.stdout).trim(), "no mutes");
+    server.assert_outbox_empty().await;
+    server.stop().await;
+}
+
+#[tokio::test]
 async fn a_deleted_parent_makes_the_next_step_start_a_new_thread() {
     let (_dir, Setup { server, slack }) = start_unlimited().await;
     let labelled = Utc::now();

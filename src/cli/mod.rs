@@ -8,6 +8,7 @@ mod clocks;
 mod diff;
 mod doctor;
 mod explain;
+mod mute;
 mod oncall;
 mod outbox;
 mod probe;
@@ -76,6 +77,13 @@ enum Command {
     /// The clocks the store holds, as of now: issue, policy, status,
     /// deadline, next step, who acknowledged (works while `serve` runs).
     Clocks(clocks::ClocksArgs),
+    /// Silence a policy, a channel or a project until a time: notices are
+    /// recorded, not sent, and summarised when it ends; clocks keep running.
+    Mute(mute::MuteArgs),
+    /// End a mute now (its summary follows).
+    Unmute(mute::UnmuteArgs),
+    /// The mutes going on, and those ended but not yet summarised.
+    Mutes(mute::MutesArgs),
 }
 
 #[derive(Debug, Args)]
@@ -116,6 +124,9 @@ pub fn run(cli: Cli) -> ExitCode {
         Command::SlackIds(args) => doctor::run_slack_ids(args),
         Command::Outbox(args) => outbox::run(args),
         Command::Clocks(args) => clocks::run(args),
+        Command::Mute(args) => mute::run_mute(args),
+        Command::Unmute(args) => mute::run_unmute(args),
+        Command::Mutes(args) => mute::run_mutes(args),
     }
 }
 

@@ -22,6 +22,7 @@ pub mod adoption;
 pub mod enforcer;
 pub mod grouping;
 pub mod identity;
+pub mod mutes;
 pub mod outbox;
 pub mod reconcile;
 pub mod slack_events;

@@ -79,6 +79,7 @@ pub async fn run<S: Store, N: Notifier>(
     let mut recovery = Recovery::default();
     loop {
         recovery.look(context).await;
+        super::mutes::summarise_ended(context, notifier).await;
         let waiting = context.notices_waiting.notified();
         let now = Utc::now();
         // The claim lasts the context's lease: if this process dies mid-batch,
@@ -94,14 +95,27 @@ pub async fn run<S: Store, N: Notifier>(
         // thread in order.
         let fetched = entries.len();
         let retry = context.retry;
+        let mutes = if entries.is_empty() {
+            Vec::new()
+        } else {
+            super::mutes::active(context, now).await
+        };
+        let mutes = &mutes;
         let outcomes: Vec<OutboxOutcome> = futures_util::stream::iter(entries)
             .map(|entry| {
                 let span = tracing::info_span!("outbox", issue = %entry.key.issue, policy = %entry.key.policy, step = %entry.key.firing.step);
                 async move {
+                    let silenced = super::mutes::silencing(mutes, &entry.notice, now);
                     let result = if entry.notice.step_kind == "redact" {
+                        // Redactions protect confidentiality: never muted.
                         redact(context, notifier, &entry, retry).await
                     } else if let Some(key) = DigestKey::from_outbox(&entry.key.issue, &entry.key.policy) {
+                        // A storm's digest is said whole (not muted).
                         send_digest(context, notifier, &entry, &key, retry).await
+                    } else if let Some(mute) = silenced {
+                        tracing::info!(mute = mute.id, what = %mute.describe(), "muted: recorded, not sent");
+                        metrics::counter!("labelwarden_muted_notices_total", "policy" => entry.key.policy.0.clone()).increment(1);
+                        SendResult::Muted { at: Utc::now(), mute: mute.id }
                     } else {
                         send(context, notifier, &entry, retry).await
                     };

@@ -151,6 +151,10 @@ impl<S: Notifier> Notifier for Escalation<S> {
         Ok(sent)
     }
 
+    async fn send_summary(&self, channel: &str, text: &str, key: &str) -> Result<(), NotifyError> {
+        self.slack.send_summary(channel, text, key).await
+    }
+
     async fn comment_instead(&self, notice: &Notice) -> Result<(), NotifyError> {
         let note = notice
             .undelivered

@@ -412,6 +412,19 @@ pub trait Notifier: Send + Sync + 'static {
         async move { Ok(sent) }
     }
 
+    /// Posts `text` (Slack mrkdwn) on its own to the policy channel
+    /// `channel`: a mute's summary. `key` identifies it in the message's
+    /// metadata. Notifiers that cannot post write it to the log.
+    fn send_summary(
+        &self,
+        channel: &str,
+        text: &str,
+        key: &str,
+    ) -> impl Future<Output = Result<(), NotifyError>> + Send {
+        tracing::info!(channel, key, summary = text, "summary");
+        async { Ok(()) }
+    }
+
     /// Says a notice on its issue in GitLab, as a comment: the last-resort
     /// fallback route. Notifiers without GitLab access cannot.
     fn comment_instead(

@@ -88,6 +88,17 @@ pub async fn readyz<S: Store>(State(app): State<Arc<App<S>>>) -> Response {
                 .failed_channels()
                 .await
                 .unwrap_or_default();
+            let now = Utc::now();
+            let mutes: Vec<_> = app
+                .context
+                .store
+                .mutes(now)
+                .await
+                .unwrap_or_default()
+                .into_iter()
+                .filter(|m| m.until > now)
+                .map(|m| json!({ "id": m.id, "muted": m.describe(), "until": m.until, "reason": m.reason }))
+                .collect();
             let status = if failing.is_empty() && failed.is_empty() {
                 "ready"
             } else {
@@ -113,6 +124,7 @@ pub async fn readyz<S: Store>(State(app): State<Arc<App<S>>>) -> Response {
                     "policies": policies,
                     "slack": slack,
                     "failed_notices": failed_notices,
+                    "mutes": mutes,
                 })),
             )
                 .into_response()
@@ -163,6 +175,10 @@ pub async fn metrics<S: Store>(State(app): State<Arc<App<S>>>) -> Response {
                 (now - due).num_milliseconds().max(0) as f64 / 1000.0
             });
             metrics::gauge!("labelwarden_scheduler_lag_seconds").set(lag);
+            if let Ok(mutes) = app.context.store.mutes(now).await {
+                let active = mutes.iter().filter(|m| m.until > now).count();
+                metrics::gauge!("labelwarden_mutes_active").set(active as f64);
+            }
             metrics::gauge!("labelwarden_store_up").set(1.0);
         }
         Err(e) => {

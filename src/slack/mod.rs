@@ -30,6 +30,7 @@ mod group;
 pub mod message;
 mod redact;
 mod retaken;
+mod summary;
 pub mod webhook;
 
 use std::collections::{BTreeMap, HashMap, HashSet};
@@ -556,6 +557,10 @@ impl Notifier for SlackNotifier {
 
     fn health(&self) -> Option<Arc<DestinationHealth>> {
         Some(Arc::clone(&self.health))
+    }
+
+    async fn send_summary(&self, channel: &str, text: &str, key: &str) -> Result<(), NotifyError> {
+        self.post_summary(channel, text, key).await
     }
 }
 

@@ -392,4 +392,30 @@ pub const MIGRATIONS: &[Migration] = &[
             "UPDATE outbox SET failed_at = created_at WHERE sent_at IS NULL AND next_attempt_at IS NULL",
         ],
     },
+    Migration {
+        version: 17,
+        name: "mutes",
+        // A mute silences a policy, a channel or a project until a time:
+        // notices falling due meanwhile are recorded (the outbox row is
+        // marked muted and done), and summarised once when it ends, by
+        // whichever replica claims the summary first.
+        statements: &[
+            "CREATE TABLE mutes (
+            id BIGINT PRIMARY KEY,
+            scope TEXT NOT NULL,
+            target TEXT NOT NULL,
+            until_at BIGINT NOT NULL,
+            reason TEXT NOT NULL,
+            created_at BIGINT NOT NULL,
+            summarised_at BIGINT
+        )",
+            "CREATE TABLE mute_ids (
+            one BIGINT PRIMARY KEY CHECK (one = 1),
+            last BIGINT NOT NULL
+        )",
+            "INSERT INTO mute_ids (one, last) VALUES (1, 0)",
+            "ALTER TABLE outbox ADD COLUMN muted_by BIGINT",
+            "CREATE INDEX outbox_muted_by ON outbox (muted_by)",
+        ],
+    },
 ];

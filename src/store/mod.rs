@@ -12,6 +12,7 @@
 
 mod evaluation;
 pub mod migrations;
+pub mod mutes;
 pub mod queued;
 pub mod sql;
 
@@ -142,6 +143,9 @@ pub enum SendResult {
         thread: Option<Thread>,
         retry_at: DateTime<Utc>,
     },
+    /// Not sent: mute `mute` silences it. Done, and said in the mute's
+    /// summary when it ends.
+    Muted { at: DateTime<Utc>, mute: i64 },
 }
 
 /// The clock cycle an alert thread labelwarden started is about.
@@ -466,6 +470,35 @@ pub trait Store: Send + Sync + 'static {
         policy: Option<&str>,
         status: Option<&str>,
     ) -> impl Future<Output = Result<Vec<(IssueRef, PolicyName, String)>, StoreError>> + Send;
+
+    /// Adds a mute of `target` until `until`; returns it with its number.
+    fn add_mute(
+        &self,
+        scope: mutes::MuteScope,
+        target: &str,
+        until: DateTime<Utc>,
+        reason: &str,
+        now: DateTime<Utc>,
+    ) -> impl Future<Output = Result<mutes::Mute, StoreError>> + Send;
+
+    /// Ends mute `id` now; false if no such mute is still going.
+    fn end_mute(
+        &self,
+        id: i64,
+        now: DateTime<Utc>,
+    ) -> impl Future<Output = Result<bool, StoreError>> + Send;
+
+    /// Mutes still going, or ended and not yet summarised.
+    fn mutes(
+        &self,
+        now: DateTime<Utc>,
+    ) -> impl Future<Output = Result<Vec<mutes::Mute>, StoreError>> + Send;
+
+    /// Claims the summary of a mute that ended, with the notices it held.
+    fn claim_ended_mute(
+        &self,
+        now: DateTime<Utc>,
+    ) -> impl Future<Output = Result<Option<(mutes::Mute, Vec<Notice>)>, StoreError>> + Send;
 
     /// Channels with failed notices, and whether each works again.
     fn failed_channels(

@@ -21,6 +21,7 @@ mod identity;
 mod inspect;
 mod intake;
 mod issues;
+mod mutes;
 mod open;
 mod outbox;
 mod queued;
@@ -497,6 +498,32 @@ impl Store for SqlStore {
         status: Option<&str>,
     ) -> Result<Vec<(IssueRef, PolicyName, String)>, StoreError> {
         inspect::stored_clocks(self, policy, status).await
+    }
+
+    async fn add_mute(
+        &self,
+        scope: super::mutes::MuteScope,
+        target: &str,
+        until: DateTime<Utc>,
+        reason: &str,
+        now: DateTime<Utc>,
+    ) -> Result<super::mutes::Mute, StoreError> {
+        mutes::add_mute(self, scope, target, until, reason, now).await
+    }
+
+    async fn end_mute(&self, id: i64, now: DateTime<Utc>) -> Result<bool, StoreError> {
+        mutes::end_mute(self, id, now).await
+    }
+
+    async fn mutes(&self, now: DateTime<Utc>) -> Result<Vec<super::mutes::Mute>, StoreError> {
+        mutes::mutes(self, now).await
+    }
+
+    async fn claim_ended_mute(
+        &self,
+        now: DateTime<Utc>,
+    ) -> Result<Option<(super::mutes::Mute, Vec<Notice>)>, StoreError> {
+        mutes::claim_ended_mute(self, now).await
     }
 
     async fn failed_channels(&self) -> Result<Vec<super::queued::FailedChannel>, StoreError> {

@@ -112,19 +112,24 @@ pub(super) async fn record_outbox(
         let sql = format!(
             "UPDATE outbox SET sent_at = v.column7, last_error = COALESCE(v.column8, outbox.last_error),
                 next_attempt_at = v.column9, attempts = outbox.attempts + v.column10,
-                claimed_until = NULL, claims = 0,
+                claimed_until = NULL, claims = 0, muted_by = COALESCE(v.column11, outbox.muted_by),
                 failed_at = CASE WHEN v.column7 IS NULL AND v.column9 IS NULL THEN {now}
                                  ELSE outbox.failed_at END
              FROM (VALUES {}) AS v
              WHERE outbox.project = v.column1 AND outbox.iid = v.column2 AND outbox.policy = v.column3
                AND outbox.step = v.column4 AND outbox.cycle = v.column5 AND outbox.occurrence = v.column6",
-            parameters(store.backend, chunk.len(), 10),
+            parameters(store.backend, chunk.len(), 11),
             now = millis(now),
         );
         let mut query = multi_row(sql);
         for outcome in chunk {
+            let muted_by = match &outcome.result {
+                SendResult::Muted { mute, .. } => Some(*mute),
+                _ => None,
+            };
             let (sent_at, error, retry_at, attempt) = match &outcome.result {
                 SendResult::Sent { at, .. } => (Some(millis(*at)), None, None, 1i64),
+                SendResult::Muted { at, .. } => (Some(millis(*at)), None, None, 0),
                 SendResult::Retry { error, retry_at } => {
                     (None, Some(error.as_str()), Some(millis(*retry_at)), 1)
                 }
@@ -143,7 +148,8 @@ pub(super) async fn record_outbox(
             .bind(sent_at)
             .bind(error)
             .bind(retry_at)
-            .bind(attempt);
+            .bind(attempt)
+            .bind(muted_by);
         }
         query.execute(&mut *tx).await?;
     }

@@ -1,0 +1,145 @@
+//! Mutes in the outbox worker: a notice a mute covers is recorded, not
+//! sent; when a mute ends, one replica claims it and says once per channel
+//! what was held meanwhile and which of those clocks are still breached.
+
+use std::collections::BTreeMap;
+
+use chrono::{DateTime, Utc};
+
+use super::Context;
+use crate::inspect::{ClockFilter, ClockView};
+use crate::notify::{Notice, Notifier};
+use crate::store::Store;
+use crate::store::mutes::Mute;
+
+/// Most issues a summary names; the rest are counted.
+const LISTED: usize = 20;
+
+/// The mutes going on at `now`, from the store; none if it does not answer
+/// (a mute must never make a notice disappear, so an unreadable store
+/// sends).
+pub(super) async fn active<S: Store>(context: &Context<S>, now: DateTime<Utc>) -> Vec<Mute> {
+    match context.store.mutes(now).await {
+        Ok(mutes) => mutes.into_iter().filter(|m| m.until > now).collect(),
+        Err(e) => {
+            tracing::warn!(error = %e, "cannot read the mutes; sending as if none");
+            Vec::new()
+        }
+    }
+}
+
+/// The mute that silences `notice` at `now`, if any.
+pub(super) fn silencing<'a>(
+    mutes: &'a [Mute],
+    notice: &Notice,
+    now: DateTime<Utc>,
+) -> Option<&'a Mute> {
+    mutes.iter().find(|mute| mute.covers(notice, now))
+}
+
+/// Says every mute that ended and nobody has summarised yet.
+pub(super) async fn summarise_ended<S: Store, N: Notifier>(context: &Context<S>, notifier: &N) {
+    loop {
+        let now = Utc::now();
+        let (mute, held) = match context.store.claim_ended_mute(now).await {
+            Ok(Some(claimed)) => claimed,
+            Ok(None) => return,
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot look for mutes that ended");
+                return;
+            }
+        };
+        let breached: Vec<ClockView> = crate::inspect::clocks(
+            &context.store,
+            &context.policies,
+            &ClockFilter {
+                policy: None,
+                status: Some("breached".to_owned()),
+            },
+            now,
+        )
+        .await
+        .unwrap_or_default();
+        let by_channel = summaries(&mute, &held, &breached);
+        if by_channel.is_empty() {
+            tracing::info!(mute = mute.id, what = %mute.describe(), "mute ended; nothing was held");
+        }
+        for (channel, text) in by_channel {
+            let key = format!("mute|{}|{channel}", mute.id);
+            match notifier.send_summary(&channel, &text, &key).await {
+                Ok(()) => tracing::info!(
+                    mute = mute.id,
+                    channel,
+                    held = held.len(),
+                    "mute ended; summary sent"
+                ),
+                Err(e) => {
+                    tracing::error!(mute = mute.id, channel, error = %e, summary = %text, "mute ended; its summary could not be sent")
+                }
+            }
+        }
+    }
+}
+
+/// Each channel's summary of what `mute` held there, with the clocks
+/// among them still breached. Pure.
+pub(super) fn summaries(
+    mute: &Mute,
+    held: &[Notice],
+    breached: &[ClockView],
+) -> BTreeMap<String, String> {
+    let mut by_channel: BTreeMap<String, Vec<&Notice>> = BTreeMap::new();
+    for notice in held {
+        if let Some(slack) = &notice.slack {
+            by_channel
+                .entry(slack.channel.clone())
+                .or_default()
+                .push(notice);
+        }
+    }
+    by_channel
+        .into_iter()
+        .map(|(channel, notices)| {
+            let mut text = format!(
+                ":bell: The mute of {} has ended (until {}; {}). While it lasted, {} notice{} {} held here:",
+                mute.describe(),
+                mute.until.format("%Y-%m-%d %H:%M UTC"),
+                mute.reason,
+                notices.len(),
+                if notices.len() == 1 { "" } else { "s" },
+                if notices.len() == 1 { "was" } else { "were" },
+            );
+            for notice in notices.iter().take(LISTED) {
+                text.push_str(&format!(
+                    "\n• <{}|{}> {} ({}), {}",
+                    notice.url,
+                    notice.issue,
+                    notice.step_kind,
+                    notice.policy,
+                    notice.status
+                ));
+            }
+            if notices.len() > LISTED {
+                text.push_str(&format!("\n… and {} more", notices.len() - LISTED));
+            }
+            let still: Vec<String> = breached
+                .iter()
+                .filter(|clock| {
+                    notices
+                        .iter()
+                        .any(|n| n.issue == clock.issue && n.policy == clock.policy)
+                })
+                .map(|clock| format!("{} ({})", clock.issue, clock.status_text))
+                .collect();
+            if still.is_empty() {
+                text.push_str("\nNone of them is breached now.");
+            } else {
+                text.push_str(&format!(
+                    "\n:rotating_light: Still breached now: {}.",
+                    still.join(", ")
+                ));
+            }
+            (channel, text)
+        })
+        .collect()
+}
