@@ -30,36 +30,13 @@ async fn gitlab_and_slack_parts_each_happen_once_through_failures_on_both_sides(
         .gitlab
         .add(FakeIssue::new("acme/backend", 50, labelled).add_label(labelled, HIGHEST));
 
-    let policies = fixture_policies("policies-escalation");
-    let slack_notifier = SlackNotifier::new(
-        Arc::clone(&policies),
-        SlackSettings {
-            api_url: slack.api_url.clone(),
-            token: Some(SecretString::from(fake_slack::TOKEN.to_owned())),
-            webhook_urls: BTreeMap::new(),
-            per_channel_per_second: NonZeroU32::new(100).unwrap(),
-            per_channel_burst: NonZeroU32::new(10).unwrap(),
-        },
-    )
-    .unwrap();
-    let writer = IssueWriter::new(
-        GitLabClient::new(GitLabSettings {
-            url: gitlab.url.clone(),
-            token: SecretString::from(fake_gitlab::TOKEN.to_owned()),
-            concurrency: 4,
-            first_retry: Duration::from_millis(5),
-        })
-        .unwrap(),
-    );
     let retry = RetryPolicy {
         first: Duration::from_millis(20),
         longest: Duration::from_millis(200),
     };
-    let dir = tempfile::tempdir().unwrap();
-    let server = start_server(
-        policies,
-        &sqlite(&dir.path().join("db.sqlite")),
-        Escalation::new(slack_notifier, writer),
+    let (_dir, server) = escalating(
+        &gitlab,
+        &slack,
         Options {
             retry,
             ..Options::default()
@@ -156,35 +133,7 @@ async fn an_alert_no_channel_takes_is_written_on_the_issue_as_the_last_resort() 
         .add(FakeIssue::new("acme/backend", 51, labelled).add_label(labelled, HIGHEST));
     // The bot was removed from #alerts, whose fallback is a comment.
     slack.slack.refuse("#alerts", "not_in_channel");
-    let policies = fixture_policies("policies-escalation");
-    let slack_notifier = SlackNotifier::new(
-        Arc::clone(&policies),
-        SlackSettings {
-            api_url: slack.api_url.clone(),
-            token: Some(SecretString::from(fake_slack::TOKEN.to_owned())),
-            webhook_urls: BTreeMap::new(),
-            per_channel_per_second: NonZeroU32::new(100).unwrap(),
-            per_channel_burst: NonZeroU32::new(10).unwrap(),
-        },
-    )
-    .unwrap();
-    let writer = IssueWriter::new(
-        GitLabClient::new(GitLabSettings {
-            url: gitlab.url.clone(),
-            token: SecretString::from(fake_gitlab::TOKEN.to_owned()),
-            concurrency: 4,
-            first_retry: Duration::from_millis(5),
-        })
-        .unwrap(),
-    );
-    let dir = tempfile::tempdir().unwrap();
-    let server = start_server(
-        policies,
-        &sqlite(&dir.path().join("db.sqlite")),
-        Escalation::new(slack_notifier, writer),
-        Options::default(),
-    )
-    .await;
+    let (_dir, server) = escalating(&gitlab, &slack, Options::default()).await;
     server
         .deliver(
             "fallback-1",
@@ -222,4 +171,43 @@ async fn an_alert_no_channel_takes_is_written_on_the_issue_as_the_last_resort() 
     );
     assert!(slack.slack.messages().is_empty(), "Slack took nothing");
     server.stop().await;
+}
+
+/// `serve` with the escalation notifier (the GitLab part, then Slack) on
+/// the fakes, over a fresh database kept while the folder is.
+async fn escalating(
+    gitlab: &fake_gitlab::Running,
+    slack: &fake_slack::Running,
+    options: Options,
+) -> (tempfile::TempDir, common::Server) {
+    let policies = fixture_policies("policies-escalation");
+    let slack_notifier = SlackNotifier::new(
+        Arc::clone(&policies),
+        SlackSettings {
+            api_url: slack.api_url.clone(),
+            token: Some(SecretString::from(fake_slack::TOKEN.to_owned())),
+            webhook_urls: BTreeMap::new(),
+            per_channel_per_second: NonZeroU32::new(100).unwrap(),
+            per_channel_burst: NonZeroU32::new(10).unwrap(),
+        },
+    )
+    .unwrap();
+    let writer = IssueWriter::new(
+        GitLabClient::new(GitLabSettings {
+            url: gitlab.url.clone(),
+            token: SecretString::from(fake_gitlab::TOKEN.to_owned()),
+            concurrency: 4,
+            first_retry: Duration::from_millis(5),
+        })
+        .unwrap(),
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let server = start_server(
+        policies,
+        &sqlite(&dir.path().join("db.sqlite")),
+        Escalation::new(slack_notifier, writer),
+        options,
+    )
+    .await;
+    (dir, server)
 }

@@ -6,13 +6,12 @@
 mod common;
 
 use std::collections::BTreeMap;
-use std::process::Command;
 use std::time::Duration;
 
 use chrono::{DateTime, TimeDelta, Utc};
 use common::fake_slack::{self, FakeSlack};
-use common::process::{Running, free_port, kill, run, terminate, wait_until_up};
-use common::{HIGHEST, SECRET, fixtures, issue_event};
+use common::process::{Running, free_port, kill, serve_replica, terminate, wait_until_up};
+use common::{HIGHEST, SECRET, issue_event};
 use futures_util::StreamExt;
 
 const ISSUES: u64 = 500;
@@ -27,33 +26,7 @@ const ISSUES: u64 = 500;
 const DELIVERY_NOISE: TimeDelta = TimeDelta::seconds(2);
 
 fn replica(database: &str, slack_api: &str, port: u16) -> Running {
-    let mut command = Command::new(env!("CARGO_BIN_EXE_labelwarden"));
-    command
-        .args([
-            "serve",
-            "--notifier",
-            "slack",
-            "--listen",
-            &format!("127.0.0.1:{port}"),
-        ])
-        .args([
-            "--database",
-            database,
-            "--lease",
-            "2s",
-            "--reconcile-every",
-            "0s",
-        ])
-        .arg("--policies")
-        .arg(fixtures().join("policies-replicas"))
-        .env("LABELWARDEN_WEBHOOK_SECRET", SECRET)
-        .env("SLACK_BOT_TOKEN", fake_slack::TOKEN)
-        .env("SLACK_API_URL", slack_api)
-        // The fake takes any rate; Slack's own one-per-second would make
-        // 1 500 messages in one channel take 25 minutes.
-        .env("LABELWARDEN_SLACK_PER_CHANNEL_PER_SECOND", "10000")
-        .env("RUST_LOG", "warn");
-    run(command)
+    serve_replica(database, slack_api, port, "policies-replicas")
 }
 
 /// The step a message tells of, from its default wording.

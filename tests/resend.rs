@@ -13,32 +13,13 @@ use std::time::Duration;
 
 use chrono::Utc;
 use common::fake_slack::{self, FakeSlack};
-use common::process::{Running, free_port, run, terminate, wait_until_up};
-use common::{HIGHEST, SECRET, fixtures, issue_event};
+use common::process::{Running, free_port, serve_replica, terminate, wait_until_up};
+use common::{HIGHEST, SECRET, issue_event};
 
 const ISSUES: u64 = 3;
 
 fn replica(database: &str, slack_api: &str, port: u16) -> Running {
-    let mut command = Command::new(env!("CARGO_BIN_EXE_labelwarden"));
-    command
-        .args(["serve", "--notifier", "slack"])
-        .args(["--listen", &format!("127.0.0.1:{port}")])
-        .args([
-            "--database",
-            database,
-            "--lease",
-            "2s",
-            "--reconcile-every",
-            "0s",
-        ])
-        .arg("--policies")
-        .arg(fixtures().join("policies-resend"))
-        .env("LABELWARDEN_WEBHOOK_SECRET", SECRET)
-        .env("SLACK_BOT_TOKEN", fake_slack::TOKEN)
-        .env("SLACK_API_URL", slack_api)
-        .env("LABELWARDEN_SLACK_PER_CHANNEL_PER_SECOND", "10000")
-        .env("RUST_LOG", "warn");
-    run(command)
+    serve_replica(database, slack_api, port, "policies-resend")
 }
 
 fn outbox(database: &str, args: &[&str]) -> std::process::Output {

@@ -8,9 +8,8 @@ use std::process::ExitCode;
 use chrono::Utc;
 use clap::Args;
 
-use super::{fail, load_policies, small_runtime};
+use super::{DatabaseArg, fail, load_policies, on_store};
 use crate::inspect::{ClockFilter, ClockView};
-use crate::store::sql::{SqlStore, without_password};
 
 #[derive(Debug, Args)]
 pub struct ClocksArgs {
@@ -27,13 +26,8 @@ pub struct ClocksArgs {
     /// Folder of policy files, as `serve` reads it.
     #[arg(long, env = "LABELWARDEN_POLICIES", default_value = "policies")]
     policies: PathBuf,
-    /// Database URL, as `serve` takes it.
-    #[arg(
-        long,
-        env = "LABELWARDEN_DATABASE_URL",
-        default_value = "sqlite://labelwarden.db"
-    )]
-    database: String,
+    #[command(flatten)]
+    database: DatabaseArg,
 }
 
 #[derive(Debug, Clone, Copy, clap::ValueEnum)]
@@ -47,15 +41,7 @@ pub fn run(args: ClocksArgs) -> ExitCode {
         Ok(policies) => policies,
         Err(code) => return code,
     };
-    let runtime = match small_runtime() {
-        Ok(runtime) => runtime,
-        Err(code) => return code,
-    };
-    runtime.block_on(async {
-        let store = match SqlStore::connect(&args.database).await {
-            Ok(store) => store,
-            Err(e) => return fail(format!("{}: {e}", without_password(&args.database))),
-        };
+    on_store(&args.database, |store| async move {
         let filter = ClockFilter {
             policy: args.policy,
             status: args.status,

@@ -96,6 +96,39 @@ struct PolicyArgs {
 /// Exit code for configuration and access errors.
 const EXIT_CONFIG: u8 = 2;
 
+/// The database `serve` uses, for the commands that look inside it.
+#[derive(Debug, Args)]
+pub struct DatabaseArg {
+    /// Database URL, as `serve` takes it.
+    #[arg(
+        long,
+        global = true,
+        env = "LABELWARDEN_DATABASE_URL",
+        default_value = "sqlite://labelwarden.db"
+    )]
+    database: String,
+}
+
+/// Opens the database and does `work` on it in a small runtime; the exit
+/// code is `work`'s, or 2 after saying why the database would not open.
+fn on_store<F, Fut>(database: &DatabaseArg, work: F) -> ExitCode
+where
+    F: FnOnce(crate::store::sql::SqlStore) -> Fut,
+    Fut: std::future::Future<Output = ExitCode>,
+{
+    use crate::store::sql::{SqlStore, without_password};
+    let runtime = match small_runtime() {
+        Ok(runtime) => runtime,
+        Err(code) => return code,
+    };
+    runtime.block_on(async {
+        match SqlStore::connect(&database.database).await {
+            Ok(store) => work(store).await,
+            Err(e) => fail(format!("{}: {e}", without_password(&database.database))),
+        }
+    })
+}
+
 /// A single-threaded runtime for a command that makes a few requests, or
 /// the exit code after saying why there is none.
 fn small_runtime() -> Result<tokio::runtime::Runtime, ExitCode> {

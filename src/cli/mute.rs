@@ -8,21 +8,9 @@ use std::process::ExitCode;
 use chrono::{DateTime, Utc};
 use clap::Args;
 
-use super::{fail, small_runtime};
+use super::{DatabaseArg, fail, on_store};
 use crate::store::Store;
 use crate::store::mutes::{Mute, MuteScope};
-use crate::store::sql::{SqlStore, without_password};
-
-#[derive(Debug, Args)]
-pub struct DatabaseArg {
-    /// Database URL, as `serve` takes it.
-    #[arg(
-        long,
-        env = "LABELWARDEN_DATABASE_URL",
-        default_value = "sqlite://labelwarden.db"
-    )]
-    database: String,
-}
 
 #[derive(Debug, Args)]
 #[command(group = clap::ArgGroup::new("what").required(true).multiple(false))]
@@ -71,12 +59,6 @@ fn until(text: &str, now: DateTime<Utc>) -> Result<DateTime<Utc>, String> {
         .map_err(|e| format!("--until `{text}` is neither a time (RFC 3339) nor a duration: {e}"))
 }
 
-async fn store(database: &DatabaseArg) -> Result<SqlStore, ExitCode> {
-    SqlStore::connect(&database.database)
-        .await
-        .map_err(|e| fail(format!("{}: {e}", without_password(&database.database))))
-}
-
 fn line(mute: &Mute, now: DateTime<Utc>) -> String {
     let state = if mute.until > now { "until" } else { "ended" };
     format!(
@@ -101,19 +83,16 @@ pub fn run_mute(args: MuteArgs) -> ExitCode {
         Ok(_) => return fail("--until is in the past"),
         Err(e) => return fail(e),
     };
-    let runtime = match small_runtime() {
-        Ok(runtime) => runtime,
-        Err(code) => return code,
-    };
-    runtime.block_on(async {
-        let store = match store(&args.database).await {
-            Ok(store) => store,
-            Err(code) => return code,
-        };
-        match store.add_mute(scope, &target, until, &args.reason, now).await {
+    on_store(&args.database, |store| async move {
+        match store
+            .add_mute(scope, &target, until, &args.reason, now)
+            .await
+        {
             Ok(mute) => {
                 println!("muted: {}", line(&mute, now));
-                println!("clocks keep running; what falls due is recorded and summarised when the mute ends");
+                println!(
+                    "clocks keep running; what falls due is recorded and summarised when the mute ends"
+                );
                 tracing::warn!(mute = mute.id, what = %mute.describe(), until = %mute.until, reason = %mute.reason, "muted");
                 ExitCode::SUCCESS
             }
@@ -123,15 +102,7 @@ pub fn run_mute(args: MuteArgs) -> ExitCode {
 }
 
 pub fn run_unmute(args: UnmuteArgs) -> ExitCode {
-    let runtime = match small_runtime() {
-        Ok(runtime) => runtime,
-        Err(code) => return code,
-    };
-    runtime.block_on(async {
-        let store = match store(&args.database).await {
-            Ok(store) => store,
-            Err(code) => return code,
-        };
+    on_store(&args.database, |store| async move {
         match store.end_mute(args.id, Utc::now()).await {
             Ok(true) => {
                 println!("mute {} ended; `serve` says what was held", args.id);
@@ -148,15 +119,7 @@ pub fn run_unmute(args: UnmuteArgs) -> ExitCode {
 }
 
 pub fn run_mutes(args: MutesArgs) -> ExitCode {
-    let runtime = match small_runtime() {
-        Ok(runtime) => runtime,
-        Err(code) => return code,
-    };
-    runtime.block_on(async {
-        let store = match store(&args.database).await {
-            Ok(store) => store,
-            Err(code) => return code,
-        };
+    on_store(&args.database, |store| async move {
         let now = Utc::now();
         match store.mutes(now).await {
             Ok(mutes) if mutes.is_empty() => {

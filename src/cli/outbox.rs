@@ -8,23 +8,16 @@ use std::process::ExitCode;
 use chrono::Utc;
 use clap::{Args, Subcommand};
 
-use super::{fail, small_runtime};
+use super::{DatabaseArg, fail, on_store};
 use crate::store::Store;
 use crate::store::queued::{QueueFilter, QueuedNotice, QueuedState, ResendSelection};
-use crate::store::sql::{SqlStore, without_password};
 
 #[derive(Debug, Args)]
 pub struct OutboxArgs {
     #[command(subcommand)]
     action: Action,
-    /// Database URL, as `serve` takes it.
-    #[arg(
-        long,
-        global = true,
-        env = "LABELWARDEN_DATABASE_URL",
-        default_value = "sqlite://labelwarden.db"
-    )]
-    database: String,
+    #[command(flatten)]
+    database: DatabaseArg,
 }
 
 #[derive(Debug, Subcommand)]
@@ -67,15 +60,7 @@ enum Format {
 }
 
 pub fn run(args: OutboxArgs) -> ExitCode {
-    let runtime = match small_runtime() {
-        Ok(runtime) => runtime,
-        Err(code) => return code,
-    };
-    runtime.block_on(async {
-        let store = match SqlStore::connect(&args.database).await {
-            Ok(store) => store,
-            Err(e) => return fail(format!("{}: {e}", without_password(&args.database))),
-        };
+    on_store(&args.database, |store| async move {
         match args.action {
             Action::List {
                 failed,
@@ -109,7 +94,9 @@ pub fn run(args: OutboxArgs) -> ExitCode {
                 };
                 match store.resend(&selection, Utc::now()).await {
                     Ok(0) => {
-                        eprintln!("no failed notice matches: see `labelwarden outbox list --failed`");
+                        eprintln!(
+                            "no failed notice matches: see `labelwarden outbox list --failed`"
+                        );
                         ExitCode::from(1)
                     }
                     Ok(queued) => {

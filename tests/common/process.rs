@@ -97,3 +97,31 @@ pub fn kill(mut running: Running) -> String {
     let _ = child.wait();
     log.join().unwrap()
 }
+
+/// A `serve --notifier slack` replica on `database`, posting to the fake
+/// Slack at `slack_api` at any rate, with a 2-second lease and no
+/// reconcile, reading the policy fixture `policies`.
+pub fn serve_replica(database: &str, slack_api: &str, port: u16, policies: &str) -> Running {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_labelwarden"));
+    command
+        .args(["serve", "--notifier", "slack"])
+        .args(["--listen", &format!("127.0.0.1:{port}")])
+        .args([
+            "--database",
+            database,
+            "--lease",
+            "2s",
+            "--reconcile-every",
+            "0s",
+        ])
+        .arg("--policies")
+        .arg(super::fixtures().join(policies))
+        .env("LABELWARDEN_WEBHOOK_SECRET", super::SECRET)
+        .env("SLACK_BOT_TOKEN", super::fake_slack::TOKEN)
+        .env("SLACK_API_URL", slack_api)
+        // The fake takes any rate; Slack's own one-per-second would make
+        // 1 500 messages in one channel take 25 minutes.
+        .env("LABELWARDEN_SLACK_PER_CHANNEL_PER_SECOND", "10000")
+        .env("RUST_LOG", "warn");
+    run(command)
+}
