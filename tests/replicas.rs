@@ -10,7 +10,9 @@ use std::time::Duration;
 
 use chrono::{DateTime, TimeDelta, Utc};
 use common::fake_slack::{self, FakeSlack};
-use common::process::{Running, free_port, kill, serve_replica, terminate, wait_until_up};
+use common::process::{
+    Running, deliver_hook, free_port, kill, serve_replica, terminate, wait_until_up,
+};
 use common::{HIGHEST, SECRET, issue_event};
 use futures_util::StreamExt;
 
@@ -89,17 +91,7 @@ async fn story(kill_after: Option<Duration>) {
             async move {
                 let at = Utc::now();
                 let payload = issue_event(iid, at, at, &[], &[HIGHEST], false);
-                let status = http
-                    .post(format!("http://127.0.0.1:{port}/webhooks/gitlab"))
-                    .header("X-Gitlab-Token", SECRET)
-                    .header("X-Gitlab-Event", "Issue Hook")
-                    .header("X-Gitlab-Event-UUID", format!("replica-{iid}"))
-                    .header("Content-Type", "application/json")
-                    .body(payload.to_string())
-                    .send()
-                    .await
-                    .unwrap()
-                    .status();
+                let status = deliver_hook(&http, port, &format!("replica-{iid}"), &payload).await;
                 assert_eq!(status, 200);
                 (iid, at)
             }

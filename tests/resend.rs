@@ -13,8 +13,8 @@ use std::time::Duration;
 
 use chrono::Utc;
 use common::fake_slack::{self, FakeSlack};
-use common::process::{Running, free_port, serve_replica, terminate, wait_until_up};
-use common::{HIGHEST, SECRET, issue_event};
+use common::process::{Running, deliver_hook, free_port, serve_replica, terminate, wait_until_up};
+use common::{HIGHEST, issue_event};
 
 const ISSUES: u64 = 3;
 
@@ -77,20 +77,8 @@ async fn an_archived_channel_s_alerts_go_to_the_fallback_and_are_resent_once_in_
     for iid in 1..=ISSUES {
         let at = Utc::now();
         let payload = issue_event(iid, at, at, &[], &[HIGHEST], false);
-        let status = http
-            .post(format!(
-                "http://127.0.0.1:{}/webhooks/gitlab",
-                ports[(iid % 2) as usize]
-            ))
-            .header("X-Gitlab-Token", SECRET)
-            .header("X-Gitlab-Event", "Issue Hook")
-            .header("X-Gitlab-Event-UUID", format!("resend-{iid}"))
-            .header("Content-Type", "application/json")
-            .body(payload.to_string())
-            .send()
-            .await
-            .unwrap()
-            .status();
+        let port = ports[(iid % 2) as usize];
+        let status = deliver_hook(&http, port, &format!("resend-{iid}"), &payload).await;
         assert_eq!(status, 200);
     }
 

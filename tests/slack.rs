@@ -786,6 +786,8 @@ async fn a_mute_over_a_breach_holds_its_notices_and_says_them_once_when_it_ends(
         ready["mutes"][0]["muted"], "policy `fast-triage`",
         "{ready}"
     );
+    // `serve` reads the mutes again within a second.
+    tokio::time::sleep(Duration::from_millis(1_100)).await;
 
     server
         .deliver("muted-1", &label(&["triage::urgent"], 21, Utc::now()))

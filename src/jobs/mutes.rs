@@ -15,16 +15,47 @@ use crate::store::mutes::Mute;
 /// Most issues a summary names; the rest are counted.
 const LISTED: usize = 20;
 
-/// The mutes going on at `now`, from the store; none if it does not answer
-/// (a mute must never make a notice disappear, so an unreadable store
-/// sends).
-pub(super) async fn active<S: Store>(context: &Context<S>, now: DateTime<Utc>) -> Vec<Mute> {
-    match context.store.mutes(now).await {
-        Ok(mutes) => mutes.into_iter().filter(|m| m.until > now).collect(),
-        Err(e) => {
-            tracing::warn!(error = %e, "cannot read the mutes; sending as if none");
-            Vec::new()
+/// How often the worker reads the mutes again: a mute added or ended
+/// from another process takes effect within this.
+const READ_EVERY: std::time::Duration = std::time::Duration::from_secs(1);
+
+/// The mutes as the worker last read them, read again at most every
+/// [`READ_EVERY`], so that a busy outbox does not ask the store each batch.
+#[derive(Default)]
+pub(super) struct MuteWatch {
+    read_at: Option<std::time::Instant>,
+    mutes: Vec<Mute>,
+}
+
+impl MuteWatch {
+    /// Reads the mutes again if it is time; says whether one ended and
+    /// awaits its summary. An unreadable store reads as no mutes: a mute
+    /// must never make a notice disappear.
+    pub(super) async fn refresh<S: Store>(&mut self, context: &Context<S>) -> bool {
+        if self.read_at.is_some_and(|at| at.elapsed() < READ_EVERY) {
+            return false;
         }
+        self.read_at = Some(std::time::Instant::now());
+        let now = Utc::now();
+        self.mutes = match context.store.mutes(now).await {
+            Ok(mutes) => mutes,
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot read the mutes; sending as if none");
+                Vec::new()
+            }
+        };
+        self.mutes
+            .iter()
+            .any(|m| m.until <= now && m.summarised_at.is_none())
+    }
+
+    /// The mutes going on at `now`.
+    pub(super) fn active(&self, now: DateTime<Utc>) -> Vec<Mute> {
+        self.mutes
+            .iter()
+            .filter(|m| m.until > now)
+            .cloned()
+            .collect()
     }
 }
 

@@ -77,9 +77,12 @@ pub async fn run<S: Store, N: Notifier>(
     shutdown: CancellationToken,
 ) {
     let mut recovery = Recovery::default();
+    let mut mute_watch = super::mutes::MuteWatch::default();
     loop {
         recovery.look(context).await;
-        super::mutes::summarise_ended(context, notifier).await;
+        if mute_watch.refresh(context).await {
+            super::mutes::summarise_ended(context, notifier).await;
+        }
         let waiting = context.notices_waiting.notified();
         let now = Utc::now();
         // The claim lasts the context's lease: if this process dies mid-batch,
@@ -95,11 +98,7 @@ pub async fn run<S: Store, N: Notifier>(
         // thread in order.
         let fetched = entries.len();
         let retry = context.retry;
-        let mutes = if entries.is_empty() {
-            Vec::new()
-        } else {
-            super::mutes::active(context, now).await
-        };
+        let mutes = mute_watch.active(now);
         let mutes = &mutes;
         let outcomes: Vec<OutboxOutcome> = futures_util::stream::iter(entries)
             .map(|entry| {

@@ -604,11 +604,21 @@ async fn project_issues(
     if !exists {
         return project_not_found();
     }
+    issues_page(&inner, &uri, &query, issues)
+}
+
+/// One page of an issue listing, counted as GitLab counts.
+fn issues_page<'a>(
+    inner: &Inner,
+    uri: &Uri,
+    query: &HashMap<String, String>,
+    issues: impl Iterator<Item = &'a FakeIssue>,
+) -> Response {
     let counted_up_to = inner.counted_up_to.unwrap_or(pages::GITLAB_COUNTS_UP_TO);
     pages::page_counted(
-        &uri,
-        &query,
-        listing(issues, &query),
+        uri,
+        query,
+        listing(issues, query),
         counted_up_to,
         FakeIssue::json,
     )
@@ -638,14 +648,7 @@ async fn group_issues(
         )
             .into_response();
     }
-    let counted_up_to = inner.counted_up_to.unwrap_or(pages::GITLAB_COUNTS_UP_TO);
-    pages::page_counted(
-        &uri,
-        &query,
-        listing(issues, &query),
-        counted_up_to,
-        FakeIssue::json,
-    )
+    issues_page(&inner, &uri, &query, issues)
 }
 
 fn find<'a>(inner: &'a Inner, project: &str, iid: u64) -> Option<&'a FakeIssue> {

@@ -125,3 +125,24 @@ pub fn serve_replica(database: &str, slack_api: &str, port: u16, policies: &str)
         .env("RUST_LOG", "warn");
     run(command)
 }
+
+/// Posts an issue hook to the process listening on `port`, as GitLab
+/// would, with delivery id `uuid`; returns the HTTP status.
+pub async fn deliver_hook(
+    http: &reqwest::Client,
+    port: u16,
+    uuid: &str,
+    payload: &serde_json::Value,
+) -> u16 {
+    http.post(format!("http://127.0.0.1:{port}/webhooks/gitlab"))
+        .header("X-Gitlab-Token", super::SECRET)
+        .header("X-Gitlab-Event", "Issue Hook")
+        .header("X-Gitlab-Event-UUID", uuid)
+        .header("Content-Type", "application/json")
+        .body(payload.to_string())
+        .send()
+        .await
+        .unwrap()
+        .status()
+        .as_u16()
+}
