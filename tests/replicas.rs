@@ -9,7 +9,7 @@ use std::collections::BTreeMap;
 use std::time::Duration;
 
 use chrono::{DateTime, TimeDelta, Utc};
-use common::fake_slack::{self, FakeSlack};
+use common::fake_slack::{self, FakeSlack, step_of};
 use common::process::{
     Running, deliver_hook, free_port, kill, serve_replica, terminate, wait_until_up,
 };
@@ -29,19 +29,6 @@ const DELIVERY_NOISE: TimeDelta = TimeDelta::seconds(2);
 
 fn replica(database: &str, slack_api: &str, port: u16) -> Running {
     serve_replica(database, slack_api, port, "policies-replicas")
-}
-
-/// The step a message tells of, from its default wording.
-fn step_of(text: &str) -> &'static str {
-    if text.contains("SLA clock started") {
-        "start"
-    } else if text.contains(":hourglass_flowing_sand:") {
-        "warning"
-    } else if text.contains("SLA breached") {
-        "breach"
-    } else {
-        "other"
-    }
 }
 
 /// Each (issue, step) a message says: one for an alert of its own; every

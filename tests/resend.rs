@@ -12,7 +12,7 @@ use std::process::Command;
 use std::time::Duration;
 
 use chrono::Utc;
-use common::fake_slack::{self, FakeSlack};
+use common::fake_slack::{self, FakeSlack, step_of};
 use common::process::{Running, deliver_hook, free_port, serve_replica, terminate, wait_until_up};
 use common::{HIGHEST, issue_event};
 
@@ -29,19 +29,6 @@ fn outbox(database: &str, args: &[&str]) -> std::process::Output {
         .args(["--database", database])
         .output()
         .expect("the binary runs")
-}
-
-/// The step a message tells of, from its default wording.
-fn step_of(text: &str) -> &'static str {
-    if text.contains("SLA clock started") {
-        "start"
-    } else if text.contains(":hourglass_flowing_sand:") {
-        "warning"
-    } else if text.contains("SLA breached") {
-        "breach"
-    } else {
-        "other"
-    }
 }
 
 /// (issue, step) of each message in `channel`, in the order posted.

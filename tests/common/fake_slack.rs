@@ -247,6 +247,20 @@ pub fn reply_event(event_id: &str, user: &str, parent: &Message, ts: &str, text:
     })
 }
 
+/// The step a message tells of (`start`, `warning`, `breach`), from
+/// labelwarden's default wording.
+pub fn step_of(text: &str) -> &'static str {
+    if text.contains("SLA clock started") {
+        "start"
+    } else if text.contains(":hourglass_flowing_sand:") {
+        "warning"
+    } else if text.contains("SLA breached") {
+        "breach"
+    } else {
+        "other"
+    }
+}
+
 /// `#alerts` is channel `C0ALERTS`; ids stand for themselves.
 pub fn channel_id(channel: &str) -> String {
     match channel.strip_prefix('#') {
