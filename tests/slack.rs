@@ -838,6 +838,54 @@ async fn a_mute_over_a_breach_holds_its_notices_and_says_them_once_when_it_ends(
     assert_eq!(clocks[0]["status"], "breached", "{clocks}");
     let mutes = common::labelwarden_in_repo(&["mutes", "--database", &url]);
     assert_eq!(common::text(&mutes.stdout).trim(), "no mutes");
+
+    // The same through the admin API: refused without the token; with it,
+    // a mute is added, listed and ended, once.
+    let admin = |method: reqwest::Method, path: &str| {
+        server
+            .http
+            .request(method, format!("{}{path}", server.address))
+    };
+    let body = json!({
+        "channel": "triage",
+        "until": (Utc::now() + chrono::TimeDelta::hours(1)).to_rfc3339(),
+        "reason": "Slack migration",
+    });
+    let refused = admin(reqwest::Method::POST, "/admin/mutes")
+        .json(&body)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(refused.status(), 401);
+    let added = admin(reqwest::Method::POST, "/admin/mutes")
+        .bearer_auth(common::ADMIN_TOKEN)
+        .json(&body)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(added.status(), 201);
+    let added: Value = added.json().await.unwrap();
+    assert_eq!(
+        (&added["id"], &added["scope"]),
+        (&json!(2), &json!("channel"))
+    );
+    let listed: Value = admin(reqwest::Method::GET, "/admin/mutes")
+        .bearer_auth(common::ADMIN_TOKEN)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(listed[0]["target"], "triage", "{listed}");
+    for expected in [200, 404] {
+        let ended = admin(reqwest::Method::DELETE, "/admin/mutes/2")
+            .bearer_auth(common::ADMIN_TOKEN)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(ended.status(), expected);
+    }
     server.assert_outbox_empty().await;
     server.stop().await;
 }

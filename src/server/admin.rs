@@ -1,6 +1,6 @@
 //! The admin API under `/admin/`: the clocks the store holds, the notices
-//! waiting or failed, and resending failed ones, for operators and their
-//! tools. Off unless `LABELWARDEN_ADMIN_TOKEN` is set; every request must
+//! waiting or failed, resending failed ones, and mutes, for operators and
+//! their tools. Off unless `LABELWARDEN_ADMIN_TOKEN` is set; every request must
 //! carry it as `Authorization: Bearer …` (401 otherwise, compared in
 //! constant time). Every action that changes something is logged with
 //! what it did. Confidential issues' titles are never in an answer.
@@ -8,7 +8,7 @@
 use std::sync::Arc;
 
 use axum::Json;
-use axum::extract::{Query, State};
+use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use chrono::Utc;
@@ -20,6 +20,7 @@ use subtle::ConstantTimeEq;
 use super::App;
 use crate::inspect::ClockFilter;
 use crate::store::Store;
+use crate::store::mutes::MuteScope;
 use crate::store::queued::{QueueFilter, QueuedNotice, ResendSelection};
 
 /// The environment variable holding the admin API's bearer token.
@@ -149,13 +150,7 @@ pub async fn resend<S: Store>(
         (Some(channel), None, false) => ResendSelection::Channel(channel),
         (None, Some(id), false) => ResendSelection::Id(id),
         (None, None, true) => ResendSelection::AllFailed,
-        _ => {
-            return (
-                StatusCode::UNPROCESSABLE_ENTITY,
-                Json(json!({ "error": "give one of `channel`, `id` or `all_failed: true`" })),
-            )
-                .into_response();
-        }
+        _ => return unprocessable("give one of `channel`, `id` or `all_failed: true`"),
     };
     match app.context.store.resend(&selection, Utc::now()).await {
         Ok(queued) => {
@@ -165,4 +160,94 @@ pub async fn resend<S: Store>(
         }
         Err(e) => failed("cannot queue the notices again", e),
     }
+}
+
+/// `GET /admin/mutes`: those going on, and those ended but not yet said.
+pub async fn mutes<S: Store>(State(app): State<Arc<App<S>>>, headers: HeaderMap) -> Response {
+    if !authorized(&app, &headers) {
+        return unauthorized();
+    }
+    tracing::info!("admin API: mutes listed");
+    match app.context.store.mutes(Utc::now()).await {
+        Ok(mutes) => Json(mutes).into_response(),
+        Err(e) => failed("cannot read the mutes", e),
+    }
+}
+
+/// What `POST /admin/mutes` takes: `{"policy" | "channel" | "project":
+/// NAME, "until": RFC 3339, "reason": TEXT}`.
+#[derive(Debug, Deserialize)]
+pub struct MuteRequest {
+    policy: Option<String>,
+    channel: Option<String>,
+    project: Option<String>,
+    until: chrono::DateTime<Utc>,
+    reason: String,
+}
+
+/// `POST /admin/mutes`: mutes a policy, a channel or a project.
+pub async fn mute<S: Store>(
+    State(app): State<Arc<App<S>>>,
+    headers: HeaderMap,
+    Json(request): Json<MuteRequest>,
+) -> Response {
+    if !authorized(&app, &headers) {
+        return unauthorized();
+    }
+    let now = Utc::now();
+    let (scope, target) = match (request.policy, request.channel, request.project) {
+        (Some(policy), None, None) => (MuteScope::Policy, policy),
+        (None, Some(channel), None) => (MuteScope::Channel, channel),
+        (None, None, Some(project)) => (MuteScope::Project, project),
+        _ => return unprocessable("give one of `policy`, `channel` or `project`"),
+    };
+    if request.until <= now {
+        return unprocessable("`until` is in the past");
+    }
+    if request.reason.trim().is_empty() {
+        return unprocessable("give a `reason`: it is shown in /readyz and the summary");
+    }
+    match app
+        .context
+        .store
+        .add_mute(scope, &target, request.until, &request.reason, now)
+        .await
+    {
+        Ok(mute) => {
+            tracing::warn!(mute = mute.id, what = %mute.describe(), until = %mute.until, reason = %mute.reason, "admin API: muted");
+            (StatusCode::CREATED, Json(mute)).into_response()
+        }
+        Err(e) => failed("cannot add the mute", e),
+    }
+}
+
+/// `DELETE /admin/mutes/{id}`: ends a mute now; its summary follows.
+pub async fn unmute<S: Store>(
+    State(app): State<Arc<App<S>>>,
+    headers: HeaderMap,
+    Path(id): Path<i64>,
+) -> Response {
+    if !authorized(&app, &headers) {
+        return unauthorized();
+    }
+    match app.context.store.end_mute(id, Utc::now()).await {
+        Ok(true) => {
+            tracing::warn!(mute = id, "admin API: unmuted");
+            Json(json!({ "ended": id })).into_response()
+        }
+        Ok(false) => (
+            StatusCode::NOT_FOUND,
+            Json(json!({ "error": format!("no mute {id} is going on") })),
+        )
+            .into_response(),
+        Err(e) => failed("cannot end the mute", e),
+    }
+}
+
+fn unprocessable(message: &str) -> Response {
+    (
+        StatusCode::UNPROCESSABLE_ENTITY,
+        Json(json!({ "error": message })),
+    )
+        .into_response()
 }

@@ -17,7 +17,7 @@ use std::time::Duration;
 
 use axum::Router;
 use axum::extract::DefaultBodyLimit;
-use axum::routing::{get, post};
+use axum::routing::{delete, get, post};
 use metrics_exporter_prometheus::PrometheusHandle;
 use secrecy::SecretString;
 use tokio::net::TcpListener;
@@ -85,7 +85,12 @@ pub async fn run<S: Store, N: Notifier>(
         router = router
             .route("/admin/clocks", get(admin::clocks::<S>))
             .route("/admin/outbox", get(admin::outbox::<S>))
-            .route("/admin/outbox/resend", post(admin::resend::<S>));
+            .route("/admin/outbox/resend", post(admin::resend::<S>))
+            .route(
+                "/admin/mutes",
+                get(admin::mutes::<S>).post(admin::mute::<S>),
+            )
+            .route("/admin/mutes/{id}", delete(admin::unmute::<S>));
     }
     let router = router
         .layer(DefaultBodyLimit::max(config.max_body_bytes))
