@@ -51,6 +51,8 @@ pub struct ClockFilter {
     pub policy: Option<String>,
     /// A status kind; matched against the status as of now.
     pub status: Option<String>,
+    /// Only these issues' clocks; all if `None`. Only they are loaded.
+    pub issues: Option<std::collections::BTreeSet<IssueRef>>,
 }
 
 /// The clocks the store holds that `filter` picks, by issue then policy.
@@ -61,7 +63,10 @@ pub async fn clocks<S: Store>(
     filter: &ClockFilter,
     now: DateTime<Utc>,
 ) -> Result<Vec<ClockView>, StoreError> {
-    let stored = store.stored_clocks(filter.policy.as_deref(), None).await?;
+    let mut stored = store.stored_clocks(filter.policy.as_deref(), None).await?;
+    if let Some(wanted) = &filter.issues {
+        stored.retain(|(issue, _, _)| wanted.contains(issue));
+    }
     let mut issues: Vec<IssueRef> = stored.iter().map(|(issue, _, _)| issue.clone()).collect();
     issues.dedup();
     let mut loaded = BTreeMap::new();

@@ -45,6 +45,7 @@ pub fn run(args: ClocksArgs) -> ExitCode {
         let filter = ClockFilter {
             policy: args.policy,
             status: args.status,
+            issues: None,
         };
         match crate::inspect::clocks(&store, &policies, &filter, Utc::now()).await {
             Ok(clocks) => {

@@ -83,9 +83,12 @@ pub(super) async fn summarise_ended<S: Store, N: Notifier>(context: &Context<S>,
         let breached: Vec<ClockView> = crate::inspect::clocks(
             &context.store,
             &context.policies,
+            // Only the held notices' issues: a mute's end need not load
+            // every breached clock in the store.
             &ClockFilter {
                 policy: None,
                 status: Some("breached".to_owned()),
+                issues: Some(held.iter().map(|n| n.issue.clone()).collect()),
             },
             now,
         )

@@ -77,6 +77,7 @@ pub async fn clocks<S: Store>(
     let filter = ClockFilter {
         policy: query.policy,
         status: query.status,
+        issues: None,
     };
     let policies = &app.context.policies;
     match crate::inspect::clocks(&app.context.store, policies, &filter, Utc::now()).await {

@@ -60,9 +60,18 @@ pub(super) async fn queued_notices(
     now: DateTime<Utc>,
 ) -> Result<Vec<QueuedNotice>, StoreError> {
     // Numbers first, so that a failed notice listed can be resent by it.
-    let mut tx = store.writer.begin().await?;
-    number_failed(&mut tx, now).await?;
-    tx.commit().await?;
+    // Failures are numbered as they are recorded; only rows that failed
+    // before numbers existed lack one, so listing rarely writes.
+    let unnumbered = sqlx::query(sqlx::AssertSqlSafe(format!(
+        "SELECT 1 FROM outbox WHERE {FAILED} AND id IS NULL LIMIT 1"
+    )))
+    .fetch_optional(&store.readers)
+    .await?;
+    if unnumbered.is_some() {
+        let mut tx = store.writer.begin().await?;
+        number_failed(&mut tx, now).await?;
+        tx.commit().await?;
+    }
     let mut conditions = vec![if filter.failed_only {
         FAILED.to_owned()
     } else {
