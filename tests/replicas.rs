@@ -31,6 +31,9 @@ static ONE_AT_A_TIME: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(())
 
 const DELIVERY_NOISE: TimeDelta = TimeDelta::seconds(2);
 
+/// What a step says when it fell due while no replica was the enforcer.
+const NOBODY_ENFORCING: &str = "labelwarden was not running when this was due";
+
 fn replica(database: &str, slack_api: &str, port: u16) -> Running {
     serve_replica(database, slack_api, port, "policies-replicas")
 }
@@ -113,14 +116,27 @@ async fn story(kill_after: Option<Duration>) {
 
     let expected = ISSUES as usize * 3;
     // Many at once: most are said in group alerts, several to a message.
-    let distinct_said = || {
-        let mut pairs: Vec<(u64, &str)> = slack.slack.messages().iter().flat_map(said).collect();
-        pairs.sort_unstable();
-        pairs.dedup();
-        pairs.len()
+    let said_so_far = || -> std::collections::BTreeSet<(u64, &str)> {
+        slack.slack.messages().iter().flat_map(said).collect()
     };
+    // Until every step is said or, in the kill story, every breach is
+    // said and nothing more came for a second (a warning may be skipped
+    // for its breach, see below).
+    let mut stood_still = 0;
+    let mut last = 0;
     for _ in 0..400 {
-        if distinct_said() >= expected {
+        let pairs = said_so_far();
+        if pairs.len() >= expected {
+            break;
+        }
+        stood_still = if pairs.len() == last {
+            stood_still + 1
+        } else {
+            0
+        };
+        last = pairs.len();
+        let every_breach = (1..=ISSUES).all(|iid| pairs.contains(&(iid, "breach")));
+        if kill_after.is_some() && every_breach && stood_still >= 20 {
             break;
         }
         tokio::time::sleep(Duration::from_millis(50)).await;
@@ -128,6 +144,8 @@ async fn story(kill_after: Option<Duration>) {
     tokio::time::sleep(Duration::from_millis(500)).await;
 
     let mut seen: BTreeMap<(u64, &str), usize> = BTreeMap::new();
+    // Issues whose breach said it came while no replica was enforcing.
+    let mut breach_said_unwatched = std::collections::BTreeSet::new();
     let mut worst = TimeDelta::zero();
     let mut late_unsaid = Vec::new();
     let messages = slack.slack.messages();
@@ -136,6 +154,9 @@ async fn story(kill_after: Option<Duration>) {
         .flat_map(|message| said(message).into_iter().map(move |pair| (message, pair)))
     {
         *seen.entry((iid, step)).or_default() += 1;
+        if step == "breach" && message.shown().contains(NOBODY_ENFORCING) {
+            breach_said_unwatched.insert(iid);
+        }
         let due = labelled[&iid]
             + match step {
                 "warning" => TimeDelta::seconds(2),
@@ -150,9 +171,18 @@ async fn story(kill_after: Option<Duration>) {
     }
     let twice: Vec<_> = seen.iter().filter(|(_, n)| **n > 1).collect();
     assert!(twice.is_empty(), "sent more than once: {twice:?}");
+    // The engine skips a warning whose deadline passed before it fired:
+    // the breach says more. A kill between a warning's pass and its commit
+    // leaves that warning to the survivor, which takes over after the
+    // lease, past the deadline of the last-labelled issues when the machine
+    // is slow. Such a warning is not lost if the breach was said, saying
+    // that nobody was enforcing when it fell due.
+    let skipped_for_breach = |&(iid, step): &(u64, &str)| {
+        kill_after.is_some() && step == "warning" && breach_said_unwatched.contains(&iid)
+    };
     let missing: Vec<(u64, &str)> = (1..=ISSUES)
         .flat_map(|iid| ["start", "warning", "breach"].map(|step| (iid, step)))
-        .filter(|key| !seen.contains_key(key))
+        .filter(|key| !seen.contains_key(key) && !skipped_for_breach(key))
         .collect();
     assert!(
         missing.is_empty(),
@@ -172,8 +202,12 @@ async fn story(kill_after: Option<Duration>) {
             worst.num_milliseconds()
         );
     }
+    let skipped = (1..=ISSUES)
+        .filter(|iid| !seen.contains_key(&(*iid, "warning")))
+        .count();
     println!(
-        "{expected} steps exactly once in {} messages; the latest {} ms after due",
+        "{} steps exactly once in {} messages ({skipped} warnings skipped for their breach); the latest {} ms after due",
+        expected - skipped,
         messages.len(),
         worst.num_milliseconds()
     );
@@ -192,8 +226,9 @@ async fn two_replicas_send_every_step_once_and_on_time() {
 
 /// The replica that is the enforcer dies (SIGKILL) 2.5 s after the last
 /// webhook, between the warnings and the last breaches: the survivor takes
-/// over its lease and its unfinished claims after 1 s and delivers
-/// everything, once, saying what is late.
+/// over its lease and its unfinished claims after 2 s and delivers
+/// everything, once, saying what is late (a warning whose deadline passed
+/// meanwhile only through its breach, as the engine says it).
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_killed_replica_s_work_is_taken_over_once() {
     story(Some(Duration::from_millis(2_500))).await;
