@@ -33,6 +33,15 @@ pub fn summary(set: &PolicySet) -> String {
             describe(policy)
         ));
     }
+    for window in &set.maintenance {
+        out.push_str(&format!(
+            "maintenance {}  silences {} `{}`  {}\n",
+            window.name,
+            window.scope.as_str(),
+            window.target,
+            window.schedule()
+        ));
+    }
     out.push_str(&format!(
         "{} policies, {} channels, {} people groups, {} on-call rotation{}: valid\n",
         set.policies.len(),

@@ -118,6 +118,7 @@ pub fn run(args: DiffArgs) -> ExitCode {
             .chain(&after.policies)
             .cloned()
             .collect(),
+        maintenance: Vec::new(),
     };
     let reader = IssueReader::new(client.clone());
     let progress = Progress::new();

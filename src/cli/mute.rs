@@ -3,12 +3,14 @@
 //! Mutes live in the database `serve` uses, so every replica keeps them;
 //! clocks keep running, and what was held is summarised when a mute ends.
 
+use std::path::PathBuf;
 use std::process::ExitCode;
 
 use chrono::{DateTime, Utc};
 use clap::Args;
 
 use super::{DatabaseArg, fail, on_store};
+use crate::policy::maintenance::Maintenance;
 use crate::store::Store;
 use crate::store::mutes::{Mute, MuteScope};
 
@@ -47,6 +49,9 @@ pub struct UnmuteArgs {
 pub struct MutesArgs {
     #[command(flatten)]
     database: DatabaseArg,
+    /// The policy folder, for its maintenance windows.
+    #[arg(long, env = "LABELWARDEN_POLICIES", default_value = "policies")]
+    policies: PathBuf,
 }
 
 /// A time as `--until` takes it.
@@ -119,20 +124,63 @@ pub fn run_unmute(args: UnmuteArgs) -> ExitCode {
 }
 
 pub fn run_mutes(args: MutesArgs) -> ExitCode {
+    let now = Utc::now();
+    // The windows are shown beside the mutes; a policy folder that does
+    // not load hides them, with the reason, not the mutes.
+    let windows = match crate::policy::load(&args.policies) {
+        Ok(set) => set.maintenance,
+        Err(errors) => {
+            eprintln!(
+                "maintenance windows not shown: {} does not load ({})",
+                args.policies.display(),
+                errors.first().map(ToString::to_string).unwrap_or_default()
+            );
+            Vec::new()
+        }
+    };
     on_store(&args.database, |store| async move {
-        let now = Utc::now();
         match store.mutes(now).await {
-            Ok(mutes) if mutes.is_empty() => {
-                println!("no mutes");
-                ExitCode::SUCCESS
-            }
             Ok(mutes) => {
+                if mutes.is_empty() {
+                    println!("no mutes");
+                }
                 for mute in &mutes {
                     println!("{}", line(mute, now));
+                }
+                if !windows.is_empty() {
+                    println!("maintenance windows in the policy files:");
+                }
+                for window in &windows {
+                    println!("  {}", window_line(window, now));
                 }
                 ExitCode::SUCCESS
             }
             Err(e) => fail(format!("cannot read the mutes: {e}")),
         }
     })
+}
+
+/// A window of the policy files: what, when, and its current or next time.
+fn window_line(window: &Maintenance, now: DateTime<Utc>) -> String {
+    let state = match window.current_or_next(now) {
+        Some(occurrence) if occurrence.start <= now => {
+            format!(
+                "going on until {}",
+                occurrence.end.format("%Y-%m-%d %H:%M UTC")
+            )
+        }
+        Some(occurrence) => format!(
+            "next {} – {}",
+            occurrence.start.format("%Y-%m-%d %H:%M UTC"),
+            occurrence.end.format("%Y-%m-%d %H:%M UTC")
+        ),
+        None => "over".to_owned(),
+    };
+    format!(
+        "{}  {}  {}  {state}  {}",
+        window.name,
+        window.schedule(),
+        format_args!("{} `{}`", window.scope.as_str(), window.target),
+        window.reason
+    )
 }

@@ -1,8 +1,10 @@
 //! Mutes in the outbox worker: a notice a mute covers is recorded, not
-//! sent; when a mute ends, one replica claims it and says once per channel
-//! what was held meanwhile and which of those clocks are still breached.
+//! sent; a maintenance window of the policy files opens its mute as it
+//! begins; when a mute ends, one replica claims it and says once per
+//! channel what was held meanwhile and which of those clocks are still
+//! breached.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashSet};
 
 use chrono::{DateTime, Utc};
 
@@ -10,7 +12,7 @@ use super::Context;
 use crate::inspect::{ClockFilter, ClockView};
 use crate::notify::{Notice, Notifier};
 use crate::store::Store;
-use crate::store::mutes::Mute;
+use crate::store::mutes::{Mute, WindowMute};
 
 /// Most issues a summary names; the rest are counted.
 const LISTED: usize = 20;
@@ -25,6 +27,9 @@ const READ_EVERY: std::time::Duration = std::time::Duration::from_secs(1);
 pub(super) struct MuteWatch {
     read_at: Option<std::time::Instant>,
     mutes: Vec<Mute>,
+    /// Maintenance window occurrences whose mute exists (opened here or
+    /// by another replica): asked of the store once each.
+    windows_opened: HashSet<String>,
 }
 
 impl MuteWatch {
@@ -37,6 +42,7 @@ impl MuteWatch {
         }
         self.read_at = Some(std::time::Instant::now());
         let now = Utc::now();
+        self.open_windows(context, now).await;
         self.mutes = match context.store.mutes(now).await {
             Ok(mutes) => mutes,
             Err(e) => {
@@ -47,6 +53,49 @@ impl MuteWatch {
         self.mutes
             .iter()
             .any(|m| m.until <= now && m.summarised_at.is_none())
+    }
+
+    /// Opens the mute of each maintenance window of the policy files
+    /// going on at `now`, once per occurrence across replicas. A window
+    /// ended early with `unmute` stays ended until its next occurrence.
+    async fn open_windows<S: Store>(&mut self, context: &Context<S>, now: DateTime<Utc>) {
+        for window in &context.policies.maintenance {
+            let Some(occurrence) = window.occurrence_at(now) else {
+                continue;
+            };
+            let origin = window.origin(&occurrence);
+            if self.windows_opened.contains(&origin) {
+                continue;
+            }
+            let reason = format!("maintenance window {}: {}", window.name, window.reason);
+            let opening = WindowMute {
+                scope: window.scope,
+                target: &window.target,
+                from: occurrence.start,
+                until: occurrence.end,
+                reason: &reason,
+                origin: &origin,
+            };
+            match context.store.open_window_mute(&opening).await {
+                Ok(opened) => {
+                    if let Some(mute) = opened {
+                        tracing::warn!(
+                            mute = mute.id,
+                            window = %window.name,
+                            what = %mute.describe(),
+                            until = %mute.until,
+                            "maintenance window began: muted until it ends"
+                        );
+                    }
+                    self.windows_opened.insert(origin);
+                }
+                Err(e) => tracing::warn!(
+                    window = %window.name,
+                    error = %e,
+                    "cannot open the maintenance window's mute; sending as if none"
+                ),
+            }
+        }
     }
 
     /// The mutes going on at `now`.

@@ -80,6 +80,68 @@ pub struct PolicyFile {
     /// or `gitlab_comment` (a comment on the issue).
     #[serde(default)]
     pub default_fallback: Option<Located<String>>,
+    /// Maintenance windows: times known ahead when a policy, a channel or
+    /// a project is silenced. Notices that fall due meanwhile are
+    /// recorded, not sent, and said once when the window ends; clocks
+    /// keep running.
+    #[serde(default)]
+    pub maintenance: Vec<Located<MaintenanceEntry>>,
+}
+
+/// One maintenance window: what it silences (exactly one of `policy`,
+/// `channel`, `project`) and when (`once` or `weekly`).
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct MaintenanceEntry {
+    /// Unique across the policy files (`weekly-deploy`); names the
+    /// window in logs, `/readyz` and `labelwarden mutes`.
+    pub name: Located<String>,
+    /// Why, said in the summary when the window ends.
+    pub reason: Located<String>,
+    /// Silence this policy's notices.
+    #[serde(default)]
+    pub policy: Option<Located<String>>,
+    /// Silence notices for this channel (a name under `channels:`).
+    #[serde(default)]
+    pub channel: Option<Located<String>>,
+    /// Silence notices about this project's issues (`group/project`).
+    #[serde(default)]
+    pub project: Option<Located<String>>,
+    /// Once, from one time until another.
+    #[serde(default)]
+    pub once: Option<Located<OnceEntry>>,
+    /// On some days of every week, from a local time until another.
+    #[serde(default)]
+    pub weekly: Option<Located<WeeklyEntry>>,
+}
+
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct OnceEntry {
+    /// From when: RFC 3339 (`2026-12-05T22:00:00Z`) or `2026-12-05 22:00`
+    /// in `time_zone`.
+    pub from: String,
+    /// Until when, written as `from`; at most 7 days after it.
+    pub until: String,
+    /// IANA time zone of times written without an offset (default `UTC`).
+    #[serde(default)]
+    pub time_zone: Option<String>,
+}
+
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct WeeklyEntry {
+    /// The days a window starts on (`saturday` or `sat`); default: every day.
+    #[serde(default)]
+    pub days: Option<Vec<String>>,
+    /// Local time it starts, `02:00`.
+    pub from: String,
+    /// Local time it ends, `04:00`; a time not after `from` is the next day's.
+    pub until: String,
+    /// IANA time zone of the times (default `UTC`); they keep across
+    /// daylight-saving changes.
+    #[serde(default)]
+    pub time_zone: Option<String>,
 }
 
 /// Where a channel's messages go: a Slack channel through the bot token, or

@@ -8,6 +8,7 @@
 pub mod duration;
 pub mod file;
 pub mod folder;
+pub mod maintenance;
 pub mod pattern;
 pub mod rotation;
 pub mod shape;
@@ -80,6 +81,8 @@ pub struct PolicySet {
     pub channels: BTreeMap<String, Channel>,
     pub people: People,
     pub policies: Vec<Policy>,
+    /// Maintenance windows, in file order.
+    pub maintenance: Vec<maintenance::Maintenance>,
 }
 
 impl PolicySet {

@@ -7,6 +7,7 @@
 
 mod clock;
 mod definitions;
+mod maintenance;
 mod steps;
 
 use std::collections::BTreeMap;
@@ -126,11 +127,14 @@ pub fn validate(files: Vec<ParsedFile>) -> Result<PolicySet, Vec<PolicyError>> {
         }
     }
 
+    let maintenance = checker.maintenance(&files, &policies, &channels);
+
     if checker.errors.is_empty() {
         Ok(PolicySet {
             channels,
             people,
             policies,
+            maintenance,
         })
     } else {
         let mut errors = checker.errors;

@@ -97,7 +97,7 @@ pub async fn readyz<S: Store>(State(app): State<Arc<App<S>>>) -> Response {
                 .unwrap_or_default()
                 .into_iter()
                 .filter(|m| m.until > now)
-                .map(|m| json!({ "id": m.id, "muted": m.describe(), "until": m.until, "reason": m.reason }))
+                .map(|m| json!({ "id": m.id, "muted": m.describe(), "until": m.until, "reason": m.reason, "scheduled": m.origin.is_some() }))
                 .collect();
             let status = if failing.is_empty() && failed.is_empty() {
                 "ready"

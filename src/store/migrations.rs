@@ -418,4 +418,15 @@ pub const MIGRATIONS: &[Migration] = &[
             "CREATE INDEX outbox_muted_by ON outbox (muted_by)",
         ],
     },
+    Migration {
+        version: 18,
+        name: "maintenance windows",
+        // A maintenance window in the policy files opens a mute as each of
+        // its occurrences begins; the occurrence's key makes it one mute
+        // however many replicas see it begin.
+        statements: &[
+            "ALTER TABLE mutes ADD COLUMN origin TEXT",
+            "CREATE UNIQUE INDEX mutes_origin ON mutes (origin)",
+        ],
+    },
 ];

@@ -481,6 +481,13 @@ pub trait Store: Send + Sync + 'static {
         now: DateTime<Utc>,
     ) -> impl Future<Output = Result<mutes::Mute, StoreError>> + Send;
 
+    /// Opens the mute of a maintenance window's occurrence unless one
+    /// with its origin exists; returns it when this call opened it.
+    fn open_window_mute(
+        &self,
+        window: &mutes::WindowMute<'_>,
+    ) -> impl Future<Output = Result<Option<mutes::Mute>, StoreError>> + Send;
+
     /// Ends mute `id` now; false if no such mute is still going.
     fn end_mute(
         &self,

@@ -10,33 +10,7 @@ use serde::Serialize;
 
 use crate::notify::Notice;
 
-/// What a mute silences.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "snake_case")]
-pub enum MuteScope {
-    Policy,
-    Channel,
-    Project,
-}
-
-impl MuteScope {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            MuteScope::Policy => "policy",
-            MuteScope::Channel => "channel",
-            MuteScope::Project => "project",
-        }
-    }
-
-    pub fn parse(text: &str) -> Option<Self> {
-        match text {
-            "policy" => Some(MuteScope::Policy),
-            "channel" => Some(MuteScope::Channel),
-            "project" => Some(MuteScope::Project),
-            _ => None,
-        }
-    }
-}
+pub use crate::policy::maintenance::MuteScope;
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Mute {
@@ -49,6 +23,22 @@ pub struct Mute {
     pub created_at: DateTime<Utc>,
     /// When its end was summarised; none while it lasts.
     pub summarised_at: Option<DateTime<Utc>>,
+    /// The maintenance window occurrence that opened it (see
+    /// [`crate::policy::maintenance::Maintenance::origin`]); none for a
+    /// mute added by hand.
+    pub origin: Option<String>,
+}
+
+/// The mute a maintenance window's occurrence opens.
+#[derive(Debug, Clone, Copy)]
+pub struct WindowMute<'a> {
+    pub scope: MuteScope,
+    pub target: &'a str,
+    pub from: DateTime<Utc>,
+    pub until: DateTime<Utc>,
+    pub reason: &'a str,
+    /// The occurrence's key: one mute per occurrence across replicas.
+    pub origin: &'a str,
 }
 
 impl Mute {
@@ -90,6 +80,7 @@ mod tests {
             reason: "failover drill".to_owned(),
             created_at: until - TimeDelta::hours(2),
             summarised_at: None,
+            origin: None,
         }
     }
 

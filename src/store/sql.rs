@@ -511,6 +511,13 @@ impl Store for SqlStore {
         mutes::add_mute(self, scope, target, until, reason, now).await
     }
 
+    async fn open_window_mute(
+        &self,
+        window: &super::mutes::WindowMute<'_>,
+    ) -> Result<Option<super::mutes::Mute>, StoreError> {
+        mutes::open_window_mute(self, window).await
+    }
+
     async fn end_mute(&self, id: i64, now: DateTime<Utc>) -> Result<bool, StoreError> {
         mutes::end_mute(self, id, now).await
     }

@@ -448,7 +448,7 @@ fn env_var_name(text: &str) -> Result<String, String> {
 }
 
 /// `2026-11-24 09:00` in `zone`, or an RFC 3339 instant.
-fn instant_in(zone: Tz, text: &str) -> Option<DateTime<Utc>> {
+pub(super) fn instant_in(zone: Tz, text: &str) -> Option<DateTime<Utc>> {
     let text = text.trim();
     if let Ok(at) = DateTime::parse_from_rfc3339(text) {
         return Some(at.to_utc());

@@ -478,3 +478,61 @@ fn fallbacks_resolve_to_a_route_per_channel_and_their_mistakes_are_named() {
     assert!(said("b", "go round in a circle"), "{found:?}");
     assert_eq!(found.len(), 4, "{found:?}");
 }
+
+#[test]
+fn maintenance_windows_are_read_in_their_time_zone_and_their_mistakes_named() {
+    let policy = "  - name: p\n    match: { labels_any: [x] }\n    clock: { target: 24h }\n";
+    let yaml = format!(
+        "{HEADER}{policy}maintenance:\n  \
+         - name: deploys\n    reason: weekly deploy\n    channel: alerts\n    \
+         weekly: {{ days: [sat, sunday], from: \"02:00\", until: \"04:00\", time_zone: Europe/Berlin }}\n  \
+         - name: failover\n    reason: database failover\n    policy: p\n    \
+         once: {{ from: \"2026-12-05 22:00\", until: \"2026-12-06 02:00\", time_zone: Europe/Berlin }}\n  \
+         - name: nightly\n    reason: backups\n    project: acme/backend\n    \
+         weekly: {{ from: \"23:30\", until: \"00:30\" }}\n"
+    );
+    let set = crate::test_support::policy_set(&yaml);
+    let names: Vec<&str> = set.maintenance.iter().map(|w| w.name.as_str()).collect();
+    assert_eq!(names, ["deploys", "failover", "nightly"]);
+    assert_eq!(
+        set.maintenance[0].schedule(),
+        "sat, sun 02:00–04:00 Europe/Berlin"
+    );
+    // 22:00 in Berlin in December is 21:00 UTC.
+    assert_eq!(
+        set.maintenance[1].schedule(),
+        "2026-12-05 21:00 UTC – 2026-12-06 01:00 UTC"
+    );
+    assert_eq!(
+        set.maintenance[2].schedule(),
+        "every day 23:30–00:30 UTC",
+        "no days: every day, in UTC"
+    );
+
+    let found = errors(&format!(
+        "{HEADER}{policy}maintenance:\n  \
+         - name: a\n    reason: x\n    channel: alertz\n    once: {{ from: \"2026-12-05T22:00:00Z\", until: \"2026-12-05T21:00:00Z\" }}\n  \
+         - name: b\n    reason: \"\"\n    policy: p\n    project: acme/x\n    weekly: {{ days: [caturday], from: \"25:00\", until: \"04:00\", time_zone: Mars/Olympus }}\n  \
+         - name: c\n    reason: x\n    policy: nope\n    once: {{ from: \"2026-12-01T00:00:00Z\", until: \"2026-12-09T00:00:00Z\" }}\n  \
+         - name: a\n    reason: x\n    policy: p\n    weekly: {{ from: \"02:00\", until: \"02:00\" }}\n  \
+         - name: d\n    reason: x\n    project: backend\n"
+    ));
+    let said = |field: &str, text: &str| {
+        found
+            .iter()
+            .any(|e| e.contains(&format!("`maintenance[{field}")) && e.contains(text))
+    };
+    assert!(said("a].channel", "`alertz` is no channel"), "{found:?}");
+    assert!(said("a].once.until", "is not after `from`"), "{found:?}");
+    assert!(said("b].reason", "is empty"), "{found:?}");
+    assert!(
+        said("b]", "exactly one of `policy`, `channel` or `project`"),
+        "{found:?}"
+    );
+    assert!(said("b].weekly.time_zone", "Mars/Olympus"), "{found:?}");
+    assert!(said("c].policy", "`nope` is no policy"), "{found:?}");
+    assert!(said("c].once.until", "more than 7 days"), "{found:?}");
+    assert!(said("a].name", "already defined at p.yml:"), "{found:?}");
+    assert!(said("d].project", "not a project path"), "{found:?}");
+    assert!(said("d]", "exactly one of `once`"), "{found:?}");
+}

@@ -2,9 +2,9 @@
 //! and an ended one's summary claimed by exactly one replica.
 
 use super::*;
-use crate::store::mutes::{Mute, MuteScope};
+use crate::store::mutes::{Mute, MuteScope, WindowMute};
 
-const COLUMNS: &str = "id, scope, target, until_at, reason, created_at, summarised_at";
+const COLUMNS: &str = "id, scope, target, until_at, reason, created_at, summarised_at, origin";
 
 fn mute_from(row: &AnyRow) -> Result<Mute, StoreError> {
     let scope: String = row.try_get("scope")?;
@@ -19,6 +19,7 @@ fn mute_from(row: &AnyRow) -> Result<Mute, StoreError> {
         reason: row.try_get("reason")?,
         created_at: instant(row.try_get("created_at")?),
         summarised_at: row.try_get::<Option<i64>, _>("summarised_at")?.map(instant),
+        origin: row.try_get("origin")?,
     })
 }
 
@@ -48,6 +49,44 @@ pub(super) async fn add_mute(
     .fetch_one(&mut *tx)
     .await?;
     let mute = mute_from(&row)?;
+    tx.commit().await?;
+    Ok(mute)
+}
+
+/// Opens the mute of a maintenance window's occurrence, keyed by
+/// `origin`; none if it was opened before (by this or another replica).
+pub(super) async fn open_window_mute(
+    store: &SqlStore,
+    window: &WindowMute<'_>,
+) -> Result<Option<Mute>, StoreError> {
+    let mut tx = store.writer.begin().await?;
+    let opened = sqlx::query("SELECT 1 FROM mutes WHERE origin = $1")
+        .bind(window.origin)
+        .fetch_optional(&mut *tx)
+        .await?;
+    if opened.is_some() {
+        return Ok(None);
+    }
+    let id: i64 = sqlx::query("UPDATE mute_ids SET last = last + 1 WHERE one = 1 RETURNING last")
+        .fetch_one(&mut *tx)
+        .await?
+        .try_get(0)?;
+    // Another replica may have opened it since the look above.
+    let row = sqlx::query(sqlx::AssertSqlSafe(format!(
+        "INSERT INTO mutes (id, scope, target, until_at, reason, created_at, origin)
+         VALUES ($1, $2, $3, $4, $5, $6, $7)
+         ON CONFLICT (origin) DO NOTHING RETURNING {COLUMNS}"
+    )))
+    .bind(id)
+    .bind(window.scope.as_str())
+    .bind(window.target)
+    .bind(millis(window.until))
+    .bind(window.reason)
+    .bind(millis(window.from))
+    .bind(window.origin)
+    .fetch_optional(&mut *tx)
+    .await?;
+    let mute = row.as_ref().map(mute_from).transpose()?;
     tx.commit().await?;
     Ok(mute)
 }
