@@ -15,6 +15,8 @@ use crate::issue::IssueRef;
 use crate::policy::{PolicyName, PolicySet};
 use crate::store::{Store, StoreError};
 
+pub mod story;
+
 /// Issues loaded from the store at once.
 const LOAD_CHUNK: usize = 500;
 
@@ -63,20 +65,39 @@ pub async fn clocks<S: Store>(
     filter: &ClockFilter,
     now: DateTime<Utc>,
 ) -> Result<Vec<ClockView>, StoreError> {
-    let mut stored = store.stored_clocks(filter.policy.as_deref(), None).await?;
-    if let Some(wanted) = &filter.issues {
-        stored.retain(|(issue, _, _)| wanted.contains(issue));
-    }
-    let mut issues: Vec<IssueRef> = stored.iter().map(|(issue, _, _)| issue.clone()).collect();
-    issues.dedup();
     let mut loaded = BTreeMap::new();
-    for chunk in issues.chunks(LOAD_CHUNK) {
-        for (issue, found) in chunk.iter().zip(store.load_issues(chunk).await?) {
-            loaded.insert(issue.clone(), found);
+    let stored: Vec<(IssueRef, PolicyName)> = match &filter.issues {
+        // A few issues: their clocks come with them, no listing needed.
+        Some(wanted) => {
+            let issues: Vec<IssueRef> = wanted.iter().cloned().collect();
+            load_into(store, &issues, &mut loaded).await?;
+            loaded
+                .iter()
+                .flat_map(|(issue, found)| {
+                    found
+                        .statuses
+                        .iter()
+                        .filter(|(policy, _)| {
+                            filter.policy.as_deref().is_none_or(|p| p == policy.0)
+                        })
+                        .map(|(policy, _)| (issue.clone(), policy.clone()))
+                })
+                .collect()
         }
-    }
+        None => {
+            let stored = store.stored_clocks(filter.policy.as_deref(), None).await?;
+            let mut issues: Vec<IssueRef> =
+                stored.iter().map(|(issue, _, _)| issue.clone()).collect();
+            issues.dedup();
+            load_into(store, &issues, &mut loaded).await?;
+            stored
+                .into_iter()
+                .map(|(issue, policy, _)| (issue, policy))
+                .collect()
+        }
+    };
     let mut views = Vec::new();
-    for (reference, policy_name, _) in stored {
+    for (reference, policy_name) in stored {
         let (Some(policy), Some(found)) = (policies.get(&policy_name), loaded.get(&reference))
         else {
             continue;
@@ -140,6 +161,48 @@ pub async fn clocks<S: Store>(
         });
     }
     Ok(views)
+}
+
+/// Loads `issues` from the store into `loaded`, a chunk at a time.
+async fn load_into<S: Store>(
+    store: &S,
+    issues: &[IssueRef],
+    loaded: &mut BTreeMap<IssueRef, crate::store::Loaded>,
+) -> Result<(), StoreError> {
+    for chunk in issues.chunks(LOAD_CHUNK) {
+        for (issue, found) in chunk.iter().zip(store.load_issues(chunk).await?) {
+            loaded.insert(issue.clone(), found);
+        }
+    }
+    Ok(())
+}
+
+/// One issue's stored story as of `now` (see [`story`]); none if the
+/// store has never heard of the issue.
+pub async fn issue_story<S: Store>(
+    store: &S,
+    policies: &PolicySet,
+    issue: &IssueRef,
+    now: DateTime<Utc>,
+) -> Result<Option<story::IssueStory>, StoreError> {
+    let found = store.load_issues(std::slice::from_ref(issue)).await?;
+    let Some(record) = found.into_iter().next().and_then(|found| found.record) else {
+        return Ok(None);
+    };
+    let filter = ClockFilter {
+        issues: Some([issue.clone()].into()),
+        ..ClockFilter::default()
+    };
+    let clocks = clocks(store, policies, &filter, now).await?;
+    let told = store.issue_story(issue).await?;
+    let stored = story::StoredIssue {
+        issue,
+        title: &record.title,
+        url: &record.url,
+        confidential: record.facts.confidential,
+        events: &record.events,
+    };
+    Ok(Some(story::story(&stored, clocks, &told, &policies.people)))
 }
 
 /// The step due now, or the first the engine schedules next.

@@ -18,6 +18,24 @@ pub struct IssueRef {
     pub iid: IssueIid,
 }
 
+impl IssueRef {
+    /// `group/sub/project#123`, as people write it.
+    pub fn parse(text: &str) -> Result<IssueRef, String> {
+        let (project, iid) = text
+            .trim()
+            .rsplit_once('#')
+            .filter(|(project, _)| project.contains('/'))
+            .ok_or_else(|| format!("`{text}` is not an issue reference like group/project#123"))?;
+        let iid = iid
+            .parse()
+            .map_err(|_| format!("`{text}`: `{iid}` is not an issue number"))?;
+        Ok(IssueRef {
+            project: ProjectPath(project.to_owned()),
+            iid: IssueIid(iid),
+        })
+    }
+}
+
 impl fmt::Display for IssueRef {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "{}#{}", self.project.0, self.iid.0)
@@ -270,6 +288,15 @@ pub fn as_reference<S: serde::Serializer>(
 mod tests {
     use super::*;
     use chrono::TimeZone;
+
+    #[test]
+    fn references_name_a_project_path_and_a_number() {
+        let found = IssueRef::parse("acme/platform/api#12").unwrap();
+        assert_eq!(found.to_string(), "acme/platform/api#12");
+        assert!(IssueRef::parse("12").is_err());
+        assert!(IssueRef::parse("acme#12").is_err());
+        assert!(IssueRef::parse("acme/api#twelve").is_err());
+    }
 
     fn at(hour: u32) -> DateTime<Utc> {
         Utc.with_ymd_and_hms(2026, 11, 2, hour, 0, 0).unwrap()

@@ -164,6 +164,23 @@ async fn story(database: &str, replicas: usize) {
         "{clocks:#?}"
     );
 
+    // Each issue's story says its three notices were held by the window.
+    let told = labelwarden(&[
+        "clock",
+        "acme/backend#1",
+        "--database",
+        database,
+        "--policies",
+        policies_path,
+    ]);
+    let told = common::text(&told.stdout);
+    let held: Vec<&str> = told.lines().filter(|l| l.contains(" muted ")).collect();
+    assert_eq!(held.len(), 3, "{told}");
+    assert!(
+        held.iter().all(|l| l.contains("to `alerts`: held by mute")),
+        "{told}"
+    );
+
     for replica in running {
         let (code, log) = terminate(replica).await;
         assert_eq!(code, Some(0), "{log}");

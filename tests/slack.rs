@@ -759,6 +759,83 @@ async fn a_refused_notice_goes_to_the_fallback_at_once_and_is_resent_once_fixed(
     let ready: Value = serde_json::from_str(&ready).unwrap();
     assert_eq!(ready["status"], "ready", "{ready}");
     server.assert_outbox_empty().await;
+
+    // The issue's stored story, while serve runs: what came in, what
+    // fired, the start refused for good, resent and sent, in that order.
+    let told = common::labelwarden_in_repo(&[
+        "clock",
+        "acme/backend#20",
+        "--policies",
+        fixtures().join("policies-slack").to_str().unwrap(),
+        "--database",
+        &url,
+    ]);
+    assert!(told.status.success(), "{}", common::text(&told.stderr));
+    let told = common::text(&told.stdout);
+    assert!(
+        told.starts_with("acme/backend#20: Checkout broken #20\n"),
+        "{told}"
+    );
+    let line_of = |kind: &str, what: &str| {
+        told.lines()
+            .position(|l| l.contains(&format!(" {kind} ")) && l.contains(what))
+            .unwrap_or_else(|| panic!("no {kind} line with {what:?} in\n{told}"))
+    };
+    let order = [
+        line_of("received", "labelled triage::urgent"),
+        line_of("fired", "fast-triage: start (cycle 1)"),
+        line_of("failed", "start to `triage`"),
+        line_of("fired", "fast-triage: breach (cycle 1)"),
+        line_of("sent", "fast-triage: breach to `triage`"),
+        line_of("resent", "fast-triage: start to `triage`, queued again"),
+        line_of("sent", "fast-triage: start to `triage`"),
+    ];
+    assert!(order.is_sorted(), "out of order {order:?}:\n{told}");
+    assert!(
+        told.lines().any(|l| l.contains(" failed ")
+            && l.contains("is_archived")
+            && l.ends_with("(notice 1)")),
+        "{told}"
+    );
+    // The same from the admin API, behind the token.
+    let refused = admin("/admin/clock?issue=acme/backend%2320", None)
+        .await
+        .unwrap();
+    assert_eq!(refused.status(), 401);
+    let story: Value = admin(
+        "/admin/clock?issue=acme/backend%2320",
+        Some(common::ADMIN_TOKEN),
+    )
+    .await
+    .unwrap()
+    .json()
+    .await
+    .unwrap();
+    assert_eq!(story["clocks"][0]["status"], "breached", "{story}");
+    let kinds: Vec<&str> = story["entries"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["kind"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        kinds,
+        [
+            "received", "fired", "failed", "fired", "sent", "resent", "sent"
+        ],
+        "{story}"
+    );
+    let unknown = admin(
+        "/admin/clock?issue=acme/backend%23999",
+        Some(common::ADMIN_TOKEN),
+    )
+    .await
+    .unwrap();
+    assert_eq!(unknown.status(), 404);
+    let malformed = admin("/admin/clock?issue=backend", Some(common::ADMIN_TOKEN))
+        .await
+        .unwrap();
+    assert_eq!(malformed.status(), 422);
     server.stop().await;
 }
 

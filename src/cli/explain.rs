@@ -13,7 +13,7 @@ use super::{fail, gitlab_client_or_exit, load_policies};
 use crate::audit::explain::explain;
 use crate::gitlab::actions::{IssueLedger, IssueWriter};
 use crate::gitlab::history::IssueReader;
-use crate::issue::{IssueIid, IssueRef, ProjectPath};
+use crate::issue::IssueRef;
 
 #[derive(Debug, Args)]
 pub struct ExplainArgs {
@@ -27,23 +27,8 @@ pub struct ExplainArgs {
     now: Option<DateTime<Utc>>,
 }
 
-/// `group/sub/project#123`.
-fn parse_reference(text: &str) -> Result<IssueRef, String> {
-    let (project, iid) = text
-        .rsplit_once('#')
-        .filter(|(project, _)| project.contains('/'))
-        .ok_or_else(|| format!("`{text}` is not an issue reference like group/project#123"))?;
-    let iid = iid
-        .parse()
-        .map_err(|_| format!("`{text}`: `{iid}` is not an issue number"))?;
-    Ok(IssueRef {
-        project: ProjectPath(project.to_owned()),
-        iid: IssueIid(iid),
-    })
-}
-
 pub fn run(args: ExplainArgs) -> ExitCode {
-    let reference = match parse_reference(&args.issue) {
+    let reference = match IssueRef::parse(&args.issue) {
         Ok(reference) => reference,
         Err(message) => return fail(message),
     };
@@ -75,19 +60,5 @@ pub fn run(args: ExplainArgs) -> ExitCode {
             ExitCode::SUCCESS
         }
         Err(e) => fail(e),
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn references_name_a_project_path_and_a_number() {
-        let found = parse_reference("acme/platform/api#12").unwrap();
-        assert_eq!(found.to_string(), "acme/platform/api#12");
-        assert!(parse_reference("12").is_err());
-        assert!(parse_reference("acme#12").is_err());
-        assert!(parse_reference("acme/api#twelve").is_err());
     }
 }

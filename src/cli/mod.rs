@@ -4,6 +4,7 @@
 
 mod audit;
 mod check;
+mod clock;
 mod clocks;
 mod diff;
 mod doctor;
@@ -77,6 +78,9 @@ enum Command {
     /// The clocks the store holds, as of now: issue, policy, status,
     /// deadline, next step, who acknowledged (works while `serve` runs).
     Clocks(clocks::ClocksArgs),
+    /// One issue's stored story: its clocks, then what was received,
+    /// fired, sent, held, refused and resent (works while `serve` runs).
+    Clock(clock::ClockArgs),
     /// Silence a policy, a channel or a project until a time: notices are
     /// recorded, not sent, and summarised when it ends; clocks keep running.
     Mute(mute::MuteArgs),
@@ -157,6 +161,7 @@ pub fn run(cli: Cli) -> ExitCode {
         Command::SlackIds(args) => doctor::run_slack_ids(args),
         Command::Outbox(args) => outbox::run(args),
         Command::Clocks(args) => clocks::run(args),
+        Command::Clock(args) => clock::run(args),
         Command::Mute(args) => mute::run_mute(args),
         Command::Unmute(args) => mute::run_unmute(args),
         Command::Mutes(args) => mute::run_mutes(args),

@@ -19,6 +19,7 @@ use subtle::ConstantTimeEq;
 
 use super::App;
 use crate::inspect::ClockFilter;
+use crate::issue::IssueRef;
 use crate::store::Store;
 use crate::store::mutes::MuteScope;
 use crate::store::queued::{QueueFilter, QueuedNotice, ResendSelection};
@@ -83,6 +84,37 @@ pub async fn clocks<S: Store>(
     match crate::inspect::clocks(&app.context.store, policies, &filter, Utc::now()).await {
         Ok(clocks) => Json(clocks).into_response(),
         Err(e) => failed("cannot read the clocks", e),
+    }
+}
+
+#[derive(Debug, Deserialize)]
+pub struct ClockQuery {
+    issue: String,
+}
+
+/// `GET /admin/clock?issue=group/project%23123`: one issue's stored story.
+pub async fn clock<S: Store>(
+    State(app): State<Arc<App<S>>>,
+    headers: HeaderMap,
+    Query(query): Query<ClockQuery>,
+) -> Response {
+    if !authorized(&app, &headers) {
+        return unauthorized();
+    }
+    let issue = match IssueRef::parse(&query.issue) {
+        Ok(issue) => issue,
+        Err(message) => return unprocessable(&message),
+    };
+    tracing::info!(%issue, "admin API: an issue's story read");
+    let policies = &app.context.policies;
+    match crate::inspect::issue_story(&app.context.store, policies, &issue, Utc::now()).await {
+        Ok(Some(story)) => Json(story).into_response(),
+        Ok(None) => (
+            StatusCode::NOT_FOUND,
+            Json(json!({ "error": format!("{issue} is not in the store") })),
+        )
+            .into_response(),
+        Err(e) => failed("cannot read the issue's story", e),
     }
 }
 

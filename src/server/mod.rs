@@ -84,6 +84,7 @@ pub async fn run<S: Store, N: Notifier>(
     if config.admin_token.is_some() {
         router = router
             .route("/admin/clocks", get(admin::clocks::<S>))
+            .route("/admin/clock", get(admin::clock::<S>))
             .route("/admin/outbox", get(admin::outbox::<S>))
             .route("/admin/outbox/resend", post(admin::resend::<S>))
             .route(

@@ -15,6 +15,7 @@ pub mod migrations;
 pub mod mutes;
 pub mod queued;
 pub mod sql;
+pub mod story;
 
 pub use evaluation::*;
 
@@ -480,6 +481,13 @@ pub trait Store: Send + Sync + 'static {
         reason: &str,
         now: DateTime<Utc>,
     ) -> impl Future<Output = Result<mutes::Mute, StoreError>> + Send;
+
+    /// One issue's stored story: ledger, outbox, group messages and
+    /// acknowledgements, oldest first.
+    fn issue_story(
+        &self,
+        issue: &IssueRef,
+    ) -> impl Future<Output = Result<story::StoredStory, StoreError>> + Send;
 
     /// Opens the mute of a maintenance window's occurrence unless one
     /// with its origin exists; returns it when this call opened it.

@@ -27,6 +27,7 @@ mod outbox;
 mod queued;
 mod slack;
 mod statements;
+mod story;
 
 use open::*;
 pub use open::{SchemaVersion, schema_version, without_password};
@@ -509,6 +510,10 @@ impl Store for SqlStore {
         now: DateTime<Utc>,
     ) -> Result<super::mutes::Mute, StoreError> {
         mutes::add_mute(self, scope, target, until, reason, now).await
+    }
+
+    async fn issue_story(&self, issue: &IssueRef) -> Result<super::story::StoredStory, StoreError> {
+        story::issue_story(self, issue).await
     }
 
     async fn open_window_mute(
