@@ -444,6 +444,67 @@ async fn a_failing_notice_holds_back_its_thread_until_it_is_sent(store: impl Sto
     );
 }
 
+/// A notice refused for good with a fallback route is failed, and its
+/// fallback queued in the same write as a notice of its own: claimed like
+/// any other (by whichever process comes next), in its issue's order, and
+/// retried if the route is busy, never dropped.
+async fn a_refused_notice_s_fallback_is_queued_with_its_failure(store: impl Store) {
+    store
+        .commit(&[commit(11, at(1), &["start"], None)], &[])
+        .await
+        .unwrap();
+    let start = store
+        .claim_outbox(at(1), 10, TimeDelta::zero())
+        .await
+        .unwrap();
+    let mut instead = notice(11, "start");
+    instead.slack.as_mut().unwrap().channel = "backup".into();
+    store
+        .record_outbox(&[OutboxOutcome {
+            key: start[0].key.clone(),
+            result: SendResult::FellBack {
+                error: "is_archived".into(),
+                instead: Box::new(instead),
+                step: "start>backup".into(),
+                channel: Some("backup".into()),
+            },
+        }])
+        .await
+        .unwrap();
+    let now = Utc::now() + TimeDelta::seconds(1);
+    let stats = store.stats(now).await.unwrap();
+    assert_eq!(
+        (stats.outbox_pending, stats.outbox_failed),
+        (1, 1),
+        "the original failed, its fallback waiting"
+    );
+    let fallback = store
+        .claim_outbox(now, 10, TimeDelta::zero())
+        .await
+        .unwrap();
+    assert_eq!(fallback.len(), 1);
+    assert_eq!(fallback[0].key.firing.step.0, "start>backup");
+    assert_eq!(fallback[0].key.issue, issue(11));
+    assert_eq!(fallback[0].notice.slack.as_ref().unwrap().channel, "backup");
+    // The route is busy: retried, not lost.
+    store
+        .record_outbox(&[OutboxOutcome {
+            key: fallback[0].key.clone(),
+            result: SendResult::Retry {
+                error: "ratelimited".into(),
+                retry_at: now + TimeDelta::seconds(1),
+            },
+        }])
+        .await
+        .unwrap();
+    let again = store
+        .claim_outbox(now + TimeDelta::seconds(2), 10, TimeDelta::zero())
+        .await
+        .unwrap();
+    assert_eq!(again.len(), 1, "the fallback is tried again");
+    assert_eq!(again[0].attempts, 1);
+}
+
 /// A sent notice's thread is handed out with the later notices of its
 /// clock cycle in the same channel, and only those; a rate-limit deferral
 /// does not count as an attempt.
@@ -841,6 +902,7 @@ contract! {
     loads_several_issues_in_order => several_issues_load_in_the_order_asked;
     hands_out_due_issues_by_wake_up => due_issues_come_by_wake_up_time;
     outbox_keeps_each_thread_in_order => a_failing_notice_holds_back_its_thread_until_it_is_sent;
+    queues_a_refused_notice_s_fallback_durably => a_refused_notice_s_fallback_is_queued_with_its_failure;
     hands_each_notice_the_thread_of_its_cycle_and_channel => a_sent_notice_s_thread_goes_with_the_rest_of_its_cycle;
     claims_a_notice_for_one_process_at_a_time => a_claimed_notice_is_nobody_else_s_until_its_claim_runs_out;
     keeps_slack_events_until_acted_on => slack_events_are_kept_until_acted_on_and_remembered_for_a_day;

@@ -129,10 +129,8 @@ fn listing(notices: &[QueuedNotice], format: Format) -> String {
         Format::Json => {
             let shown: Vec<QueuedNotice> = notices
                 .iter()
-                .map(|n| QueuedNotice {
-                    title: shown_title(n).to_owned(),
-                    ..n.clone()
-                })
+                .cloned()
+                .map(QueuedNotice::redacted)
                 .collect();
             let mut text = serde_json::to_string_pretty(&shown).unwrap_or_default();
             text.push('\n');

@@ -179,11 +179,15 @@ pub fn story(
 /// What became of one notice: its send, hold or failure, then a resend
 /// and what became of that.
 fn notice_entries(notice: &StoredNotice) -> Vec<(DateTime<Utc>, EntryKind, String)> {
-    let to = match (&notice.channel, notice.acts_on_gitlab) {
+    let mut to = match (&notice.channel, notice.acts_on_gitlab) {
         (Some(channel), false) => format!("to `{channel}`"),
         (Some(channel), true) => format!("to `{channel}` and GitLab"),
+        (None, _) if notice.instead_of.is_some() => "as a comment on the issue".to_owned(),
         (None, _) => "on GitLab".to_owned(),
     };
+    if let Some(refused) = &notice.instead_of {
+        to.push_str(&format!(", instead of `{refused}`"));
+    }
     let step = format!("{} {to}", notice.step_kind);
     let mut entries = Vec::new();
     let error = notice.error.as_deref().unwrap_or("no error recorded");
@@ -328,6 +332,7 @@ mod tests {
             step_kind: step.into(),
             channel: Some("alerts".into()),
             acts_on_gitlab: false,
+            instead_of: None,
             queued_at: at(queued),
             attempts: 1,
             sent_at: None,

@@ -367,7 +367,9 @@ async fn plan<S: Store>(
     Ok(())
 }
 
-/// Sends one notice and says what became of it.
+/// Sends one notice and says what became of it. A notice its channel
+/// refuses for good is failed and its fallback route queued at once; a
+/// fallback notice for a GitLab comment is written on the issue.
 async fn send<S: Store, N: Notifier>(
     context: &Context<S>,
     notifier: &N,
@@ -376,84 +378,116 @@ async fn send<S: Store, N: Notifier>(
 ) -> SendResult {
     // A resent notice says it is late, and why.
     let mut notice = entry.notice.clone();
-    notice.undelivered = entry.resent.clone();
-    let sent = if entry.retaken {
+    if entry.resent.is_some() {
+        notice.undelivered = entry.resent.clone();
+    }
+    let instead_of = notice
+        .undelivered
+        .as_ref()
+        .filter(|u| u.route == UndeliveredRoute::Fallback)
+        .map(|u| u.channel.clone());
+    let sent = if instead_of.is_some() && notice.slack.is_none() {
+        notifier
+            .comment_instead(&notice)
+            .await
+            .map(|()| Delivered { thread: None })
+    } else if entry.retaken {
         tracing::warn!("taking over a notice another process claimed and never recorded");
         notifier.send_retaken(&notice, entry.thread.as_ref()).await
     } else {
         notifier.send(&notice, entry.thread.as_ref()).await
     };
+    if let (Some(refused), Ok(_)) = (&instead_of, &sent) {
+        let route = notice
+            .slack
+            .as_ref()
+            .map_or(Fallback::GITLAB_COMMENT, |s| s.channel.as_str());
+        tracing::warn!(
+            channel = %refused,
+            fallback = route,
+            "the channel refused the notice for good; sent to its fallback instead"
+        );
+        metrics::counter!("labelwarden_fallback_notices_total", "channel" => refused.clone(), "fallback" => route.to_owned())
+            .increment(1);
+    }
     if let Err(NotifyError::Refused { channel, message }) = &sent {
-        fall_back(&context.policies, notifier, &notice, channel, message).await;
+        let failed = outcome(
+            entry,
+            retry,
+            Err(NotifyError::Refused {
+                channel: channel.clone(),
+                message: message.clone(),
+            }),
+        );
+        return match fallback_for(&context.policies, entry, &notice, channel, message) {
+            Some((step, route_channel, instead)) => SendResult::FellBack {
+                error: message.clone(),
+                instead: Box::new(instead),
+                step,
+                channel: route_channel,
+            },
+            None => {
+                tracing::error!(
+                    channel,
+                    "no fallback route is left for the notice: nobody was told; resend it once the channel is fixed"
+                );
+                failed
+            }
+        };
     }
     outcome(entry, retry, sent)
 }
 
-/// Sends a notice its channel refused for good along the channel's
-/// fallback routes, at once, until one takes it; says in the message
-/// where it should have gone and why. The notice itself stays failed in
-/// the outbox, to be resent to its channel once that is fixed.
-async fn fall_back<N: Notifier>(
+/// The notice for the next fallback route of a notice `channel` refused
+/// for good, with the step it is queued under and the policy channel it
+/// goes to (none: a comment on the issue); none if no route is left. It
+/// says where the notice should have gone and why: the first channel
+/// that refused it, when it is itself a fallback refused in turn.
+fn fallback_for(
     policies: &PolicySet,
-    notifier: &N,
+    entry: &OutboxEntry,
     notice: &Notice,
     channel: &str,
     error: &str,
-) {
-    let Some(step) = &notice.slack else {
-        return;
+) -> Option<(String, Option<String>, Notice)> {
+    let step = notice.slack.as_ref()?;
+    let route = policies.fallbacks(channel).into_iter().next()?;
+    let undelivered = match &notice.undelivered {
+        Some(first) if first.route == UndeliveredRoute::Fallback => first.clone(),
+        _ => Undelivered {
+            channel: channel.to_owned(),
+            error: error.to_owned(),
+            failed_at: Utc::now(),
+            route: UndeliveredRoute::Fallback,
+        },
     };
-    let routes = policies.fallbacks(channel);
-    if routes.is_empty() {
-        return;
-    }
-    let undelivered = Undelivered {
-        channel: channel.to_owned(),
-        error: error.to_owned(),
-        failed_at: Utc::now(),
-        route: UndeliveredRoute::Fallback,
-    };
-    for route in routes {
-        let mut instead = notice.clone();
-        instead.undelivered = Some(undelivered.clone());
-        // The GitLab part was carried out (or failed) already.
-        instead.gitlab = None;
-        let (name, taken) = match &route {
-            Fallback::Channel(name) => {
-                instead.slack = Some(SlackStep {
-                    channel: name.clone(),
-                    // Only a post tells people; a reaction would not.
-                    post: true,
-                    ..step.clone()
-                });
-                let sent = notifier.send(&instead, None).await.map(|_| ());
-                (name.as_str(), sent)
-            }
-            Fallback::GitLabComment => (
-                Fallback::GITLAB_COMMENT,
-                notifier.comment_instead(&instead).await,
-            ),
-        };
-        match taken {
-            Ok(()) => {
-                tracing::warn!(
-                    channel,
-                    fallback = name,
-                    "the channel refused the notice for good; sent to its fallback instead"
-                );
-                metrics::counter!("labelwarden_fallback_notices_total", "channel" => channel.to_owned(), "fallback" => name.to_owned())
-                    .increment(1);
-                return;
-            }
-            Err(e) => {
-                tracing::error!(channel, fallback = name, error = %e, "the fallback did not take the notice either");
-            }
+    let mut instead = notice.clone();
+    instead.undelivered = Some(undelivered);
+    // The GitLab part was carried out (or failed) with the original.
+    instead.gitlab = None;
+    let (name, route_channel) = match &route {
+        Fallback::Channel(name) => {
+            instead.slack = Some(SlackStep {
+                channel: name.clone(),
+                // Only a post tells people; a reaction would not.
+                post: true,
+                ..step.clone()
+            });
+            (name.as_str(), Some(name.clone()))
         }
-    }
-    tracing::error!(
+        Fallback::GitLabComment => {
+            instead.slack = None;
+            (Fallback::GITLAB_COMMENT, None)
+        }
+    };
+    tracing::warn!(
         channel,
-        "no fallback route took the notice: nobody was told"
+        fallback = name,
+        error,
+        "the channel refused the notice for good; its fallback is queued"
     );
+    let queued_step = format!("{}>{name}", entry.key.firing.step);
+    Some((queued_step, route_channel, instead))
 }
 
 /// Counts how long a Slack message took from falling due to Slack

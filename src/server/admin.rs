@@ -143,17 +143,8 @@ pub async fn outbox<S: Store>(
     };
     match app.context.store.queued_notices(&filter, Utc::now()).await {
         Ok(notices) => {
-            let shown: Vec<QueuedNotice> = notices
-                .into_iter()
-                .map(|n| QueuedNotice {
-                    title: if n.confidential {
-                        String::new()
-                    } else {
-                        n.title.clone()
-                    },
-                    ..n
-                })
-                .collect();
+            let shown: Vec<QueuedNotice> =
+                notices.into_iter().map(QueuedNotice::redacted).collect();
             Json(shown).into_response()
         }
         Err(e) => failed("cannot read the outbox", e),

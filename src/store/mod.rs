@@ -138,6 +138,17 @@ pub enum SendResult {
     Deferred { retry_at: DateTime<Utc> },
     /// Failed for good; kept, counted and shown, never retried.
     Failed { error: String },
+    /// Failed for good as [`SendResult::Failed`], and its channel's
+    /// fallback route queued in the same write as a notice of its own:
+    /// `instead`, under step `step`, for policy channel `channel` (none:
+    /// a comment on the issue). Durable like any notice: retried if the
+    /// route is busy, and taken over if this process dies.
+    FellBack {
+        error: String,
+        instead: Box<Notice>,
+        step: String,
+        channel: Option<String>,
+    },
     /// One message of several went out (a digest and its list): the rest
     /// follow from `retry_at`, in `thread`, without counting an attempt.
     Progress {

@@ -37,6 +37,21 @@ pub struct QueuedNotice {
     pub resent_at: Option<DateTime<Utc>>,
 }
 
+impl QueuedNotice {
+    /// As any JSON answer shows it: a confidential issue's title left
+    /// empty (`confidential` says why), as the clocks and stories do.
+    pub fn redacted(self) -> Self {
+        if self.confidential {
+            QueuedNotice {
+                title: String::new(),
+                ..self
+            }
+        } else {
+            self
+        }
+    }
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(tag = "state", rename_all = "snake_case")]
 pub enum QueuedState {
@@ -79,5 +94,45 @@ impl FailedChannel {
     /// The command that queues this channel's failed notices again.
     pub fn resend_command(&self) -> String {
         format!("labelwarden outbox resend --channel {}", self.channel)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use chrono::TimeZone;
+
+    use super::*;
+    use crate::issue::{IssueIid, ProjectPath};
+
+    #[test]
+    fn a_confidential_notice_s_title_is_left_out_of_answers() {
+        let at = Utc.with_ymd_and_hms(2026, 11, 29, 16, 0, 0).unwrap();
+        let notice = QueuedNotice {
+            id: Some(3),
+            issue: IssueRef {
+                project: ProjectPath("acme/backend".into()),
+                iid: IssueIid(8),
+            },
+            policy: PolicyName("critical".into()),
+            step: "start".into(),
+            step_kind: "start".into(),
+            cycle: 1,
+            channel: Some("alerts".into()),
+            title: "Token leak in billing".into(),
+            confidential: true,
+            queued_at: at,
+            attempts: 1,
+            state: QueuedState::Failed { failed_at: at },
+            error: Some("is_archived".into()),
+            resent_at: None,
+        };
+        let json = serde_json::to_string(&notice.clone().redacted()).unwrap();
+        assert!(!json.contains("Token leak"), "{json}");
+        assert!(json.contains("\"confidential\":true"), "{json}");
+        let open = QueuedNotice {
+            confidential: false,
+            ..notice
+        };
+        assert_eq!(open.clone().redacted().title, "Token leak in billing");
     }
 }

@@ -35,6 +35,8 @@ pub struct StoredNotice {
     pub channel: Option<String>,
     /// It also acts on GitLab (labels, a comment).
     pub acts_on_gitlab: bool,
+    /// A fallback notice: the channel that refused the original for good.
+    pub instead_of: Option<String>,
     pub queued_at: DateTime<Utc>,
     pub attempts: u32,
     pub sent_at: Option<DateTime<Utc>>,

@@ -8,6 +8,7 @@ pub mod fake_gitlab;
 pub mod fake_slack;
 pub mod postgres;
 pub mod process;
+pub mod slack_server;
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;

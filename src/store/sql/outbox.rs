@@ -101,6 +101,45 @@ pub(super) async fn next_outbox_attempt(
     Ok(row.try_get::<Option<i64>, _>(0)?.map(instant))
 }
 
+/// Queues the fallback notice of each notice refused for good that has
+/// a route, due at once, after everything its issue queued before.
+async fn queue_fallbacks(
+    tx: &mut Transaction<'_, Any>,
+    outcomes: &[OutboxOutcome],
+    now: DateTime<Utc>,
+) -> Result<(), StoreError> {
+    for outcome in outcomes {
+        let SendResult::FellBack {
+            instead,
+            step,
+            channel,
+            ..
+        } = &outcome.result
+        else {
+            continue;
+        };
+        let key = &outcome.key;
+        let notice = serde_json::to_string(instead).map_err(corrupt("fallback notice"))?;
+        sqlx::query(
+            "INSERT INTO outbox (project, iid, policy, step, cycle, occurrence, created_at, position,
+                notice, next_attempt_at, channel)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, 0, $8, $7, $9) ON CONFLICT DO NOTHING",
+        )
+        .bind(key.issue.project.0.as_str())
+        .bind(key.issue.iid.0 as i64)
+        .bind(key.policy.0.as_str())
+        .bind(step.as_str())
+        .bind(i64::from(key.firing.cycle))
+        .bind(i64::from(key.firing.occurrence))
+        .bind(millis(now))
+        .bind(notice)
+        .bind(channel.as_deref())
+        .execute(&mut **tx)
+        .await?;
+    }
+    Ok(())
+}
+
 pub(super) async fn record_outbox(
     store: &SqlStore,
     outcomes: &[OutboxOutcome],
@@ -134,7 +173,9 @@ pub(super) async fn record_outbox(
                     (None, Some(error.as_str()), Some(millis(*retry_at)), 1)
                 }
                 SendResult::Deferred { retry_at } => (None, None, Some(millis(*retry_at)), 0),
-                SendResult::Failed { error } => (None, Some(error.as_str()), None, 1),
+                SendResult::Failed { error } | SendResult::FellBack { error, .. } => {
+                    (None, Some(error.as_str()), None, 1)
+                }
                 SendResult::Progress { retry_at, .. } => (None, None, Some(millis(*retry_at)), 0),
             };
             let key = &outcome.key;
@@ -153,10 +194,13 @@ pub(super) async fn record_outbox(
         }
         query.execute(&mut *tx).await?;
     }
-    if outcomes
-        .iter()
-        .any(|o| matches!(o.result, SendResult::Failed { .. }))
-    {
+    queue_fallbacks(&mut tx, outcomes, now).await?;
+    if outcomes.iter().any(|o| {
+        matches!(
+            o.result,
+            SendResult::Failed { .. } | SendResult::FellBack { .. }
+        )
+    }) {
         super::queued::number_failed(&mut tx, now).await?;
     }
     let threads: Vec<(&OutboxKey, &Thread, i64)> = outcomes

@@ -58,6 +58,10 @@ pub(super) async fn issue_story(
                 step_kind: notice.step_kind,
                 channel: row.try_get("channel")?,
                 acts_on_gitlab: notice.gitlab.is_some(),
+                instead_of: notice
+                    .undelivered
+                    .filter(|u| u.route == crate::notify::UndeliveredRoute::Fallback)
+                    .map(|u| u.channel),
                 queued_at: instant(row.try_get("created_at")?),
                 attempts: row.try_get::<i64, _>("attempts")? as u32,
                 sent_at: at("sent_at")?,

@@ -1,0 +1,138 @@
+//! The in-process server with the real Slack notifier on a fresh fake
+//! Slack, as the Slack stories start it (`fixtures/policies-slack`, a
+//! 2-second clock), and what they read back from the fake.
+
+use std::collections::BTreeMap;
+use std::num::NonZeroU32;
+use std::path::Path;
+use std::sync::Arc;
+
+use chrono::{DateTime, Utc};
+use labelwarden::jobs::outbox::RetryPolicy;
+use labelwarden::slack::{SlackNotifier, SlackSettings};
+use secrecy::SecretString;
+use serde_json::Value;
+
+use super::fake_slack::{self, FakeSlack, Message, Running, TOKEN};
+use super::{Options, Server, fixture_policies, issue_event, sqlite, start_server};
+
+pub const WEBHOOK_ENV: &str = "LABELWARDEN_TEST_STATUS_WEBHOOK";
+pub const STAFF_WEBHOOK_ENV: &str = "LABELWARDEN_TEST_STAFF_WEBHOOK";
+
+pub struct Setup {
+    pub server: Server,
+    pub slack: FakeSlack,
+}
+
+/// The server with a Slack notifier pointed at a fresh fake Slack.
+pub async fn start(database: &Path, per_channel_per_second: u32, retry: RetryPolicy) -> Setup {
+    start_with_webhooks(database, per_channel_per_second, retry, |running| {
+        let staff = running
+            .slack
+            .incoming_webhook("#status-staff", "staffWebhookPart");
+        (running.webhook_url.clone(), staff)
+    })
+    .await
+}
+
+/// The same, with the incoming webhook URLs of `#status` and
+/// `#status-staff` that `webhooks` gives (made on the fake, or not).
+pub async fn start_with_webhooks(
+    database: &Path,
+    per_channel_per_second: u32,
+    retry: RetryPolicy,
+    webhooks: impl FnOnce(&Running) -> (String, String),
+) -> Setup {
+    let running = FakeSlack::start().await;
+    let (status, staff) = webhooks(&running);
+    let Running { slack, api_url, .. } = running;
+    let policies = fixture_policies("policies-slack");
+    let settings = SlackSettings {
+        api_url,
+        token: Some(SecretString::from(TOKEN.to_owned())),
+        webhook_urls: BTreeMap::from([
+            (WEBHOOK_ENV.to_owned(), SecretString::from(status)),
+            (STAFF_WEBHOOK_ENV.to_owned(), SecretString::from(staff)),
+        ]),
+        per_channel_per_second: NonZeroU32::new(per_channel_per_second).unwrap(),
+        per_channel_burst: NonZeroU32::MIN,
+    };
+    let notifier = SlackNotifier::new(Arc::clone(&policies), settings).expect("notifier");
+    let options = Options {
+        retry,
+        ..Options::default()
+    };
+    let server = start_server(policies, &sqlite(database), notifier, options).await;
+    Setup { server, slack }
+}
+
+/// Generous enough never to slow a test down.
+pub const UNLIMITED: u32 = 1_000;
+
+/// The server over a fresh database (kept while the folder is), with no
+/// Slack rate limit and the default retries.
+pub async fn start_unlimited() -> (tempfile::TempDir, Setup) {
+    let dir = tempfile::tempdir().unwrap();
+    let setup = start(
+        &dir.path().join("db.sqlite"),
+        UNLIMITED,
+        RetryPolicy::default(),
+    )
+    .await;
+    (dir, setup)
+}
+
+/// Messages of one channel.
+pub fn channel(slack: &FakeSlack, name: &str) -> Vec<Message> {
+    let id = fake_slack::channel_id(name);
+    slack
+        .messages()
+        .into_iter()
+        .filter(|m| m.channel == id)
+        .collect()
+}
+
+/// Messages of one issue (by its reference) in one channel.
+pub fn of_issue(slack: &FakeSlack, name: &str, iid: u64) -> Vec<Message> {
+    let reference = format!("acme/backend#{iid}");
+    channel(slack, name)
+        .into_iter()
+        .filter(|m| m.text.contains(&reference))
+        .collect()
+}
+
+pub fn label(server_labels: &[&str], iid: u64, at: DateTime<Utc>) -> Value {
+    issue_event(iid, at, at, &[], server_labels, false)
+}
+
+pub fn close(labels: &[&str], iid: u64, labelled: DateTime<Utc>) -> Value {
+    issue_event(iid, labelled, Utc::now(), labels, labels, true)
+}
+
+/// What the fake received, one line per message, for the README's example.
+pub fn transcript(messages: &[Message]) -> String {
+    messages
+        .iter()
+        .map(|m| {
+            format!(
+                "{} {}{}{}: {}",
+                m.ts,
+                m.thread_ts
+                    .as_ref()
+                    .map_or_else(|| "parent".to_owned(), |t| format!("reply in {t}")),
+                if m.broadcast {
+                    " (also sent to channel)"
+                } else {
+                    ""
+                },
+                if m.reactions.is_empty() {
+                    String::new()
+                } else {
+                    format!(" [:{}:]", m.reactions.join(": :"))
+                },
+                m.text
+            )
+        })
+        .collect::<Vec<_>>()
+        .join("\n")
+}
