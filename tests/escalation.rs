@@ -173,6 +173,107 @@ async fn an_alert_no_channel_takes_is_written_on_the_issue_as_the_last_resort() 
     server.stop().await;
 }
 
+#[tokio::test]
+async fn a_mute_holds_the_alerts_but_a_breach_is_still_labelled_and_recorded_on_the_issue() {
+    let gitlab = FakeGitLab::start().await;
+    let slack = FakeSlack::start().await;
+    let (_dir, server) = escalating(&gitlab, &slack, Options::default()).await;
+    let muted = server
+        .http
+        .post(format!("{}/admin/mutes", server.address))
+        .bearer_auth(common::ADMIN_TOKEN)
+        .json(&serde_json::json!({
+            "policy": "fast-critical",
+            "until": (Utc::now() + chrono::TimeDelta::seconds(5)).to_rfc3339(),
+            "reason": "failover drill",
+        }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(muted.status(), 201);
+    // `serve` reads the mutes again within a second.
+    tokio::time::sleep(Duration::from_millis(1_100)).await;
+    let labelled = Utc::now();
+    gitlab
+        .gitlab
+        .add(FakeIssue::new("acme/backend", 52, labelled).add_label(labelled, HIGHEST));
+    server
+        .deliver(
+            "muted-52",
+            &issue_event(52, labelled, labelled, &[], &[HIGHEST], false),
+        )
+        .await;
+
+    // The breach (2 s) falls due inside the mute: its label is the
+    // issue's state and goes on; its comment and Slack message wait.
+    let labelled_missed = || {
+        gitlab
+            .gitlab
+            .issue("acme/backend", 52)
+            .labels
+            .contains(&"missed::SLA".to_owned())
+    };
+    assert!(
+        wait_until(Duration::from_secs(4), labelled_missed).await,
+        "the breach's label goes on while muted"
+    );
+    // Both steps are listed as done on the ledger note, so a scheduled
+    // `audit --notify` does not send them either.
+    let ledger_lists = |step: &str| {
+        gitlab
+            .gitlab
+            .issue("acme/backend", 52)
+            .notes
+            .iter()
+            .any(|n| {
+                n.2.contains(&format!(
+                    "labelwarden:fired policy=fast-critical step={step} "
+                ))
+            })
+    };
+    assert!(
+        wait_until(Duration::from_secs(4), || ledger_lists("start")
+            && ledger_lists("breach"))
+        .await,
+        "{:#?}",
+        gitlab.gitlab.issue("acme/backend", 52).notes
+    );
+    let comments: Vec<String> = gitlab
+        .gitlab
+        .issue("acme/backend", 52)
+        .notes
+        .iter()
+        .map(|n| n.2.clone())
+        .filter(|body| {
+            body.starts_with("**labelwarden**") && !body.contains("keeps the escalation ledger")
+        })
+        .collect();
+    assert!(comments.is_empty(), "no comment while muted: {comments:#?}");
+    assert!(
+        slack.slack.messages().is_empty(),
+        "nothing in Slack while muted"
+    );
+
+    // At its end, one summary in #alerts.
+    assert!(
+        wait_until(Duration::from_secs(5), || !slack
+            .slack
+            .messages()
+            .is_empty())
+        .await,
+        "the summary comes when the mute ends"
+    );
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let said = slack.slack.messages();
+    assert_eq!(said.len(), 1, "{said:#?}");
+    assert!(
+        said[0].shown().contains("2 notices were held here"),
+        "{}",
+        said[0].shown()
+    );
+    server.stop().await;
+}
+
 /// `serve` with the escalation notifier (the GitLab part, then Slack) on
 /// the fakes, over a fresh database kept while the folder is.
 async fn escalating(

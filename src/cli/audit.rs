@@ -338,6 +338,12 @@ pub fn run(args: AuditArgs) -> ExitCode {
         for step in &carried.steps {
             eprintln!("{}", notify::summary_line(step, args.dry_run));
         }
+        for (step, window) in &carried.held {
+            eprintln!(
+                "held by maintenance window {window}: {} [{}] {}; the first run after it sends it",
+                step.issue, step.policy, step.step
+            );
+        }
         if carried.failures() > 0 {
             return fail(format!(
                 "--notify: {} of {} due steps failed; the next run tries them again",

@@ -9,10 +9,14 @@ use std::collections::{BTreeMap, HashSet};
 use chrono::{DateTime, Utc};
 
 use super::Context;
+use super::outbox::RetryPolicy;
+use crate::gitlab::markers::Marker;
 use crate::inspect::{ClockFilter, ClockView};
 use crate::notify::{Notice, Notifier};
+use crate::policy::GitLabStep;
 use crate::store::Store;
 use crate::store::mutes::{Mute, WindowMute};
+use crate::store::{OutboxEntry, SendResult};
 
 /// Most issues a summary names; the rest are counted.
 const LISTED: usize = 20;
@@ -115,6 +119,56 @@ pub(super) fn silencing<'a>(
     now: DateTime<Utc>,
 ) -> Option<&'a Mute> {
     mutes.iter().find(|mute| mute.covers(notice, now))
+}
+
+/// Holds a notice `mute` silences: its Slack message and comment wait
+/// for the mute's summary, but its label changes are carried out now,
+/// because they are the issue's state (a breach's `missed::SLA`), not an
+/// alert. The step is listed as done on the issue's ledger note, so a
+/// scheduled `audit --notify` does not send it either. A label change
+/// GitLab refuses for now is retried like any send.
+pub(super) async fn hold<N: Notifier>(
+    notifier: &N,
+    entry: &OutboxEntry,
+    mute: &Mute,
+    retry: RetryPolicy,
+) -> SendResult {
+    let notice = &entry.notice;
+    let relabels = notice
+        .gitlab
+        .as_ref()
+        .filter(|g| !g.add_labels.is_empty() || !g.remove_labels.is_empty());
+    if let Some(gitlab) = relabels {
+        let labels_only = Notice {
+            slack: None,
+            gitlab: Some(GitLabStep {
+                comment: false,
+                ..gitlab.clone()
+            }),
+            ..notice.clone()
+        };
+        // The notifier lists the step on the ledger note once it is done.
+        if let Err(e) = notifier.send(&labels_only, None).await {
+            return super::outbox::outcome(entry, retry, Err(e));
+        }
+    } else if let Some(ledger) = notifier.ledger() {
+        ledger.record(
+            notice.issue.clone(),
+            Marker {
+                policy: notice.policy.clone(),
+                firing: notice.firing.clone(),
+                channel: None,
+                thread: None,
+            },
+        );
+    }
+    tracing::info!(mute = mute.id, what = %mute.describe(), labels = relabels.is_some(), "muted: recorded, not sent");
+    metrics::counter!("labelwarden_muted_notices_total", "policy" => entry.key.policy.0.clone())
+        .increment(1);
+    SendResult::Muted {
+        at: Utc::now(),
+        mute: mute.id,
+    }
 }
 
 /// Says every mute that ended and nobody has summarised yet.

@@ -112,9 +112,7 @@ pub async fn run<S: Store, N: Notifier>(
                         // A storm's digest is said whole (not muted).
                         send_digest(context, notifier, &entry, &key, retry).await
                     } else if let Some(mute) = silenced {
-                        tracing::info!(mute = mute.id, what = %mute.describe(), "muted: recorded, not sent");
-                        metrics::counter!("labelwarden_muted_notices_total", "policy" => entry.key.policy.0.clone()).increment(1);
-                        SendResult::Muted { at: Utc::now(), mute: mute.id }
+                        super::mutes::hold(notifier, &entry, mute, retry).await
                     } else {
                         send(context, notifier, &entry, retry).await
                     };
@@ -532,7 +530,7 @@ fn record_digest_delays(
 }
 
 /// What an attempt at `entry` came to, counted and logged.
-fn outcome(
+pub(super) fn outcome(
     entry: &OutboxEntry,
     retry: RetryPolicy,
     sent: Result<Delivered, NotifyError>,

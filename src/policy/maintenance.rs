@@ -45,6 +45,17 @@ impl MuteScope {
             _ => None,
         }
     }
+
+    /// Whether silencing `target` of this scope silences a step of
+    /// `policy` about an issue of `project`, posting to `channel` (none:
+    /// a step with no Slack part, which no channel silences).
+    pub fn covers(self, target: &str, policy: &str, channel: Option<&str>, project: &str) -> bool {
+        match self {
+            MuteScope::Policy => policy == target,
+            MuteScope::Channel => channel == Some(target),
+            MuteScope::Project => project == target,
+        }
+    }
 }
 
 /// One `maintenance:` entry, checked.
@@ -148,6 +159,19 @@ impl Maintenance {
             start: local_instant(*time_zone, day.and_time(*from)),
             end: local_instant(*time_zone, end_day.and_time(*until)),
         })
+    }
+
+    /// Whether it holds a step of `policy` about an issue of `project`,
+    /// posting to `channel`, at `at`.
+    pub fn holds(
+        &self,
+        policy: &str,
+        channel: Option<&str>,
+        project: &str,
+        at: DateTime<Utc>,
+    ) -> bool {
+        self.scope.covers(&self.target, policy, channel, project)
+            && self.occurrence_at(at).is_some()
     }
 
     /// The key of one occurrence's mute in the store: the same on every

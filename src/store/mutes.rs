@@ -45,14 +45,12 @@ impl Mute {
     /// Whether it silences `notice` at `now`.
     pub fn covers(&self, notice: &Notice, now: DateTime<Utc>) -> bool {
         now < self.until
-            && match self.scope {
-                MuteScope::Policy => notice.policy.0 == self.target,
-                MuteScope::Channel => notice
-                    .slack
-                    .as_ref()
-                    .is_some_and(|s| s.channel == self.target),
-                MuteScope::Project => notice.issue.project.0 == self.target,
-            }
+            && self.scope.covers(
+                &self.target,
+                &notice.policy.0,
+                notice.slack.as_ref().map(|s| s.channel.as_str()),
+                &notice.issue.project.0,
+            )
     }
 
     /// `policy critical-bugs`, as people read it.

@@ -41,6 +41,9 @@ pub struct StepReport {
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct NotifyReport {
     pub steps: Vec<StepReport>,
+    /// Due steps a maintenance window of the policy files holds, with its
+    /// name: left for the first run after the window.
+    pub held: Vec<(StepReport, String)>,
 }
 
 impl NotifyReport {
@@ -78,6 +81,9 @@ pub async fn carry_out<N: Notifier>(
         send::advance_all(&mut plans, notifier, writer, Some(&said), concurrency).await;
     }
     let mut report = NotifyReport::default();
+    for plan in &mut plans {
+        report.held.append(&mut plan.held);
+    }
     for plan in plans {
         for policy in plan.policies {
             let reached = if dry_run {

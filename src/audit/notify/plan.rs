@@ -33,6 +33,9 @@ pub(super) struct IssuePlan<'a> {
     pub fetched: &'a FetchedIssue,
     pub ledger: IssueLedger,
     pub policies: Vec<PolicySteps<'a>>,
+    /// Steps a maintenance window holds, with the window's name: not
+    /// carried out nor recorded, so the first run after it goes out.
+    pub held: Vec<(StepReport, String)>,
 }
 
 /// One policy's due steps on an issue: they go in order, and stop at the
@@ -74,6 +77,7 @@ pub(super) fn plan_issue<'a>(
     let issue = &fetched.issue;
     let reference = issue.reference();
     let mut planned = Vec::new();
+    let mut held = Vec::new();
     for policy in &policies.policies {
         let reading = clock::read(issue, policy, now);
         let fired: Vec<_> = ledger
@@ -101,7 +105,7 @@ pub(super) fn plan_issue<'a>(
             title: &fetched.title,
             url: &fetched.url,
         };
-        let steps: Vec<PlannedStep> = decision
+        let mut steps: Vec<PlannedStep> = decision
             .actions
             .iter()
             .map(|action| PlannedStep {
@@ -116,6 +120,18 @@ pub(super) fn plan_issue<'a>(
                 grouped: None,
             })
             .collect();
+        // Steps go in order: the first one a window holds holds the rest.
+        if let Some((first, window)) = steps
+            .iter()
+            .enumerate()
+            .find_map(|(index, step)| held_by(policies, &step.notice, now).map(|w| (index, w)))
+        {
+            held.extend(
+                steps
+                    .drain(first..)
+                    .map(|step| (step.report, window.name.clone())),
+            );
+        }
         if !steps.is_empty() {
             planned.push(PolicySteps {
                 policy,
@@ -129,7 +145,25 @@ pub(super) fn plan_issue<'a>(
         fetched,
         ledger,
         policies: planned,
+        held,
     }
+}
+
+/// The maintenance window of the policy files holding `notice` at `now`,
+/// if any. A confidentiality redaction is never held.
+fn held_by<'a>(
+    policies: &'a PolicySet,
+    notice: &Notice,
+    now: DateTime<Utc>,
+) -> Option<&'a crate::policy::maintenance::Maintenance> {
+    if notice.step_kind == "redact" {
+        return None;
+    }
+    let channel = notice.slack.as_ref().map(|s| s.channel.as_str());
+    policies
+        .maintenance
+        .iter()
+        .find(|window| window.holds(&notice.policy.0, channel, &notice.issue.project.0, now))
 }
 
 /// Groups the run's steps, issue by issue in the order given: marks each
@@ -363,5 +397,82 @@ fn describe(action: &Action) -> String {
         "nothing".to_owned()
     } else {
         parts.join(", ")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::test_support::{fetched, issue, policy_set, t};
+
+    const POLICY: &str = r#"
+channels:
+  alerts: { slack_channel: "C0ALERTS01" }
+  status: { slack_channel: "C0STATUS01" }
+policies:
+  - name: critical
+    match: { labels_any: ["priority::highest"] }
+    clock: { target: 1h }
+    escalation:
+      - on: start
+        slack: { channel: alerts }
+      - on: breach
+        slack: { channel: alerts }
+        gitlab: { add_labels: ["missed::SLA"] }
+"#;
+
+    fn planned(windows: &str, now: DateTime<Utc>) -> (Vec<String>, Vec<(String, String)>) {
+        let set = policy_set(&format!("{POLICY}{windows}"));
+        let bug = fetched(issue(&[]).added(0, "priority::highest").build());
+        let plan = plan_issue(&bug, IssueLedger::default(), &set, now);
+        let due = plan
+            .policies
+            .iter()
+            .flat_map(|p| p.steps.iter().map(|s| s.report.step.clone()))
+            .collect();
+        let held = plan
+            .held
+            .into_iter()
+            .map(|(report, window)| (report.step, window))
+            .collect();
+        (due, held)
+    }
+
+    #[test]
+    fn a_maintenance_window_holds_the_steps_it_covers_for_the_run_after_it() {
+        // 09:00 to 11:00 UTC on the tests' day; the breach is due at 10:00.
+        let window = |what: &str| {
+            format!(
+                "maintenance:\n  - name: drill\n    reason: failover drill\n    {what}\n    \
+                 once: {{ from: \"2026-11-02T09:00:00Z\", until: \"2026-11-02T11:00:00Z\" }}\n"
+            )
+        };
+        let during = t(61);
+        let after = t(121);
+        assert_eq!(
+            planned("", during),
+            (vec!["start".to_owned(), "breach".to_owned()], vec![]),
+            "no window: both due"
+        );
+        for what in ["policy: critical", "channel: alerts", "project: acme/app"] {
+            let (due, held) = planned(&window(what), during);
+            assert!(due.is_empty(), "{what}: {due:?}");
+            assert_eq!(
+                held,
+                [
+                    ("start".to_owned(), "drill".to_owned()),
+                    ("breach".to_owned(), "drill".to_owned())
+                ],
+                "{what}"
+            );
+        }
+        let (due, held) = planned(&window("channel: status"), during);
+        assert_eq!((due.len(), held.len()), (2, 0), "another channel's window");
+        let (due, held) = planned(&window("policy: critical"), after);
+        assert_eq!(
+            (due, held.len()),
+            (vec!["start".to_owned(), "breach".to_owned()], 0),
+            "the first run after the window sends them"
+        );
     }
 }
