@@ -308,6 +308,27 @@ async fn a_refused_notice_goes_to_the_fallback_at_once_and_is_resent_once_fixed(
         .await
         .unwrap();
     assert_eq!(malformed.status(), 422);
+
+    // Made confidential later: what the fallback channel took is redacted
+    // in place too, as the issue's own channels are.
+    let labels = ["triage::urgent"];
+    let mut secret = common::issue_event(20, labelled, Utc::now(), &labels, &labels, false);
+    secret["object_attributes"]["confidential"] = json!(true);
+    secret["changes"]["confidential"] = json!({ "previous": false, "current": true });
+    server.deliver("secret-20", &secret).await;
+    assert!(
+        wait_until(Duration::from_secs(4), || channel(&slack, "#oncall-backup")
+            .iter()
+            .all(|m| m.edits >= 1))
+        .await,
+        "{:#?}",
+        channel(&slack, "#oncall-backup")
+    );
+    for message in channel(&slack, "#oncall-backup") {
+        let shown = message.shown();
+        assert!(!shown.contains("Checkout broken"), "{shown}");
+        assert!(shown.contains("acme/backend#20"), "{shown}");
+    }
     server.stop().await;
 }
 

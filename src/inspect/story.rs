@@ -106,6 +106,10 @@ pub fn story(
     }
     for fired in &told.fired {
         let firing = &fired.firing;
+        if crate::jobs::thread_notices::is_fallback(&firing.step) {
+            // A fallback is no step of the policy: its notice says it.
+            continue;
+        }
         let repeat = if firing.occurrence > 1 {
             format!(", repeat {}", firing.occurrence)
         } else {

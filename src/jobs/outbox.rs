@@ -484,8 +484,8 @@ fn fallback_for(
         error,
         "the channel refused the notice for good; its fallback is queued"
     );
-    let queued_step = format!("{}>{name}", entry.key.firing.step);
-    Some((queued_step, route_channel, instead))
+    let queued_step = super::thread_notices::fallback_step(&entry.key.firing.step, name);
+    Some((queued_step.0, route_channel, instead))
 }
 
 /// Counts how long a Slack message took from falling due to Slack

@@ -24,12 +24,31 @@ use chrono::{DateTime, Utc};
 use crate::engine::Firing;
 use crate::issue::IssueRef;
 use crate::notify::{IssueView, Notice, SlaFacts};
-use crate::policy::{Destination, PolicyName, PolicySet, SlackStep, StepId};
+use crate::policy::{Destination, Fallback, PolicyName, PolicySet, SlackStep, StepId};
 use crate::store::{ClockState, Fired};
 
 /// The step a redaction is recorded under, per channel.
 pub fn redact_step(channel: &str) -> StepId {
     StepId(format!("redact:{channel}"))
+}
+
+/// The step a notice's fallback is queued and recorded under: the
+/// refused step's, then `>` and the route (a channel, or `gitlab_comment`).
+/// Policy step ids cannot hold `>`, so the two never meet.
+pub fn fallback_step(step: &StepId, route: &str) -> StepId {
+    StepId(format!("{step}>{route}"))
+}
+
+/// Whether `step` is a fallback's (see [`fallback_step`]).
+pub fn is_fallback(step: &StepId) -> bool {
+    step.0.contains('>')
+}
+
+/// The policy channel a fallback step posted to; none for a step that is
+/// not a fallback, or one that went to a GitLab comment.
+pub fn fallback_channel(step: &StepId) -> Option<&str> {
+    let (_, route) = step.0.rsplit_once('>')?;
+    (route != Fallback::GITLAB_COMMENT).then_some(route)
 }
 
 /// Statuses of a clock still going.
@@ -142,7 +161,7 @@ fn current_threads<'a>(
 }
 
 /// The (policy, cycle, channel) each Slack step in the ledger went to,
-/// kept where `keep` says so.
+/// fallbacks included, kept where `keep` says so.
 fn threads<'a>(
     policies: &'a PolicySet,
     ledger: &'a [(PolicyName, Firing)],
@@ -153,16 +172,22 @@ fn threads<'a>(
         let Some(policy) = policies.get(name) else {
             continue;
         };
-        let Some(slack) = policy
-            .steps
-            .iter()
-            .find(|step| step.id == firing.step)
-            .and_then(|step| step.slack.as_ref())
-        else {
-            continue;
+        let channel = match fallback_channel(&firing.step) {
+            Some(channel) => channel,
+            None => {
+                let Some(slack) = policy
+                    .steps
+                    .iter()
+                    .find(|step| step.id == firing.step)
+                    .and_then(|step| step.slack.as_ref())
+                else {
+                    continue;
+                };
+                slack.channel.as_str()
+            }
         };
-        if keep(name, firing.cycle, &slack.channel) {
-            threads.insert((name, firing.cycle, slack.channel.as_str()));
+        if keep(name, firing.cycle, channel) {
+            threads.insert((name, firing.cycle, channel));
         }
     }
     threads
@@ -306,5 +331,49 @@ mod tests {
         let due = redactions(&set, &again, view, t(120));
         assert_eq!(due[0].notice.firing.occurrence, 2);
         assert_eq!(due[1].notice.firing.occurrence, 1);
+    }
+
+    #[test]
+    fn a_fallback_channel_a_notice_went_to_is_redacted_too() {
+        let set = policy_set(concat!(
+            "channels:\n",
+            "  alerts: { slack_channel: \"C0ALERTS01\", fallback: backup }\n",
+            "  backup: { slack_channel: \"C0BACKUP01\", fallback: gitlab_comment }\n",
+            "policies:\n",
+            "  - name: critical\n    match: { labels_any: [\"priority::highest\"] }\n    clock: { target: 24h }\n",
+            "    escalation:\n",
+            "      - on: start\n        slack: { channel: alerts }\n",
+        ));
+        let made = issue(&["priority::highest"]).build();
+        let view = IssueView {
+            facts: made.facts(),
+            title: "Checkout broken",
+            url: "https://gitlab.example.com/acme/app/-/issues/42",
+        };
+        let start = StepId("start".into());
+        let critical = PolicyName("critical".into());
+        let fired = |step: StepId| {
+            (
+                critical.clone(),
+                Firing {
+                    step,
+                    cycle: 1,
+                    occurrence: 0,
+                },
+            )
+        };
+        // #alerts refused the start; #backup took it, then refused the
+        // warning's, which went to a comment.
+        let to_backup = fallback_step(&start, "backup");
+        let to_comment = fallback_step(&to_backup, Fallback::GITLAB_COMMENT);
+        assert_eq!(fallback_channel(&to_backup), Some("backup"));
+        assert_eq!(fallback_channel(&to_comment), None);
+        assert!(is_fallback(&to_comment) && !is_fallback(&start));
+        let ledger = vec![fired(start), fired(to_backup), fired(to_comment)];
+        let channels: Vec<String> = redactions(&set, &ledger, view, t(90))
+            .iter()
+            .map(|f| f.notice.firing.step.0.clone())
+            .collect();
+        assert_eq!(channels, ["redact:alerts", "redact:backup"]);
     }
 }

@@ -136,6 +136,21 @@ async fn queue_fallbacks(
         .bind(channel.as_deref())
         .execute(&mut **tx)
         .await?;
+        // In the ledger too: where it went is where a later redaction,
+        // move or deletion of the issue must be said.
+        sqlx::query(
+            "INSERT INTO ledger (project, iid, policy, step, cycle, occurrence, fired_at)
+             VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT DO NOTHING",
+        )
+        .bind(key.issue.project.0.as_str())
+        .bind(key.issue.iid.0 as i64)
+        .bind(key.policy.0.as_str())
+        .bind(step.as_str())
+        .bind(i64::from(key.firing.cycle))
+        .bind(i64::from(key.firing.occurrence))
+        .bind(millis(now))
+        .execute(&mut **tx)
+        .await?;
     }
     Ok(())
 }
