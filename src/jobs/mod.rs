@@ -20,6 +20,7 @@
 
 pub mod adoption;
 pub mod enforcer;
+mod fallback;
 pub mod grouping;
 pub mod identity;
 pub mod mutes;

@@ -19,8 +19,8 @@ use tracing::Instrument;
 
 use super::Context;
 use crate::notify::digest::DigestKey;
-use crate::notify::{Delivered, Notice, Notifier, NotifyError, Undelivered, UndeliveredRoute};
-use crate::policy::{Fallback, PolicySet, SlackStep};
+use crate::notify::{Delivered, Notifier, NotifyError, UndeliveredRoute};
+use crate::policy::Fallback;
 use crate::store::queued::ResendSelection;
 use crate::store::{OutboxEntry, OutboxOutcome, SendResult, Store};
 
@@ -285,7 +285,19 @@ async fn send_digest<S: Store, N: Notifier>(
         .await
     {
         Ok(sent) => sent,
-        Err(e) => return outcome(entry, retry, Err(e)),
+        Err(e) => {
+            if let NotifyError::Refused { channel, message } = &e {
+                super::fallback::digest_fall_back(
+                    &context.policies,
+                    notifier,
+                    &digest,
+                    channel,
+                    message,
+                )
+                .await;
+            }
+            return outcome(entry, retry, Err(e));
+        }
     };
     if let Err(e) = context
         .store
@@ -417,7 +429,13 @@ async fn send<S: Store, N: Notifier>(
                 message: message.clone(),
             }),
         );
-        return match fallback_for(&context.policies, entry, &notice, channel, message) {
+        return match super::fallback::fallback_for(
+            &context.policies,
+            entry,
+            &notice,
+            channel,
+            message,
+        ) {
             Some((step, route_channel, instead)) => SendResult::FellBack {
                 error: message.clone(),
                 instead: Box::new(instead),
@@ -434,58 +452,6 @@ async fn send<S: Store, N: Notifier>(
         };
     }
     outcome(entry, retry, sent)
-}
-
-/// The notice for the next fallback route of a notice `channel` refused
-/// for good, with the step it is queued under and the policy channel it
-/// goes to (none: a comment on the issue); none if no route is left. It
-/// says where the notice should have gone and why: the first channel
-/// that refused it, when it is itself a fallback refused in turn.
-fn fallback_for(
-    policies: &PolicySet,
-    entry: &OutboxEntry,
-    notice: &Notice,
-    channel: &str,
-    error: &str,
-) -> Option<(String, Option<String>, Notice)> {
-    let step = notice.slack.as_ref()?;
-    let route = policies.fallbacks(channel).into_iter().next()?;
-    let undelivered = match &notice.undelivered {
-        Some(first) if first.route == UndeliveredRoute::Fallback => first.clone(),
-        _ => Undelivered {
-            channel: channel.to_owned(),
-            error: error.to_owned(),
-            failed_at: Utc::now(),
-            route: UndeliveredRoute::Fallback,
-        },
-    };
-    let mut instead = notice.clone();
-    instead.undelivered = Some(undelivered);
-    // The GitLab part was carried out (or failed) with the original.
-    instead.gitlab = None;
-    let (name, route_channel) = match &route {
-        Fallback::Channel(name) => {
-            instead.slack = Some(SlackStep {
-                channel: name.clone(),
-                // Only a post tells people; a reaction would not.
-                post: true,
-                ..step.clone()
-            });
-            (name.as_str(), Some(name.clone()))
-        }
-        Fallback::GitLabComment => {
-            instead.slack = None;
-            (Fallback::GITLAB_COMMENT, None)
-        }
-    };
-    tracing::warn!(
-        channel,
-        fallback = name,
-        error,
-        "the channel refused the notice for good; its fallback is queued"
-    );
-    let queued_step = super::thread_notices::fallback_step(&entry.key.firing.step, name);
-    Some((queued_step.0, route_channel, instead))
 }
 
 /// Counts how long a Slack message took from falling due to Slack
