@@ -74,13 +74,23 @@ async fn a_refused_notice_goes_to_the_fallback_at_once_and_is_resent_once_fixed(
         "{ready}"
     );
     assert_eq!(ready["failed_notices"][0]["works_again"], false, "{ready}");
-    let (_, metrics) = server.get("/metrics").await;
-    for line in [
+    let expected_metrics = [
         "labelwarden_slack_permanent_errors_total{channel=\"triage\",error=\"is_archived\"} 1",
         "labelwarden_destination_failing{channel=\"triage\"} 1",
         "labelwarden_fallback_notices_total{channel=\"triage\",fallback=\"oncall-backup\"} 1",
         "labelwarden_outbox_failed 1",
-    ] {
+    ];
+    // The fallback is counted once its send returns, just after Slack has
+    // the message: look again for a moment on a busy machine.
+    let mut metrics = String::new();
+    for _ in 0..30 {
+        metrics = server.get("/metrics").await.1;
+        if expected_metrics.iter().all(|line| metrics.contains(line)) {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    for line in expected_metrics {
         assert!(metrics.contains(line), "missing {line} in\n{metrics}");
     }
     // The CLI lists the failed start alert by number, from the database
@@ -457,64 +467,5 @@ async fn a_mute_over_a_breach_holds_its_notices_and_says_them_once_when_it_ends(
         assert_eq!(ended.status(), expected);
     }
     server.assert_outbox_empty().await;
-    server.stop().await;
-}
-
-/// A storm in an archived channel: the first alerts keep their own and
-/// each takes the fallback; the group alert of the rest is refused too,
-/// and one message in the fallback channel names its issues, so every
-/// issue reaches somebody without flooding the fallback.
-#[tokio::test]
-async fn a_group_alert_the_channel_refuses_is_named_once_in_the_fallback() {
-    let dir = tempfile::tempdir().unwrap();
-    let Setup { server, slack } = start(
-        &dir.path().join("db.sqlite"),
-        UNLIMITED,
-        RetryPolicy::default(),
-    )
-    .await;
-    slack.refuse("#triage", "is_archived");
-    let labelled = Utc::now();
-    for iid in 31..=38 {
-        server
-            .deliver(
-                &format!("storm-{iid}"),
-                &label(&["triage::urgent"], iid, labelled),
-            )
-            .await;
-    }
-    let group_fallback = || {
-        channel(&slack, "#oncall-backup")
-            .into_iter()
-            .filter(|m| m.shown().contains("A group message about"))
-            .collect::<Vec<_>>()
-    };
-    assert!(
-        wait_until(Duration::from_secs(4), || !group_fallback().is_empty()).await,
-        "{:#?}",
-        channel(&slack, "#oncall-backup")
-    );
-    tokio::time::sleep(Duration::from_millis(500)).await;
-    let grouped = group_fallback();
-    assert_eq!(grouped.len(), 1, "one message for the group: {grouped:#?}");
-    let said = grouped[0].shown();
-    assert!(
-        said.contains("should have gone to `triage`")
-            && said.contains("is_archived")
-            && said.contains("labelwarden outbox resend --channel triage"),
-        "{said}"
-    );
-    // Every issue of the storm is named in the fallback channel: the
-    // first ones in a fallback of their own, the rest in the group's.
-    let named: std::collections::BTreeSet<u64> = channel(&slack, "#oncall-backup")
-        .iter()
-        .flat_map(|m| common::issues_named(&m.shown(), "acme/backend"))
-        .collect();
-    assert_eq!(
-        named,
-        (31..=38).collect(),
-        "{:#?}",
-        channel(&slack, "#oncall-backup")
-    );
     server.stop().await;
 }

@@ -120,37 +120,36 @@ async fn queue_fallbacks(
         };
         let key = &outcome.key;
         let notice = serde_json::to_string(instead).map_err(corrupt("fallback notice"))?;
-        sqlx::query(
+        let fallback = Firing {
+            step: StepId(step.clone()),
+            ..key.firing.clone()
+        };
+        let (project, iid, policy) = (
+            key.issue.project.0.as_str(),
+            key.issue.iid.0 as i64,
+            key.policy.0.as_str(),
+        );
+        let queued = sqlx::query(
             "INSERT INTO outbox (project, iid, policy, step, cycle, occurrence, created_at, position,
                 notice, next_attempt_at, channel)
              VALUES ($1, $2, $3, $4, $5, $6, $7, 0, $8, $7, $9) ON CONFLICT DO NOTHING",
-        )
-        .bind(key.issue.project.0.as_str())
-        .bind(key.issue.iid.0 as i64)
-        .bind(key.policy.0.as_str())
-        .bind(step.as_str())
-        .bind(i64::from(key.firing.cycle))
-        .bind(i64::from(key.firing.occurrence))
-        .bind(millis(now))
-        .bind(notice)
-        .bind(channel.as_deref())
-        .execute(&mut **tx)
-        .await?;
+        );
+        bind_firing(queued, project, iid, policy, &fallback)
+            .bind(millis(now))
+            .bind(notice)
+            .bind(channel.as_deref())
+            .execute(&mut **tx)
+            .await?;
         // In the ledger too: where it went is where a later redaction,
         // move or deletion of the issue must be said.
-        sqlx::query(
+        let recorded = sqlx::query(
             "INSERT INTO ledger (project, iid, policy, step, cycle, occurrence, fired_at)
              VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT DO NOTHING",
-        )
-        .bind(key.issue.project.0.as_str())
-        .bind(key.issue.iid.0 as i64)
-        .bind(key.policy.0.as_str())
-        .bind(step.as_str())
-        .bind(i64::from(key.firing.cycle))
-        .bind(i64::from(key.firing.occurrence))
-        .bind(millis(now))
-        .execute(&mut **tx)
-        .await?;
+        );
+        bind_firing(recorded, project, iid, policy, &fallback)
+            .bind(millis(now))
+            .execute(&mut **tx)
+            .await?;
     }
     Ok(())
 }
