@@ -71,18 +71,7 @@ pub async fn clocks<S: Store>(
         Some(wanted) => {
             let issues: Vec<IssueRef> = wanted.iter().cloned().collect();
             load_into(store, &issues, &mut loaded).await?;
-            loaded
-                .iter()
-                .flat_map(|(issue, found)| {
-                    found
-                        .statuses
-                        .iter()
-                        .filter(|(policy, _)| {
-                            filter.policy.as_deref().is_none_or(|p| p == policy.0)
-                        })
-                        .map(|(policy, _)| (issue.clone(), policy.clone()))
-                })
-                .collect()
+            clocks_of(&loaded, filter.policy.as_deref())
         }
         None => {
             let stored = store.stored_clocks(filter.policy.as_deref(), None).await?;
@@ -96,6 +85,37 @@ pub async fn clocks<S: Store>(
                 .collect()
         }
     };
+    views(store, policies, &loaded, stored, filter, now).await
+}
+
+/// The (issue, policy) of each clock `loaded` issues hold, of `policy` if
+/// given.
+fn clocks_of(
+    loaded: &BTreeMap<IssueRef, crate::store::Loaded>,
+    policy: Option<&str>,
+) -> Vec<(IssueRef, PolicyName)> {
+    loaded
+        .iter()
+        .flat_map(|(issue, found)| {
+            found
+                .statuses
+                .iter()
+                .filter(|(name, _)| policy.is_none_or(|p| p == name.0))
+                .map(|(name, _)| (issue.clone(), name.clone()))
+        })
+        .collect()
+}
+
+/// The views of the `stored` clocks of `loaded` issues that `filter`'s
+/// status picks, as of `now`.
+async fn views<S: Store>(
+    store: &S,
+    policies: &PolicySet,
+    loaded: &BTreeMap<IssueRef, crate::store::Loaded>,
+    stored: Vec<(IssueRef, PolicyName)>,
+    filter: &ClockFilter,
+    now: DateTime<Utc>,
+) -> Result<Vec<ClockView>, StoreError> {
     let mut views = Vec::new();
     for (reference, policy_name) in stored {
         let (Some(policy), Some(found)) = (policies.get(&policy_name), loaded.get(&reference))
@@ -185,15 +205,22 @@ pub async fn issue_story<S: Store>(
     issue: &IssueRef,
     now: DateTime<Utc>,
 ) -> Result<Option<story::IssueStory>, StoreError> {
-    let found = store.load_issues(std::slice::from_ref(issue)).await?;
-    let Some(record) = found.into_iter().next().and_then(|found| found.record) else {
+    let mut loaded = BTreeMap::new();
+    load_into(store, std::slice::from_ref(issue), &mut loaded).await?;
+    let Some(record) = loaded.get(issue).and_then(|found| found.record.as_ref()) else {
         return Ok(None);
     };
-    let filter = ClockFilter {
-        issues: Some([issue.clone()].into()),
-        ..ClockFilter::default()
-    };
-    let clocks = clocks(store, policies, &filter, now).await?;
+    // The issue loaded once, for its clocks and its story.
+    let stored = clocks_of(&loaded, None);
+    let clocks = views(
+        store,
+        policies,
+        &loaded,
+        stored,
+        &ClockFilter::default(),
+        now,
+    )
+    .await?;
     let told = store.issue_story(issue).await?;
     let stored = story::StoredIssue {
         issue,

@@ -117,17 +117,17 @@ async fn a_refused_notice_goes_to_the_fallback_at_once_and_is_resent_once_fixed(
         }
         request.send()
     };
+    // What an authorised request answers, as JSON.
+    let admin_json = |path: &str| {
+        let answer = admin(path, Some(common::ADMIN_TOKEN));
+        async move { answer.await.unwrap().json::<Value>().await.unwrap() }
+    };
     for token in [None, Some("wrong-token")] {
         let refused = admin("/admin/outbox?failed=true", token).await.unwrap();
         assert_eq!(refused.status(), 401, "token {token:?}");
         assert!(!refused.text().await.unwrap().contains("Checkout broken"));
     }
-    let failed: Value = admin("/admin/outbox?failed=true", Some(common::ADMIN_TOKEN))
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let failed = admin_json("/admin/outbox?failed=true").await;
     assert_eq!(
         (
             &failed[0]["id"],
@@ -137,15 +137,7 @@ async fn a_refused_notice_goes_to_the_fallback_at_once_and_is_resent_once_fixed(
         (&json!(1), &json!("triage"), &json!("failed")),
         "{failed}"
     );
-    let clocks: Value = admin(
-        "/admin/clocks?policy=fast-triage",
-        Some(common::ADMIN_TOKEN),
-    )
-    .await
-    .unwrap()
-    .json()
-    .await
-    .unwrap();
+    let clocks = admin_json("/admin/clocks?policy=fast-triage").await;
     assert_eq!(clocks[0]["issue"], "acme/backend#20", "{clocks}");
     // And from the CLI, on the database serve is using.
     let listed = common::labelwarden_in_repo(&[
@@ -284,15 +276,7 @@ async fn a_refused_notice_goes_to_the_fallback_at_once_and_is_resent_once_fixed(
         .await
         .unwrap();
     assert_eq!(refused.status(), 401);
-    let story: Value = admin(
-        "/admin/clock?issue=acme/backend%2320",
-        Some(common::ADMIN_TOKEN),
-    )
-    .await
-    .unwrap()
-    .json()
-    .await
-    .unwrap();
+    let story = admin_json("/admin/clock?issue=acme/backend%2320").await;
     assert_eq!(story["clocks"][0]["status"], "breached", "{story}");
     let kinds: Vec<&str> = story["entries"]
         .as_array()
