@@ -32,6 +32,7 @@ use crate::gitlab::actions::IssueLedger;
 use crate::gitlab::history::FetchedIssue;
 use crate::gitlab::markers::Marker;
 use crate::issue::Issue;
+use crate::policy::maintenance::Maintenance;
 use crate::policy::{Policy, PolicyName, PolicySet};
 
 /// How a policy changed.
@@ -54,6 +55,26 @@ pub enum PolicyChange {
     Changed {
         name: String,
         parts: Vec<&'static str>,
+    },
+}
+
+/// How a maintenance window changed: each side as people read it (what
+/// it silences, when, why).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(tag = "change", rename_all = "snake_case")]
+pub enum WindowChange {
+    Added {
+        name: String,
+        window: String,
+    },
+    Removed {
+        name: String,
+        window: String,
+    },
+    Changed {
+        name: String,
+        before: String,
+        after: String,
     },
 }
 
@@ -117,6 +138,8 @@ pub struct Diff {
     pub now: DateTime<Utc>,
     pub issues_read: usize,
     pub policies: Vec<PolicyChange>,
+    /// Maintenance windows added, removed or changed.
+    pub maintenance: Vec<WindowChange>,
     pub clocks: Vec<ClockChange>,
     /// Steps due at once after the change, and the messages they make.
     pub at_once: RunPreview,
@@ -125,7 +148,10 @@ pub struct Diff {
 impl Diff {
     /// Nothing would change.
     pub fn is_empty(&self) -> bool {
-        self.policies.is_empty() && self.clocks.is_empty() && self.at_once.steps.is_empty()
+        self.policies.is_empty()
+            && self.maintenance.is_empty()
+            && self.clocks.is_empty()
+            && self.at_once.steps.is_empty()
     }
 
     /// Clocks that become breached.
@@ -208,9 +234,55 @@ pub fn compare(
         now,
         issues_read: issues.len(),
         policies,
+        maintenance: window_changes(before, after),
         clocks,
         at_once: notify::preview(issues, ledgers, after, now),
     }
+}
+
+/// Maintenance windows added, removed and changed, by name, in that order.
+pub fn window_changes(before: &PolicySet, after: &PolicySet) -> Vec<WindowChange> {
+    let described = |window: &Maintenance| {
+        format!(
+            "silences {} `{}`, {} ({})",
+            window.scope.as_str(),
+            window.target,
+            window.schedule(),
+            window.reason
+        )
+    };
+    let find = |set: &'_ PolicySet, name: &str| -> Option<String> {
+        set.maintenance
+            .iter()
+            .find(|w| w.name == name)
+            .map(&described)
+    };
+    let added = after
+        .maintenance
+        .iter()
+        .filter(|new| find(before, &new.name).is_none())
+        .map(|new| WindowChange::Added {
+            name: new.name.clone(),
+            window: described(new),
+        });
+    let removed = before
+        .maintenance
+        .iter()
+        .filter(|old| find(after, &old.name).is_none())
+        .map(|old| WindowChange::Removed {
+            name: old.name.clone(),
+            window: described(old),
+        });
+    let changed = after.maintenance.iter().filter_map(|new| {
+        let before = find(before, &new.name)?;
+        let after = described(new);
+        (before != after).then(|| WindowChange::Changed {
+            name: new.name.clone(),
+            before,
+            after,
+        })
+    });
+    added.chain(removed).chain(changed).collect()
 }
 
 fn side(reading: &ClockReading) -> ClockSide {

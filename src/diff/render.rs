@@ -8,7 +8,7 @@ use std::fmt::Write as _;
 
 use serde_json::json;
 
-use super::{ClockChange, ClockChangeKind, ClockSide, Diff, PolicyChange};
+use super::{ClockChange, ClockChangeKind, ClockSide, Diff, PolicyChange, WindowChange};
 use crate::policy::duration::human;
 use crate::slack::message::CONFIDENTIAL_TITLE;
 
@@ -84,6 +84,18 @@ fn policy_line(change: &PolicyChange) -> String {
     }
 }
 
+fn window_line(change: &WindowChange) -> String {
+    match change {
+        WindowChange::Added { name, window } => format!("added: {name}: {window}"),
+        WindowChange::Removed { name, window } => format!("removed: {name}: {window}"),
+        WindowChange::Changed {
+            name,
+            before,
+            after,
+        } => format!("changed: {name}: {before} -> {after}"),
+    }
+}
+
 fn what(change: &ClockChange) -> String {
     let status =
         |side: &Option<ClockSide>| side.as_ref().map_or("-".to_owned(), |s| s.status.clone());
@@ -128,6 +140,12 @@ fn table(diff: &Diff, scope: &str) -> String {
         out.push_str("\nPOLICIES\n");
         for change in &diff.policies {
             let _ = writeln!(out, "  {}", policy_line(change));
+        }
+    }
+    if !diff.maintenance.is_empty() {
+        out.push_str("\nMAINTENANCE WINDOWS\n");
+        for change in &diff.maintenance {
+            let _ = writeln!(out, "  {}", window_line(change));
         }
     }
     if !diff.clocks.is_empty() {
@@ -227,6 +245,7 @@ fn json(diff: &Diff, scope: &str) -> String {
             "messages_by_channel": diff.at_once.messages,
         },
         "policies": diff.policies,
+        "maintenance": diff.maintenance,
         "clocks": clocks,
         "at_once": steps,
     });
@@ -249,6 +268,12 @@ fn markdown(diff: &Diff, scope: &str) -> String {
         out.push_str("\n### Policies\n\n");
         for change in &diff.policies {
             let _ = writeln!(out, "- {}", policy_line(change));
+        }
+    }
+    if !diff.maintenance.is_empty() {
+        out.push_str("\n### Maintenance windows\n\n");
+        for change in &diff.maintenance {
+            let _ = writeln!(out, "- {}", cell(&window_line(change)));
         }
     }
     if !diff.clocks.is_empty() {

@@ -165,3 +165,68 @@ fn fired_by_replays_every_step_once() {
         ]
     );
 }
+
+#[test]
+fn maintenance_windows_added_removed_and_changed_are_listed_and_rendered() {
+    let with_windows = |windows: &str| {
+        let mut set = policies("critical", "24h");
+        set.maintenance = policy_set(&format!(
+            "channels:\n  alerts: {{ slack_channel: \"C0ALERTS01\" }}\nmaintenance:\n{windows}"
+        ))
+        .maintenance;
+        set
+    };
+    let deploys = |until: &str| {
+        format!(
+            "  - name: deploys\n    reason: weekly deploy\n    channel: alerts\n    \
+             weekly: {{ days: [sat], from: \"02:00\", until: \"{until}\" }}\n"
+        )
+    };
+    let drill = "  - name: drill\n    reason: failover drill\n    channel: alerts\n    \
+                 once: { from: \"2026-12-05T22:00:00Z\", until: \"2026-12-06T02:00:00Z\" }\n";
+    let before = with_windows(&format!("{}{drill}", deploys("04:00")));
+    let after = with_windows(&format!(
+        "{}  - name: backups\n    reason: nightly backup\n    channel: alerts\n    \
+         weekly: {{ from: \"23:30\", until: \"00:30\" }}\n",
+        deploys("05:00")
+    ));
+    let diff = compare(&issues(), &before, &after, now());
+    assert_eq!(
+        diff.maintenance,
+        [
+            WindowChange::Added {
+                name: "backups".into(),
+                window: "silences channel `alerts`, every day 23:30–00:30 UTC (nightly backup)"
+                    .into()
+            },
+            WindowChange::Removed {
+                name: "drill".into(),
+                window: "silences channel `alerts`, 2026-12-05 22:00 UTC – 2026-12-06 02:00 UTC (failover drill)".into()
+            },
+            WindowChange::Changed {
+                name: "deploys".into(),
+                before: "silences channel `alerts`, sat 02:00–04:00 UTC (weekly deploy)".into(),
+                after: "silences channel `alerts`, sat 02:00–05:00 UTC (weekly deploy)".into(),
+            },
+        ]
+    );
+    assert!(!diff.is_empty(), "a window change is a change");
+    let table = super::render::render(super::render::DiffFormat::Table, &diff, "acme");
+    assert!(
+        table.contains("MAINTENANCE WINDOWS\n  added: backups: silences channel `alerts`"),
+        "{table}"
+    );
+    let markdown = super::render::render(super::render::DiffFormat::Markdown, &diff, "acme");
+    assert!(
+        markdown.contains("### Maintenance windows\n\n- added: backups"),
+        "{markdown}"
+    );
+    let json = super::render::render(super::render::DiffFormat::Json, &diff, "acme");
+    assert!(json.contains("\"change\": \"removed\""), "{json}");
+    assert!(
+        compare(&issues(), &before, &before, now())
+            .maintenance
+            .is_empty(),
+        "no change, nothing listed"
+    );
+}
