@@ -2,13 +2,12 @@
 //! database `serve` uses while it runs: where its clocks stand, then what
 //! was received, fired, sent, held, refused and resent, oldest first.
 
-use std::path::PathBuf;
 use std::process::ExitCode;
 
 use chrono::Utc;
 use clap::Args;
 
-use super::{DatabaseArg, fail, load_policies, on_store};
+use super::{DatabaseArg, PolicyArgs, fail, load_policies, on_store};
 use crate::issue::IssueRef;
 
 #[derive(Debug, Args)]
@@ -18,9 +17,8 @@ pub struct ClockArgs {
     /// `text` (default) or `json`.
     #[arg(long, default_value = "text")]
     format: Format,
-    /// Folder of policy files, as `serve` reads it.
-    #[arg(long, env = "LABELWARDEN_POLICIES", default_value = "policies")]
-    policies: PathBuf,
+    #[command(flatten)]
+    policies: PolicyArgs,
     #[command(flatten)]
     database: DatabaseArg,
 }
@@ -36,7 +34,7 @@ pub fn run(args: ClockArgs) -> ExitCode {
         Ok(issue) => issue,
         Err(message) => return fail(message),
     };
-    let policies = match load_policies(&args.policies) {
+    let policies = match load_policies(&args.policies.policies) {
         Ok(policies) => policies,
         Err(code) => return code,
     };

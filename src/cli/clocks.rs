@@ -2,13 +2,12 @@
 //! policy, status, deadline, next step, acknowledged by), read from the
 //! database `serve` uses while it runs.
 
-use std::path::PathBuf;
 use std::process::ExitCode;
 
 use chrono::Utc;
 use clap::Args;
 
-use super::{DatabaseArg, fail, load_policies, on_store};
+use super::{DatabaseArg, PolicyArgs, fail, load_policies, on_store};
 use crate::inspect::{ClockFilter, ClockView};
 
 #[derive(Debug, Args)]
@@ -23,9 +22,8 @@ pub struct ClocksArgs {
     /// `table` (default) or `json`.
     #[arg(long, default_value = "table")]
     format: Format,
-    /// Folder of policy files, as `serve` reads it.
-    #[arg(long, env = "LABELWARDEN_POLICIES", default_value = "policies")]
-    policies: PathBuf,
+    #[command(flatten)]
+    policies: PolicyArgs,
     #[command(flatten)]
     database: DatabaseArg,
 }
@@ -37,7 +35,7 @@ enum Format {
 }
 
 pub fn run(args: ClocksArgs) -> ExitCode {
-    let policies = match load_policies(&args.policies) {
+    let policies = match load_policies(&args.policies.policies) {
         Ok(policies) => policies,
         Err(code) => return code,
     };

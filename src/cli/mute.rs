@@ -3,13 +3,12 @@
 //! Mutes live in the database `serve` uses, so every replica keeps them;
 //! clocks keep running, and what was held is summarised when a mute ends.
 
-use std::path::PathBuf;
 use std::process::ExitCode;
 
 use chrono::{DateTime, Utc};
 use clap::Args;
 
-use super::{DatabaseArg, fail, on_store};
+use super::{DatabaseArg, PolicyArgs, fail, on_store};
 use crate::policy::maintenance::Maintenance;
 use crate::store::Store;
 use crate::store::mutes::{Mute, MuteScope};
@@ -49,9 +48,8 @@ pub struct UnmuteArgs {
 pub struct MutesArgs {
     #[command(flatten)]
     database: DatabaseArg,
-    /// The policy folder, for its maintenance windows.
-    #[arg(long, env = "LABELWARDEN_POLICIES", default_value = "policies")]
-    policies: PathBuf,
+    #[command(flatten)]
+    policies: PolicyArgs,
 }
 
 /// A time as `--until` takes it.
@@ -127,12 +125,12 @@ pub fn run_mutes(args: MutesArgs) -> ExitCode {
     let now = Utc::now();
     // The windows are shown beside the mutes; a policy folder that does
     // not load hides them, with the reason, not the mutes.
-    let windows = match crate::policy::load(&args.policies) {
+    let windows = match crate::policy::load(&args.policies.policies) {
         Ok(set) => set.maintenance,
         Err(errors) => {
             eprintln!(
                 "maintenance windows not shown: {} does not load ({})",
-                args.policies.display(),
+                args.policies.policies.display(),
                 errors.first().map(ToString::to_string).unwrap_or_default()
             );
             Vec::new()

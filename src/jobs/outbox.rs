@@ -420,38 +420,29 @@ async fn send<S: Store, N: Notifier>(
         metrics::counter!("labelwarden_fallback_notices_total", "channel" => refused.clone(), "fallback" => route.to_owned())
             .increment(1);
     }
-    if let Err(NotifyError::Refused { channel, message }) = &sent {
-        let failed = outcome(
-            entry,
-            retry,
-            Err(NotifyError::Refused {
-                channel: channel.clone(),
-                message: message.clone(),
-            }),
-        );
-        return match super::fallback::fallback_for(
-            &context.policies,
-            entry,
-            &notice,
-            channel,
-            message,
-        ) {
-            Some((step, route_channel, instead)) => SendResult::FellBack {
-                error: message.clone(),
-                instead: Box::new(instead),
-                step,
-                channel: route_channel,
-            },
-            None => {
-                tracing::error!(
-                    channel,
-                    "no fallback route is left for the notice: nobody was told; resend it once the channel is fixed"
-                );
-                failed
-            }
-        };
+    let refused = match &sent {
+        Err(NotifyError::Refused { channel, message }) => Some((channel.clone(), message.clone())),
+        _ => None,
+    };
+    let result = outcome(entry, retry, sent);
+    let Some((channel, message)) = refused else {
+        return result;
+    };
+    match super::fallback::fallback_for(&context.policies, entry, &notice, &channel, &message) {
+        Some((step, route_channel, instead)) => SendResult::FellBack {
+            error: message,
+            instead: Box::new(instead),
+            step,
+            channel: route_channel,
+        },
+        None => {
+            tracing::error!(
+                channel,
+                "no fallback route is left for the notice: nobody was told; resend it once the channel is fixed"
+            );
+            result
+        }
     }
-    outcome(entry, retry, sent)
 }
 
 /// Counts how long a Slack message took from falling due to Slack
