@@ -18,14 +18,31 @@
 #     (tests/image.rs, an ignored test this script runs).
 #
 #   scripts/image-local.sh            # prints the image's size at the end
+#   scripts/image-local.sh --debug    # the debug binary `cargo test` built
+#
+# `.ci/run` uses `--debug`, so CI compiles one profile only: the image's
+# layout, user, paths and environment are what is checked, and the debug
+# binary loads the same shared libraries. The size it prints is then the
+# debug binary's; the release image's size is in the README.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+
+profile=release
+case "${1:-}" in
+  --debug) profile=debug ;;
+  "") ;;
+  *) echo "usage: scripts/image-local.sh [--debug]" >&2; exit 2 ;;
+esac
 
 if ! command -v buildah >/dev/null; then
   apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq buildah >/dev/null
 fi
-cargo build --release --locked --bin labelwarden
-binary=target/release/labelwarden
+if [ "$profile" = release ]; then
+  cargo build --release --locked --bin labelwarden
+else
+  cargo build --locked --bin labelwarden
+fi
+binary=target/$profile/labelwarden
 image=localhost/labelwarden:local
 
 work=$(mktemp -d)
@@ -37,6 +54,8 @@ cleanup() {
     buildah umount "$container" >/dev/null 2>&1 || true
     buildah rm "$container" >/dev/null 2>&1 || true
   fi
+  # The debug image (CI's) is not worth keeping; a release one is.
+  if [ "$profile" = debug ]; then buildah rmi "$image" >/dev/null 2>&1 || true; fi
   rm -rf "$work"
 }
 trap cleanup EXIT
@@ -87,8 +106,15 @@ env -i "${declared[@]}" LABELWARDEN_LISTEN="127.0.0.1:$port" LABELWARDEN_WEBHOOK
   > "$work"/serve.log 2>&1 &
 server=$!
 for _ in $(seq 50); do curl -sf "http://127.0.0.1:$port/healthz" >/dev/null && break; sleep 0.1; done
-echo "healthz: $(curl -s -o /dev/null -w '%{http_code}' "http://127.0.0.1:$port/healthz")"
-echo "readyz:  $(curl -s -o /dev/null -w '%{http_code}' "http://127.0.0.1:$port/readyz")"
+for path in /healthz /readyz; do
+  code=$(curl -s -o /dev/null -w '%{http_code}' "http://127.0.0.1:$port$path")
+  echo "$path: $code"
+  if [ "$code" != 200 ]; then
+    echo "serve from the image did not answer $path with 200; its log:" >&2
+    cat "$work"/serve.log >&2
+    exit 1
+  fi
+done
 env -i "${declared[@]}" LABELWARDEN_LISTEN="0.0.0.0:$port" \
   /usr/sbin/chroot --userspec=65532:65532 "$mounted" /usr/local/bin/labelwarden probe /readyz
 ls -l "$mounted"/var/lib/labelwarden/

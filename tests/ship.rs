@@ -66,33 +66,125 @@ fn environment_read() -> BTreeSet<String> {
     names
 }
 
+/// The options a command line gives that its subcommand does not take.
+fn unknown_flags(words: &[&str]) -> Vec<String> {
+    let (subcommand, rest) = words.split_first().expect("a subcommand");
+    let help = help(subcommand);
+    rest.iter()
+        .filter(|w| w.starts_with("--"))
+        .map(|flag| flag.split('=').next().unwrap())
+        .filter(|flag| !help.contains(&format!("{flag} ")) && !help.contains(&format!("{flag}\n")))
+        .map(|flag| format!("`{subcommand}` has no {flag}"))
+        .collect()
+}
+
 /// Checks a command line given to the image or binary: a subcommand it
 /// has and options that subcommand takes.
 fn assert_command(words: &[&str], what: &str) {
-    let (subcommand, rest) = words.split_first().expect("a subcommand");
-    let help = help(subcommand);
-    for flag in rest.iter().filter(|w| w.starts_with("--")) {
-        let flag = flag.split('=').next().unwrap();
-        assert!(
-            help.contains(&format!("{flag} ")) || help.contains(&format!("{flag}\n")),
-            "{what}: `{subcommand}` has no {flag}"
-        );
-    }
+    let unknown = unknown_flags(words);
+    assert!(unknown.is_empty(), "{what}: {}", unknown.join(", "));
 }
 
-/// The `labelwarden …` command lines in a job's script.
+/// A shell word without its quotes.
+fn unquoted(word: &str) -> &str {
+    word.trim_matches('"').trim_matches('\'')
+}
+
+/// The `labelwarden …` command lines in a job's script, with what the
+/// script builds up for them put in place: `"$@"` becomes the words of
+/// every `set -- …` line, and `$name` the words of every `name="…"`
+/// assignment, so a flag passed that way is checked like a written one.
 fn labelwarden_commands(script: &str) -> Vec<Vec<String>> {
     let joined = script.replace("\\\n", " ");
+    let mut positional: Vec<String> = Vec::new();
+    let mut assigned: Vec<(String, Vec<String>)> = Vec::new();
+    for line in joined.lines().map(str::trim) {
+        if let Some(words) = line.strip_prefix("set -- ") {
+            positional.extend(
+                words
+                    .split_whitespace()
+                    .filter(|w| unquoted(w) != "$@")
+                    .map(|w| unquoted(w).to_owned()),
+            );
+            continue;
+        }
+        // `name="value"` or `if …; then name="value"; fi`
+        for statement in line.split(';').map(str::trim) {
+            let statement = statement.strip_prefix("then ").unwrap_or(statement);
+            let Some((name, value)) = statement.split_once('=') else {
+                continue;
+            };
+            if !name.is_empty()
+                && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
+                && (value.starts_with('"') || value.starts_with('\''))
+            {
+                let words = unquoted(value)
+                    .split_whitespace()
+                    .map(|w| unquoted(w).to_owned());
+                assigned.push((name.to_owned(), words.collect()));
+            }
+        }
+    }
     joined
         .lines()
         .filter_map(|line| line.trim().strip_prefix("labelwarden "))
         .map(|command| {
-            command
-                .split_whitespace()
-                .map(|w| w.trim_matches('"').to_owned())
-                .collect()
+            let mut words = Vec::new();
+            for word in command.split_whitespace().map(unquoted) {
+                if word == "$@" {
+                    words.extend(positional.iter().cloned());
+                } else if let Some(name) = word.strip_prefix('$') {
+                    let name = name.trim_start_matches('{').trim_end_matches('}');
+                    let values = assigned.iter().filter(|(n, _)| n == name);
+                    let expanded: Vec<String> = values.flat_map(|(_, v)| v.clone()).collect();
+                    if expanded.is_empty() {
+                        words.push(word.to_owned());
+                    } else {
+                        words.extend(expanded);
+                    }
+                } else {
+                    words.push(word.to_owned());
+                }
+            }
+            words
         })
         .collect()
+}
+
+#[test]
+fn flags_built_up_in_a_script_are_checked_too() {
+    let script = concat!(
+        "set -- --project \"$P\"\n",
+        "if [ -n \"$G\" ]; then\n",
+        "  set -- \"$@\" --notifyy\n",
+        "fi\n",
+        "scope=\"--grop $G\"\n",
+        "if [ -n \"$N\" ]; then note=\"--mr-note\"; fi\n",
+        "labelwarden audit \"$@\" \\\n",
+        "  --format table\n",
+        "labelwarden diff $scope $note --base \"$B\"\n",
+    );
+    let commands = labelwarden_commands(script);
+    assert_eq!(commands.len(), 2, "{commands:?}");
+    assert_eq!(
+        commands[0],
+        ["audit", "--project", "$P", "--notifyy", "--format", "table"]
+    );
+    assert_eq!(
+        commands[1],
+        ["diff", "--grop", "$G", "--mr-note", "--base", "$B"]
+    );
+    fn words(command: &[String]) -> Vec<&str> {
+        command.iter().map(String::as_str).collect()
+    }
+    assert_eq!(
+        unknown_flags(&words(&commands[0])),
+        ["`audit` has no --notifyy"]
+    );
+    assert_eq!(
+        unknown_flags(&words(&commands[1])),
+        ["`diff` has no --grop"]
+    );
 }
 
 fn script_of(job: &Value) -> String {
@@ -151,6 +243,12 @@ fn component_templates_use_exactly_the_inputs_they_declare() {
                 input["description"].is_string(),
                 "{path}: {name} is described"
             );
+            // Older GitLab schemas read an input without `type` as every
+            // type at once, so only a null default would pass there.
+            assert!(
+                input["type"].is_string(),
+                "{path}: {name} declares its type"
+            );
             if let Some(options) = input["options"].as_array() {
                 assert!(
                     options.contains(&input["default"]),
@@ -163,11 +261,39 @@ fn component_templates_use_exactly_the_inputs_they_declare() {
         for (name, job) in documents[1].as_object().unwrap() {
             let image = job["image"]["name"].as_str().unwrap_or_default();
             assert!(image.ends_with("-ci"), "{path}: {name} runs the -ci image");
-            for command in labelwarden_commands(&script_of(job)) {
+            let commands = labelwarden_commands(&script_of(job));
+            assert!(!commands.is_empty(), "{path}: {name} runs labelwarden");
+            for command in commands {
                 let words: Vec<&str> = command.iter().map(String::as_str).collect();
                 assert_command(&words, &format!("{path}: {name}"));
             }
         }
+    }
+    // The flags a script builds up are among those checked.
+    let built_up = |path: &str, job: &str, subcommand: &str| -> Vec<String> {
+        let script = script_of(&documents(path)[1][job]);
+        labelwarden_commands(&script)
+            .into_iter()
+            .find(|c| c[0] == subcommand)
+            .unwrap_or_else(|| panic!("{path}: labelwarden {subcommand}"))
+    };
+    let audit_command = built_up("templates/audit.yml", "labelwarden-audit", "audit");
+    for flag in [
+        "--group",
+        "--project",
+        "--policies",
+        "--notify",
+        "--fail-on",
+    ] {
+        assert!(audit_command.iter().any(|w| w == flag), "{audit_command:?}");
+    }
+    let diff_command = built_up(
+        "templates/policy-check.yml",
+        "labelwarden-policy-check",
+        "diff",
+    );
+    for flag in ["--group", "--project", "--mr-note", "--base"] {
+        assert!(diff_command.iter().any(|w| w == flag), "{diff_command:?}");
     }
     // The audit component's choices are audit's own.
     let audit = documents("templates/audit.yml");
