@@ -55,6 +55,9 @@ pub enum TransportError {
     Unreachable { base: String, message: String },
     #[error("the request could not be built: {0}")]
     Request(String),
+    /// Not sent: the outbox claim the request was made under is lost.
+    #[error(transparent)]
+    ClaimLost(#[from] crate::notify::claim::ClaimLost),
 }
 
 /// How to reach GitLab.
@@ -311,6 +314,7 @@ impl GitLabClient {
                 }
                 Ok(response) if response.status().is_server_error() => Some(self.backoff(attempt)),
                 Ok(_) => None,
+                Err(TransportError::ClaimLost(_)) => return outcome,
                 Err(_) => Some(self.backoff(attempt)),
             };
             let outcome_label = match (&outcome, retry_in) {
@@ -359,6 +363,11 @@ impl GitLabClient {
             .header("PRIVATE-TOKEN", self.inner.token.expose_secret());
         if !body.is_empty() {
             request = request.body(body);
+        }
+        // Under an outbox claim (a step's labels or note): confirmed first,
+        // and the request kept well inside it.
+        if let Some(timeout) = crate::notify::claim::before_request().await? {
+            request = request.timeout(timeout);
         }
         let response = request.send().await.map_err(unreachable)?;
         let mut built = Response::builder().status(response.status());

@@ -53,6 +53,18 @@ pub enum GitLabError {
 }
 
 impl GitLabError {
+    /// The outbox claim the request was made under was lost before it
+    /// could leave: nothing was sent.
+    pub fn claim_lost(&self) -> Option<&crate::notify::claim::ClaimLost> {
+        match self {
+            GitLabError::Transport {
+                source: TransportError::ClaimLost(lost),
+                ..
+            } => Some(lost),
+            _ => None,
+        }
+    }
+
     /// Worth trying again later: GitLab or the network had a problem, not
     /// the request (the client already retried a few times).
     pub fn is_temporary(&self) -> bool {

@@ -16,7 +16,7 @@
 //! The active enforcer also looks every 200 ms for deliveries the other
 //! replicas stored.
 
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use chrono::Utc;
 use tokio_util::sync::CancellationToken;
@@ -26,7 +26,7 @@ use crate::gitlab::ledger_writer::LedgerWriter;
 use crate::gitlab::markers::Marker;
 use crate::gitlab::webhook::IssueDelivery;
 use crate::issue::IssueRef;
-use crate::store::{Handled, IssueCommit, Store, StoreError};
+use crate::store::{Handled, IssueCommit, LeaseFence, Store, StoreError};
 
 /// Deliveries and due issues one pass takes at most, each, on SQLite. A
 /// pass is one transaction on the store's single writer; webhook intake
@@ -47,6 +47,13 @@ const PEER_POLL: Duration = Duration::from_millis(200);
 /// The lease that makes one replica the enforcer at a time.
 pub const LEASE_NAME: &str = "enforcer";
 
+/// The enforcer lease as this process holds it: the fence its writes
+/// carry, and when it was last renewed.
+struct Holding {
+    fence: LeaseFence,
+    renewed_at: Instant,
+}
+
 /// `ledger`, when `serve` keeps the issues' ledger notes, lists the steps
 /// with nothing to send (adopted, said in a digest) on their issues.
 pub async fn run<S: Store>(
@@ -56,8 +63,8 @@ pub async fn run<S: Store>(
 ) {
     let lease = context.lease;
     let renew_every = (lease / 3).to_std().unwrap_or(Duration::from_secs(1));
-    let mut holding = false;
-    let mut last_beat = std::time::Instant::now();
+    let mut holding: Option<Holding> = None;
+    let mut last_beat = Instant::now();
     loop {
         let delivered = context.deliveries_waiting.notified();
         match context
@@ -65,25 +72,29 @@ pub async fn run<S: Store>(
             .hold_lease(LEASE_NAME, Utc::now(), lease)
             .await
         {
-            Ok(true) => {
-                if !holding {
-                    tracing::info!("this replica is the enforcer");
+            Ok(Some(fence)) => {
+                // A new epoch is a takeover, also of this process's own
+                // lease after it ran out (a freeze) or after an error.
+                let starting = holding.as_ref().map(|h| h.fence.epoch) != Some(fence.epoch);
+                if starting {
+                    tracing::info!(epoch = fence.epoch, "this replica is the enforcer");
                     metrics::gauge!("labelwarden_enforcer_active").set(1.0);
                 }
                 // A beat every renewal period is enough to tell a downtime;
                 // passes come far more often under load.
-                let starting = !holding;
                 if starting || last_beat.elapsed() >= renew_every {
                     beat(context, starting).await;
-                    last_beat = std::time::Instant::now();
+                    last_beat = Instant::now();
                 }
-                holding = true;
+                holding = Some(Holding {
+                    fence,
+                    renewed_at: Instant::now(),
+                });
             }
-            Ok(false) => {
-                if holding {
+            Ok(None) => {
+                if holding.take().is_some() {
                     tracing::warn!("another replica took over as the enforcer");
                 }
-                holding = false;
                 metrics::gauge!("labelwarden_enforcer_active").set(0.0);
                 tokio::select! {
                     _ = shutdown.cancelled() => return,
@@ -91,14 +102,24 @@ pub async fn run<S: Store>(
                 }
             }
             Err(e) => {
-                tracing::error!(error = %e, "cannot hold the enforcer lease; retrying in 1s");
+                // Whether the lease still stands is unknown: stop acting
+                // as the enforcer at once; holding it again is a takeover.
+                if holding.take().is_some() {
+                    tracing::error!(error = %e, "cannot renew the enforcer lease: this replica stops enforcing until it holds the lease again; retrying in 1s");
+                } else {
+                    tracing::error!(error = %e, "cannot hold the enforcer lease; retrying in 1s");
+                }
+                metrics::gauge!("labelwarden_enforcer_active").set(0.0);
                 tokio::select! {
                     _ = shutdown.cancelled() => break,
                     _ = tokio::time::sleep(Duration::from_secs(1)) => continue,
                 }
             }
         }
-        let busy = match pass(context, ledger.as_ref()).await {
+        let Some(held) = holding.as_mut() else {
+            continue;
+        };
+        let busy = match pass(context, ledger.as_ref(), held).await {
             Ok(busy) => busy,
             // A project or issue about to move has a notice in flight: the
             // pass (its deliveries untouched) runs again once it is sent.
@@ -108,6 +129,18 @@ pub async fn run<S: Store>(
                     _ = shutdown.cancelled() => break,
                     _ = tokio::time::sleep(Duration::from_millis(50)) => continue,
                 }
+            }
+            // The lease ran out or changed hands while the pass ran (this
+            // process stalled past it): nothing of the pass was written.
+            Err(StoreError::LeaseLost(_)) => {
+                tracing::warn!(
+                    epoch = held.fence.epoch,
+                    "the enforcer lease was lost during a pass (this process stalled past it, or another replica took over): the pass was rolled back"
+                );
+                metrics::counter!("labelwarden_enforcer_passes_rolled_back_total").increment(1);
+                metrics::gauge!("labelwarden_enforcer_active").set(0.0);
+                holding = None;
+                continue;
             }
             Err(e) => {
                 tracing::error!(error = %e, "enforcer pass failed; retrying in 1s");
@@ -146,8 +179,37 @@ pub async fn run<S: Store>(
         }
     }
     // Stopping cleanly: another replica need not wait for the lease to run out.
-    if holding && let Err(e) = context.store.release_lease(LEASE_NAME).await {
+    if holding.is_some()
+        && let Err(e) = context.store.release_lease(LEASE_NAME).await
+    {
         tracing::warn!(error = %e, "cannot give up the enforcer lease; it runs out by itself");
+    }
+}
+
+/// Renews the lease before a pass commits if the pass ran long: a pass
+/// slower than a third of the lease would otherwise find it run out. A
+/// renewal that finds the lease run out or taken takes a new epoch (or
+/// none), so the pass, fenced with the old one, is refused.
+async fn renew_if_due<S: Store>(
+    context: &Context<S>,
+    held: &mut Holding,
+) -> Result<(), StoreError> {
+    let renew_every = (context.lease / 3)
+        .to_std()
+        .unwrap_or(Duration::from_secs(1));
+    if held.renewed_at.elapsed() < renew_every {
+        return Ok(());
+    }
+    match context
+        .store
+        .hold_lease(LEASE_NAME, Utc::now(), context.lease)
+        .await?
+    {
+        Some(fence) if fence == held.fence => {
+            held.renewed_at = Instant::now();
+            Ok(())
+        }
+        _ => Err(StoreError::LeaseLost(LEASE_NAME.to_owned())),
     }
 }
 
@@ -179,10 +241,12 @@ async fn beat<S: Store>(context: &Context<S>, starting: bool) {
     }
 }
 
-/// One pass; true when a batch was full and another pass should follow at once.
+/// One pass, written under `held`'s fence; true when a batch was full and
+/// another pass should follow at once.
 async fn pass<S: Store>(
     context: &Context<S>,
     ledger: Option<&LedgerWriter>,
+    held: &mut Holding,
 ) -> Result<bool, StoreError> {
     let now = Utc::now();
     let batch = if context.store.shared() {
@@ -217,7 +281,7 @@ async fn pass<S: Store>(
         });
     }
     identity::follow_projects(context, &mut read).await?;
-    let moved = identity::follow_moves(context, &mut read).await?;
+    let moved = identity::follow_moves(context, &mut read, &held.fence).await?;
     let canonicals = identity::canonicals(context, &read, now).await?;
     // Read after projects were followed, so a moved row is found by its
     // new path.
@@ -270,7 +334,11 @@ async fn pass<S: Store>(
             resolved.extend(resolutions);
         }
     }
-    let outcome = context.store.commit(&commits, &handled).await?;
+    renew_if_due(context, held).await?;
+    let outcome = context
+        .store
+        .commit(&commits, &handled, Some(&held.fence))
+        .await?;
     // Committed: the windows stand as this pass left them.
     context.keep_windows(Some(windows.without_closed(now)));
     // Counted once committed, so a retried pass does not count twice.

@@ -22,7 +22,7 @@ use crate::gitlab::webhook::IssueDelivery;
 use crate::issue::{Event, GitLabIds, Issue, IssueIid, IssueRef, IssueState, ProjectPath};
 use crate::notify::IssueView;
 use crate::policy::{DuplicateRule, PolicySet};
-use crate::store::{Canonical, Carried, ClockState, Fired, Loaded, Store, StoreError};
+use crate::store::{Canonical, Carried, ClockState, Fired, LeaseFence, Loaded, Store, StoreError};
 
 /// Follows each project the deliveries name by id to the newest path they
 /// name (see [`Store::follow_project`]): a renamed or transferred project's
@@ -85,6 +85,7 @@ pub async fn follow_projects<S: Store>(
 pub async fn follow_moves<S: Store>(
     context: &Context<S>,
     deliveries: &mut Vec<IssueDelivery>,
+    fence: &LeaseFence,
 ) -> Result<Vec<(IssueRef, IssueRef)>, StoreError> {
     // Only a new issue (its creation hook, or reconcile telling of it) can
     // be where one moved, and only a moved close names one: a pass of
@@ -144,7 +145,7 @@ pub async fn follow_moves<S: Store>(
         }
     }
     for (to, from) in &moves {
-        context.store.move_issue(from, to).await?;
+        context.store.move_issue(from, to, Some(fence)).await?;
         tracing::info!(from = %from, to = %to, "issue moved to another project: its clocks and threads follow it");
         metrics::counter!("labelwarden_issues_moved_total").increment(1);
     }

@@ -10,6 +10,7 @@
 //! attempt; permanent failures are kept, counted and logged, never dropped
 //! silently.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use chrono::{TimeDelta, Utc};
@@ -19,10 +20,10 @@ use tracing::Instrument;
 
 use super::Context;
 use crate::notify::digest::DigestKey;
-use crate::notify::{Delivered, Notifier, NotifyError, UndeliveredRoute};
+use crate::notify::{Delivered, Notifier, NotifyError, UndeliveredRoute, claim};
 use crate::policy::Fallback;
 use crate::store::queued::ResendSelection;
-use crate::store::{OutboxEntry, OutboxOutcome, SendResult, Store};
+use crate::store::{ClaimToken, OutboxEntry, OutboxKey, OutboxOutcome, SendResult, Store};
 
 const BATCH: u32 = 50;
 /// The longest the worker waits before looking at the outbox again.
@@ -103,7 +104,14 @@ pub async fn run<S: Store, N: Notifier>(
         let outcomes: Vec<OutboxOutcome> = futures_util::stream::iter(entries)
             .map(|entry| {
                 let span = tracing::info_span!("outbox", issue = %entry.key.issue, policy = %entry.key.policy, step = %entry.key.firing.step);
-                async move {
+                // Every request while sending it confirms the claim first.
+                let claim = Arc::new(OutboxClaim {
+                    store: context.store.clone(),
+                    key: entry.key.clone(),
+                    token: entry.claim.clone(),
+                    lease: context.lease,
+                });
+                let send = async move {
                     let silenced = super::mutes::silencing(mutes, &entry.notice, now);
                     let result = if entry.notice.step_kind == "redact" {
                         // Redactions protect confidentiality: never muted.
@@ -116,25 +124,25 @@ pub async fn run<S: Store, N: Notifier>(
                     } else {
                         send(context, notifier, &entry, retry).await
                     };
-                    OutboxOutcome {
-                        key: entry.key,
-                        result,
-                    }
-                }
-                .instrument(span)
+                    OutboxOutcome::of(&entry, result)
+                };
+                claim::under(claim, send).instrument(span)
             })
             .buffer_unordered(IN_FLIGHT)
             .collect()
             .await;
-        if !outcomes.is_empty()
-            && let Err(e) = context.store.record_outbox(&outcomes).await
-        {
-            // Sent but not marked: they would be sent again. Say so loudly,
-            // and pause before the next pass.
-            tracing::error!(error = %e, count = outcomes.len(), "cannot record what became of sent notices");
-            tokio::select! {
-                _ = shutdown.cancelled() => return,
-                _ = tokio::time::sleep(Duration::from_secs(1)) => continue,
+        if !outcomes.is_empty() {
+            match context.store.record_outbox(&outcomes).await {
+                Ok(lost) => log_lost_claims(&outcomes, &lost),
+                Err(e) => {
+                    // Sent but not marked: they would be sent again. Say so
+                    // loudly, and pause before the next pass.
+                    tracing::error!(error = %e, count = outcomes.len(), "cannot record what became of sent notices");
+                    tokio::select! {
+                        _ = shutdown.cancelled() => return,
+                        _ = tokio::time::sleep(Duration::from_secs(1)) => continue,
+                    }
+                }
             }
         }
         if fetched == BATCH as usize {
@@ -156,6 +164,51 @@ pub async fn run<S: Store, N: Notifier>(
             _ = waiting => {}
             _ = tokio::time::sleep(sleep) => {}
         }
+    }
+}
+
+/// An outbox entry's claim as the notifier's requests confirm it (see
+/// [`claim`]): still this process's, stretched to a whole lease.
+struct OutboxClaim<S> {
+    store: S,
+    key: OutboxKey,
+    token: ClaimToken,
+    lease: TimeDelta,
+}
+
+impl<S: Store> claim::Claim for OutboxClaim<S> {
+    fn confirm(&self) -> claim::Confirming<'_> {
+        Box::pin(async move {
+            match self
+                .store
+                .confirm_claim(&self.key, &self.token, Utc::now(), self.lease)
+                .await
+            {
+                Ok(true) => Ok(()),
+                Ok(false) => Err("another process claimed the notice since".to_owned()),
+                Err(e) => Err(format!("cannot confirm the claim: {e}")),
+            }
+        })
+    }
+
+    fn request_timeout(&self) -> Duration {
+        claim::request_timeout_for(self.lease)
+    }
+}
+
+/// Says which outcomes were not recorded because their claim was lost:
+/// a send stopped before its request left, or an outcome that came back
+/// after this process stalled past its claim.
+fn log_lost_claims(outcomes: &[OutboxOutcome], lost: &[OutboxKey]) {
+    for outcome in outcomes {
+        if let SendResult::ClaimLost { reason } = &outcome.result {
+            tracing::warn!(issue = %outcome.key.issue, policy = %outcome.key.policy, step = %outcome.key.firing.step, reason, "not sent: this process lost its claim on the notice (it stalled past it); the process that claimed it since sends it");
+        } else if lost.contains(&outcome.key) {
+            tracing::warn!(issue = %outcome.key.issue, policy = %outcome.key.policy, step = %outcome.key.firing.step, "not recorded: this process lost its claim on the notice while sending it; the process that claimed it since records it");
+        }
+    }
+    if !lost.is_empty() {
+        metrics::counter!("labelwarden_outbox_claims_lost_total").increment(lost.len() as u64);
     }
 }
 
@@ -524,6 +577,7 @@ pub(super) fn outcome(
                 retry_at: later(delay),
             }
         }
+        Err(NotifyError::ClaimLost(lost)) => SendResult::ClaimLost { reason: lost.0 },
         Err(NotifyError::Permanent(message) | NotifyError::Refused { message, .. }) => {
             tracing::error!(attempt, error = %message, "notice cannot be sent; kept in the outbox as failed");
             metrics::counter!("labelwarden_actions_failed_total", "policy" => policy, "kind" => "permanent").increment(1);

@@ -238,8 +238,8 @@ pub async fn run<S: Store>(
             .hold_lease("reconcile", Utc::now(), lease)
             .await
         {
-            Ok(true) => {}
-            Ok(false) => continue,
+            Ok(Some(_)) => {}
+            Ok(None) => continue,
             Err(e) => {
                 tracing::error!(error = %e, "cannot take the reconcile lease");
                 continue;

@@ -77,6 +77,9 @@ impl<S: Notifier> Escalation<S> {
             return Ok(());
         }
         self.gitlab.apply(notice).await.map_err(|error| {
+            if let Some(lost) = error.claim_lost() {
+                return NotifyError::ClaimLost(lost.clone());
+            }
             tracing::warn!(error = %error, "GitLab action failed");
             metrics::counter!("labelwarden_gitlab_actions_failed_total", "policy" => notice.policy.0.clone())
                 .increment(1);
@@ -166,7 +169,10 @@ impl<S: Notifier> Notifier for Escalation<S> {
             .create_note(&notice.issue, &body, true)
             .await
             .map(|_| ())
-            .map_err(|error| NotifyError::Permanent(format!("GitLab: {error}")))
+            .map_err(|error| match error.claim_lost() {
+                Some(lost) => NotifyError::ClaimLost(lost.clone()),
+                None => NotifyError::Permanent(format!("GitLab: {error}")),
+            })
     }
 
     async fn flush(&self) {

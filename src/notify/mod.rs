@@ -10,6 +10,7 @@
 //! before Slack is configured: chosen explicitly, never a silent default.
 //! The Slack notifier lives in [`crate::slack`].
 
+pub mod claim;
 pub mod digest;
 pub mod escalation;
 mod health;
@@ -354,6 +355,10 @@ pub enum NotifyError {
     /// token revoked): permanent, and the channel's fallback routes apply.
     #[error("permanent failure: {message}")]
     Refused { channel: String, message: String },
+    /// Not tried: the outbox claim under which it was being sent is lost
+    /// (see [`claim`]); another process sends it.
+    #[error(transparent)]
+    ClaimLost(#[from] claim::ClaimLost),
 }
 
 /// Sends notices. Implementations must be safe to call concurrently; the

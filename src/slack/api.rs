@@ -287,6 +287,7 @@ impl WebApi {
         method: &'static str,
         request: reqwest::RequestBuilder,
     ) -> Result<Answer, SlackError> {
+        let request = claimed(method, request).await?;
         let result = match request.bearer_auth(self.token.expose_secret()).send().await {
             Ok(response) => self.read(method, response).await,
             Err(e) => Err(SlackError::network(method, e)),
@@ -303,7 +304,7 @@ impl WebApi {
         query: &[(&str, String)],
     ) -> Result<Value, SlackError> {
         let url = format!("{}/{method}", self.base_url);
-        let request = self.http.get(url).query(query);
+        let request = claimed(method, self.http.get(url).query(query)).await?;
         let result = match request.bearer_auth(self.token.expose_secret()).send().await {
             Ok(response) => self.read_value(method, response).await,
             Err(e) => Err(SlackError::network(method, e)),
@@ -371,6 +372,20 @@ impl WebApi {
 }
 
 /// `Retry-After` in whole seconds, as Slack sends it.
+/// `request` as it may leave: under an outbox claim (a notice being
+/// sent), the claim is confirmed first and bounds the request's timeout;
+/// a lost claim stops it (see [`crate::notify::claim`]).
+pub(super) async fn claimed(
+    method: &'static str,
+    request: reqwest::RequestBuilder,
+) -> Result<reqwest::RequestBuilder, SlackError> {
+    match crate::notify::claim::before_request().await {
+        Ok(Some(timeout)) => Ok(request.timeout(timeout)),
+        Ok(None) => Ok(request),
+        Err(lost) => Err(SlackError::ClaimLost { method, lost }),
+    }
+}
+
 pub(super) fn retry_after(headers: &reqwest::header::HeaderMap) -> Option<Duration> {
     headers
         .get(reqwest::header::RETRY_AFTER)?

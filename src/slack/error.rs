@@ -33,6 +33,12 @@ pub enum SlackError {
     /// Settings missing or wrong at start-up.
     #[error("{0}")]
     Config(String),
+    /// Not sent: the outbox claim the call was made under is lost.
+    #[error("{method}: {lost}")]
+    ClaimLost {
+        method: &'static str,
+        lost: crate::notify::claim::ClaimLost,
+    },
 }
 
 /// Error codes that say Slack had a problem, not the request.
@@ -75,6 +81,8 @@ impl SlackError {
             SlackError::Unreadable { status, .. } => *status < 300,
             SlackError::Refused { code, .. } => TEMPORARY_CODES.contains(&code.as_str()),
             SlackError::Config(_) => false,
+            // Nothing was tried; the claim's new owner sends it.
+            SlackError::ClaimLost { .. } => false,
         }
     }
 
@@ -92,6 +100,7 @@ impl SlackError {
             SlackError::Refused { code, .. } => code.clone(),
             SlackError::Unreadable { status, .. } => format!("unreadable_http_{status}"),
             SlackError::Config(_) => "config".to_owned(),
+            SlackError::ClaimLost { .. } => "claim_lost".to_owned(),
         }
     }
 }

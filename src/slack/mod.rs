@@ -313,6 +313,10 @@ impl SlackNotifier {
 
     /// What a failure means for the outbox, after logging and counting it.
     fn failed(&self, notice: &Notice, channel: &str, error: SlackError) -> NotifyError {
+        // Nothing was tried: not the channel's failure.
+        if let SlackError::ClaimLost { lost, .. } = error {
+            return NotifyError::ClaimLost(lost);
+        }
         if let SlackError::RateLimited { retry_after, .. } = &error {
             self.slowed
                 .lock()

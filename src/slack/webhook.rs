@@ -34,10 +34,9 @@ impl IncomingWebhook {
     }
 
     async fn request(&self, message: &Message) -> Result<(), SlackError> {
-        let response = self
-            .http
-            .post(self.url.expose_secret())
-            .json(message)
+        let request = self.http.post(self.url.expose_secret()).json(message);
+        let response = super::api::claimed(METHOD, request)
+            .await?
             .send()
             .await
             .map_err(|e| SlackError::network(METHOD, e))?;

@@ -429,4 +429,16 @@ pub const MIGRATIONS: &[Migration] = &[
             "CREATE UNIQUE INDEX mutes_origin ON mutes (origin)",
         ],
     },
+    Migration {
+        version: 19,
+        name: "fencing tokens",
+        // A process that froze past its lease or claim must not write or
+        // send as if it still held it (see `store::fence`): the lease's
+        // epoch grows at each takeover, and an outbox claim carries a
+        // token of its own until it is recorded or claimed again.
+        statements: &[
+            "ALTER TABLE leases ADD COLUMN epoch BIGINT NOT NULL DEFAULT 0",
+            "ALTER TABLE outbox ADD COLUMN claim_token TEXT",
+        ],
+    },
 ];

@@ -11,6 +11,7 @@
 //! same firing changes nothing.
 
 mod evaluation;
+pub mod fence;
 pub mod migrations;
 pub mod mutes;
 pub mod queued;
@@ -18,6 +19,7 @@ pub mod sql;
 pub mod story;
 
 pub use evaluation::*;
+pub use fence::{ClaimToken, LeaseFence};
 
 use std::future::Future;
 
@@ -45,6 +47,10 @@ pub enum StoreError {
     /// sent, and its outcome is recorded under the path it was claimed at.
     #[error("{0} has a notice being sent; moving its rows waits for it")]
     Sending(String),
+    /// A write under a lease found the lease lost (taken over, or run
+    /// out while this process was stalled): nothing was written.
+    #[error("the `{0}` lease is no longer this process's; nothing was written")]
+    LeaseLost(String),
 }
 
 /// A webhook delivery as received, before it is processed.
@@ -112,13 +118,29 @@ pub struct OutboxEntry {
     pub retaken: bool,
     /// Refused for good before and queued again since.
     pub resent: Option<crate::notify::Undelivered>,
+    /// The claim this entry was handed out under: requests while sending
+    /// it confirm it, and its outcome is recorded only under it.
+    pub claim: ClaimToken,
 }
 
 /// What became of one attempt to send a notice.
 #[derive(Debug, Clone, PartialEq)]
 pub struct OutboxOutcome {
     pub key: OutboxKey,
+    /// The claim the attempt was made under.
+    pub claim: ClaimToken,
     pub result: SendResult,
+}
+
+impl OutboxOutcome {
+    /// What became of the attempt at `entry`.
+    pub fn of(entry: &OutboxEntry, result: SendResult) -> Self {
+        OutboxOutcome {
+            key: entry.key.clone(),
+            claim: entry.claim.clone(),
+            result,
+        }
+    }
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -158,6 +180,10 @@ pub enum SendResult {
     /// Not sent: mute `mute` silences it. Done, and said in the mute's
     /// summary when it ends.
     Muted { at: DateTime<Utc>, mute: i64 },
+    /// Not sent, and not recorded: the claim was lost before a request
+    /// could leave (this process froze past it, and another took the
+    /// notice over). Its new owner sends and records it.
+    ClaimLost { reason: String },
 }
 
 /// The clock cycle an alert thread labelwarden started is about.
@@ -227,7 +253,7 @@ pub struct StoreStats {
 }
 
 /// The enforcer's memory. Every method is one short transaction.
-pub trait Store: Send + Sync + 'static {
+pub trait Store: Clone + Send + Sync + 'static {
     /// The database answers.
     fn ping(&self) -> impl Future<Output = Result<(), StoreError>> + Send;
 
@@ -260,10 +286,17 @@ pub trait Store: Send + Sync + 'static {
     /// outbox) and the deliveries it dealt with, all in one transaction.
     /// Deliveries are handed out in order and marked in order: a pass
     /// handles a prefix of what is pending.
+    ///
+    /// With a `fence` (the enforcer's), the pass is written only while the
+    /// lease is still this process's at the fence's epoch and has not run
+    /// out, checked in the same transaction; otherwise nothing is written
+    /// and the answer is [`StoreError::LeaseLost`]. `None` is for one
+    /// process alone (tests, tools).
     fn commit(
         &self,
         commits: &[IssueCommit],
         handled: &[Handled],
+        fence: Option<&LeaseFence>,
     ) -> impl Future<Output = Result<CommitOutcome, StoreError>> + Send;
 
     /// Issues with a clock whose wake-up is at or before `now`.
@@ -297,11 +330,13 @@ pub trait Store: Send + Sync + 'static {
 
     /// Moves every row of issue `from` to issue `to` (a move to another
     /// project): its clocks, ledger, timeline, threads and acknowledgements
-    /// go on there. What `to` held before gives way.
+    /// go on there. What `to` held before gives way. Fenced as
+    /// [`Store::commit`] is.
     fn move_issue(
         &self,
         from: &IssueRef,
         to: &IssueRef,
+        fence: Option<&LeaseFence>,
     ) -> impl Future<Output = Result<(), StoreError>> + Send;
 
     /// The notices sent for one clock cycle of `issue` under `policy` to
@@ -355,7 +390,7 @@ pub trait Store: Send + Sync + 'static {
     /// until `now + lease`, oldest first: another process (a replica
     /// sharing the database) skips them until they are recorded or the
     /// claim runs out. Entries another process holds are skipped, not
-    /// waited for.
+    /// waited for. Each entry carries the claim's token.
     fn claim_outbox(
         &self,
         now: DateTime<Utc>,
@@ -364,16 +399,32 @@ pub trait Store: Send + Sync + 'static {
     ) -> impl Future<Output = Result<Vec<OutboxEntry>, StoreError>> + Send;
 
     /// Takes or renews the lease `name` for this process until
-    /// `now + lease`; false while another process holds it.
+    /// `now + lease`, with the fence that proves it; `None` while another
+    /// process holds it. The fence's epoch grows each time the lease
+    /// changes hands or is taken again after it ran out; a renewal in
+    /// time keeps it.
     fn hold_lease(
         &self,
         name: &str,
         now: DateTime<Utc>,
         lease: chrono::TimeDelta,
-    ) -> impl Future<Output = Result<bool, StoreError>> + Send;
+    ) -> impl Future<Output = Result<Option<LeaseFence>, StoreError>> + Send;
 
-    /// Gives the lease `name` up, if this process holds it.
+    /// Gives the lease `name` up, if this process holds it: it runs out
+    /// at once (its epoch is kept, so it only grows).
     fn release_lease(&self, name: &str) -> impl Future<Output = Result<(), StoreError>> + Send;
+
+    /// Confirms that this process's claim `claim` on the outbox entry
+    /// `key` still stands (nobody claimed the entry since, and it is not
+    /// recorded sent), and makes it last until `now + lease`. False when
+    /// it is lost.
+    fn confirm_claim(
+        &self,
+        key: &OutboxKey,
+        claim: &ClaimToken,
+        now: DateTime<Utc>,
+        lease: chrono::TimeDelta,
+    ) -> impl Future<Output = Result<bool, StoreError>> + Send;
 
     /// Keeps a Slack event (`event`: what to act on, JSON) to be acted on
     /// at once; `Duplicate` for a retry of a seen one. Ids are remembered
@@ -449,11 +500,14 @@ pub trait Store: Send + Sync + 'static {
     ) -> impl Future<Output = Result<Option<DateTime<Utc>>, StoreError>> + Send;
 
     /// Records what became of sent or attempted notices, and the threads
-    /// sent ones started, in one transaction.
+    /// sent ones started, in one transaction. Each outcome is recorded
+    /// only under the claim its entry was handed out with: an outcome
+    /// whose claim was lost meanwhile (another process claimed the entry
+    /// since) changes nothing, and its key is returned.
     fn record_outbox(
         &self,
         outcomes: &[OutboxOutcome],
-    ) -> impl Future<Output = Result<(), StoreError>> + Send;
+    ) -> impl Future<Output = Result<Vec<OutboxKey>, StoreError>> + Send;
 
     fn stats(
         &self,

@@ -17,6 +17,7 @@
 mod confidential;
 mod digests;
 mod downtime;
+mod fence;
 mod identity;
 mod inspect;
 mod intake;
@@ -42,9 +43,10 @@ use super::migrations::{
     INTAKE_MIGRATIONS, INTAKE_TABLE, MAIN_TABLE, MIGRATIONS, Migration, POSTGRES_INTAKE_MIGRATIONS,
 };
 use super::{
-    Acknowledged, AlertThread, CommitOutcome, Delivery, Downtime, FollowedProject, Handled,
-    IssueCommit, IssueLink, IssueRecord, Loaded, OpenDigest, OutboxEntry, OutboxKey, OutboxOutcome,
-    Recorded, SlackEventOutcome, Store, StoreError, StoreStats, StoredSlackEvent, Withdrawal,
+    Acknowledged, AlertThread, ClaimToken, CommitOutcome, Delivery, Downtime, FollowedProject,
+    Handled, IssueCommit, IssueLink, IssueRecord, LeaseFence, Loaded, OpenDigest, OutboxEntry,
+    OutboxKey, OutboxOutcome, Recorded, SlackEventOutcome, Store, StoreError, StoreStats,
+    StoredSlackEvent, Withdrawal,
 };
 use crate::engine::Firing;
 use crate::issue::{Event, GitLabIds, IssueFacts, IssueIid, IssueRef, ProjectPath, TimedEvent};
@@ -256,8 +258,9 @@ impl Store for SqlStore {
         &self,
         commits: &[IssueCommit],
         handled: &[Handled],
+        fence: Option<&LeaseFence>,
     ) -> Result<CommitOutcome, StoreError> {
-        issues::commit(self, commits, handled).await
+        issues::commit(self, commits, handled, fence).await
     }
 
     async fn open_digests(&self, now: DateTime<Utc>) -> Result<Vec<OpenDigest>, StoreError> {
@@ -310,8 +313,13 @@ impl Store for SqlStore {
         identity::issue_links(self, issue_ids).await
     }
 
-    async fn move_issue(&self, from: &IssueRef, to: &IssueRef) -> Result<(), StoreError> {
-        identity::move_issue(self, from, to).await
+    async fn move_issue(
+        &self,
+        from: &IssueRef,
+        to: &IssueRef,
+        fence: Option<&LeaseFence>,
+    ) -> Result<(), StoreError> {
+        identity::move_issue(self, from, to, fence).await
     }
 
     async fn sent_notices(
@@ -374,20 +382,18 @@ impl Store for SqlStore {
         name: &str,
         now: DateTime<Utc>,
         lease: chrono::TimeDelta,
+    ) -> Result<Option<LeaseFence>, StoreError> {
+        fence::hold_lease(self, name, now, lease).await
+    }
+
+    async fn confirm_claim(
+        &self,
+        key: &OutboxKey,
+        claim: &ClaimToken,
+        now: DateTime<Utc>,
+        lease: chrono::TimeDelta,
     ) -> Result<bool, StoreError> {
-        let row = sqlx::query(
-            "INSERT INTO leases (name, owner, until_at) VALUES ($1, $2, $3)
-             ON CONFLICT (name) DO UPDATE SET owner = excluded.owner, until_at = excluded.until_at
-             WHERE leases.owner = excluded.owner OR leases.until_at <= $4
-             RETURNING owner",
-        )
-        .bind(name)
-        .bind(self.owner.as_str())
-        .bind(millis(now + lease))
-        .bind(millis(now))
-        .fetch_optional(&self.writer)
-        .await?;
-        Ok(row.is_some())
+        fence::confirm_claim(self, key, claim, now, lease).await
     }
 
     async fn record_slack_event(
@@ -457,19 +463,17 @@ impl Store for SqlStore {
     }
 
     async fn release_lease(&self, name: &str) -> Result<(), StoreError> {
-        sqlx::query("DELETE FROM leases WHERE name = $1 AND owner = $2")
-            .bind(name)
-            .bind(self.owner.as_str())
-            .execute(&self.writer)
-            .await?;
-        Ok(())
+        fence::release_lease(self, name).await
     }
 
     async fn next_outbox_attempt(&self) -> Result<Option<DateTime<Utc>>, StoreError> {
         outbox::next_outbox_attempt(self).await
     }
 
-    async fn record_outbox(&self, outcomes: &[OutboxOutcome]) -> Result<(), StoreError> {
+    async fn record_outbox(
+        &self,
+        outcomes: &[OutboxOutcome],
+    ) -> Result<Vec<OutboxKey>, StoreError> {
         outbox::record_outbox(self, outcomes).await
     }
 

@@ -28,6 +28,7 @@ pub(super) async fn send_starts(store: &impl Store, now: DateTime<Utc>) -> Vec<u
         .into_iter()
         .map(|e| OutboxOutcome {
             key: e.key,
+            claim: e.claim,
             result: SendResult::Sent {
                 at: now,
                 thread: None,
@@ -66,12 +67,15 @@ pub(super) async fn a_digest_gathers_its_window_and_one_outbox_row_sends_it(stor
     second.digests = vec![admitted(&key, 33, 3, true)];
     let mut also = grouped_start(34, at(10));
     also.digests = vec![admitted(&key, 34, 4, true)];
-    store.commit(&[first, second, also], &[]).await.unwrap();
+    store
+        .commit(&[first, second, also], &[], None)
+        .await
+        .unwrap();
     // Another evaluation of #33's start (it lost the race for the firing)
     // lists it nowhere again.
     let mut again = grouped_start(33, at(10));
     again.digests = vec![admitted(&key, 33, 9, true)];
-    store.commit(&[again], &[]).await.unwrap();
+    store.commit(&[again], &[], None).await.unwrap();
 
     let open = store.open_digests(at(10)).await.unwrap();
     assert_eq!(open.len(), 1);
@@ -106,7 +110,7 @@ pub(super) async fn a_digest_gathers_its_window_and_one_outbox_row_sends_it(stor
     // A later pass adds one: the unclaimed row waits for it, no second row.
     let mut third = grouped_start(35, at(10) + TimeDelta::seconds(2));
     third.digests = vec![admitted(&key, 35, 5, true)];
-    store.commit(&[third], &[]).await.unwrap();
+    store.commit(&[third], &[], None).await.unwrap();
     assert!(
         send_starts(&store, at(10) + TimeDelta::seconds(2))
             .await
@@ -139,6 +143,7 @@ pub(super) async fn a_digest_gathers_its_window_and_one_outbox_row_sends_it(stor
     store
         .record_outbox(&[OutboxOutcome {
             key: claimed[0].key.clone(),
+            claim: claimed[0].claim.clone(),
             result: SendResult::Progress {
                 thread: Some(thread.clone()),
                 retry_at: later,
@@ -169,7 +174,7 @@ pub(super) async fn a_digest_gathers_its_window_and_one_outbox_row_sends_it(stor
     };
     let mut fourth = commit(36, next.opened_at, &[], None);
     fourth.digests = vec![admitted(&next, 36, 1, false)];
-    store.commit(&[fourth], &[]).await.unwrap();
+    store.commit(&[fourth], &[], None).await.unwrap();
     assert_eq!(store.digest(&key).await.unwrap(), None);
     assert!(store.digest(&next).await.unwrap().is_some());
 }

@@ -4,9 +4,11 @@
 #[path = "../common/mod.rs"]
 mod common;
 mod digests;
+mod fencing;
 mod outbox;
 
 use digests::*;
+use fencing::*;
 use outbox::*;
 
 use std::future::Future;
@@ -215,7 +217,7 @@ async fn deliveries_are_kept_once_and_handed_out_in_order(store: impl Store) {
         rejected: None,
     };
     store
-        .commit(&[commit(1, at(5), &[], None)], &[first])
+        .commit(&[commit(1, at(5), &[], None)], &[first], None)
         .await
         .unwrap();
     assert_eq!(pending_keys(&store).await, vec!["a"]);
@@ -226,7 +228,7 @@ async fn deliveries_are_kept_once_and_handed_out_in_order(store: impl Store) {
         seq: pending[1].seq,
         rejected: Some("unreadable".into()),
     };
-    store.commit(&[], &[second]).await.unwrap();
+    store.commit(&[], &[second], None).await.unwrap();
     assert!(store.pending_deliveries(10).await.unwrap().is_empty());
     assert_eq!(store.stats(at(5)).await.unwrap().deliveries_pending, 0);
     assert_eq!(
@@ -248,7 +250,7 @@ async fn deliveries_are_kept_once_and_handed_out_in_order(store: impl Store) {
 
 async fn a_commit_keeps_facts_timeline_clocks_ledger_and_outbox(store: impl Store) {
     store
-        .commit(&[commit(7, at(2), &["start"], Some(at(60)))], &[])
+        .commit(&[commit(7, at(2), &["start"], Some(at(60)))], &[], None)
         .await
         .unwrap();
     let record = load(&store, 7).await.record.expect("issue stored");
@@ -277,11 +279,11 @@ async fn a_commit_keeps_facts_timeline_clocks_ledger_and_outbox(store: impl Stor
 
 async fn a_step_recorded_twice_is_sent_once(store: impl Store) {
     let first = store
-        .commit(&[commit(3, at(2), &["start"], None)], &[])
+        .commit(&[commit(3, at(2), &["start"], None)], &[], None)
         .await
         .unwrap();
     let second = store
-        .commit(&[commit(3, at(3), &["start", "breach"], None)], &[])
+        .commit(&[commit(3, at(3), &["start", "breach"], None)], &[], None)
         .await
         .unwrap();
     assert_eq!((first.newly_fired, second.newly_fired), (1, 1));
@@ -304,12 +306,12 @@ async fn a_step_recorded_twice_is_sent_once(store: impl Store) {
 
 async fn older_facts_never_replace_newer_ones(store: impl Store) {
     store
-        .commit(&[commit(4, at(10), &[], None)], &[])
+        .commit(&[commit(4, at(10), &[], None)], &[], None)
         .await
         .unwrap();
     let mut stale = commit(4, at(5), &[], None);
     stale.facts.labels = vec![];
-    store.commit(&[stale], &[]).await.unwrap();
+    store.commit(&[stale], &[], None).await.unwrap();
     let record = load(&store, 4).await.record.unwrap();
     assert_eq!(record.facts.labels, vec!["priority::highest".to_owned()]);
     assert_eq!(record.updated_at, at(10));
@@ -323,6 +325,7 @@ async fn several_issues_load_in_the_order_asked(store: impl Store) {
                 commit(12, at(1), &[], None),
             ],
             &[],
+            None,
         )
         .await
         .unwrap();
@@ -348,6 +351,7 @@ async fn due_issues_come_by_wake_up_time(store: impl Store) {
                 commit(3, at(0), &[], None),
             ],
             &[],
+            None,
         )
         .await
         .unwrap();
@@ -363,38 +367,12 @@ async fn due_issues_come_by_wake_up_time(store: impl Store) {
     );
 }
 
-/// Work one process does at a time: a lease is held until it runs out or
-/// is given up, and renewing it is free for its holder.
-async fn a_lease_has_one_holder_at_a_time(store: impl Store, other: impl Store) {
-    let lease = TimeDelta::seconds(10);
-    assert!(store.hold_lease("enforcer", at(0), lease).await.unwrap());
-    assert!(
-        store.hold_lease("enforcer", at(0), lease).await.unwrap(),
-        "renewed"
-    );
-    assert!(!other.hold_lease("enforcer", at(0), lease).await.unwrap());
-    assert!(
-        other.hold_lease("reconcile", at(0), lease).await.unwrap(),
-        "another lease"
-    );
-    assert!(
-        other.hold_lease("enforcer", at(1), lease).await.unwrap(),
-        "the first holder stopped renewing"
-    );
-    assert!(!store.hold_lease("enforcer", at(1), lease).await.unwrap());
-    other.release_lease("enforcer").await.unwrap();
-    assert!(
-        store.hold_lease("enforcer", at(1), lease).await.unwrap(),
-        "given up"
-    );
-}
-
 async fn data_survives_reopening(dir: &std::path::Path) {
     let url = format!("sqlite://{}", dir.join("reopen.db").display());
     {
         let store = SqlStore::connect(&url).await.unwrap();
         store
-            .commit(&[commit(9, at(1), &["start"], Some(at(60)))], &[])
+            .commit(&[commit(9, at(1), &["start"], Some(at(60)))], &[], None)
             .await
             .unwrap();
         store.record_delivery(&delivery("kept", 1)).await.unwrap();
@@ -414,7 +392,7 @@ async fn a_renamed_project_s_rows_follow_it_to_its_new_path(store: impl Store) {
         (backend.clone(), None)
     );
     store
-        .commit(&[commit(7, at(2), &["start"], Some(at(60)))], &[])
+        .commit(&[commit(7, at(2), &["start"], Some(at(60)))], &[], None)
         .await
         .unwrap();
     let thread = Thread {
@@ -428,6 +406,7 @@ async fn a_renamed_project_s_rows_follow_it_to_its_new_path(store: impl Store) {
     store
         .record_outbox(&[OutboxOutcome {
             key: claimed[0].key.clone(),
+            claim: claimed[0].claim.clone(),
             result: SendResult::Sent {
                 at: at(2),
                 thread: Some(thread.clone()),
@@ -439,7 +418,7 @@ async fn a_renamed_project_s_rows_follow_it_to_its_new_path(store: impl Store) {
     // While a notice of the project is being sent, its rows stay: the
     // sender records the outcome under the key it claimed.
     store
-        .commit(&[commit(7, at(3), &["breach"], Some(at(60)))], &[])
+        .commit(&[commit(7, at(3), &["breach"], Some(at(60)))], &[], None)
         .await
         .unwrap();
     let sending = store
@@ -454,6 +433,7 @@ async fn a_renamed_project_s_rows_follow_it_to_its_new_path(store: impl Store) {
     store
         .record_outbox(&[OutboxOutcome {
             key: sending[0].key.clone(),
+            claim: sending[0].claim.clone(),
             result: SendResult::Sent {
                 at: at(4),
                 thread: Some(thread.clone()),
@@ -535,29 +515,10 @@ contract! {
     queues_a_refused_notice_s_fallback_durably => a_refused_notice_s_fallback_is_queued_with_its_failure;
     hands_each_notice_the_thread_of_its_cycle_and_channel => a_sent_notice_s_thread_goes_with_the_rest_of_its_cycle;
     claims_a_notice_for_one_process_at_a_time => a_claimed_notice_is_nobody_else_s_until_its_claim_runs_out;
+    records_nothing_under_a_lost_claim => a_lost_claim_confirms_nothing_and_records_nothing;
     keeps_slack_events_until_acted_on => slack_events_are_kept_until_acted_on_and_remembered_for_a_day;
     follows_a_renamed_project => a_renamed_project_s_rows_follow_it_to_its_new_path;
     keeps_storm_windows_and_sends_each_digest_from_one_row => a_digest_gathers_its_window_and_one_outbox_row_sends_it;
-}
-
-#[tokio::test]
-async fn sqlite_lease_has_one_holder_at_a_time() {
-    let dir = tempfile::tempdir().unwrap();
-    let url = format!("sqlite://{}", dir.path().join("lease.db").display());
-    let first = SqlStore::connect(&url).await.unwrap();
-    let second = SqlStore::connect(&url).await.unwrap();
-    a_lease_has_one_holder_at_a_time(first, second).await;
-}
-
-#[tokio::test]
-async fn postgres_lease_has_one_holder_at_a_time() {
-    let Some(database) = common::postgres::fresh_database().await else {
-        return;
-    };
-    let first = SqlStore::connect(&database.url).await.unwrap();
-    let second = SqlStore::connect(&database.url).await.unwrap();
-    a_lease_has_one_holder_at_a_time(first, second).await;
-    database.drop().await;
 }
 
 #[tokio::test]

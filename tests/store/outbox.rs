@@ -6,11 +6,11 @@ use super::*;
 
 pub(super) async fn a_failing_notice_holds_back_its_thread_until_it_is_sent(store: impl Store) {
     store
-        .commit(&[commit(5, at(1), &["start", "breach"], None)], &[])
+        .commit(&[commit(5, at(1), &["start", "breach"], None)], &[], None)
         .await
         .unwrap();
     store
-        .commit(&[commit(6, at(1), &["start"], None)], &[])
+        .commit(&[commit(6, at(1), &["start"], None)], &[], None)
         .await
         .unwrap();
     let first = store
@@ -24,6 +24,7 @@ pub(super) async fn a_failing_notice_holds_back_its_thread_until_it_is_sent(stor
         .record_outbox(&[
             OutboxOutcome {
                 key: keys[0].clone(),
+                claim: first[0].claim.clone(),
                 result: SendResult::Retry {
                     error: "503".into(),
                     retry_at: at(10),
@@ -31,6 +32,7 @@ pub(super) async fn a_failing_notice_holds_back_its_thread_until_it_is_sent(stor
             },
             OutboxOutcome {
                 key: keys[1].clone(),
+                claim: first[1].claim.clone(),
                 result: SendResult::Sent {
                     at: at(1),
                     thread: None,
@@ -61,6 +63,7 @@ pub(super) async fn a_failing_notice_holds_back_its_thread_until_it_is_sent(stor
     store
         .record_outbox(&[OutboxOutcome {
             key: retried[0].key.clone(),
+            claim: retried[0].claim.clone(),
             result: SendResult::Sent {
                 at: at(10),
                 thread: None,
@@ -77,6 +80,7 @@ pub(super) async fn a_failing_notice_holds_back_its_thread_until_it_is_sent(stor
     store
         .record_outbox(&[OutboxOutcome {
             key: next[0].key.clone(),
+            claim: next[0].claim.clone(),
             result: SendResult::Failed {
                 error: "channel_not_found".into(),
             },
@@ -97,7 +101,7 @@ pub(super) async fn a_failing_notice_holds_back_its_thread_until_it_is_sent(stor
 /// retried if the route is busy, never dropped.
 pub(super) async fn a_refused_notice_s_fallback_is_queued_with_its_failure(store: impl Store) {
     store
-        .commit(&[commit(11, at(1), &["start"], None)], &[])
+        .commit(&[commit(11, at(1), &["start"], None)], &[], None)
         .await
         .unwrap();
     let start = store
@@ -109,6 +113,7 @@ pub(super) async fn a_refused_notice_s_fallback_is_queued_with_its_failure(store
     store
         .record_outbox(&[OutboxOutcome {
             key: start[0].key.clone(),
+            claim: start[0].claim.clone(),
             result: SendResult::FellBack {
                 error: "is_archived".into(),
                 instead: Box::new(instead),
@@ -137,6 +142,7 @@ pub(super) async fn a_refused_notice_s_fallback_is_queued_with_its_failure(store
     store
         .record_outbox(&[OutboxOutcome {
             key: fallback[0].key.clone(),
+            claim: fallback[0].claim.clone(),
             result: SendResult::Retry {
                 error: "ratelimited".into(),
                 retry_at: now + TimeDelta::seconds(1),
@@ -158,7 +164,7 @@ pub(super) async fn a_refused_notice_s_fallback_is_queued_with_its_failure(store
 pub(super) async fn a_sent_notice_s_thread_goes_with_the_rest_of_its_cycle(store: impl Store) {
     let mut fired = commit(8, at(1), &["start", "warning", "breach"], None);
     fired.fired[2].notice.slack.as_mut().unwrap().channel = "managers".into();
-    store.commit(&[fired], &[]).await.unwrap();
+    store.commit(&[fired], &[], None).await.unwrap();
     let start = store
         .claim_outbox(at(1), 10, TimeDelta::zero())
         .await
@@ -173,6 +179,7 @@ pub(super) async fn a_sent_notice_s_thread_goes_with_the_rest_of_its_cycle(store
     store
         .record_outbox(&[OutboxOutcome {
             key: start[0].key.clone(),
+            claim: start[0].claim.clone(),
             result: SendResult::Sent {
                 at: at(1),
                 thread: Some(parent.clone()),
@@ -190,6 +197,7 @@ pub(super) async fn a_sent_notice_s_thread_goes_with_the_rest_of_its_cycle(store
     store
         .record_outbox(&[OutboxOutcome {
             key: warning[0].key.clone(),
+            claim: warning[0].claim.clone(),
             result: SendResult::Deferred { retry_at: at(2) },
         }])
         .await
@@ -213,6 +221,7 @@ pub(super) async fn a_sent_notice_s_thread_goes_with_the_rest_of_its_cycle(store
     store
         .record_outbox(&[OutboxOutcome {
             key: deferred[0].key.clone(),
+            claim: deferred[0].claim.clone(),
             result: SendResult::Sent {
                 at: at(2),
                 thread: Some(parent.clone()),
@@ -344,6 +353,7 @@ pub(super) async fn a_claimed_notice_is_nobody_else_s_until_its_claim_runs_out(s
                 commit(22, at(1), &["start"], None),
             ],
             &[],
+            None,
         )
         .await
         .unwrap();
@@ -369,6 +379,7 @@ pub(super) async fn a_claimed_notice_is_nobody_else_s_until_its_claim_runs_out(s
     store
         .record_outbox(&[OutboxOutcome {
             key: first[0].key.clone(),
+            claim: first[0].claim.clone(),
             result: SendResult::Sent {
                 at: at(1),
                 thread: None,

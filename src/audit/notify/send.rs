@@ -247,6 +247,9 @@ where
             Err(NotifyError::Permanent(message) | NotifyError::Refused { message, .. }) => {
                 return Err(message);
             }
+            // audit sends under no outbox claim; should one be lost, it
+            // is not this run's to send.
+            Err(NotifyError::ClaimLost(lost)) => return Err(lost.to_string()),
             Err(NotifyError::Deferred { retry_after }) => {
                 // Not an attempt: the limit said to wait.
                 attempt -= 1;

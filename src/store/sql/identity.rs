@@ -17,7 +17,7 @@ use sqlx::{Any, Row, Transaction};
 
 use super::{ROWS_PER_STATEMENT, SqlStore, corrupt, issue_from, millis, multi_row};
 use crate::issue::{IssueFacts, IssueIid, IssueRef, ProjectPath};
-use crate::store::{Carried, FollowedProject, IssueLink, StoreError};
+use crate::store::{Carried, FollowedProject, IssueLink, LeaseFence, StoreError};
 
 /// Every table with rows per issue, keyed by `project`, `iid` and more.
 const ISSUE_TABLES: &[&str] = &[
@@ -218,8 +218,9 @@ pub(super) async fn move_issue(
     store: &SqlStore,
     from: &IssueRef,
     to: &IssueRef,
+    fence: Option<&LeaseFence>,
 ) -> Result<(), StoreError> {
-    let mut tx = store.writer.begin().await?;
+    let mut tx = super::fence::fenced_transaction(store, fence).await?;
     let (from_project, from_iid) = (from.project.0.as_str(), from.iid.0 as i64);
     refuse_while_sending(&mut tx, from_project, Some(from_iid), Utc::now()).await?;
     let (to_project, to_iid) = (to.project.0.as_str(), to.iid.0 as i64);

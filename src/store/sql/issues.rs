@@ -131,8 +131,9 @@ pub(super) async fn commit(
     store: &SqlStore,
     commits: &[IssueCommit],
     handled: &[Handled],
+    fence: Option<&LeaseFence>,
 ) -> Result<CommitOutcome, StoreError> {
-    let mut tx = store.writer.begin().await?;
+    let mut tx = super::fence::fenced_transaction(store, fence).await?;
     let (newly_fired, new_firings) = write_commits(&mut tx, store.backend, commits).await?;
     for commit in commits.iter().filter(|c| c.became_confidential) {
         confidential::redact_waiting(&mut tx, &commit.facts.reference).await?;

@@ -18,8 +18,9 @@ pub(super) async fn claim_outbox(
         Backend::Postgres => "FOR UPDATE SKIP LOCKED",
         Backend::Sqlite => "",
     };
+    let claim = super::fence::new_claim_token(store);
     let rows = sqlx::query(sqlx::AssertSqlSafe(format!(
-        "UPDATE outbox SET claimed_until = $1, claims = claims + 1
+        "UPDATE outbox SET claimed_until = $1, claims = claims + 1, claim_token = $4
          WHERE (project, iid, policy, step, cycle, occurrence) IN (
             SELECT o.project, o.iid, o.policy, o.step, o.cycle, o.occurrence FROM outbox o
             WHERE o.next_attempt_at <= $2 AND (o.claimed_until IS NULL OR o.claimed_until <= $2)
@@ -31,6 +32,7 @@ pub(super) async fn claim_outbox(
     .bind(millis(now + lease))
     .bind(millis(now))
     .bind(i64::from(limit))
+    .bind(claim.0.as_str())
     .fetch_all(&store.writer)
     .await?;
     let mut claimed = Vec::with_capacity(rows.len());
@@ -44,6 +46,7 @@ pub(super) async fn claim_outbox(
             thread: None,
             retaken: row.try_get::<i64, _>("claims")? > 1,
             resent: resent_from(row)?,
+            claim: claim.clone(),
         };
         let position: i64 = row.try_get("position")?;
         let channel: Option<String> = row.try_get("channel")?;
@@ -105,7 +108,7 @@ pub(super) async fn next_outbox_attempt(
 /// a route, due at once, after everything its issue queued before.
 async fn queue_fallbacks(
     tx: &mut Transaction<'_, Any>,
-    outcomes: &[OutboxOutcome],
+    outcomes: &[&OutboxOutcome],
     now: DateTime<Utc>,
 ) -> Result<(), StoreError> {
     for outcome in outcomes {
@@ -157,21 +160,32 @@ async fn queue_fallbacks(
 pub(super) async fn record_outbox(
     store: &SqlStore,
     outcomes: &[OutboxOutcome],
-) -> Result<(), StoreError> {
+) -> Result<Vec<OutboxKey>, StoreError> {
     let now = Utc::now();
     let mut tx = store.writer.begin().await?;
-    for chunk in outcomes.chunks(ROWS_PER_STATEMENT) {
-        // VALUES columns are column1..column10 in SQLite and PostgreSQL alike.
+    // A lost claim has nothing to record; the rest are recorded only
+    // under the claim they were made with, checked row by row below.
+    let attempted: Vec<&OutboxOutcome> = outcomes
+        .iter()
+        .filter(|o| !matches!(o.result, SendResult::ClaimLost { .. }))
+        .collect();
+    let mut recorded: std::collections::HashSet<OutboxKey> = std::collections::HashSet::new();
+    for chunk in attempted.chunks(ROWS_PER_STATEMENT) {
+        // VALUES columns are column1..column12 in SQLite and PostgreSQL alike.
         let sql = format!(
             "UPDATE outbox SET sent_at = v.column7, last_error = COALESCE(v.column8, outbox.last_error),
                 next_attempt_at = v.column9, attempts = outbox.attempts + v.column10,
-                claimed_until = NULL, claims = 0, muted_by = COALESCE(v.column11, outbox.muted_by),
+                claimed_until = NULL, claims = 0, claim_token = NULL,
+                muted_by = COALESCE(v.column11, outbox.muted_by),
                 failed_at = CASE WHEN v.column7 IS NULL AND v.column9 IS NULL THEN {now}
                                  ELSE outbox.failed_at END
              FROM (VALUES {}) AS v
              WHERE outbox.project = v.column1 AND outbox.iid = v.column2 AND outbox.policy = v.column3
-               AND outbox.step = v.column4 AND outbox.cycle = v.column5 AND outbox.occurrence = v.column6",
-            parameters(store.backend, chunk.len(), 11),
+               AND outbox.step = v.column4 AND outbox.cycle = v.column5 AND outbox.occurrence = v.column6
+               AND outbox.claim_token = v.column12
+             RETURNING outbox.project AS project, outbox.iid AS iid, outbox.policy AS policy,
+                outbox.step AS step, outbox.cycle AS cycle, outbox.occurrence AS occurrence",
+            parameters(store.backend, chunk.len(), 12),
             now = millis(now),
         );
         let mut query = multi_row(sql);
@@ -191,6 +205,7 @@ pub(super) async fn record_outbox(
                     (None, Some(error.as_str()), None, 1)
                 }
                 SendResult::Progress { retry_at, .. } => (None, None, Some(millis(*retry_at)), 0),
+                SendResult::ClaimLost { .. } => unreachable!("lost claims are left out above"),
             };
             let key = &outcome.key;
             query = bind_firing(
@@ -204,11 +219,17 @@ pub(super) async fn record_outbox(
             .bind(error)
             .bind(retry_at)
             .bind(attempt)
-            .bind(muted_by);
+            .bind(muted_by)
+            .bind(outcome.claim.0.as_str());
         }
-        query.execute(&mut *tx).await?;
+        for row in query.fetch_all(&mut *tx).await? {
+            recorded.insert(outbox_key(&row)?);
+        }
     }
-    queue_fallbacks(&mut tx, outcomes, now).await?;
+    let (outcomes, lost): (Vec<&OutboxOutcome>, Vec<&OutboxOutcome>) = outcomes
+        .iter()
+        .partition(|outcome| recorded.contains(&outcome.key));
+    queue_fallbacks(&mut tx, &outcomes, now).await?;
     if outcomes.iter().any(|o| {
         matches!(
             o.result,
@@ -260,7 +281,10 @@ pub(super) async fn record_outbox(
         query.execute(&mut *tx).await?;
     }
     tx.commit().await?;
-    Ok(())
+    Ok(lost
+        .into_iter()
+        .map(|outcome| outcome.key.clone())
+        .collect())
 }
 
 /// An outbox row that is due to be tried: unsent, not given up on, and

@@ -1,0 +1,132 @@
+//! The outbox claim a notice is being sent under, confirmed right before
+//! every request that leaves for Slack or GitLab while it is sent.
+//!
+//! A process can freeze mid-send (a GC pause, a stopped VM, a stalled
+//! host) for longer than its claim. Another replica then takes the notice
+//! over, looks for it in Slack, does not find it, and sends it. Without a
+//! check, the thawed process would send it again from its stale claim. So
+//! the outbox worker sends each notice inside [`under`], and the Slack
+//! and GitLab clients call [`before_request`] before each request: it
+//! confirms the claim is still this process's and stretches it to a whole
+//! lease, and bounds the request's timeout well inside that lease. A lost
+//! claim stops the send before anything leaves.
+//!
+//! What no check can close: a freeze after the last confirmation and
+//! before the request's bytes leave, lasting longer than the whole lease
+//! that confirmation granted. The README says how small that is.
+
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::time::Duration;
+
+/// What confirming a claim comes to: `Err` with why it is not this
+/// process's any more (or cannot be shown to be).
+pub type Confirming<'a> = Pin<Box<dyn Future<Output = Result<(), String>> + Send + 'a>>;
+
+/// A claim that can be confirmed and stretched.
+pub trait Claim: Send + Sync {
+    /// Confirms the claim is still this process's and makes it last a
+    /// whole lease from now.
+    fn confirm(&self) -> Confirming<'_>;
+
+    /// The longest a request under this claim may take: a third of the
+    /// lease at most, so a confirmed claim outlasts the request that
+    /// follows it with room to spare.
+    fn request_timeout(&self) -> Duration;
+}
+
+/// The longest a request under a claim may take for a claim of `lease`:
+/// a third of it, never more than the clients' own timeout
+/// ([`crate::http_client::REQUEST_TIMEOUT`]) and never less than 100 ms.
+pub fn request_timeout_for(lease: chrono::TimeDelta) -> Duration {
+    let third = (lease / 3).to_std().unwrap_or(Duration::ZERO);
+    third.clamp(
+        Duration::from_millis(100),
+        crate::http_client::REQUEST_TIMEOUT,
+    )
+}
+
+tokio::task_local! {
+    static CLAIM: Arc<dyn Claim>;
+}
+
+/// Runs `send` with `claim` as the claim its requests confirm.
+pub async fn under<F: Future>(claim: Arc<dyn Claim>, send: F) -> F::Output {
+    CLAIM.scope(claim, send).await
+}
+
+/// The claim was lost before a request could leave: another process owns
+/// the notice now, or this one cannot show it still does.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("the claim on this notice is lost ({0}); nothing was sent")]
+pub struct ClaimLost(pub String);
+
+/// To call right before a request leaves. Outside a send (no claim in
+/// scope) it allows the request as it is (`None`); under a claim it
+/// confirms the claim and gives the timeout the request must keep to, or
+/// says the claim is lost.
+pub async fn before_request() -> Result<Option<Duration>, ClaimLost> {
+    let Ok(claim) = CLAIM.try_with(Arc::clone) else {
+        return Ok(None);
+    };
+    claim.confirm().await.map_err(ClaimLost)?;
+    Ok(Some(claim.request_timeout()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::Mutex;
+
+    /// A claim whose confirmations are counted and answered from a list.
+    struct Scripted {
+        answers: Mutex<Vec<Result<(), String>>>,
+    }
+
+    impl Claim for Scripted {
+        fn confirm(&self) -> Confirming<'_> {
+            let answer = self.answers.lock().unwrap().remove(0);
+            Box::pin(async move { answer })
+        }
+
+        fn request_timeout(&self) -> Duration {
+            Duration::from_millis(700)
+        }
+    }
+
+    #[tokio::test]
+    async fn a_request_under_a_claim_confirms_it_each_time_and_stops_once_it_is_lost() {
+        let claim = Arc::new(Scripted {
+            answers: Mutex::new(vec![Ok(()), Err("claimed by another".to_owned())]),
+        });
+        let outcomes = under(claim.clone(), async {
+            let first = before_request().await;
+            let second = before_request().await;
+            (first, second)
+        })
+        .await;
+        assert_eq!(outcomes.0, Ok(Some(Duration::from_millis(700))));
+        assert_eq!(outcomes.1, Err(ClaimLost("claimed by another".to_owned())));
+        assert!(claim.answers.lock().unwrap().is_empty());
+        // Outside a send, nothing is asked.
+        assert_eq!(before_request().await, Ok(None));
+    }
+
+    #[test]
+    fn a_request_takes_a_third_of_the_lease_at_most() {
+        use chrono::TimeDelta;
+        assert_eq!(
+            request_timeout_for(TimeDelta::seconds(3)),
+            Duration::from_secs(1)
+        );
+        assert_eq!(
+            request_timeout_for(TimeDelta::seconds(300)),
+            crate::http_client::REQUEST_TIMEOUT
+        );
+        assert_eq!(
+            request_timeout_for(TimeDelta::milliseconds(30)),
+            Duration::from_millis(100)
+        );
+    }
+}
