@@ -179,15 +179,28 @@ struct OutboxClaim<S> {
 impl<S: Store> claim::Claim for OutboxClaim<S> {
     fn confirm(&self) -> claim::Confirming<'_> {
         Box::pin(async move {
+            let asked_at = Utc::now();
             match self
                 .store
-                .confirm_claim(&self.key, &self.token, Utc::now(), self.lease)
+                .confirm_claim(&self.key, &self.token, asked_at, self.lease)
                 .await
             {
-                Ok(true) => Ok(()),
-                Ok(false) => Err("another process claimed the notice since".to_owned()),
-                Err(e) => Err(format!("cannot confirm the claim: {e}")),
+                Ok(true) => {}
+                Ok(false) => return Err("another process claimed the notice since".to_owned()),
+                Err(e) => return Err(format!("cannot confirm the claim: {e}")),
             }
+            // The answer may have waited out a freeze of this process: the
+            // claim it stretched runs from when it was asked, and must
+            // still cover the request with as much again to spare.
+            let left = asked_at + self.lease - Utc::now();
+            let needed = TimeDelta::from_std(self.request_timeout() * 2).unwrap_or(self.lease);
+            if left < needed {
+                return Err(format!(
+                    "the confirmation came back {} ms late (this process stalled); the claim may be another's by now",
+                    (Utc::now() - asked_at).num_milliseconds()
+                ));
+            }
+            Ok(())
         })
     }
 
@@ -326,7 +339,7 @@ async fn send_digest<S: Store, N: Notifier>(
     // What the next message holds is written down before it is posted: a
     // send taken over from a process that died posts the same message (or
     // finds it in Slack), never a different cut of the same issues.
-    if let Err(e) = plan(context, &mut digest, entry.retaken).await {
+    if let Err(e) = plan(context, &mut digest, entry.may_be_out()).await {
         return outcome(
             entry,
             retry,
@@ -334,7 +347,7 @@ async fn send_digest<S: Store, N: Notifier>(
         );
     }
     let sent = match notifier
-        .send_digest(&digest, entry.thread.as_ref(), entry.retaken)
+        .send_digest(&digest, entry.thread.as_ref(), entry.may_be_out())
         .await
     {
         Ok(sent) => sent,
@@ -454,8 +467,15 @@ async fn send<S: Store, N: Notifier>(
             .comment_instead(&notice)
             .await
             .map(|()| Delivered { thread: None })
-    } else if entry.retaken {
-        tracing::warn!("taking over a notice another process claimed and never recorded");
+    } else if entry.may_be_out() {
+        if entry.retaken {
+            tracing::warn!("taking over a notice another process claimed and never recorded");
+        } else {
+            tracing::debug!(
+                attempts = entry.attempts,
+                "retrying a notice an earlier attempt may have sent: looking for it first"
+            );
+        }
         notifier.send_retaken(&notice, entry.thread.as_ref()).await
     } else {
         notifier.send(&notice, entry.thread.as_ref()).await

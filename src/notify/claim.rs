@@ -11,9 +11,15 @@
 //! lease, and bounds the request's timeout well inside that lease. A lost
 //! claim stops the send before anything leaves.
 //!
-//! What no check can close: a freeze after the last confirmation and
-//! before the request's bytes leave, lasting longer than the whole lease
-//! that confirmation granted. The README says how small that is.
+//! A confirmation's answer can itself wait out a freeze (the database
+//! answered at once; the process read the answer seconds later), so it
+//! counts only if what is left of the stretched claim, measured after the
+//! answer was read, still covers the request twice over.
+//!
+//! What no check can close: a freeze after that last look at the clock
+//! and before the request's bytes leave, lasting longer than what was left
+//! of the claim (at least two request timeouts). The README says how
+//! small that is.
 
 use std::future::Future;
 use std::pin::Pin;
@@ -27,7 +33,9 @@ pub type Confirming<'a> = Pin<Box<dyn Future<Output = Result<(), String>> + Send
 /// A claim that can be confirmed and stretched.
 pub trait Claim: Send + Sync {
     /// Confirms the claim is still this process's and makes it last a
-    /// whole lease from now.
+    /// whole lease from when it was asked; refuses when the answer came
+    /// back too late for what is left of it to cover a request (the
+    /// process stalled while it waited).
     fn confirm(&self) -> Confirming<'_>;
 
     /// The longest a request under this claim may take: a third of the

@@ -428,11 +428,15 @@ impl Notifier for SlackNotifier {
         notice: &Notice,
         thread: Option<&Thread>,
     ) -> Result<Delivered, NotifyError> {
-        if let Some(found) = self.already_posted(notice, thread).await {
-            tracing::info!(issue = %notice.issue, step = %notice.firing.step, "the notice was out already; not posting it twice");
-            return Ok(found);
+        let channel = notice.slack.as_ref().map_or("", |s| s.channel.as_str());
+        match self.already_posted(notice, thread).await {
+            retaken::Looked::Found(found) => {
+                tracing::info!(issue = %notice.issue, step = %notice.firing.step, "the notice was out already; not posting it twice");
+                Ok(found)
+            }
+            retaken::Looked::Send => self.send(notice, thread).await,
+            retaken::Looked::TryLater(error) => Err(self.failed(notice, channel, error)),
         }
-        self.send(notice, thread).await
     }
 
     async fn redact(

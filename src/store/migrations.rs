@@ -441,4 +441,36 @@ pub const MIGRATIONS: &[Migration] = &[
             "ALTER TABLE outbox ADD COLUMN claim_token TEXT",
         ],
     },
+    Migration {
+        version: 20,
+        name: "digest members keyed by member",
+        // A member was keyed by its place in the window: two windows that
+        // disagreed on a place (two enforcers for a moment) kept one of
+        // two issues and dropped the other without a word. Keyed by the
+        // issue's cycle, each is kept once; places may then tie, and ties
+        // are read in issue order.
+        statements: &[
+            "CREATE TABLE digest_members_by_member (
+            kind TEXT NOT NULL,
+            channel TEXT NOT NULL,
+            policy TEXT NOT NULL,
+            opened_at BIGINT NOT NULL,
+            seq BIGINT NOT NULL,
+            project TEXT NOT NULL,
+            iid BIGINT NOT NULL,
+            cycle BIGINT NOT NULL,
+            notice TEXT,
+            PRIMARY KEY (kind, channel, policy, opened_at, project, iid, cycle)
+        )",
+            "INSERT INTO digest_members_by_member
+                (kind, channel, policy, opened_at, seq, project, iid, cycle, notice)
+             SELECT kind, channel, policy, opened_at, seq, project, iid, cycle, notice
+             FROM digest_members WHERE true ORDER BY seq
+             ON CONFLICT DO NOTHING",
+            "DROP TABLE digest_members",
+            "ALTER TABLE digest_members_by_member RENAME TO digest_members",
+            "CREATE INDEX digest_members_issue ON digest_members (project, iid)",
+            "CREATE INDEX digest_members_place ON digest_members (kind, channel, policy, opened_at, seq)",
+        ],
+    },
 ];

@@ -123,6 +123,16 @@ pub struct OutboxEntry {
     pub claim: ClaimToken,
 }
 
+impl OutboxEntry {
+    /// Whether the notice may be out already: another process claimed it
+    /// and never recorded it, or an earlier attempt failed in a way that
+    /// can hide a success (a timeout after Slack posted it). A notifier
+    /// that can look for it does so before sending it again.
+    pub fn may_be_out(&self) -> bool {
+        self.retaken || self.attempts > 0
+    }
+}
+
 /// What became of one attempt to send a notice.
 #[derive(Debug, Clone, PartialEq)]
 pub struct OutboxOutcome {

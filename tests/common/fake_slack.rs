@@ -14,6 +14,12 @@
 
 #[path = "fake_slack/directory.rs"]
 mod directory;
+#[path = "fake_slack/limits.rs"]
+mod limits;
+#[path = "fake_slack/listing.rs"]
+mod listing;
+
+use listing::web_api_read;
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -27,9 +33,6 @@ use axum::routing::post;
 use serde_json::{Value, json};
 
 pub const TOKEN: &str = "xoxb-test-token";
-
-/// Messages per page of `conversations.history` and `conversations.replies`.
-const LISTING_PAGE: usize = 2;
 
 /// A message as the channel shows it.
 #[derive(Debug, Clone, PartialEq)]
@@ -49,6 +52,8 @@ pub struct Message {
     pub reactions: Vec<String>,
     /// Who wrote it, for people's replies; `None` for the bot's posts.
     pub user: Option<String>,
+    /// Which client posted it, for a client given [`Running::api_url_for`].
+    pub via: Option<String>,
 }
 
 /// The bot user labelwarden posts as.
@@ -93,6 +98,13 @@ struct Inner {
     /// Recent posts per channel id, for the pace.
     posted: HashMap<String, Vec<Instant>>,
     directory: directory::Directory,
+    /// How long every Web API answer takes (after the call took effect).
+    latency: Duration,
+    /// The same for one client's calls (see [`Running::api_url_for`]).
+    latency_via: HashMap<String, Duration>,
+    /// At most this many messages a listing page, whatever `limit` asks
+    /// (Slack may return fewer than asked).
+    page_cap: Option<usize>,
 }
 
 #[derive(Clone, Default)]
@@ -109,11 +121,23 @@ pub struct Running {
     pub webhook_url: String,
 }
 
+impl Running {
+    /// A Web API base URL for one client (a replica), so that each message
+    /// says which client posted it (`Message::via`).
+    pub fn api_url_for(&self, client: &str) -> String {
+        self.api_url.replace("/api", &format!("/via/{client}/api"))
+    }
+}
+
 impl FakeSlack {
     pub async fn start() -> Running {
         let slack = FakeSlack::default();
         let router = Router::new()
             .route("/api/{method}", post(web_api).get(web_api_read))
+            .route(
+                "/via/{via}/api/{method}",
+                post(web_api_via).get(web_api_read_via),
+            )
             .route("/services/{team}/{bot}/{secret}", post(incoming_webhook))
             .with_state(slack.clone());
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
@@ -156,6 +180,25 @@ impl FakeSlack {
         self.lock().burst = Some(burst);
     }
 
+    /// Every Web API call answers `latency` after it took effect, as a
+    /// slow Slack would: a posted message is in the channel before its
+    /// answer arrives.
+    pub fn latency(&self, latency: Duration) {
+        self.lock().latency = latency;
+    }
+
+    /// The Web API calls of the client named `via` answer `latency`
+    /// after they took effect: a slow path to Slack for one replica.
+    pub fn latency_via(&self, via: &str, latency: Duration) {
+        self.lock().latency_via.insert(via.to_owned(), latency);
+    }
+
+    /// Listing pages hold at most `messages`, however many `limit` asks:
+    /// Slack may answer with fewer, and callers must follow the cursor.
+    pub fn page_cap(&self, messages: usize) {
+        self.lock().page_cap = Some(messages);
+    }
+
     /// Posts to `channel` (as given, `#name` or id) are refused with `error`.
     pub fn refuse(&self, channel: &str, error: &str) {
         self.lock()
@@ -190,6 +233,7 @@ impl FakeSlack {
             metadata: Value::Null,
             reactions: vec![],
             user: Some(user.to_owned()),
+            via: None,
         });
         ts
     }
@@ -283,20 +327,63 @@ async fn web_api(
     headers: HeaderMap,
     body: String,
 ) -> Response {
-    let mut inner = slack.lock();
-    let now = Instant::now();
-    let parsed: Value = serde_json::from_str(&body).unwrap_or(Value::Null);
-    let mut log = Request {
-        at: now,
-        method: method.clone(),
-        body: parsed.clone(),
-        status: 200,
-        error: None,
+    called(slack, None, method, headers, body).await
+}
+
+/// The Web API, called by the client named `via`.
+async fn web_api_via(
+    State(slack): State<FakeSlack>,
+    Path((via, method)): Path<(String, String)>,
+    headers: HeaderMap,
+    body: String,
+) -> Response {
+    called(slack, Some(via), method, headers, body).await
+}
+
+async fn web_api_read_via(
+    state: State<FakeSlack>,
+    Path((_via, method)): Path<(String, String)>,
+    query: Query<std::collections::HashMap<String, String>>,
+    headers: HeaderMap,
+) -> Response {
+    web_api_read(state, Path(method), query, headers).await
+}
+
+async fn called(
+    slack: FakeSlack,
+    via: Option<String>,
+    method: String,
+    headers: HeaderMap,
+    body: String,
+) -> Response {
+    let (response, latency) = {
+        let mut inner = slack.lock();
+        let now = Instant::now();
+        let parsed: Value = serde_json::from_str(&body).unwrap_or(Value::Null);
+        let mut log = Request {
+            at: now,
+            method: method.clone(),
+            body: parsed.clone(),
+            status: 200,
+            error: None,
+        };
+        let response = answer(&mut inner, &method, &headers, &parsed, now);
+        if let (Some(via), Answer::Ok(_), "chat.postMessage") = (&via, &response, method.as_str())
+            && let Some(posted) = inner.messages.last_mut()
+        {
+            posted.via = Some(via.clone());
+        }
+        log.status = response.status().as_u16();
+        log.error = response_error(&response);
+        inner.requests.push(log);
+        let latency = via
+            .as_ref()
+            .and_then(|via| inner.latency_via.get(via))
+            .copied()
+            .unwrap_or(inner.latency);
+        (response, latency)
     };
-    let response = answer(&mut inner, &method, &headers, &parsed, now);
-    log.status = response.status().as_u16();
-    log.error = response_error(&response);
-    inner.requests.push(log);
+    tokio::time::sleep(latency).await;
     response.into_response()
 }
 
@@ -393,6 +480,9 @@ fn answer(
             if text("text").unwrap_or_default().is_empty() && body["blocks"].is_null() {
                 return Answer::Refused("no_text".into());
             }
+            if let Some(error) = limits::over_limits(body) {
+                return Answer::Refused(error.into());
+            }
             let channel = channel_id(&channel);
             if let Some(burst) = inner.burst {
                 let recent = inner.posted.entry(channel.clone()).or_default();
@@ -428,6 +518,7 @@ fn answer(
                 metadata: body["metadata"].clone(),
                 reactions: vec![],
                 user: None,
+                via: None,
             });
             Answer::Ok(json!({
                 "ok": true,
@@ -441,6 +532,9 @@ fn answer(
                 text("channel").unwrap_or_default(),
                 text("ts").unwrap_or_default(),
             );
+            if let Some(error) = limits::over_limits(body) {
+                return Answer::Refused(error.into());
+            }
             let Some(message) = inner
                 .messages
                 .iter_mut()
@@ -494,6 +588,8 @@ async fn incoming_webhook(
         (StatusCode::NOT_FOUND, "no_service".to_owned())
     } else if !parsed["text"].is_string() {
         (StatusCode::BAD_REQUEST, "invalid_payload".to_owned())
+    } else if let Some(error) = limits::over_limits(&parsed) {
+        (StatusCode::BAD_REQUEST, error.to_owned())
     } else {
         inner.next_ts += 1;
         let ts = format!("1764000000.{:06}", inner.next_ts * 100);
@@ -509,6 +605,7 @@ async fn incoming_webhook(
             metadata: Value::Null,
             reactions: vec![],
             user: None,
+            via: None,
         });
         (StatusCode::OK, "ok".to_owned())
     };
@@ -520,115 +617,4 @@ async fn incoming_webhook(
         error: (status != StatusCode::OK).then(|| text.clone()),
     });
     (status, text).into_response()
-}
-
-/// `conversations.history` and `conversations.replies`, which take their
-/// arguments in the query string.
-async fn web_api_read(
-    State(slack): State<FakeSlack>,
-    Path(method): Path<String>,
-    Query(query): Query<std::collections::HashMap<String, String>>,
-    headers: HeaderMap,
-) -> Response {
-    let mut inner = slack.lock();
-    let now = Instant::now();
-    inner.requests.push(Request {
-        at: now,
-        method: method.clone(),
-        body: json!(query),
-        status: 200,
-        error: None,
-    });
-    if let Some(answer) = misbehaving(&mut inner, now) {
-        return answer.into_response();
-    }
-    if headers
-        .get(header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-        != Some(&format!("Bearer {TOKEN}"))
-    {
-        return slack_error("invalid_auth");
-    }
-    if let Some(answer) = directory::answer(&inner.directory, &method, &query) {
-        return answer;
-    }
-    let channel = query.get("channel").cloned().unwrap_or_default();
-    let with_metadata = query.get("include_all_metadata").map(String::as_str) == Some("true");
-    let listed = |m: &Message| {
-        let mut message = json!({ "type": "message", "ts": m.ts, "text": m.text });
-        match &m.user {
-            Some(user) => message["user"] = json!(user),
-            None => {
-                message["user"] = json!(BOT_USER);
-                message["bot_id"] = json!("B0LABELWDN");
-            }
-        }
-        if let Some(thread) = &m.thread_ts {
-            message["thread_ts"] = json!(thread);
-        }
-        if with_metadata && !m.metadata.is_null() {
-            message["metadata"] = m.metadata.clone();
-        }
-        message
-    };
-    let messages: Vec<Value> = match method.as_str() {
-        "conversations.history" => {
-            let oldest: f64 = query
-                .get("oldest")
-                .and_then(|o| o.parse().ok())
-                .unwrap_or(0.0);
-            let mut found: Vec<Value> = inner
-                .messages
-                .iter()
-                .filter(|m| m.channel == channel && (m.thread_ts.is_none() || m.broadcast))
-                .filter(|m| m.posted_at.timestamp() as f64 >= oldest)
-                .map(listed)
-                .collect();
-            found.reverse();
-            found
-        }
-        "conversations.replies" => {
-            let ts = query.get("ts").cloned().unwrap_or_default();
-            if !inner
-                .messages
-                .iter()
-                .any(|m| m.channel == channel && m.ts == ts)
-            {
-                return slack_error("thread_not_found");
-            }
-            inner
-                .messages
-                .iter()
-                .filter(|m| {
-                    m.channel == channel
-                        && (m.ts == ts || m.thread_ts.as_deref() == Some(ts.as_str()))
-                })
-                .map(listed)
-                .collect()
-        }
-        _ => return slack_error("unknown_method"),
-    };
-    // Slack may return fewer than `limit` with more to come: this fake
-    // pages by LISTING_PAGE so that callers must follow the cursor.
-    let from: usize = query
-        .get("cursor")
-        .and_then(|c| c.strip_prefix("bmV4dDo"))
-        .and_then(|n| n.parse().ok())
-        .unwrap_or(0);
-    let page: Vec<Value> = messages
-        .iter()
-        .skip(from)
-        .take(LISTING_PAGE)
-        .cloned()
-        .collect();
-    let next = from + page.len();
-    let more = next < messages.len();
-    (
-        StatusCode::OK,
-        axum::Json(json!({
-            "ok": true, "messages": page, "has_more": more,
-            "response_metadata": { "next_cursor": if more { format!("bmV4dDo{next}") } else { String::new() } },
-        })),
-    )
-        .into_response()
 }

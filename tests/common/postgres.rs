@@ -83,3 +83,54 @@ impl Database {
         }
     }
 }
+
+impl Database {
+    /// A connection to this database, for a test to read what the
+    /// replicas wrote.
+    async fn reader(&self) -> sqlx::AnyPool {
+        AnyPoolOptions::new()
+            .max_connections(1)
+            .connect(&self.url)
+            .await
+            .unwrap()
+    }
+
+    /// The process id of the replica holding lease `name` now, from the
+    /// `leases` table: its owner is `HOST-PID-STARTED`.
+    pub async fn lease_holder(&self, name: &str) -> Option<u32> {
+        use sqlx::Row;
+        let now = chrono::Utc::now().timestamp_millis();
+        let pool = self.reader().await;
+        let row = sqlx::query("SELECT owner FROM leases WHERE name = $1 AND until_at > $2")
+            .bind(name)
+            .bind(now)
+            .fetch_optional(&pool)
+            .await
+            .unwrap();
+        pool.close().await;
+        let owner: String = row?.try_get("owner").unwrap();
+        let mut parts = owner.rsplitn(3, '-');
+        let _started = parts.next();
+        parts.next()?.parse().ok()
+    }
+
+    /// Every step the ledger says fired, as (issue iid, step), in no
+    /// particular order.
+    pub async fn fired_steps(&self) -> Vec<(u64, String)> {
+        use sqlx::Row;
+        let pool = self.reader().await;
+        let rows = sqlx::query("SELECT iid, step FROM ledger")
+            .fetch_all(&pool)
+            .await
+            .unwrap();
+        pool.close().await;
+        rows.iter()
+            .map(|row| {
+                (
+                    row.try_get::<i64, _>("iid").unwrap() as u64,
+                    row.try_get::<String, _>("step").unwrap(),
+                )
+            })
+            .collect()
+    }
+}

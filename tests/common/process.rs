@@ -87,6 +87,32 @@ pub async fn terminate(mut running: Running) -> (Option<i32>, String) {
     (code.code(), log.join().unwrap())
 }
 
+impl Running {
+    /// The process's id.
+    pub fn pid(&self) -> u32 {
+        self.child.0.id()
+    }
+
+    /// Freezes the process (SIGSTOP), as a long GC pause, a stopped VM or
+    /// a stalled host would: it holds its connections and does nothing.
+    pub fn freeze(&self) {
+        signal(self.pid(), "STOP");
+    }
+
+    /// Lets a frozen process go on (SIGCONT) from where it stopped.
+    pub fn thaw(&self) {
+        signal(self.pid(), "CONT");
+    }
+}
+
+fn signal(pid: u32, name: &str) {
+    let status = Command::new("kill")
+        .args([&format!("-{name}"), &pid.to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success(), "kill -{name} {pid}");
+}
+
 /// Kills the process at once, as a crash would, and returns its log.
 pub fn kill(mut running: Running) -> String {
     let Running {
@@ -102,6 +128,17 @@ pub fn kill(mut running: Running) -> String {
 /// Slack at `slack_api` at any rate, with a 2-second lease and no
 /// reconcile, reading the policy fixture `policies`.
 pub fn serve_replica(database: &str, slack_api: &str, port: u16, policies: &str) -> Running {
+    serve_replica_with_lease(database, slack_api, port, policies, "2s")
+}
+
+/// [`serve_replica`] with a lease of `lease` (`3s`).
+pub fn serve_replica_with_lease(
+    database: &str,
+    slack_api: &str,
+    port: u16,
+    policies: &str,
+    lease: &str,
+) -> Running {
     let mut command = Command::new(env!("CARGO_BIN_EXE_labelwarden"));
     command
         .args(["serve", "--notifier", "slack"])
@@ -110,7 +147,7 @@ pub fn serve_replica(database: &str, slack_api: &str, port: u16, policies: &str)
             "--database",
             database,
             "--lease",
-            "2s",
+            lease,
             "--reconcile-every",
             "0s",
         ])

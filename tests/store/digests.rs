@@ -178,3 +178,41 @@ pub(super) async fn a_digest_gathers_its_window_and_one_outbox_row_sends_it(stor
     assert_eq!(store.digest(&key).await.unwrap(), None);
     assert!(store.digest(&next).await.unwrap().is_some());
 }
+
+/// Two enforcers for a moment (one stalled past its lease, one taking
+/// over) can admit different issues at the same place of one window:
+/// both are kept and listed, neither dropped for the other's place. The
+/// same issue's cycle admitted twice is one member.
+pub(super) async fn windows_that_disagree_on_a_place_keep_every_member(store: impl Store) {
+    let key = DigestKey {
+        kind: DigestKind::Adopted,
+        channel: "alerts".into(),
+        policy: PolicyName("critical".into()),
+        opened_at: at(20),
+    };
+    let mut one = grouped_start(51, at(20));
+    one.digests = vec![admitted(&key, 51, 6, true)];
+    store.commit(&[one], &[], None).await.unwrap();
+    // The other enforcer's window, read before the first one's pass.
+    let mut other = grouped_start(52, at(20));
+    other.digests = vec![admitted(&key, 52, 6, true)];
+    store.commit(&[other], &[], None).await.unwrap();
+    // A later pass admits #51's cycle again (no new firing, no notice).
+    let mut again = commit(51, at(20), &[], None);
+    again.digests = vec![admitted(&key, 51, 7, false)];
+    store.commit(&[again], &[], None).await.unwrap();
+
+    let digest = store.digest(&key).await.unwrap().expect("kept");
+    let listed: Vec<(u32, u64)> = digest
+        .items
+        .iter()
+        .map(|i| (i.seq, i.notice.issue.iid.0))
+        .collect();
+    assert_eq!(
+        listed,
+        [(6, 51), (6, 52)],
+        "both listed, ties in issue order"
+    );
+    let open = store.open_digests(at(20)).await.unwrap();
+    assert_eq!(open[0].members, 6, "the next place comes after both");
+}

@@ -519,6 +519,7 @@ contract! {
     keeps_slack_events_until_acted_on => slack_events_are_kept_until_acted_on_and_remembered_for_a_day;
     follows_a_renamed_project => a_renamed_project_s_rows_follow_it_to_its_new_path;
     keeps_storm_windows_and_sends_each_digest_from_one_row => a_digest_gathers_its_window_and_one_outbox_row_sends_it;
+    keeps_every_member_of_windows_that_disagree => windows_that_disagree_on_a_place_keep_every_member;
 }
 
 #[tokio::test]

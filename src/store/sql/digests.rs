@@ -258,7 +258,7 @@ pub(super) async fn digest(
         "SELECT seq, notice FROM digest_members
          WHERE kind = $1 AND channel = $2 AND policy = $3 AND opened_at = $4
            AND notice IS NOT NULL
-         ORDER BY seq",
+         ORDER BY seq, project, iid, cycle",
     )
     .bind(key.kind.as_str())
     .bind(key.channel.as_str())

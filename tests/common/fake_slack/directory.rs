@@ -6,6 +6,9 @@
 
 use super::*;
 
+/// Channels or users a page: small, so callers must follow the cursor.
+const DIRECTORY_PAGE: usize = 2;
+
 /// Channels, users and user groups the workspace has.
 #[derive(Default)]
 pub(super) struct Directory {
@@ -128,7 +131,7 @@ fn paged(field: &str, items: Vec<Value>, query: &HashMap<String, String>) -> Val
         .and_then(|c| c.strip_prefix("dGVhbTpD"))
         .and_then(|n| n.parse().ok())
         .unwrap_or(0);
-    let next = from + LISTING_PAGE;
+    let next = from + DIRECTORY_PAGE;
     let cursor = if next < items.len() {
         format!("dGVhbTpD{next}")
     } else {
@@ -139,7 +142,7 @@ fn paged(field: &str, items: Vec<Value>, query: &HashMap<String, String>) -> Val
         items
             .into_iter()
             .skip(from)
-            .take(LISTING_PAGE)
+            .take(DIRECTORY_PAGE)
             .collect::<Vec<_>>()
     );
     page
