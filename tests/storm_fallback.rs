@@ -31,7 +31,7 @@ async fn a_group_alert_the_channel_refuses_is_named_once_in_the_fallback() {
         server
             .deliver(
                 &format!("storm-{iid}"),
-                &label(&["triage::urgent"], iid, labelled),
+                &label(&["triage::storm"], iid, labelled),
             )
             .await;
     }
@@ -56,17 +56,29 @@ async fn a_group_alert_the_channel_refuses_is_named_once_in_the_fallback() {
             && said.contains("labelwarden outbox resend --channel triage"),
         "{said}"
     );
-    // Every issue of the storm is named in the fallback channel: the
-    // first ones in a fallback of their own, the rest in the group's.
-    let named: std::collections::BTreeSet<u64> = channel(&slack, "#oncall-backup")
+    // Exactly what the fallback channel shows: the first five issues' own
+    // alerts, each in a message of its own saying where it should have
+    // gone, then one message naming the group's three; each issue once.
+    let shown: Vec<(Vec<u64>, String)> = channel(&slack, "#oncall-backup")
         .iter()
-        .flat_map(|m| common::issues_named(&m.shown(), "acme/backend"))
+        .map(|m| (common::issues_named(&m.shown(), "acme/backend"), m.shown()))
         .collect();
-    assert_eq!(
-        named,
-        (31..=38).collect(),
-        "{:#?}",
+    assert_eq!(shown.len(), 6, "{shown:#?}");
+    for (n, (issues, text)) in shown[..5].iter().enumerate() {
+        assert_eq!(issues, &[31 + n as u64], "{text}");
+        assert!(
+            text.contains("SLA clock started") && text.contains("`triage`"),
+            "{text}"
+        );
+    }
+    let (group, text) = &shown[5];
+    assert_eq!(group, &[36, 37, 38], "{text}");
+    assert!(text.contains("A group message about 3 issues"), "{text}");
+    assert!(
         channel(&slack, "#oncall-backup")
+            .iter()
+            .all(|m| m.thread_ts.is_none()),
+        "nothing else yet: no thread, no breach"
     );
     server.stop().await;
 }

@@ -391,4 +391,9 @@ pub(super) async fn a_claimed_notice_is_nobody_else_s_until_its_claim_runs_out(s
     let taken_over = store.claim_outbox(at(2), 10, lease).await.unwrap();
     assert_eq!(taken_over.len(), 1);
     assert_eq!(taken_over[0].key, second[0].key);
+    assert!(!second[0].retaken, "claimed for the first time");
+    assert!(
+        taken_over[0].retaken,
+        "claimed before and never recorded: it may be out already"
+    );
 }
