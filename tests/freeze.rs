@@ -21,9 +21,10 @@ use std::time::Duration;
 
 use chrono::Utc;
 use common::fake_slack::{self, FakeSlack, step_of};
-use common::process::{Running, deliver_hook, free_port, serve_replica_with_lease, terminate};
+use common::process::{
+    Running, deliver_hook, free_port, label_spread, serve_replica_with_lease, terminate,
+};
 use common::{HIGHEST, issue_event};
-use futures_util::StreamExt;
 
 const ISSUES: u64 = 60;
 const LEASE: &str = "3s";
@@ -140,20 +141,7 @@ async fn story(moment: Moment, frozen: Frozen) {
 
     // 60 issues labelled at once, half through each replica.
     let labelled_at = Utc::now();
-    futures_util::stream::iter(1..=ISSUES)
-        .map(|iid| {
-            let http = http.clone();
-            let port = ports[(iid % 2) as usize];
-            async move {
-                let at = Utc::now();
-                let payload = issue_event(iid, at, at, &[], &[HIGHEST], false);
-                let status = deliver_hook(&http, port, &format!("freeze-{iid}"), &payload).await;
-                assert_eq!(status, 200);
-            }
-        })
-        .buffer_unordered(16)
-        .collect::<Vec<()>>()
-        .await;
+    label_spread(&http, &ports, ISSUES, "freeze", 16).await;
 
     let mut waited = 0;
     while !moment.reached(&slack.slack.messages(), names[victim]) {

@@ -20,8 +20,8 @@ use sqlx::any::AnyPoolOptions;
 /// A notice as sent: issue, step, and the thread it was handed.
 type Sent = (String, String, Option<Thread>);
 
-/// A notice as sent, when, and its status words.
-type Record = (Sent, DateTime<Utc>, String);
+/// A notice as sent, when, its status words, and the deadline it carried.
+type Record = (Sent, DateTime<Utc>, String, Option<DateTime<Utc>>);
 
 /// Every notice sent. A notice with no thread starts one, numbered in order.
 #[derive(Clone, Default)]
@@ -40,6 +40,7 @@ impl Notifier for Threads {
             (issue, step, thread.cloned()),
             Utc::now(),
             notice.status.clone(),
+            notice.deadline,
         ));
         let thread = thread.cloned().unwrap_or_else(|| Thread {
             channel_id: "C0ALERTS01".into(),
@@ -54,22 +55,24 @@ impl Notifier for Threads {
 impl Threads {
     fn sent(&self) -> Vec<Sent> {
         let sent = self.0.lock().unwrap();
-        sent.iter().map(|(notice, _, _)| notice.clone()).collect()
+        sent.iter().map(|(notice, ..)| notice.clone()).collect()
     }
 
-    /// When the notice of `step` for `issue` was sent.
-    fn at(&self, issue: &str, step: &str) -> DateTime<Utc> {
+    /// The deadline the notice of `step` for `issue` carried.
+    fn deadline(&self, issue: &str, step: &str) -> DateTime<Utc> {
         let sent = self.0.lock().unwrap();
         sent.iter()
-            .find(|((i, s, _), _, _)| i == issue && s == step)
-            .map(|(_, at, _)| *at)
-            .expect("sent")
+            .find(|((i, s, _), ..)| i == issue && s == step)
+            .and_then(|(.., deadline)| *deadline)
+            .expect("sent, with a deadline")
     }
 
     /// The status words of each notice, in order.
     fn statuses(&self) -> Vec<String> {
         let sent = self.0.lock().unwrap();
-        sent.iter().map(|(_, _, status)| status.clone()).collect()
+        sent.iter()
+            .map(|(_, _, status, _)| status.clone())
+            .collect()
     }
 }
 
@@ -94,7 +97,7 @@ async fn a_renamed_project_keeps_one_clock_and_one_thread() {
     let dir = tempfile::tempdir().unwrap();
     let sent = Threads::default();
     let server = start_server(
-        fixture_policies("policies-fast"),
+        fixture_policies("policies-room"),
         &sqlite(&dir.path().join("db.sqlite")),
         sent.clone(),
         Options::default(),
@@ -112,7 +115,7 @@ async fn a_renamed_project_keeps_one_clock_and_one_thread() {
     );
     assert_eq!(server.deliver("rename-2", &edited).await, 200);
     assert!(
-        wait_until(Duration::from_secs(4), || sent.sent().len() >= 3).await,
+        wait_until(Duration::from_secs(12), || sent.sent().len() >= 3).await,
         "{:?}",
         sent.sent()
     );
@@ -124,13 +127,22 @@ async fn a_renamed_project_keeps_one_clock_and_one_thread() {
             ("acme/backend#5".into(), "start".into(), None),
             (
                 "acme/checkout#5".into(),
-                "before_deadline:1s".into(),
+                "before_deadline:4s".into(),
                 first.clone()
             ),
             ("acme/checkout#5".into(), "breach".into(), first),
         ],
         "one clock, one thread; later messages show the new path"
     );
+    // The clock is the one the first label started: 8 s from it.
+    let deadline = labelled + chrono::TimeDelta::seconds(8);
+    for step in ["before_deadline:4s", "breach"] {
+        let carried = sent.deadline("acme/checkout#5", step);
+        assert!(
+            (carried - deadline).num_milliseconds().abs() <= 1,
+            "{step}: {carried} for {deadline}"
+        );
+    }
     server.stop().await;
 }
 
@@ -306,7 +318,7 @@ async fn a_move_carries_the_clock(new_issue_first: bool) {
     let dir = tempfile::tempdir().unwrap();
     let sent = Threads::default();
     let server = start_server(
-        fixture_policies("policies-fast"),
+        fixture_policies("policies-room"),
         &sqlite(&dir.path().join("db.sqlite")),
         sent.clone(),
         Options::default(),
@@ -327,7 +339,7 @@ async fn a_move_carries_the_clock(new_issue_first: bool) {
     assert_eq!(server.deliver("move-1", &first).await, 200);
     assert_eq!(server.deliver("move-2", &second).await, 200);
     assert!(
-        wait_until(Duration::from_secs(4), || sent.sent().len() >= 4).await,
+        wait_until(Duration::from_secs(12), || sent.sent().len() >= 4).await,
         "{:?}",
         sent.sent()
     );
@@ -344,13 +356,21 @@ async fn a_move_carries_the_clock(new_issue_first: bool) {
             ),
             (
                 "acme/other#12".into(),
-                "before_deadline:1s".into(),
+                "before_deadline:4s".into(),
                 thread.clone()
             ),
             ("acme/other#12".into(), "breach".into(), thread),
         ],
         "one clock from the first label, one thread, no resolution"
     );
+    let deadline = labelled + chrono::TimeDelta::seconds(8);
+    for step in ["before_deadline:4s", "breach"] {
+        let carried = sent.deadline("acme/other#12", step);
+        assert!(
+            (carried - deadline).num_milliseconds().abs() <= 1,
+            "{step}: {carried} for {deadline}"
+        );
+    }
     server.stop().await;
 }
 
@@ -376,7 +396,7 @@ async fn a_duplicate_close_hands_its_earlier_start_to_the_canonical_issue() {
     let dir = tempfile::tempdir().unwrap();
     let sent = Threads::default();
     let server = start_server(
-        fixture_policies("policies-fast"),
+        fixture_policies("policies-room"),
         &sqlite(&dir.path().join("db.sqlite")),
         sent.clone(),
         Options::default(),
@@ -395,7 +415,7 @@ async fn a_duplicate_close_hands_its_earlier_start_to_the_canonical_issue() {
     let close = duplicate_close(20, first, 21);
     assert_eq!(server.deliver("dup-close-20", &close).await, 200);
     assert!(
-        wait_until(Duration::from_secs(4), || {
+        wait_until(Duration::from_secs(12), || {
             sent.sent()
                 .iter()
                 .any(|(issue, step, _)| issue == "acme/backend#21" && step == "breach")
@@ -419,23 +439,23 @@ async fn a_duplicate_close_hands_its_earlier_start_to_the_canonical_issue() {
     );
     assert_eq!(
         of("acme/backend#21"),
-        vec!["start", "before_deadline:1s", "breach"]
+        vec!["start", "before_deadline:4s", "breach"]
     );
-    // #21's deadline came from #20's start: 2 s after `first`, not after
-    // `second`.
-    let breach_at = sent.at("acme/backend#21", "breach");
+    // #21's deadline came from #20's start: 8 s after `first`, not after
+    // `second` (at least half a second later).
+    let carried = sent.deadline("acme/backend#21", "breach");
+    let deadline = first + chrono::TimeDelta::seconds(8);
     assert!(
-        breach_at < second + chrono::TimeDelta::milliseconds(2_000),
-        "breached {} ms after #20's label",
-        (breach_at - first).num_milliseconds()
+        (carried - deadline).num_milliseconds().abs() <= 1,
+        "the breach's deadline {carried}, for {deadline} (#20's label); #21 was labelled at {second}"
     );
     let mut clocks = server.stats().await.clocks;
     clocks.sort();
     assert_eq!(
         clocks,
         vec![
-            ("fast-critical".to_owned(), "breached".to_owned(), 1),
-            ("fast-critical".to_owned(), "withdrawn".to_owned(), 1),
+            ("roomy-critical".to_owned(), "breached".to_owned(), 1),
+            ("roomy-critical".to_owned(), "withdrawn".to_owned(), 1),
         ]
     );
     server.stop().await;

@@ -26,7 +26,7 @@ async fn a_refused_notice_goes_to_the_fallback_at_once_and_is_resent_once_fixed(
     slack.refuse("#triage", "is_archived");
     let labelled = Utc::now();
     server
-        .deliver("gone-1", &label(&["triage::urgent"], 20, labelled))
+        .deliver("gone-1", &label(&["triage::roomy"], 20, labelled))
         .await;
     assert!(
         wait_until(Duration::from_secs(2), || !channel(
@@ -69,7 +69,7 @@ async fn a_refused_notice_goes_to_the_fallback_at_once_and_is_resent_once_fixed(
         (
             &json!("triage"),
             &json!("is_archived"),
-            &json!("fast-triage")
+            &json!("roomy-triage")
         ),
         "{ready}"
     );
@@ -104,7 +104,7 @@ async fn a_refused_notice_goes_to_the_fallback_at_once_and_is_resent_once_fixed(
         .find(|l| l.contains("acme/backend#20"))
         .unwrap_or_else(|| panic!("{listed_text}"));
     assert!(
-        row.starts_with("1 ") && row.contains("fast-triage start") && row.contains("is_archived"),
+        row.starts_with("1 ") && row.contains("roomy-triage start") && row.contains("is_archived"),
         "{listed_text}"
     );
 
@@ -137,7 +137,7 @@ async fn a_refused_notice_goes_to_the_fallback_at_once_and_is_resent_once_fixed(
         (&json!(1), &json!("triage"), &json!("failed")),
         "{failed}"
     );
-    let clocks = admin_json("/admin/clocks?policy=fast-triage").await;
+    let clocks = admin_json("/admin/clocks?policy=roomy-triage").await;
     assert_eq!(clocks[0]["issue"], "acme/backend#20", "{clocks}");
     // And from the CLI, on the database serve is using.
     let listed = common::labelwarden_in_repo(&[
@@ -152,14 +152,19 @@ async fn a_refused_notice_goes_to_the_fallback_at_once_and_is_resent_once_fixed(
     assert!(
         listed_text
             .lines()
-            .any(|l| l.starts_with("acme/backend#20") && l.contains("fast-triage")),
+            .any(|l| l.starts_with("acme/backend#20") && l.contains("roomy-triage")),
         "{listed_text}"
     );
 
-    // Unarchived: the breach goes out as the thread's first message, and
+    // Unarchived before the breach (8 s after the label, long after all
+    // of the above): it goes out as the thread's first message, and
     // /readyz offers the command that resends what #triage refused.
     slack.stop_refusing("#triage");
-    wait_until(Duration::from_secs(3), || {
+    assert!(
+        Utc::now() < labelled + chrono::TimeDelta::seconds(8),
+        "the story reached the unarchiving before the breach"
+    );
+    wait_until(Duration::from_secs(12), || {
         !channel(&slack, "#triage").is_empty()
     })
     .await;
@@ -252,17 +257,17 @@ async fn a_refused_notice_goes_to_the_fallback_at_once_and_is_resent_once_fixed(
             .unwrap_or_else(|| panic!("no {kind} line with {what:?} in\n{told}"))
     };
     let order = [
-        line_of("received", "labelled triage::urgent"),
-        line_of("fired", "fast-triage: start (cycle 1)"),
+        line_of("received", "labelled triage::roomy"),
+        line_of("fired", "roomy-triage: start (cycle 1)"),
         line_of("failed", "start to `triage`"),
         line_of(
             "sent",
-            "fast-triage: start to `oncall-backup`, instead of `triage`",
+            "roomy-triage: start to `oncall-backup`, instead of `triage`",
         ),
-        line_of("fired", "fast-triage: breach (cycle 1)"),
-        line_of("sent", "fast-triage: breach to `triage`"),
-        line_of("resent", "fast-triage: start to `triage`, queued again"),
-        line_of("sent", "fast-triage: start to `triage`"),
+        line_of("fired", "roomy-triage: breach (cycle 1)"),
+        line_of("sent", "roomy-triage: breach to `triage`"),
+        line_of("resent", "roomy-triage: start to `triage`, queued again"),
+        line_of("sent", "roomy-triage: start to `triage`"),
     ];
     assert!(order.is_sorted(), "out of order {order:?}:\n{told}");
     assert!(
@@ -305,7 +310,7 @@ async fn a_refused_notice_goes_to_the_fallback_at_once_and_is_resent_once_fixed(
 
     // Made confidential later: what the fallback channel took is redacted
     // in place too, as the issue's own channels are.
-    let labels = ["triage::urgent"];
+    let labels = ["triage::roomy"];
     let mut secret = common::issue_event(20, labelled, Utc::now(), &labels, &labels, false);
     secret["object_attributes"]["confidential"] = json!(true);
     secret["changes"]["confidential"] = json!({ "previous": false, "current": true });

@@ -11,10 +11,9 @@ use std::time::Duration;
 use chrono::{DateTime, TimeDelta, Utc};
 use common::fake_slack::{self, FakeSlack, step_of};
 use common::process::{
-    Running, deliver_hook, free_port, kill, serve_replica, terminate, wait_until_up,
+    Running, free_port, kill, label_spread, serve_replica, terminate, wait_until_up,
 };
 use common::{HIGHEST, SECRET, issue_event};
-use futures_util::StreamExt;
 
 const ISSUES: u64 = 500;
 
@@ -84,21 +83,7 @@ async fn story(kill_after: Option<Duration>) {
     }
 
     // 500 issues labelled, half through each replica, 32 deliveries at a time.
-    let labelled: BTreeMap<u64, DateTime<Utc>> = futures_util::stream::iter(1..=ISSUES)
-        .map(|iid| {
-            let http = http.clone();
-            let port = ports[(iid % 2) as usize];
-            async move {
-                let at = Utc::now();
-                let payload = issue_event(iid, at, at, &[], &[HIGHEST], false);
-                let status = deliver_hook(&http, port, &format!("replica-{iid}"), &payload).await;
-                assert_eq!(status, 200);
-                (iid, at)
-            }
-        })
-        .buffer_unordered(32)
-        .collect()
-        .await;
+    let labelled = label_spread(&http, &ports, ISSUES, "replica", 32).await;
     if let Some(after) = kill_after {
         tokio::time::sleep(after).await;
         // Kill the replica that is the enforcer, as the `leases` table

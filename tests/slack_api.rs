@@ -11,18 +11,20 @@ use labelwarden::slack::message::Message as SlackMessage;
 use labelwarden::slack::webhook::IncomingWebhook;
 use secrecy::SecretString;
 
-#[tokio::test]
-async fn looking_for_a_posted_message_follows_slack_s_cursor() {
-    // Slack may answer a listing in pages smaller than asked; the fake is
-    // told to answer two messages a page. A takeover must still find a
-    // reply that went out, or it would post it twice.
-    let Running { slack, api_url, .. } = FakeSlack::start().await;
-    slack.page_cap(2);
-    let api = labelwarden::slack::api::WebApi::new(
+/// labelwarden's Web API client for the fake at `api_url`.
+fn web_api(api_url: &str) -> labelwarden::slack::api::WebApi {
+    labelwarden::slack::api::WebApi::new(
         labelwarden::http_client::builder().build().unwrap(),
-        &api_url,
+        api_url,
         SecretString::from(TOKEN.to_owned()),
-    );
+    )
+}
+
+/// A parent in `#alerts` with `replies` replies, keyed `key-1`, `key-2`, …
+async fn thread_with_replies(
+    api: &labelwarden::slack::api::WebApi,
+    replies: u32,
+) -> labelwarden::notify::Thread {
     let message = |text: &str| SlackMessage {
         text: text.to_owned(),
         blocks: Vec::new(),
@@ -35,7 +37,7 @@ async fn looking_for_a_posted_message_follows_slack_s_cursor() {
         channel_id: posted.channel_id.clone(),
         ts: posted.ts.clone(),
     };
-    for n in 1..=6 {
+    for n in 1..=replies {
         api.post_message(
             "#alerts",
             &message("reply"),
@@ -46,6 +48,18 @@ async fn looking_for_a_posted_message_follows_slack_s_cursor() {
         .await
         .unwrap();
     }
+    thread
+}
+
+#[tokio::test]
+async fn looking_for_a_posted_message_follows_slack_s_cursor() {
+    // Slack may answer a listing in pages smaller than asked; the fake is
+    // told to answer two messages a page. A takeover must still find a
+    // reply that went out, or it would post it twice.
+    let Running { slack, api_url, .. } = FakeSlack::start().await;
+    slack.page_cap(2);
+    let api = web_api(&api_url);
+    let thread = thread_with_replies(&api, 6).await;
     let last = slack.messages().last().unwrap().ts.clone();
     let found = api
         .find_posted(&thread.channel_id, Some(&thread), Utc::now(), "key-6")
@@ -74,34 +88,8 @@ async fn looking_for_a_posted_message_follows_slack_s_cursor() {
 #[tokio::test]
 async fn a_lookup_sees_a_whole_500_reply_thread() {
     let Running { slack, api_url, .. } = FakeSlack::start().await;
-    let api = labelwarden::slack::api::WebApi::new(
-        labelwarden::http_client::builder().build().unwrap(),
-        &api_url,
-        SecretString::from(TOKEN.to_owned()),
-    );
-    let message = |text: &str| SlackMessage {
-        text: text.to_owned(),
-        blocks: Vec::new(),
-    };
-    let posted = api
-        .post_message("#alerts", &message("parent"), None, false, "key-parent")
-        .await
-        .unwrap();
-    let thread = labelwarden::notify::Thread {
-        channel_id: posted.channel_id.clone(),
-        ts: posted.ts.clone(),
-    };
-    for n in 1..=500 {
-        api.post_message(
-            "#alerts",
-            &message("reply"),
-            Some(&thread),
-            false,
-            &format!("key-{n}"),
-        )
-        .await
-        .unwrap();
-    }
+    let api = web_api(&api_url);
+    let thread = thread_with_replies(&api, 500).await;
     let replies: Vec<String> = slack
         .messages()
         .iter()
@@ -130,11 +118,7 @@ async fn a_lookup_sees_a_whole_500_reply_thread() {
 #[tokio::test]
 async fn a_message_over_slack_s_limits_is_refused_as_slack_refuses_it() {
     let Running { api_url, .. } = FakeSlack::start().await;
-    let api = labelwarden::slack::api::WebApi::new(
-        labelwarden::http_client::builder().build().unwrap(),
-        &api_url,
-        SecretString::from(TOKEN.to_owned()),
-    );
+    let api = web_api(&api_url);
     let section = |text: String| serde_json::json!({"type": "section", "text": {"type": "mrkdwn", "text": text}});
     let cases = [
         (

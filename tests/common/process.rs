@@ -183,3 +183,32 @@ pub async fn deliver_hook(
         .status()
         .as_u16()
 }
+
+/// Labels issues 1 to `issues` of acme/backend `priority::highest` as
+/// GitLab would, issue `n` through the replica on `ports[n % ports.len()]`,
+/// `at_once` deliveries at a time, each with the delivery id
+/// `{prefix}-{n}`; when each was labelled.
+pub async fn label_spread(
+    http: &reqwest::Client,
+    ports: &[u16],
+    issues: u64,
+    prefix: &str,
+    at_once: usize,
+) -> std::collections::BTreeMap<u64, chrono::DateTime<chrono::Utc>> {
+    use futures_util::StreamExt;
+    futures_util::stream::iter(1..=issues)
+        .map(|iid| {
+            let http = http.clone();
+            let port = ports[iid as usize % ports.len()];
+            async move {
+                let at = chrono::Utc::now();
+                let payload = super::issue_event(iid, at, at, &[], &[super::HIGHEST], false);
+                let status = deliver_hook(&http, port, &format!("{prefix}-{iid}"), &payload).await;
+                assert_eq!(status, 200);
+                (iid, at)
+            }
+        })
+        .buffer_unordered(at_once)
+        .collect()
+        .await
+}
