@@ -19,6 +19,7 @@
 //! nothing: every step is in the store.
 
 pub mod adoption;
+mod claims;
 pub mod enforcer;
 mod fallback;
 pub mod grouping;

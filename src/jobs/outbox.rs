@@ -10,7 +10,6 @@
 //! attempt; permanent failures are kept, counted and logged, never dropped
 //! silently.
 
-use std::sync::Arc;
 use std::time::Duration;
 
 use chrono::{TimeDelta, Utc};
@@ -23,7 +22,9 @@ use crate::notify::digest::DigestKey;
 use crate::notify::{Delivered, Notifier, NotifyError, UndeliveredRoute, claim};
 use crate::policy::Fallback;
 use crate::store::queued::ResendSelection;
-use crate::store::{ClaimToken, OutboxEntry, OutboxKey, OutboxOutcome, SendResult, Store};
+use crate::store::{
+    ClaimToken, OutboxEntry, OutboxKey, OutboxOutcome, SendResult, Store, StoreError,
+};
 
 const BATCH: u32 = 50;
 /// The longest the worker waits before looking at the outbox again.
@@ -105,12 +106,12 @@ pub async fn run<S: Store, N: Notifier>(
             .map(|entry| {
                 let span = tracing::info_span!("outbox", issue = %entry.key.issue, policy = %entry.key.policy, step = %entry.key.firing.step);
                 // Every request while sending it confirms the claim first.
-                let claim = Arc::new(OutboxClaim {
-                    store: context.store.clone(),
-                    key: entry.key.clone(),
-                    token: entry.claim.clone(),
-                    lease: context.lease,
-                });
+                let claim = super::claims::StoreClaim::notice(
+                    context.store.clone(),
+                    entry.key.clone(),
+                    entry.claim.clone(),
+                    context.lease,
+                );
                 let send = async move {
                     let silenced = super::mutes::silencing(mutes, &entry.notice, now);
                     let result = if entry.notice.step_kind == "redact" {
@@ -164,48 +165,6 @@ pub async fn run<S: Store, N: Notifier>(
             _ = waiting => {}
             _ = tokio::time::sleep(sleep) => {}
         }
-    }
-}
-
-/// An outbox entry's claim as the notifier's requests confirm it (see
-/// [`claim`]): still this process's, stretched to a whole lease.
-struct OutboxClaim<S> {
-    store: S,
-    key: OutboxKey,
-    token: ClaimToken,
-    lease: TimeDelta,
-}
-
-impl<S: Store> claim::Claim for OutboxClaim<S> {
-    fn confirm(&self) -> claim::Confirming<'_> {
-        Box::pin(async move {
-            let asked_at = Utc::now();
-            match self
-                .store
-                .confirm_claim(&self.key, &self.token, asked_at, self.lease)
-                .await
-            {
-                Ok(true) => {}
-                Ok(false) => return Err("another process claimed the notice since".to_owned()),
-                Err(e) => return Err(format!("cannot confirm the claim: {e}")),
-            }
-            // The answer may have waited out a freeze of this process: the
-            // claim it stretched runs from when it was asked, and must
-            // still cover the request with as much again to spare.
-            let left = asked_at + self.lease - Utc::now();
-            let needed = TimeDelta::from_std(self.request_timeout() * 2).unwrap_or(self.lease);
-            if left < needed {
-                return Err(format!(
-                    "the confirmation came back {} ms late (this process stalled); the claim may be another's by now",
-                    (Utc::now() - asked_at).num_milliseconds()
-                ));
-            }
-            Ok(())
-        })
-    }
-
-    fn request_timeout(&self) -> Duration {
-        claim::request_timeout_for(self.lease)
     }
 }
 
@@ -324,7 +283,7 @@ async fn send_digest<S: Store, N: Notifier>(
     key: &DigestKey,
     retry: RetryPolicy,
 ) -> SendResult {
-    let temporary = |what: &str, e: crate::store::StoreError| NotifyError::Temporary {
+    let temporary = |what: &str, e: StoreError| NotifyError::Temporary {
         message: format!("{what}: {e}"),
         retry_after: None,
     };
@@ -339,12 +298,17 @@ async fn send_digest<S: Store, N: Notifier>(
     // What the next message holds is written down before it is posted: a
     // send taken over from a process that died posts the same message (or
     // finds it in Slack), never a different cut of the same issues.
-    if let Err(e) = plan(context, &mut digest, entry.may_be_out()).await {
-        return outcome(
-            entry,
-            retry,
-            Err(temporary("cannot plan the digest's message", e)),
-        );
+    let claim = Some((&entry.key, &entry.claim));
+    match plan(context, &mut digest, entry.may_be_out(), claim).await {
+        Ok(()) => {}
+        Err(StoreError::ClaimLost(_)) => return claim_lost(),
+        Err(e) => {
+            return outcome(
+                entry,
+                retry,
+                Err(temporary("cannot plan the digest's message", e)),
+            );
+        }
     }
     let sent = match notifier
         .send_digest(&digest, entry.thread.as_ref(), entry.may_be_out())
@@ -365,14 +329,18 @@ async fn send_digest<S: Store, N: Notifier>(
             return outcome(entry, retry, Err(e));
         }
     };
-    if let Err(e) = context
+    match context
         .store
-        .record_digest(key, &sent.progress, &sent.posted)
+        .record_digest(key, &sent.progress, &sent.posted, claim)
         .await
     {
-        // Posted but not recorded: the next try may post it again.
-        tracing::error!(error = %e, "cannot record how far a digest got");
-        return outcome(entry, retry, Err(temporary("cannot record the digest", e)));
+        Ok(()) => {}
+        Err(StoreError::ClaimLost(_)) => return claim_lost(),
+        Err(e) => {
+            // Posted but not recorded: the next try may post it again.
+            tracing::error!(error = %e, "cannot record how far a digest got");
+            return outcome(entry, retry, Err(temporary("cannot record the digest", e)));
+        }
     }
     record_digest_delays(&digest, &sent);
     if sent.done {
@@ -392,6 +360,13 @@ async fn send_digest<S: Store, N: Notifier>(
     }
 }
 
+/// A digest's write found its claim lost: another process sends it now.
+fn claim_lost() -> SendResult {
+    SendResult::ClaimLost {
+        reason: "another process claimed the digest since".to_owned(),
+    }
+}
+
 /// Records a list batch about to begin, or the members' notices chosen
 /// for the next message, in the store and in `digest`. A plan this process
 /// made and did not carry out (the channel's pace deferred it) is made
@@ -401,7 +376,8 @@ async fn plan<S: Store>(
     context: &Context<S>,
     digest: &mut crate::notify::digest::Digest,
     retaken: bool,
-) -> Result<(), crate::store::StoreError> {
+    claim: Option<(&OutboxKey, &ClaimToken)>,
+) -> Result<(), StoreError> {
     let now = Utc::now();
     if !retaken {
         for pending in digest.notices.iter_mut().filter(|n| !n.posted) {
@@ -411,7 +387,7 @@ async fn plan<S: Store>(
     if let Some(begun) = digest.batch_begun(digest.progress, now) {
         context
             .store
-            .record_digest(&digest.key, &begun, &[])
+            .record_digest(&digest.key, &begun, &[], claim)
             .await?;
         digest.progress = begun;
     }
@@ -432,7 +408,7 @@ async fn plan<S: Store>(
     let message = step.key.clone();
     context
         .store
-        .plan_digest_message(&digest.key, &message, &chosen)
+        .plan_digest_message(&digest.key, &message, &chosen, claim)
         .await?;
     for pending in digest.notices.iter_mut().filter(|n| !n.posted) {
         let id = (&pending.notice.issue, &pending.notice.firing);

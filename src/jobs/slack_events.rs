@@ -13,7 +13,9 @@
 //! with the outbox's backoff; one that stays (or can never work) is kept
 //! with its error, logged with the issue and counted in
 //! `labelwarden_slack_to_gitlab_failed_total`. Events are claimed like
-//! outbox entries, so replicas sharing a database act on each once.
+//! outbox entries, so replicas sharing a database act on each once: each
+//! request while acting on one confirms the claim first, and its outcome
+//! is recorded only under it (see [`crate::notify::claim`]).
 
 use std::time::Duration;
 
@@ -23,8 +25,8 @@ use tokio_util::sync::CancellationToken;
 
 use super::Context;
 use crate::gitlab::from_slack::{FromSlackError, Outcome, Said, SlackToGitLab};
-use crate::notify::Thread;
 use crate::notify::digest::DigestKey;
+use crate::notify::{Thread, claim};
 use crate::slack::events::{self, Event};
 use crate::store::{AlertThread, SlackEventOutcome, Store, StoreError};
 
@@ -120,42 +122,54 @@ async fn pass<S: Store>(
         .claim_slack_events(Utc::now(), BATCH, context.lease)
         .await?;
     for stored in &claimed {
+        // Every request while acting on it confirms the claim first.
+        let claim = super::claims::StoreClaim::slack_event(
+            context.store.clone(),
+            stored.event_id.clone(),
+            stored.claim.clone(),
+            context.lease,
+        );
         let outcome = match serde_json::from_str::<Event>(&stored.event) {
             Err(e) => SlackEventOutcome::Failed {
                 error: format!("stored event cannot be read: {e}"),
             },
-            Ok(event) => match act(context, config, event, stored.attempts > 0).await {
-                Ok(()) => SlackEventOutcome::Done,
-                Err(failure) => {
-                    let attempt = stored.attempts + 1;
-                    let (issue, policy) = failure
-                        .alert
-                        .as_ref()
-                        .map(|a| (a.issue.to_string(), a.policy.0.clone()))
-                        .unwrap_or_default();
-                    if failure.temporary && attempt < MAX_ATTEMPTS {
-                        let wait = context.retry.backoff(attempt);
-                        tracing::warn!(event_id = %stored.event_id, issue, error = %failure.message, retry_in = ?wait, "acting on a Slack event failed for now");
-                        SlackEventOutcome::Retry {
-                            error: failure.message,
-                            retry_at: Utc::now()
-                                + chrono::TimeDelta::from_std(wait).unwrap_or_default(),
-                        }
-                    } else {
-                        tracing::error!(event_id = %stored.event_id, issue, policy, attempts = attempt, error = %failure.message, "a Slack event could not be acted on; given up");
-                        metrics::counter!("labelwarden_slack_to_gitlab_failed_total", "policy" => policy)
+            Ok(event) => {
+                match claim::under(claim, act(context, config, event, stored.attempts > 0)).await {
+                    Ok(()) => SlackEventOutcome::Done,
+                    Err(failure) => {
+                        let attempt = stored.attempts + 1;
+                        let (issue, policy) = failure
+                            .alert
+                            .as_ref()
+                            .map(|a| (a.issue.to_string(), a.policy.0.clone()))
+                            .unwrap_or_default();
+                        if failure.temporary && attempt < MAX_ATTEMPTS {
+                            let wait = context.retry.backoff(attempt);
+                            tracing::warn!(event_id = %stored.event_id, issue, error = %failure.message, retry_in = ?wait, "acting on a Slack event failed for now");
+                            SlackEventOutcome::Retry {
+                                error: failure.message,
+                                retry_at: Utc::now()
+                                    + chrono::TimeDelta::from_std(wait).unwrap_or_default(),
+                            }
+                        } else {
+                            tracing::error!(event_id = %stored.event_id, issue, policy, attempts = attempt, error = %failure.message, "a Slack event could not be acted on; given up");
+                            metrics::counter!("labelwarden_slack_to_gitlab_failed_total", "policy" => policy)
                             .increment(1);
-                        SlackEventOutcome::Failed {
-                            error: failure.message,
+                            SlackEventOutcome::Failed {
+                                error: failure.message,
+                            }
                         }
                     }
                 }
-            },
+            }
         };
-        context
+        let recorded = context
             .store
-            .finish_slack_event(&stored.event_id, &outcome, Utc::now())
+            .finish_slack_event(&stored.event_id, &stored.claim, &outcome, Utc::now())
             .await?;
+        if !recorded {
+            tracing::warn!(event_id = %stored.event_id, "not recorded: this process lost its claim on the Slack event (it stalled past it); the process that claimed it since acts on it");
+        }
     }
     Ok(claimed.len() == BATCH as usize)
 }

@@ -55,6 +55,24 @@ pub fn request_timeout_for(lease: chrono::TimeDelta) -> Duration {
     )
 }
 
+/// Whether a claim stretched to `lease` from `asked_at` still covers a
+/// request, twice over, now that the confirmation's answer has been read:
+/// that answer may have waited out a freeze of this process.
+pub fn still_covers(
+    asked_at: chrono::DateTime<chrono::Utc>,
+    lease: chrono::TimeDelta,
+) -> Result<(), String> {
+    let now = chrono::Utc::now();
+    let needed = chrono::TimeDelta::from_std(request_timeout_for(lease) * 2).unwrap_or(lease);
+    if asked_at + lease - now < needed {
+        return Err(format!(
+            "the confirmation came back {} ms late (this process stalled); the claim may be another's by now",
+            (now - asked_at).num_milliseconds()
+        ));
+    }
+    Ok(())
+}
+
 tokio::task_local! {
     static CLAIM: Arc<dyn Claim>;
 }
@@ -119,6 +137,16 @@ mod tests {
         assert!(claim.answers.lock().unwrap().is_empty());
         // Outside a send, nothing is asked.
         assert_eq!(before_request().await, Ok(None));
+    }
+
+    #[test]
+    fn a_confirmation_read_late_does_not_count() {
+        use chrono::{TimeDelta, Utc};
+        let lease = TimeDelta::seconds(3);
+        assert!(still_covers(Utc::now(), lease).is_ok(), "read at once");
+        // Asked 1.5 s ago: 1.5 s left, less than two 1 s requests.
+        let late = still_covers(Utc::now() - TimeDelta::milliseconds(1_500), lease);
+        assert!(late.is_err_and(|why| why.contains("late")));
     }
 
     #[test]

@@ -81,8 +81,9 @@ impl SlackError {
             SlackError::Unreadable { status, .. } => *status < 300,
             SlackError::Refused { code, .. } => TEMPORARY_CODES.contains(&code.as_str()),
             SlackError::Config(_) => false,
-            // Nothing was tried; the claim's new owner sends it.
-            SlackError::ClaimLost { .. } => false,
+            // Nothing was tried: the claim's new owner acts, or (if it
+            // was only stale) this process tries again later.
+            SlackError::ClaimLost { .. } => true,
         }
     }
 

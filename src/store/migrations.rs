@@ -473,4 +473,12 @@ pub const MIGRATIONS: &[Migration] = &[
             "CREATE INDEX digest_members_place ON digest_members (kind, channel, policy, opened_at, seq)",
         ],
     },
+    Migration {
+        version: 21,
+        name: "slack event claim tokens",
+        // A Slack event is acted on under a claim, as an outbox notice is
+        // sent: its token is confirmed before each request and required
+        // to record what became of it.
+        statements: &["ALTER TABLE slack_events ADD COLUMN claim_token TEXT"],
+    },
 ];

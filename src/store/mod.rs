@@ -14,12 +14,16 @@ mod evaluation;
 pub mod fence;
 pub mod migrations;
 pub mod mutes;
+mod outbox_rows;
 pub mod queued;
+mod slack_rows;
 pub mod sql;
 pub mod story;
 
 pub use evaluation::*;
 pub use fence::{ClaimToken, LeaseFence};
+pub use outbox_rows::*;
+pub use slack_rows::*;
 
 use std::future::Future;
 
@@ -27,8 +31,8 @@ use chrono::{DateTime, Utc};
 
 use crate::engine::Firing;
 use crate::issue::{IssueRef, ProjectPath};
+use crate::notify::Notice;
 use crate::notify::digest::{Digest, DigestKey, DigestProgress};
-use crate::notify::{Notice, Thread};
 use crate::policy::PolicyName;
 
 #[derive(Debug, thiserror::Error)]
@@ -51,6 +55,10 @@ pub enum StoreError {
     /// out while this process was stalled): nothing was written.
     #[error("the `{0}` lease is no longer this process's; nothing was written")]
     LeaseLost(String),
+    /// A write under an outbox claim found the claim lost (claimed by
+    /// another process since): nothing was written.
+    #[error("the claim on {0} is no longer this process's; nothing was written")]
+    ClaimLost(String),
 }
 
 /// A webhook delivery as received, before it is processed.
@@ -95,159 +103,6 @@ pub struct FollowedProject {
 pub enum Recorded {
     New,
     Duplicate,
-}
-
-/// The outbox's key: one firing of one policy's step on one issue.
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
-pub struct OutboxKey {
-    pub issue: IssueRef,
-    pub policy: PolicyName,
-    pub firing: Firing,
-}
-
-#[derive(Debug, Clone, PartialEq)]
-pub struct OutboxEntry {
-    pub key: OutboxKey,
-    pub notice: Notice,
-    pub attempts: u32,
-    pub created_at: DateTime<Utc>,
-    /// The thread this notice's clock cycle has in its channel, if any.
-    pub thread: Option<Thread>,
-    /// Claimed before and never recorded: the process sending it died or
-    /// stalled, and the notice may have gone out already.
-    pub retaken: bool,
-    /// Refused for good before and queued again since.
-    pub resent: Option<crate::notify::Undelivered>,
-    /// The claim this entry was handed out under: requests while sending
-    /// it confirm it, and its outcome is recorded only under it.
-    pub claim: ClaimToken,
-}
-
-impl OutboxEntry {
-    /// Whether the notice may be out already: another process claimed it
-    /// and never recorded it, or an earlier attempt failed in a way that
-    /// can hide a success (a timeout after Slack posted it). A notifier
-    /// that can look for it does so before sending it again.
-    pub fn may_be_out(&self) -> bool {
-        self.retaken || self.attempts > 0
-    }
-}
-
-/// What became of one attempt to send a notice.
-#[derive(Debug, Clone, PartialEq)]
-pub struct OutboxOutcome {
-    pub key: OutboxKey,
-    /// The claim the attempt was made under.
-    pub claim: ClaimToken,
-    pub result: SendResult,
-}
-
-impl OutboxOutcome {
-    /// What became of the attempt at `entry`.
-    pub fn of(entry: &OutboxEntry, result: SendResult) -> Self {
-        OutboxOutcome {
-            key: entry.key.clone(),
-            claim: entry.claim.clone(),
-            result,
-        }
-    }
-}
-
-#[derive(Debug, Clone, PartialEq)]
-pub enum SendResult {
-    /// Sent; later notices of the cycle in the same channel continue `thread`.
-    Sent {
-        at: DateTime<Utc>,
-        thread: Option<Thread>,
-    },
-    /// Failed for now; try again at `retry_at`.
-    Retry {
-        error: String,
-        retry_at: DateTime<Utc>,
-    },
-    /// Not tried (a rate limit said to wait): try at `retry_at`, without
-    /// counting an attempt.
-    Deferred { retry_at: DateTime<Utc> },
-    /// Failed for good; kept, counted and shown, never retried.
-    Failed { error: String },
-    /// Failed for good as [`SendResult::Failed`], and its channel's
-    /// fallback route queued in the same write as a notice of its own:
-    /// `instead`, under step `step`, for policy channel `channel` (none:
-    /// a comment on the issue). Durable like any notice: retried if the
-    /// route is busy, and taken over if this process dies.
-    FellBack {
-        error: String,
-        instead: Box<Notice>,
-        step: String,
-        channel: Option<String>,
-    },
-    /// One message of several went out (a digest and its list): the rest
-    /// follow from `retry_at`, in `thread`, without counting an attempt.
-    Progress {
-        thread: Option<Thread>,
-        retry_at: DateTime<Utc>,
-    },
-    /// Not sent: mute `mute` silences it. Done, and said in the mute's
-    /// summary when it ends.
-    Muted { at: DateTime<Utc>, mute: i64 },
-    /// Not sent, and not recorded: the claim was lost before a request
-    /// could leave (this process froze past it, and another took the
-    /// notice over). Its new owner sends and records it.
-    ClaimLost { reason: String },
-}
-
-/// The clock cycle an alert thread labelwarden started is about.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct AlertThread {
-    pub issue: IssueRef,
-    pub policy: PolicyName,
-    pub cycle: u32,
-}
-
-/// An alert thread's clock cycle, as the acknowledgement of it found it.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Acknowledged {
-    pub issue: IssueRef,
-    pub policy: PolicyName,
-    pub cycle: u32,
-    /// This person's acknowledgement is new (not a repeat of theirs).
-    pub recorded: bool,
-    /// It is the cycle's first: nobody else's stands.
-    pub first: bool,
-}
-
-/// A Slack event waiting to be acted on.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct StoredSlackEvent {
-    pub event_id: String,
-    /// What to act on, as JSON.
-    pub event: String,
-    /// Attempts so far.
-    pub attempts: u32,
-}
-
-/// What became of acting on a Slack event.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum SlackEventOutcome {
-    Done,
-    /// Failed for now: again at `retry_at`.
-    Retry {
-        error: String,
-        retry_at: DateTime<Utc>,
-    },
-    /// Failed for good: kept with its error, never retried.
-    Failed {
-        error: String,
-    },
-}
-
-/// What taking an acknowledgement back did.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Withdrawal {
-    /// The person had acknowledged the cycle, and no longer has.
-    pub removed: bool,
-    /// Somebody else's acknowledgement still stands.
-    pub still_acknowledged: bool,
 }
 
 /// Counts for `/metrics` and `/readyz`.
@@ -455,13 +310,27 @@ pub trait Store: Clone + Send + Sync + 'static {
         lease: chrono::TimeDelta,
     ) -> impl Future<Output = Result<Vec<StoredSlackEvent>, StoreError>> + Send;
 
-    /// Records what became of acting on a claimed Slack event.
+    /// Records what became of acting on a claimed Slack event, under the
+    /// claim it was handed out with; false (nothing recorded) when that
+    /// claim was lost meanwhile.
     fn finish_slack_event(
         &self,
         event_id: &str,
+        claim: &ClaimToken,
         outcome: &SlackEventOutcome,
         now: DateTime<Utc>,
-    ) -> impl Future<Output = Result<(), StoreError>> + Send;
+    ) -> impl Future<Output = Result<bool, StoreError>> + Send;
+
+    /// Confirms this process's claim on Slack event `event_id` still
+    /// stands and makes it last until `now + lease`, as
+    /// [`Store::confirm_claim`] does for the outbox.
+    fn confirm_slack_event_claim(
+        &self,
+        event_id: &str,
+        claim: &ClaimToken,
+        now: DateTime<Utc>,
+        lease: chrono::TimeDelta,
+    ) -> impl Future<Output = Result<bool, StoreError>> + Send;
 
     /// When the next Slack event waiting for a retry is due.
     fn next_slack_event(
@@ -610,19 +479,25 @@ pub trait Store: Clone + Send + Sync + 'static {
 
     /// Chooses members' notices for a digest's next message before it is
     /// posted, so that a send taken over posts (or finds) the same one.
+    /// Under `claim` (the digest's outbox row and the token it was
+    /// claimed with), written only while that claim stands, else
+    /// [`StoreError::ClaimLost`].
     fn plan_digest_message(
         &self,
         key: &DigestKey,
         message: &str,
         notices: &[(IssueRef, Firing)],
+        claim: Option<(&OutboxKey, &ClaimToken)>,
     ) -> impl Future<Output = Result<(), StoreError>> + Send;
 
     /// Records how far a digest's messages got, and which of its
-    /// members' notices are out.
+    /// members' notices are out; fenced by `claim` as
+    /// [`Store::plan_digest_message`] is.
     fn record_digest(
         &self,
         key: &DigestKey,
         progress: &DigestProgress,
         posted: &[(IssueRef, Firing)],
+        claim: Option<(&OutboxKey, &ClaimToken)>,
     ) -> impl Future<Output = Result<(), StoreError>> + Send;
 }

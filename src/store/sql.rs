@@ -279,8 +279,9 @@ impl Store for SqlStore {
         key: &crate::notify::digest::DigestKey,
         progress: &crate::notify::digest::DigestProgress,
         posted: &[(IssueRef, Firing)],
+        claim: Option<(&OutboxKey, &ClaimToken)>,
     ) -> Result<(), StoreError> {
-        digests::record_digest(self, key, progress, posted).await
+        digests::record_digest(self, key, progress, posted, claim).await
     }
 
     async fn plan_digest_message(
@@ -288,8 +289,9 @@ impl Store for SqlStore {
         key: &crate::notify::digest::DigestKey,
         message: &str,
         notices: &[(IssueRef, Firing)],
+        claim: Option<(&OutboxKey, &ClaimToken)>,
     ) -> Result<(), StoreError> {
-        digests::plan_digest_message(self, key, message, notices).await
+        digests::plan_digest_message(self, key, message, notices, claim).await
     }
 
     async fn due_issues(
@@ -417,10 +419,21 @@ impl Store for SqlStore {
     async fn finish_slack_event(
         &self,
         event_id: &str,
+        claim: &ClaimToken,
         outcome: &SlackEventOutcome,
         now: DateTime<Utc>,
-    ) -> Result<(), StoreError> {
-        slack::finish_slack_event(self, event_id, outcome, now).await
+    ) -> Result<bool, StoreError> {
+        slack::finish_slack_event(self, event_id, claim, outcome, now).await
+    }
+
+    async fn confirm_slack_event_claim(
+        &self,
+        event_id: &str,
+        claim: &ClaimToken,
+        now: DateTime<Utc>,
+        lease: chrono::TimeDelta,
+    ) -> Result<bool, StoreError> {
+        fence::confirm_slack_event_claim(self, event_id, claim, now, lease).await
     }
 
     async fn next_slack_event(&self) -> Result<Option<DateTime<Utc>>, StoreError> {

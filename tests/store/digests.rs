@@ -135,7 +135,34 @@ pub(super) async fn a_digest_gathers_its_window_and_one_outbox_row_sends_it(stor
         batch_through: 5,
         batch_posted: 3,
     };
-    store.record_digest(&key, &progress, &[]).await.unwrap();
+    store
+        .record_digest(
+            &key,
+            &progress,
+            &[],
+            Some((&claimed[0].key, &claimed[0].claim)),
+        )
+        .await
+        .unwrap();
+    // A claimant that lost the row (another took it over) writes nothing.
+    let stale = labelwarden::store::ClaimToken("another-process#7".into());
+    let refused = store
+        .record_digest(
+            &key,
+            &DigestProgress::default(),
+            &[],
+            Some((&claimed[0].key, &stale)),
+        )
+        .await;
+    assert!(
+        matches!(refused, Err(labelwarden::store::StoreError::ClaimLost(_))),
+        "{refused:?}"
+    );
+    assert_eq!(
+        store.digest(&key).await.unwrap().unwrap().progress,
+        progress,
+        "the progress stands"
+    );
     let thread = Thread {
         channel_id: "C0ALERTS".into(),
         ts: "1764000000.000100".into(),

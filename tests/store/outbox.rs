@@ -289,10 +289,12 @@ pub(super) async fn slack_events_are_kept_until_acted_on_and_remembered_for_a_da
         error: "GitLab: 502".into(),
         retry_at: at(2),
     };
-    store
-        .finish_slack_event("Ev1", &retry, at(0))
-        .await
-        .unwrap();
+    assert!(
+        store
+            .finish_slack_event("Ev1", &claimed[0].claim, &retry, at(0))
+            .await
+            .unwrap()
+    );
     assert!(
         store
             .claim_slack_events(at(1), 10, lease)
@@ -303,10 +305,33 @@ pub(super) async fn slack_events_are_kept_until_acted_on_and_remembered_for_a_da
     assert_eq!(store.next_slack_event().await.unwrap(), Some(at(2)));
     let again = store.claim_slack_events(at(2), 10, lease).await.unwrap();
     assert_eq!(again[0].attempts, 1);
-    store
-        .finish_slack_event("Ev1", &SlackEventOutcome::Done, at(2))
-        .await
-        .unwrap();
+    assert_ne!(again[0].claim, claimed[0].claim, "a new claim");
+    assert!(
+        store
+            .confirm_slack_event_claim("Ev1", &again[0].claim, at(2), lease)
+            .await
+            .unwrap()
+    );
+    assert!(
+        !store
+            .confirm_slack_event_claim("Ev1", &claimed[0].claim, at(2), lease)
+            .await
+            .unwrap(),
+        "the first claim is spent"
+    );
+    assert!(
+        !store
+            .finish_slack_event("Ev1", &claimed[0].claim, &SlackEventOutcome::Done, at(2))
+            .await
+            .unwrap(),
+        "nothing recorded under a claim that is not the event's"
+    );
+    assert!(
+        store
+            .finish_slack_event("Ev1", &again[0].claim, &SlackEventOutcome::Done, at(2))
+            .await
+            .unwrap()
+    );
     assert!(
         store
             .claim_slack_events(at(3), 10, lease)

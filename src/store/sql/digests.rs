@@ -329,8 +329,12 @@ pub(super) async fn record_digest(
     key: &DigestKey,
     progress: &DigestProgress,
     posted: &[(IssueRef, Firing)],
+    claim: Option<(&OutboxKey, &ClaimToken)>,
 ) -> Result<(), StoreError> {
     let mut tx = store.writer.begin().await?;
+    if let Some((row, token)) = claim {
+        super::fence::check_claim(&mut tx, store.backend, row, token).await?;
+    }
     for (issue, firing) in posted {
         let query = sqlx::query(sqlx::AssertSqlSafe(format!(
             "UPDATE digest_notices SET posted_at = $1 WHERE {ONE_NOTICE}"
@@ -366,8 +370,12 @@ pub(super) async fn plan_digest_message(
     key: &DigestKey,
     message: &str,
     notices: &[(IssueRef, Firing)],
+    claim: Option<(&OutboxKey, &ClaimToken)>,
 ) -> Result<(), StoreError> {
     let mut tx = store.writer.begin().await?;
+    if let Some((row, token)) = claim {
+        super::fence::check_claim(&mut tx, store.backend, row, token).await?;
+    }
     for (issue, firing) in notices {
         let query = sqlx::query(sqlx::AssertSqlSafe(format!(
             "UPDATE digest_notices SET planned = $1 WHERE {ONE_NOTICE} AND posted_at IS NULL"

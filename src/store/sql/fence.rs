@@ -125,3 +125,58 @@ pub(super) async fn confirm_claim(
     .await?;
     Ok(row.is_some())
 }
+
+pub(super) async fn confirm_slack_event_claim(
+    store: &SqlStore,
+    event_id: &str,
+    claim: &ClaimToken,
+    now: DateTime<Utc>,
+    lease: chrono::TimeDelta,
+) -> Result<bool, StoreError> {
+    let row = sqlx::query(
+        "UPDATE slack_events SET claimed_until = $3
+         WHERE event_id = $1 AND claim_token = $2 AND handled_at IS NULL
+         RETURNING event_id",
+    )
+    .bind(event_id)
+    .bind(claim.0.as_str())
+    .bind(millis(now + lease))
+    .fetch_optional(&store.writer)
+    .await?;
+    Ok(row.is_some())
+}
+
+/// Fails with [`StoreError::ClaimLost`] unless the outbox row `row` is
+/// still claimed with `token` and unsent: to be the first statement of a
+/// transaction written under the claim. On PostgreSQL the row stays
+/// locked until the transaction ends, so a takeover's claim waits for it.
+pub(super) async fn check_claim(
+    tx: &mut Transaction<'_, Any>,
+    backend: Backend,
+    row: &OutboxKey,
+    token: &ClaimToken,
+) -> Result<(), StoreError> {
+    let lock = match backend {
+        Backend::Postgres => "FOR SHARE",
+        Backend::Sqlite => "",
+    };
+    let held = sqlx::query(sqlx::AssertSqlSafe(format!(
+        "SELECT claims FROM outbox
+         WHERE project = $1 AND iid = $2 AND policy = $3 AND step = $4 AND cycle = $5
+           AND occurrence = $6 AND claim_token = $7 AND sent_at IS NULL {lock}"
+    )));
+    let held = bind_firing(
+        held,
+        &row.issue.project.0,
+        row.issue.iid.0 as i64,
+        &row.policy.0,
+        &row.firing,
+    )
+    .bind(token.0.as_str())
+    .fetch_optional(&mut **tx)
+    .await?;
+    match held {
+        Some(_) => Ok(()),
+        None => Err(StoreError::ClaimLost(row.issue.to_string())),
+    }
+}

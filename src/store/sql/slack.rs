@@ -41,8 +41,9 @@ pub(super) async fn claim_slack_events(
 ) -> Result<Vec<StoredSlackEvent>, StoreError> {
     // The claim is checked again on the row itself, so two processes
     // racing for one event cannot both take it.
+    let claim = super::fence::new_claim_token(store);
     let rows = sqlx::query(
-        "UPDATE slack_events SET claimed_until = $2
+        "UPDATE slack_events SET claimed_until = $2, claim_token = $4
          WHERE handled_at IS NULL AND (claimed_until IS NULL OR claimed_until <= $1)
            AND event_id IN (
              SELECT event_id FROM slack_events
@@ -54,6 +55,7 @@ pub(super) async fn claim_slack_events(
     .bind(millis(now))
     .bind(millis(now + lease))
     .bind(i64::from(limit))
+    .bind(claim.0.as_str())
     .fetch_all(&store.writer)
     .await?;
     let mut claimed = rows
@@ -67,6 +69,7 @@ pub(super) async fn claim_slack_events(
                         .try_get::<Option<String>, _>("event")?
                         .unwrap_or_default(),
                     attempts: row.try_get::<i64, _>("attempts")? as u32,
+                    claim: claim.clone(),
                 },
             ))
         })
@@ -78,9 +81,10 @@ pub(super) async fn claim_slack_events(
 pub(super) async fn finish_slack_event(
     store: &SqlStore,
     event_id: &str,
+    claim: &ClaimToken,
     outcome: &SlackEventOutcome,
     now: DateTime<Utc>,
-) -> Result<(), StoreError> {
+) -> Result<bool, StoreError> {
     let (handled_at, next_attempt_at, error) = match outcome {
         SlackEventOutcome::Done => (Some(millis(now)), None, None),
         SlackEventOutcome::Retry { error, retry_at } => {
@@ -88,19 +92,21 @@ pub(super) async fn finish_slack_event(
         }
         SlackEventOutcome::Failed { error } => (Some(millis(now)), None, Some(error.as_str())),
     };
-    sqlx::query(
+    let recorded = sqlx::query(
         "UPDATE slack_events
          SET handled_at = $2, next_attempt_at = COALESCE($3, next_attempt_at), error = $4,
-             attempts = attempts + 1, claimed_until = NULL
-         WHERE event_id = $1",
+             attempts = attempts + 1, claimed_until = NULL, claim_token = NULL
+         WHERE event_id = $1 AND claim_token = $5
+         RETURNING event_id",
     )
     .bind(event_id)
     .bind(handled_at)
     .bind(next_attempt_at)
     .bind(error)
-    .execute(&store.writer)
+    .bind(claim.0.as_str())
+    .fetch_optional(&store.writer)
     .await?;
-    Ok(())
+    Ok(recorded.is_some())
 }
 
 pub(super) async fn next_slack_event(
