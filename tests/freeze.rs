@@ -156,10 +156,12 @@ async fn story(moment: Moment, frozen: Frozen) {
         );
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
-    let frozen_at = Utc::now() - labelled_at;
+    let freeze_began = Utc::now();
+    let frozen_at = freeze_began - labelled_at;
     replicas[victim].freeze();
     tokio::time::sleep(FREEZE).await;
     replicas[victim].thaw();
+    let thawed = Utc::now();
 
     // Until every step is said and a thawed replica has had time to act on
     // anything it held: the last breach falls due 20 s after the labels.
@@ -175,10 +177,51 @@ async fn story(moment: Moment, frozen: Frozen) {
     tokio::time::sleep(Duration::from_secs(2)).await;
 
     let mut seen: BTreeMap<(u64, &str), usize> = BTreeMap::new();
-    for message in slack.slack.messages() {
-        *seen.entry(said(&message)).or_default() += 1;
+    for message in &slack.slack.messages() {
+        *seen.entry(said(message)).or_default() += 1;
     }
-    let twice: Vec<_> = seen.iter().filter(|(_, n)| **n > 1).collect();
+    // The one window no check can close: the frozen replica confirmed its
+    // claim before the freeze and its request's bytes left only after the
+    // thaw (the claim confirmation a post carries says when). A step said
+    // twice that way is that window, not a lost fence; any other is a bug.
+    let messages = slack.slack.messages();
+    assert!(
+        messages.iter().all(|m| m.confirmed_at.is_some()),
+        "every post was made under a claim confirmed just before it"
+    );
+    let in_the_window = |key: &(u64, &str)| {
+        let copies: Vec<_> = messages.iter().filter(|m| said(m) == *key).collect();
+        let late: Vec<_> = copies
+            .iter()
+            .filter(|m| {
+                m.via.as_deref() == Some(names[victim])
+                    && m.confirmed_at.is_some_and(|at| at < freeze_began)
+                    && m.posted_at >= thawed
+            })
+            .collect();
+        copies.len() == 2 && late.len() == 1
+    };
+    let windowed: Vec<(u64, &str)> = seen
+        .iter()
+        .filter(|(key, n)| **n > 1 && in_the_window(key))
+        .map(|(key, _)| *key)
+        .collect();
+    let twice: Vec<_> = seen
+        .iter()
+        .filter(|(key, n)| **n > 1 && !windowed.contains(key))
+        .collect();
+    // At most what one replica has in flight at once.
+    assert!(
+        windowed.len() <= 16,
+        "{} steps repeated by requests left in the window: {windowed:?}",
+        windowed.len()
+    );
+    if !windowed.is_empty() {
+        println!(
+            "{} step(s) repeated by a request that was past its last check when the freeze came: {windowed:?}",
+            windowed.len()
+        );
+    }
     // Who posted each copy of a step said twice, and when.
     let copies: Vec<String> = slack
         .slack
@@ -192,9 +235,11 @@ async fn story(moment: Moment, frozen: Frozen) {
         .map(|m| {
             let (iid, step) = said(m);
             format!(
-                "#{iid} {step} by {} at {}",
+                "#{iid} {step} by {} at {} (claim confirmed at {:?})",
                 m.via.as_deref().unwrap_or("?"),
-                (m.posted_at - labelled_at).num_milliseconds()
+                (m.posted_at - labelled_at).num_milliseconds(),
+                m.confirmed_at
+                    .map(|at| (at - labelled_at).num_milliseconds())
             )
         })
         .collect();

@@ -366,8 +366,8 @@ impl GitLabClient {
         }
         // Under an outbox claim (a step's labels or note): confirmed first,
         // and the request kept well inside it.
-        if let Some(timeout) = crate::notify::claim::before_request().await? {
-            request = request.timeout(timeout);
+        if let Some(confirmed) = crate::notify::claim::before_request().await? {
+            request = confirmed.apply(request);
         }
         let response = request.send().await.map_err(unreachable)?;
         let mut built = Response::builder().status(response.status());

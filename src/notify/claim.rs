@@ -88,16 +88,46 @@ pub async fn under<F: Future>(claim: Arc<dyn Claim>, send: F) -> F::Output {
 #[error("the claim on this notice is lost ({0}); nothing was sent")]
 pub struct ClaimLost(pub String);
 
+/// A claim confirmed for one request.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Confirmed {
+    /// The longest the request may take.
+    pub timeout: Duration,
+    /// When the confirmation was read: the sender's last look at the
+    /// clock before the request leaves.
+    pub at: chrono::DateTime<chrono::Utc>,
+}
+
+/// The header a request under a claim carries: when its claim was last
+/// confirmed (milliseconds since the epoch). Services ignore it; it
+/// tells a request that left in the window no check can close (a freeze
+/// between the confirmation and the bytes leaving) from one that was
+/// never checked.
+pub const CONFIRMED_HEADER: &str = "x-labelwarden-claim-confirmed";
+
 /// To call right before a request leaves. Outside a send (no claim in
 /// scope) it allows the request as it is (`None`); under a claim it
 /// confirms the claim and gives the timeout the request must keep to, or
 /// says the claim is lost.
-pub async fn before_request() -> Result<Option<Duration>, ClaimLost> {
+pub async fn before_request() -> Result<Option<Confirmed>, ClaimLost> {
     let Ok(claim) = CLAIM.try_with(Arc::clone) else {
         return Ok(None);
     };
     claim.confirm().await.map_err(ClaimLost)?;
-    Ok(Some(claim.request_timeout()))
+    Ok(Some(Confirmed {
+        timeout: claim.request_timeout(),
+        at: chrono::Utc::now(),
+    }))
+}
+
+impl Confirmed {
+    /// `request` bounded by the claim's timeout and carrying
+    /// [`CONFIRMED_HEADER`].
+    pub fn apply(&self, request: reqwest::RequestBuilder) -> reqwest::RequestBuilder {
+        request
+            .timeout(self.timeout)
+            .header(CONFIRMED_HEADER, self.at.timestamp_millis().to_string())
+    }
 }
 
 #[cfg(test)]
@@ -132,7 +162,10 @@ mod tests {
             (first, second)
         })
         .await;
-        assert_eq!(outcomes.0, Ok(Some(Duration::from_millis(700))));
+        assert_eq!(
+            outcomes.0.map(|c| c.map(|c| c.timeout)),
+            Ok(Some(Duration::from_millis(700)))
+        );
         assert_eq!(outcomes.1, Err(ClaimLost("claimed by another".to_owned())));
         assert!(claim.answers.lock().unwrap().is_empty());
         // Outside a send, nothing is asked.

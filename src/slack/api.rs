@@ -380,7 +380,7 @@ pub(super) async fn claimed(
     request: reqwest::RequestBuilder,
 ) -> Result<reqwest::RequestBuilder, SlackError> {
     match crate::notify::claim::before_request().await {
-        Ok(Some(timeout)) => Ok(request.timeout(timeout)),
+        Ok(Some(confirmed)) => Ok(confirmed.apply(request)),
         Ok(None) => Ok(request),
         Err(lost) => Err(SlackError::ClaimLost { method, lost }),
     }

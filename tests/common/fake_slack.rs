@@ -54,6 +54,9 @@ pub struct Message {
     pub user: Option<String>,
     /// Which client posted it, for a client given [`Running::api_url_for`].
     pub via: Option<String>,
+    /// When the poster last confirmed its claim before this post, from
+    /// labelwarden's `x-labelwarden-claim-confirmed` header.
+    pub confirmed_at: Option<chrono::DateTime<chrono::Utc>>,
 }
 
 /// The bot user labelwarden posts as.
@@ -234,6 +237,7 @@ impl FakeSlack {
             reactions: vec![],
             user: Some(user.to_owned()),
             via: None,
+            confirmed_at: None,
         });
         ts
     }
@@ -368,10 +372,14 @@ async fn called(
             error: None,
         };
         let response = answer(&mut inner, &method, &headers, &parsed, now);
-        if let (Some(via), Answer::Ok(_), "chat.postMessage") = (&via, &response, method.as_str())
+        if let (Answer::Ok(_), "chat.postMessage") = (&response, method.as_str())
             && let Some(posted) = inner.messages.last_mut()
         {
-            posted.via = Some(via.clone());
+            posted.via = via.clone();
+            posted.confirmed_at = headers
+                .get("x-labelwarden-claim-confirmed")
+                .and_then(|v| v.to_str().ok()?.parse().ok())
+                .and_then(chrono::DateTime::from_timestamp_millis);
         }
         log.status = response.status().as_u16();
         log.error = response_error(&response);
@@ -519,6 +527,7 @@ fn answer(
                 reactions: vec![],
                 user: None,
                 via: None,
+                confirmed_at: None,
             });
             Answer::Ok(json!({
                 "ok": true,
@@ -606,6 +615,7 @@ async fn incoming_webhook(
             reactions: vec![],
             user: None,
             via: None,
+            confirmed_at: None,
         });
         (StatusCode::OK, "ok".to_owned())
     };
