@@ -88,16 +88,6 @@ fn said(message: &fake_slack::Message) -> (u64, &'static str) {
     (issues[0], step_of(&message.text))
 }
 
-/// The ledger's step id as the step the messages tell of.
-fn step_kind(step: &str) -> &'static str {
-    match step {
-        "start" => "start",
-        "breach" => "breach",
-        s if s.starts_with("before_deadline") => "warning",
-        other => panic!("a step this policy does not have: {other}"),
-    }
-}
-
 async fn story(moment: Moment, frozen: Frozen) {
     let _turn = ONE_AT_A_TIME.lock().await;
     let Some(database) = common::postgres::fresh_database().await else {
@@ -253,7 +243,7 @@ async fn story(moment: Moment, frozen: Frozen) {
         .fired_steps()
         .await
         .iter()
-        .map(|(iid, step)| (*iid, step_kind(step)))
+        .map(|(iid, step)| (*iid, common::step_kind(step)))
         .collect();
     fired.sort_unstable();
     let said_steps: Vec<(u64, &str)> = seen.keys().copied().collect();

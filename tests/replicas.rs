@@ -30,16 +30,6 @@ static ONE_AT_A_TIME: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(())
 
 const DELIVERY_NOISE: TimeDelta = TimeDelta::seconds(2);
 
-/// The ledger's step id as the step the messages tell of.
-fn step_kind(step: &str) -> &'static str {
-    match step {
-        "start" => "start",
-        "breach" => "breach",
-        s if s.starts_with("before_deadline") => "warning",
-        other => panic!("a step this policy does not have: {other}"),
-    }
-}
-
 fn replica(database: &str, slack_api: &str, port: u16) -> Running {
     serve_replica(database, slack_api, port, "policies-replicas")
 }
@@ -160,7 +150,7 @@ async fn story(kill_after: Option<Duration>) {
         .fired_steps()
         .await
         .iter()
-        .map(|(iid, step)| (*iid, step_kind(step)))
+        .map(|(iid, step)| (*iid, common::step_kind(step)))
         .collect();
     let said_steps: std::collections::BTreeSet<(u64, &str)> = seen.keys().copied().collect();
     let unsaid: Vec<_> = fired.difference(&said_steps).collect();

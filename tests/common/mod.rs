@@ -404,3 +404,14 @@ pub fn labelwarden_in_repo(args: &[&str]) -> std::process::Output {
 pub fn text(bytes: &[u8]) -> String {
     String::from_utf8_lossy(bytes).into_owned()
 }
+
+/// A step id of the ledger (`start`, `before_deadline:8s`, `breach`) as
+/// the step labelwarden's messages tell of (see `fake_slack::step_of`).
+pub fn step_kind(step: &str) -> &'static str {
+    match step {
+        "start" => "start",
+        "breach" => "breach",
+        s if s.starts_with("before_deadline") => "warning",
+        other => panic!("a step these policies do not have: {other}"),
+    }
+}
