@@ -62,7 +62,7 @@ pub async fn run<S: Store>(
     shutdown: CancellationToken,
 ) {
     let lease = context.lease;
-    let renew_every = (lease / 3).to_std().unwrap_or(Duration::from_secs(1));
+    let renew_every = renew_every(lease);
     let mut holding: Option<Holding> = None;
     let mut last_beat = Instant::now();
     loop {
@@ -186,6 +186,11 @@ pub async fn run<S: Store>(
     }
 }
 
+/// How often the enforcer renews its lease: every third of it.
+fn renew_every(lease: chrono::TimeDelta) -> Duration {
+    (lease / 3).to_std().unwrap_or(Duration::from_secs(1))
+}
+
 /// Renews the lease before a pass commits if the pass ran long: a pass
 /// slower than a third of the lease would otherwise find it run out. A
 /// renewal that finds the lease run out or taken takes a new epoch (or
@@ -194,9 +199,7 @@ async fn renew_if_due<S: Store>(
     context: &Context<S>,
     held: &mut Holding,
 ) -> Result<(), StoreError> {
-    let renew_every = (context.lease / 3)
-        .to_std()
-        .unwrap_or(Duration::from_secs(1));
+    let renew_every = renew_every(context.lease);
     if held.renewed_at.elapsed() < renew_every {
         return Ok(());
     }

@@ -1,5 +1,6 @@
-//! The outbox claim a notice is being sent under, confirmed right before
-//! every request that leaves for Slack or GitLab while it is sent.
+//! The claim a notice is being sent under (an outbox row), or a Slack
+//! event acted on under (a stored event), confirmed right before every
+//! request that leaves for Slack or GitLab meanwhile.
 //!
 //! A process can freeze mid-send (a GC pause, a stopped VM, a stalled
 //! host) for longer than its claim. Another replica then takes the notice

@@ -47,6 +47,15 @@ pub(super) async fn hold_lease(
     .transpose()
 }
 
+/// The lock a fence check holds on the row it reads until its
+/// transaction ends: PostgreSQL's `FOR SHARE`; SQLite has one writer.
+fn share_lock(backend: Backend) -> &'static str {
+    match backend {
+        Backend::Postgres => "FOR SHARE",
+        Backend::Sqlite => "",
+    }
+}
+
 pub(super) async fn release_lease(store: &SqlStore, name: &str) -> Result<(), StoreError> {
     sqlx::query("UPDATE leases SET until_at = 0 WHERE name = $1 AND owner = $2")
         .bind(name)
@@ -67,10 +76,7 @@ pub(super) async fn check_lease(
     owner: &str,
     fence: &LeaseFence,
 ) -> Result<(), StoreError> {
-    let lock = match backend {
-        Backend::Postgres => "FOR SHARE",
-        Backend::Sqlite => "",
-    };
+    let lock = share_lock(backend);
     let held = sqlx::query(sqlx::AssertSqlSafe(format!(
         "SELECT epoch FROM leases
          WHERE name = $1 AND owner = $2 AND epoch = $3 AND until_at > $4 {lock}"
@@ -156,10 +162,7 @@ pub(super) async fn check_claim(
     row: &OutboxKey,
     token: &ClaimToken,
 ) -> Result<(), StoreError> {
-    let lock = match backend {
-        Backend::Postgres => "FOR SHARE",
-        Backend::Sqlite => "",
-    };
+    let lock = share_lock(backend);
     let held = sqlx::query(sqlx::AssertSqlSafe(format!(
         "SELECT claims FROM outbox
          WHERE project = $1 AND iid = $2 AND policy = $3 AND step = $4 AND cycle = $5
