@@ -149,9 +149,14 @@ async fn story(moment: Moment, frozen: Frozen) {
     let freeze_began = Utc::now();
     let frozen_at = freeze_began - labelled_at;
     replicas[victim].freeze();
+    // `kill -STOP` takes a few milliseconds to run: the replica may still
+    // confirm a claim between `freeze_began` and here, and is stopped by
+    // the time it returns.
+    let stopped_by = Utc::now();
     tokio::time::sleep(FREEZE).await;
+    // Likewise it may go on before `thaw` returns.
+    let thaw_began = Utc::now();
     replicas[victim].thaw();
-    let thawed = Utc::now();
 
     // Until every step is said and a thawed replica has had time to act on
     // anything it held: the last breach falls due 20 s after the labels.
@@ -185,8 +190,8 @@ async fn story(moment: Moment, frozen: Frozen) {
             .iter()
             .filter(|m| {
                 m.via.as_deref() == Some(names[victim])
-                    && m.confirmed_at.is_some_and(|at| at < freeze_began)
-                    && m.posted_at >= thawed
+                    && m.confirmed_at.is_some_and(|at| at < stopped_by)
+                    && m.posted_at >= thaw_began
             })
             .collect();
         copies.len() == 2 && late.len() == 1
