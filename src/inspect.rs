@@ -125,7 +125,7 @@ async fn views<S: Store>(
         let Some(record) = &found.record else {
             continue;
         };
-        let issue = crate::jobs::issue_of(record, &found.carried);
+        let issue = record.issue(&found.carried);
         let reading = clock::read(&issue, policy, now);
         let status = reading.status();
         if filter

@@ -18,6 +18,7 @@ pub mod http_client;
 pub mod inspect;
 pub mod issue;
 pub mod jobs;
+pub mod notice;
 pub mod notify;
 pub mod policy;
 pub mod scenario;

@@ -16,8 +16,8 @@ use common::fake_slack::{self, FakeSlack};
 use common::{HIGHEST, Options, fixture_policies, issue_event, sqlite, start_server, wait_until};
 use labelwarden::gitlab::actions::IssueWriter;
 use labelwarden::gitlab::client::{GitLabClient, GitLabSettings};
-use labelwarden::jobs::outbox::RetryPolicy;
-use labelwarden::notify::escalation::Escalation;
+use labelwarden::jobs::escalation::Escalation;
+use labelwarden::jobs::retry::RetryPolicy;
 use labelwarden::slack::{SlackNotifier, SlackSettings};
 use secrecy::SecretString;
 

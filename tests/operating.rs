@@ -11,7 +11,7 @@ use std::time::Duration;
 use chrono::Utc;
 use common::slack_server::{Setup, UNLIMITED, channel, label, start};
 use common::{fixtures, sqlite, wait_until};
-use labelwarden::jobs::outbox::RetryPolicy;
+use labelwarden::jobs::retry::RetryPolicy;
 use serde_json::{Value, json};
 
 #[tokio::test]

@@ -10,7 +10,8 @@ use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 use common::{HIGHEST, SECRET, Server, fixture_policies, issue_event, sqlite, start_server};
-use labelwarden::notify::{Delivered, Notice, Notifier, NotifyError, Thread};
+use labelwarden::notice::{Delivered, Notice, Thread};
+use labelwarden::notify::{Notifier, NotifyError};
 use serde_json::{Value, json};
 
 /// A notice and when the server sent it.

@@ -19,7 +19,7 @@ use common::{HIGHEST, Options, fixtures, sqlite, start_server};
 use labelwarden::gitlab::actions::IssueWriter;
 use labelwarden::gitlab::client::{GitLabClient, GitLabSettings};
 use labelwarden::gitlab::markers::Marker;
-use labelwarden::notify::escalation::Escalation;
+use labelwarden::jobs::escalation::Escalation;
 use labelwarden::slack::{SlackNotifier, SlackSettings};
 use secrecy::SecretString;
 

@@ -14,7 +14,7 @@ use common::slack_server::{
     transcript,
 };
 use common::{HIGHEST, issue_event, sqlite, wait_until};
-use labelwarden::jobs::outbox::RetryPolicy;
+use labelwarden::jobs::retry::RetryPolicy;
 use labelwarden::store::sql::SqlStore;
 use serde_json::{Value, json};
 
@@ -50,7 +50,7 @@ async fn a_breach_story_is_one_thread_told_in_order() {
 
     let thread = of_issue(&slack, "#alerts", 1);
     // `cargo test --test slack a_breach_story -- --nocapture` prints what
-    // Slack received, call by call (the README's example).
+    // Slack received, call by call (the book's example).
     for request in slack.requests() {
         let body = &request.body;
         println!(

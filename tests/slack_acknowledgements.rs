@@ -12,7 +12,7 @@ use chrono::Utc;
 use common::fake_slack;
 use common::slack_server::{Setup, UNLIMITED, label, of_issue, start, start_unlimited, transcript};
 use common::{HIGHEST, Server, wait_until};
-use labelwarden::jobs::outbox::RetryPolicy;
+use labelwarden::jobs::retry::RetryPolicy;
 use labelwarden::store::sql::SqlStore;
 use serde_json::{Value, json};
 

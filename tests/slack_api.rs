@@ -24,7 +24,7 @@ fn web_api(api_url: &str) -> labelwarden::slack::api::WebApi {
 async fn thread_with_replies(
     api: &labelwarden::slack::api::WebApi,
     replies: u32,
-) -> labelwarden::notify::Thread {
+) -> labelwarden::notice::Thread {
     let message = |text: &str| SlackMessage {
         text: text.to_owned(),
         blocks: Vec::new(),
@@ -33,7 +33,7 @@ async fn thread_with_replies(
         .post_message("#alerts", &message("parent"), None, false, "key-parent")
         .await
         .unwrap();
-    let thread = labelwarden::notify::Thread {
+    let thread = labelwarden::notice::Thread {
         channel_id: posted.channel_id.clone(),
         ts: posted.ts.clone(),
     };

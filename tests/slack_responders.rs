@@ -21,8 +21,8 @@ use common::{
 };
 use labelwarden::gitlab::actions::IssueWriter;
 use labelwarden::gitlab::client::{GitLabClient, GitLabSettings};
-use labelwarden::gitlab::from_slack::SlackToGitLab;
-use labelwarden::jobs::outbox::RetryPolicy;
+use labelwarden::jobs::retry::RetryPolicy;
+use labelwarden::jobs::slack_to_gitlab::SlackToGitLab;
 use labelwarden::slack::api::WebApi;
 use labelwarden::slack::{SlackNotifier, SlackSettings};
 use secrecy::SecretString;

@@ -10,7 +10,7 @@ use std::time::Duration;
 use chrono::Utc;
 use common::slack_server::{Setup, UNLIMITED, channel, label, start};
 use common::wait_until;
-use labelwarden::jobs::outbox::RetryPolicy;
+use labelwarden::jobs::retry::RetryPolicy;
 
 /// A storm in an archived channel: the first alerts keep their own and
 /// each takes the fallback; the group alert of the rest is refused too,

@@ -15,7 +15,7 @@ use common::fake_gitlab::{FakeGitLab, FakeIssue};
 use common::fake_slack::{FakeSlack, TOKEN, channel_id};
 use common::{HIGHEST, Options, sqlite, start_server};
 use labelwarden::gitlab::history::Scope;
-use labelwarden::jobs::outbox::RetryPolicy;
+use labelwarden::jobs::retry::RetryPolicy;
 use labelwarden::slack::{SlackNotifier, SlackSettings};
 use secrecy::SecretString;
 
@@ -342,7 +342,7 @@ async fn a_bulk_relabel_of_100_issues_is_said_in_a_few_messages_each_step_once()
 async fn eyes_on_a_group_alert_acknowledges_every_member_and_a_tick_resolves_none() {
     use labelwarden::gitlab::actions::IssueWriter;
     use labelwarden::gitlab::client::{GitLabClient, GitLabSettings};
-    use labelwarden::gitlab::from_slack::SlackToGitLab;
+    use labelwarden::jobs::slack_to_gitlab::SlackToGitLab;
     use labelwarden::slack::api::WebApi;
 
     let slack = FakeSlack::start().await;

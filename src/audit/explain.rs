@@ -337,7 +337,7 @@ mod tests {
     #[test]
     fn an_acknowledgement_in_slack_is_shown_and_holds_back_its_escalation() {
         use crate::gitlab::from_slack::{Said, SlackMarker};
-        use crate::notify::Thread;
+        use crate::notice::Thread;
         let set = policy_set(concat!(
             "people:\n  gitlab_users: { jdoe: U0JDOE001 }\n",
             "policies:\n",

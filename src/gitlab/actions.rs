@@ -17,7 +17,7 @@ use super::from_slack::{Said, SlackMarker};
 use super::history::FetchedIssue;
 use super::markers::{LEDGER_HEADING, Marker};
 use crate::issue::IssueRef;
-use crate::notify::Notice;
+use crate::notice::Notice;
 use crate::policy::PolicyName;
 
 /// The visible comment of a step with `comment: true`, with its marker.
@@ -313,7 +313,7 @@ fn unreadable(issue: &IssueRef, error: impl std::fmt::Display) -> GitLabError {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::notify::Thread;
+    use crate::notice::Thread;
 
     fn note(id: u64, body: String) -> Note {
         Note {

@@ -9,10 +9,21 @@ use gitlab::api::Pageable;
 use gitlab::api::endpoint_prelude::{Endpoint, Method};
 use serde::Deserialize;
 
-use super::history::FetchedIssue;
 use crate::issue::{
     Event, GitLabIds, Issue, IssueFacts, IssueIid, IssueRef, IssueState, ProjectPath, TimedEvent,
 };
+
+/// One issue read from GitLab: the core's view, plus what messages show.
+#[derive(Debug, Clone)]
+pub struct FetchedIssue {
+    pub issue: Issue,
+    pub title: String,
+    pub url: String,
+    /// GitLab's `updated_at`.
+    pub updated_at: DateTime<Utc>,
+    /// GitLab's ids, which follow the issue across renames and moves.
+    pub ids: GitLabIds,
+}
 
 /// An issue as GitLab's issues API lists it (the fields we read).
 #[derive(Debug, Clone, Deserialize)]

@@ -15,11 +15,11 @@ use gitlab::api::{AsyncQuery, Pagination, paged};
 use serde::Deserialize;
 
 use super::GitLabError;
-pub use super::api_issue::{ApiIssue, ApiLinks, ApiReferences, ApiUser};
+pub use super::api_issue::{ApiIssue, ApiLinks, ApiReferences, ApiUser, FetchedIssue};
 use super::api_issue::{IssueResourceStateEvents, LabelEvent, StateEvent, assemble, events_of};
 use super::cache::HistoryCache;
 use super::client::GitLabClient;
-use crate::issue::{GitLabIds, Issue, IssueRef};
+use crate::issue::IssueRef;
 use crate::policy::PolicySet;
 
 /// What to audit: one project, or a group with its subgroups.
@@ -36,18 +36,6 @@ impl std::fmt::Display for Scope {
             Scope::Group(path) => write!(f, "group {path}"),
         }
     }
-}
-
-/// One issue read from GitLab: the core's view, plus what messages show.
-#[derive(Debug, Clone)]
-pub struct FetchedIssue {
-    pub issue: Issue,
-    pub title: String,
-    pub url: String,
-    /// GitLab's `updated_at`.
-    pub updated_at: DateTime<Utc>,
-    /// GitLab's ids, which follow the issue across renames and moves.
-    pub ids: GitLabIds,
 }
 
 /// One listing of issues GitLab can filter for us: all these labels, and

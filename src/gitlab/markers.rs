@@ -14,7 +14,7 @@
 //! add a comment of its own. Pure: building and reading text.
 
 use crate::engine::Firing;
-use crate::notify::Thread;
+use crate::notice::Thread;
 use crate::policy::{PolicyName, StepId};
 
 const PREFIX: &str = "<!-- labelwarden:fired ";

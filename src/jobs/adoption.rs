@@ -8,7 +8,7 @@
 //! - `digest` (default): the first `group_after` clocks a channel adopts
 //!   within its `group_window` keep an alert each (their first missed step
 //!   with a Slack message, worded as what happened); the rest are listed
-//!   in one digest per channel and policy (see [`crate::notify::digest`]);
+//!   in one digest per channel and policy (see [`crate::notice::digest`]);
 //! - `individual`: every adopted clock keeps its one alert;
 //! - `silent`: recorded only.
 //!
@@ -26,8 +26,8 @@
 
 use chrono::{DateTime, TimeDelta, Utc};
 
-use crate::notify::Lateness;
-use crate::notify::digest::{DigestKey, DigestKind};
+use crate::notice::Lateness;
+use crate::notice::digest::{DigestKey, DigestKind};
 use crate::policy::{AdoptMode, Audience, Channel, PolicyName, PolicySet};
 use crate::store::{DigestEntry, Downtime, Fired, Loaded, OpenDigest};
 
@@ -247,7 +247,7 @@ mod tests {
     use crate::clock;
     use crate::engine::{self, Ledger};
     use crate::issue::Issue;
-    use crate::notify::{IssueView, Notice};
+    use crate::notice::{IssueView, Notice};
     use crate::test_support::{issue, policy_set, slack_steps, t};
 
     const POLICY: &str = concat!(

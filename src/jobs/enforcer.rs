@@ -22,10 +22,9 @@ use chrono::Utc;
 use tokio_util::sync::CancellationToken;
 
 use super::{Context, adoption, identity, prepare};
-use crate::gitlab::ledger_writer::LedgerWriter;
-use crate::gitlab::markers::Marker;
 use crate::gitlab::webhook::IssueDelivery;
 use crate::issue::IssueRef;
+use crate::notify::Notifier;
 use crate::store::{Handled, IssueCommit, LeaseFence, Store, StoreError};
 
 /// Deliveries and due issues one pass takes at most, each, on SQLite. A
@@ -54,11 +53,11 @@ struct Holding {
     renewed_at: Instant,
 }
 
-/// `ledger`, when `serve` keeps the issues' ledger notes, lists the steps
-/// with nothing to send (adopted, said in a digest) on their issues.
-pub async fn run<S: Store>(
+/// `notifier` lists the steps with nothing to send (adopted, said in a
+/// digest) on their issues' ledger notes, where it keeps them.
+pub async fn run<S: Store, N: Notifier>(
     context: &Context<S>,
-    ledger: Option<LedgerWriter>,
+    notifier: &N,
     shutdown: CancellationToken,
 ) {
     let lease = context.lease;
@@ -119,7 +118,7 @@ pub async fn run<S: Store>(
         let Some(held) = holding.as_mut() else {
             continue;
         };
-        let busy = match pass(context, ledger.as_ref(), held).await {
+        let busy = match pass(context, notifier, held).await {
             Ok(busy) => busy,
             // A project or issue about to move has a notice in flight: the
             // pass (its deliveries untouched) runs again once it is sent.
@@ -246,9 +245,9 @@ async fn beat<S: Store>(context: &Context<S>, starting: bool) {
 
 /// One pass, written under `held`'s fence; true when a batch was full and
 /// another pass should follow at once.
-async fn pass<S: Store>(
+async fn pass<S: Store, N: Notifier>(
     context: &Context<S>,
-    ledger: Option<&LedgerWriter>,
+    notifier: &N,
     held: &mut Holding,
 ) -> Result<bool, StoreError> {
     let now = Utc::now();
@@ -354,24 +353,14 @@ async fn pass<S: Store>(
             .record(resolution.took.num_milliseconds().max(0) as f64 / 1000.0);
     }
     for fired in commits.iter().flat_map(|c| &c.fired) {
-        if let Some(ledger) = ledger
-            && !fired.notice.has_actions()
-        {
+        if !fired.notice.has_actions() {
             // Nothing to send, so no outbox row: listed here, as done.
-            ledger.record(
-                fired.notice.issue.clone(),
-                Marker {
-                    policy: fired.policy.clone(),
-                    firing: fired.notice.firing.clone(),
-                    channel: None,
-                    thread: None,
-                },
-            );
+            notifier.record_done(&fired.notice);
         }
         let policy = fired.policy.0.clone();
         metrics::counter!("labelwarden_steps_fired_total", "policy" => policy.clone(), "step" => fired.notice.step_kind.clone())
             .increment(1);
-        if fired.notice.late_because == Some(crate::notify::Lateness::Adopted) {
+        if fired.notice.late_because == Some(crate::notice::Lateness::Adopted) {
             metrics::counter!("labelwarden_steps_adopted_total", "policy" => policy.clone(), "step" => fired.notice.step_kind.clone())
                 .increment(1);
         }

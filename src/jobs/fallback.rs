@@ -7,8 +7,9 @@
 
 use chrono::Utc;
 
-use crate::notify::digest::Digest;
-use crate::notify::{Notice, Notifier, Undelivered, UndeliveredRoute};
+use crate::notice::digest::Digest;
+use crate::notice::{Notice, Undelivered, UndeliveredRoute};
+use crate::notify::Notifier;
 use crate::policy::{Fallback, PolicySet, SlackStep};
 use crate::store::OutboxEntry;
 

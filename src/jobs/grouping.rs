@@ -20,8 +20,8 @@
 use chrono::{DateTime, Utc};
 
 use super::adoption::{Admission, Windows};
-use crate::notify::Notice;
-use crate::notify::digest::{DigestKey, DigestKind};
+use crate::notice::Notice;
+use crate::notice::digest::{DigestKey, DigestKind};
 use crate::policy::{Audience, Channel, Policy, PolicyName, PolicySet};
 use crate::store::{DigestEntry, Fired, Loaded};
 
@@ -170,7 +170,7 @@ mod tests {
     use crate::clock;
     use crate::engine::{self, Ledger};
     use crate::issue::{IssueIid, IssueRef, ProjectPath};
-    use crate::notify::IssueView;
+    use crate::notice::IssueView;
     use crate::test_support::{issue, policy_set, slack_steps, t};
 
     fn set() -> PolicySet {

@@ -20,7 +20,7 @@ pub const MOVE_GRACE: chrono::TimeDelta = chrono::TimeDelta::seconds(3);
 use crate::clock;
 use crate::gitlab::webhook::IssueDelivery;
 use crate::issue::{Event, GitLabIds, Issue, IssueIid, IssueRef, IssueState, ProjectPath};
-use crate::notify::IssueView;
+use crate::notice::IssueView;
 use crate::policy::{DuplicateRule, PolicySet};
 use crate::store::{Canonical, Carried, ClockState, Fired, LeaseFence, Loaded, Store, StoreError};
 
@@ -216,7 +216,7 @@ pub async fn canonicals<S: Store>(
         let Some(record) = &loaded.record else {
             continue;
         };
-        let issue = super::issue_of(record, &loaded.carried);
+        let issue = record.issue(&loaded.carried);
         let matching = context
             .policies
             .policies

@@ -21,13 +21,16 @@
 pub mod adoption;
 mod claims;
 pub mod enforcer;
+pub mod escalation;
 mod fallback;
 pub mod grouping;
 pub mod identity;
 pub mod mutes;
 pub mod outbox;
 pub mod reconcile;
+pub mod retry;
 pub mod slack_events;
+pub mod slack_to_gitlab;
 pub mod thread_notices;
 
 use std::collections::HashMap;
@@ -39,8 +42,8 @@ use tokio::sync::Notify;
 use crate::clock;
 use crate::engine::{self, Ledger};
 use crate::gitlab::webhook::IssueDelivery;
-use crate::issue::{Issue, ProjectPath};
-use crate::notify::{IssueView, Lateness, Notice};
+use crate::issue::ProjectPath;
+use crate::notice::{IssueView, Lateness, Notice};
 use crate::policy::{PolicyName, PolicySet};
 use crate::store::{ClockState, Downtime, Fired, IssueCommit, IssueRecord, Loaded, Store};
 
@@ -55,7 +58,7 @@ pub struct Context<S> {
     /// Rung when a Slack event was stored.
     pub slack_events_waiting: Notify,
     /// How the outbox spaces retries of failed sends.
-    pub retry: outbox::RetryPolicy,
+    pub retry: retry::RetryPolicy,
     /// How long the enforcer lease and outbox claims last: how soon a
     /// replica takes over from one that died. Sending one batch must take
     /// less, or another replica may send it again.
@@ -84,7 +87,7 @@ impl<S: Store> Context<S> {
             deliveries_waiting: Notify::new(),
             notices_waiting: Notify::new(),
             slack_events_waiting: Notify::new(),
-            retry: outbox::RetryPolicy::default(),
+            retry: retry::RetryPolicy::default(),
             lease: chrono::TimeDelta::seconds(15),
             resend_when_healthy: false,
             project_paths: Mutex::default(),
@@ -137,7 +140,7 @@ impl<S: Store> Context<S> {
     }
 
     /// The same context with another retry policy (tests use short ones).
-    pub fn with_retry(mut self, retry: outbox::RetryPolicy) -> Self {
+    pub fn with_retry(mut self, retry: retry::RetryPolicy) -> Self {
         self.retry = retry;
         self
     }
@@ -191,7 +194,7 @@ pub fn prepare(
     };
     // Only worth waiting for if it would announce something.
     let just_opened = just_opened && {
-        let issue = issue_of(&record, &loaded.carried);
+        let issue = record.issue(&loaded.carried);
         policies
             .policies
             .iter()
@@ -259,7 +262,7 @@ pub fn prepare(
     // Closed as a duplicate: the clocks it ended say where they went on.
     let mut carried = Vec::new();
     if !gone && !just_opened && record.ids.is_duplicate() {
-        let issue = issue_of(&record, &loaded.carried);
+        let issue = record.issue(&loaded.carried);
         let (notices, carries) =
             identity::duplicate_close(policies, &issue, &loaded, &clocks, view, now);
         if !notices.is_empty() {
@@ -279,7 +282,7 @@ pub fn prepare(
         if notice.late_by_ms.is_none() || notice.late_because == Some(Lateness::Adopted) {
             continue;
         }
-        let tolerance = crate::notify::late_tolerance(notice.sla.target());
+        let tolerance = crate::notice::late_tolerance(notice.sla.target());
         let learned_late = received_at.is_some_and(|at| at > notice.due_at + tolerance);
         notice.late_because = Some(if downtimes.iter().any(|d| d.covers(notice.due_at)) {
             Lateness::Down
@@ -385,19 +388,6 @@ fn merge(stored: Option<IssueRecord>, delivery: IssueDelivery) -> IssueRecord {
 
 /// Every policy's clock and due steps for one issue, and the clocks that
 /// stand stopped (met or missed) with how long they took. Pure.
-/// The core's issue from what the store holds: its timeline, whether it
-/// was closed as a duplicate, and the starts its duplicates carried to it.
-pub(crate) fn issue_of(record: &IssueRecord, carried: &[(PolicyName, DateTime<Utc>)]) -> Issue {
-    let mut issue = Issue::new(record.facts.clone(), record.events.clone());
-    if record.ids.is_duplicate() {
-        issue = issue.closed_as_duplicate();
-    }
-    for (policy, started_at) in carried {
-        issue = issue.with_carried_start(&policy.0, *started_at);
-    }
-    issue
-}
-
 fn evaluate(
     record: &IssueRecord,
     policies: &PolicySet,
@@ -405,7 +395,7 @@ fn evaluate(
     now: DateTime<Utc>,
 ) -> (Vec<ClockState>, Vec<Fired>, Vec<Resolution>) {
     let (ledger, acknowledged) = (&loaded.ledger, &loaded.acknowledged);
-    let issue = issue_of(record, &loaded.carried);
+    let issue = record.issue(&loaded.carried);
     let view = IssueView {
         facts: issue.facts(),
         title: &record.title,

@@ -9,10 +9,10 @@ use std::collections::{BTreeMap, HashSet};
 use chrono::{DateTime, Utc};
 
 use super::Context;
-use super::outbox::RetryPolicy;
-use crate::gitlab::markers::Marker;
+use super::retry::RetryPolicy;
 use crate::inspect::{ClockFilter, ClockView};
-use crate::notify::{Notice, Notifier};
+use crate::notice::Notice;
+use crate::notify::Notifier;
 use crate::policy::GitLabStep;
 use crate::store::Store;
 use crate::store::mutes::{Mute, WindowMute};
@@ -149,18 +149,10 @@ pub(super) async fn hold<N: Notifier>(
         };
         // The notifier lists the step on the ledger note once it is done.
         if let Err(e) = notifier.send(&labels_only, None).await {
-            return super::outbox::outcome(entry, retry, Err(e));
+            return super::retry::outcome(entry, retry, Err(e));
         }
-    } else if let Some(ledger) = notifier.ledger() {
-        ledger.record(
-            notice.issue.clone(),
-            Marker {
-                policy: notice.policy.clone(),
-                firing: notice.firing.clone(),
-                channel: None,
-                thread: None,
-            },
-        );
+    } else {
+        notifier.record_done(notice);
     }
     tracing::info!(mute = mute.id, what = %mute.describe(), labels = relabels.is_some(), "muted: recorded, not sent");
     metrics::counter!("labelwarden_muted_notices_total", "policy" => entry.key.policy.0.clone())

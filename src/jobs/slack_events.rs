@@ -24,9 +24,11 @@ use secrecy::SecretString;
 use tokio_util::sync::CancellationToken;
 
 use super::Context;
-use crate::gitlab::from_slack::{FromSlackError, Outcome, Said, SlackToGitLab};
-use crate::notify::digest::DigestKey;
-use crate::notify::{Thread, claim};
+use super::slack_to_gitlab::{FromSlackError, Outcome, SlackToGitLab};
+use crate::gitlab::from_slack::Said;
+use crate::notice::Thread;
+use crate::notice::digest::DigestKey;
+use crate::notify::claim;
 use crate::slack::events::{self, Event};
 use crate::store::{AlertThread, SlackEventOutcome, Store, StoreError};
 

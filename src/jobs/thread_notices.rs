@@ -23,7 +23,7 @@ use chrono::{DateTime, Utc};
 
 use crate::engine::Firing;
 use crate::issue::IssueRef;
-use crate::notify::{IssueView, Notice, SlaFacts};
+use crate::notice::{IssueView, Notice, SlaFacts};
 use crate::policy::{Destination, Fallback, PolicyName, PolicySet, SlackStep, StepId};
 use crate::store::{ClockState, Fired};
 

@@ -19,7 +19,7 @@
 //!
 //! What no check can close: a freeze after that last look at the clock
 //! and before the request's bytes leave, lasting longer than what was left
-//! of the claim (at least two request timeouts). The README says how
+//! of the claim (at least two request timeouts). The book (`docs/src/ha.md`) says how
 //! small that is.
 
 use std::future::Future;

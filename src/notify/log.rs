@@ -2,7 +2,8 @@
 //! running `serve` before Slack is configured (chosen explicitly, never a
 //! silent default), and the log lines of a digest.
 
-use super::{Delivered, Notice, Notifier, NotifyError, Thread, digest};
+use super::{Notifier, NotifyError};
+use crate::notice::{Delivered, Notice, Thread, digest};
 use crate::policy::{GitLabStep, Mention};
 
 /// Writes a digest to the log: its summary and a line per issue not

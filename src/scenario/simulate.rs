@@ -19,7 +19,7 @@ use crate::engine::{self, Ledger};
 use crate::issue::{
     Event, Issue, IssueFacts, IssueIid, IssueRef, IssueState, ProjectPath, TimedEvent,
 };
-use crate::notify::{IssueView, Notice};
+use crate::notice::{IssueView, Notice};
 use crate::policy::{Audience, Mention, PolicyName, PolicySet, SlackStep};
 use crate::slack::message::{Message, Rendering};
 

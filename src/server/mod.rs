@@ -101,8 +101,8 @@ pub async fn run<S: Store, N: Notifier>(
     let mut jobs = tokio::task::JoinSet::new();
     {
         let (context, stop) = (Arc::clone(&context), jobs_stop.clone());
-        let ledger = notifier.ledger();
-        jobs.spawn(async move { jobs::enforcer::run(&context, ledger, stop).await });
+        let notifier = Arc::clone(&notifier);
+        jobs.spawn(async move { jobs::enforcer::run(&context, notifier.as_ref(), stop).await });
     }
     {
         let (context, stop) = (Arc::clone(&context), jobs_stop.clone());

@@ -16,7 +16,7 @@ use serde_json::{Value, json};
 
 use super::SlackError;
 use super::message::Message;
-use crate::notify::Thread;
+use crate::notice::Thread;
 
 /// Slack's own Web API.
 pub const DEFAULT_API_URL: &str = "https://slack.com/api";

@@ -15,12 +15,13 @@ use super::message::{
     CONFIDENTIAL_TITLE, Message, Rendering, assignee_names, escape, human, section, slack_date,
 };
 use super::{SlackError, SlackNotifier};
-use crate::notify::digest::{Digest, DigestItem, DigestKind, DigestSent, ListPart, Standing};
-use crate::notify::{Notice, NotifyError, Thread};
+use crate::notice::digest::{Digest, DigestItem, DigestKind, DigestSent, ListPart, Standing};
+use crate::notice::{Notice, Thread};
+use crate::notify::NotifyError;
 use crate::policy::{Channel, Destination, Mention, People};
 
 /// Issues one list message holds at most.
-pub const LIST_PER_MESSAGE: usize = crate::notify::digest::PER_MESSAGE;
+pub const LIST_PER_MESSAGE: usize = crate::notice::digest::PER_MESSAGE;
 /// A title in a list line is cut to this many characters.
 const LIST_TITLE_CHARS: usize = 120;
 

@@ -10,8 +10,8 @@ use chrono::{DateTime, Utc};
 use serde_json::Value;
 
 use super::message::{Message, Rendering, escape, human, section, slack_date};
-use crate::notify::Notice;
-use crate::notify::digest::Digest;
+use crate::notice::Notice;
+use crate::notice::digest::Digest;
 use crate::policy::{Channel, People};
 
 /// Slack cuts a section's text at 3 000 characters.

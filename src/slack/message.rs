@@ -18,7 +18,7 @@ use chrono::{DateTime, TimeDelta, Utc};
 use serde::Serialize;
 use serde_json::{Value, json};
 
-use crate::notify::{Lateness, Notice, late_tolerance};
+use crate::notice::{Lateness, Notice, late_tolerance};
 use crate::policy::duration;
 use crate::policy::{Audience, Channel, Mention, People};
 
@@ -407,7 +407,7 @@ impl Rendering<'_> {
         let tolerance = if target > TimeDelta::zero() {
             late_tolerance(target)
         } else {
-            crate::notify::LATE_TOLERANCE
+            crate::notice::LATE_TOLERANCE
         };
         let held_up = self.now - notice.due_at;
         let late = notice.late_by().unwrap_or(held_up).max(held_up);

@@ -9,7 +9,7 @@
 //!   alerts (one thread for many issues) for storms; `retaken`:
 //!   looking for a notice another process may have posted already;
 //! - [`SlackNotifier`] (here): the Slack part of a notice (the GitLab
-//!   part is [`crate::notify::escalation`]'s); one thread per clock cycle and channel, the
+//!   part is [`crate::jobs::escalation`]'s); one thread per clock cycle and channel, the
 //!   per-channel rate limit, and what each Slack error means for the
 //!   outbox.
 //!
@@ -44,7 +44,8 @@ use governor::clock::{Clock, DefaultClock};
 use governor::{DefaultKeyedRateLimiter, Quota, RateLimiter};
 use secrecy::SecretString;
 
-use crate::notify::{Delivered, DestinationHealth, Notice, Notifier, NotifyError, Thread};
+use crate::notice::{Delivered, Notice, Thread};
+use crate::notify::{DestinationHealth, Notifier, NotifyError};
 use crate::policy::{Destination, PolicySet, SlackStep};
 use api::WebApi;
 use message::Rendering;
@@ -460,10 +461,10 @@ impl Notifier for SlackNotifier {
 
     async fn send_digest(
         &self,
-        digest: &crate::notify::digest::Digest,
+        digest: &crate::notice::digest::Digest,
         thread: Option<&Thread>,
         retaken: bool,
-    ) -> Result<crate::notify::digest::DigestSent, NotifyError> {
+    ) -> Result<crate::notice::digest::DigestSent, NotifyError> {
         self.digest_message(digest, thread, retaken).await
     }
 

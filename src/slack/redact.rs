@@ -7,12 +7,12 @@
 //! when that notice was decided, so only what it may not show changes.
 //!
 //! Incoming webhooks cannot edit what they posted: their channels keep the
-//! earlier messages (the README says so). Nothing is un-redacted when an
+//! earlier messages (the book says so, `docs/src/slack.md`). Nothing is un-redacted when an
 //! issue stops being confidential.
 
 use super::message::Rendering;
 use super::{SlackError, SlackNotifier, message_key};
-use crate::notify::{Notice, Thread};
+use crate::notice::{Notice, Thread};
 use crate::policy::Destination;
 
 impl SlackNotifier {

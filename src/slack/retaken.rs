@@ -5,7 +5,7 @@
 //! cannot answer for now is tried again later, not answered by posting.
 
 use super::{SlackNotifier, message_key};
-use crate::notify::{Delivered, Notice, Thread};
+use crate::notice::{Delivered, Notice, Thread};
 use crate::policy::{Destination, is_slack_channel_id};
 
 /// What a look for a notice that may be out already found.

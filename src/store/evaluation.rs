@@ -6,9 +6,9 @@
 use chrono::{DateTime, Utc};
 
 use crate::engine::Firing;
-use crate::issue::{GitLabIds, IssueFacts, IssueRef, TimedEvent};
-use crate::notify::Notice;
-use crate::notify::digest::DigestKey;
+use crate::issue::{GitLabIds, Issue, IssueFacts, IssueRef, TimedEvent};
+use crate::notice::Notice;
+use crate::notice::digest::DigestKey;
 use crate::policy::PolicyName;
 
 /// An issue as the store knows it.
@@ -23,6 +23,22 @@ pub struct IssueRecord {
     pub events: Vec<TimedEvent>,
     /// GitLab's ids, as far as deliveries told them.
     pub ids: GitLabIds,
+}
+
+impl IssueRecord {
+    /// The core's issue from what the store holds: its timeline, whether
+    /// it was closed as a duplicate, and the starts its duplicates carried
+    /// to it.
+    pub fn issue(&self, carried: &[(PolicyName, DateTime<Utc>)]) -> Issue {
+        let mut issue = Issue::new(self.facts.clone(), self.events.clone());
+        if self.ids.is_duplicate() {
+            issue = issue.closed_as_duplicate();
+        }
+        for (policy, started_at) in carried {
+            issue = issue.with_carried_start(&policy.0, *started_at);
+        }
+        issue
+    }
 }
 
 /// One issue as loaded for an evaluation: its record, if the store has

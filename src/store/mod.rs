@@ -31,8 +31,8 @@ use chrono::{DateTime, Utc};
 
 use crate::engine::Firing;
 use crate::issue::{IssueRef, ProjectPath};
-use crate::notify::Notice;
-use crate::notify::digest::{Digest, DigestKey, DigestProgress};
+use crate::notice::Notice;
+use crate::notice::digest::{Digest, DigestKey, DigestProgress};
 use crate::policy::PolicyName;
 
 #[derive(Debug, thiserror::Error)]

@@ -8,7 +8,7 @@
 use chrono::{DateTime, Utc};
 use serde::Serialize;
 
-use crate::notify::Notice;
+use crate::notice::Notice;
 
 pub use crate::policy::maintenance::MuteScope;
 
@@ -66,7 +66,7 @@ mod tests {
     use super::*;
     use crate::engine::Firing;
     use crate::issue::{IssueIid, IssueRef, ProjectPath};
-    use crate::notify::SlaFacts;
+    use crate::notice::SlaFacts;
     use crate::policy::{PolicyName, SlackStep, StepId};
 
     fn mute(scope: MuteScope, target: &str, until: DateTime<Utc>) -> Mute {

@@ -6,7 +6,7 @@ use chrono::{DateTime, Utc};
 use super::ClaimToken;
 use crate::engine::Firing;
 use crate::issue::IssueRef;
-use crate::notify::{Notice, Thread};
+use crate::notice::{Notice, Thread};
 use crate::policy::PolicyName;
 
 /// The outbox's key: one firing of one policy's step on one issue.
@@ -29,7 +29,7 @@ pub struct OutboxEntry {
     /// stalled, and the notice may have gone out already.
     pub retaken: bool,
     /// Refused for good before and queued again since.
-    pub resent: Option<crate::notify::Undelivered>,
+    pub resent: Option<crate::notice::Undelivered>,
     /// The claim this entry was handed out under: requests while sending
     /// it confirm it, and its outcome is recorded only under it.
     pub claim: ClaimToken,

@@ -50,7 +50,7 @@ use super::{
 };
 use crate::engine::Firing;
 use crate::issue::{Event, GitLabIds, IssueFacts, IssueIid, IssueRef, ProjectPath, TimedEvent};
-use crate::notify::Notice;
+use crate::notice::Notice;
 use crate::policy::{PolicyName, StepId};
 
 /// Two SQLite files: the main database, and intake (webhook deliveries as
@@ -269,15 +269,15 @@ impl Store for SqlStore {
 
     async fn digest(
         &self,
-        key: &crate::notify::digest::DigestKey,
-    ) -> Result<Option<crate::notify::digest::Digest>, StoreError> {
+        key: &crate::notice::digest::DigestKey,
+    ) -> Result<Option<crate::notice::digest::Digest>, StoreError> {
         digests::digest(self, key).await
     }
 
     async fn record_digest(
         &self,
-        key: &crate::notify::digest::DigestKey,
-        progress: &crate::notify::digest::DigestProgress,
+        key: &crate::notice::digest::DigestKey,
+        progress: &crate::notice::digest::DigestProgress,
         posted: &[(IssueRef, Firing)],
         claim: Option<(&OutboxKey, &ClaimToken)>,
     ) -> Result<(), StoreError> {
@@ -286,7 +286,7 @@ impl Store for SqlStore {
 
     async fn plan_digest_message(
         &self,
-        key: &crate::notify::digest::DigestKey,
+        key: &crate::notice::digest::DigestKey,
         message: &str,
         notices: &[(IssueRef, Firing)],
         claim: Option<(&OutboxKey, &ClaimToken)>,

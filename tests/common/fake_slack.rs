@@ -14,11 +14,19 @@
 
 #[path = "fake_slack/directory.rs"]
 mod directory;
+#[path = "fake_slack/events.rs"]
+mod events;
+#[path = "fake_slack/incoming.rs"]
+mod incoming;
 #[path = "fake_slack/limits.rs"]
 mod limits;
 #[path = "fake_slack/listing.rs"]
 mod listing;
 
+// Not every test crate sends Slack events.
+#[allow(unused_imports)]
+pub use events::{reaction_event, reply_event};
+use incoming::incoming_webhook;
 use listing::web_api_read;
 
 use std::collections::HashMap;
@@ -253,46 +261,6 @@ impl FakeSlack {
     fn lock(&self) -> std::sync::MutexGuard<'_, Inner> {
         self.inner.lock().unwrap()
     }
-}
-
-/// The `authorizations` of an event: the app's bot user.
-fn authorizations() -> Value {
-    json!([{ "enterprise_id": null, "team_id": "T0TEST", "user_id": BOT_USER, "is_bot": true, "is_enterprise_install": false }])
-}
-
-/// A `reaction_added` / `reaction_removed` event callback, as Slack sends it.
-pub fn reaction_event(
-    event_id: &str,
-    kind: &str,
-    user: &str,
-    reaction: &str,
-    channel: &str,
-    ts: &str,
-) -> Value {
-    let now = chrono::Utc::now().timestamp();
-    json!({
-        "token": "unused", "team_id": "T0TEST", "api_app_id": "A0TEST",
-        "type": "event_callback", "event_id": event_id, "event_time": now,
-        "authorizations": authorizations(),
-        "event": {
-            "type": kind, "user": user, "reaction": reaction, "item_user": BOT_USER,
-            "item": { "type": "message", "channel": channel, "ts": ts },
-            "event_ts": format!("{now}.000100"),
-        },
-    })
-}
-
-/// A `message` event callback for a reply in a thread, as Slack sends it.
-pub fn reply_event(event_id: &str, user: &str, parent: &Message, ts: &str, text: &str) -> Value {
-    json!({
-        "token": "unused", "team_id": "T0TEST", "api_app_id": "A0TEST",
-        "type": "event_callback", "event_id": event_id, "event_time": chrono::Utc::now().timestamp(),
-        "authorizations": authorizations(),
-        "event": {
-            "type": "message", "channel": parent.channel, "user": user, "text": text,
-            "ts": ts, "thread_ts": parent.ts, "event_ts": ts, "channel_type": "channel",
-        },
-    })
 }
 
 /// The step a message tells of (`start`, `warning`, `breach`), from
@@ -577,54 +545,4 @@ fn answer(
         }
         _ => Answer::Refused("unknown_method".into()),
     }
-}
-
-async fn incoming_webhook(
-    State(slack): State<FakeSlack>,
-    Path((team, bot, secret)): Path<(String, String, String)>,
-    body: String,
-) -> Response {
-    let mut inner = slack.lock();
-    let now = Instant::now();
-    let parsed: Value = serde_json::from_str(&body).unwrap_or(Value::Null);
-    let channel = inner
-        .webhooks
-        .get(&format!("/services/{team}/{bot}/{secret}"))
-        .cloned();
-    let (status, text) = if let Some(answer) = misbehaving(&mut inner, now) {
-        (answer.status(), String::new())
-    } else if channel.is_none() {
-        (StatusCode::NOT_FOUND, "no_service".to_owned())
-    } else if !parsed["text"].is_string() {
-        (StatusCode::BAD_REQUEST, "invalid_payload".to_owned())
-    } else if let Some(error) = limits::over_limits(&parsed) {
-        (StatusCode::BAD_REQUEST, error.to_owned())
-    } else {
-        inner.next_ts += 1;
-        let ts = format!("1764000000.{:06}", inner.next_ts * 100);
-        inner.messages.push(Message {
-            channel: channel.unwrap_or_default(),
-            ts,
-            thread_ts: None,
-            broadcast: false,
-            text: parsed["text"].as_str().unwrap_or_default().to_owned(),
-            blocks: parsed["blocks"].clone(),
-            edits: 0,
-            posted_at: chrono::Utc::now(),
-            metadata: Value::Null,
-            reactions: vec![],
-            user: None,
-            via: None,
-            confirmed_at: None,
-        });
-        (StatusCode::OK, "ok".to_owned())
-    };
-    inner.requests.push(Request {
-        at: now,
-        method: "webhook".into(),
-        body: parsed,
-        status: status.as_u16(),
-        error: (status != StatusCode::OK).then(|| text.clone()),
-    });
-    (status, text).into_response()
 }

@@ -14,10 +14,10 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use chrono::{DateTime, SecondsFormat, Utc};
-use labelwarden::gitlab::from_slack::SlackToGitLab;
 use labelwarden::jobs::Context;
-use labelwarden::jobs::outbox::RetryPolicy;
 use labelwarden::jobs::reconcile::ReconcileConfig;
+use labelwarden::jobs::retry::RetryPolicy;
+use labelwarden::jobs::slack_to_gitlab::SlackToGitLab;
 use labelwarden::notify::Notifier;
 use labelwarden::server::slack_events::SlackEventsConfig;
 use labelwarden::server::{self, ServerConfig};
@@ -67,14 +67,14 @@ pub struct Sent(Arc<std::sync::Mutex<Vec<(String, String)>>>);
 impl labelwarden::notify::Notifier for Sent {
     async fn send(
         &self,
-        notice: &labelwarden::notify::Notice,
-        _: Option<&labelwarden::notify::Thread>,
-    ) -> Result<labelwarden::notify::Delivered, labelwarden::notify::NotifyError> {
+        notice: &labelwarden::notice::Notice,
+        _: Option<&labelwarden::notice::Thread>,
+    ) -> Result<labelwarden::notice::Delivered, labelwarden::notify::NotifyError> {
         self.0
             .lock()
             .unwrap()
             .push((notice.issue.to_string(), notice.firing.step.0.clone()));
-        Ok(labelwarden::notify::Delivered::default())
+        Ok(labelwarden::notice::Delivered::default())
     }
 }
 

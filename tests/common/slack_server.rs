@@ -8,7 +8,7 @@ use std::path::Path;
 use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
-use labelwarden::jobs::outbox::RetryPolicy;
+use labelwarden::jobs::retry::RetryPolicy;
 use labelwarden::slack::{SlackNotifier, SlackSettings};
 use secrecy::SecretString;
 use serde_json::Value;
@@ -109,7 +109,7 @@ pub fn close(labels: &[&str], iid: u64, labelled: DateTime<Utc>) -> Value {
     issue_event(iid, labelled, Utc::now(), labels, labels, true)
 }
 
-/// What the fake received, one line per message, for the README's example.
+/// What the fake received, one line per message, for the book's example.
 pub fn transcript(messages: &[Message]) -> String {
     messages
         .iter()

@@ -18,8 +18,8 @@ use labelwarden::engine::Firing;
 use labelwarden::issue::{
     Event, IssueFacts, IssueIid, IssueRef, IssueState, ProjectPath, TimedEvent,
 };
-use labelwarden::notify::digest::{DigestKey, DigestKind, DigestProgress};
-use labelwarden::notify::{Notice, SlaFacts, Thread};
+use labelwarden::notice::digest::{DigestKey, DigestKind, DigestProgress};
+use labelwarden::notice::{Notice, SlaFacts, Thread};
 use labelwarden::policy::{PolicyName, SlackStep, StepId};
 use labelwarden::store::sql::SqlStore;
 use labelwarden::store::{

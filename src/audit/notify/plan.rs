@@ -22,8 +22,8 @@ use crate::gitlab::history::FetchedIssue;
 use crate::issue::IssueRef;
 use crate::jobs::adoption::Windows;
 use crate::jobs::grouping;
-use crate::notify::digest::{Digest, DigestItem, DigestKey, DigestKind, DigestNotice};
-use crate::notify::{IssueView, Notice, Thread};
+use crate::notice::digest::{Digest, DigestItem, DigestKey, DigestKind, DigestNotice};
+use crate::notice::{IssueView, Notice, Thread};
 use crate::policy::{Policy, PolicyName, PolicySet};
 use crate::store::{Fired, Loaded};
 

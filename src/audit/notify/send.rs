@@ -13,8 +13,9 @@ use crate::engine::Firing;
 use crate::gitlab::actions::{IssueLedger, IssueWriter, comment};
 use crate::gitlab::markers::{Marker, ledger_note, thread_of};
 use crate::issue::IssueRef;
-use crate::notify::digest::DigestKey;
-use crate::notify::{Notice, Notifier, NotifyError, Thread};
+use crate::notice::digest::DigestKey;
+use crate::notice::{Notice, Thread};
+use crate::notify::{Notifier, NotifyError};
 use crate::policy::Policy;
 
 /// How long one Slack send may wait for a rate limit or retry, at most,

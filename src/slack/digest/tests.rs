@@ -1,7 +1,7 @@
 use super::*;
 use crate::issue::{IssueIid, IssueRef, ProjectPath};
-use crate::notify::SlaFacts;
-use crate::notify::digest::{DigestKey, DigestKind, DigestProgress};
+use crate::notice::SlaFacts;
+use crate::notice::digest::{DigestKey, DigestKind, DigestProgress};
 use crate::policy::{Audience, PolicyName};
 use crate::test_support::t;
 
@@ -190,7 +190,7 @@ fn a_group_s_parent_counts_its_members_and_how_they_stand() {
     let mut digest = as_kind(digest(4), DigestKind::Alerts);
     let mut resolved = digest.items[0].notice.clone();
     resolved.step_kind = "resolved".into();
-    digest.notices.push(crate::notify::digest::DigestNotice {
+    digest.notices.push(crate::notice::digest::DigestNotice {
         notice: resolved,
         posted: true,
         planned: None,

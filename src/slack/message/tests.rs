@@ -5,7 +5,7 @@ use chrono::TimeZone;
 use super::*;
 use crate::engine::Firing;
 use crate::issue::{IssueIid, IssueRef, ProjectPath};
-use crate::notify::SlaFacts;
+use crate::notice::SlaFacts;
 use crate::policy::{Destination, PolicyName, SlackStep, StepId};
 
 const HOUR_MS: i64 = 3_600_000;
@@ -432,7 +432,7 @@ fn a_late_step_says_it_is_late() {
 
     // Down by its own record: said as such. Learned late: said as what
     // happened, not as an outage.
-    notice.late_because = Some(crate::notify::Lateness::Down);
+    notice.late_because = Some(crate::notice::Lateness::Down);
     let down = visible(
         &render(&notice, &channel, &people, at(24 * 60 + 30))
             .reply()
@@ -442,7 +442,7 @@ fn a_late_step_says_it_is_late() {
         down.contains("Sent 30m late: labelwarden was not running"),
         "{down}"
     );
-    notice.late_because = Some(crate::notify::Lateness::Behind);
+    notice.late_because = Some(crate::notice::Lateness::Behind);
     let behind = visible(
         &render(&notice, &channel, &people, at(24 * 60 + 30))
             .reply()
@@ -452,7 +452,7 @@ fn a_late_step_says_it_is_late() {
         behind.contains("Sent 30m late: labelwarden was behind"),
         "{behind}"
     );
-    notice.late_because = Some(crate::notify::Lateness::Learned);
+    notice.late_because = Some(crate::notice::Lateness::Learned);
     let learned = visible(
         &render(&notice, &channel, &people, at(24 * 60 + 30))
             .reply()
@@ -465,7 +465,7 @@ fn a_late_step_says_it_is_late() {
     );
     let mut start = notice_of("start", 26 * 24 * 60);
     start.late_by_ms = Some(26 * 24 * 3_600_000);
-    start.late_because = Some(crate::notify::Lateness::Learned);
+    start.late_because = Some(crate::notice::Lateness::Learned);
     let adopted = visible(
         &render(&start, &channel, &people, at(26 * 24 * 60))
             .parent()

@@ -7,7 +7,7 @@ use sqlx::{Any, Row, Transaction};
 
 use super::{SqlStore, corrupt};
 use crate::issue::IssueRef;
-use crate::notify::Notice;
+use crate::notice::Notice;
 use crate::policy::PolicyName;
 use crate::store::StoreError;
 

@@ -4,7 +4,7 @@
 //! the outbox as it sends.
 
 use super::*;
-use crate::notify::digest::{
+use crate::notice::digest::{
     DIGEST_STEP, Digest, DigestItem, DigestKey, DigestKind, DigestNotice, DigestProgress,
 };
 use crate::store::{DigestEntry, OpenDigest};

@@ -3,7 +3,7 @@
 //! sent (with the thread they started), retried or failed.
 
 use super::*;
-use crate::notify::{Thread, Undelivered, UndeliveredRoute};
+use crate::notice::{Thread, Undelivered, UndeliveredRoute};
 use crate::store::SendResult;
 
 pub(super) async fn claim_outbox(

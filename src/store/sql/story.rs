@@ -60,7 +60,7 @@ pub(super) async fn issue_story(
                 acts_on_gitlab: notice.gitlab.is_some(),
                 instead_of: notice
                     .undelivered
-                    .filter(|u| u.route == crate::notify::UndeliveredRoute::Fallback)
+                    .filter(|u| u.route == crate::notice::UndeliveredRoute::Fallback)
                     .map(|u| u.channel),
                 queued_at: instant(row.try_get("created_at")?),
                 attempts: row.try_get::<i64, _>("attempts")? as u32,

@@ -1,4 +1,5 @@
-//! The notifier `serve --notifier slack` sends with: a step's GitLab part
+//! The notifier `serve --notifier slack` sends with when it has a GitLab
+//! token, a flow that joins the two adapters: a step's GitLab part
 //! (labels, comment) through the GitLab API, then its Slack part through
 //! the Slack notifier.
 //!
@@ -11,12 +12,13 @@
 
 use std::sync::Arc;
 
-use super::{Delivered, DestinationHealth, Notice, Notifier, NotifyError, Thread};
 use crate::engine::Firing;
 use crate::gitlab::actions::IssueWriter;
 use crate::gitlab::ledger_writer::LedgerWriter;
 use crate::gitlab::markers::Marker;
 use crate::issue::IssueRef;
+use crate::notice::{Delivered, Notice, Thread};
+use crate::notify::{DestinationHealth, Notifier, NotifyError};
 use crate::policy::PolicyName;
 
 pub struct Escalation<S> {
@@ -128,10 +130,10 @@ impl<S: Notifier> Notifier for Escalation<S> {
 
     async fn send_digest(
         &self,
-        digest: &super::digest::Digest,
+        digest: &crate::notice::digest::Digest,
         thread: Option<&Thread>,
         retaken: bool,
-    ) -> Result<super::digest::DigestSent, NotifyError> {
+    ) -> Result<crate::notice::digest::DigestSent, NotifyError> {
         let sent = self.slack.send_digest(digest, thread, retaken).await?;
         // What the digest said for each issue. A group alert's thread is
         // its members' thread from now on; a reminder digest only lists
@@ -179,8 +181,8 @@ impl<S: Notifier> Notifier for Escalation<S> {
         self.ledger.flush().await;
     }
 
-    fn ledger(&self) -> Option<LedgerWriter> {
-        Some(self.ledger.clone())
+    fn record_done(&self, notice: &Notice) {
+        self.record(&notice.issue, &notice.policy, &notice.firing, None, None);
     }
 
     fn health(&self) -> Option<Arc<DestinationHealth>> {
