@@ -23,7 +23,7 @@
 # `.ci/run` uses `--debug`, so CI compiles one profile only: the image's
 # layout, user, paths and environment are what is checked, and the debug
 # binary loads the same shared libraries. The size it prints is then the
-# debug binary's; the release image's size is in the README.
+# debug binary's; the release image's size is in the book (docs/src/install.md).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 

@@ -1,6 +1,6 @@
 //! Every CI file labelwarden ships is valid for GitLab: each YAML document
 //! of `.gitlab-ci.yml`, `ci/*.yml` and `templates/*.yml`, and the CI
-//! snippets of the README, validated against GitLab's own CI JSON Schema
+//! snippets of the README and the book, validated against GitLab's own CI JSON Schema
 //! (`tests/fixtures/gitlab-ci-schema/`, with its source in `SOURCE.md`).
 //! GitLab refuses a whole file for one bad job, so one slip here would
 //! stop every pipeline of a project that includes it.
@@ -98,25 +98,37 @@ fn every_shipped_ci_file_is_valid_for_gitlab() {
     assert!(errors.is_empty(), "{}", errors.join("\n"));
 }
 
-/// The README's ```yaml blocks that are CI configuration (they start with
-/// `include:`): what a user pastes into their `.gitlab-ci.yml`.
+/// The ```yaml blocks of the README and the book that are CI
+/// configuration (they start with `include:`): what a user pastes into
+/// their `.gitlab-ci.yml`.
 #[test]
-fn the_readme_s_ci_snippets_are_valid_for_gitlab() {
+fn the_documentation_s_ci_snippets_are_valid_for_gitlab() {
     let validator = validator();
-    let readme = read("README.md");
-    let snippets: Vec<&str> = readme
-        .split("```yaml\n")
-        .skip(1)
-        .filter_map(|rest| rest.split_once("```").map(|(block, _)| block))
-        .filter(|block| block.trim_start().starts_with("include:"))
+    let mut pages = vec!["README.md".to_owned()];
+    let mut chapters: Vec<String> = std::fs::read_dir(repo("docs/src"))
+        .unwrap()
+        .map(|entry| entry.unwrap().path())
+        .filter(|path| path.extension().is_some_and(|e| e == "md"))
+        .map(|path| format!("docs/src/{}", path.file_name().unwrap().to_string_lossy()))
         .collect();
-    assert!(snippets.len() >= 2, "the README's include snippets");
+    chapters.sort();
+    pages.extend(chapters);
+    let mut snippets: Vec<(String, String)> = Vec::new();
+    for page in &pages {
+        let text = read(page);
+        let blocks = text
+            .split("```yaml\n")
+            .skip(1)
+            .filter_map(|rest| rest.split_once("```").map(|(block, _)| block))
+            .filter(|block| block.trim_start().starts_with("include:"));
+        for (i, block) in blocks.enumerate() {
+            snippets.push((format!("{page} snippet {}", i + 1), block.to_owned()));
+        }
+    }
+    assert!(snippets.len() >= 2, "the documentation's include snippets");
     let errors: Vec<String> = snippets
         .iter()
-        .enumerate()
-        .flat_map(|(i, block)| {
-            schema_errors(&validator, &format!("README snippet {}", i + 1), block)
-        })
+        .flat_map(|(name, block)| schema_errors(&validator, name, block))
         .collect();
     assert!(errors.is_empty(), "{}", errors.join("\n"));
 }

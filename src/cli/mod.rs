@@ -14,6 +14,7 @@ mod oncall;
 mod outbox;
 mod probe;
 mod progress;
+mod reference;
 mod schema;
 mod serve;
 mod test;
@@ -88,6 +89,10 @@ enum Command {
     Unmute(mute::UnmuteArgs),
     /// The mutes going on, and those ended but not yet summarised.
     Mutes(mute::MutesArgs),
+    /// Print a page of the book's reference, generated from this binary:
+    /// every command and flag, or every key of the policy or policy-test
+    /// files (Markdown).
+    Reference(reference::ReferenceArgs),
 }
 
 #[derive(Debug, Args)]
@@ -150,6 +155,7 @@ pub fn run(cli: Cli) -> ExitCode {
     match cli.command {
         Command::Check(args) => check::run(&args.policies),
         Command::Schema(args) => schema::run(args),
+        Command::Reference(args) => reference::run(args),
         Command::Test(args) => test::run(args),
         Command::Diff(args) => diff::run(args),
         Command::Serve(args) => serve::run(args),

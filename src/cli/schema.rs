@@ -16,12 +16,17 @@ pub struct SchemaArgs {
     tests: bool,
 }
 
-pub fn run(args: SchemaArgs) -> ExitCode {
-    let schema = if args.tests {
+/// The schema of policy files, or with `tests` of policy test files.
+pub(super) fn policy_schema(tests: bool) -> schemars::Schema {
+    if tests {
         schemars::schema_for!(TestFile)
     } else {
         schemars::schema_for!(PolicyFile)
-    };
+    }
+}
+
+pub fn run(args: SchemaArgs) -> ExitCode {
+    let schema = policy_schema(args.tests);
     match serde_json::to_string_pretty(&schema) {
         Ok(text) => {
             println!("{text}");
