@@ -53,6 +53,7 @@ pub fn policy(item: &str) -> Policy {
     policy_set(&yaml).policies.remove(0)
 }
 
+#[derive(Clone)]
 pub struct IssueBuilder {
     facts: IssueFacts,
     events: Vec<TimedEvent>,

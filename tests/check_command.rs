@@ -23,6 +23,7 @@ fn shipped_policies_are_valid_and_each_is_summarised() {
         "security-incident",
         "bug-triage-48h",
         "critical-bug-user-notice",
+        "high-bug-pickup-1bd",
     ] {
         assert!(
             stdout.lines().any(|l| l.starts_with(name)),
@@ -33,7 +34,17 @@ fn shipped_policies_are_valid_and_each_is_summarised() {
         "critical-bug-24h          priority::highest | urgency::highest -> 1d from match until closed"
     ));
     assert!(
-        stdout.ends_with("5 policies, 4 channels, 3 people groups, 1 on-call rotation: valid\n"),
+        stdout.contains("high-bug-pickup-1bd       type::bug & priority::high -> 8h of office-hours working time from match until labelled workflow::*;"),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains("calendar office-hours  Europe/Berlin: 40h working a week, 5 holidays"),
+        "{stdout}"
+    );
+    assert!(
+        stdout.ends_with(
+            "6 policies, 4 channels, 3 people groups, 1 on-call rotation, 1 calendar: valid\n"
+        ),
         "{stdout}"
     );
 }
@@ -211,5 +222,72 @@ fn the_committed_test_schema_matches_the_test_format() {
         text(&output.stdout),
         committed,
         "labelwarden-tests.schema.json is stale: run `cargo run -- schema --tests > labelwarden-tests.schema.json`"
+    );
+}
+
+/// A calendar reading its holidays from an iCalendar file beside it.
+const ICS_POLICY: &str = r##"
+channels:
+  alerts: { slack_channel: "#alerts" }
+calendars:
+  office:
+    time_zone: Europe/Berlin
+    hours: { mon: ["09:00-17:00"], tue: ["09:00-17:00"] }
+    holidays_ics: holidays/berlin.ics
+policies:
+  - name: triage
+    match: { labels_any: ["type::bug"] }
+    clock: { target: 8h, calendar: office }
+"##;
+
+#[test]
+fn a_calendar_reads_its_holidays_from_an_ics_file_beside_it() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("calendar.yml"), ICS_POLICY).unwrap();
+    std::fs::create_dir(dir.path().join("holidays")).unwrap();
+    std::fs::write(
+        dir.path().join("holidays/berlin.ics"),
+        concat!(
+            "BEGIN:VCALENDAR\r\nVERSION:2.0\r\nPRODID:-//example//holidays//EN\r\n",
+            "BEGIN:VEVENT\r\nUID:1\r\nDTSTAMP:20260101T000000Z\r\nSUMMARY:Christmas\r\n",
+            "DTSTART;VALUE=DATE:20261225\r\nDTEND;VALUE=DATE:20261227\r\nEND:VEVENT\r\n",
+            "END:VCALENDAR\r\n",
+        ),
+    )
+    .unwrap();
+    let policies = dir.path().to_str().unwrap();
+    let output = labelwarden(&["check", "--policies", policies]);
+    let stdout = text(&output.stdout);
+    assert_eq!(output.status.code(), Some(0), "{}", text(&output.stderr));
+    assert!(
+        stdout.contains("calendar office  Europe/Berlin: 16h working a week, 2 holidays"),
+        "{stdout}"
+    );
+    let shown = labelwarden(&[
+        "calendar",
+        "office",
+        "--policies",
+        policies,
+        "--from",
+        "2026-12-21",
+        "--to",
+        "2026-12-29",
+    ]);
+    let shown = text(&shown.stdout);
+    assert!(shown.contains("  Mon 2026-12-28  09:00-17:00\n"), "{shown}");
+    assert!(
+        shown.contains("  Fri 2026-12-25  closed  [holiday: Christmas]\n"),
+        "{shown}"
+    );
+    assert!(shown.contains("working time in all: 32h\n"), "{shown}");
+
+    // The file gone: the error names the key's line, and `check` fails.
+    std::fs::remove_file(dir.path().join("holidays/berlin.ics")).unwrap();
+    let output = labelwarden(&["check", "--policies", policies]);
+    let stderr = text(&output.stderr);
+    assert_eq!(output.status.code(), Some(2), "{stderr}");
+    assert!(
+        stderr.contains("calendar.yml:8:19: `calendars.office.holidays_ics`: `holidays/berlin.ics` cannot be read: no file"),
+        "{stderr}"
     );
 }

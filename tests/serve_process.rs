@@ -193,6 +193,25 @@ async fn sigterm_stops_serving_and_exits_0_and_the_secret_never_reaches_the_log(
         .unwrap();
     assert_eq!(refused.status(), 401);
 
+    // The shipped rule on office hours says, on /metrics, that its
+    // durations are working time.
+    let metrics = http
+        .get(format!("{base}/metrics"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        metrics.contains("labelwarden_policy_calendar_info{policy=\"high-bug-pickup-1bd\",calendar=\"office-hours\",time_zone=\"Europe/Berlin\"} 1"),
+        "{metrics}"
+    );
+    assert!(
+        !metrics.contains("labelwarden_policy_calendar_info{policy=\"critical-bug-24h\""),
+        "a wall-clock policy has no calendar: {metrics}"
+    );
+
     let (code, log) = terminate(child).await;
     assert_eq!(code, Some(0));
     assert!(log.contains("shutdown requested"), "{log}");

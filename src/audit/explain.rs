@@ -191,13 +191,27 @@ fn explain_policy(
         human(reading.target),
         human(reading.paused)
     ));
+    if let Some(calendar) = &reading.calendar {
+        out.push_str(&format!(
+            "  counts: working time of calendar {} ({}); `labelwarden calendar {}` shows it\n",
+            calendar.name, calendar.time_zone, calendar.name
+        ));
+    }
     if let Some(deadline) = reading.deadline().or(match &status {
         SlaStatus::Breached { deadline, .. } | SlaStatus::Missed { deadline, .. } => {
             Some(*deadline)
         }
         _ => None,
     }) {
-        out.push_str(&format!("  deadline: {}\n", time(deadline)));
+        match &reading.calendar {
+            Some(calendar) => out.push_str(&format!(
+                "  deadline: {} ({} {})\n",
+                time(deadline),
+                calendar.local(deadline).format("%a %H:%M"),
+                calendar.time_zone
+            )),
+            None => out.push_str(&format!("  deadline: {}\n", time(deadline))),
+        }
     } else if matches!(status, SlaStatus::Paused { .. }) {
         out.push_str("  deadline: moves while the clock is paused\n");
     }

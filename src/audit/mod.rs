@@ -178,6 +178,9 @@ pub struct Row {
     /// Who acknowledged this cycle's alert in Slack (a Slack user id), and
     /// when, as `serve` wrote it on the issue; known when notes were read.
     pub acknowledged: Option<(String, DateTime<Utc>)>,
+    /// The business-hours calendar the clock counts working time on, if
+    /// any: its durations are working time then.
+    pub calendar: Option<String>,
 }
 
 impl Row {
@@ -290,6 +293,7 @@ pub fn evaluate(issues: &[FetchedIssue], policies: &PolicySet, now: DateTime<Utc
                 status,
                 cycle: reading.cycle,
                 acknowledged: None,
+                calendar: policy.clock.calendar.as_ref().map(|c| c.name.clone()),
             });
         }
     }

@@ -87,8 +87,19 @@ fn rfc3339(at: DateTime<Utc>) -> String {
     at.to_rfc3339_opts(SecondsFormat::Secs, true)
 }
 
-/// `2h overdue`, `5h 12m left`, `met in 3h`, …
+/// `2h overdue`, `5h 12m left`, `met in 3h`, …; on a calendar, `5h 12m
+/// left (working time)`.
 fn when(row: &Row) -> String {
+    let said = when_in_time(row);
+    match &row.calendar {
+        Some(_) if row.status != SlaStatus::NotMatching && said != "withdrawn" => {
+            format!("{said} (working time)")
+        }
+        _ => said,
+    }
+}
+
+fn when_in_time(row: &Row) -> String {
     match &row.status {
         SlaStatus::Running { remaining, .. } => format!("{} left", human(*remaining)),
         SlaStatus::Paused { remaining, .. } if remaining.num_seconds() < 0 => {
@@ -294,6 +305,7 @@ fn json(rows: &[Row], context: &Context<'_>) -> String {
                 "started_at": row.started_at.map(rfc3339),
                 "deadline": row.deadline.map(rfc3339),
                 "remaining_seconds": row.remaining().map(|d| d.num_seconds()),
+                "calendar": row.calendar,
                 "overdue_seconds": row.overdue().map(|d| d.num_seconds()),
                 "assignees": row.assignees,
                 "acknowledged_by": row.acknowledged.as_ref().map(|(by, _)| by),

@@ -4,12 +4,17 @@
 use std::path::Path;
 use std::process::ExitCode;
 
+use chrono::TimeDelta;
+
 use super::invalid;
 use crate::policy::{self, Policy, PolicySet, StartRule, StopRule, duration};
 
 pub fn run(dir: &Path) -> ExitCode {
     match policy::load(dir) {
         Ok(set) => {
+            for warning in &set.warnings {
+                eprintln!("warning: {warning}");
+            }
             print!("{}", summary(&set));
             ExitCode::SUCCESS
         }
@@ -42,19 +47,40 @@ pub fn summary(set: &PolicySet) -> String {
             window.schedule()
         ));
     }
+    for calendar in set.calendars.values() {
+        let weekly: i64 = calendar
+            .week
+            .iter()
+            .flatten()
+            .map(|w| i64::from(w.until - w.from))
+            .sum();
+        out.push_str(&format!(
+            "calendar {}  {}: {} working a week, {} holiday{} (`labelwarden calendar {}` shows them)\n",
+            calendar.name,
+            calendar.time_zone,
+            policy::calendar::hours(TimeDelta::seconds(weekly)),
+            calendar.closures.len(),
+            plural(calendar.closures.len()),
+            calendar.name,
+        ));
+    }
+    let calendars = match set.calendars.len() {
+        0 => String::new(),
+        n => format!(", {n} calendar{}", plural(n)),
+    };
     out.push_str(&format!(
-        "{} policies, {} channels, {} people groups, {} on-call rotation{}: valid\n",
+        "{} policies, {} channels, {} people groups, {} on-call rotation{}{calendars}: valid\n",
         set.policies.len(),
         set.channels.len(),
         set.people.groups.len(),
         set.people.rotations.len(),
-        if set.people.rotations.len() == 1 {
-            ""
-        } else {
-            "s"
-        }
+        plural(set.people.rotations.len()),
     ));
     out
+}
+
+fn plural(n: usize) -> &'static str {
+    if n == 1 { "" } else { "s" }
 }
 
 fn describe(policy: &Policy) -> String {
@@ -88,10 +114,17 @@ fn describe(policy: &Policy) -> String {
         ),
     };
     let steps = join(policy.steps.iter().map(|s| s.id.0.clone()), ", ");
+    let target = match &clock.calendar {
+        Some(calendar) => format!(
+            "{} of {} working time",
+            duration::compact(clock.target),
+            calendar.name
+        ),
+        None => duration::compact(clock.target),
+    };
     format!(
-        "{} -> {} {from} {until}; steps: {}  ({}:{})",
+        "{} -> {target} {from} {until}; steps: {}  ({}:{})",
         join(selects.into_iter(), " & "),
-        duration::compact(clock.target),
         if steps.is_empty() {
             "none".to_owned()
         } else {

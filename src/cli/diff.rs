@@ -119,6 +119,8 @@ pub fn run(args: DiffArgs) -> ExitCode {
             .cloned()
             .collect(),
         maintenance: Vec::new(),
+        calendars: after.calendars.clone(),
+        warnings: Vec::new(),
     };
     let reader = IssueReader::new(client.clone());
     let progress = Progress::new();

@@ -3,6 +3,7 @@
 //! `--fail-on` asks about, 2 bad configuration or no access.
 
 mod audit;
+mod calendar;
 mod check;
 mod clock;
 mod clocks;
@@ -61,6 +62,9 @@ enum Command {
     Explain(explain::ExplainArgs),
     /// Who each on-call rotation has on call now and in the coming weeks.
     Oncall(oncall::OnCallArgs),
+    /// A business-hours calendar of the policy files, day by day in its
+    /// time zone: working windows, holidays, working hours in all.
+    Calendar(calendar::CalendarArgs),
     /// Ask a running `serve` whether it is alive (/healthz) or ready
     /// (/readyz): exit 0 on 200, 1 otherwise. For health checks in the
     /// container image, which has no curl or shell.
@@ -162,6 +166,7 @@ pub fn run(cli: Cli) -> ExitCode {
         Command::Audit(args) => audit::run(args),
         Command::Explain(args) => explain::run(args),
         Command::Oncall(args) => oncall::run(args),
+        Command::Calendar(args) => calendar::run(args),
         Command::Probe(args) => probe::run(args),
         Command::Doctor(args) => doctor::run(args),
         Command::SlackIds(args) => doctor::run_slack_ids(args),

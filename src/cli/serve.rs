@@ -134,6 +134,9 @@ pub fn run(args: ServeArgs) -> ExitCode {
         Ok(set) => Arc::new(set),
         Err(code) => return code,
     };
+    for warning in &policies.warnings {
+        tracing::warn!(%warning, "policy files");
+    }
     // Everything Slack and GitLab need is checked before anything starts.
     let slack = match args.notifier {
         NotifierKind::Log => None,

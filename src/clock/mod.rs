@@ -18,10 +18,13 @@
 
 mod status;
 
+use std::sync::Arc;
+
 use chrono::{DateTime, TimeDelta, Utc};
 use smallvec::SmallVec;
 
 use crate::issue::{Event, Issue};
+use crate::policy::calendar::Calendar;
 use crate::policy::{DuplicateRule, Policy, StartRule, StopRule};
 pub use status::{PauseReason, SlaStatus};
 
@@ -47,6 +50,8 @@ struct RunSegment {
     to: DateTime<Utc>,
     /// Counted time at `from`.
     active_at_from: TimeDelta,
+    /// Time counted in it: all of it, or its working time on a calendar.
+    counted: TimeDelta,
 }
 
 /// One policy's clock on one issue, as of `now`.
@@ -75,6 +80,9 @@ pub struct ClockReading {
     pub resolutions: u32,
     /// The most a pause may bank, if the policy caps it.
     pub max_pause: Option<TimeDelta>,
+    /// The calendar whose working time counts, if the policy has one;
+    /// `active`, `remaining` and the thresholds are working time then.
+    pub calendar: Option<Arc<Calendar>>,
     segments: SmallVec<[RunSegment; 4]>,
 }
 
@@ -106,13 +114,34 @@ impl ClockReading {
         }
         let running = self.phase == Phase::Running;
         for segment in &self.segments {
-            let end = segment.active_at_from + (segment.to - segment.from);
+            let end = segment.active_at_from + segment.counted;
             if segment.active_at_from <= active && active < end {
-                return Some(segment.from + (active - segment.active_at_from));
+                return self.counting_on(segment.from, active - segment.active_at_from);
             }
         }
         // Not inside a past stretch: it is now, or later, if the clock runs.
-        (running && active >= self.active).then(|| self.now + (active - self.active))
+        if running && active >= self.active {
+            self.counting_on(self.now, active - self.active)
+        } else {
+            None
+        }
+    }
+
+    /// The instant `counted` more time has counted after `from` while
+    /// running: wall time, or working time on the calendar.
+    fn counting_on(&self, from: DateTime<Utc>, counted: TimeDelta) -> Option<DateTime<Utc>> {
+        match &self.calendar {
+            Some(calendar) => calendar.after_working(from, counted),
+            None => Some(from + counted),
+        }
+    }
+
+    /// Time that counts between `from` and `to` while running.
+    fn counts_between(&self, from: DateTime<Utc>, to: DateTime<Utc>) -> TimeDelta {
+        match &self.calendar {
+            Some(calendar) => calendar.working_between(from, to),
+            None => to - from,
+        }
     }
 
     /// The deadline: when counted time reaches the target. `None` while the
@@ -225,6 +254,7 @@ impl<'p> Replay<'p> {
                 held: TimeDelta::zero(),
                 resolutions: 0,
                 max_pause: policy.clock.max_pause,
+                calendar: policy.clock.calendar.clone(),
                 segments: SmallVec::new(),
             },
         }
@@ -268,12 +298,14 @@ impl<'p> Replay<'p> {
 
     fn count(&mut self, from: DateTime<Utc>, to: DateTime<Utc>) {
         let reading = &mut self.reading;
+        let counted = reading.counts_between(from, to);
         reading.segments.push(RunSegment {
             from,
             to,
             active_at_from: reading.active,
+            counted,
         });
-        reading.active += to - from;
+        reading.active += counted;
     }
 
     /// The issue stops matching at `at` whatever its labels say.
@@ -320,12 +352,14 @@ impl<'p> Replay<'p> {
                 && let Some(from) = earliest.filter(|from| *from < at)
             {
                 reading.started_at = from;
+                let counted = reading.counts_between(from, at);
                 reading.segments.push(RunSegment {
                     from,
                     to: at,
                     active_at_from: TimeDelta::zero(),
+                    counted,
                 });
-                reading.active = at - from;
+                reading.active = counted;
             }
         } else if !matching {
             self.cycle_open = false;

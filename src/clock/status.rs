@@ -122,7 +122,9 @@ impl ClockReading {
         match self.phase {
             Phase::NotMatching => SlaStatus::NotMatching,
             Phase::Running if overdue < TimeDelta::zero() => SlaStatus::Running {
-                deadline: self.now - overdue,
+                // On a calendar, the working time left runs out later than
+                // the same wall time would.
+                deadline: self.deadline().unwrap_or(self.now - overdue),
                 remaining: -overdue,
             },
             Phase::Running => SlaStatus::Breached {

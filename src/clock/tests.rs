@@ -487,3 +487,89 @@ fn a_close_as_a_duplicate_withdraws_unless_the_policy_counts_it_resolved() {
     assert_eq!(counted.phase, Phase::Stopped);
     assert!(matches!(counted.status(), SlaStatus::Met { .. }));
 }
+
+/// A triage rule on office hours, Monday to Friday 09:00-17:00 in Berlin
+/// (`t(0)` is Monday 2 November 2026, 10:00 there), with `holidays`
+/// (YAML list items) on its calendar.
+fn triage_on_office_hours(holidays: &str) -> Policy {
+    let yaml = format!(
+        r#"
+calendars:
+  office:
+    time_zone: Europe/Berlin
+    hours:
+      mon: ["09:00-17:00"]
+      tue: ["09:00-17:00"]
+      wed: ["09:00-17:00"]
+      thu: ["09:00-17:00"]
+      fri: ["09:00-17:00"]
+    holidays: [{holidays}]
+policies:
+  - name: triage
+    match: {{ labels_any: ["type::bug"] }}
+    clock: {{ target: 2h, calendar: office, stops: {{ labeled: ["triaged"] }} }}
+"#
+    );
+    crate::test_support::policy_set(&yaml).policies.remove(0)
+}
+
+/// Friday 6 November 2026, 16:00 in Berlin.
+const FRIDAY_4PM: i64 = 4 * 1440 + 360;
+/// Monday 9 November 2026, 10:00 in Berlin.
+const MONDAY_10AM: i64 = 7 * 1440;
+
+#[test]
+fn on_a_calendar_a_friday_afternoon_label_breaches_on_monday_morning() {
+    let triage = triage_on_office_hours("");
+    let labelled = issue(&[]).added(FRIDAY_4PM, "type::bug");
+    // Friday 16:30: half an hour counted, the deadline Monday 10:00.
+    assert_eq!(
+        status_at(labelled.clone(), &triage, FRIDAY_4PM + 30),
+        SlaStatus::Running {
+            deadline: t(MONDAY_10AM),
+            remaining: minutes(90)
+        }
+    );
+    // All weekend: the hour of Friday counted, nothing more.
+    let saturday = read(&labelled.clone().build(), &triage, t(FRIDAY_4PM + 1440));
+    assert_eq!(saturday.active, minutes(60));
+    assert_eq!(saturday.deadline(), Some(t(MONDAY_10AM)));
+    assert!(matches!(
+        status_at(labelled.clone(), &triage, MONDAY_10AM - 1),
+        SlaStatus::Running { .. }
+    ));
+    assert!(matches!(
+        status_at(labelled, &triage, MONDAY_10AM),
+        SlaStatus::Breached { .. }
+    ));
+}
+
+#[test]
+fn a_holiday_on_that_monday_moves_the_breach_to_tuesday() {
+    let triage = triage_on_office_hours(r#"{ date: "2026-11-09", name: "a day off" }"#);
+    let labelled = issue(&[]).added(FRIDAY_4PM, "type::bug");
+    let reading = read(&labelled.clone().build(), &triage, t(FRIDAY_4PM + 30));
+    assert_eq!(reading.deadline(), Some(t(MONDAY_10AM + 1440)));
+    assert!(matches!(
+        status_at(labelled, &triage, MONDAY_10AM + 60),
+        SlaStatus::Running { .. }
+    ));
+}
+
+#[test]
+fn time_before_the_stop_label_counts_only_in_working_hours() {
+    let triage = triage_on_office_hours("");
+    // Labelled Friday 16:00, triaged Monday 09:30: 1 h 30 min counted.
+    let triaged = issue(&[])
+        .added(FRIDAY_4PM, "type::bug")
+        .added(MONDAY_10AM - 30, "triaged");
+    let reading = read(&triaged.build(), &triage, t(MONDAY_10AM + 600));
+    assert_eq!(reading.phase, Phase::Stopped);
+    assert_eq!(reading.active, minutes(90));
+    // Where the 60th working minute was: Friday 17:00, just before closing.
+    assert_eq!(reading.instant_at(minutes(59)), Some(t(FRIDAY_4PM + 59)));
+    assert_eq!(
+        reading.instant_at(minutes(61)),
+        Some(t(MONDAY_10AM - 60 + 1))
+    );
+}

@@ -73,7 +73,7 @@ pub async fn load(
         .filter(|(path, _)| {
             path.extension()
                 .and_then(|e| e.to_str())
-                .is_some_and(|e| e == "yml" || e == "yaml")
+                .is_some_and(|e| e == "yml" || e == "yaml" || e == "ics")
         })
         .collect();
     if texts.is_empty() {

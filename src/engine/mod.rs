@@ -105,6 +105,9 @@ pub struct Action {
     pub trigger: Trigger,
     /// When the step came due; earlier than the reading's `now` for a late run.
     pub due_at: DateTime<Utc>,
+    /// It came due outside its step's quiet-hours calendar (`during:`) and
+    /// waited for working hours.
+    pub held_for_quiet_hours: bool,
     pub slack: Option<SlackStep>,
     pub gitlab: Option<GitLabStep>,
 }
@@ -225,6 +228,20 @@ pub fn decide(policy: &Policy, reading: &ClockReading, ledger: &Ledger) -> Decis
     if let Some(runs_out) = reading.pause_runs_out_at() {
         wake = Some(wake.map_or(runs_out, |w| w.min(runs_out)));
     }
+    // Quiet hours: a step due outside its calendar's working hours waits
+    // for the next working minute.
+    due.retain(|&(_, _, index, _)| {
+        let Some(quiet) = &policy.steps[index].during else {
+            return true;
+        };
+        if quiet.is_working(reading.now) {
+            return true;
+        }
+        if let Some(opens) = quiet.next_working(reading.now) {
+            wake = Some(wake.map_or(opens, |w| w.min(opens)));
+        }
+        false
+    });
     due.sort_unstable_by_key(|&(at, rank, index, _)| (at, rank, index));
     decision.actions = due
         .into_iter()
@@ -238,6 +255,10 @@ pub fn decide(policy: &Policy, reading: &ClockReading, ledger: &Ledger) -> Decis
                 },
                 trigger: step.trigger,
                 due_at,
+                held_for_quiet_hours: step
+                    .during
+                    .as_ref()
+                    .is_some_and(|quiet| !quiet.is_working(due_at)),
                 slack: step.slack.clone(),
                 gitlab: step.gitlab.clone(),
             }

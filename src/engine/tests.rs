@@ -353,3 +353,173 @@ fn an_unless_acknowledged_step_fires_only_while_nobody_acknowledged() {
         "acknowledged: nothing to escalate"
     );
 }
+
+/// A triage rule on office hours (Monday to Friday 09:00-17:00 in Berlin;
+/// `t(0)` is Monday 2 November 2026, 10:00 there), with `holidays`.
+fn on_office_hours(holidays: &str) -> Policy {
+    let yaml = format!(
+        r#"
+channels:
+  alerts: {{ slack_channel: "C0ALERTS01" }}
+calendars:
+  office:
+    time_zone: Europe/Berlin
+    hours: {{ mon: ["09:00-17:00"], tue: ["09:00-17:00"], wed: ["09:00-17:00"], thu: ["09:00-17:00"], fri: ["09:00-17:00"] }}
+    holidays: [{holidays}]
+policies:
+  - name: triage
+    match: {{ labels_any: ["type::bug"] }}
+    clock: {{ target: 2h, calendar: office }}
+    escalation:
+      - on: start
+        slack: {{ channel: alerts }}
+      - on: {{ before_deadline: 30m }}
+        slack: {{ channel: alerts }}
+      - on: breach
+        slack: {{ channel: alerts }}
+      - on: {{ every: 1h, after: breach }}
+        slack: {{ channel: alerts }}
+"#
+    );
+    crate::test_support::policy_set(&yaml).policies.remove(0)
+}
+
+/// Friday 6 November 2026, 16:00 in Berlin; Monday 9th 10:00; Tuesday 10th 10:00.
+const FRIDAY_4PM: i64 = 4 * 1440 + 360;
+const MONDAY_10AM: i64 = 7 * 1440;
+const TUESDAY_10AM: i64 = 8 * 1440;
+const MONDAY_OFF: &str = r#"{ date: "2026-11-09" }"#;
+
+#[test]
+fn on_a_calendar_steps_fire_in_working_time_and_sleep_over_the_weekend() {
+    let issue = issue(&[]).added(FRIDAY_4PM, "type::bug").build();
+    let policy = on_office_hours("");
+    let mut ledger = Ledger::default();
+    // The warning is due 90 working minutes in: Monday 09:30.
+    assert_eq!(
+        run(&issue, &policy, &mut ledger, FRIDAY_4PM),
+        (vec!["start".into()], Some(t(MONDAY_10AM - 30)))
+    );
+    assert_eq!(
+        run(&issue, &policy, &mut ledger, FRIDAY_4PM + 1440),
+        (vec![], Some(t(MONDAY_10AM - 30)))
+    );
+    assert_eq!(
+        run(&issue, &policy, &mut ledger, MONDAY_10AM - 30),
+        (vec!["before_deadline:30m".into()], Some(t(MONDAY_10AM)))
+    );
+    assert_eq!(
+        run(&issue, &policy, &mut ledger, MONDAY_10AM),
+        (vec!["breach".into()], Some(t(MONDAY_10AM + 60)))
+    );
+}
+
+#[test]
+fn a_calendar_edit_moves_later_steps_and_never_sends_a_step_again() {
+    let issue = issue(&[]).added(FRIDAY_4PM, "type::bug").build();
+    let mut ledger = Ledger::default();
+    // Friday: the start, under the calendar as it was.
+    run(&issue, &on_office_hours(""), &mut ledger, FRIDAY_4PM);
+    // Over the weekend Monday becomes a holiday: the warning and the
+    // breach move to Tuesday.
+    let edited = on_office_hours(MONDAY_OFF);
+    assert_eq!(
+        run(&issue, &edited, &mut ledger, MONDAY_10AM - 30),
+        (vec![], Some(t(TUESDAY_10AM - 30)))
+    );
+    assert_eq!(
+        run(&issue, &edited, &mut ledger, TUESDAY_10AM - 30),
+        (vec!["before_deadline:30m".into()], Some(t(TUESDAY_10AM)))
+    );
+    assert_eq!(
+        run(&issue, &edited, &mut ledger, TUESDAY_10AM),
+        (vec!["breach".into()], Some(t(TUESDAY_10AM + 60)))
+    );
+}
+
+#[test]
+fn a_breach_announced_before_a_calendar_edit_is_not_announced_again() {
+    let issue = issue(&[]).added(FRIDAY_4PM, "type::bug").build();
+    let mut ledger = Ledger::default();
+    let policy = on_office_hours("");
+    for at in [FRIDAY_4PM, MONDAY_10AM - 30, MONDAY_10AM] {
+        run(&issue, &policy, &mut ledger, at);
+    }
+    assert!(ledger.firings().iter().any(|f| f.step.0 == "breach"));
+    // Monday is made a holiday after the breach was said: the clock is
+    // running again, due Tuesday 10:00, and nothing is sent twice; the
+    // reminders after the breach go on from the new deadline.
+    let edited = on_office_hours(MONDAY_OFF);
+    let reading = read(&issue, &edited, t(MONDAY_10AM + 30));
+    assert_eq!(reading.deadline(), Some(t(TUESDAY_10AM)));
+    assert_eq!(
+        run(&issue, &edited, &mut ledger, MONDAY_10AM + 30),
+        (vec![], Some(t(TUESDAY_10AM + 60)))
+    );
+    assert_eq!(
+        run(&issue, &edited, &mut ledger, TUESDAY_10AM),
+        (vec![], Some(t(TUESDAY_10AM + 60)))
+    );
+    assert_eq!(
+        run(&issue, &edited, &mut ledger, TUESDAY_10AM + 60),
+        (
+            vec!["every:1h:after:breach#1".into()],
+            Some(t(TUESDAY_10AM + 120))
+        )
+    );
+}
+
+#[test]
+fn a_step_with_quiet_hours_waits_for_the_next_working_minute() {
+    // A wall-clock clock of 10 h labelled Monday 10:00 in Berlin: the
+    // reminder after 8 h falls due at 18:00, after office hours; the
+    // breach at 20:00 is not gated.
+    let policy = crate::test_support::policy_set(
+        r#"
+channels:
+  alerts: { slack_channel: "C0ALERTS01" }
+calendars:
+  office:
+    time_zone: Europe/Berlin
+    hours: { mon: ["09:00-17:00"], tue: ["09:00-17:00"] }
+policies:
+  - name: p
+    match: { labels_any: ["type::bug"] }
+    clock: { target: 10h }
+    escalation:
+      - on: { after_start: 8h }
+        during: office
+        slack: { channel: alerts }
+      - on: { after_start: 2h }
+        during: office
+        slack: { channel: alerts }
+      - on: breach
+        slack: { channel: alerts }
+"#,
+    )
+    .policies
+    .remove(0);
+    let issue = issue(&[]).added(0, "type::bug").build();
+    let mut ledger = Ledger::default();
+    // In hours: due at 12:00, sent then.
+    let decision = decide(&policy, &read(&issue, &policy, t(120)), &ledger);
+    assert_eq!(decision.actions.len(), 1);
+    assert!(!decision.actions[0].held_for_quiet_hours);
+    ledger.record(decision.actions[0].firing.clone());
+    // Due at 18:00, after hours: held; the engine wakes for the breach at
+    // 20:00 first, then at Tuesday 09:00.
+    assert_eq!(
+        run(&issue, &policy, &mut ledger, 8 * 60),
+        (vec![], Some(t(10 * 60)))
+    );
+    assert_eq!(
+        run(&issue, &policy, &mut ledger, 10 * 60),
+        (vec!["breach".into()], Some(t(23 * 60)))
+    );
+    let held = decide(&policy, &read(&issue, &policy, t(23 * 60)), &ledger);
+    assert_eq!(held.actions.len(), 1);
+    let action = &held.actions[0];
+    assert_eq!(action.firing.step.0, "after_start:8h");
+    assert!(action.held_for_quiet_hours);
+    assert_eq!(action.due_at, t(8 * 60), "it says when it fell due");
+}

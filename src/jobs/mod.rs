@@ -279,7 +279,12 @@ pub fn prepare(
     // it knew in time and was behind with its work.
     for fired in &mut fired {
         let notice = &mut fired.notice;
-        if notice.late_by_ms.is_none() || notice.late_because == Some(Lateness::Adopted) {
+        if notice.late_by_ms.is_none()
+            || matches!(
+                notice.late_because,
+                Some(Lateness::Adopted | Lateness::QuietHours)
+            )
+        {
             continue;
         }
         let tolerance = crate::notice::late_tolerance(notice.sla.target());

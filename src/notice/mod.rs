@@ -45,6 +45,9 @@ pub enum Lateness {
     /// labelwarden learned of the clock only well after it started, and
     /// adopted it: what it missed before is recorded, not sent.
     Adopted,
+    /// It came due outside the working hours of its step's quiet-hours
+    /// calendar (`during:`) and waited for them.
+    QuietHours,
 }
 
 /// One fired step, ready to send.
@@ -112,6 +115,10 @@ pub struct SlaFacts {
     pub took_ms: Option<i64>,
     /// When the stop condition was reached.
     pub stopped_at: Option<DateTime<Utc>>,
+    /// The business-hours calendar whose working time the clock counts,
+    /// if any: the durations above are working time then.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub calendar: Option<String>,
 }
 
 impl SlaFacts {
@@ -121,6 +128,7 @@ impl SlaFacts {
             kind: status.kind().to_owned(),
             target_ms: reading.target.num_milliseconds(),
             started_at: (reading.cycle > 0).then_some(reading.started_at),
+            calendar: reading.calendar.as_ref().map(|c| c.name.clone()),
             ..SlaFacts::default()
         };
         match *status {
@@ -157,7 +165,9 @@ impl SlaFacts {
     /// 6-hour warning sent 50 ms after it was decided still says `6h left`).
     fn counted_since(&self, decided_at: DateTime<Utc>, at: DateTime<Utc>) -> TimeDelta {
         let waited = (at - decided_at).max(TimeDelta::zero());
-        if self.counting() && waited > late_tolerance(self.target()) {
+        // On a calendar the wait may have been outside working hours: the
+        // figures stay as decided.
+        if self.calendar.is_none() && self.counting() && waited > late_tolerance(self.target()) {
             waited
         } else {
             TimeDelta::zero()
@@ -186,6 +196,15 @@ impl SlaFacts {
 
     pub fn target(&self) -> TimeDelta {
         TimeDelta::milliseconds(self.target_ms)
+    }
+
+    /// A duration of this clock as people read it: `6h`, or `6h of
+    /// working time` on a calendar.
+    pub fn span(&self, counted: TimeDelta) -> String {
+        match &self.calendar {
+            Some(_) => format!("{} of working time", human(counted)),
+            None => human(counted),
+        }
     }
 }
 
@@ -224,7 +243,13 @@ impl Notice {
             // deciding late (a scheduled audit) learned of it late.
             late_because: action
                 .late_by(now, late_tolerance(reading.target))
-                .map(|_| Lateness::Learned),
+                .map(|_| {
+                    if action.held_for_quiet_hours {
+                        Lateness::QuietHours
+                    } else {
+                        Lateness::Learned
+                    }
+                }),
             undelivered: None,
             status: status.to_string(),
             deadline: reading.deadline(),
@@ -290,6 +315,9 @@ impl Notice {
                 " (sent {} late: labelwarden was behind)",
                 human(late)
             )),
+            (Some(late), Some(Lateness::QuietHours)) => {
+                line.push_str(&format!(" (held {} for quiet hours)", human(late)))
+            }
             (Some(_), Some(Lateness::Adopted)) => line.push_str(&format!(
                 " (labelwarden started tracking it now; its clock started {} ago)",
                 human(self.clock_age())

@@ -16,6 +16,9 @@ use serde::de::{self, Deserializer, MapAccess, Visitor};
 
 use super::PolicyError;
 
+mod calendar;
+pub use calendar::{CalendarEntry, HolidayEntry, WeekHours};
+
 /// A value with the place in its file where it was written (1-based).
 #[derive(Debug, Clone, PartialEq)]
 pub struct Located<T> {
@@ -86,6 +89,9 @@ pub struct PolicyFile {
     /// keep running.
     #[serde(default)]
     pub maintenance: Vec<Located<MaintenanceEntry>>,
+    /// Business-hours calendars, by the name a clock uses in `calendar:`.
+    #[serde(default)]
+    pub calendars: BTreeMap<String, Located<CalendarEntry>>,
 }
 
 /// One maintenance window: what it silences (exactly one of `policy`,
@@ -346,6 +352,11 @@ pub struct ClockEntry {
     /// IANA time zone used when showing times (`Europe/Berlin`); default UTC.
     #[serde(default)]
     pub time_zone: Option<Located<String>>,
+    /// A calendar's name (under `calendars:`): only its working time counts
+    /// towards the target, and steps' times are working time. Default:
+    /// wall-clock time, around the clock.
+    #[serde(default)]
+    pub calendar: Option<Located<String>>,
     /// An issue closed as a duplicate: `follow` (default: the clock goes on
     /// on the canonical issue if it matches, else it is withdrawn) or
     /// `resolve` (the close counts as a resolution).
@@ -370,6 +381,11 @@ pub struct StepEntry {
     pub id: Option<Located<String>>,
     /// When the step fires.
     pub on: Located<TriggerEntry>,
+    /// A calendar's name (under `calendars:`): quiet hours. The step is
+    /// carried out only in the calendar's working hours; due outside them,
+    /// it waits for the next working minute and says it waited.
+    #[serde(default)]
+    pub during: Option<Located<String>>,
     #[serde(default)]
     pub slack: Option<Located<SlackEntry>>,
     #[serde(default)]

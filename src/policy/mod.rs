@@ -5,6 +5,7 @@
 //! the engine use. Everything here is pure except [`folder`], the one place
 //! that reads the disk.
 
+pub mod calendar;
 pub mod duration;
 pub mod file;
 pub mod folder;
@@ -83,6 +84,11 @@ pub struct PolicySet {
     pub policies: Vec<Policy>,
     /// Maintenance windows, in file order.
     pub maintenance: Vec<maintenance::Maintenance>,
+    /// Business-hours calendars, by name.
+    pub calendars: BTreeMap<String, Arc<calendar::Calendar>>,
+    /// What is valid but likely a mistake (a breach held by quiet hours on
+    /// a clock that runs around the clock), with where it is written.
+    pub warnings: Vec<PolicyError>,
 }
 
 impl PolicySet {
@@ -341,6 +347,8 @@ pub struct ClockRule {
     pub max_pause: Option<TimeDelta>,
     /// For showing times to people; the clock itself is UTC.
     pub time_zone: Tz,
+    /// Only this calendar's working time counts, if set; else wall time.
+    pub calendar: Option<Arc<calendar::Calendar>>,
     /// What a close as a duplicate of another issue does to the clock.
     pub duplicates: DuplicateRule,
 }
@@ -391,6 +399,8 @@ pub struct Step {
     pub trigger: Trigger,
     /// Fires only while nobody acknowledged the cycle's alert in Slack.
     pub unless_acknowledged: bool,
+    /// Quiet hours: carried out only in this calendar's working hours.
+    pub during: Option<Arc<calendar::Calendar>>,
     pub slack: Option<SlackStep>,
     pub gitlab: Option<GitLabStep>,
 }

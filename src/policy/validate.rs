@@ -5,6 +5,7 @@
 //! different files), then every reference is checked against the merged
 //! whole, so a step may name a channel defined in another file.
 
+mod calendars;
 mod clock;
 mod definitions;
 mod maintenance;
@@ -96,6 +97,8 @@ pub fn validate(files: Vec<ParsedFile>) -> Result<PolicySet, Vec<PolicyError>> {
         }
     }
 
+    let calendars = checker.calendars(&files);
+
     let mut policies = Vec::new();
     let mut policy_sites: BTreeMap<String, SourceLocation> = BTreeMap::new();
     for file in &files {
@@ -116,6 +119,7 @@ pub fn validate(files: Vec<ParsedFile>) -> Result<PolicySet, Vec<PolicyError>> {
                 channels: &channels,
                 channel_sites: &channel_sites,
                 people: &people,
+                calendars: &calendars,
             };
             // A duplicate is still checked in full: its own mistakes show
             // now, not after it is renamed.
@@ -130,11 +134,15 @@ pub fn validate(files: Vec<ParsedFile>) -> Result<PolicySet, Vec<PolicyError>> {
     let maintenance = checker.maintenance(&files, &policies, &channels);
 
     if checker.errors.is_empty() {
+        let mut warnings = checker.warnings;
+        super::sort_errors(&mut warnings);
         Ok(PolicySet {
             channels,
             people,
             policies,
             maintenance,
+            calendars: calendars.by_name,
+            warnings,
         })
     } else {
         let mut errors = checker.errors;
@@ -150,11 +158,14 @@ struct References<'a> {
     /// mistake is not reported again at every step that uses the channel.
     channel_sites: &'a BTreeMap<String, SourceLocation>,
     people: &'a People,
+    calendars: &'a calendars::Calendars,
 }
 
 #[derive(Default)]
 struct Checker {
     errors: Vec<PolicyError>,
+    /// What is valid but likely a mistake: said by `check` and at start.
+    warnings: Vec<PolicyError>,
 }
 
 impl Checker {
@@ -164,6 +175,14 @@ impl Checker {
             line: located.line,
             column: located.column,
         }
+    }
+
+    fn warn(&mut self, at: &SourceLocation, field: impl Into<String>, message: impl Into<String>) {
+        self.warnings.push(PolicyError::Invalid {
+            at: at.clone(),
+            field: field.into(),
+            message: message.into(),
+        });
     }
 
     fn fail(&mut self, at: &SourceLocation, field: impl Into<String>, message: impl Into<String>) {
@@ -214,7 +233,7 @@ impl Checker {
             );
         }
         let selector = self.selector(file, &raw.selector, &field);
-        let clock = self.clock(file, &raw.clock, &field);
+        let clock = self.clock(file, &raw.clock, &field, refs.calendars);
         // Steps are checked against the target even when another clock field
         // is wrong, so that one mistake does not hide another.
         let target = duration::parse(&raw.clock.value.target.value.0).ok();
@@ -234,6 +253,22 @@ impl Checker {
                         ),
                     );
                     continue;
+                }
+                // Quiet hours on a breach of a clock that runs around the
+                // clock: a critical breach would wait for office hours.
+                let around_the_clock = raw.clock.value.calendar.is_none();
+                if around_the_clock
+                    && step.trigger == Trigger::Breach
+                    && let Some(quiet) = &step.during
+                {
+                    self.warn(
+                        &at,
+                        format!("{step_field}.during"),
+                        format!(
+                            "the breach of a clock that runs around the clock waits for `{}`'s working hours: a breach at night is said only in the morning",
+                            quiet.name
+                        ),
+                    );
                 }
                 step_ids.insert(step.id.0.clone(), at);
                 steps.push(step);

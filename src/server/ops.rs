@@ -161,6 +161,12 @@ pub async fn metrics<S: Store>(State(app): State<Arc<App<S>>>) -> Response {
                     metrics::gauge!("labelwarden_clocks", "policy" => policy.name.0.clone(), "status" => *status)
                         .set(count(status) as f64);
                 }
+                // Which policies count working time: their durations
+                // (time to resolve among them) are working time.
+                if let Some(calendar) = &policy.clock.calendar {
+                    metrics::gauge!("labelwarden_policy_calendar_info", "policy" => policy.name.0.clone(), "calendar" => calendar.name.clone(), "time_zone" => calendar.time_zone.name())
+                        .set(1.0);
+                }
                 // Of the clocks that stopped, the share that stopped in time.
                 let (met, missed) = (count("met"), count("missed"));
                 if met + missed > 0 {

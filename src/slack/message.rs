@@ -170,7 +170,7 @@ impl Rendering<'_> {
 
     fn team_headline(&self) -> String {
         let notice = self.notice;
-        let target = human(notice.sla.target());
+        let target = self.notice.sla.span(notice.sla.target());
         let deadline = self.deadline();
         match notice.step_kind.as_str() {
             "start" => format!(
@@ -180,26 +180,26 @@ impl Rendering<'_> {
             "before_deadline" => match (self.overdue(), self.remaining()) {
                 (Some(overdue), _) => format!(
                     ":hourglass_flowing_sand: Deadline warning, delayed: the SLA deadline ({deadline}) passed {} ago.",
-                    human(overdue)
+                    self.notice.sla.span(overdue)
                 ),
                 (None, Some(left)) if self.notice.sla.kind == "paused" => format!(
                     ":hourglass_flowing_sand: {} left before the SLA deadline, clock paused.",
-                    human(left)
+                    self.notice.sla.span(left)
                 ),
                 _ => format!(
                     ":hourglass_flowing_sand: {} left before the SLA deadline, {deadline}. Resolve the issue or say in it what blocks it.",
-                    human(self.remaining().unwrap_or_default())
+                    self.notice.sla.span(self.remaining().unwrap_or_default())
                 ),
             },
             "after_start" => format!(
                 ":bell: Nobody has acknowledged this alert in {}: {}. React with :eyes: on it when you are on it.",
-                human(notice.sla.target() - self.remaining().unwrap_or_default()),
+                self.notice.sla.span(notice.sla.target() - self.remaining().unwrap_or_default()),
                 self.time_left()
             ),
             "breach" => match self.overdue() {
                 Some(overdue) if overdue >= TimeDelta::seconds(1) => format!(
                     ":red_circle: SLA breached: the {target} deadline ({deadline}) passed {} ago.",
-                    human(overdue)
+                    self.notice.sla.span(overdue)
                 ),
                 _ => format!(
                     ":red_circle: SLA breached: the {target} deadline ({deadline}) has just passed."
@@ -213,12 +213,12 @@ impl Rendering<'_> {
             "resolved" => match (self.overdue(), notice.sla.took()) {
                 (Some(late), Some(took)) => format!(
                     ":warning: Resolved {} after the SLA deadline: took {} against a target of {target}.",
-                    human(late),
-                    human(took)
+                    self.notice.sla.span(late),
+                    self.notice.sla.span(took)
                 ),
                 (None, Some(took)) => format!(
                     ":white_check_mark: Resolved within the SLA: took {} of {target}.",
-                    human(took)
+                    self.notice.sla.span(took)
                 ),
                 _ => ":white_check_mark: Resolved.".to_owned(),
             },
@@ -230,7 +230,7 @@ impl Rendering<'_> {
                 if let Some(overdue) = self.overdue() {
                     line.push_str(&format!(
                         " It was {} past its deadline by then.",
-                        human(overdue)
+                        self.notice.sla.span(overdue)
                     ));
                 }
                 line
@@ -315,17 +315,19 @@ impl Rendering<'_> {
     }
 
     fn overdue_text(&self) -> String {
-        human(self.overdue().unwrap_or(TimeDelta::zero()))
+        self.notice
+            .sla
+            .span(self.overdue().unwrap_or(TimeDelta::zero()))
     }
 
     /// `6h left`, `5m past the deadline`, or why there is no count.
     fn time_left(&self) -> String {
         match (self.overdue(), self.remaining()) {
-            (Some(overdue), _) => format!("already {} past it", human(overdue)),
+            (Some(overdue), _) => format!("already {} past it", self.notice.sla.span(overdue)),
             (None, Some(left)) if self.notice.sla.kind == "paused" => {
-                format!("{} left, clock paused", human(left))
+                format!("{} left, clock paused", self.notice.sla.span(left))
             }
-            (None, Some(left)) => format!("{} left", human(left)),
+            (None, Some(left)) => format!("{} left", self.notice.sla.span(left)),
             (None, None) => "clock paused".to_owned(),
         }
     }
@@ -433,6 +435,10 @@ impl Rendering<'_> {
             ),
             Some(Lateness::Learned) => format!(
                 ":information_source: Sent {} after it was due: labelwarden learned of it only now.",
+                human(late)
+            ),
+            Some(Lateness::QuietHours) => format!(
+                ":zzz: Held {} for quiet hours: it fell due outside the hours this step is sent in.",
                 human(late)
             ),
             None if held_up > tolerance && held_up >= TimeDelta::seconds(1) => format!(

@@ -18,6 +18,7 @@ fn row(issue: &str, level: Level, status: SlaStatus, confidential: bool) -> Row 
         deadline: Some(now - TimeDelta::hours(2)),
         cycle: 1,
         acknowledged: None,
+        calendar: None,
     }
 }
 
@@ -160,4 +161,21 @@ fn markdown_lists_what_needs_attention() {
     assert!(text.contains("**1 breached**"));
     assert!(text.contains("| :red_circle: | [g/p#1](https://gitlab.example.com/g/p#1) Checkout \\| broken | `critical` | 2h overdue |"), "{text}");
     assert!(!text.contains("g/p#2"), "only what needs attention: {text}");
+}
+
+#[test]
+fn a_clock_on_a_calendar_says_its_durations_are_working_time() {
+    let mut on_calendar = row(
+        "acme/app#9",
+        Level::Ok,
+        SlaStatus::Running {
+            deadline: Utc.with_ymd_and_hms(2026, 11, 26, 10, 0, 0).unwrap(),
+            remaining: TimeDelta::hours(5),
+        },
+        false,
+    );
+    on_calendar.calendar = Some("office-hours".into());
+    assert_eq!(when(&on_calendar), "5h left (working time)");
+    let json = json(&[on_calendar], &context());
+    assert!(json.contains("\"calendar\": \"office-hours\""), "{json}");
 }

@@ -76,6 +76,7 @@ impl Checker {
         file: &Arc<PathBuf>,
         entry: &Located<ClockEntry>,
         policy_field: &str,
+        calendars: &super::calendars::Calendars,
     ) -> Option<ClockRule> {
         let field = format!("{policy_field}.clock");
         let raw = &entry.value;
@@ -139,8 +140,18 @@ impl Checker {
                 )
                 .map(Some),
         };
+        let calendar = match &raw.calendar {
+            None => Some(None),
+            Some(name) => self.calendar_named(file, name, format!("{field}.calendar"), calendars),
+        };
         let time_zone = match &raw.time_zone {
-            None => Some(Tz::UTC),
+            // Times are shown in the calendar's zone unless the clock says.
+            None => Some(
+                calendar
+                    .as_ref()
+                    .and_then(|c| c.as_ref().map(|c| c.time_zone))
+                    .unwrap_or(Tz::UTC),
+            ),
             Some(value) => self.check(
                 file,
                 value,
@@ -174,6 +185,7 @@ impl Checker {
             pauses_while_labeled: pauses?,
             max_pause: max_pause?,
             time_zone: time_zone?,
+            calendar: calendar?,
         })
     }
 

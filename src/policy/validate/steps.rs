@@ -36,6 +36,12 @@ impl Checker {
                 .gitlab(file, gitlab, &format!("{field}.gitlab"))
                 .map(Some),
         };
+        let during = match &raw.during {
+            None => Some(None),
+            Some(name) => {
+                self.calendar_named(file, name, format!("{field}.during"), refs.calendars)
+            }
+        };
         let (trigger, unless_acknowledged) = trigger?;
         let id = match &raw.id {
             None if unless_acknowledged => {
@@ -64,6 +70,7 @@ impl Checker {
             id,
             trigger,
             unless_acknowledged,
+            during: during?,
             slack: slack?,
             gitlab: gitlab?,
         })

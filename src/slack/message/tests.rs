@@ -486,3 +486,36 @@ fn a_late_step_says_it_is_late() {
     );
     assert!(!on_time.contains("late"), "{on_time}");
 }
+
+#[test]
+fn a_clock_on_a_calendar_says_working_time_and_a_step_held_for_quiet_hours_says_so() {
+    let (channel, people) = (channel(false, Audience::Team), people());
+    let mut warning = notice("before_deadline", 18 * 60);
+    warning.sla.calendar = Some("office-hours".into());
+    // Sent two days later (a weekend): the working time left is as decided.
+    let shown = visible(
+        &render(&warning, &channel, &people, at(18 * 60 + 2 * 24 * 60))
+            .reply()
+            .message,
+    );
+    assert!(
+        shown.contains("6h of working time left before the SLA deadline"),
+        "{shown}"
+    );
+
+    let mut held = notice("before_deadline", 18 * 60);
+    held.late_by_ms = Some(14 * 60 * 60_000);
+    held.late_because = Some(crate::notice::Lateness::QuietHours);
+    let shown = visible(
+        &render(&held, &channel, &people, at(18 * 60))
+            .reply()
+            .message,
+    );
+    assert!(
+        shown.contains(
+            "Held 14h for quiet hours: it fell due outside the hours this step is sent in."
+        ),
+        "{shown}"
+    );
+    assert!(!shown.contains("labelwarden was not running"), "{shown}");
+}
