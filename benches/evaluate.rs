@@ -1,6 +1,8 @@
 //! Evaluation throughput of the pure core: the shipped policies over 100 000
 //! synthetic issues with realistic timelines. One evaluation is one issue
-//! under one policy: the clock's replay plus the engine's decision.
+//! under one policy: the clock's replay plus the engine's decision. The
+//! shipped policies include one on a business-hours calendar; the third
+//! case makes every issue one of its clocks.
 //!
 //! Run: `cargo bench --bench evaluate`. Figures go in BENCHMARKS.md.
 
@@ -206,6 +208,42 @@ fn candidate_issues(now: DateTime<Utc>) -> Vec<Issue> {
         .collect()
 }
 
+/// Issues that all match the shipped office-hours rule (`priority::high`
+/// bugs, counted in working time on a calendar), labelled over the last
+/// 30 days, a third of them picked up: the calendar's worst case, a clock
+/// whose working time is counted over weeks of days and holidays.
+fn office_hours_issues(now: DateTime<Utc>) -> Vec<Issue> {
+    let mut dice = Dice(0x0ff1_ce00_4a11);
+    (0..ISSUES)
+        .map(|n| {
+            let created = now - TimeDelta::minutes(dice.below(30 * 24 * 60) as i64 + 60);
+            let labelled = created + TimeDelta::minutes(dice.below(120) as i64);
+            let mut events = vec![TimedEvent {
+                at: labelled.min(now),
+                event: Event::LabelAdded("priority::high".into()),
+            }];
+            let mut labels = vec!["type::bug".into(), "priority::high".into()];
+            if dice.chance(33) {
+                let picked_up = labelled + TimeDelta::minutes(dice.below(3 * 24 * 60) as i64);
+                events.push(TimedEvent {
+                    at: picked_up.min(now),
+                    event: Event::LabelAdded("workflow::in dev".into()),
+                });
+                labels.push("workflow::in dev".into());
+            }
+            issue(
+                n,
+                created,
+                IssueState::Opened,
+                labels,
+                false,
+                "issue",
+                events,
+            )
+        })
+        .collect()
+}
+
 fn evaluate(c: &mut Criterion) {
     let set = labelwarden::policy::load(Path::new("policies")).expect("shipped policies are valid");
     let now = Utc.with_ymd_and_hms(2026, 11, 25, 12, 0, 0).unwrap();
@@ -215,6 +253,7 @@ fn evaluate(c: &mut Criterion) {
     for (name, issues) in [
         ("project_mix_100k_issues", synthetic_issues(now)),
         ("matching_candidates_100k_issues", candidate_issues(now)),
+        ("office_hours_100k_issues", office_hours_issues(now)),
     ] {
         print_status_mix(name, &issues, &set.policies, now);
         group.throughput(Throughput::Elements(

@@ -347,14 +347,9 @@ async fn the_database_gone_for_seconds_loses_no_acknowledged_delivery() {
             // as the enforcer at once.
             tokio::time::sleep(Duration::from_secs(1)).await;
             for port in ports {
-                let metrics = http
-                    .get(format!("http://127.0.0.1:{port}/metrics"))
-                    .send()
-                    .await
-                    .unwrap()
-                    .text()
-                    .await
-                    .unwrap();
+                let metrics =
+                    common::process::text_at(&http, &format!("http://127.0.0.1:{port}/metrics"))
+                        .await;
                 assert!(
                     metrics.contains("labelwarden_enforcer_active 0"),
                     "no enforcer while the lease cannot be renewed: {metrics}"

@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use chrono::Utc;
 use common::fake_slack::{self, FakeSlack};
-use common::process::{free_port, run, terminate, wait_until_up};
+use common::process::{free_port, run, terminate, text_at, wait_until_up};
 use common::{HIGHEST, fixtures, issue_event};
 
 const SECRET: &str = "s3cret-never-logged";
@@ -195,14 +195,7 @@ async fn sigterm_stops_serving_and_exits_0_and_the_secret_never_reaches_the_log(
 
     // The shipped rule on office hours says, on /metrics, that its
     // durations are working time.
-    let metrics = http
-        .get(format!("{base}/metrics"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let metrics = text_at(&http, &format!("{base}/metrics")).await;
     assert!(
         metrics.contains("labelwarden_policy_calendar_info{policy=\"high-bug-pickup-1bd\",calendar=\"office-hours\",time_zone=\"Europe/Berlin\"} 1"),
         "{metrics}"

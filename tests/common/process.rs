@@ -16,6 +16,11 @@ pub fn free_port() -> u16 {
         .port()
 }
 
+/// The body of a GET of `url` (a page of a running `serve`: `/metrics`).
+pub async fn text_at(http: &reqwest::Client, url: &str) -> String {
+    http.get(url).send().await.unwrap().text().await.unwrap()
+}
+
 /// Waits until `GET /healthz` answers.
 pub async fn wait_until_up(http: &reqwest::Client, base: &str) {
     for _ in 0..100 {
