@@ -291,3 +291,33 @@ fn a_calendar_reads_its_holidays_from_an_ics_file_beside_it() {
         "{stderr}"
     );
 }
+
+#[test]
+fn check_warns_of_a_breach_held_for_quiet_hours_on_a_clock_that_never_stops() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("quiet.yml"),
+        concat!(
+            "channels:\n  alerts: { slack_channel: \"#alerts\" }\n",
+            "calendars:\n  office:\n    time_zone: UTC\n    hours: { mon: [\"09:00-17:00\"] }\n",
+            "policies:\n  - name: critical\n    match: { labels_any: [\"priority::highest\"] }\n",
+            "    clock: { target: 24h }\n    escalation:\n      - on: breach\n",
+            "        during: office\n        slack: { channel: alerts }\n",
+        ),
+    )
+    .unwrap();
+    let output = labelwarden(&["check", "--policies", dir.path().to_str().unwrap()]);
+    let stderr = text(&output.stderr);
+    assert_eq!(
+        output.status.code(),
+        Some(0),
+        "a warning, not an error: {stderr}"
+    );
+    assert!(
+        stderr.contains("warning: ")
+            && stderr.contains("quiet.yml:12:")
+            && stderr.contains("`policies[critical].escalation[0].during`")
+            && stderr.contains("a breach at night is said only in the morning"),
+        "{stderr}"
+    );
+}

@@ -11,7 +11,7 @@
 //! Titles of confidential issues never appear: reports land in CI logs
 //! and artifacts that more people can read than the issue.
 
-use chrono::{DateTime, SecondsFormat, Utc};
+use chrono::{DateTime, SecondsFormat, TimeDelta, Utc};
 use quick_junit::{NonSuccessKind, Report as JunitReport, TestCase, TestCaseStatus, TestSuite};
 use serde_json::json;
 
@@ -99,19 +99,28 @@ fn when(row: &Row) -> String {
     }
 }
 
+/// A duration of `row`'s clock: `1d 2h`, or in hours (`26h`) when it is
+/// working time, as working days vary in length.
+fn span(row: &Row, counted: TimeDelta) -> String {
+    match &row.calendar {
+        Some(_) => crate::policy::calendar::hours(counted),
+        None => human(counted),
+    }
+}
+
 fn when_in_time(row: &Row) -> String {
     match &row.status {
-        SlaStatus::Running { remaining, .. } => format!("{} left", human(*remaining)),
+        SlaStatus::Running { remaining, .. } => format!("{} left", span(row, *remaining)),
         SlaStatus::Paused { remaining, .. } if remaining.num_seconds() < 0 => {
-            format!("paused, {} overdue", human(-*remaining))
+            format!("paused, {} overdue", span(row, -*remaining))
         }
-        SlaStatus::Paused { remaining, .. } => format!("paused, {} left", human(*remaining)),
-        SlaStatus::Breached { overdue, .. } => format!("{} overdue", human(*overdue)),
-        SlaStatus::Met { took, .. } => format!("met in {}", human(*took)),
-        SlaStatus::Missed { late_by, .. } => format!("missed by {}", human(*late_by)),
+        SlaStatus::Paused { remaining, .. } => format!("paused, {} left", span(row, *remaining)),
+        SlaStatus::Breached { overdue, .. } => format!("{} overdue", span(row, *overdue)),
+        SlaStatus::Met { took, .. } => format!("met in {}", span(row, *took)),
+        SlaStatus::Missed { late_by, .. } => format!("missed by {}", span(row, *late_by)),
         SlaStatus::Withdrawn {
             overdue: Some(o), ..
-        } => format!("withdrawn {} overdue", human(*o)),
+        } => format!("withdrawn {} overdue", span(row, *o)),
         SlaStatus::Withdrawn { .. } => "withdrawn".to_owned(),
         SlaStatus::NotMatching => "-".to_owned(),
     }
@@ -337,11 +346,18 @@ fn json(rows: &[Row], context: &Context<'_>) -> String {
 /// The story of one clock, for a failing test case.
 fn story(row: &Row) -> String {
     let mut lines = vec![format!("{}: {}", row.issue, row.status)];
-    lines.push(format!(
-        "policy {}: resolve within {}",
-        row.policy,
-        human(row.target)
-    ));
+    lines.push(match &row.calendar {
+        Some(calendar) => format!(
+            "policy {}: resolve within {} of working time (calendar {calendar})",
+            row.policy,
+            span(row, row.target)
+        ),
+        None => format!(
+            "policy {}: resolve within {}",
+            row.policy,
+            human(row.target)
+        ),
+    });
     if let Some(started) = row.started_at {
         lines.push(format!("clock started {}", time(started)));
     }
@@ -372,7 +388,12 @@ fn junit(rows: &[Row], context: &Context<'_>) -> String {
             let status = if row.level == Level::Breach {
                 let mut status = TestCaseStatus::non_success(NonSuccessKind::Failure);
                 status
-                    .set_message(format!("{}: {}", row.issue, row.status))
+                    .set_message(match &row.calendar {
+                        Some(calendar) => {
+                            format!("{}: {} (working time of {calendar})", row.issue, row.status)
+                        }
+                        None => format!("{}: {}", row.issue, row.status),
+                    })
                     .set_type("sla_breach")
                     .set_description(story(row));
                 status

@@ -202,7 +202,11 @@ impl SlaFacts {
     /// working time` on a calendar.
     pub fn span(&self, counted: TimeDelta) -> String {
         match &self.calendar {
-            Some(_) => format!("{} of working time", human(counted)),
+            // Working days vary in length: hours, not days.
+            Some(_) => format!(
+                "{} of working time",
+                crate::policy::calendar::hours(counted)
+            ),
             None => human(counted),
         }
     }

@@ -176,6 +176,11 @@ fn a_clock_on_a_calendar_says_its_durations_are_working_time() {
     );
     on_calendar.calendar = Some("office-hours".into());
     assert_eq!(when(&on_calendar), "5h left (working time)");
+    assert!(
+        story(&on_calendar).contains("resolve within 24h of working time (calendar office-hours)"),
+        "{}",
+        story(&on_calendar)
+    );
     let json = json(&[on_calendar], &context());
     assert!(json.contains("\"calendar\": \"office-hours\""), "{json}");
 }
