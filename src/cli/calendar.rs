@@ -34,16 +34,11 @@ pub fn run(args: CalendarArgs) -> ExitCode {
         Err(code) => return code,
     };
     let Some(calendar) = set.calendars.get(&args.name) else {
-        let defined: Vec<&str> = set.calendars.keys().map(String::as_str).collect();
         return fail(format!(
             "no calendar named `{}` under `calendars` in {} (defined: {})",
             args.name,
             args.policies.display(),
-            if defined.is_empty() {
-                "none".to_owned()
-            } else {
-                defined.join(", ")
-            }
+            crate::policy::defined_names(set.calendars.keys())
         ));
     };
     let from = args

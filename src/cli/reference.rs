@@ -86,27 +86,20 @@ fn commands() -> String {
          checks for was found (`audit --fail-on`, `test`, `doctor`, `probe`), \
          2 bad configuration or no access.\n",
     );
-    let mut queue: Vec<(String, &clap::Command)> = cli
+    sections_under("labelwarden", &cli, &mut page);
+    page
+}
+
+/// The sections of `parent`'s subcommands, each followed by its own.
+fn sections_under(parent: &str, command: &clap::Command, page: &mut String) {
+    for sub in command
         .get_subcommands()
         .filter(|c| !c.is_hide_set() && c.get_name() != "help")
-        .map(|c| (format!("labelwarden {}", c.get_name()), c))
-        .collect();
-    let mut index = 0;
-    while index < queue.len() {
-        let (name, command) = queue[index].clone();
-        let children: Vec<(String, &clap::Command)> = command
-            .get_subcommands()
-            .filter(|c| !c.is_hide_set() && c.get_name() != "help")
-            .map(|c| (format!("{name} {}", c.get_name()), c))
-            .collect();
-        // A command's subcommands follow it.
-        for (offset, child) in children.into_iter().enumerate() {
-            queue.insert(index + 1 + offset, child);
-        }
-        page.push_str(&command_section(&name, command));
-        index += 1;
+    {
+        let name = format!("{parent} {}", sub.get_name());
+        page.push_str(&command_section(&name, sub));
+        sections_under(&name, sub, page);
     }
-    page
 }
 
 fn command_section(name: &str, command: &clap::Command) -> String {

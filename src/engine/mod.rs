@@ -234,13 +234,14 @@ pub fn decide(policy: &Policy, reading: &ClockReading, ledger: &Ledger) -> Decis
         let Some(quiet) = &policy.steps[index].during else {
             return true;
         };
-        if quiet.is_working(reading.now) {
-            return true;
+        match quiet.next_working(reading.now) {
+            Some(opens) if opens == reading.now => true,
+            Some(opens) => {
+                wake = Some(wake.map_or(opens, |w| w.min(opens)));
+                false
+            }
+            None => false,
         }
-        if let Some(opens) = quiet.next_working(reading.now) {
-            wake = Some(wake.map_or(opens, |w| w.min(opens)));
-        }
-        false
     });
     due.sort_unstable_by_key(|&(at, rank, index, _)| (at, rank, index));
     decision.actions = due

@@ -15,7 +15,9 @@
 
 use std::fmt;
 
-use chrono::{DateTime, Datelike, Days, NaiveDate, NaiveTime, Offset, TimeDelta, TimeZone, Utc};
+use chrono::{
+    DateTime, Datelike, Days, NaiveDate, NaiveTime, Offset, TimeDelta, TimeZone, Timelike, Utc,
+};
 use chrono_tz::Tz;
 use smallvec::SmallVec;
 
@@ -69,19 +71,8 @@ fn clock_time(text: &str) -> Result<u32, String> {
         return Ok(DAY_SECONDS);
     }
     NaiveTime::parse_from_str(text, "%H:%M")
-        .map(|t| t.num_seconds_from_midnight_u32())
+        .map(|t| t.num_seconds_from_midnight())
         .map_err(|_| format!("`{text}` is not a time like `09:00` (00:00 to 24:00)"))
-}
-
-trait SecondsFromMidnight {
-    fn num_seconds_from_midnight_u32(&self) -> u32;
-}
-
-impl SecondsFromMidnight for NaiveTime {
-    fn num_seconds_from_midnight_u32(&self) -> u32 {
-        use chrono::Timelike;
-        self.num_seconds_from_midnight()
-    }
 }
 
 impl fmt::Display for DayWindow {

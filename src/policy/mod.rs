@@ -71,6 +71,17 @@ impl PolicyError {
     }
 }
 
+/// The names a reference could have named, for an error about one that
+/// names nothing (`alerts, bug-triage`, or `none`).
+pub fn defined_names<'a>(names: impl IntoIterator<Item = &'a String>) -> String {
+    let names: Vec<&str> = names.into_iter().map(String::as_str).collect();
+    if names.is_empty() {
+        "none".to_owned()
+    } else {
+        names.join(", ")
+    }
+}
+
 /// Puts errors in reading order: by file, then line, then column.
 fn sort_errors(errors: &mut [PolicyError]) {
     errors.sort_by(|a, b| a.position().cmp(&b.position()));

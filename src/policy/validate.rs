@@ -151,6 +151,19 @@ pub fn validate(files: Vec<ParsedFile>) -> Result<PolicySet, Vec<PolicyError>> {
     }
 }
 
+/// A problem with a field, where it is written.
+fn invalid(
+    at: &SourceLocation,
+    field: impl Into<String>,
+    message: impl Into<String>,
+) -> PolicyError {
+    PolicyError::Invalid {
+        at: at.clone(),
+        field: field.into(),
+        message: message.into(),
+    }
+}
+
 /// What a policy's steps may refer to.
 struct References<'a> {
     channels: &'a BTreeMap<String, Channel>,
@@ -178,19 +191,11 @@ impl Checker {
     }
 
     fn warn(&mut self, at: &SourceLocation, field: impl Into<String>, message: impl Into<String>) {
-        self.warnings.push(PolicyError::Invalid {
-            at: at.clone(),
-            field: field.into(),
-            message: message.into(),
-        });
+        self.warnings.push(invalid(at, field, message));
     }
 
     fn fail(&mut self, at: &SourceLocation, field: impl Into<String>, message: impl Into<String>) {
-        self.errors.push(PolicyError::Invalid {
-            at: at.clone(),
-            field: field.into(),
-            message: message.into(),
-        });
+        self.errors.push(invalid(at, field, message));
     }
 
     /// Reports and drops an error from a parse step, keeping the value if any.

@@ -169,7 +169,6 @@ struct Collector<'a> {
     /// path may begin.
     children: BTreeSet<String>,
     found: Vec<(ModPath, String)>,
-    test_only_children: BTreeSet<String>,
 }
 
 impl Collector<'_> {
@@ -319,7 +318,6 @@ fn imports(sources: &[Source]) -> Result<(Vec<Import>, BTreeSet<ModPath>), Strin
             file_module: &source.module,
             children: BTreeSet::new(),
             found: Vec::new(),
-            test_only_children: BTreeSet::new(),
         };
         // Child modules first, so a bare path can be told from a crate name.
         for item in &parsed.items {
@@ -328,16 +326,13 @@ fn imports(sources: &[Source]) -> Result<(Vec<Import>, BTreeSet<ModPath>), Strin
             {
                 let name = module.ident.to_string();
                 if is_test_only(&module.attrs) {
-                    collector.test_only_children.insert(name);
+                    let mut path = source.module.clone();
+                    path.push(name);
+                    test_only.insert(path);
                 } else {
                     collector.children.insert(name);
                 }
             }
-        }
-        for child in &collector.test_only_children {
-            let mut path = source.module.clone();
-            path.push(child.clone());
-            test_only.insert(path);
         }
         for item in &parsed.items {
             collector.visit_item(item);

@@ -102,15 +102,12 @@ fn is_yearly(rule: &str) -> bool {
 /// An event's time as an instant: UTC, a named zone, or floating (the
 /// calendar's own zone).
 fn instant(at: &CalendarDateTime, zone: Tz) -> Option<DateTime<Utc>> {
-    let local =
-        |naive: NaiveDateTime, zone: Tz| Some(crate::policy::rotation::local_instant(zone, naive));
-    match at {
-        CalendarDateTime::Utc(at) => Some(*at),
-        CalendarDateTime::Floating(naive) => local(*naive, zone),
-        CalendarDateTime::WithTimezone { date_time, tzid } => {
-            local(*date_time, tzid.parse::<Tz>().ok()?)
-        }
-    }
+    let (naive, zone): (NaiveDateTime, Tz) = match at {
+        CalendarDateTime::Utc(at) => return Some(*at),
+        CalendarDateTime::Floating(naive) => (*naive, zone),
+        CalendarDateTime::WithTimezone { date_time, tzid } => (*date_time, tzid.parse().ok()?),
+    };
+    Some(crate::policy::rotation::local_instant(zone, naive))
 }
 
 /// A timed event as part-day closures of the local dates it covers.

@@ -39,24 +39,22 @@ impl Checker {
         calendars
     }
 
-    /// The calendar `name` refers to (`Some(None)` never: a name must be
-    /// known); `None` after reporting an unknown one. A calendar defined
-    /// but invalid is not reported again.
+    /// The calendar `name` refers to; `None` after reporting an unknown
+    /// one. A calendar defined but invalid is not reported again.
     pub(super) fn calendar_named(
         &mut self,
         file: &Arc<PathBuf>,
         name: &Located<String>,
         field: String,
         calendars: &Calendars,
-    ) -> Option<Option<Arc<Calendar>>> {
+    ) -> Option<Arc<Calendar>> {
         let wanted = name.value.trim();
         if let Some(calendar) = calendars.by_name.get(wanted) {
-            return Some(Some(Arc::clone(calendar)));
+            return Some(Arc::clone(calendar));
         }
         if calendars.sites.contains_key(wanted) {
             return None;
         }
-        let defined: Vec<&str> = calendars.sites.keys().map(String::as_str).collect();
         let at = self.at(file, name);
         self.fail(
             &at,
@@ -64,11 +62,7 @@ impl Checker {
             format!(
                 "no calendar named `{}` under `calendars` (defined: {})",
                 name.value,
-                if defined.is_empty() {
-                    "none".to_owned()
-                } else {
-                    defined.join(", ")
-                }
+                crate::policy::defined_names(calendars.sites.keys())
             ),
         );
         None

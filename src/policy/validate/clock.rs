@@ -142,7 +142,9 @@ impl Checker {
         };
         let calendar = match &raw.calendar {
             None => Some(None),
-            Some(name) => self.calendar_named(file, name, format!("{field}.calendar"), calendars),
+            Some(name) => self
+                .calendar_named(file, name, format!("{field}.calendar"), calendars)
+                .map(Some),
         };
         let time_zone = match &raw.time_zone {
             // Times are shown in the calendar's zone unless the clock says.

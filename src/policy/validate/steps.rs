@@ -38,9 +38,9 @@ impl Checker {
         };
         let during = match &raw.during {
             None => Some(None),
-            Some(name) => {
-                self.calendar_named(file, name, format!("{field}.during"), refs.calendars)
-            }
+            Some(name) => self
+                .calendar_named(file, name, format!("{field}.during"), refs.calendars)
+                .map(Some),
         };
         let (trigger, unless_acknowledged) = trigger?;
         let id = match &raw.id {
@@ -174,7 +174,6 @@ impl Checker {
         let channel = &raw.channel;
         if !refs.channel_sites.contains_key(&channel.value) {
             ok = false;
-            let known: Vec<&str> = refs.channels.keys().map(String::as_str).collect();
             let at = self.at(file, channel);
             self.fail(
                 &at,
@@ -182,11 +181,7 @@ impl Checker {
                 format!(
                     "no channel named `{}` under `channels` (defined: {})",
                     channel.value,
-                    if known.is_empty() {
-                        "none".to_owned()
-                    } else {
-                        known.join(", ")
-                    }
+                    crate::policy::defined_names(refs.channels.keys())
                 ),
             );
         }
