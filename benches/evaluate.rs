@@ -59,6 +59,7 @@ fn issue(
         confidential,
         issue_type: issue_type.into(),
         assignees: vec!["jdoe".into()],
+        due_date: None,
     };
     Issue::new(facts, events)
 }

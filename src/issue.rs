@@ -8,7 +8,7 @@
 
 use std::fmt;
 
-use chrono::{DateTime, Utc};
+use chrono::{DateTime, NaiveDate, Utc};
 use serde::{Deserialize, Serialize};
 
 /// `group/subgroup/project#123`: how people and logs name an issue.
@@ -152,6 +152,9 @@ pub struct IssueFacts {
     pub issue_type: String,
     /// GitLab usernames.
     pub assignees: Vec<String>,
+    /// The issue's due date as GitLab shows it, if any.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub due_date: Option<NaiveDate>,
 }
 
 /// What the clock needs to know about one issue: its facts and its history.
@@ -315,6 +318,7 @@ mod tests {
             confidential: false,
             issue_type: "issue".into(),
             assignees: vec![],
+            due_date: None,
         }
     }
 

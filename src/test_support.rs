@@ -75,6 +75,7 @@ pub fn issue(labels: &[&str]) -> IssueBuilder {
             confidential: false,
             issue_type: "issue".into(),
             assignees: vec!["jdoe".into()],
+            due_date: None,
         },
         events: Vec::new(),
     }

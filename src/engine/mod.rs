@@ -18,6 +18,8 @@
 //!
 //! Pure: no I/O, `now` comes from the reading.
 
+pub mod due_date;
+
 use chrono::{DateTime, TimeDelta, Utc};
 
 use crate::clock::{ClockReading, Phase};

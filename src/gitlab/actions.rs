@@ -160,6 +160,10 @@ impl IssueWriter {
         IssueWriter { client }
     }
 
+    pub(super) fn client(&self) -> &GitLabClient {
+        &self.client
+    }
+
     /// Every note of an issue, oldest first.
     pub async fn notes(&self, issue: &IssueRef) -> Result<Vec<Note>, GitLabError> {
         let endpoint = IssueNotes::builder()
@@ -235,6 +239,9 @@ impl IssueWriter {
     /// the comment unless a note already carries this step's marker (a
     /// retry after a later failure does not comment twice).
     pub async fn apply(&self, notice: &Notice) -> Result<(), GitLabError> {
+        if let Some(write) = &notice.due_date {
+            self.write_due_date(&notice.issue, write).await?;
+        }
         let Some(step) = &notice.gitlab else {
             return Ok(());
         };

@@ -50,6 +50,9 @@ pub struct ApiIssue {
     pub confidential: bool,
     #[serde(default)]
     pub issue_type: Option<String>,
+    /// `YYYY-MM-DD`, or null.
+    #[serde(default)]
+    pub due_date: Option<chrono::NaiveDate>,
     pub web_url: String,
     pub references: ApiReferences,
     #[serde(default, rename = "_links")]
@@ -191,6 +194,7 @@ pub(super) fn assemble(project: String, issue: ApiIssue, events: Vec<TimedEvent>
             .map(|t| t.to_lowercase())
             .unwrap_or_else(|| "issue".to_owned()),
         assignees: issue.assignees.into_iter().map(|u| u.username).collect(),
+        due_date: issue.due_date,
     };
     FetchedIssue {
         issue: Issue::new(facts, events),
@@ -220,7 +224,7 @@ mod tests {
         let json = r#"{"iid": 7, "title": "t", "state": "opened", "created_at": "2026-11-02T09:00:00Z",
             "updated_at": "2026-11-02T11:30:00Z",
             "labels": ["priority::highest"], "assignees": [{"username": "jdoe"}], "confidential": false,
-            "issue_type": "incident", "web_url": "https://gitlab.example.com/g/p/-/issues/7",
+            "issue_type": "incident", "due_date": "2026-11-05", "web_url": "https://gitlab.example.com/g/p/-/issues/7",
             "references": {"full": "g/sub/p#7"}}"#;
         let issue: ApiIssue = serde_json::from_str(json).unwrap();
         let labels: Vec<LabelEvent> = serde_json::from_str(
@@ -238,6 +242,10 @@ mod tests {
         assert_eq!(fetched.issue.reference().to_string(), "g/sub/p#7");
         assert_eq!(fetched.issue.facts().issue_type, "incident");
         assert_eq!(fetched.issue.facts().assignees, vec!["jdoe"]);
+        assert_eq!(
+            fetched.issue.facts().due_date,
+            chrono::NaiveDate::from_ymd_opt(2026, 11, 5)
+        );
         assert_eq!(
             fetched.issue.timeline().events().len(),
             3,

@@ -11,6 +11,7 @@ pub mod actions;
 pub mod api_issue;
 pub mod cache;
 pub mod client;
+pub mod due_date;
 pub mod from_slack;
 pub mod history;
 pub mod hooks;

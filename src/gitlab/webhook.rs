@@ -124,6 +124,9 @@ struct Attributes {
     updated_at: DateTime<Utc>,
     #[serde(default, deserialize_with = "optional_gitlab_time")]
     closed_at: Option<DateTime<Utc>>,
+    /// `YYYY-MM-DD`, or null.
+    #[serde(default)]
+    due_date: Option<String>,
     state: String,
     #[serde(default)]
     action: Option<String>,
@@ -250,6 +253,7 @@ impl IssueHook {
                 confidential: attributes.confidential,
                 issue_type,
                 assignees: self.assignees.into_iter().map(|u| u.username).collect(),
+                due_date: attributes.due_date.as_deref().and_then(calendar_date),
             },
             events,
             title: attributes.title,
@@ -288,6 +292,19 @@ fn parse_gitlab_time(text: &str) -> Option<DateTime<Utc>> {
     DateTime::parse_from_str(text, "%Y-%m-%d %H:%M:%S%.f %z")
         .ok()
         .map(|t| t.with_timezone(&Utc))
+}
+
+/// A due date as GitLab writes it (`2026-12-08`); anything else reads as
+/// none, with a warning, rather than refusing the whole delivery.
+fn calendar_date(text: &str) -> Option<chrono::NaiveDate> {
+    let date = chrono::NaiveDate::parse_from_str(text, "%Y-%m-%d").ok();
+    if date.is_none() {
+        tracing::warn!(
+            due_date = text,
+            "a due date GitLab sent is not YYYY-MM-DD: read as none"
+        );
+    }
+    date
 }
 
 /// The JSON parser's words with every quoted string left out: serde
@@ -367,6 +384,10 @@ mod tests {
         assert_eq!(delivery.facts.issue_type, "issue");
         assert_eq!(delivery.facts.assignees, vec!["user1".to_owned()]);
         assert_eq!(delivery.facts.labels, vec!["API".to_owned()]);
+        assert_eq!(
+            delivery.facts.due_date, None,
+            "the documented payload has none"
+        );
         let at = utc(2017, 9, 15, 16, 52, 0);
         assert_eq!(
             delivery.events,
@@ -400,6 +421,22 @@ mod tests {
             vec!["type::bug".to_owned(), "priority::highest".to_owned()]
         );
         assert_eq!(delivery.facts.created_at, utc(2026, 11, 2, 9, 0, 0));
+    }
+
+    #[test]
+    fn the_due_date_is_read_and_a_malformed_one_is_none_not_a_refusal() {
+        let with = |value: &str| {
+            let text = String::from_utf8(fixture("issue_hook_priority_highest_added.json"))
+                .unwrap()
+                .replace("\"due_date\": null", &format!("\"due_date\": {value}"));
+            parse_issue_hook(text.as_bytes()).unwrap().facts.due_date
+        };
+        assert_eq!(
+            with("\"2026-11-03\""),
+            chrono::NaiveDate::from_ymd_opt(2026, 11, 3)
+        );
+        assert_eq!(with("null"), None);
+        assert_eq!(with("\"next tuesday\""), None);
     }
 
     #[test]

@@ -75,7 +75,7 @@ impl<S: Notifier> Escalation<S> {
 impl<S: Notifier> Escalation<S> {
     /// The GitLab part, safe to repeat.
     async fn apply_gitlab(&self, notice: &Notice) -> Result<(), NotifyError> {
-        if notice.gitlab.is_none() {
+        if notice.gitlab.is_none() && notice.due_date.is_none() {
             return Ok(());
         }
         self.gitlab.apply(notice).await.map_err(|error| {

@@ -201,6 +201,7 @@ pub fn prepare(
             .any(|policy| clock::read(&issue, policy, now).cycle > 0)
     };
     let mut digests = Vec::new();
+    let mut due_date_fired = None;
     let evaluated = !just_opened && !gone;
     let (clocks, mut fired, resolved) = if just_opened {
         // GitLab moves an issue by creating the new one, then closing the
@@ -223,8 +224,13 @@ pub fn prepare(
             thread_notices::gone(policies, &loaded.ledger, &loaded.statuses, view, now);
         (clocks, fired, Vec::new())
     } else {
-        let (clocks, mut fired, outcomes) =
-            evaluate(&record, policies, &loaded, as_of(&record, now));
+        let Evaluated {
+            clocks,
+            mut fired,
+            stopped: outcomes,
+            due_date,
+        } = evaluate(&record, policies, &loaded, as_of(&record, now));
+        due_date_fired = due_date;
         // Clocks learned of only well after they started are adopted.
         let learned_at = received_at.unwrap_or(now);
         digests = adoption::adopt(
@@ -313,6 +319,8 @@ pub fn prepare(
         digests.extend(grouped.admitted);
         digest_notices = grouped.notices;
     }
+    // The due date goes last: nothing above groups or delays it.
+    fired.extend(due_date_fired);
     // A clock that does not match and waits for nothing is not tracked:
     // its row, if it had one, goes; if it had none, nothing is written.
     let mut clocks = clocks;
@@ -391,14 +399,24 @@ fn merge(stored: Option<IssueRecord>, delivery: IssueDelivery) -> IssueRecord {
     }
 }
 
-/// Every policy's clock and due steps for one issue, and the clocks that
-/// stand stopped (met or missed) with how long they took. Pure.
+/// What evaluating every policy on one issue decided.
+struct Evaluated {
+    clocks: Vec<ClockState>,
+    fired: Vec<Fired>,
+    /// The clocks that stand stopped (met or missed), with how long they took.
+    stopped: Vec<Resolution>,
+    /// The write the issue's GitLab due date needs, if any.
+    due_date: Option<Fired>,
+}
+
+/// Every policy's clock and due steps for one issue, and what its due
+/// date needs. Pure.
 fn evaluate(
     record: &IssueRecord,
     policies: &PolicySet,
     loaded: &Loaded,
     now: DateTime<Utc>,
-) -> (Vec<ClockState>, Vec<Fired>, Vec<Resolution>) {
+) -> Evaluated {
     let (ledger, acknowledged) = (&loaded.ledger, &loaded.acknowledged);
     let issue = record.issue(&loaded.carried);
     let view = IssueView {
@@ -415,6 +433,7 @@ fn evaluate(
         .map(|e| e.at)
         .filter(|at| *at > now)
         .min();
+    let mut readings = Vec::with_capacity(policies.policies.len());
     for policy in &policies.policies {
         let reading = clock::read(&issue, policy, now);
         let status = reading.status();
@@ -461,8 +480,45 @@ fn evaluate(
             status: status.kind(),
             next_wake,
         });
+        readings.push((policy, reading));
     }
-    (clocks, fired, stopped)
+    let due_date = due_date_write(&issue, view, &readings, ledger, &fired, now);
+    Evaluated {
+        clocks,
+        fired,
+        stopped,
+        due_date,
+    }
+}
+
+/// The notice that keeps the issue's GitLab due date at its deadline, if
+/// the date needs writing (see [`engine::due_date`]).
+fn due_date_write(
+    issue: &crate::issue::Issue,
+    view: IssueView<'_>,
+    readings: &[(&crate::policy::Policy, clock::ClockReading)],
+    ledger: &[(PolicyName, engine::Firing)],
+    fired: &[Fired],
+    now: DateTime<Utc>,
+) -> Option<Fired> {
+    let clocks: Vec<_> = readings
+        .iter()
+        .map(|(policy, reading)| (*policy, reading))
+        .collect();
+    let mut known = ledger.to_vec();
+    known.extend(
+        fired
+            .iter()
+            .map(|f| (f.policy.clone(), f.notice.firing.clone())),
+    );
+    let facts = issue.facts();
+    let open = facts.state == crate::issue::IssueState::Opened;
+    let planned = engine::due_date::plan(&clocks, &known, facts.due_date, open)?;
+    tracing::info!(issue = %facts.reference, step = %planned.firing.step, "due date to write");
+    Some(Fired {
+        policy: planned.policy.clone(),
+        notice: Notice::due_date_write(view, planned, now),
+    })
 }
 
 #[cfg(test)]
@@ -488,13 +544,14 @@ mod tests {
         };
         // This host's clock is 200 ms behind the label's timestamp.
         let now = t(10) - chrono::TimeDelta::milliseconds(200);
-        let (clocks, fired, _) = evaluate(&record, &set, &Loaded::default(), as_of(&record, now));
+        let Evaluated { clocks, fired, .. } =
+            evaluate(&record, &set, &Loaded::default(), as_of(&record, now));
         assert_eq!(clocks[0].status, "running");
         assert_eq!(fired.len(), 1, "the start fires at once");
         // Far ahead is not trusted.
         let way_behind = t(10) - chrono::TimeDelta::hours(2);
         assert_eq!(as_of(&record, way_behind), way_behind + MAX_CLOCK_SKEW);
-        let (clocks, fired, _) = evaluate(
+        let Evaluated { clocks, fired, .. } = evaluate(
             &record,
             &set,
             &Loaded::default(),

@@ -122,7 +122,7 @@ pub(super) fn silencing<'a>(
 }
 
 /// Holds a notice `mute` silences: its Slack message and comment wait
-/// for the mute's summary, but its label changes are carried out now,
+/// for the mute's summary, but its label changes (and a due date) are carried out now,
 /// because they are the state (a breach's `missed::SLA`), not an
 /// alert. The step is listed as done on the ledger note, so a
 /// scheduled `audit --notify` does not send it either. A label change
@@ -138,17 +138,18 @@ pub(super) async fn hold<N: Notifier>(
         .gitlab
         .as_ref()
         .filter(|g| !g.add_labels.is_empty() || !g.remove_labels.is_empty());
-    if let Some(gitlab) = relabels {
-        let labels_only = Notice {
+    // Labels and the due date are the state: carried out.
+    if relabels.is_some() || notice.due_date.is_some() {
+        let state_only = Notice {
             slack: None,
-            gitlab: Some(GitLabStep {
+            gitlab: relabels.map(|gitlab| GitLabStep {
                 comment: false,
                 ..gitlab.clone()
             }),
             ..notice.clone()
         };
         // The notifier lists the step on the ledger note once it is done.
-        if let Err(e) = notifier.send(&labels_only, None).await {
+        if let Err(e) = notifier.send(&state_only, None).await {
             return super::retry::outcome(entry, retry, Err(e));
         }
     } else {

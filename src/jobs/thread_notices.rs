@@ -257,6 +257,7 @@ fn notice(
                 text: None,
             }),
             gitlab: None,
+            due_date: None,
         },
     }
 }

@@ -139,6 +139,7 @@ impl DigestKey {
                 text: None,
             }),
             gitlab: None,
+            due_date: None,
         }
     }
 }

@@ -14,6 +14,7 @@ use chrono::{DateTime, TimeDelta, Utc};
 use serde::{Deserialize, Serialize};
 
 use crate::clock::{ClockReading, SlaStatus};
+use crate::engine::due_date::{DueDateWrite, DuePlan};
 use crate::engine::{Action, Firing};
 use crate::issue::{IssueFacts, IssueRef};
 use crate::policy::duration::human;
@@ -50,6 +51,9 @@ pub enum Lateness {
     QuietHours,
 }
 
+/// The kind of a notice that writes the issue's due date.
+pub const DUE_DATE_KIND: &str = "due_date";
+
 /// One fired step, ready to send.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Notice {
@@ -85,6 +89,9 @@ pub struct Notice {
     pub sla: SlaFacts,
     pub slack: Option<SlackStep>,
     pub gitlab: Option<GitLabStep>,
+    /// A due date to write on the issue (see [`crate::engine::due_date`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub due_date: Option<DueDateWrite>,
 }
 
 /// The issue as the message shows it: facts plus what only GitLab's
@@ -216,7 +223,7 @@ impl Notice {
     /// It has something to send: a Slack part or a GitLab part. One
     /// without (adopted, or said in a digest) is only recorded.
     pub fn has_actions(&self) -> bool {
-        self.slack.is_some() || self.gitlab.is_some()
+        self.slack.is_some() || self.gitlab.is_some() || self.due_date.is_some()
     }
 
     /// The notice for `action`, fired on `reading` of `policy`'s clock at `now`.
@@ -260,6 +267,38 @@ impl Notice {
             sla: SlaFacts::new(reading, &status),
             slack: action.slack.clone(),
             gitlab: action.gitlab.clone(),
+            due_date: None,
+        }
+    }
+
+    /// The notice that writes `planned`'s due date on the issue of `issue`:
+    /// nothing for Slack, only the date for GitLab.
+    pub fn due_date_write(issue: IssueView<'_>, planned: DuePlan, now: DateTime<Utc>) -> Self {
+        let status = match planned.write.to {
+            Some(date) => format!("due date {}", date.format("%Y-%m-%d")),
+            None => "due date cleared".to_owned(),
+        };
+        Notice {
+            issue: issue.facts.reference.clone(),
+            title: issue.title.to_owned(),
+            url: issue.url.to_owned(),
+            confidential: issue.facts.confidential,
+            labels: issue.facts.labels.clone(),
+            assignees: issue.facts.assignees.clone(),
+            policy: planned.policy,
+            firing: planned.firing,
+            step_kind: DUE_DATE_KIND.to_owned(),
+            due_at: now,
+            decided_at: now,
+            late_by_ms: None,
+            late_because: None,
+            undelivered: None,
+            status,
+            deadline: None,
+            sla: SlaFacts::default(),
+            slack: None,
+            gitlab: None,
+            due_date: Some(planned.write),
         }
     }
 
@@ -301,6 +340,7 @@ impl Notice {
             "gone" => "deleted or no longer visible; its clock ends".to_owned(),
             "moved" => "moved to another project; its clock goes on there".to_owned(),
             "duplicate" => "closed as a duplicate".to_owned(),
+            DUE_DATE_KIND => "GitLab due date kept at the deadline".to_owned(),
             other => other.to_owned(),
         };
         let mut line = format!("{} [{}] {what}: {}", self.issue, self.policy, self.status);

@@ -58,12 +58,16 @@ pub(super) fn log_digest(digest: &digest::Digest, thread: Option<&Thread>) -> di
 
 /// A step's GitLab actions in one line, for the log.
 pub fn describe_gitlab(step: &GitLabStep) -> String {
-    format!(
+    let mut line = format!(
         "add_labels=[{}] remove_labels=[{}] comment={}",
         step.add_labels.join(","),
         step.remove_labels.join(","),
         step.comment
-    )
+    );
+    if step.set_due_date {
+        line.push_str(" set_due_date=true");
+    }
+    line
 }
 
 /// Writes every notice to the log at INFO, with its Slack channel, mentions
@@ -81,7 +85,13 @@ impl Notifier for LogNotifier {
             let mentions: Vec<String> = s.mentions.iter().map(Mention::to_string).collect();
             format!("channel={} mention=[{}]", s.channel, mentions.join(","))
         });
-        let gitlab = notice.gitlab.as_ref().map(describe_gitlab);
+        let gitlab = notice.gitlab.as_ref().map(describe_gitlab).or_else(|| {
+            let write = notice.due_date.as_ref()?;
+            Some(match write.to {
+                Some(date) => format!("due_date={}", date.format("%Y-%m-%d")),
+                None => "due_date=none".to_owned(),
+            })
+        });
         let title = if notice.confidential {
             "(confidential)"
         } else {

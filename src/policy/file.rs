@@ -424,6 +424,12 @@ pub struct GitLabEntry {
     /// Post a note on the issue saying what happened.
     #[serde(default)]
     pub comment: bool,
+    /// From this step on, keep the issue's GitLab due date at the
+    /// deadline's date (in the clock's time zone), moving it when a pause
+    /// or the calendar moves the deadline; a due date a person set is
+    /// never overwritten.
+    #[serde(default)]
+    pub set_due_date: bool,
 }
 
 /// `on:` is a keyword (`start`, `breach`, `resolved`, `withdrawn`) or a

@@ -513,6 +513,10 @@ pub struct GitLabStep {
     pub add_labels: Vec<String>,
     pub remove_labels: Vec<String>,
     pub comment: bool,
+    /// From this step on, the due date follows the deadline
+    /// (see [`crate::engine::due_date`]).
+    #[serde(default)]
+    pub set_due_date: bool,
 }
 
 /// Template variables a step's `text:` may use; the Slack renderer fills them in.

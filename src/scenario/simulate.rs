@@ -43,6 +43,8 @@ pub struct Sent {
     /// What the Slack message says (its fallback text and every text of
     /// its blocks), empty without a Slack message.
     pub message: String,
+    /// How long it waited for its quiet-hours calendar (`during:`), if it did.
+    pub held_for_quiet_hours: Option<chrono::TimeDelta>,
 }
 
 /// Where the case's policy stood at one checkpoint.
@@ -89,6 +91,7 @@ impl Story<'_> {
             confidential: self.case.issue.confidential,
             issue_type: self.case.issue.issue_type.clone(),
             assignees: self.assignees.clone(),
+            due_date: None,
         }
     }
 
@@ -238,6 +241,7 @@ pub fn run(case: &Case, set: &PolicySet) -> Outcome {
                                 add_labels: Vec::new(),
                                 remove_labels: Vec::new(),
                                 comment: false,
+                                set_due_date: false,
                             });
                     label_changes.push(gitlab.clone());
                     outcome.sent.push(Sent {
@@ -255,6 +259,9 @@ pub fn run(case: &Case, set: &PolicySet) -> Outcome {
                         comment: gitlab.comment,
                         react: action.slack.as_ref().and_then(|s| s.react.clone()),
                         message,
+                        held_for_quiet_hours: action
+                            .held_for_quiet_hours
+                            .then(|| now - action.due_at),
                     });
                 }
             }

@@ -324,6 +324,9 @@ pub fn describe_sent(sent: &Sent, created: DateTime<Utc>) -> String {
     if let Some(react) = &sent.react {
         line.push_str(&format!(" :{react}:"));
     }
+    if let Some(held) = sent.held_for_quiet_hours {
+        line.push_str(&format!(" (held {} for quiet hours)", human(held)));
+    }
     line
 }
 
@@ -347,7 +350,19 @@ mod tests {
             comment: false,
             react: None,
             message: "Checkout is down".into(),
+            held_for_quiet_hours: None,
         }
+    }
+
+    #[test]
+    fn a_step_held_for_quiet_hours_says_how_long_it_waited() {
+        let held = Sent {
+            held_for_quiet_hours: Some(TimeDelta::hours(14)),
+            ..sent(16 * 60, "breach")
+        };
+        let line = describe_sent(&held, default_created_at());
+        assert!(line.ends_with("(held 14h for quiet hours)"), "{line}");
+        assert!(!describe_sent(&sent(0, "start"), default_created_at()).contains("quiet"));
     }
 
     fn checkpoint(minutes: i64, sent: Option<Vec<ExpectedSend>>) -> Checkpoint {

@@ -117,6 +117,7 @@ mod tests {
                 text: None,
             }),
             gitlab: None,
+            due_date: None,
         }
     }
 

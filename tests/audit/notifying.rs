@@ -196,3 +196,57 @@ async fn after_a_rename_notify_finds_its_ledger_and_repeats_nothing() {
     );
     assert_eq!(writes(&gitlab.gitlab), written, "no GitLab write twice");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn notify_keeps_the_due_date_once_and_leaves_a_person_s_date_alone() {
+    let gitlab = FakeGitLab::start().await;
+    let labelled = Utc::now() - TimeDelta::hours(2);
+    gitlab
+        .gitlab
+        .add(FakeIssue::new(PROJECT, 11, labelled).add_label(labelled, "type::bug"));
+    let policies = tempfile::tempdir().unwrap();
+    std::fs::write(
+        policies.path().join("triage.yml"),
+        concat!(
+            "policies:\n",
+            "  - name: triage\n    match: { labels_any: [\"type::bug\"] }\n",
+            "    clock: { target: 24h, stops: { labeled: [\"workflow::*\"] } }\n",
+            "    escalation:\n      - on: start\n        gitlab: { set_due_date: true }\n",
+        ),
+    )
+    .unwrap();
+    let slack = common::fake_slack::FakeSlack::start().await;
+    let run = || notify_with(&gitlab, PROJECT, &slack.api_url, policies.path(), &[]);
+    let issue = || gitlab.gitlab.issue(PROJECT, 11);
+
+    let first = run();
+    let stderr = String::from_utf8_lossy(&first.stderr);
+    assert_eq!(first.status.code(), Some(0), "{stderr}");
+    let due = (labelled + TimeDelta::hours(24)).date_naive();
+    assert_eq!(issue().due_date, Some(due), "{stderr}");
+    let ledger: Vec<String> = issue()
+        .notes
+        .iter()
+        .filter(|n| n.3)
+        .flat_map(|n| labelwarden::gitlab::markers::Marker::find_all(&n.2))
+        .map(|m| m.firing.step.0)
+        .collect();
+    assert_eq!(ledger, ["start".to_owned(), format!("due={due}")]);
+
+    let second = run();
+    let stderr = String::from_utf8_lossy(&second.stderr);
+    assert!(stderr.contains("--notify: 0 steps carried out"), "{stderr}");
+    assert_eq!(issue().due_date_writes, 1, "written once");
+
+    // A person moves the date, then the issue is triaged: the clock stops
+    // on an open issue, but the date is theirs.
+    let theirs = chrono::NaiveDate::from_ymd_opt(2031, 1, 15).unwrap();
+    gitlab.gitlab.update(PROJECT, 11, |i| {
+        i.due(Some(theirs)).add_label(Utc::now(), "workflow::ready")
+    });
+    let third = run();
+    let stderr = String::from_utf8_lossy(&third.stderr);
+    assert_eq!(third.status.code(), Some(0), "{stderr}");
+    assert!(stderr.contains("--notify: 0 steps carried out"), "{stderr}");
+    assert_eq!(issue().due_date, Some(theirs));
+}

@@ -62,6 +62,9 @@ pub struct FakeIssue {
     pub moved_to: Option<u64>,
     /// The issue this one was closed as a duplicate of: (project id, iid).
     pub duplicate_of: Option<(u64, u64)>,
+    pub due_date: Option<chrono::NaiveDate>,
+    /// Edits that changed the due date, counted.
+    pub due_date_writes: u32,
 }
 
 /// A project id for a path, stable across runs: what GitLab gave the
@@ -93,7 +96,15 @@ impl FakeIssue {
             project_id: project_id(project),
             moved_to: None,
             duplicate_of: None,
+            due_date: None,
+            due_date_writes: 0,
         }
+    }
+
+    /// A due date, as a person sets it.
+    pub fn due(mut self, date: Option<chrono::NaiveDate>) -> Self {
+        self.due_date = date;
+        self
     }
 
     /// Closed `at` as a duplicate of `canonical`, as `/duplicate` does.
@@ -179,6 +190,7 @@ impl FakeIssue {
             "assignees": self.assignees.iter().map(|u| json!({"id": 1, "username": u, "name": u})).collect::<Vec<_>>(),
             "author": { "id": 1, "username": "reporter", "name": "Reporter" },
             "confidential": self.confidential,
+            "due_date": self.due_date,
             "issue_type": self.issue_type,
             "type": self.issue_type.to_uppercase(),
             "web_url": format!("https://gitlab.example.com/{}/-/issues/{}", self.project, self.iid),

@@ -48,6 +48,7 @@ fn facts(iid: u64, labels: &[&str]) -> IssueFacts {
         confidential: false,
         issue_type: "issue".into(),
         assignees: vec!["jdoe".into()],
+        due_date: None,
     }
 }
 
@@ -67,6 +68,7 @@ fn notice(iid: u64, step: &str) -> Notice {
         confidential: false,
         labels: vec!["priority::highest".into()],
         assignees: vec!["jdoe".into()],
+        due_date: None,
         policy: PolicyName("critical".into()),
         firing: firing(step, 0),
         step_kind: step.into(),

@@ -78,8 +78,15 @@ pub(super) fn plan_issue<'a>(
     let reference = issue.reference();
     let mut planned = Vec::new();
     let mut held = Vec::new();
+    let mut readings = Vec::with_capacity(policies.policies.len());
+    let view = IssueView {
+        facts: issue.facts(),
+        title: &fetched.title,
+        url: &fetched.url,
+    };
     for policy in &policies.policies {
         let reading = clock::read(issue, policy, now);
+        readings.push((policy, reading.clone()));
         let fired: Vec<_> = ledger
             .markers
             .iter()
@@ -100,11 +107,6 @@ pub(super) fn plan_issue<'a>(
             &reading,
             &Ledger::new(fired).with_acknowledged(acknowledged),
         );
-        let view = IssueView {
-            facts: issue.facts(),
-            title: &fetched.title,
-            url: &fetched.url,
-        };
         let mut steps: Vec<PlannedStep> = decision
             .actions
             .iter()
@@ -141,12 +143,66 @@ pub(super) fn plan_issue<'a>(
             });
         }
     }
+    if let Some(step) = due_date_step(&readings, &ledger, &planned, view, now) {
+        let lane = policies.get(&step.notice.policy);
+        match planned
+            .iter_mut()
+            .find(|p| p.policy.name == step.notice.policy)
+        {
+            Some(steps) => steps.steps.push(step),
+            None => planned.extend(lane.map(|policy| PolicySteps {
+                policy,
+                steps: vec![step],
+                done: 0,
+                halted: false,
+            })),
+        }
+    }
     IssuePlan {
         fetched,
         ledger,
         policies: planned,
         held,
     }
+}
+
+/// The write the issue's GitLab due date needs (see
+/// [`engine::due_date`]), given what its ledger and this run's steps say.
+fn due_date_step(
+    readings: &[(&Policy, clock::ClockReading)],
+    ledger: &IssueLedger,
+    planned: &[PolicySteps<'_>],
+    view: IssueView<'_>,
+    now: DateTime<Utc>,
+) -> Option<PlannedStep> {
+    let clocks: Vec<_> = readings
+        .iter()
+        .map(|(policy, reading)| (*policy, reading))
+        .collect();
+    let mut fired: Vec<(PolicyName, Firing)> = ledger
+        .markers
+        .iter()
+        .map(|m| (m.policy.clone(), m.firing.clone()))
+        .collect();
+    fired.extend(planned.iter().flat_map(|p| {
+        p.steps
+            .iter()
+            .map(|s| (p.policy.name.clone(), s.notice.firing.clone()))
+    }));
+    let open = view.facts.state == crate::issue::IssueState::Opened;
+    let due = engine::due_date::plan(&clocks, &fired, view.facts.due_date, open)?;
+    let notice = Notice::due_date_write(view, due, now);
+    Some(PlannedStep {
+        report: StepReport {
+            issue: notice.issue.to_string(),
+            policy: notice.policy.0.clone(),
+            step: notice.firing.step.0.clone(),
+            actions: notice.status.clone(),
+            error: None,
+        },
+        notice,
+        grouped: None,
+    })
 }
 
 /// The maintenance window of the policy files holding `notice` at `now`,
@@ -391,6 +447,9 @@ fn describe(action: &Action) -> String {
         }
         if gitlab.comment {
             parts.push("comment".to_owned());
+        }
+        if gitlab.set_due_date {
+            parts.push("due date follows the deadline".to_owned());
         }
     }
     if parts.is_empty() {

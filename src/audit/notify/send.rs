@@ -1,5 +1,5 @@
 //! Carrying out a planned run: each step's Slack message, its GitLab
-//! labels and comment, then its marker in the ledger note; and the group
+//! labels, comment and due date, then its marker in the ledger note; and the group
 //! messages, sent one Slack message at a time at the channel's pace.
 
 use std::collections::HashMap;
@@ -160,6 +160,12 @@ async fn record(
         thread,
     };
     let issue = &notice.issue;
+    if let Some(write) = &notice.due_date {
+        writer
+            .write_due_date(issue, write)
+            .await
+            .map_err(|e| e.to_string())?;
+    }
     if let Some(gitlab) = &notice.gitlab {
         writer
             .edit_labels(issue, &gitlab.add_labels, &gitlab.remove_labels)

@@ -43,6 +43,21 @@ impl Checker {
                 .map(Some),
         };
         let (trigger, unless_acknowledged) = trigger?;
+        if let (Some(Some(step)), Some(entry)) = (&gitlab, &raw.gitlab)
+            && step.set_due_date
+            && matches!(trigger, Trigger::Resolved | Trigger::Withdrawn)
+        {
+            let at = self.at(file, entry);
+            self.fail(
+                &at,
+                format!("{field}.gitlab.set_due_date"),
+                format!(
+                    "on `{}` the clock has ended and has no deadline to show: put `set_due_date: true` on the `start` step",
+                    trigger.kind()
+                ),
+            );
+            return None;
+        }
         let id = match &raw.id {
             None if unless_acknowledged => {
                 crate::policy::StepId(format!("{}:unless:acknowledged", trigger.default_id()))
@@ -331,12 +346,17 @@ impl Checker {
         };
         let add_labels = labels(&raw.add_labels, "add_labels", self);
         let remove_labels = labels(&raw.remove_labels, "remove_labels", self);
-        if add_labels.is_empty() && remove_labels.is_empty() && !raw.comment && ok {
+        if add_labels.is_empty()
+            && remove_labels.is_empty()
+            && !raw.comment
+            && !raw.set_due_date
+            && ok
+        {
             let at = self.at(file, entry);
             self.fail(
                 &at,
                 field,
-                "does nothing: give `add_labels`, `remove_labels` or `comment: true`",
+                "does nothing: give `add_labels`, `remove_labels`, `comment: true` or `set_due_date: true`",
             );
             return None;
         }
@@ -344,6 +364,7 @@ impl Checker {
             add_labels,
             remove_labels,
             comment: raw.comment,
+            set_due_date: raw.set_due_date,
         })
     }
 }

@@ -271,6 +271,21 @@ fn steps_that_do_nothing_or_use_unknown_variables_are_refused() {
 }
 
 #[test]
+fn a_due_date_is_kept_from_a_live_step_and_refused_on_an_ended_one() {
+    let found = with_policy(concat!(
+        "  - name: p\n    match: { labels_any: [x] }\n    clock: { target: 1h }\n    escalation:\n",
+        "      - on: start\n        gitlab: { set_due_date: true }\n",
+        "      - on: resolved\n        gitlab: { set_due_date: true }\n",
+    ));
+    assert_eq!(found.len(), 1, "{found:#?}");
+    assert!(
+        found[0].contains("escalation[1].gitlab.set_due_date")
+            && found[0].contains("put `set_due_date: true` on the `start` step"),
+        "{found:?}"
+    );
+}
+
+#[test]
 fn channels_and_people_are_checked_for_slack_forms() {
     let found = errors(concat!(
         "channels:\n",

@@ -71,6 +71,7 @@ fn notice(step_kind: &str, decided_minute: i64) -> Notice {
             text: None,
         }),
         gitlab: None,
+        due_date: None,
     }
 }
 

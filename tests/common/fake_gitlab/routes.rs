@@ -294,11 +294,58 @@ pub(super) async fn edit_issue(
     Path((project, iid)): Path<(String, u64)>,
     uri: Uri,
     headers: HeaderMap,
-    Form(form): Form<HashMap<String, String>>,
+    body: axum::body::Bytes,
 ) -> Response {
+    // A form, as the `gitlab` crate sends; or JSON, where `null` clears a
+    // field (the API takes both).
+    let json = headers
+        .get(axum::http::header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.starts_with("application/json"));
+    let (form, due_date): (HashMap<String, String>, Option<Option<chrono::NaiveDate>>) = if json {
+        let Ok(Value::Object(fields)) = serde_json::from_slice::<Value>(&body) else {
+            return (
+                StatusCode::BAD_REQUEST,
+                axum::Json(json!({"error": "the body is not a JSON object"})),
+            )
+                .into_response();
+        };
+        let due = fields.get("due_date").map(|v| {
+            v.as_str()
+                .and_then(|d| chrono::NaiveDate::parse_from_str(d, "%Y-%m-%d").ok())
+        });
+        let form = fields
+            .iter()
+            .filter_map(|(k, v)| v.as_str().map(|v| (k.clone(), v.to_owned())))
+            .collect();
+        (form, due)
+    } else {
+        let form: HashMap<String, String> =
+            url::form_urlencoded::parse(&body).into_owned().collect();
+        let due = match form.get("due_date").map(String::as_str) {
+            None => None,
+            Some(text) => match chrono::NaiveDate::parse_from_str(text, "%Y-%m-%d") {
+                Ok(date) => Some(Some(date)),
+                Err(_) => {
+                    return (
+                        StatusCode::BAD_REQUEST,
+                        axum::Json(json!({"error": "due_date is invalid"})),
+                    )
+                        .into_response();
+                }
+            },
+        };
+        (form, due)
+    };
     gitlab
         .on_issue(("PUT", &uri, &headers), &project, iid, |issue, _| {
             let now = Utc::now();
+            if let Some(due) = due_date
+                && due != issue.due_date
+            {
+                issue.due_date = due;
+                issue.due_date_writes += 1;
+            }
             let list = |key: &str| -> Vec<String> {
                 form.get(key)
                     .map(|v| {
