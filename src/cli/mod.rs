@@ -18,6 +18,7 @@ mod progress;
 mod reference;
 mod schema;
 mod serve;
+mod store;
 mod test;
 
 use std::path::PathBuf;
@@ -93,6 +94,11 @@ enum Command {
     Unmute(mute::UnmuteArgs),
     /// The mutes going on, and those ended but not yet summarised.
     Mutes(mute::MutesArgs),
+    /// The store's rows per table and size on disk (`stats`).
+    Store(store::StoreArgs),
+    /// A consistent copy of a SQLite store, taken while `serve` runs
+    /// (PostgreSQL: use pg_dump).
+    Backup(store::BackupArgs),
     /// Print a page of the book's reference, generated from this binary:
     /// every command and flag, or every key of the policy or policy-test
     /// files (Markdown).
@@ -176,6 +182,8 @@ pub fn run(cli: Cli) -> ExitCode {
         Command::Mute(args) => mute::run_mute(args),
         Command::Unmute(args) => mute::run_unmute(args),
         Command::Mutes(args) => mute::run_mutes(args),
+        Command::Store(args) => store::run(args),
+        Command::Backup(args) => store::run_backup(args),
     }
 }
 

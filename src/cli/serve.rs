@@ -24,6 +24,7 @@ use crate::server::slack_events::SlackEventsConfig;
 use crate::server::{self, ServerConfig};
 use crate::slack::api::WebApi;
 use crate::slack::{SlackNotifier, SlackSettings};
+use crate::store::retention::Retention;
 use crate::store::sql::SqlStore;
 use crate::store::sql::without_password;
 
@@ -102,6 +103,16 @@ pub struct ServeArgs {
     /// replicas, a replica that dies is taken over after this long.
     #[arg(long, env = "LABELWARDEN_LEASE", default_value = "15s", value_parser = parse_duration)]
     lease: TimeDelta,
+    /// Forget an issue this long after its clocks all ended (met, missed,
+    /// withdrawn, gone) with nothing left to send: its timeline, ledger,
+    /// sent notices and story. Running clocks are never forgotten, however
+    /// old. `0` keeps everything.
+    #[arg(long, env = "LABELWARDEN_RETAIN", default_value = "90d", value_parser = parse_interval)]
+    retain: TimeDelta,
+    /// Keep an applied delivery's key this long, so that GitLab's
+    /// redelivery of it is recognised (its payload goes once applied).
+    #[arg(long, env = "LABELWARDEN_KEEP_DELIVERY_KEYS", default_value = "7d", value_parser = parse_duration)]
+    keep_delivery_keys: TimeDelta,
     /// Largest webhook body accepted, in bytes.
     #[arg(long, env = "LABELWARDEN_MAX_BODY_BYTES", default_value_t = 1024 * 1024)]
     max_body_bytes: usize,
@@ -221,6 +232,11 @@ pub fn run(args: ServeArgs) -> ExitCode {
         tokio::spawn(stop_on_signal(shutdown.clone()));
         let mut context = Context::new(store, policies).with_lease(args.lease);
         context.resend_when_healthy = args.resend_when_healthy;
+        context.retention = Retention {
+            ended: (args.retain > TimeDelta::zero()).then_some(args.retain),
+            delivery_keys: args.keep_delivery_keys,
+            ..Retention::default()
+        };
         let context = Arc::new(context);
         let slack_events = std::env::var(SIGNING_SECRET_ENV)
             .ok()

@@ -64,6 +64,7 @@ pub async fn run<S: Store, N: Notifier>(
     let renew_every = renew_every(lease);
     let mut holding: Option<Holding> = None;
     let mut last_beat = Instant::now();
+    let mut retention = super::retention::RetentionState::default();
     loop {
         let delivered = context.deliveries_waiting.notified();
         match context
@@ -152,6 +153,7 @@ pub async fn run<S: Store, N: Notifier>(
         if busy {
             continue;
         }
+        super::retention::tend(context, &held.fence, &mut retention).await;
         let mut sleep = match context.store.earliest_wake().await {
             Ok(Some(wake)) => (wake - Utc::now())
                 .to_std()
@@ -168,6 +170,9 @@ pub async fn run<S: Store, N: Notifier>(
         sleep = sleep.min(renew_every);
         if context.store.shared() {
             sleep = sleep.min(PEER_POLL);
+        }
+        if retention.going() {
+            sleep = sleep.min(Duration::from_millis(50));
         }
         tokio::select! {
             _ = shutdown.cancelled() => break,

@@ -28,6 +28,7 @@ pub mod identity;
 pub mod mutes;
 pub mod outbox;
 pub mod reconcile;
+pub mod retention;
 pub mod retry;
 pub mod slack_events;
 pub mod slack_to_gitlab;
@@ -67,6 +68,8 @@ pub struct Context<S> {
     /// takes a notice again (`serve --resend-when-healthy`); otherwise the
     /// log and `/readyz` say the command that does.
     pub resend_when_healthy: bool,
+    /// What the store lets go of, and when (`serve --retain`).
+    pub retention: crate::store::retention::Retention,
     /// The path each project id was last followed to by this process, so
     /// that the store is asked only when a delivery names another one.
     project_paths: Mutex<HashMap<u64, ProjectPath>>,
@@ -90,6 +93,7 @@ impl<S: Store> Context<S> {
             retry: retry::RetryPolicy::default(),
             lease: chrono::TimeDelta::seconds(15),
             resend_when_healthy: false,
+            retention: crate::store::retention::Retention::default(),
             project_paths: Mutex::default(),
             downtimes: Mutex::default(),
             windows: Mutex::default(),

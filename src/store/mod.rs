@@ -16,6 +16,7 @@ pub mod migrations;
 pub mod mutes;
 mod outbox_rows;
 pub mod queued;
+pub mod retention;
 mod slack_rows;
 pub mod sql;
 pub mod story;
@@ -59,6 +60,9 @@ pub enum StoreError {
     /// another process since): nothing was written.
     #[error("the claim on {0} is no longer this process's; nothing was written")]
     ClaimLost(String),
+    /// A backup that cannot be taken as asked.
+    #[error("{0}")]
+    Backup(String),
 }
 
 /// A webhook delivery as received, before it is processed.
@@ -392,6 +396,30 @@ pub trait Store: Clone + Send + Sync + 'static {
         &self,
         now: DateTime<Utc>,
     ) -> impl Future<Output = Result<StoreStats, StoreError>> + Send;
+
+    /// Forgets up to `batch` issues whose clocks all ended (or never
+    /// ran) before `before`, with every row of theirs; fenced by the
+    /// enforcer's lease. Returns how many it forgot.
+    fn forget_ended(
+        &self,
+        before: DateTime<Utc>,
+        batch: u32,
+        fence: Option<&LeaseFence>,
+    ) -> impl Future<Output = Result<u64, StoreError>> + Send;
+
+    /// Drops applied deliveries' payloads, and their keys once received
+    /// before `keys_before`: at most `batch` rows each. Returns the rows changed.
+    fn prune_deliveries(
+        &self,
+        keys_before: DateTime<Utc>,
+        batch: u32,
+    ) -> impl Future<Output = Result<u64, StoreError>> + Send;
+
+    /// Gives free space back to the file system (SQLite), `pages` at a time.
+    fn compact(&self, pages: u32) -> impl Future<Output = Result<u64, StoreError>> + Send;
+
+    /// Rows per table and bytes on disk.
+    fn size(&self) -> impl Future<Output = Result<retention::StoreSize, StoreError>> + Send;
 
     /// Unsent notices `filter` picks, oldest first (failed ones numbered).
     fn queued_notices(

@@ -26,6 +26,7 @@ mod mutes;
 mod open;
 mod outbox;
 mod queued;
+mod retention;
 mod slack;
 mod statements;
 mod story;
@@ -66,10 +67,12 @@ pub struct SqlStore {
     readers: AnyPool,
     writer: AnyPool,
     intake_readers: AnyPool,
-    deliveries: mpsc::Sender<intake::PendingDelivery>,
+    deliveries: mpsc::Sender<intake::IntakeWork>,
     backend: Backend,
     /// Who this process is in claims and leases: unique per start.
     owner: String,
+    /// The main SQLite file; `None` on PostgreSQL.
+    path: Option<String>,
 }
 
 /// A name for this process in claims and leases: host, process id and
@@ -148,9 +151,11 @@ impl SqlStore {
         let intake = format!("sqlite://{}?mode=rwc", intake_file(path));
 
         let writer = open_sqlite(&main, 1).await?;
+        incremental_vacuum(&writer).await?;
         migrate(&writer, Backend::Sqlite, MAIN_TABLE, MIGRATIONS).await?;
         let readers = open_sqlite(&main, 3).await?;
         let intake_writer = open_sqlite(&intake, 1).await?;
+        incremental_vacuum(&intake_writer).await?;
         migrate(
             &intake_writer,
             Backend::Sqlite,
@@ -173,6 +178,7 @@ impl SqlStore {
             deliveries,
             backend: Backend::Sqlite,
             owner: owner_id(),
+            path: Some(path.to_owned()),
         })
     }
 
@@ -203,6 +209,7 @@ impl SqlStore {
             deliveries,
             backend: Backend::Postgres,
             owner: owner_id(),
+            path: None,
         })
     }
 }
@@ -230,6 +237,17 @@ fn outbox_key(row: &AnyRow) -> Result<OutboxKey, StoreError> {
         policy: PolicyName(row.try_get("policy")?),
         firing: firing_from(row)?,
     })
+}
+
+impl SqlStore {
+    /// A consistent copy of a SQLite store while it runs: `to`, and its
+    /// intake file beside it. Returns the files written.
+    pub async fn backup(
+        &self,
+        to: &std::path::Path,
+    ) -> Result<Vec<std::path::PathBuf>, StoreError> {
+        retention::backup(self, to).await
+    }
 }
 
 impl Store for SqlStore {
@@ -492,6 +510,37 @@ impl Store for SqlStore {
 
     async fn stats(&self, now: DateTime<Utc>) -> Result<StoreStats, StoreError> {
         issues::stats(self, now).await
+    }
+
+    async fn forget_ended(
+        &self,
+        before: DateTime<Utc>,
+        batch: u32,
+        fence: Option<&LeaseFence>,
+    ) -> Result<u64, StoreError> {
+        retention::forget_ended(self, before, batch, fence).await
+    }
+
+    async fn prune_deliveries(
+        &self,
+        keys_before: DateTime<Utc>,
+        batch: u32,
+    ) -> Result<u64, StoreError> {
+        let applied_through = intake::intake_cursor(self).await?;
+        let prune = intake::Prune {
+            applied_through,
+            keys_before,
+            batch,
+        };
+        intake::prune(self, prune).await
+    }
+
+    async fn compact(&self, pages: u32) -> Result<u64, StoreError> {
+        retention::compact(self, pages).await
+    }
+
+    async fn size(&self) -> Result<crate::store::retention::StoreSize, StoreError> {
+        retention::size(self).await
     }
 
     async fn queued_notices(

@@ -113,6 +113,8 @@ pub struct Options {
     pub retry: RetryPolicy,
     pub reconcile: Option<ReconcileConfig>,
     pub slack_events: SlackEventsConfig,
+    /// What the store lets go of; `serve`'s default unless set.
+    pub retention: Option<labelwarden::store::retention::Retention>,
 }
 
 impl Default for Options {
@@ -124,6 +126,7 @@ impl Default for Options {
             retry: RetryPolicy::default(),
             reconcile: None,
             slack_events: slack_events(None),
+            retention: None,
         }
     }
 }
@@ -151,6 +154,7 @@ pub async fn start_server<N: Notifier>(
         retry,
         reconcile,
         slack_events: events,
+        retention,
     } = options;
     let store = SqlStore::connect(url).await.expect("store opens");
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
@@ -163,7 +167,11 @@ pub async fn start_server<N: Notifier>(
         slack_events: Some(events),
         admin_token: Some(SecretString::from(ADMIN_TOKEN.to_owned())),
     };
-    let context = Arc::new(Context::new(store, policies).with_retry(retry));
+    let mut context = Context::new(store, policies).with_retry(retry);
+    if let Some(retention) = retention {
+        context.retention = retention;
+    }
+    let context = Arc::new(context);
     let task = tokio::spawn(server::run(
         listener,
         config,

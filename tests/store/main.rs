@@ -6,10 +6,12 @@ mod common;
 mod digests;
 mod fencing;
 mod outbox;
+mod retention;
 
 use digests::*;
 use fencing::*;
 use outbox::*;
+use retention::*;
 
 use std::future::Future;
 
@@ -522,6 +524,8 @@ contract! {
     follows_a_renamed_project => a_renamed_project_s_rows_follow_it_to_its_new_path;
     keeps_storm_windows_and_sends_each_digest_from_one_row => a_digest_gathers_its_window_and_one_outbox_row_sends_it;
     keeps_every_member_of_windows_that_disagree => windows_that_disagree_on_a_place_keep_every_member;
+    forgets_ended_issues_after_the_retention_never_running_ones => ended_issues_are_forgotten_after_the_retention_and_running_ones_never;
+    lets_applied_deliveries_go => applied_deliveries_lose_their_payload_then_their_key;
 }
 
 #[tokio::test]

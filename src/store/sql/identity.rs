@@ -20,7 +20,7 @@ use crate::issue::{IssueFacts, IssueIid, IssueRef, ProjectPath};
 use crate::store::{Carried, FollowedProject, IssueLink, LeaseFence, StoreError};
 
 /// Every table with rows per issue, keyed by `project`, `iid` and more.
-const ISSUE_TABLES: &[&str] = &[
+pub(super) const ISSUE_TABLES: &[&str] = &[
     "issues",
     "issue_events",
     "clocks",

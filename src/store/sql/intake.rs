@@ -12,7 +12,7 @@ pub(super) async fn record_delivery(
     let (reply, outcome) = oneshot::channel();
     store
         .deliveries
-        .send((delivery.clone(), reply))
+        .send(IntakeWork::Record(delivery.clone(), reply))
         .await
         .map_err(|_| stopped())?;
     outcome
@@ -49,17 +49,49 @@ pub(super) async fn pending_deliveries(
 /// A delivery waiting to be written, and who waits for the outcome.
 pub(super) type PendingDelivery = (Delivery, oneshot::Sender<Result<Recorded, String>>);
 
+/// What the intake writer does: it is the one writer of the intake file,
+/// so that letting old deliveries go never makes a webhook wait on a
+/// second writer's lock.
+pub(super) enum IntakeWork {
+    Record(Delivery, oneshot::Sender<Result<Recorded, String>>),
+    Prune(Prune, oneshot::Sender<Result<u64, String>>),
+}
+
+/// Deliveries to let go: applied ones (`seq` up to `applied_through`)
+/// lose their payload at once, and their key once received before
+/// `keys_before`; at most `batch` rows each.
+#[derive(Debug, Clone, Copy)]
+pub(super) struct Prune {
+    pub applied_through: i64,
+    pub keys_before: DateTime<Utc>,
+    pub batch: u32,
+}
+
 /// The most deliveries one group commit writes.
 pub(super) const DELIVERY_BATCH: usize = 512;
 
-/// Writes queued deliveries, a batch per transaction, until the store is dropped.
+/// Writes queued deliveries, a batch per transaction, until the store is
+/// dropped; prunes between batches when asked.
 pub(super) async fn write_deliveries(
     writer: AnyPool,
     backend: Backend,
-    mut queue: mpsc::Receiver<PendingDelivery>,
+    mut queue: mpsc::Receiver<IntakeWork>,
 ) {
+    let mut work = Vec::with_capacity(DELIVERY_BATCH);
     let mut batch = Vec::with_capacity(DELIVERY_BATCH);
-    while queue.recv_many(&mut batch, DELIVERY_BATCH).await > 0 {
+    while queue.recv_many(&mut work, DELIVERY_BATCH).await > 0 {
+        for item in work.drain(..) {
+            match item {
+                IntakeWork::Record(delivery, reply) => batch.push((delivery, reply)),
+                IntakeWork::Prune(prune, reply) => {
+                    let pruned = prune_deliveries(&writer, backend, prune).await;
+                    let _ = reply.send(pruned.map_err(|e| e.to_string()));
+                }
+            }
+        }
+        if batch.is_empty() {
+            continue;
+        }
         match insert_deliveries(&writer, backend, &batch).await {
             Ok(recorded) => {
                 for ((_, reply), outcome) in batch.drain(..).zip(recorded) {
@@ -131,4 +163,58 @@ pub(super) async fn intake_cursor(store: &SqlStore) -> Result<i64, StoreError> {
         .fetch_one(&store.readers)
         .await?;
     Ok(row.try_get(0)?)
+}
+
+/// Lets applied deliveries go (see [`Prune`]): the number of rows changed.
+async fn prune_deliveries(
+    writer: &AnyPool,
+    backend: Backend,
+    prune: Prune,
+) -> Result<u64, sqlx::Error> {
+    let mut tx = writer.begin().await?;
+    let deleted = sqlx::query(
+        "DELETE FROM deliveries WHERE seq IN (
+            SELECT seq FROM deliveries WHERE seq <= $1 AND received_at < $2 ORDER BY seq LIMIT $3)",
+    )
+    .bind(prune.applied_through)
+    .bind(millis(prune.keys_before))
+    .bind(i64::from(prune.batch))
+    .execute(&mut *tx)
+    .await?
+    .rows_affected();
+    let emptied = sqlx::query(
+        "UPDATE deliveries SET payload = '' WHERE seq IN (
+            SELECT seq FROM deliveries WHERE seq <= $1 AND payload <> '' ORDER BY seq LIMIT $2)",
+    )
+    .bind(prune.applied_through)
+    .bind(i64::from(prune.batch))
+    .execute(&mut *tx)
+    .await?
+    .rows_affected();
+    tx.commit().await?;
+    if backend == Backend::Sqlite {
+        // The file gives back what the batch freed (a batch's pages at most).
+        writer
+            .execute(sqlx::AssertSqlSafe(format!(
+                "PRAGMA incremental_vacuum({})",
+                prune.batch
+            )))
+            .await?;
+    }
+    Ok(deleted + emptied)
+}
+
+/// Asks the intake writer to prune (see [`Prune`]).
+pub(super) async fn prune(store: &SqlStore, prune: Prune) -> Result<u64, StoreError> {
+    let stopped = || StoreError::Unavailable("the delivery writer has stopped".into());
+    let (reply, outcome) = oneshot::channel();
+    store
+        .deliveries
+        .send(IntakeWork::Prune(prune, reply))
+        .await
+        .map_err(|_| stopped())?;
+    outcome
+        .await
+        .map_err(|_| stopped())?
+        .map_err(StoreError::Unavailable)
 }

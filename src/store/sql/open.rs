@@ -33,6 +33,38 @@ pub(super) async fn open_sqlite(url: &str, connections: u32) -> Result<AnyPool, 
         .await
 }
 
+/// Makes a SQLite file give freed pages back on request (`PRAGMA
+/// incremental_vacuum`, which retention runs): set on a new file, and
+/// once on a file made before, which the `VACUUM` that goes with it
+/// rewrites (a long moment for a large store, logged).
+pub(super) async fn incremental_vacuum(writer: &AnyPool) -> Result<(), sqlx::Error> {
+    const INCREMENTAL: i64 = 2;
+    let mode = || async {
+        sqlx::query("PRAGMA auto_vacuum")
+            .fetch_one(writer)
+            .await?
+            .try_get::<i64, _>(0)
+    };
+    if mode().await? == INCREMENTAL {
+        return Ok(());
+    }
+    let tables: i64 = sqlx::query("SELECT COUNT(*) FROM sqlite_master")
+        .fetch_one(writer)
+        .await?
+        .try_get(0)?;
+    if tables > 0 {
+        tracing::info!("rewriting the SQLite store once so that it can give space back (VACUUM)");
+    }
+    // The write-ahead log has written the file's header already, so even
+    // a new file takes the mode only through a VACUUM (instant when empty).
+    writer.execute("PRAGMA auto_vacuum = INCREMENTAL").await?;
+    writer.execute("VACUUM").await?;
+    if mode().await? != INCREMENTAL {
+        tracing::warn!("SQLite kept its auto_vacuum mode: the store will not give space back");
+    }
+    Ok(())
+}
+
 /// Applies the migrations `pool` has not seen yet, each in a transaction,
 /// recorded in `table`. On PostgreSQL an advisory lock keeps two replicas
 /// starting at once from migrating together.
