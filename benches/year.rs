@@ -3,7 +3,8 @@
 //! payload, recorded through the store's intake), applied the way the
 //! enforcer applies them (`jobs::prepare` with the shipped policies, one
 //! commit per batch), with retention run every six simulated hours, all
-//! at a simulated `now`. Most issues are resolved within days; one in a
+//! at a simulated `now`; every notice is taken as sent when its quarter
+//! of the day ends. Most issues are resolved within days; one in a
 //! hundred stays open all year (its clock must survive). Run once with
 //! retention (`--retain 90d`, a week of delivery keys) and once without,
 //! and reports the store's size and the intake's p99 latency (recording
@@ -23,7 +24,7 @@ use labelwarden::issue::IssueRef;
 use labelwarden::jobs::adoption::Windows;
 use labelwarden::policy::PolicySet;
 use labelwarden::store::sql::SqlStore;
-use labelwarden::store::{Delivery, Handled, Store};
+use labelwarden::store::{Delivery, Handled, OutboxOutcome, SendResult, Store};
 use serde_json::{Value, json};
 
 /// Deliveries applied per pass, as the enforcer's SQLite batch.
@@ -181,6 +182,31 @@ async fn apply(store: &SqlStore, policies: &PolicySet, windows: &mut Windows, no
     }
 }
 
+/// Sends every notice waiting, as if Slack and GitLab took each at once.
+async fn send_all(store: &SqlStore, now: DateTime<Utc>) {
+    loop {
+        let claimed = store
+            .claim_outbox(now, 500, TimeDelta::minutes(1))
+            .await
+            .unwrap();
+        if claimed.is_empty() {
+            return;
+        }
+        let outcomes: Vec<OutboxOutcome> = claimed
+            .iter()
+            .map(|entry| OutboxOutcome {
+                key: entry.key.clone(),
+                claim: entry.claim.clone(),
+                result: SendResult::Sent {
+                    at: now,
+                    thread: None,
+                },
+            })
+            .collect();
+        store.record_outbox(&outcomes).await.unwrap();
+    }
+}
+
 /// Retention as `serve` runs it, at `now`.
 async fn retain(store: &SqlStore, now: DateTime<Utc>) {
     while store
@@ -273,6 +299,7 @@ async fn simulate(dir: &Path, days: i64, per_day: u64, retention: bool) -> Outco
                 }
             }
             apply(&store, &policies, &mut windows, until).await;
+            send_all(&store, until).await;
             if retention {
                 retain(&store, until).await;
             }

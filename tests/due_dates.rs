@@ -11,11 +11,8 @@ use std::time::Duration;
 use chrono::{DateTime, NaiveDate, TimeDelta, Utc};
 use common::fake_gitlab::{self, FakeGitLab, FakeIssue};
 use common::{Options, issue_event, sqlite, start_server, wait_until};
-use labelwarden::gitlab::actions::IssueWriter;
-use labelwarden::gitlab::client::{GitLabClient, GitLabSettings};
 use labelwarden::jobs::escalation::Escalation;
 use labelwarden::notify::LogNotifier;
-use secrecy::SecretString;
 use serde_json::{Value, json};
 
 const TRIAGE: &str = r#"
@@ -36,15 +33,7 @@ async fn serving(gitlab: &fake_gitlab::Running) -> (tempfile::TempDir, common::S
     std::fs::create_dir(&policies).unwrap();
     std::fs::write(policies.join("triage.yml"), TRIAGE).unwrap();
     let policies = Arc::new(labelwarden::policy::load(&policies).expect("policies load"));
-    let writer = IssueWriter::new(
-        GitLabClient::new(GitLabSettings {
-            url: gitlab.url.clone(),
-            token: SecretString::from(fake_gitlab::TOKEN.to_owned()),
-            concurrency: 4,
-            first_retry: Duration::from_millis(5),
-        })
-        .unwrap(),
-    );
+    let writer = gitlab.writer();
     let server = start_server(
         policies,
         &sqlite(&dir.path().join("db.sqlite")),

@@ -14,8 +14,6 @@ use chrono::Utc;
 use common::fake_gitlab::{self, FakeGitLab, FakeIssue};
 use common::fake_slack::{self, FakeSlack};
 use common::{HIGHEST, Options, fixture_policies, issue_event, sqlite, start_server, wait_until};
-use labelwarden::gitlab::actions::IssueWriter;
-use labelwarden::gitlab::client::{GitLabClient, GitLabSettings};
 use labelwarden::jobs::escalation::Escalation;
 use labelwarden::jobs::retry::RetryPolicy;
 use labelwarden::slack::{SlackNotifier, SlackSettings};
@@ -293,15 +291,7 @@ async fn escalating(
         },
     )
     .unwrap();
-    let writer = IssueWriter::new(
-        GitLabClient::new(GitLabSettings {
-            url: gitlab.url.clone(),
-            token: SecretString::from(fake_gitlab::TOKEN.to_owned()),
-            concurrency: 4,
-            first_retry: Duration::from_millis(5),
-        })
-        .unwrap(),
-    );
+    let writer = gitlab.writer();
     let dir = tempfile::tempdir().unwrap();
     let server = start_server(
         policies,

@@ -53,6 +53,18 @@ async fn clocks_in(server: &common::Server, status: &str) -> i64 {
         .sum()
 }
 
+/// Waits up to `within` for `n` clocks in `status`.
+async fn clocks_become(server: &common::Server, status: &str, n: i64, within: Duration) -> bool {
+    let deadline = tokio::time::Instant::now() + within;
+    while clocks_in(server, status).await != n {
+        if tokio::time::Instant::now() >= deadline {
+            return false;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    true
+}
+
 #[tokio::test]
 async fn ended_issues_are_forgotten_running_ones_kept_and_applied_deliveries_go() {
     let dir = tempfile::tempdir().unwrap();
@@ -168,23 +180,21 @@ async fn a_backup_taken_while_serve_runs_restores_every_running_clock() {
             )
             .await;
     }
-    let mut running = false;
-    for _ in 0..30 {
-        if clocks_in(&server, "running").await == 2 {
-            running = true;
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    assert!(running, "both clocks run");
+    assert!(
+        clocks_become(&server, "running", 2, Duration::from_secs(3)).await,
+        "both clocks run"
+    );
 
     let backup = dir.path().join("backup.db");
-    let taken = std::process::Command::new(env!("CARGO_BIN_EXE_labelwarden"))
-        .arg("backup")
-        .arg(&backup)
-        .args(["--database", &database])
-        .output()
-        .unwrap();
+    let back_up = || {
+        std::process::Command::new(env!("CARGO_BIN_EXE_labelwarden"))
+            .arg("backup")
+            .arg(&backup)
+            .args(["--database", &database])
+            .output()
+            .unwrap()
+    };
+    let taken = back_up();
     assert!(
         taken.status.success(),
         "{}",
@@ -192,12 +202,7 @@ async fn a_backup_taken_while_serve_runs_restores_every_running_clock() {
     );
     assert!(String::from_utf8_lossy(&taken.stdout).contains("backup.intake.db"));
     // A second backup into the same file is refused, not overwritten.
-    let again = std::process::Command::new(env!("CARGO_BIN_EXE_labelwarden"))
-        .arg("backup")
-        .arg(&backup)
-        .args(["--database", &database])
-        .output()
-        .unwrap();
+    let again = back_up();
     assert_eq!(again.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&again.stderr).contains("exists already"));
     server.stop().await;
@@ -219,14 +224,9 @@ async fn a_backup_taken_while_serve_runs_restores_every_running_clock() {
         Options::default(),
     )
     .await;
-    let mut breached = false;
-    for _ in 0..100 {
-        if clocks_in(&server, "breached").await == 2 {
-            breached = true;
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    assert!(breached, "both restored clocks reach their deadline");
+    assert!(
+        clocks_become(&server, "breached", 2, Duration::from_secs(10)).await,
+        "both restored clocks reach their deadline"
+    );
     server.stop().await;
 }

@@ -226,6 +226,39 @@ impl Notice {
         self.slack.is_some() || self.gitlab.is_some() || self.due_date.is_some()
     }
 
+    /// A notice about the issue of `issue`, decided at `now`, that says
+    /// and does nothing yet: the constructors fill in the rest.
+    fn about(
+        issue: IssueView<'_>,
+        policy: PolicyName,
+        firing: Firing,
+        step_kind: &str,
+        now: DateTime<Utc>,
+    ) -> Self {
+        Notice {
+            issue: issue.facts.reference.clone(),
+            title: issue.title.to_owned(),
+            url: issue.url.to_owned(),
+            confidential: issue.facts.confidential,
+            labels: issue.facts.labels.clone(),
+            assignees: issue.facts.assignees.clone(),
+            policy,
+            firing,
+            step_kind: step_kind.to_owned(),
+            due_at: now,
+            decided_at: now,
+            late_by_ms: None,
+            late_because: None,
+            undelivered: None,
+            status: String::new(),
+            deadline: None,
+            sla: SlaFacts::default(),
+            slack: None,
+            gitlab: None,
+            due_date: None,
+        }
+    }
+
     /// The notice for `action`, fired on `reading` of `policy`'s clock at `now`.
     pub fn new(
         issue: IssueView<'_>,
@@ -235,39 +268,31 @@ impl Notice {
         now: DateTime<Utc>,
     ) -> Self {
         let status = reading.status();
+        let late = action.late_by(now, late_tolerance(reading.target));
         Notice {
-            issue: issue.facts.reference.clone(),
-            title: issue.title.to_owned(),
-            url: issue.url.to_owned(),
-            confidential: issue.facts.confidential,
-            labels: issue.facts.labels.clone(),
-            assignees: issue.facts.assignees.clone(),
-            policy: policy.clone(),
-            firing: action.firing.clone(),
-            step_kind: action.trigger.kind().to_owned(),
             due_at: action.due_at,
-            decided_at: now,
-            late_by_ms: action
-                .late_by(now, late_tolerance(reading.target))
-                .map(|late| late.num_milliseconds()),
+            late_by_ms: late.map(|late| late.num_milliseconds()),
             // The enforcer knows when labelwarden was down; anyone else
             // deciding late (a scheduled audit) learned of it late.
-            late_because: action
-                .late_by(now, late_tolerance(reading.target))
-                .map(|_| {
-                    if action.held_for_quiet_hours {
-                        Lateness::QuietHours
-                    } else {
-                        Lateness::Learned
-                    }
-                }),
-            undelivered: None,
+            late_because: late.map(|_| {
+                if action.held_for_quiet_hours {
+                    Lateness::QuietHours
+                } else {
+                    Lateness::Learned
+                }
+            }),
             status: status.to_string(),
             deadline: reading.deadline(),
             sla: SlaFacts::new(reading, &status),
             slack: action.slack.clone(),
             gitlab: action.gitlab.clone(),
-            due_date: None,
+            ..Notice::about(
+                issue,
+                policy.clone(),
+                action.firing.clone(),
+                action.trigger.kind(),
+                now,
+            )
         }
     }
 
@@ -279,26 +304,9 @@ impl Notice {
             None => "due date cleared".to_owned(),
         };
         Notice {
-            issue: issue.facts.reference.clone(),
-            title: issue.title.to_owned(),
-            url: issue.url.to_owned(),
-            confidential: issue.facts.confidential,
-            labels: issue.facts.labels.clone(),
-            assignees: issue.facts.assignees.clone(),
-            policy: planned.policy,
-            firing: planned.firing,
-            step_kind: DUE_DATE_KIND.to_owned(),
-            due_at: now,
-            decided_at: now,
-            late_by_ms: None,
-            late_because: None,
-            undelivered: None,
             status,
-            deadline: None,
-            sla: SlaFacts::default(),
-            slack: None,
-            gitlab: None,
             due_date: Some(planned.write),
+            ..Notice::about(issue, planned.policy, planned.firing, DUE_DATE_KIND, now)
         }
     }
 

@@ -481,4 +481,16 @@ pub const MIGRATIONS: &[Migration] = &[
         // to record what became of it.
         statements: &["ALTER TABLE slack_events ADD COLUMN claim_token TEXT"],
     },
+    Migration {
+        version: 22,
+        name: "issues know whether they are open",
+        // Retention forgets a closed issue whose clocks only hold (a
+        // label-stopped policy holds its clock while the issue is
+        // closed): it must tell closed issues without reading every
+        // issue's facts. Filled from the facts' own JSON.
+        statements: &[
+            "ALTER TABLE issues ADD COLUMN open BIGINT",
+            "UPDATE issues SET open = CASE WHEN facts LIKE '%\"state\":\"closed\"%' THEN 0 ELSE 1 END",
+        ],
+    },
 ];

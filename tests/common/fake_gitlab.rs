@@ -270,19 +270,27 @@ impl Running {
         }
     }
 
-    /// The real GitLab reader, pointed at this fake with its token (4
-    /// requests at a time, retries 10 ms apart to begin with).
+    /// The real GitLab reader, pointed at this fake (see [`Self::client`]).
     pub fn reader(&self) -> labelwarden::gitlab::history::IssueReader {
+        labelwarden::gitlab::history::IssueReader::new(self.client(10))
+    }
+
+    /// The real GitLab writer, pointed at this fake (see [`Self::client`]).
+    pub fn writer(&self) -> labelwarden::gitlab::actions::IssueWriter {
+        labelwarden::gitlab::actions::IssueWriter::new(self.client(5))
+    }
+
+    /// The real client, pointed at this fake with its token: 4 requests
+    /// at a time, retries `first_retry_ms` apart to begin with.
+    fn client(&self, first_retry_ms: u64) -> labelwarden::gitlab::client::GitLabClient {
         use labelwarden::gitlab::client::{GitLabClient, GitLabSettings};
-        labelwarden::gitlab::history::IssueReader::new(
-            GitLabClient::new(GitLabSettings {
-                url: self.url.clone(),
-                token: secrecy::SecretString::from(TOKEN.to_owned()),
-                concurrency: 4,
-                first_retry: std::time::Duration::from_millis(10),
-            })
-            .unwrap(),
-        )
+        GitLabClient::new(GitLabSettings {
+            url: self.url.clone(),
+            token: secrecy::SecretString::from(TOKEN.to_owned()),
+            concurrency: 4,
+            first_retry: std::time::Duration::from_millis(first_retry_ms),
+        })
+        .unwrap()
     }
 }
 

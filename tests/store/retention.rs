@@ -72,6 +72,24 @@ pub(super) async fn ended_issues_are_forgotten_after_the_retention_and_running_o
         0,
         "a second pass finds nothing more"
     );
+    // A clock that only holds because its issue is closed (a policy that
+    // stops on a label) ends with the issue for retention; held open by a
+    // pause label, it is kept.
+    let mut closed = standing(5, day(1), "paused", &[]);
+    closed.facts.state = IssueState::Closed;
+    let open = standing(6, day(1), "paused", &[]);
+    store.commit(&[closed, open], &[], None).await.unwrap();
+    assert_eq!(
+        store.forget_ended(day(30), 10, None).await.unwrap(),
+        1,
+        "#5"
+    );
+    assert!(load(&store, 5).await.record.is_none());
+    assert!(
+        load(&store, 6).await.record.is_some(),
+        "#6 is paused while open: kept"
+    );
+
     // Whatever the age, a running clock is never forgotten; a notice still
     // to send holds its issue until it is out.
     assert_eq!(

@@ -8,11 +8,19 @@ pub(super) async fn record_delivery(
     store: &SqlStore,
     delivery: &Delivery,
 ) -> Result<Recorded, StoreError> {
+    ask_writer(store, |reply| IntakeWork::Record(delivery.clone(), reply)).await
+}
+
+/// Hands the intake writer `work` and waits for its answer.
+async fn ask_writer<T>(
+    store: &SqlStore,
+    work: impl FnOnce(oneshot::Sender<Result<T, String>>) -> IntakeWork,
+) -> Result<T, StoreError> {
     let stopped = || StoreError::Unavailable("the delivery writer has stopped".into());
     let (reply, outcome) = oneshot::channel();
     store
         .deliveries
-        .send(IntakeWork::Record(delivery.clone(), reply))
+        .send(work(reply))
         .await
         .map_err(|_| stopped())?;
     outcome
@@ -206,15 +214,5 @@ async fn prune_deliveries(
 
 /// Asks the intake writer to prune (see [`Prune`]).
 pub(super) async fn prune(store: &SqlStore, prune: Prune) -> Result<u64, StoreError> {
-    let stopped = || StoreError::Unavailable("the delivery writer has stopped".into());
-    let (reply, outcome) = oneshot::channel();
-    store
-        .deliveries
-        .send(IntakeWork::Prune(prune, reply))
-        .await
-        .map_err(|_| stopped())?;
-    outcome
-        .await
-        .map_err(|_| stopped())?
-        .map_err(StoreError::Unavailable)
+    ask_writer(store, |reply| IntakeWork::Prune(prune, reply)).await
 }

@@ -326,16 +326,17 @@ async fn write_commits(
     {
         let sql = format!(
             "INSERT INTO issues (project, iid, facts, title, url, updated_at, issue_id, moved_to_id,
-                                 duplicated_to_id, duplicate_of_project, duplicate_of_iid) VALUES {}
+                                 duplicated_to_id, duplicate_of_project, duplicate_of_iid, open) VALUES {}
              ON CONFLICT (project, iid) DO UPDATE SET
                 facts = excluded.facts, title = excluded.title, url = excluded.url, updated_at = excluded.updated_at,
+                open = excluded.open,
                 issue_id = COALESCE(excluded.issue_id, issues.issue_id),
                 moved_to_id = COALESCE(excluded.moved_to_id, issues.moved_to_id),
                 duplicated_to_id = COALESCE(excluded.duplicated_to_id, issues.duplicated_to_id),
                 duplicate_of_project = COALESCE(excluded.duplicate_of_project, issues.duplicate_of_project),
                 duplicate_of_iid = COALESCE(excluded.duplicate_of_iid, issues.duplicate_of_iid)
              WHERE excluded.updated_at >= issues.updated_at",
-            parameters(backend, chunk.len(), 11)
+            parameters(backend, chunk.len(), 12)
         );
         let mut query = multi_row(sql);
         for (commit, facts) in chunk {
@@ -352,7 +353,10 @@ async fn write_commits(
                 .bind(id(commit.ids.moved_to_id))
                 .bind(id(commit.ids.duplicated_to_id))
                 .bind(id(commit.ids.duplicate_of.map(|(project, _)| project)))
-                .bind(id(commit.ids.duplicate_of.map(|(_, iid)| iid)));
+                .bind(id(commit.ids.duplicate_of.map(|(_, iid)| iid)))
+                .bind(i64::from(
+                    commit.facts.state == crate::issue::IssueState::Opened,
+                ));
         }
         query.execute(&mut **tx).await?;
     }

@@ -8,16 +8,8 @@ use super::identity::ISSUE_TABLES;
 use super::*;
 use crate::store::retention::StoreSize;
 
-/// Every table of the main database, in the schema's order.
-const MAIN_TABLES: &[&str] = &[
-    "issues",
-    "issue_events",
-    "clocks",
-    "ledger",
-    "outbox",
-    "threads",
-    "acknowledgements",
-    "carried_starts",
+/// The main database's tables besides an issue's own ([`ISSUE_TABLES`]).
+const OTHER_TABLES: &[&str] = &[
     "projects",
     "slack_events",
     "digests",
@@ -28,9 +20,10 @@ const MAIN_TABLES: &[&str] = &[
     "rejected_deliveries",
 ];
 
-/// Forgets up to `batch` issues whose clocks all ended (or never ran)
-/// and that nothing changed since before `before`, with nothing waiting
-/// to be sent and in no digest still open then; with every row of theirs.
+/// Forgets up to `batch` issues whose clocks all ended (or never ran),
+/// or that are closed (a clock of a closed issue only holds), and that
+/// nothing changed since before `before`, with nothing waiting to be sent
+/// and in no digest still open then; with every row of theirs.
 /// Returns how many issues it forgot.
 pub(super) async fn forget_ended(
     store: &SqlStore,
@@ -45,7 +38,7 @@ pub(super) async fn forget_ended(
          WHERE i.updated_at < $1
            AND NOT EXISTS (SELECT 1 FROM clocks c WHERE c.project = i.project AND c.iid = i.iid
                  AND (c.updated_at >= $1 OR c.next_wake IS NOT NULL
-                      OR c.status IN ('running', 'paused', 'breached')))
+                      OR (c.status IN ('running', 'paused', 'breached') AND COALESCE(i.open, 1) = 1)))
            AND NOT EXISTS (SELECT 1 FROM outbox o WHERE o.project = i.project AND o.iid = i.iid
                  AND (o.sent_at IS NULL OR o.created_at >= $1))
            AND NOT EXISTS (SELECT 1 FROM digest_members m JOIN digests d
@@ -129,8 +122,8 @@ pub(super) async fn compact(store: &SqlStore, pages: u32) -> Result<u64, StoreEr
 
 /// Rows per table and the bytes the database takes.
 pub(super) async fn size(store: &SqlStore) -> Result<StoreSize, StoreError> {
-    let mut tables = Vec::with_capacity(MAIN_TABLES.len() + 1);
-    for table in MAIN_TABLES {
+    let mut tables = Vec::with_capacity(ISSUE_TABLES.len() + OTHER_TABLES.len() + 1);
+    for table in ISSUE_TABLES.iter().chain(OTHER_TABLES) {
         let rows: i64 = sqlx::query(sqlx::AssertSqlSafe(format!("SELECT COUNT(*) FROM {table}")))
             .fetch_one(&store.readers)
             .await?
