@@ -155,6 +155,26 @@ async fn ended_issues_are_forgotten_running_ones_kept_and_applied_deliveries_go(
         .find(|(table, _)| table == "deliveries")
         .map(|(_, rows)| rows);
     assert_eq!(deliveries, Some(0), "applied, and past their key's window");
+    // `/metrics` shows the store's rows per table and its size, as of the
+    // last round.
+    let mut shown = None;
+    for _ in 0..100 {
+        shown = server
+            .metric("labelwarden_store_rows{table=\"issues\"}")
+            .await;
+        if shown == Some(1.0) {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(shown, Some(1.0), "#81 alone");
+    assert!(
+        server
+            .metric("labelwarden_store_bytes")
+            .await
+            .unwrap_or(0.0)
+            > 0.0
+    );
     server.stop().await;
 }
 
