@@ -82,6 +82,12 @@ fn sets_due_date(step: &Step) -> bool {
     step.gitlab.as_ref().is_some_and(|g| g.set_due_date)
 }
 
+/// Whether `policy` keeps due dates at all: without one that does, an
+/// evaluation has nothing to plan (and need not gather the ledger).
+pub fn kept_by(policy: &Policy) -> bool {
+    policy.steps.iter().any(sets_due_date)
+}
+
 /// The write the due date needs now, if any. `clocks` are every
 /// policy's reading, in the order of the policy files; `fired` is the
 /// issue's ledger with this evaluation's firings; `current` is the due
@@ -92,10 +98,7 @@ pub fn plan(
     current: Option<NaiveDate>,
     open: bool,
 ) -> Option<DuePlan> {
-    let lane = clocks
-        .iter()
-        .find(|(policy, _)| policy.steps.iter().any(sets_due_date))?
-        .0;
+    let lane = clocks.iter().find(|(policy, _)| kept_by(policy))?.0;
     let writes: Vec<(u32, Option<NaiveDate>)> = fired
         .iter()
         .filter_map(|(_, firing)| written(&firing.step).map(|date| (firing.occurrence, date)))

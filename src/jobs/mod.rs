@@ -505,6 +505,13 @@ fn due_date_write(
     fired: &[Fired],
     now: DateTime<Utc>,
 ) -> Option<Fired> {
+    // The common case, on every evaluation: no policy keeps due dates.
+    if !readings
+        .iter()
+        .any(|(policy, _)| engine::due_date::kept_by(policy))
+    {
+        return None;
+    }
     let clocks: Vec<_> = readings
         .iter()
         .map(|(policy, reading)| (*policy, reading))

@@ -78,7 +78,9 @@ pub(super) fn plan_issue<'a>(
     let reference = issue.reference();
     let mut planned = Vec::new();
     let mut held = Vec::new();
-    let mut readings = Vec::with_capacity(policies.policies.len());
+    // Readings are kept only for the due-date plan, if a policy needs one.
+    let keeps_due_dates = policies.policies.iter().any(engine::due_date::kept_by);
+    let mut readings = Vec::new();
     let view = IssueView {
         facts: issue.facts(),
         title: &fetched.title,
@@ -86,7 +88,9 @@ pub(super) fn plan_issue<'a>(
     };
     for policy in &policies.policies {
         let reading = clock::read(issue, policy, now);
-        readings.push((policy, reading.clone()));
+        if keeps_due_dates {
+            readings.push((policy, reading.clone()));
+        }
         let fired: Vec<_> = ledger
             .markers
             .iter()
@@ -143,7 +147,10 @@ pub(super) fn plan_issue<'a>(
             });
         }
     }
-    if let Some(step) = due_date_step(&readings, &ledger, &planned, view, now) {
+    let due_date = keeps_due_dates
+        .then(|| due_date_step(&readings, &ledger, &planned, view, now))
+        .flatten();
+    if let Some(step) = due_date {
         let lane = policies.get(&step.notice.policy);
         match planned
             .iter_mut()
