@@ -60,6 +60,7 @@ fn issue(
         issue_type: issue_type.into(),
         assignees: vec!["jdoe".into()],
         due_date: None,
+        details: Default::default(),
     };
     Issue::new(facts, events)
 }

@@ -13,6 +13,8 @@
 //!
 //!     cargo bench --bench year                 (365 days, 300 new issues a day)
 //!     cargo bench --bench year -- 30 100       (days, new issues a day)
+//!     cargo bench --bench year -- --without    (only the run without retention;
+//!                                               `--with` for only the other)
 
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -358,9 +360,16 @@ fn report(label: &str, outcome: &Outcome) {
 }
 
 fn main() {
-    let numbers: Vec<i64> = std::env::args()
-        .skip(1)
+    let arguments: Vec<String> = std::env::args().skip(1).collect();
+    let numbers: Vec<i64> = arguments
+        .iter()
         .filter_map(|arg| arg.parse().ok())
+        .collect();
+    let only_with = arguments.iter().any(|arg| arg == "--with");
+    let only_without = arguments.iter().any(|arg| arg == "--without");
+    let runs: Vec<bool> = [true, false]
+        .into_iter()
+        .filter(|&retention| !(retention && only_without || !retention && only_with))
         .collect();
     let days = numbers.first().copied().unwrap_or(365);
     let per_day = numbers.get(1).copied().unwrap_or(300) as u64;
@@ -370,7 +379,7 @@ fn main() {
         .build()
         .unwrap();
     runtime.block_on(async {
-        for retention in [true, false] {
+        for retention in runs {
             let dir = tempfile::tempdir().unwrap();
             eprintln!("{days} days, {per_day} new issues a day, retention {retention}");
             let outcome = simulate(dir.path(), days, per_day, retention).await;

@@ -155,6 +155,63 @@ pub struct IssueFacts {
     /// The issue's due date as GitLab shows it, if any.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub due_date: Option<NaiveDate>,
+    /// Author, milestone, weight and last update: what conditions beyond
+    /// labels read (absent from facts stored before they were kept).
+    #[serde(default, flatten)]
+    pub details: IssueDetails,
+}
+
+/// The facts a policy's conditions may read besides labels, state,
+/// confidentiality, type and assignees. Each may be unknown: a webhook
+/// names the author only when the issue is opened and a milestone only
+/// by id, so what is unknown is kept from what was known before
+/// ([`IssueDetails::keep_known`]) and filled in by the API.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct IssueDetails {
+    /// The author's GitLab username.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub author: Option<String>,
+    /// The author's GitLab user id (webhooks name the author only by it).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub author_id: Option<u64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub milestone: Option<Milestone>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub weight: Option<u32>,
+    /// GitLab's `updated_at`: when anything on the issue last changed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub updated_at: Option<DateTime<Utc>>,
+}
+
+/// The issue's milestone: its id always, its title when the source says it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Milestone {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub id: Option<u64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub title: Option<String>,
+}
+
+impl IssueDetails {
+    /// Fills what this newer reading does not say from an older one of the
+    /// same issue: the author (who never changes), and the milestone's
+    /// title while the milestone is the same one.
+    pub fn keep_known(&mut self, older: &IssueDetails) {
+        if self.author.is_none() && (self.author_id.is_none() || self.author_id == older.author_id)
+        {
+            self.author = older.author.clone();
+        }
+        if self.author_id.is_none() {
+            self.author_id = older.author_id;
+        }
+        if let (Some(new), Some(old)) = (&mut self.milestone, &older.milestone)
+            && new.title.is_none()
+            && new.id.is_some()
+            && new.id == old.id
+        {
+            new.title = old.title.clone();
+        }
+    }
 }
 
 /// What the clock needs to know about one issue: its facts and its history.
@@ -293,6 +350,46 @@ mod tests {
     use chrono::TimeZone;
 
     #[test]
+    fn what_a_newer_reading_does_not_say_is_kept_from_an_older_one() {
+        let milestone = |id, title: Option<&str>| Milestone {
+            id: Some(id),
+            title: title.map(str::to_owned),
+        };
+        let older = IssueDetails {
+            author: Some("ada".into()),
+            author_id: Some(51),
+            milestone: Some(milestone(9, Some("17.4"))),
+            weight: Some(2),
+            updated_at: None,
+        };
+        let mut same_milestone = IssueDetails {
+            author_id: Some(51),
+            milestone: Some(milestone(9, None)),
+            ..IssueDetails::default()
+        };
+        same_milestone.keep_known(&older);
+        assert_eq!(same_milestone.author.as_deref(), Some("ada"));
+        assert_eq!(same_milestone.milestone, Some(milestone(9, Some("17.4"))));
+        assert_eq!(
+            same_milestone.weight, None,
+            "a weight removed stays removed"
+        );
+
+        let mut other_milestone = IssueDetails {
+            milestone: Some(milestone(10, None)),
+            ..IssueDetails::default()
+        };
+        other_milestone.keep_known(&older);
+        assert_eq!(other_milestone.milestone, Some(milestone(10, None)));
+        let mut other_author = IssueDetails {
+            author_id: Some(52),
+            ..IssueDetails::default()
+        };
+        other_author.keep_known(&older);
+        assert_eq!(other_author.author, None, "another author's id: not ada");
+    }
+
+    #[test]
     fn references_name_a_project_path_and_a_number() {
         let found = IssueRef::parse("acme/platform/api#12").unwrap();
         assert_eq!(found.to_string(), "acme/platform/api#12");
@@ -319,6 +416,7 @@ mod tests {
             issue_type: "issue".into(),
             assignees: vec![],
             due_date: None,
+            details: IssueDetails::default(),
         }
     }
 

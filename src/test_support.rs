@@ -76,6 +76,7 @@ pub fn issue(labels: &[&str]) -> IssueBuilder {
             issue_type: "issue".into(),
             assignees: vec!["jdoe".into()],
             due_date: None,
+            details: Default::default(),
         },
         events: Vec::new(),
     }
@@ -126,6 +127,37 @@ impl IssueBuilder {
 
     pub fn confidential(mut self) -> Self {
         self.facts.confidential = true;
+        self
+    }
+
+    /// Assigned to these GitLab users now (`[]`: nobody).
+    pub fn assigned(mut self, users: &[&str]) -> Self {
+        self.facts.assignees = users.iter().map(|u| u.to_string()).collect();
+        self
+    }
+
+    pub fn author(mut self, username: &str) -> Self {
+        self.facts.details.author = Some(username.into());
+        self
+    }
+
+    /// In the milestone of this title (id 1).
+    pub fn milestone(mut self, title: &str) -> Self {
+        self.facts.details.milestone = Some(crate::issue::Milestone {
+            id: Some(1),
+            title: Some(title.into()),
+        });
+        self
+    }
+
+    pub fn weight(mut self, weight: u32) -> Self {
+        self.facts.details.weight = Some(weight);
+        self
+    }
+
+    /// Last updated at `minute`.
+    pub fn updated(mut self, minute: i64) -> Self {
+        self.facts.details.updated_at = Some(t(minute));
         self
     }
 

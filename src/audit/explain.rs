@@ -27,9 +27,9 @@ fn patterns(list: &[Pattern]) -> String {
         .join(", ")
 }
 
-/// Why the selector does not match the issue as it is now, or `None` if it
-/// does.
-pub fn why_not(selector: &Selector, facts: &IssueFacts) -> Option<String> {
+/// Why the selector does not match the issue as it is at `now`, or `None`
+/// if it does.
+pub fn why_not(selector: &Selector, facts: &IssueFacts, now: DateTime<Utc>) -> Option<String> {
     let mut reasons = Vec::new();
     match selector.confidential {
         Confidentiality::Only if !facts.confidential => {
@@ -104,7 +104,78 @@ pub fn why_not(selector: &Selector, facts: &IssueFacts) -> Option<String> {
                 .join(", ")
         ));
     }
+    reasons.extend(why_not_beyond_labels(selector, facts, now));
     (!reasons.is_empty()).then(|| reasons.join("; "))
+}
+
+/// The reasons from conditions beyond labels: assignees, author,
+/// milestone, weight, state and age.
+fn why_not_beyond_labels(
+    selector: &Selector,
+    facts: &IssueFacts,
+    now: DateTime<Utc>,
+) -> Vec<String> {
+    let mut reasons = Vec::new();
+    let details = &facts.details;
+    if !selector.assignees_hold(facts) {
+        reasons.push(format!(
+            "assignees {}, needs {}",
+            if facts.assignees.is_empty() {
+                "none".to_owned()
+            } else {
+                facts.assignees.join(", ")
+            },
+            selector.assignees.describe().unwrap_or_default()
+        ));
+    }
+    if !selector.author_holds(facts) {
+        reasons.push(format!(
+            "author {}, needs {}",
+            details.author.as_deref().unwrap_or("not known yet"),
+            selector
+                .authors
+                .iter()
+                .map(Pattern::as_str)
+                .collect::<Vec<_>>()
+                .join(" or ")
+        ));
+    }
+    if !selector.milestone_holds(facts) {
+        let milestone = match &details.milestone {
+            None => "none".to_owned(),
+            Some(milestone) => milestone
+                .title
+                .clone()
+                .unwrap_or_else(|| "not known by name yet".to_owned()),
+        };
+        reasons.push(format!(
+            "milestone {milestone}, needs {}",
+            selector.milestone.describe().unwrap_or_default()
+        ));
+    }
+    if !selector.weight_holds(facts) {
+        reasons.push(format!(
+            "weight {}, needs {}",
+            details
+                .weight
+                .map_or_else(|| "none".to_owned(), |w| w.to_string()),
+            selector.weight.describe().unwrap_or_default()
+        ));
+    }
+    if !selector.matches_state(facts.state == IssueState::Opened) {
+        reasons.push(match facts.state {
+            IssueState::Opened => "open, needs closed".to_owned(),
+            IssueState::Closed => "closed, needs open".to_owned(),
+        });
+    }
+    let window = selector.window(facts);
+    if let Some(from) = window.from.filter(|from| now < *from) {
+        reasons.push(format!("not old enough until {}", time(from)));
+    }
+    if let Some(until) = window.until.filter(|until| now >= *until) {
+        reasons.push(format!("too old since {}", time(until)));
+    }
+    reasons
 }
 
 /// The whole explanation.
@@ -170,7 +241,7 @@ fn explain_policy(
     let facts = fetched.issue.facts();
     let reading = clock::read(&fetched.issue, policy, now);
     let status = reading.status();
-    let matching = why_not(&policy.selector, facts);
+    let matching = why_not(&policy.selector, facts, now);
     let mut out = format!(
         "{} ({}): {}\n",
         policy.name,
@@ -331,6 +402,23 @@ mod tests {
         ] {
             assert!(text.contains(expected), "missing `{expected}` in\n{text}");
         }
+    }
+
+    #[test]
+    fn conditions_beyond_labels_say_what_the_issue_has_and_what_they_need() {
+        let set = policy_set(concat!(
+            "policies:\n",
+            "  - name: owned\n    match:\n      labels_any: [\"priority::highest\"]\n",
+            "      assignees: none\n      milestone: [\"17.*\"]\n      weight: { at_most: 3 }\n",
+            "      authors: [ada]\n      created: { older_than: 2d }\n",
+            "    clock: { target: 1h }\n",
+        ));
+        let fetched = fetched(issue(&["priority::highest"]).weight(5).build());
+        let text = explain(&fetched, &IssueLedger::default(), &set, t(60));
+        let expected = "does not match now: assignees jdoe, needs none; author not known yet, \
+                        needs ada; milestone none, needs 17.*; weight 5, needs at most 3; \
+                        not old enough until 2026-11-04 09:00 UTC";
+        assert!(text.contains(expected), "missing `{expected}` in\n{text}");
     }
 
     #[test]

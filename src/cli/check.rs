@@ -102,6 +102,7 @@ fn describe(policy: &Policy) -> String {
     for pattern in &selector.labels_none {
         selects.push(format!("not {pattern}"));
     }
+    selects.extend(beyond_labels(selector));
     let from = match clock.starts {
         StartRule::Matched => "from match",
         StartRule::Created => "from creation",
@@ -133,6 +134,41 @@ fn describe(policy: &Policy) -> String {
         policy.source.file.display(),
         policy.source.line,
     )
+}
+
+/// The conditions beyond labels, as `check` lists them.
+fn beyond_labels(selector: &crate::policy::Selector) -> Vec<String> {
+    let mut selects = Vec::new();
+    if let Some(assignees) = selector.assignees.describe() {
+        selects.push(format!("assignees {assignees}"));
+    }
+    if !selector.authors.is_empty() {
+        selects.push(format!(
+            "author {}",
+            join(selector.authors.iter().map(|p| p.to_string()), "|")
+        ));
+    }
+    if let Some(milestone) = selector.milestone.describe() {
+        selects.push(format!("milestone {milestone}"));
+    }
+    if let Some(weight) = selector.weight.describe() {
+        selects.push(format!("weight {weight}"));
+    }
+    if let Some(state) = selector.state {
+        selects.push(match state {
+            crate::issue::IssueState::Opened => "open".to_owned(),
+            crate::issue::IssueState::Closed => "closed".to_owned(),
+        });
+    }
+    for (what, age) in [("created", selector.created), ("updated", selector.updated)] {
+        if let Some(older) = age.older_than {
+            selects.push(format!("{what} over {} ago", duration::compact(older)));
+        }
+        if let Some(newer) = age.newer_than {
+            selects.push(format!("{what} under {} ago", duration::compact(newer)));
+        }
+    }
+    selects
 }
 
 fn join(items: impl Iterator<Item = String>, separator: &str) -> String {

@@ -13,6 +13,9 @@
 //!   the stop condition holds. Reopening, or losing the stop label, resumes.
 //! - Events at one instant are applied together before anything is decided,
 //!   so the order they were recorded in never matters.
+//! - Age conditions (`created`, `updated`) hold in a window of instants:
+//!   its edges are instants of the replay like events, so a clock starts
+//!   when an issue becomes old enough, and a cycle ends when it is too old.
 //!
 //! Pure: the caller passes `now`.
 
@@ -25,7 +28,7 @@ use smallvec::SmallVec;
 
 use crate::issue::{Event, Issue};
 use crate::policy::calendar::Calendar;
-use crate::policy::{DuplicateRule, Policy, StartRule, StopRule};
+use crate::policy::{DuplicateRule, MatchWindow, Policy, StartRule, StopRule};
 pub use status::{PauseReason, SlaStatus};
 
 /// Where a clock stands.
@@ -83,6 +86,10 @@ pub struct ClockReading {
     /// The calendar whose working time counts, if the policy has one;
     /// `active`, `remaining` and the thresholds are working time then.
     pub calendar: Option<Arc<Calendar>>,
+    /// When the policy's age conditions next begin or stop to hold
+    /// (`match: { created: { older_than: 2d } }`): whether the issue
+    /// matches may change then with nothing happening to it.
+    pub window_edge: Option<DateTime<Utc>>,
     segments: SmallVec<[RunSegment; 4]>,
 }
 
@@ -169,6 +176,18 @@ pub fn read(issue: &Issue, policy: &Policy, now: DateTime<Utc>) -> ClockReading 
     if !policy.selector.matches_facts(facts) {
         return replay.reading;
     }
+    let window = policy.selector.window(facts);
+    if window.is_empty() {
+        return replay.reading;
+    }
+    replay.window = window;
+    replay.reading.window_edge = window.next_edge_after(now);
+    // The instants at which the age conditions change, after creation.
+    let edges: SmallVec<[DateTime<Utc>; 2]> = window
+        .edges()
+        .filter(|edge| *edge > facts.created_at && *edge <= now)
+        .collect();
+    let mut next_edge = 0;
 
     let mut labels: SmallVec<[&str; 16]> =
         issue.initial_labels().iter().map(String::as_str).collect();
@@ -191,6 +210,17 @@ pub fn read(issue: &Issue, policy: &Policy, now: DateTime<Utc>) -> ClockReading 
         if at > now {
             break;
         }
+        // An age condition that changed before these events, on its own.
+        while let Some(&edge) = edges.get(next_edge).filter(|edge| **edge < at) {
+            if let Some(withdrawn) = withdrawn_at.filter(|w| *w <= edge) {
+                replay.advance(withdrawn);
+                replay.withdraw(withdrawn);
+                return replay.reading;
+            }
+            replay.advance(edge);
+            replay.settle(edge, &labels, open);
+            next_edge += 1;
+        }
         if let Some(withdrawn) = withdrawn_at.filter(|w| *w <= at) {
             replay.advance(withdrawn);
             replay.withdraw(withdrawn);
@@ -211,6 +241,17 @@ pub fn read(issue: &Issue, policy: &Policy, now: DateTime<Utc>) -> ClockReading 
             index += 1;
         }
         replay.settle(at, &labels, open);
+        next_edge += edges[next_edge..]
+            .iter()
+            .take_while(|edge| **edge <= at)
+            .count();
+    }
+    for &edge in &edges[next_edge..] {
+        if withdrawn_at.is_some_and(|w| w <= edge) {
+            break;
+        }
+        replay.advance(edge);
+        replay.settle(edge, &labels, open);
     }
     if let Some(withdrawn) = withdrawn_at {
         replay.advance(withdrawn);
@@ -231,6 +272,8 @@ struct Replay<'p> {
     cycle_open: bool,
     /// An earlier start for the first cycle, from a duplicate of the issue.
     carried_start: Option<DateTime<Utc>>,
+    /// When the policy's age conditions hold.
+    window: MatchWindow,
 }
 
 impl<'p> Replay<'p> {
@@ -241,6 +284,7 @@ impl<'p> Replay<'p> {
             at: created_at,
             cycle_open: false,
             carried_start: None,
+            window: MatchWindow::default(),
             reading: ClockReading {
                 now,
                 target: policy.clock.target,
@@ -255,6 +299,7 @@ impl<'p> Replay<'p> {
                 resolutions: 0,
                 max_pause: policy.clock.max_pause,
                 calendar: policy.clock.calendar.clone(),
+                window_edge: None,
                 segments: SmallVec::new(),
             },
         }
@@ -322,7 +367,9 @@ impl<'p> Replay<'p> {
     /// Decides the phase after everything that happened at `at`.
     fn settle(&mut self, at: DateTime<Utc>, labels: &[&str], open: bool) {
         let policy = self.policy;
-        let matching = policy.selector.matches_labels(labels.iter().copied());
+        let matching = policy.selector.matches_labels(labels.iter().copied())
+            && policy.selector.matches_state(open)
+            && self.window.contains(at);
         let reading = &mut self.reading;
 
         if !self.cycle_open {
@@ -405,5 +452,7 @@ impl<'p> Replay<'p> {
     }
 }
 
+#[cfg(test)]
+mod conditions_tests;
 #[cfg(test)]
 mod tests;

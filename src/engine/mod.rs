@@ -137,6 +137,8 @@ pub struct Decision {
 pub fn decide(policy: &Policy, reading: &ClockReading, ledger: &Ledger) -> Decision {
     let mut decision = Decision::default();
     if reading.phase == Phase::NotMatching || reading.cycle == 0 {
+        // Not matching yet: an age condition may make it match later.
+        decision.next_wake = reading.window_edge;
         return decision;
     }
     let cycle = reading.cycle;
@@ -229,6 +231,9 @@ pub fn decide(policy: &Policy, reading: &ClockReading, ledger: &Ledger) -> Decis
 
     if let Some(runs_out) = reading.pause_runs_out_at() {
         wake = Some(wake.map_or(runs_out, |w| w.min(runs_out)));
+    }
+    if let Some(edge) = reading.window_edge {
+        wake = Some(wake.map_or(edge, |w| w.min(edge)));
     }
     // Quiet hours: a step due outside its calendar's working hours waits
     // for the next working minute.

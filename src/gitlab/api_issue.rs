@@ -10,7 +10,8 @@ use gitlab::api::endpoint_prelude::{Endpoint, Method};
 use serde::Deserialize;
 
 use crate::issue::{
-    Event, GitLabIds, Issue, IssueFacts, IssueIid, IssueRef, IssueState, ProjectPath, TimedEvent,
+    Event, GitLabIds, Issue, IssueDetails, IssueFacts, IssueIid, IssueRef, IssueState, Milestone,
+    ProjectPath, TimedEvent,
 };
 
 /// One issue read from GitLab: the core's view, plus what messages show.
@@ -53,6 +54,12 @@ pub struct ApiIssue {
     /// `YYYY-MM-DD`, or null.
     #[serde(default)]
     pub due_date: Option<chrono::NaiveDate>,
+    #[serde(default)]
+    pub author: Option<ApiAuthor>,
+    #[serde(default)]
+    pub milestone: Option<ApiMilestone>,
+    #[serde(default)]
+    pub weight: Option<u32>,
     pub web_url: String,
     pub references: ApiReferences,
     #[serde(default, rename = "_links")]
@@ -78,6 +85,20 @@ fn project_and_iid(link: &str) -> Option<(u64, u64)> {
 #[derive(Debug, Clone, Deserialize)]
 pub struct ApiUser {
     pub username: String,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct ApiAuthor {
+    #[serde(default)]
+    pub id: Option<u64>,
+    pub username: String,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct ApiMilestone {
+    #[serde(default)]
+    pub id: Option<u64>,
+    pub title: String,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -195,6 +216,16 @@ pub(super) fn assemble(project: String, issue: ApiIssue, events: Vec<TimedEvent>
             .unwrap_or_else(|| "issue".to_owned()),
         assignees: issue.assignees.into_iter().map(|u| u.username).collect(),
         due_date: issue.due_date,
+        details: IssueDetails {
+            author_id: issue.author.as_ref().and_then(|a| a.id),
+            author: issue.author.map(|a| a.username),
+            milestone: issue.milestone.map(|m| Milestone {
+                id: m.id,
+                title: Some(m.title),
+            }),
+            weight: issue.weight,
+            updated_at: Some(issue.updated_at),
+        },
     };
     FetchedIssue {
         issue: Issue::new(facts, events),

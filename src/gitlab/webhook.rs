@@ -13,7 +13,8 @@ use chrono::{DateTime, NaiveDateTime, Utc};
 use serde::{Deserialize, Deserializer};
 
 use crate::issue::{
-    Event, GitLabIds, IssueFacts, IssueIid, IssueRef, IssueState, ProjectPath, TimedEvent,
+    Event, GitLabIds, IssueDetails, IssueFacts, IssueIid, IssueRef, IssueState, Milestone,
+    ProjectPath, TimedEvent,
 };
 
 /// Why a delivery could not be read. Each becomes a 400 with this message,
@@ -91,8 +92,18 @@ struct IssueHook {
     labels: Option<Vec<Label>>,
     #[serde(default)]
     assignees: Vec<User>,
+    /// Who did what the delivery tells: on `open`, the author.
+    #[serde(default)]
+    user: Option<Actor>,
     #[serde(default)]
     changes: Changes,
+}
+
+#[derive(Debug, Deserialize)]
+struct Actor {
+    #[serde(default)]
+    id: Option<u64>,
+    username: String,
 }
 
 #[derive(Debug, Deserialize)]
@@ -137,6 +148,13 @@ struct Attributes {
     work_item_type: Option<String>,
     #[serde(default)]
     labels: Option<Vec<Label>>,
+    #[serde(default)]
+    author_id: Option<u64>,
+    /// Only the id: hooks do not carry a milestone's title.
+    #[serde(default)]
+    milestone_id: Option<u64>,
+    #[serde(default)]
+    weight: Option<u32>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -240,6 +258,15 @@ impl IssueHook {
             .to_ascii_lowercase()
             .replace(' ', "_");
 
+        // The one who opens an issue is its author; later hooks name only
+        // the author's id (kept with the name from then on).
+        let author = self
+            .user
+            .filter(|user| {
+                attributes.action.as_deref() == Some("open")
+                    && (user.id.is_none() || user.id == attributes.author_id)
+            })
+            .map(|user| user.username);
         IssueDelivery {
             facts: IssueFacts {
                 reference: IssueRef {
@@ -254,6 +281,16 @@ impl IssueHook {
                 issue_type,
                 assignees: self.assignees.into_iter().map(|u| u.username).collect(),
                 due_date: attributes.due_date.as_deref().and_then(calendar_date),
+                details: IssueDetails {
+                    author,
+                    author_id: attributes.author_id,
+                    milestone: attributes.milestone_id.map(|id| Milestone {
+                        id: Some(id),
+                        title: None,
+                    }),
+                    weight: attributes.weight,
+                    updated_at: Some(changed_at.max(attributes.updated_at)),
+                },
             },
             events,
             title: attributes.title,
@@ -421,6 +458,47 @@ mod tests {
             vec!["type::bug".to_owned(), "priority::highest".to_owned()]
         );
         assert_eq!(delivery.facts.created_at, utc(2026, 11, 2, 9, 0, 0));
+    }
+
+    #[test]
+    fn the_author_is_named_only_when_the_opener_is_the_author() {
+        let documented = parse_issue_hook(&fixture("issue_hook_documented.json")).unwrap();
+        let details = &documented.facts.details;
+        assert_eq!(details.author_id, Some(51));
+        assert_eq!(
+            details.author, None,
+            "opened by user 1 on behalf of author 51: the name is not the author's"
+        );
+        assert_eq!((details.milestone.clone(), details.weight), (None, None));
+
+        let mut hook: serde_json::Value =
+            serde_json::from_slice(&fixture("issue_hook_documented.json")).unwrap();
+        hook["object_attributes"]["author_id"] = 1.into();
+        hook["object_attributes"]["milestone_id"] = 9.into();
+        hook["object_attributes"]["weight"] = 3.into();
+        let own = parse_issue_hook(hook.to_string().as_bytes()).unwrap();
+        let details = &own.facts.details;
+        assert_eq!(
+            details.author.as_deref(),
+            Some(hook["user"]["username"].as_str().unwrap())
+        );
+        assert_eq!(
+            details.milestone,
+            Some(crate::issue::Milestone {
+                id: Some(9),
+                title: None
+            }),
+            "a hook names a milestone by id only"
+        );
+        assert_eq!(details.weight, Some(3));
+        assert_eq!(details.updated_at, Some(own.updated_at));
+
+        hook["object_attributes"]["action"] = "update".into();
+        let update = parse_issue_hook(hook.to_string().as_bytes()).unwrap();
+        assert_eq!(
+            update.facts.details.author, None,
+            "`user` is whoever updated it"
+        );
     }
 
     #[test]

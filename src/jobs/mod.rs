@@ -391,11 +391,16 @@ fn merge(stored: Option<IssueRecord>, delivery: IssueDelivery) -> IssueRecord {
                 // A moved issue is new in its project: its story (and the
                 // clock's) began with the one it was moved from.
                 let created_at = record.facts.created_at.min(delivery.facts.created_at);
-                record.facts = delivery.facts;
+                let known = std::mem::replace(&mut record.facts, delivery.facts).details;
                 record.facts.created_at = created_at;
+                record.facts.details.keep_known(&known);
                 record.title = delivery.title;
                 record.url = delivery.url;
                 record.updated_at = delivery.updated_at;
+            } else {
+                // An older delivery may still name what the newer did not
+                // (the author, on an `open` that arrived late).
+                record.facts.details.keep_known(&delivery.facts.details);
             }
             record.events.extend(delivery.events);
             record

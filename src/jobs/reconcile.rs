@@ -7,8 +7,8 @@
 //! configured scopes, or over every project the store has issues of, and
 //! reads the issues the store has live clocks for that discovery did not
 //! list (a label removed or an issue moved while a webhook was lost). An
-//! issue the store does not know, or knows with another state or other
-//! labels, is handed to the enforcer as a delivery of its own (kind
+//! issue the store does not know, or knows with another state, other
+//! labels, assignees, milestone or weight, or without its author, is handed to the enforcer as a delivery of its own (kind
 //! `Reconcile`), built from the API's facts and full history. So the
 //! enforcer, the one writer of evaluations, applies it in order with the
 //! webhooks. A clock that should have started starts from its label
@@ -92,7 +92,25 @@ pub fn repair_kind(api: &FetchedIssue, stored: Option<&IssueRecord>) -> Option<&
     }
     let api_labels: BTreeSet<&String> = facts.labels.iter().collect();
     let stored_labels: BTreeSet<&String> = stored.facts.labels.iter().collect();
-    (api_labels != stored_labels).then_some("labels")
+    if api_labels != stored_labels {
+        return Some("labels");
+    }
+    // What conditions beyond labels read: a hook names neither the author
+    // (after `open`) nor a milestone's title, and a lost one changes them.
+    let (api, known) = (&facts.details, &stored.facts.details);
+    let api_assignees: BTreeSet<&String> = facts.assignees.iter().collect();
+    let stored_assignees: BTreeSet<&String> = stored.facts.assignees.iter().collect();
+    if api_assignees != stored_assignees {
+        Some("assignees")
+    } else if api.author.is_some() && api.author != known.author {
+        Some("author")
+    } else if api.milestone != known.milestone {
+        Some("milestone")
+    } else if api.weight != known.weight {
+        Some("weight")
+    } else {
+        None
+    }
 }
 
 /// Projects the store knows only by path (rows from before it kept ids):
@@ -547,6 +565,37 @@ mod tests {
         assert_eq!(
             repair_kind(&relabelled, Some(&record(&labelled))),
             Some("labels")
+        );
+    }
+
+    #[test]
+    fn what_conditions_read_is_repaired_when_a_hook_did_not_say_it() {
+        let base = || {
+            issue(&["priority::highest"])
+                .author("ada")
+                .milestone("17.4")
+        };
+        let stored = base().build();
+        let agreeing = fetched(base().build());
+        assert_eq!(repair_kind(&agreeing, Some(&record(&stored))), None);
+
+        // A hook names the author only on `open`, a milestone only by id.
+        let mut from_hooks = record(&stored);
+        from_hooks.facts.details.author = None;
+        assert_eq!(repair_kind(&agreeing, Some(&from_hooks)), Some("author"));
+        let mut from_hooks = record(&stored);
+        from_hooks.facts.details.milestone.as_mut().unwrap().title = None;
+        assert_eq!(repair_kind(&agreeing, Some(&from_hooks)), Some("milestone"));
+
+        let reassigned = fetched(base().assigned(&["grace"]).build());
+        assert_eq!(
+            repair_kind(&reassigned, Some(&record(&stored))),
+            Some("assignees")
+        );
+        let weighed = fetched(base().weight(3).build());
+        assert_eq!(
+            repair_kind(&weighed, Some(&record(&stored))),
+            Some("weight")
         );
     }
 }

@@ -17,7 +17,9 @@ use serde::de::{self, Deserializer, MapAccess, Visitor};
 use super::PolicyError;
 
 mod calendar;
+mod conditions;
 pub use calendar::{CalendarEntry, HolidayEntry, WeekHours};
+pub use conditions::{AgeEntry, MatchEntry, PresenceEntry, PresenceKeyword, WeightEntry};
 
 /// A value with the place in its file where it was written (1-based).
 #[derive(Debug, Clone, PartialEq)]
@@ -306,30 +308,6 @@ pub struct FromSlackEntry {
     /// Copy every reply in the alert thread to the issue as an internal note.
     #[serde(default)]
     pub mirror_replies: bool,
-}
-
-/// Which issues the policy applies to. All given conditions must hold.
-#[derive(Debug, Default, Deserialize, JsonSchema)]
-#[serde(deny_unknown_fields)]
-pub struct MatchEntry {
-    /// At least one of these labels (wildcards such as `priority::*` allowed).
-    #[serde(default)]
-    pub labels_any: Vec<Located<String>>,
-    /// Every one of these labels.
-    #[serde(default)]
-    pub labels_all: Vec<Located<String>>,
-    /// None of these labels.
-    #[serde(default)]
-    pub labels_none: Vec<Located<String>>,
-    /// `any` (default), `only` confidential issues, or `never`.
-    #[serde(default)]
-    pub confidential: Option<Located<String>>,
-    /// Work item types, as GitLab names them: `issue`, `incident`, `task`, ...
-    #[serde(default)]
-    pub issue_types: Vec<Located<String>>,
-    /// Project paths (`group/project`, wildcards allowed). Empty: every project.
-    #[serde(default)]
-    pub projects: Vec<Located<String>>,
 }
 
 #[derive(Debug, Deserialize, JsonSchema)]

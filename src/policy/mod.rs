@@ -12,6 +12,7 @@ pub mod folder;
 pub mod maintenance;
 pub mod pattern;
 pub mod rotation;
+pub mod selector;
 pub mod shape;
 pub mod validate;
 
@@ -24,10 +25,10 @@ use chrono::TimeDelta;
 use chrono_tz::Tz;
 use serde::{Deserialize, Serialize};
 
-use crate::issue::IssueFacts;
 pub use folder::load;
 pub use pattern::Pattern;
 pub use rotation::{Role, Rotation};
+pub use selector::{AgeRange, Confidentiality, MatchWindow, Presence, Selector, WeightCondition};
 pub use validate::validate;
 
 /// Why policies could not be loaded. Each names the file, and where it can,
@@ -288,64 +289,6 @@ pub struct FromSlack {
     pub false_positive_label: Option<String>,
     /// Replies in the alert thread become internal notes.
     pub mirror_replies: bool,
-}
-
-/// Which issues a policy applies to. Labels change over time and are checked
-/// at each instant of the timeline; the other facts are taken as they are now.
-#[derive(Debug, Clone, Default)]
-pub struct Selector {
-    pub labels_any: Vec<Pattern>,
-    pub labels_all: Vec<Pattern>,
-    pub labels_none: Vec<Pattern>,
-    pub confidential: Confidentiality,
-    pub issue_types: Vec<String>,
-    pub projects: Vec<Pattern>,
-}
-
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub enum Confidentiality {
-    #[default]
-    Any,
-    Only,
-    Never,
-}
-
-impl Selector {
-    /// The conditions that do not depend on labels.
-    pub fn matches_facts(&self, facts: &IssueFacts) -> bool {
-        let confidential_ok = match self.confidential {
-            Confidentiality::Any => true,
-            Confidentiality::Only => facts.confidential,
-            Confidentiality::Never => !facts.confidential,
-        };
-        confidential_ok
-            && (self.issue_types.is_empty() || self.issue_types.contains(&facts.issue_type))
-            && (self.projects.is_empty()
-                || self
-                    .projects
-                    .iter()
-                    .any(|p| p.matches(&facts.reference.project.0)))
-    }
-
-    /// The label conditions, against one set of labels.
-    pub fn matches_labels<'a, I>(&self, labels: I) -> bool
-    where
-        I: IntoIterator<Item = &'a str> + Clone,
-    {
-        (self.labels_any.is_empty()
-            || self
-                .labels_any
-                .iter()
-                .any(|p| p.matches_any(labels.clone())))
-            && self
-                .labels_all
-                .iter()
-                .all(|p| p.matches_any(labels.clone()))
-            && !self
-                .labels_none
-                .iter()
-                .any(|p| p.matches_any(labels.clone()))
-    }
 }
 
 #[derive(Debug, Clone)]

@@ -9,6 +9,7 @@ mod calendars;
 mod clock;
 mod definitions;
 mod maintenance;
+mod selector;
 mod steps;
 
 use std::collections::BTreeMap;
@@ -20,7 +21,8 @@ use chrono_tz::Tz;
 
 use super::file::{
     ChannelEntry, ClockEntry, GitLabEntry, Located, MatchEntry, PeopleEntry, PolicyEntry,
-    PolicyFile, RotationEntry, SlackEntry, StepEntry, StopEntry, TriggerEntry, TriggerKeyword,
+    PolicyFile, RotationEntry, ScalarText, SlackEntry, StepEntry, StopEntry, TriggerEntry,
+    TriggerKeyword,
 };
 use super::{
     AdoptMode, Adoption, Anchor, Audience, Channel, ClockRule, Confidentiality, Destination,
@@ -239,6 +241,22 @@ impl Checker {
         }
         let selector = self.selector(file, &raw.selector, &field);
         let clock = self.clock(file, &raw.clock, &field, refs.calendars);
+        if let (
+            Some(state),
+            Some(ClockRule {
+                stops: StopRule::Closed,
+                ..
+            }),
+        ) = (&raw.selector.value.state, &clock)
+        {
+            let at = self.at(file, state);
+            self.fail(
+                &at,
+                format!("{field}.match.state"),
+                "this clock stops when the issue is closed: a `state` condition would \
+                 withdraw it instead of resolving it (use it with `stops: { labeled: [...] }`)",
+            );
+        }
         // Steps are checked against the target even when another clock field
         // is wrong, so that one mistake does not hide another.
         let target = duration::parse(&raw.clock.value.target.value.0).ok();

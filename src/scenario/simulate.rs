@@ -92,6 +92,7 @@ impl Story<'_> {
             issue_type: self.case.issue.issue_type.clone(),
             assignees: self.assignees.clone(),
             due_date: None,
+            details: Default::default(),
         }
     }
 

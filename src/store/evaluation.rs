@@ -30,7 +30,10 @@ impl IssueRecord {
     /// it was closed as a duplicate, and the starts its duplicates carried
     /// to it.
     pub fn issue(&self, carried: &[(PolicyName, DateTime<Utc>)]) -> Issue {
-        let mut issue = Issue::new(self.facts.clone(), self.events.clone());
+        let mut facts = self.facts.clone();
+        // Facts stored before they kept the last update: the record's.
+        facts.details.updated_at.get_or_insert(self.updated_at);
+        let mut issue = Issue::new(facts, self.events.clone());
         if self.ids.is_duplicate() {
             issue = issue.closed_as_duplicate();
         }

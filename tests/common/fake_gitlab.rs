@@ -65,6 +65,11 @@ pub struct FakeIssue {
     pub due_date: Option<chrono::NaiveDate>,
     /// Edits that changed the due date, counted.
     pub due_date_writes: u32,
+    /// The author's username (user id 1).
+    pub author: String,
+    /// The milestone's title (milestone id 40).
+    pub milestone: Option<String>,
+    pub weight: Option<u32>,
 }
 
 /// A project id for a path, stable across runs: what GitLab gave the
@@ -98,7 +103,31 @@ impl FakeIssue {
             duplicate_of: None,
             due_date: None,
             due_date_writes: 0,
+            author: "reporter".to_owned(),
+            milestone: None,
+            weight: None,
         }
+    }
+
+    pub fn authored_by(mut self, username: &str) -> Self {
+        self.author = username.to_owned();
+        self
+    }
+
+    pub fn in_milestone(mut self, title: &str) -> Self {
+        self.milestone = Some(title.to_owned());
+        self
+    }
+
+    pub fn weighing(mut self, weight: u32) -> Self {
+        self.weight = Some(weight);
+        self
+    }
+
+    /// Last changed at `at` (a title edit, a comment: nothing the clock reads).
+    pub fn touched(mut self, at: DateTime<Utc>) -> Self {
+        self.updated_at = at;
+        self
     }
 
     /// A due date, as a person sets it.
@@ -188,7 +217,12 @@ impl FakeIssue {
             "closed_at": self.closed_at,
             "labels": self.labels,
             "assignees": self.assignees.iter().map(|u| json!({"id": 1, "username": u, "name": u})).collect::<Vec<_>>(),
-            "author": { "id": 1, "username": "reporter", "name": "Reporter" },
+            "author": { "id": 1, "username": self.author, "name": self.author },
+            "milestone": self.milestone.as_ref().map(|title| json!({
+                "id": 40, "iid": 4, "project_id": self.project_id, "title": title,
+                "state": "active", "web_url": format!("https://gitlab.example.com/{}/-/milestones/4", self.project),
+            })),
+            "weight": self.weight,
             "confidential": self.confidential,
             "due_date": self.due_date,
             "issue_type": self.issue_type,

@@ -51,6 +51,7 @@ fn facts(iid: u64, labels: &[&str]) -> IssueFacts {
         issue_type: "issue".into(),
         assignees: vec!["jdoe".into()],
         due_date: None,
+        details: Default::default(),
     }
 }
 

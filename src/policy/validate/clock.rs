@@ -1,76 +1,10 @@
-//! Checks of what a policy selects (`match`) and how its clock runs
-//! (`clock`): labels and patterns, issue types, confidentiality and
-//! projects; the target, start and stop rules, pauses, time zone, what
-//! a close as a duplicate does, and how a clock learned of late is adopted.
+//! Checks of how a policy's clock runs (`clock`): the target, start and
+//! stop rules, pauses, time zone, what a close as a duplicate does, and
+//! how a clock learned of late is adopted.
 
 use super::*;
 
 impl Checker {
-    pub(super) fn selector(
-        &mut self,
-        file: &Arc<PathBuf>,
-        entry: &Located<MatchEntry>,
-        policy_field: &str,
-    ) -> Option<Selector> {
-        let field = format!("{policy_field}.match");
-        let raw = &entry.value;
-        if raw.labels_any.is_empty() && raw.labels_all.is_empty() && raw.issue_types.is_empty() {
-            let at = self.at(file, entry);
-            self.fail(
-                &at,
-                &field,
-                "matches every issue: give `labels_any`, `labels_all` or `issue_types`",
-            );
-            return None;
-        }
-        let labels_any = self.patterns(file, &raw.labels_any, &format!("{field}.labels_any"));
-        let labels_all = self.patterns(file, &raw.labels_all, &format!("{field}.labels_all"));
-        let labels_none = self.patterns(file, &raw.labels_none, &format!("{field}.labels_none"));
-        let projects = self.patterns(file, &raw.projects, &format!("{field}.projects"));
-        let confidential = match &raw.confidential {
-            None => Some(Confidentiality::Any),
-            Some(value) => self.check(
-                file,
-                value,
-                format!("{field}.confidential"),
-                match value.value.as_str() {
-                    "any" => Ok(Confidentiality::Any),
-                    "only" => Ok(Confidentiality::Only),
-                    "never" => Ok(Confidentiality::Never),
-                    other => Err(format!("`{other}` is not `any`, `only` or `never`")),
-                },
-            ),
-        };
-        let mut issue_types = Vec::new();
-        let mut types_ok = true;
-        for item in &raw.issue_types {
-            let lower = item.value.to_ascii_lowercase().replace(' ', "_");
-            if ISSUE_TYPES.contains(&lower.as_str()) {
-                issue_types.push(lower);
-            } else {
-                types_ok = false;
-                let at = self.at(file, item);
-                self.fail(
-                    &at,
-                    format!("{field}.issue_types"),
-                    format!(
-                        "`{}` is not a GitLab type: one of {}",
-                        item.value,
-                        ISSUE_TYPES.join(", ")
-                    ),
-                );
-            }
-        }
-        Some(Selector {
-            labels_any: labels_any?,
-            labels_all: labels_all?,
-            labels_none: labels_none?,
-            confidential: confidential?,
-            issue_types: types_ok.then_some(issue_types)?,
-            projects: projects?,
-        })
-    }
-
     pub(super) fn clock(
         &mut self,
         file: &Arc<PathBuf>,
