@@ -40,6 +40,9 @@ pub struct TestIssue {
     pub assignees: Vec<String>,
     pub created_at: DateTime<Utc>,
     pub title: String,
+    pub author: Option<String>,
+    pub milestone: Option<String>,
+    pub weight: Option<u32>,
 }
 
 /// What happens to the issue at one instant.
@@ -186,6 +189,9 @@ impl Compiler<'_> {
                 .title
                 .clone()
                 .unwrap_or_else(|| "A test issue".to_owned()),
+            author: issue.author.clone(),
+            milestone: issue.milestone.clone(),
+            weight: issue.weight,
         };
         let history = entry
             .history

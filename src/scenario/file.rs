@@ -62,6 +62,14 @@ pub struct IssueEntry {
     /// Its title (default "A test issue"), for `contains:`.
     #[serde(default)]
     pub title: Option<String>,
+    /// Its author's GitLab username, for `match: { authors: [...] }`.
+    #[serde(default)]
+    pub author: Option<String>,
+    /// Its milestone's title.
+    #[serde(default)]
+    pub milestone: Option<String>,
+    #[serde(default)]
+    pub weight: Option<u32>,
 }
 
 /// Something that happens to the issue. Several changes in one entry

@@ -17,7 +17,8 @@ use super::compile::{Case, Happening};
 use crate::clock::{self, ClockReading};
 use crate::engine::{self, Ledger};
 use crate::issue::{
-    Event, Issue, IssueFacts, IssueIid, IssueRef, IssueState, ProjectPath, TimedEvent,
+    Event, Issue, IssueDetails, IssueFacts, IssueIid, IssueRef, IssueState, Milestone, ProjectPath,
+    TimedEvent,
 };
 use crate::notice::{IssueView, Notice};
 use crate::policy::{Audience, Mention, PolicyName, PolicySet, SlackStep};
@@ -71,6 +72,8 @@ struct Story<'a> {
     assignees: Vec<String>,
     closed_at: Option<DateTime<Utc>>,
     events: Vec<TimedEvent>,
+    /// When something last happened to the issue (`updated` conditions).
+    updated_at: DateTime<Utc>,
 }
 
 impl Story<'_> {
@@ -92,7 +95,16 @@ impl Story<'_> {
             issue_type: self.case.issue.issue_type.clone(),
             assignees: self.assignees.clone(),
             due_date: None,
-            details: Default::default(),
+            details: IssueDetails {
+                author: self.case.issue.author.clone(),
+                author_id: None,
+                milestone: self.case.issue.milestone.clone().map(|title| Milestone {
+                    id: Some(1),
+                    title: Some(title),
+                }),
+                weight: self.case.issue.weight,
+                updated_at: Some(self.updated_at),
+            },
         }
     }
 
@@ -123,6 +135,7 @@ impl Story<'_> {
     /// Applies what the history says happens now.
     fn happen(&mut self, happening: &Happening) {
         let at = happening.at;
+        self.updated_at = self.updated_at.max(at);
         for label in &happening.remove {
             self.remove_label(at, label);
         }
@@ -162,6 +175,7 @@ pub fn run(case: &Case, set: &PolicySet) -> Outcome {
         assignees: case.issue.assignees.clone(),
         closed_at: None,
         events: Vec::new(),
+        updated_at: case.issue.created_at,
     };
     let end = case
         .checkpoints
@@ -436,6 +450,9 @@ policies:
                 assignees: vec![],
                 created_at: created,
                 title: "Broken".into(),
+                author: None,
+                milestone: None,
+                weight: None,
             },
             history,
             checkpoints: vec![Checkpoint {
@@ -483,6 +500,34 @@ policies:
         assert_eq!(outcome.sent[1].mentions, ["(nobody assigned)"]);
         assert_eq!(outcome.snapshots.len(), 1);
         assert_eq!(outcome.snapshots[0].reading.status().kind(), "breached");
+    }
+
+    #[test]
+    fn conditions_beyond_labels_follow_the_story_s_assignees_and_age() {
+        let set = policy_set(concat!(
+            "channels:\n  alerts: { slack_channel: \"#alerts\" }\n",
+            "policies:\n",
+            "  - name: critical\n",
+            "    match: { labels_any: [\"p1\"], assignees: none }\n",
+            "    clock: { target: 15m }\n",
+            "    escalation:\n      - on: breach\n        slack: { channel: alerts }\n",
+            "  - name: old\n",
+            "    match: { labels_any: [\"p1\"], created: { older_than: 1h } }\n",
+            "    clock: { target: 1h }\n",
+            "    escalation:\n      - on: start\n        slack: { channel: alerts }\n",
+        ));
+        let unowned = run(&case(Vec::new(), TimeDelta::hours(2)), &set);
+        assert_eq!(
+            steps(&unowned),
+            [(15, "critical", "breach"), (60, "old", "start")]
+        );
+        let assigned = Happening {
+            at: default_created_at() + TimeDelta::minutes(10),
+            assign: vec!["ada".into()],
+            ..Happening::default()
+        };
+        let owned = run(&case(vec![assigned], TimeDelta::hours(2)), &set);
+        assert_eq!(steps(&owned), [(60, "old", "start")]);
     }
 
     #[test]
