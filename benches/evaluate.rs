@@ -2,7 +2,9 @@
 //! synthetic issues with realistic timelines. One evaluation is one issue
 //! under one policy: the clock's replay plus the engine's decision. The
 //! shipped policies include one on a business-hours calendar; the third
-//! case makes every issue one of its clocks.
+//! case makes every issue one of its clocks. The fourth adds four policies
+//! with conditions beyond labels (assignees, milestone, weight, state,
+//! age) over the project mix, with those facts filled in.
 //!
 //! Run: `cargo bench --bench evaluate`. Figures go in BENCHMARKS.md.
 
@@ -14,7 +16,7 @@ use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 use labelwarden::clock;
 use labelwarden::engine::{self, Ledger};
 use labelwarden::issue::{
-    Event, Issue, IssueFacts, IssueIid, IssueRef, IssueState, ProjectPath, TimedEvent,
+    Event, Issue, IssueFacts, IssueIid, IssueRef, IssueState, Milestone, ProjectPath, TimedEvent,
 };
 
 const ISSUES: usize = 100_000;
@@ -246,16 +248,94 @@ fn office_hours_issues(now: DateTime<Utc>) -> Vec<Issue> {
         .collect()
 }
 
+/// Policies whose conditions go beyond labels (issue 30): an owner within
+/// 15 minutes, stale bugs by their last update, fresh weighed work in a
+/// milestone, old bugs without a priority.
+const CONDITIONS: &str = r#"
+policies:
+  - name: needs-owner
+    match: { labels_any: ["priority::highest", "urgency::highest"], assignees: none }
+    clock: { target: 15m }
+    escalation:
+      - on: breach
+        gitlab: { comment: true }
+  - name: stale-bugs
+    match: { labels_all: ["type::bug"], milestone: none, updated: { older_than: 7d } }
+    clock: { target: 1h, stops: { labeled: ["stale"] } }
+    escalation:
+      - on: breach
+        gitlab: { add_labels: ["stale"] }
+  - name: heavy-in-milestone
+    match: { labels_any: ["backend", "database"], milestone: ["17.*"], weight: { at_least: 5 }, created: { newer_than: 14d } }
+    clock: { target: 3d }
+  - name: untriaged
+    match: { labels_all: ["type::bug"], labels_none: ["priority::*"], created: { older_than: 2d }, state: opened }
+    clock: { target: 1d, stops: { labeled: ["priority::*"] } }
+"#;
+
+/// The shipped policies and [`CONDITIONS`], loaded as `serve` loads a folder.
+fn shipped_with_conditions() -> labelwarden::policy::PolicySet {
+    let dir = tempfile::tempdir().unwrap();
+    for entry in std::fs::read_dir("policies").unwrap() {
+        let path = entry.unwrap().path();
+        if path.extension().is_some_and(|e| e == "yml") {
+            std::fs::copy(&path, dir.path().join(path.file_name().unwrap())).unwrap();
+        }
+    }
+    std::fs::write(dir.path().join("conditions.yml"), CONDITIONS).unwrap();
+    labelwarden::policy::load(dir.path()).expect("the conditions are valid")
+}
+
+/// The project mix, with what conditions read: half unassigned, a third
+/// in a milestone, weights on half, and a last update within 30 days.
+fn with_details(issues: Vec<Issue>, now: DateTime<Utc>) -> Vec<Issue> {
+    let mut dice = Dice(0xde7a_11ed_0001);
+    issues
+        .into_iter()
+        .map(|issue| {
+            let mut facts = issue.facts().clone();
+            if dice.chance(50) {
+                facts.assignees.clear();
+            }
+            let details = &mut facts.details;
+            details.author = Some("reporter".into());
+            if dice.chance(33) {
+                details.milestone = Some(Milestone {
+                    id: Some(40),
+                    title: Some(["17.4", "17.5", "18.0"][dice.below(3) as usize].into()),
+                });
+            }
+            if dice.chance(50) {
+                details.weight = Some(dice.below(9) as u32);
+            }
+            let age = (now - facts.created_at).num_minutes().max(1) as u64;
+            details.updated_at =
+                Some(facts.created_at + TimeDelta::minutes(dice.below(age) as i64));
+            Issue::new(facts, issue.timeline().events().to_vec())
+        })
+        .collect()
+}
+
 fn evaluate(c: &mut Criterion) {
     let set = labelwarden::policy::load(Path::new("policies")).expect("shipped policies are valid");
+    let with_conditions = shipped_with_conditions();
     let now = Utc.with_ymd_and_hms(2026, 11, 25, 12, 0, 0).unwrap();
     let ledger = Ledger::default();
     let mut group = c.benchmark_group("evaluate");
     group.sample_size(10);
-    for (name, issues) in [
-        ("project_mix_100k_issues", synthetic_issues(now)),
-        ("matching_candidates_100k_issues", candidate_issues(now)),
-        ("office_hours_100k_issues", office_hours_issues(now)),
+    for (name, issues, set) in [
+        ("project_mix_100k_issues", synthetic_issues(now), &set),
+        (
+            "matching_candidates_100k_issues",
+            candidate_issues(now),
+            &set,
+        ),
+        ("office_hours_100k_issues", office_hours_issues(now), &set),
+        (
+            "conditions_100k_issues",
+            with_details(synthetic_issues(now), now),
+            &with_conditions,
+        ),
     ] {
         print_status_mix(name, &issues, &set.policies, now);
         group.throughput(Throughput::Elements(

@@ -199,6 +199,11 @@ pub fn run(args: ServeArgs) -> ExitCode {
         }
         _ => None,
     };
+    if reconcile.is_none() {
+        for warning in unseen_by_webhooks(&policies) {
+            eprintln!("warning: {warning}");
+        }
+    }
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -393,6 +398,30 @@ async fn stop_on_signal(shutdown: CancellationToken) {
     shutdown.cancel();
 }
 
+/// What policies ask that GitLab's issue hooks do not say, and only
+/// reconcile's API reads fill in: for a `serve` without reconcile.
+fn unseen_by_webhooks(policies: &crate::policy::PolicySet) -> Vec<String> {
+    let mut warnings = Vec::new();
+    for policy in &policies.policies {
+        let selector = &policy.selector;
+        if matches!(selector.milestone, crate::policy::Presence::OneOf(_)) {
+            warnings.push(format!(
+                "policy `{}` matches on milestone titles, which issue hooks do not carry \
+                 (only the id): with reconcile off, it never matches",
+                policy.name
+            ));
+        }
+        if !selector.authors.is_empty() {
+            warnings.push(format!(
+                "policy `{}` matches on authors, which issue hooks name only when an issue \
+                 is opened: with reconcile off, issues opened before serve saw them never match",
+                policy.name
+            ));
+        }
+    }
+    warnings
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -407,6 +436,21 @@ mod tests {
             without_password("sqlite://labelwarden.db"),
             "sqlite://labelwarden.db"
         );
+    }
+
+    #[test]
+    fn conditions_webhooks_cannot_see_are_named_when_reconcile_is_off() {
+        let set = crate::test_support::policy_set(concat!(
+            "policies:\n",
+            "  - name: labels-only\n    match: { labels_any: [a], milestone: any, assignees: none }\n",
+            "    clock: { target: 1h }\n",
+            "  - name: by-title\n    match: { labels_any: [a], milestone: [\"17.*\"], authors: [ada] }\n",
+            "    clock: { target: 1h }\n",
+        ));
+        let warnings = unseen_by_webhooks(&set);
+        assert_eq!(warnings.len(), 2, "{warnings:#?}");
+        assert!(warnings[0].starts_with("policy `by-title` matches on milestone titles"));
+        assert!(warnings[1].starts_with("policy `by-title` matches on authors"));
     }
 
     #[test]
