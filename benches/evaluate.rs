@@ -4,7 +4,8 @@
 //! shipped policies include one on a business-hours calendar; the third
 //! case makes every issue one of its clocks. The fourth adds four policies
 //! with conditions beyond labels (assignees, milestone, weight, state,
-//! age) over the project mix, with those facts filled in.
+//! age) and two instant rules over the project mix, with those facts
+//! filled in.
 //!
 //! Run: `cargo bench --bench evaluate`. Figures go in BENCHMARKS.md.
 
@@ -250,7 +251,7 @@ fn office_hours_issues(now: DateTime<Utc>) -> Vec<Issue> {
 
 /// Policies whose conditions go beyond labels (issue 30): an owner within
 /// 15 minutes, stale bugs by their last update, fresh weighed work in a
-/// milestone, old bugs without a priority.
+/// milestone, old bugs without a priority; and two instant rules.
 const CONDITIONS: &str = r#"
 policies:
   - name: needs-owner
@@ -271,6 +272,15 @@ policies:
   - name: untriaged
     match: { labels_all: ["type::bug"], labels_none: ["priority::*"], created: { older_than: 2d }, state: opened }
     clock: { target: 1d, stops: { labeled: ["priority::*"] } }
+rules:
+  - name: owner-within-15m
+    match: { labels_any: ["priority::highest", "urgency::highest"], assignees: none }
+    unless: { labels_any: ["blocked::upstream"] }
+    after: 15m
+    actions: { add_labels: ["needs-owner"], comment: "{issue.ref} needs an owner" }
+  - name: incident-label
+    match: { issue_types: [incident], labels_none: ["incident::*"] }
+    actions: { add_labels: ["incident::active"] }
 "#;
 
 /// The shipped policies and [`CONDITIONS`], loaded as `serve` loads a folder.

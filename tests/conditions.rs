@@ -1,7 +1,7 @@
 //! Conditions beyond labels (assignees, author, milestone, weight, the
-//! last update) decide the same through `serve`'s webhooks as through
-//! `audit --notify`'s API reads: the same issues get the same GitLab
-//! actions, and the others none.
+//! last update) and instant rules decide the same through `serve`'s
+//! webhooks as through `audit --notify`'s API reads: the same issues get
+//! the same GitLab actions, once, and the others none.
 
 mod common;
 
@@ -41,6 +41,12 @@ policies:
     escalation:
       - on: breach
         gitlab: { add_labels: ["stale"] }
+rules:
+  - name: bugs-need-a-priority
+    match: { labels_all: ["type::bug"], labels_none: ["priority::*"], created: { older_than: 2d } }
+    actions:
+      add_labels: ["needs-priority"]
+      comment: "{issue.ref} has been a bug for two days without a priority: please triage."
 "#;
 
 /// The issues: which ones each policy should act on is in the name.
@@ -69,20 +75,22 @@ fn issues(now: DateTime<Utc>) -> Vec<FakeIssue> {
 }
 
 /// What the policies did on a GitLab: the issues commented on (a note
-/// people read, not only the ledger), and the issues labelled `stale`.
-fn outcome(gitlab: &FakeGitLab) -> (Vec<u64>, Vec<u64>) {
+/// people read, not only the ledger), the issues labelled `stale`, and
+/// those the rule labelled `needs-priority`.
+fn outcome(gitlab: &FakeGitLab) -> (Vec<u64>, Vec<u64>, Vec<u64>) {
     let all: Vec<FakeIssue> = (1..=7).map(|iid| gitlab.issue(PROJECT, iid)).collect();
     let commented = all
         .iter()
         .filter(|i| i.notes.iter().any(|note| !note.3))
         .map(|i| i.iid)
         .collect();
-    let stale = all
-        .iter()
-        .filter(|i| i.labels.iter().any(|l| l == "stale"))
-        .map(|i| i.iid)
-        .collect();
-    (commented, stale)
+    let labelled = |label: &str| {
+        all.iter()
+            .filter(|i| i.labels.iter().any(|l| l == label))
+            .map(|i| i.iid)
+            .collect()
+    };
+    (commented, labelled("stale"), labelled("needs-priority"))
 }
 
 /// GitLab's hooks for one issue: `open` by its author at creation (the
@@ -132,7 +140,7 @@ fn hooks_of(issue: &FakeIssue) -> [Value; 2] {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn webhooks_and_the_api_meet_the_same_conditions_on_the_same_issues() {
     let now = Utc::now();
-    let expected = (vec![1], vec![5]);
+    let expected = (vec![1, 5, 6, 7], vec![5], vec![5, 6, 7]);
 
     // `audit --notify`, reading the API.
     let audited = FakeGitLab::start().await;
@@ -161,6 +169,32 @@ async fn webhooks_and_the_api_meet_the_same_conditions_on_the_same_issues() {
     let stderr = String::from_utf8_lossy(&run.stderr);
     assert_eq!(run.status.code(), Some(0), "{stderr}");
     assert_eq!(outcome(&audited.gitlab), expected, "audit: {stderr}");
+    let said = audited.gitlab.issue(PROJECT, 6).notes;
+    assert!(
+        said.iter().any(|note| !note.3
+            && note
+                .2
+                .starts_with("acme/backend#6 has been a bug for two days without a priority")),
+        "the rule's own words: {said:#?}"
+    );
+    // Run again: every rule and step acted once.
+    let again = Command::new(env!("CARGO_BIN_EXE_labelwarden"))
+        .args([
+            "audit",
+            "--project",
+            PROJECT,
+            "--notify",
+            "--fail-on",
+            "never",
+        ])
+        .arg("--policies")
+        .arg(&policies)
+        .env("GITLAB_URL", &audited.url)
+        .env("GITLAB_TOKEN", fake_gitlab::TOKEN)
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&again.stderr);
+    assert!(stderr.contains("--notify: 0 steps carried out"), "{stderr}");
 
     // `serve`, told by webhooks.
     let served = FakeGitLab::start().await;

@@ -252,3 +252,29 @@ fn the_readme_s_minimal_policy_passes_check() {
         String::from_utf8_lossy(&output.stderr)
     );
 }
+
+#[test]
+fn the_rules_chapter_s_examples_pass_check() {
+    let chapter = read("docs/src/rules.md");
+    let blocks: Vec<&str> = chapter
+        .split("```yaml\n")
+        .skip(1)
+        .filter_map(|rest| rest.split_once("```").map(|(block, _)| block))
+        .collect();
+    assert!(blocks.len() >= 2, "the chapter shows its rules");
+    for block in blocks {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("rules.yml"), block).unwrap();
+        let output = Command::new(env!("CARGO_BIN_EXE_labelwarden"))
+            .args(["check", "--policies"])
+            .arg(dir.path())
+            .output()
+            .unwrap();
+        let said = String::from_utf8_lossy(&output.stdout);
+        assert!(
+            output.status.success() && said.contains("rule"),
+            "{block}\n{said}{}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+    }
+}

@@ -68,9 +68,18 @@ pub fn summary(set: &PolicySet) -> String {
         0 => String::new(),
         n => format!(", {n} calendar{}", plural(n)),
     };
+    let rule_count = set
+        .policies
+        .iter()
+        .filter(|p| p.kind == policy::PolicyKind::Rule)
+        .count();
+    let rules = match rule_count {
+        0 => String::new(),
+        n => format!(", {n} rule{}", plural(n)),
+    };
     out.push_str(&format!(
-        "{} policies, {} channels, {} people groups, {} on-call rotation{}{calendars}: valid\n",
-        set.policies.len(),
+        "{} policies{rules}, {} channels, {} people groups, {} on-call rotation{}{calendars}: valid\n",
+        set.policies.len() - rule_count,
         set.channels.len(),
         set.people.groups.len(),
         set.people.rotations.len(),
@@ -109,6 +118,7 @@ fn describe(policy: &Policy) -> String {
     };
     let until = match &clock.stops {
         StopRule::Closed => "until closed".to_owned(),
+        StopRule::Never => "until it no longer matches".to_owned(),
         StopRule::Labeled(labels) => format!(
             "until labelled {}",
             join(labels.iter().map(|p| p.to_string()), " | ")
@@ -123,6 +133,19 @@ fn describe(policy: &Policy) -> String {
         ),
         None => duration::compact(clock.target),
     };
+    if policy.kind == crate::policy::PolicyKind::Rule {
+        return format!(
+            "{} -> rule: {}{}  ({}:{})",
+            join(selects.into_iter(), " & "),
+            match clock.target {
+                zero if zero.is_zero() => "at once".to_owned(),
+                after => format!("after {}", duration::compact(after)),
+            },
+            rule_actions(policy),
+            policy.source.file.display(),
+            policy.source.line,
+        );
+    }
     format!(
         "{} -> {target} {from} {until}; steps: {}  ({}:{})",
         join(selects.into_iter(), " & "),
@@ -134,6 +157,33 @@ fn describe(policy: &Policy) -> String {
         policy.source.file.display(),
         policy.source.line,
     )
+}
+
+/// What a rule does, as `check` lists it.
+fn rule_actions(rule: &Policy) -> String {
+    let mut actions = Vec::new();
+    if let Some(unless) = &rule.selector.unless {
+        let mut waived: Vec<String> = unless.labels_any.iter().map(|p| p.to_string()).collect();
+        waived.extend(beyond_labels(unless));
+        actions.push(format!(" unless {}", join(waived.into_iter(), " & ")));
+    }
+    for step in &rule.steps {
+        let Some(gitlab) = &step.gitlab else { continue };
+        for label in &gitlab.add_labels {
+            actions.push(format!(" +{label}"));
+        }
+        for label in &gitlab.remove_labels {
+            actions.push(format!(" -{label}"));
+        }
+        if gitlab.comment {
+            actions.push(if gitlab.internal {
+                " internal note".to_owned()
+            } else {
+                " comment".to_owned()
+            });
+        }
+    }
+    join(actions.into_iter(), ",")
 }
 
 /// The conditions beyond labels, as `check` lists them.

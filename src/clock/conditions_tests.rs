@@ -1,5 +1,6 @@
-//! The clock under conditions beyond labels: age windows, the state, and
-//! the facts taken as the issue is now.
+//! The clock under conditions beyond labels (age windows, the state, the
+//! facts taken as the issue is now) and under rules (a grace that a later
+//! change ends, `unless`, once per occurrence).
 
 use chrono::TimeDelta;
 
@@ -107,4 +108,80 @@ fn assigning_the_issue_ends_a_clock_that_asks_for_nobody_assigned() {
     assert_eq!(read(&nobody, &unowned, t(10)).phase, Phase::Running);
     let owned = issue(&["priority::highest"]).assigned(&["ada"]).build();
     assert_eq!(read(&owned, &unowned, t(10)).cycle, 0);
+}
+
+/// A rule: a critical issue without an assignee after 15 minutes gets a
+/// label, unless it is labelled `wontfix`.
+fn needs_owner() -> Policy {
+    crate::test_support::policy_set(concat!(
+        "rules:\n",
+        "  - name: needs-owner\n",
+        "    match: { labels_any: [\"priority::highest\"], assignees: none }\n",
+        "    unless: { labels_any: [wontfix] }\n",
+        "    after: 15m\n",
+        "    actions: { add_labels: [needs-owner] }\n",
+    ))
+    .policies
+    .remove(0)
+}
+
+fn acts(issue: &Issue, now: i64) -> Vec<crate::engine::Firing> {
+    let rule = needs_owner();
+    let reading = read(issue, &rule, t(now));
+    decide(&rule, &reading, &Ledger::default())
+        .actions
+        .into_iter()
+        .map(|a| a.firing)
+        .collect()
+}
+
+#[test]
+fn a_rule_acts_once_its_grace_has_passed_and_once_per_occurrence() {
+    let unowned = issue(&[])
+        .assigned(&[])
+        .added(0, "priority::highest")
+        .build();
+    assert!(acts(&unowned, 14).is_empty(), "within the grace");
+    let fired = acts(&unowned, 15);
+    assert_eq!(fired.len(), 1);
+    assert_eq!((fired[0].step.0.as_str(), fired[0].cycle), ("act", 1));
+    let rule = needs_owner();
+    let ledger = Ledger::new(fired);
+    let later = read(&unowned, &rule, t(600));
+    assert!(decide(&rule, &later, &ledger).actions.is_empty(), "once");
+
+    // Unlabelled and labelled again: a new occurrence acts again.
+    let again = issue(&[])
+        .assigned(&[])
+        .added(0, "priority::highest")
+        .removed(30, "priority::highest")
+        .added(60, "priority::highest")
+        .build();
+    let reading = read(&again, &rule, t(80));
+    let fired = decide(&rule, &reading, &ledger).actions;
+    assert_eq!(fired.len(), 1);
+    assert_eq!(fired[0].firing.cycle, 2);
+}
+
+#[test]
+fn a_change_within_the_grace_ends_it_and_closing_does_not_hold_it() {
+    let waived = issue(&[])
+        .assigned(&[])
+        .added(0, "priority::highest")
+        .added(10, "wontfix")
+        .build();
+    assert!(acts(&waived, 60).is_empty(), "`unless` ended the grace");
+    let reading = read(&waived, &needs_owner(), t(60));
+    assert_eq!(reading.phase, Phase::Withdrawn);
+
+    let closed = issue(&[])
+        .assigned(&[])
+        .added(0, "priority::highest")
+        .closed(5)
+        .build();
+    assert_eq!(
+        acts(&closed, 15).len(),
+        1,
+        "a rule's grace runs while closed"
+    );
 }

@@ -28,7 +28,7 @@ use smallvec::SmallVec;
 
 use crate::issue::{Event, Issue};
 use crate::policy::calendar::Calendar;
-use crate::policy::{DuplicateRule, MatchWindow, Policy, StartRule, StopRule};
+use crate::policy::{DuplicateRule, MatchWindow, Policy, Selector, StartRule, StopRule};
 pub use status::{PauseReason, SlaStatus};
 
 /// Where a clock stands.
@@ -181,12 +181,30 @@ pub fn read(issue: &Issue, policy: &Policy, now: DateTime<Utc>) -> ClockReading 
         return replay.reading;
     }
     replay.window = window;
-    replay.reading.window_edge = window.next_edge_after(now);
+    // A rule's `unless`: its conditions on facts now, its window in time.
+    let unless = policy
+        .selector
+        .unless
+        .as_deref()
+        .filter(|unless| unless.matches_facts(facts))
+        .map(|unless| (unless, unless.window(facts)));
+    replay.unless = unless;
+    let unless_window = unless.map(|(_, window)| window).unwrap_or_default();
+    replay.reading.window_edge = [
+        window.next_edge_after(now),
+        unless_window.next_edge_after(now),
+    ]
+    .into_iter()
+    .flatten()
+    .min();
     // The instants at which the age conditions change, after creation.
-    let edges: SmallVec<[DateTime<Utc>; 2]> = window
+    let mut edges: SmallVec<[DateTime<Utc>; 4]> = window
         .edges()
+        .chain(unless_window.edges())
         .filter(|edge| *edge > facts.created_at && *edge <= now)
         .collect();
+    edges.sort();
+    edges.dedup();
     let mut next_edge = 0;
 
     let mut labels: SmallVec<[&str; 16]> =
@@ -274,6 +292,9 @@ struct Replay<'p> {
     carried_start: Option<DateTime<Utc>>,
     /// When the policy's age conditions hold.
     window: MatchWindow,
+    /// A rule's `unless`, if its conditions on facts hold: it is checked
+    /// at each instant like the policy's own.
+    unless: Option<(&'p Selector, MatchWindow)>,
 }
 
 impl<'p> Replay<'p> {
@@ -285,6 +306,7 @@ impl<'p> Replay<'p> {
             cycle_open: false,
             carried_start: None,
             window: MatchWindow::default(),
+            unless: None,
             reading: ClockReading {
                 now,
                 target: policy.clock.target,
@@ -369,7 +391,12 @@ impl<'p> Replay<'p> {
         let policy = self.policy;
         let matching = policy.selector.matches_labels(labels.iter().copied())
             && policy.selector.matches_state(open)
-            && self.window.contains(at);
+            && self.window.contains(at)
+            && !self.unless.is_some_and(|(unless, window)| {
+                unless.matches_labels(labels.iter().copied())
+                    && unless.matches_state(open)
+                    && window.contains(at)
+            });
         let reading = &mut self.reading;
 
         if !self.cycle_open {
@@ -422,7 +449,10 @@ impl<'p> Replay<'p> {
             StopRule::Labeled(patterns) => patterns
                 .iter()
                 .any(|p| p.matches_any(labels.iter().copied())),
+            StopRule::Never => false,
         };
+        // A rule's grace runs whether the issue is open or closed.
+        let open = open || policy.clock.stops == StopRule::Never;
         let pause_label = policy
             .clock
             .pauses_while_labeled

@@ -189,6 +189,18 @@ pub fn decide(policy: &Policy, reading: &ClockReading, ledger: &Ledger) -> Decis
                     wake_at(after);
                 }
             }
+            Trigger::Act => {
+                // A rule acts only while the issue still matches: a cycle
+                // that ended within the grace was ended by a later event.
+                if fired(0) || !live {
+                    continue;
+                }
+                if deadline_passed {
+                    due.push((at_or_now(reading, target), 2, index, 0));
+                } else {
+                    wake_at(target);
+                }
+            }
             Trigger::Breach => {
                 if fired(0) {
                     continue;

@@ -20,13 +20,31 @@ use crate::issue::IssueRef;
 use crate::notice::Notice;
 use crate::policy::PolicyName;
 
-/// The visible comment of a step with `comment: true`, with its marker.
+/// The comment of a step with `comment: true`, with its marker: a rule's
+/// own text with its variables filled in, or else the step's summary.
 pub fn comment(notice: &Notice, marker: &Marker) -> String {
-    format!(
-        "**labelwarden**: {}\n\n{}",
-        notice.summary(),
-        marker.render()
-    )
+    match notice
+        .gitlab
+        .as_ref()
+        .and_then(|g| g.comment_text.as_deref())
+    {
+        Some(text) => format!("{}\n\n{}", fill_comment(text, notice), marker.render()),
+        None => format!(
+            "**labelwarden**: {}\n\n{}",
+            notice.summary(),
+            marker.render()
+        ),
+    }
+}
+
+/// A rule's comment with its variables
+/// ([`COMMENT_VARIABLES`](crate::policy::COMMENT_VARIABLES)) filled in: on
+/// the issue itself, whoever reads it may see the title.
+fn fill_comment(text: &str, notice: &Notice) -> String {
+    text.replace("{issue.ref}", &notice.issue.to_string())
+        .replace("{issue.title}", &notice.title)
+        .replace("{issue.url}", &notice.url)
+        .replace("{policy}", &notice.policy.0)
 }
 
 /// A note as the notes API lists it (the fields we read).
@@ -262,7 +280,7 @@ impl IssueWriter {
             .iter()
             .any(|m| m.policy == marker.policy && m.firing == marker.firing);
         if !already {
-            self.create_note(&notice.issue, &comment(notice, &marker), false)
+            self.create_note(&notice.issue, &comment(notice, &marker), step.internal)
                 .await?;
         }
         Ok(())

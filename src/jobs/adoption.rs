@@ -224,7 +224,9 @@ pub fn adopt(
             if Some(index) != keep {
                 notice.slack = None;
             }
-            let start = notice.step_kind == "start";
+            // A clock's comment is said once, at its start; a rule's
+            // comment is what the rule does.
+            let start = matches!(notice.step_kind.as_str(), "start" | "rule");
             notice.gitlab = notice
                 .gitlab
                 .take()

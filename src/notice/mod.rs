@@ -348,6 +348,7 @@ impl Notice {
             "gone" => "deleted or no longer visible; its clock ends".to_owned(),
             "moved" => "moved to another project; its clock goes on there".to_owned(),
             "duplicate" => "closed as a duplicate".to_owned(),
+            "rule" => "rule acted".to_owned(),
             DUE_DATE_KIND => "GitLab due date kept at the deadline".to_owned(),
             other => other.to_owned(),
         };

@@ -18,8 +18,10 @@ use super::PolicyError;
 
 mod calendar;
 mod conditions;
+mod rule;
 pub use calendar::{CalendarEntry, HolidayEntry, WeekHours};
 pub use conditions::{AgeEntry, MatchEntry, PresenceEntry, PresenceKeyword, WeightEntry};
+pub use rule::{RuleActions, RuleEntry};
 
 /// A value with the place in its file where it was written (1-based).
 #[derive(Debug, Clone, PartialEq)]
@@ -80,6 +82,9 @@ pub struct PolicyFile {
     /// The policies themselves.
     #[serde(default)]
     pub policies: Vec<Located<PolicyEntry>>,
+    /// Instant rules: actions carried out once when an issue comes to match.
+    #[serde(default)]
+    pub rules: Vec<Located<RuleEntry>>,
     /// Where a notice goes at once when its channel refuses it for good
     /// and the channel names no `fallback` of its own: a channel's name,
     /// or `gitlab_comment` (a comment on the issue).

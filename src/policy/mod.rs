@@ -247,6 +247,20 @@ pub struct Policy {
     pub adoption: Adoption,
     /// `audit` reports its clocks (`report: false` leaves them out).
     pub reported: bool,
+    /// An SLA clock with its escalation, or an instant rule.
+    pub kind: PolicyKind,
+}
+
+/// What a [`Policy`] was written as.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PolicyKind {
+    /// Under `policies:`: an SLA clock and its escalation.
+    Clock,
+    /// Under `rules:`: actions carried out once each time an issue comes
+    /// to match (after a grace period, if any). Its "clock" counts the
+    /// grace; it never stops but by the issue no longer matching, and its
+    /// one step, [`Trigger::Act`], fires when the grace has passed.
+    Rule,
 }
 
 /// What happens to a clock labelwarden learns of only well after it
@@ -332,6 +346,9 @@ pub enum StopRule {
     Closed,
     /// A triage SLA: one of these labels stops the clock.
     Labeled(Vec<Pattern>),
+    /// A rule's grace: only the issue ceasing to match ends it; closing
+    /// neither stops nor pauses it.
+    Never,
 }
 
 /// The stable name of a step in the escalation ledger. Defaults to the
@@ -375,6 +392,10 @@ pub enum Trigger {
     Resolved,
     /// The issue stopped matching while its clock ran.
     Withdrawn,
+    /// A rule's actions: once its grace has passed with the issue still
+    /// matching (decided as a breach of the grace, never sent late for a
+    /// cycle that ended before).
+    Act,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -394,6 +415,7 @@ impl Trigger {
             Trigger::Every { .. } => "every",
             Trigger::Resolved => "resolved",
             Trigger::Withdrawn => "withdrawn",
+            Trigger::Act => "rule",
         }
     }
 
@@ -414,6 +436,7 @@ impl Trigger {
             ),
             Trigger::Resolved => "resolved".to_owned(),
             Trigger::Withdrawn => "withdrawn".to_owned(),
+            Trigger::Act => "act".to_owned(),
         })
     }
 }
@@ -451,7 +474,7 @@ impl fmt::Display for Mention {
     }
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct GitLabStep {
     pub add_labels: Vec<String>,
     pub remove_labels: Vec<String>,
@@ -460,7 +483,17 @@ pub struct GitLabStep {
     /// (see [`crate::engine::due_date`]).
     #[serde(default)]
     pub set_due_date: bool,
+    /// A rule's own comment, template variables unfilled (see
+    /// [`COMMENT_VARIABLES`]); `None`: the step's summary.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub comment_text: Option<String>,
+    /// The comment is an internal note, for project members only.
+    #[serde(default)]
+    pub internal: bool,
 }
+
+/// Template variables a rule's `comment:` may use.
+pub const COMMENT_VARIABLES: &[&str] = &["issue.ref", "issue.title", "issue.url", "policy"];
 
 /// Template variables a step's `text:` may use; the Slack renderer fills them in.
 pub const TEXT_VARIABLES: &[&str] = &[

@@ -38,6 +38,8 @@ pub struct Selector {
     pub state: Option<IssueState>,
     pub created: AgeRange,
     pub updated: AgeRange,
+    /// A rule's `unless:`: while these conditions all hold, it does not match.
+    pub unless: Option<Box<Selector>>,
 }
 
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]

@@ -9,6 +9,7 @@ mod calendars;
 mod clock;
 mod definitions;
 mod maintenance;
+mod rules;
 mod selector;
 mod steps;
 
@@ -26,9 +27,9 @@ use super::file::{
 };
 use super::{
     AdoptMode, Adoption, Anchor, Audience, Channel, ClockRule, Confidentiality, Destination,
-    DuplicateRule, FromSlack, GitLabStep, Mention, People, Policy, PolicyError, PolicyName,
-    PolicySet, Role, Rotation, Selector, SlackStep, SourceLocation, StartRule, Step, StopRule,
-    TEXT_VARIABLES, Trigger, duration,
+    DuplicateRule, FromSlack, GitLabStep, Mention, People, Policy, PolicyError, PolicyKind,
+    PolicyName, PolicySet, Role, Rotation, Selector, SlackStep, SourceLocation, StartRule, Step,
+    StopRule, TEXT_VARIABLES, Trigger, duration,
     pattern::Pattern,
     rotation::{HandOff, Override, local_instant},
 };
@@ -132,6 +133,31 @@ pub fn validate(files: Vec<ParsedFile>) -> Result<PolicySet, Vec<PolicyError>> {
             }
         }
     }
+    // Rules share the policies' names: both name ledger entries.
+    let mut rules = Vec::new();
+    for file in &files {
+        for entry in &file.content.rules {
+            let name = &entry.value.name;
+            let at = checker.at(&file.path, name);
+            let duplicate = policy_sites.contains_key(&name.value);
+            if let Some(first) = policy_sites.get(&name.value) {
+                checker.fail(
+                    &at,
+                    format!("rules[{}].name", name.value),
+                    format!("a policy or rule with this name is already defined at {first}"),
+                );
+            } else {
+                policy_sites.insert(name.value.clone(), at);
+            }
+            if let Some(rule) = checker.rule(&file.path, entry)
+                && !duplicate
+            {
+                rules.push(rule);
+            }
+        }
+    }
+    checker.fights(&rules);
+    policies.extend(rules);
 
     let maintenance = checker.maintenance(&files, &policies, &channels);
 
@@ -227,18 +253,7 @@ impl Checker {
         let raw = &entry.value;
         let name = raw.name.value.trim();
         let field = format!("policies[{name}]");
-        if name.is_empty()
-            || !name
-                .chars()
-                .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'))
-        {
-            let at = self.at(file, &raw.name);
-            self.fail(
-                &at,
-                format!("{field}.name"),
-                "use letters, digits, `-`, `_` and `.` only: the name appears in logs and markers",
-            );
-        }
+        self.name(file, &raw.name, &field);
         let selector = self.selector(file, &raw.selector, &field);
         let clock = self.clock(file, &raw.clock, &field, refs.calendars);
         if let (
@@ -330,7 +345,25 @@ impl Checker {
             steps,
             from_slack: from_slack?,
             reported: raw.report.unwrap_or(true),
+            kind: PolicyKind::Clock,
         })
+    }
+
+    /// A policy's or rule's name: it appears in logs and markers.
+    fn name(&mut self, file: &Arc<PathBuf>, name: &Located<String>, field: &str) {
+        let trimmed = name.value.trim();
+        if trimmed.is_empty()
+            || !trimmed
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'))
+        {
+            let at = self.at(file, name);
+            self.fail(
+                &at,
+                format!("{field}.name"),
+                "use letters, digits, `-`, `_` and `.` only: the name appears in logs and markers",
+            );
+        }
     }
 
     fn patterns(

@@ -248,16 +248,7 @@ pub fn run(case: &Case, set: &PolicySet) -> Outcome {
                         }
                         None => (None, String::new()),
                     };
-                    let gitlab =
-                        action
-                            .gitlab
-                            .clone()
-                            .unwrap_or_else(|| crate::policy::GitLabStep {
-                                add_labels: Vec::new(),
-                                remove_labels: Vec::new(),
-                                comment: false,
-                                set_due_date: false,
-                            });
+                    let gitlab = action.gitlab.clone().unwrap_or_default();
                     label_changes.push(gitlab.clone());
                     outcome.sent.push(Sent {
                         at: now,

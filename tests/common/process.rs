@@ -144,6 +144,32 @@ pub fn serve_replica_with_lease(
     policies: &str,
     lease: &str,
 ) -> Running {
+    run(replica_command(database, slack_api, port, policies, lease))
+}
+
+/// [`serve_replica`] that also writes to the GitLab at `gitlab_url`
+/// (labels, comments: what steps and rules do there).
+pub fn serve_replica_writing_to(
+    database: &str,
+    slack_api: &str,
+    gitlab_url: &str,
+    port: u16,
+    policies: &str,
+) -> Running {
+    let mut command = replica_command(database, slack_api, port, policies, "2s");
+    command
+        .env("GITLAB_URL", gitlab_url)
+        .env("GITLAB_TOKEN", super::fake_gitlab::TOKEN);
+    run(command)
+}
+
+fn replica_command(
+    database: &str,
+    slack_api: &str,
+    port: u16,
+    policies: &str,
+    lease: &str,
+) -> Command {
     let mut command = Command::new(env!("CARGO_BIN_EXE_labelwarden"));
     command
         .args(["serve", "--notifier", "slack"])
@@ -165,7 +191,7 @@ pub fn serve_replica_with_lease(
         // 1 500 messages in one channel take 25 minutes.
         .env("LABELWARDEN_SLACK_PER_CHANNEL_PER_SECOND", "10000")
         .env("RUST_LOG", "warn");
-    run(command)
+    command
 }
 
 /// Posts an issue hook to the process listening on `port`, as GitLab

@@ -25,6 +25,18 @@ impl Checker {
             );
             return None;
         }
+        self.conditions(file, entry, &field)
+    }
+
+    /// Every condition of a `match:` (or a rule's `unless:`), which may
+    /// give any of them.
+    pub(super) fn conditions(
+        &mut self,
+        file: &Arc<PathBuf>,
+        entry: &Located<MatchEntry>,
+        field: &str,
+    ) -> Option<Selector> {
+        let raw = &entry.value;
         let labels_any = self.patterns(file, &raw.labels_any, &format!("{field}.labels_any"));
         let labels_all = self.patterns(file, &raw.labels_all, &format!("{field}.labels_all"));
         let labels_none = self.patterns(file, &raw.labels_none, &format!("{field}.labels_none"));
@@ -96,6 +108,7 @@ impl Checker {
             state: state?,
             created: created?,
             updated: updated?,
+            unless: None,
         })
     }
 

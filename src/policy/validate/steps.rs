@@ -328,24 +328,14 @@ impl Checker {
         field: &str,
     ) -> Option<GitLabStep> {
         let raw = &entry.value;
-        let mut ok = true;
-        let mut labels = |list: &[Located<String>], name: &str, checker: &mut Checker| {
-            let mut out = Vec::with_capacity(list.len());
-            for label in list {
-                let result = Pattern::parse(&label.value).and_then(|p| {
-                    p.exact().map(str::to_owned).ok_or_else(|| {
-                        format!("`{p}`: a label to add or remove cannot have wildcards")
-                    })
-                });
-                match checker.check(file, label, format!("{field}.{name}"), result) {
-                    Some(label) => out.push(label),
-                    None => ok = false,
-                }
-            }
-            out
-        };
-        let add_labels = labels(&raw.add_labels, "add_labels", self);
-        let remove_labels = labels(&raw.remove_labels, "remove_labels", self);
+        let add_labels = self.exact_labels(file, &raw.add_labels, &format!("{field}.add_labels"));
+        let remove_labels =
+            self.exact_labels(file, &raw.remove_labels, &format!("{field}.remove_labels"));
+        let ok = add_labels.is_some() && remove_labels.is_some();
+        let (add_labels, remove_labels) = (
+            add_labels.unwrap_or_default(),
+            remove_labels.unwrap_or_default(),
+        );
         if add_labels.is_empty()
             && remove_labels.is_empty()
             && !raw.comment
@@ -365,12 +355,43 @@ impl Checker {
             remove_labels,
             comment: raw.comment,
             set_due_date: raw.set_due_date,
+            ..GitLabStep::default()
         })
     }
 }
 
+impl Checker {
+    /// Labels to add or remove: exact, no wildcards.
+    pub(super) fn exact_labels(
+        &mut self,
+        file: &Arc<PathBuf>,
+        list: &[Located<String>],
+        field: &str,
+    ) -> Option<Vec<String>> {
+        let mut ok = true;
+        let mut out = Vec::with_capacity(list.len());
+        for label in list {
+            let result = Pattern::parse(&label.value).and_then(|p| {
+                p.exact()
+                    .map(str::to_owned)
+                    .ok_or_else(|| format!("`{p}`: a label to add or remove cannot have wildcards"))
+            });
+            match self.check(file, label, field, result) {
+                Some(label) => out.push(label),
+                None => ok = false,
+            }
+        }
+        ok.then_some(out)
+    }
+}
+
 /// Unknown or unclosed `{variables}` in a step's text.
-fn variable_problems(text: &str) -> Vec<String> {
+pub(super) fn variable_problems(text: &str) -> Vec<String> {
+    variables_not_in(text, TEXT_VARIABLES)
+}
+
+/// Unknown or unclosed `{variables}` in a text that may use `known`.
+pub(super) fn variables_not_in(text: &str, known: &[&str]) -> Vec<String> {
     let mut problems = Vec::new();
     let mut rest = text;
     while let Some(open) = rest.find('{') {
@@ -382,10 +403,10 @@ fn variable_problems(text: &str) -> Vec<String> {
             }
             Some(close) => {
                 let name = &after[..close];
-                if !TEXT_VARIABLES.contains(&name) {
+                if !known.contains(&name) {
                     problems.push(format!(
                         "unknown variable `{{{name}}}`; known: {}",
-                        TEXT_VARIABLES
+                        known
                             .iter()
                             .map(|p| format!("{{{p}}}"))
                             .collect::<Vec<_>>()

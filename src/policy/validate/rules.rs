@@ -1,0 +1,162 @@
+//! Checks of instant rules (`rules:`): the conditions, the grace, the
+//! actions and their comment's variables, and rules that would fight: one
+//! adding a label another (or itself) removes would undo the other for
+//! ever. A checked rule becomes a [`Policy`] of kind [`PolicyKind::Rule`]
+//! whose clock counts the grace and whose one step acts.
+
+use super::steps::variables_not_in;
+use super::*;
+use crate::policy::file::RuleEntry;
+use crate::policy::{COMMENT_VARIABLES, StepId};
+
+impl Checker {
+    pub(super) fn rule(
+        &mut self,
+        file: &Arc<PathBuf>,
+        entry: &Located<RuleEntry>,
+    ) -> Option<Policy> {
+        let raw = &entry.value;
+        let name = raw.name.value.trim();
+        let field = format!("rules[{name}]");
+        self.name(file, &raw.name, &field);
+        let selector = self.selector(file, &raw.selector, &field);
+        let unless = match &raw.unless {
+            None => Some(None),
+            Some(unless) => self
+                .conditions(file, unless, &format!("{field}.unless"))
+                .map(|selector| Some(Box::new(selector))),
+        };
+        let after = match &raw.after {
+            None => Some(TimeDelta::zero()),
+            Some(after) => self.check(
+                file,
+                after,
+                format!("{field}.after"),
+                duration::parse(&after.value.0),
+            ),
+        };
+        let actions = &raw.actions.value;
+        let add_labels = self.exact_labels(
+            file,
+            &actions.add_labels,
+            &format!("{field}.actions.add_labels"),
+        );
+        let remove_labels = self.exact_labels(
+            file,
+            &actions.remove_labels,
+            &format!("{field}.actions.remove_labels"),
+        );
+        let comment = match &actions.comment {
+            None => Some(None),
+            Some(text) => {
+                let problems = variables_not_in(&text.value, COMMENT_VARIABLES);
+                let blank = text.value.trim().is_empty();
+                let result = if blank {
+                    Err("is empty: write what the comment says, or leave it out".to_owned())
+                } else if problems.is_empty() {
+                    Ok(Some(text.value.clone()))
+                } else {
+                    Err(problems.join("; "))
+                };
+                self.check(file, text, format!("{field}.actions.comment"), result)
+            }
+        };
+        let (add_labels, remove_labels, comment) = (add_labels?, remove_labels?, comment?);
+        if add_labels.is_empty() && remove_labels.is_empty() && comment.is_none() {
+            let at = self.at(file, &raw.actions);
+            self.fail(
+                &at,
+                format!("{field}.actions"),
+                "does nothing: give `add_labels`, `remove_labels` or `comment`",
+            );
+            return None;
+        }
+        if actions.internal && comment.is_none() {
+            let at = self.at(file, &raw.actions);
+            self.fail(
+                &at,
+                format!("{field}.actions.internal"),
+                "an internal note needs a `comment` to say",
+            );
+            return None;
+        }
+        let mut selector = selector?;
+        selector.unless = unless?;
+        Some(Policy {
+            name: PolicyName(name.to_owned()),
+            description: raw.description.clone(),
+            source: self.at(file, entry),
+            selector,
+            clock: ClockRule {
+                target: after?,
+                starts: StartRule::Matched,
+                stops: StopRule::Never,
+                pauses_while_labeled: Vec::new(),
+                max_pause: None,
+                time_zone: Tz::UTC,
+                calendar: None,
+                duplicates: DuplicateRule::Follow,
+            },
+            steps: vec![Step {
+                id: StepId(Trigger::Act.default_id().0),
+                trigger: Trigger::Act,
+                unless_acknowledged: false,
+                during: None,
+                slack: None,
+                gitlab: Some(GitLabStep {
+                    add_labels,
+                    remove_labels,
+                    comment: comment.is_some(),
+                    comment_text: comment,
+                    internal: actions.internal,
+                    set_due_date: false,
+                }),
+            }],
+            from_slack: FromSlack::default(),
+            // A backlog is acted on: its labels and comments are the point.
+            adoption: Adoption {
+                mode: AdoptMode::Individual,
+                ..Adoption::default()
+            },
+            reported: false,
+            kind: PolicyKind::Rule,
+        })
+    }
+
+    /// Refuses rules that undo each other's labels (or their own): each
+    /// would act again as soon as the other did, for ever. Said at the
+    /// rule that removes.
+    pub(super) fn fights(&mut self, rules: &[Policy]) {
+        let actions = |rule: &Policy| rule.steps.first().and_then(|s| s.gitlab.clone());
+        for adder in rules {
+            let Some(adds) = actions(adder) else { continue };
+            for remover in rules {
+                let Some(removes) = actions(remover) else {
+                    continue;
+                };
+                for label in adds
+                    .add_labels
+                    .iter()
+                    .filter(|l| removes.remove_labels.contains(l))
+                {
+                    let message = if adder.name == remover.name {
+                        format!("adds and removes `{label}`")
+                    } else {
+                        format!(
+                            "removes `{label}`, which rule `{}` ({}) adds: the two would undo each other for ever",
+                            adder.name, adder.source
+                        )
+                    };
+                    self.fail(
+                        &remover.source,
+                        format!("rules[{}].actions", remover.name),
+                        message,
+                    );
+                }
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,94 @@
+use std::path::Path;
+
+use super::*;
+use crate::policy::file;
+
+fn checked(yaml: &str) -> Result<PolicySet, Vec<String>> {
+    let path = Path::new("r.yml");
+    let content = file::parse(path, yaml).map_err(|e| vec![e.to_string()])?;
+    validate(vec![ParsedFile {
+        path: Arc::new(path.to_owned()),
+        content,
+    }])
+    .map_err(|errors| errors.iter().map(ToString::to_string).collect())
+}
+
+#[test]
+fn a_rule_becomes_a_grace_clock_with_one_acting_step() {
+    let set = checked(concat!(
+        "rules:\n",
+        "  - name: needs-owner\n",
+        "    match: { labels_any: [\"priority::highest\"], assignees: none }\n",
+        "    unless: { labels_any: [\"wontfix\"] }\n",
+        "    after: 15m\n",
+        "    actions:\n",
+        "      add_labels: [\"needs-owner\"]\n",
+        "      comment: \"@oncall {issue.ref} has no assignee\"\n",
+        "      internal: true\n",
+    ))
+    .unwrap();
+    let rule = &set.policies[0];
+    assert_eq!(rule.kind, PolicyKind::Rule);
+    assert!(!rule.reported, "a rule makes no promise audit reports");
+    assert_eq!(rule.clock.target, TimeDelta::minutes(15));
+    assert_eq!(rule.clock.stops, StopRule::Never);
+    assert!(rule.selector.unless.is_some());
+    assert_eq!(rule.steps.len(), 1);
+    assert_eq!(rule.steps[0].trigger, Trigger::Act);
+    let gitlab = rule.steps[0].gitlab.as_ref().unwrap();
+    assert_eq!(gitlab.add_labels, ["needs-owner"]);
+    assert!(gitlab.comment && gitlab.internal);
+}
+
+#[test]
+fn a_rule_that_does_nothing_or_says_an_unknown_variable_is_refused() {
+    let errors = checked(concat!(
+        "rules:\n",
+        "  - name: idle\n",
+        "    match: { labels_any: [x] }\n",
+        "    actions: {}\n",
+        "  - name: chatty\n",
+        "    match: { labels_any: [x] }\n",
+        "    actions: { comment: \"{deadline} passed\" }\n",
+    ))
+    .unwrap_err();
+    assert_eq!(errors.len(), 2, "{errors:#?}");
+    assert!(errors[0].starts_with("r.yml:4:") && errors[0].contains("does nothing"));
+    assert!(
+        errors[1].starts_with("r.yml:7:") && errors[1].contains("unknown variable `{deadline}`")
+    );
+}
+
+#[test]
+fn rules_that_undo_each_other_s_labels_are_refused() {
+    let errors = checked(concat!(
+        "rules:\n",
+        "  - name: mark\n",
+        "    match: { labels_any: [bug] }\n",
+        "    actions: { add_labels: [triage] }\n",
+        "  - name: unmark\n",
+        "    match: { labels_any: [triage] }\n",
+        "    actions: { remove_labels: [triage] }\n",
+        "  - name: dither\n",
+        "    match: { labels_any: [y] }\n",
+        "    actions: { add_labels: [z], remove_labels: [z] }\n",
+    ))
+    .unwrap_err();
+    assert_eq!(errors.len(), 2, "{errors:#?}");
+    assert!(errors[0].starts_with("r.yml:5:"), "{errors:#?}");
+    assert!(errors[0].contains("removes `triage`, which rule `mark` (r.yml:2:"));
+    assert!(errors[1].starts_with("r.yml:8:") && errors[1].contains("adds and removes `z`"));
+}
+
+#[test]
+fn a_rule_and_a_policy_may_not_share_a_name() {
+    let errors = checked(concat!(
+        "policies:\n",
+        "  - name: same\n    match: { labels_any: [x] }\n    clock: { target: 1h }\n",
+        "rules:\n",
+        "  - name: same\n    match: { labels_any: [x] }\n    actions: { add_labels: [y] }\n",
+    ))
+    .unwrap_err();
+    assert_eq!(errors.len(), 1, "{errors:#?}");
+    assert!(errors[0].contains("`rules[same].name`: a policy or rule with this name"));
+}
