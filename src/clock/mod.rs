@@ -190,21 +190,26 @@ pub fn read(issue: &Issue, policy: &Policy, now: DateTime<Utc>) -> ClockReading 
         .map(|unless| (unless, unless.window(facts)));
     replay.unless = unless;
     let unless_window = unless.map(|(_, window)| window).unwrap_or_default();
-    replay.reading.window_edge = [
-        window.next_edge_after(now),
-        unless_window.next_edge_after(now),
-    ]
-    .into_iter()
-    .flatten()
-    .min();
-    // The instants at which the age conditions change, after creation.
-    let mut edges: SmallVec<[DateTime<Utc>; 4]> = window
-        .edges()
-        .chain(unless_window.edges())
-        .filter(|edge| *edge > facts.created_at && *edge <= now)
-        .collect();
-    edges.sort();
-    edges.dedup();
+    // The instants at which the age conditions change, after creation
+    // (none, for most policies: they ask nothing of age).
+    let mut edges: SmallVec<[DateTime<Utc>; 4]> = SmallVec::new();
+    if window != MatchWindow::default() || unless_window != MatchWindow::default() {
+        replay.reading.window_edge = [
+            window.next_edge_after(now),
+            unless_window.next_edge_after(now),
+        ]
+        .into_iter()
+        .flatten()
+        .min();
+        edges.extend(
+            window
+                .edges()
+                .chain(unless_window.edges())
+                .filter(|edge| *edge > facts.created_at && *edge <= now),
+        );
+        edges.sort();
+        edges.dedup();
+    }
     let mut next_edge = 0;
 
     let mut labels: SmallVec<[&str; 16]> =

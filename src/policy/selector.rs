@@ -274,6 +274,9 @@ impl Selector {
     /// When the age conditions hold, from the issue's creation and its
     /// last update as known now (its creation, if that is unknown).
     pub fn window(&self, facts: &IssueFacts) -> MatchWindow {
+        if !self.created.is_set() && !self.updated.is_set() {
+            return MatchWindow::default();
+        }
         let created = facts.created_at;
         let updated = facts.details.updated_at.unwrap_or(created).max(created);
         let after = |at: DateTime<Utc>, age: Option<TimeDelta>| age.map(|age| at + age);
