@@ -65,8 +65,14 @@ async fn gitlab_and_slack_parts_each_happen_once_through_failures_on_both_sides(
     )
     .await;
     gitlab.gitlab.fail(7);
-    slack.slack.outage(Duration::from_millis(600));
-    wait_until(Duration::from_secs(6), || slack.slack.messages().len() >= 2).await;
+    // Long enough to outlast GitLab's failures and retries on a slow
+    // machine: the breach's Slack part must meet the outage, whenever
+    // the GitLab part lets it go.
+    slack.slack.outage(Duration::from_secs(3));
+    wait_until(Duration::from_secs(10), || {
+        slack.slack.messages().len() >= 2
+    })
+    .await;
     tokio::time::sleep(Duration::from_millis(300)).await;
 
     let issue = gitlab.gitlab.issue("acme/backend", 50);
