@@ -23,10 +23,6 @@ use secrecy::SecretString;
 async fn gitlab_and_slack_parts_each_happen_once_through_failures_on_both_sides() {
     let gitlab = FakeGitLab::start().await;
     let slack = FakeSlack::start().await;
-    let labelled = Utc::now();
-    gitlab
-        .gitlab
-        .add(FakeIssue::new("acme/backend", 50, labelled).add_label(labelled, HIGHEST));
 
     let retry = RetryPolicy {
         first: Duration::from_millis(20),
@@ -41,6 +37,13 @@ async fn gitlab_and_slack_parts_each_happen_once_through_failures_on_both_sides(
         },
     )
     .await;
+    // Labelled once serve is up: on a slow machine its start-up alone can
+    // take longer than the 2-second target, and the outage below must
+    // begin before the breach.
+    let labelled = Utc::now();
+    gitlab
+        .gitlab
+        .add(FakeIssue::new("acme/backend", 50, labelled).add_label(labelled, HIGHEST));
 
     server
         .deliver(
@@ -65,10 +68,9 @@ async fn gitlab_and_slack_parts_each_happen_once_through_failures_on_both_sides(
     )
     .await;
     gitlab.gitlab.fail(7);
-    // Long enough to outlast GitLab's failures and retries on a slow
-    // machine: the breach's Slack part must meet the outage, whenever
-    // the GitLab part lets it go.
-    slack.slack.outage(Duration::from_secs(3));
+    // Counted, not timed: the breach's Slack part meets the outage
+    // whenever GitLab's failures and retries let it go, on any machine.
+    slack.slack.unavailable_for(2);
     wait_until(Duration::from_secs(10), || {
         slack.slack.messages().len() >= 2
     })
@@ -102,7 +104,9 @@ async fn gitlab_and_slack_parts_each_happen_once_through_failures_on_both_sides(
         .iter()
         .filter(|r| r.starts_with("PUT"))
         .count();
-    assert!(failures >= 7, "the label edit was retried: {failures} PUTs");
+    // One call's five tries at least; GitLab's other failures may fall on
+    // the notes it reads and writes, depending on the machine's pace.
+    assert!(failures >= 5, "the label edit was retried: {failures} PUTs");
     assert!(
         slack.slack.requests().iter().any(|r| r.status == 503),
         "Slack's outage was met after the comment went in"

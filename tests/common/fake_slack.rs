@@ -95,6 +95,8 @@ struct Inner {
     requests: Vec<Request>,
     next_ts: u64,
     outage_until: Option<Instant>,
+    /// Calls still to answer 503, whenever they come.
+    unavailable_calls: u32,
     rate_limited_calls: u32,
     retry_after_seconds: u32,
     refusing: HashMap<String, String>,
@@ -170,6 +172,11 @@ impl FakeSlack {
         let path = format!("/services/T0TEST/B0{:04}/{secret}", inner.webhooks.len());
         inner.webhooks.insert(path.clone(), channel_id(channel));
         format!("http://{}{path}", inner.address)
+    }
+
+    /// The next `calls` calls answer HTTP 503, however late they come.
+    pub fn unavailable_for(&self, calls: u32) {
+        self.lock().unavailable_calls = calls;
     }
 
     /// Every call answers HTTP 503 for `length`.
@@ -405,6 +412,10 @@ impl IntoResponse for Answer {
 /// Outage and rate limit first, as Slack's front door would.
 fn misbehaving(inner: &mut Inner, now: Instant) -> Option<Answer> {
     if inner.outage_until.is_some_and(|until| now < until) {
+        return Some(Answer::Status(StatusCode::SERVICE_UNAVAILABLE, vec![]));
+    }
+    if inner.unavailable_calls > 0 {
+        inner.unavailable_calls -= 1;
         return Some(Answer::Status(StatusCode::SERVICE_UNAVAILABLE, vec![]));
     }
     if inner.rate_limited_calls > 0 {
