@@ -106,18 +106,13 @@ pub fn validate(files: Vec<ParsedFile>) -> Result<PolicySet, Vec<PolicyError>> {
     let mut policy_sites: BTreeMap<String, SourceLocation> = BTreeMap::new();
     for file in &files {
         for entry in &file.content.policies {
-            let name = &entry.value.name;
-            let at = checker.at(&file.path, name);
-            let duplicate = policy_sites.contains_key(&name.value);
-            if let Some(first) = policy_sites.get(&name.value) {
-                checker.fail(
-                    &at,
-                    format!("policies[{}].name", name.value),
-                    format!("a policy with this name is already defined at {first}"),
-                );
-            } else {
-                policy_sites.insert(name.value.clone(), at);
-            }
+            let duplicate = !checker.claim_name(
+                &mut policy_sites,
+                &file.path,
+                &entry.value.name,
+                "policies",
+                "a policy",
+            );
             let context = References {
                 channels: &channels,
                 channel_sites: &channel_sites,
@@ -137,18 +132,13 @@ pub fn validate(files: Vec<ParsedFile>) -> Result<PolicySet, Vec<PolicyError>> {
     let mut rules = Vec::new();
     for file in &files {
         for entry in &file.content.rules {
-            let name = &entry.value.name;
-            let at = checker.at(&file.path, name);
-            let duplicate = policy_sites.contains_key(&name.value);
-            if let Some(first) = policy_sites.get(&name.value) {
-                checker.fail(
-                    &at,
-                    format!("rules[{}].name", name.value),
-                    format!("a policy or rule with this name is already defined at {first}"),
-                );
-            } else {
-                policy_sites.insert(name.value.clone(), at);
-            }
+            let duplicate = !checker.claim_name(
+                &mut policy_sites,
+                &file.path,
+                &entry.value.name,
+                "rules",
+                "a policy or rule",
+            );
             if let Some(rule) = checker.rule(&file.path, entry)
                 && !duplicate
             {
@@ -347,6 +337,30 @@ impl Checker {
             reported: raw.report.unwrap_or(true),
             kind: PolicyKind::Clock,
         })
+    }
+
+    /// Records where `name` is first defined, or says where it already
+    /// was (under `section`, as `what`); true for a first definition.
+    fn claim_name(
+        &mut self,
+        sites: &mut BTreeMap<String, SourceLocation>,
+        file: &Arc<PathBuf>,
+        name: &Located<String>,
+        section: &str,
+        what: &str,
+    ) -> bool {
+        let at = self.at(file, name);
+        match sites.get(&name.value) {
+            Some(first) => {
+                let message = format!("{what} with this name is already defined at {first}");
+                self.fail(&at, format!("{section}[{}].name", name.value), message);
+                false
+            }
+            None => {
+                sites.insert(name.value.clone(), at);
+                true
+            }
+        }
     }
 
     /// A policy's or rule's name: it appears in logs and markers.

@@ -127,11 +127,12 @@ impl Checker {
     /// would act again as soon as the other did, for ever. Said at the
     /// rule that removes.
     pub(super) fn fights(&mut self, rules: &[Policy]) {
-        let actions = |rule: &Policy| rule.steps.first().and_then(|s| s.gitlab.clone());
         for adder in rules {
-            let Some(adds) = actions(adder) else { continue };
+            let Some(adds) = rule_actions(adder) else {
+                continue;
+            };
             for remover in rules {
-                let Some(removes) = actions(remover) else {
+                let Some(removes) = rule_actions(remover) else {
                     continue;
                 };
                 for label in adds
@@ -156,6 +157,11 @@ impl Checker {
             }
         }
     }
+}
+
+/// A rule's GitLab actions: its one step's, if it has any.
+fn rule_actions(rule: &Policy) -> Option<&GitLabStep> {
+    rule.steps.first().and_then(|step| step.gitlab.as_ref())
 }
 
 #[cfg(test)]
