@@ -41,10 +41,13 @@ pub fn comment(notice: &Notice, marker: &Marker) -> String {
 /// ([`COMMENT_VARIABLES`](crate::policy::COMMENT_VARIABLES)) filled in: on
 /// the issue itself, whoever reads it may see the title.
 fn fill_comment(text: &str, notice: &Notice) -> String {
-    text.replace("{issue.ref}", &notice.issue.to_string())
-        .replace("{issue.title}", &notice.title)
-        .replace("{issue.url}", &notice.url)
-        .replace("{policy}", &notice.policy.0)
+    crate::notice::fill_template(text, |name| match name {
+        "issue.ref" => Some(notice.issue.to_string()),
+        "issue.title" => Some(notice.title.clone()),
+        "issue.url" => Some(notice.url.clone()),
+        "policy" => Some(notice.policy.0.clone()),
+        _ => None,
+    })
 }
 
 /// A note as the notes API lists it (the fields we read).

@@ -407,6 +407,30 @@ pub struct Delivered {
     pub thread: Option<Thread>,
 }
 
+/// A template's `{variables}` filled in one pass by `variable`: what a
+/// value says is never read as a variable itself. Names `variable` does
+/// not know (validation refuses them) and an unclosed `{` stay as written.
+pub fn fill_template(template: &str, variable: impl Fn(&str) -> Option<String>) -> String {
+    let mut out = String::with_capacity(template.len() + 64);
+    let mut rest = template;
+    while let Some(open) = rest.find('{') {
+        out.push_str(&rest[..open]);
+        let after = &rest[open + 1..];
+        let Some(close) = after.find('}') else {
+            out.push_str(&rest[open..]);
+            rest = "";
+            break;
+        };
+        match variable(&after[..close]) {
+            Some(value) => out.push_str(&value),
+            None => out.push_str(&rest[open..open + close + 2]),
+        }
+        rest = &after[close + 1..];
+    }
+    out.push_str(rest);
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -419,6 +443,19 @@ mod tests {
             overdue_ms,
             ..SlaFacts::default()
         }
+    }
+
+    #[test]
+    fn a_template_is_filled_in_one_pass_so_a_value_s_braces_stay_as_written() {
+        let variable = |name: &str| match name {
+            "issue.title" => Some("Crash when {policy} is empty".to_owned()),
+            "policy" => Some("critical-bugs".to_owned()),
+            _ => None,
+        };
+        assert_eq!(
+            fill_template("{issue.title} ({policy}), {unknown} and {open", variable),
+            "Crash when {policy} is empty (critical-bugs), {unknown} and {open"
+        );
     }
 
     #[test]

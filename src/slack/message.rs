@@ -264,25 +264,7 @@ impl Rendering<'_> {
 
     /// A step's `text:` with its template variables filled in.
     fn fill(&self, template: &str) -> String {
-        let mut out = String::with_capacity(template.len() + 64);
-        let mut rest = template;
-        while let Some(open) = rest.find('{') {
-            out.push_str(&rest[..open]);
-            let after = &rest[open + 1..];
-            let Some(close) = after.find('}') else {
-                out.push_str(&rest[open..]);
-                rest = "";
-                break;
-            };
-            match self.variable(&after[..close]) {
-                Some(value) => out.push_str(&value),
-                // Validation refuses unknown names; keep them visible anyway.
-                None => out.push_str(&rest[open..open + close + 2]),
-            }
-            rest = &after[close + 1..];
-        }
-        out.push_str(rest);
-        out
+        crate::notice::fill_template(template, |name| self.variable(name))
     }
 
     fn variable(&self, name: &str) -> Option<String> {
