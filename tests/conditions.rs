@@ -137,6 +137,25 @@ fn hooks_of(issue: &FakeIssue) -> [Value; 2] {
     [opened, updated]
 }
 
+/// `audit --notify` over the project with these policies, against this GitLab.
+fn audit_notify(policies: &std::path::Path, gitlab_url: &str) -> std::process::Output {
+    Command::new(env!("CARGO_BIN_EXE_labelwarden"))
+        .args([
+            "audit",
+            "--project",
+            PROJECT,
+            "--notify",
+            "--fail-on",
+            "never",
+        ])
+        .arg("--policies")
+        .arg(policies)
+        .env("GITLAB_URL", gitlab_url)
+        .env("GITLAB_TOKEN", fake_gitlab::TOKEN)
+        .output()
+        .unwrap()
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn webhooks_and_the_api_meet_the_same_conditions_on_the_same_issues() {
     let now = Utc::now();
@@ -151,21 +170,7 @@ async fn webhooks_and_the_api_meet_the_same_conditions_on_the_same_issues() {
     let policies = dir.path().join("policies");
     std::fs::create_dir(&policies).unwrap();
     std::fs::write(policies.join("conditions.yml"), POLICIES).unwrap();
-    let run = Command::new(env!("CARGO_BIN_EXE_labelwarden"))
-        .args([
-            "audit",
-            "--project",
-            PROJECT,
-            "--notify",
-            "--fail-on",
-            "never",
-        ])
-        .arg("--policies")
-        .arg(&policies)
-        .env("GITLAB_URL", &audited.url)
-        .env("GITLAB_TOKEN", fake_gitlab::TOKEN)
-        .output()
-        .unwrap();
+    let run = audit_notify(&policies, &audited.url);
     let stderr = String::from_utf8_lossy(&run.stderr);
     assert_eq!(run.status.code(), Some(0), "{stderr}");
     assert_eq!(outcome(&audited.gitlab), expected, "audit: {stderr}");
@@ -178,21 +183,7 @@ async fn webhooks_and_the_api_meet_the_same_conditions_on_the_same_issues() {
         "the rule's own words: {said:#?}"
     );
     // Run again: every rule and step acted once.
-    let again = Command::new(env!("CARGO_BIN_EXE_labelwarden"))
-        .args([
-            "audit",
-            "--project",
-            PROJECT,
-            "--notify",
-            "--fail-on",
-            "never",
-        ])
-        .arg("--policies")
-        .arg(&policies)
-        .env("GITLAB_URL", &audited.url)
-        .env("GITLAB_TOKEN", fake_gitlab::TOKEN)
-        .output()
-        .unwrap();
+    let again = audit_notify(&policies, &audited.url);
     let stderr = String::from_utf8_lossy(&again.stderr);
     assert!(stderr.contains("--notify: 0 steps carried out"), "{stderr}");
 

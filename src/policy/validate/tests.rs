@@ -3,19 +3,21 @@ use std::path::Path;
 use super::*;
 use crate::policy::{Fallback, file};
 
-/// Validates one file's text and returns the error messages.
-fn errors(yaml: &str) -> Vec<String> {
+/// Checks one file's text as `p.yml`: the policy set, or each error as
+/// `check` says it. Shared by the selector and rules tests.
+pub(super) fn checked(yaml: &str) -> Result<PolicySet, Vec<String>> {
     let path = Path::new("p.yml");
-    match file::parse(path, yaml) {
-        Err(e) => vec![e.to_string()],
-        Ok(content) => match validate(vec![ParsedFile {
-            path: Arc::new(path.to_owned()),
-            content,
-        }]) {
-            Ok(_) => vec![],
-            Err(errors) => errors.iter().map(ToString::to_string).collect(),
-        },
-    }
+    let content = file::parse(path, yaml).map_err(|e| vec![e.to_string()])?;
+    validate(vec![ParsedFile {
+        path: Arc::new(path.to_owned()),
+        content,
+    }])
+    .map_err(|errors| errors.iter().map(ToString::to_string).collect())
+}
+
+/// The errors `check` gives for one file's text; none when it is valid.
+pub(super) fn errors(yaml: &str) -> Vec<String> {
+    checked(yaml).err().unwrap_or_default()
 }
 
 const HEADER: &str = "channels:\n  alerts: { slack_channel: \"#alerts\" }\npeople:\n  leads: [\"<@U0LEAD0001>\"]\npolicies:\n";

@@ -1,17 +1,6 @@
-use std::path::Path;
-
 use super::*;
-use crate::policy::file;
 
-fn checked(yaml: &str) -> Result<PolicySet, Vec<String>> {
-    let path = Path::new("r.yml");
-    let content = file::parse(path, yaml).map_err(|e| vec![e.to_string()])?;
-    validate(vec![ParsedFile {
-        path: Arc::new(path.to_owned()),
-        content,
-    }])
-    .map_err(|errors| errors.iter().map(ToString::to_string).collect())
-}
+use super::super::tests::checked;
 
 #[test]
 fn a_rule_becomes_a_grace_clock_with_one_acting_step() {
@@ -53,9 +42,9 @@ fn a_rule_that_does_nothing_or_says_an_unknown_variable_is_refused() {
     ))
     .unwrap_err();
     assert_eq!(errors.len(), 2, "{errors:#?}");
-    assert!(errors[0].starts_with("r.yml:4:") && errors[0].contains("does nothing"));
+    assert!(errors[0].starts_with("p.yml:4:") && errors[0].contains("does nothing"));
     assert!(
-        errors[1].starts_with("r.yml:7:") && errors[1].contains("unknown variable `{deadline}`")
+        errors[1].starts_with("p.yml:7:") && errors[1].contains("unknown variable `{deadline}`")
     );
 }
 
@@ -75,9 +64,9 @@ fn rules_that_undo_each_other_s_labels_are_refused() {
     ))
     .unwrap_err();
     assert_eq!(errors.len(), 2, "{errors:#?}");
-    assert!(errors[0].starts_with("r.yml:5:"), "{errors:#?}");
-    assert!(errors[0].contains("removes `triage`, which rule `mark` (r.yml:2:"));
-    assert!(errors[1].starts_with("r.yml:8:") && errors[1].contains("adds and removes `z`"));
+    assert!(errors[0].starts_with("p.yml:5:"), "{errors:#?}");
+    assert!(errors[0].contains("removes `triage`, which rule `mark` (p.yml:2:"));
+    assert!(errors[1].starts_with("p.yml:8:") && errors[1].contains("adds and removes `z`"));
 }
 
 #[test]

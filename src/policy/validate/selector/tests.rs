@@ -1,24 +1,9 @@
-use std::path::Path;
-
-use super::*;
-use crate::policy::file;
-
 /// The errors for one policy whose `match:` is written over lines 2-3.
 fn errors(conditions: &str, clock: &str) -> Vec<String> {
     let yaml = format!(
         "policies:\n  - name: p\n    match:\n      labels_any: [bug]\n{conditions}    clock: {clock}\n"
     );
-    let path = Path::new("p.yml");
-    match file::parse(path, &yaml) {
-        Err(e) => vec![e.to_string()],
-        Ok(content) => match validate(vec![ParsedFile {
-            path: Arc::new(path.to_owned()),
-            content,
-        }]) {
-            Ok(_) => vec![],
-            Err(errors) => errors.iter().map(ToString::to_string).collect(),
-        },
-    }
+    super::super::tests::errors(&yaml)
 }
 
 const LABEL_STOPPED: &str = "{ target: 1h, stops: { labeled: [triaged] } }";
