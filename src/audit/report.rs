@@ -11,6 +11,8 @@
 //! Titles of confidential issues never appear: reports land in CI logs
 //! and artifacts that more people can read than the issue.
 
+pub mod summary;
+
 use chrono::{DateTime, SecondsFormat, TimeDelta, Utc};
 use quick_junit::{NonSuccessKind, Report as JunitReport, TestCase, TestCaseStatus, TestSuite};
 use serde_json::json;
@@ -134,14 +136,14 @@ fn level_word(level: Level) -> &'static str {
     }
 }
 
-/// Counts of rows by level.
-fn counts(rows: &[Row]) -> (usize, usize, usize) {
-    let count = |level| rows.iter().filter(|r| r.level == level).count();
-    (
-        count(Level::Breach),
-        count(Level::Warning),
-        count(Level::Ok),
-    )
+/// Counts of rows by level: breached, in the warning window, ok.
+fn counts<'a>(rows: impl IntoIterator<Item = &'a Row>) -> (usize, usize, usize) {
+    rows.into_iter()
+        .fold((0, 0, 0), |(breach, warning, ok), row| match row.level {
+            Level::Breach => (breach + 1, warning, ok),
+            Level::Warning => (breach, warning + 1, ok),
+            Level::Ok => (breach, warning, ok + 1),
+        })
 }
 
 /// The header and cells laid out in columns two spaces apart, by the

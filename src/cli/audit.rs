@@ -15,7 +15,7 @@ use super::progress::Progress;
 use super::{fail, gitlab_client_or_exit, load_policies, scope_and_runtime};
 use std::sync::Arc;
 
-use crate::audit::report::{self, Format};
+use crate::audit::report::{self, Format, summary};
 
 use crate::audit::watchdog::{self, Finding};
 use crate::audit::{self, FailOn, notify};
@@ -26,6 +26,7 @@ use crate::gitlab::client::GitLabClient;
 use crate::gitlab::history::FetchedIssue;
 use crate::gitlab::history::{IssueReader, ReadOptions, Scope};
 use crate::gitlab::hooks;
+use crate::gitlab::summary_issue::SummaryOutcome;
 use crate::notify::LogNotifier;
 use crate::policy;
 use crate::policy::PolicySet;
@@ -33,6 +34,7 @@ use crate::slack::{SlackNotifier, SlackSettings};
 
 #[derive(Debug, Args)]
 #[command(group(clap::ArgGroup::new("scope").required(true).args(["project", "group"])))]
+#[command(group(clap::ArgGroup::new("acting").multiple(true).args(["notify", "summary_issue"])))]
 pub struct AuditArgs {
     /// Audit one project (`group/name`).
     #[arg(long)]
@@ -84,9 +86,20 @@ pub struct AuditArgs {
     /// each step happens once however often the audit runs.
     #[arg(long)]
     notify: bool,
-    /// With --notify: list the steps that are due instead of carrying them out.
-    #[arg(long, requires = "notify")]
+    /// With --notify: list the steps that are due instead of carrying them
+    /// out. With --summary-issue: print the summary instead of writing it.
+    #[arg(long, requires = "acting")]
     dry_run: bool,
+    /// Keep one GitLab issue with this title as the run's report: each
+    /// policy's breaches and near misses, each rule's violations. Found
+    /// again by its marker and edited in place; created when there is none
+    /// open. Needs a token with the `api` scope.
+    #[arg(long, value_name = "TITLE")]
+    summary_issue: Option<String>,
+    /// The project the summary issue lives in (default: --project; needed
+    /// with --group).
+    #[arg(long, requires = "summary_issue")]
+    summary_project: Option<String>,
     /// Also check that labelwarden's webhook is there and enabled, and that
     /// `serve` left its start note on every clock older than
     /// --lag-tolerance; findings fail the audit like a breach.
@@ -105,6 +118,28 @@ pub struct AuditArgs {
     /// the notes anyway.
     #[arg(long)]
     acknowledgements: bool,
+}
+
+/// The project and title of the summary issue, if one is asked for.
+fn summary_place(args: &AuditArgs) -> Result<Option<(String, String)>, String> {
+    let Some(title) = &args.summary_issue else {
+        return Ok(None);
+    };
+    let title = title.trim();
+    if title.is_empty() || title.chars().count() > 255 {
+        return Err(
+            "--summary-issue needs a title of 1 to 255 characters, as GitLab takes".to_owned(),
+        );
+    }
+    let project = args
+        .summary_project
+        .clone()
+        .or_else(|| args.project.clone())
+        .ok_or_else(|| {
+            "--summary-issue with --group needs --summary-project: the project the summary issue lives in"
+                .to_owned()
+        })?;
+    Ok(Some((project, title.to_owned())))
 }
 
 pub(super) fn parse_duration(text: &str) -> Result<TimeDelta, String> {
@@ -161,6 +196,10 @@ pub fn run(args: AuditArgs) -> ExitCode {
         Ok(found) => found,
         Err(message) => return fail(message),
     };
+    let summary_at = match summary_place(&args) {
+        Ok(place) => place,
+        Err(message) => return fail(message),
+    };
     if args.notify && args.now.is_some() {
         return fail(
             "--now cannot be combined with --notify: steps are carried out now".to_owned(),
@@ -177,11 +216,13 @@ pub fn run(args: AuditArgs) -> ExitCode {
     } else {
         None
     };
-    let client =
-        match gitlab_client_or_exit(args.concurrency.max(1), "`read_api` (`api` for --notify)") {
-            Ok(client) => client,
-            Err(code) => return code,
-        };
+    let client = match gitlab_client_or_exit(
+        args.concurrency.max(1),
+        "`read_api` (`api` for --notify and --summary-issue)",
+    ) {
+        Ok(client) => client,
+        Err(code) => return code,
+    };
     let (scope, runtime) = match scope_and_runtime(&args.project, &args.group) {
         Ok(found) => found,
         Err(code) => return code,
@@ -296,6 +337,7 @@ pub fn run(args: AuditArgs) -> ExitCode {
             }
         }
     }
+    let mut failed = None;
     if args.notify {
         let ledgers = match ledgers
             .unwrap_or_default()
@@ -305,7 +347,7 @@ pub fn run(args: AuditArgs) -> ExitCode {
             Ok(ledgers) => ledgers,
             Err(e) => return fail(format!("--notify: {e}")),
         };
-        let writer = IssueWriter::new(client);
+        let writer = IssueWriter::new(client.clone());
         let concurrency = args.concurrency.max(1);
         let carried = runtime.block_on(async {
             match &slack {
@@ -345,18 +387,51 @@ pub fn run(args: AuditArgs) -> ExitCode {
             );
         }
         if carried.failures() > 0 {
-            return fail(format!(
+            failed = Some(format!(
                 "--notify: {} of {} due steps failed; the next run tries them again",
                 carried.failures(),
                 carried.steps.len()
             ));
+        } else {
+            eprintln!(
+                "--notify: {} step{} {}",
+                carried.steps.len(),
+                if carried.steps.len() == 1 { "" } else { "s" },
+                if args.dry_run { "due" } else { "carried out" }
+            );
         }
-        eprintln!(
-            "--notify: {} step{} {}",
-            carried.steps.len(),
-            if carried.steps.len() == 1 { "" } else { "s" },
-            if args.dry_run { "due" } else { "carried out" }
+    }
+    // The summary is written even when a step failed: the report is still
+    // the team's.
+    if let Some((project, title)) = &summary_at {
+        let text = summary::body(
+            &rows,
+            &summary::rule_matches(&fetched, &policies, now),
+            &policies,
+            &context,
         );
+        if args.dry_run {
+            eprintln!("--summary-issue (dry run): the issue `{title}` in {project} would say:");
+            print!("{text}");
+        } else {
+            let marker = summary::marker(&scope_text);
+            let writer = IssueWriter::new(client.clone());
+            match runtime.block_on(writer.write_summary(project, title, &marker, &text)) {
+                Ok(SummaryOutcome::Created { iid, url }) => {
+                    eprintln!("--summary-issue: created {project}#{iid} {url}");
+                }
+                Ok(SummaryOutcome::Edited { iid, url }) => {
+                    eprintln!("--summary-issue: edited {project}#{iid} {url}");
+                }
+                Err(e) => {
+                    let message = format!("--summary-issue: {e}");
+                    failed = Some(failed.map_or(message.clone(), |f| format!("{f}\n{message}")));
+                }
+            }
+        }
+    }
+    if let Some(message) = failed {
+        return fail(message);
     }
     if args
         .fail_on

@@ -21,6 +21,7 @@ pub mod pace;
 pub mod pages;
 pub mod repository;
 pub mod slots;
+pub mod summary_issue;
 pub mod webhook;
 
 use client::TransportError;

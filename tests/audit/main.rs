@@ -2,8 +2,8 @@
 //! documented shapes (`tests/common/fake_gitlab.rs`), with the shipped
 //! policies and real-shaped histories, as of a fixed `--now`: the reports
 //! ([`report`]), reading GitLab ([`reading`]), `--notify` ([`notifying`]),
-//! and moves, duplicates, acknowledgements, `explain` and the watchdog
-//! ([`stories`]).
+//! moves, duplicates, acknowledgements, `explain` and the watchdog
+//! ([`stories`]), and the summary issue ([`summary`]).
 
 #[path = "../common/mod.rs"]
 mod common;
@@ -11,6 +11,7 @@ mod notifying;
 mod reading;
 mod report;
 mod stories;
+mod summary;
 
 use std::process::{Command, Output};
 use std::time::{Duration, Instant};

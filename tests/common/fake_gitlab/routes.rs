@@ -43,9 +43,31 @@ pub(super) fn listing<'a>(
         .filter(|i| wanted.iter().all(|w| i.labels.iter().any(|l| l == w)))
         .filter(|i| query.get("issue_type").is_none_or(|t| &i.issue_type == t))
         .filter(|i| updated_after.is_none_or(|after| i.updated_at > after))
+        .filter(|i| searched(i, query))
         .collect();
     found.sort_by_key(|i| std::cmp::Reverse(i.created_at));
     found
+}
+
+/// `search` (with `in=title`, `in=description` or both, the default), as
+/// GitLab matches it: every word of the query, case apart, in the field.
+fn searched(issue: &FakeIssue, query: &HashMap<String, String>) -> bool {
+    let Some(search) = query.get("search") else {
+        return true;
+    };
+    let scopes = query.get("in").map_or("title,description", String::as_str);
+    let fields: Vec<String> = scopes
+        .split(',')
+        .filter_map(|scope| match scope {
+            "title" => Some(issue.title.to_lowercase()),
+            "description" => Some(issue.description.to_lowercase()),
+            _ => None,
+        })
+        .collect();
+    search
+        .to_lowercase()
+        .split_whitespace()
+        .all(|word| fields.iter().any(|field| field.contains(word)))
 }
 
 pub(super) async fn project_issues(
@@ -368,6 +390,9 @@ pub(super) async fn edit_issue(
                     issue.label_events.push((now, label, "remove"));
                 }
             }
+            if let Some(description) = form.get("description") {
+                issue.description = description.clone();
+            }
             match form.get("state_event").map(String::as_str) {
                 Some("close") if issue.is_open() => {
                     issue.closed_at = Some(now);
@@ -455,4 +480,50 @@ pub(super) async fn hooks(
         .map(|(_, hook)| hook.clone())
         .collect();
     page(&uri, &query, hooks)
+}
+
+/// `POST /projects/:id/issues`: a new issue, its iid the project's next,
+/// authored by the token's user.
+pub(super) async fn create_issue(
+    State(gitlab): State<FakeGitLab>,
+    Path(project): Path<String>,
+    uri: Uri,
+    headers: HeaderMap,
+    body: axum::body::Bytes,
+) -> Response {
+    if let Some(answer) = gitlab.front_door("POST", &uri, &headers).await {
+        return answer;
+    }
+    let form: HashMap<String, String> = url::form_urlencoded::parse(&body).into_owned().collect();
+    let Some(title) = form.get("title").filter(|t| !t.trim().is_empty()) else {
+        return (
+            StatusCode::BAD_REQUEST,
+            axum::Json(json!({"error": "title is missing"})),
+        )
+            .into_response();
+    };
+    let mut inner = gitlab.lock();
+    let Some((path, _)) = inner
+        .projects
+        .iter()
+        .find(|(path, id)| *path == project || id.to_string() == project)
+        .cloned()
+    else {
+        return project_not_found();
+    };
+    let iid = inner
+        .issues
+        .iter()
+        .filter(|i| i.project == path)
+        .map(|i| i.iid)
+        .max()
+        .unwrap_or(0)
+        + 1;
+    let mut issue = FakeIssue::new(&path, iid, Utc::now()).authored_by("labelwarden-bot");
+    issue.title = title.clone();
+    issue.description = form.get("description").cloned().unwrap_or_default();
+    issue.confidential = form.get("confidential").is_some_and(|c| c == "true");
+    let answer = issue.json();
+    inner.issues.push(issue);
+    (StatusCode::CREATED, axum::Json(answer)).into_response()
 }
