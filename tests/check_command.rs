@@ -43,7 +43,7 @@ fn shipped_policies_are_valid_and_each_is_summarised() {
     );
     assert!(
         stdout.ends_with(
-            "6 policies, 4 channels, 3 people groups, 1 on-call rotation, 1 calendar: valid\n"
+            "6 policies, 2 rules, 4 channels, 3 people groups, 1 on-call rotation, 1 calendar: valid\n"
         ),
         "{stdout}"
     );

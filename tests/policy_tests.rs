@@ -43,11 +43,13 @@ fn the_shipped_policies_pass_their_tests_with_a_line_per_case() {
         "  ok    a confidential critical bug's title stays out of a channel that is not private",
         "  ok    a critical bug users feel is announced to them, and so is its fix",
         "  ok    users never hear of a confidential critical bug",
+        "  ok    a highest issue nobody owns after 15 minutes gets one comment",
+        "  ok    a bug with a priority but no severity gets an internal reminder after an hour",
     ] {
         assert!(stdout.contains(rule), "{rule} missing from:\n{stdout}");
     }
     assert!(
-        stdout.ends_with("\ntest result: ok. 19 passed; 0 failed (19 cases in 3 files)\n"),
+        stdout.ends_with("\ntest result: ok. 26 passed; 0 failed (26 cases in 4 files)\n"),
         "{stdout}"
     );
 }
@@ -96,7 +98,7 @@ fn a_wrong_expectation_fails_with_expected_and_actual_side_by_side() {
         "side by side: {stdout}"
     );
     assert!(
-        stdout.ends_with("\ntest result: FAILED. 17 passed; 2 failed (19 cases in 3 files)\n"),
+        stdout.ends_with("\ntest result: FAILED. 24 passed; 2 failed (26 cases in 4 files)\n"),
         "{stdout}"
     );
 }
@@ -121,12 +123,12 @@ fn junit_output_parses_and_carries_each_failure() {
     ]);
     assert_eq!(output.status.code(), Some(1));
     assert!(
-        text(&output.stdout).contains("test result: FAILED. 18 passed; 1 failed"),
+        text(&output.stdout).contains("test result: FAILED. 25 passed; 1 failed"),
         "the text report still goes to stdout"
     );
     let xml = std::fs::read_to_string(&junit).unwrap();
     let report = quick_junit::Report::deserialize_from_str(&xml).expect("valid JUnit XML");
-    assert_eq!(report.tests, 19);
+    assert_eq!(report.tests, 26);
     assert_eq!(report.failures, 1);
     let failed: Vec<_> = report
         .test_suites

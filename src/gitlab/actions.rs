@@ -40,7 +40,7 @@ pub fn comment(notice: &Notice, marker: &Marker) -> String {
 /// A rule's comment with its variables
 /// ([`COMMENT_VARIABLES`](crate::policy::COMMENT_VARIABLES)) filled in: on
 /// the issue itself, whoever reads it may see the title.
-fn fill_comment(text: &str, notice: &Notice) -> String {
+pub(crate) fn fill_comment(text: &str, notice: &Notice) -> String {
     crate::notice::fill_template(text, |name| match name {
         "issue.ref" => Some(notice.issue.to_string()),
         "issue.title" => Some(notice.title.clone()),

@@ -160,11 +160,12 @@ pub struct SentEntry {
     /// The emoji it reacts with on the thread's first message.
     #[serde(default)]
     pub react: Option<String>,
-    /// Text the Slack message must contain.
+    /// Text the Slack message must contain; for a rule without one, its
+    /// comment.
     #[serde(default)]
     pub contains: Vec<String>,
-    /// Text the Slack message must not contain (a confidential title, a
-    /// label a users' channel must not see).
+    /// Text the Slack message (or a rule's comment) must not contain (a
+    /// confidential title, a label a users' channel must not see).
     #[serde(default)]
     pub not_contains: Vec<String>,
 }

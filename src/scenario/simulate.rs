@@ -21,7 +21,7 @@ use crate::issue::{
     TimedEvent,
 };
 use crate::notice::{IssueView, Notice};
-use crate::policy::{Audience, Mention, PolicyName, PolicySet, SlackStep};
+use crate::policy::{Audience, Mention, PolicyKind, PolicyName, PolicySet, SlackStep};
 use crate::slack::message::{Message, Rendering};
 
 /// The project test issues belong to, as messages show it.
@@ -32,6 +32,8 @@ pub const TEST_PROJECT: &str = "policy-tests/example";
 pub struct Sent {
     pub at: DateTime<Utc>,
     pub policy: PolicyName,
+    /// Carried out by an instant rule, not a clock policy's step.
+    pub by_rule: bool,
     pub step: String,
     /// `None` for a step with no Slack part.
     pub channel: Option<String>,
@@ -42,7 +44,7 @@ pub struct Sent {
     pub comment: bool,
     pub react: Option<String>,
     /// What the Slack message says (its fallback text and every text of
-    /// its blocks), empty without a Slack message.
+    /// its blocks); without one, a rule's comment as filled in; else empty.
     pub message: String,
     /// How long it waited for its quiet-hours calendar (`during:`), if it did.
     pub held_for_quiet_hours: Option<chrono::TimeDelta>,
@@ -62,6 +64,10 @@ pub struct Outcome {
     /// The case policy's clock at each checkpoint, in the checkpoints'
     /// order; empty when the case names no policy.
     pub snapshots: Vec<Snapshot>,
+    /// Whether the case's policy is an instant rule; `None` when the case
+    /// names none. A case about a rule checks the rules' actions, a case
+    /// about a clock the clocks' steps.
+    pub case_is_rule: Option<bool>,
 }
 
 /// The issue as it changes over the story.
@@ -194,7 +200,14 @@ pub fn run(case: &Case, set: &PolicySet) -> Outcome {
     let mut acknowledged: BTreeMap<PolicyName, Vec<u32>> = BTreeMap::new();
     // The thread each (policy, cycle, channel) has: its first message.
     let mut threads: BTreeSet<(PolicyName, u32, String)> = BTreeSet::new();
-    let mut outcome = Outcome::default();
+    let mut outcome = Outcome {
+        case_is_rule: case
+            .policy
+            .as_ref()
+            .and_then(|name| set.get(name))
+            .map(|policy| policy.kind == PolicyKind::Rule),
+        ..Outcome::default()
+    };
 
     while let Some(now) = instants.pop_first() {
         if now > end {
@@ -246,13 +259,23 @@ pub fn run(case: &Case, set: &PolicySet) -> Outcome {
                                 render(set, step, &notice, threaded, now),
                             )
                         }
-                        None => (None, String::new()),
+                        // A rule's comment is what it says.
+                        None => (
+                            None,
+                            action
+                                .gitlab
+                                .as_ref()
+                                .and_then(|step| step.comment_text.as_deref())
+                                .map(|text| crate::gitlab::actions::fill_comment(text, &notice))
+                                .unwrap_or_default(),
+                        ),
                     };
                     let gitlab = action.gitlab.clone().unwrap_or_default();
                     label_changes.push(gitlab.clone());
                     outcome.sent.push(Sent {
                         at: now,
                         policy: policy.name.clone(),
+                        by_rule: policy.kind == PolicyKind::Rule,
                         step: action.firing.step.0.clone(),
                         channel,
                         mentions: action

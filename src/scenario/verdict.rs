@@ -85,6 +85,7 @@ pub fn judge(case: &Case, outcome: &Outcome) -> Vec<Failure> {
                 .sent
                 .iter()
                 .filter(|s| s.at <= checkpoint.at && sent_since.is_none_or(|since| s.at > since))
+                .filter(|s| outcome.case_is_rule.is_none_or(|rule| s.by_rule == rule))
                 .collect();
             sent_since = Some(checkpoint.at);
             if let Some(failure) = compare_sent(checkpoint, expected, &window, created) {
@@ -342,6 +343,7 @@ mod tests {
         Sent {
             at: default_created_at() + TimeDelta::minutes(minutes),
             policy: PolicyName("critical".into()),
+            by_rule: false,
             step: step.into(),
             channel: Some("alerts".into()),
             mentions: vec!["contacts".into()],
@@ -415,6 +417,7 @@ mod tests {
         let outcome = Outcome {
             sent: vec![sent(0, "start"), sent(30, "reminder"), sent(90, "breach")],
             snapshots: Vec::new(),
+            case_is_rule: None,
         };
         let passing = case(vec![
             checkpoint(10, Some(vec![expect("start")])),
@@ -443,6 +446,7 @@ mod tests {
         let outcome = Outcome {
             sent: vec![sent(0, "start")],
             snapshots: Vec::new(),
+            case_is_rule: None,
         };
         let mut want = expect("start");
         want.contains = vec!["Checkout".into()];
