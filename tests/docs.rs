@@ -265,6 +265,12 @@ fn the_rules_chapter_s_examples_pass_check() {
     for block in blocks {
         let dir = tempfile::tempdir().unwrap();
         std::fs::write(dir.path().join("rules.yml"), block).unwrap();
+        // Beside the shipped channels and people, as a team would write them.
+        std::fs::copy(
+            Path::new(env!("CARGO_MANIFEST_DIR")).join("policies/channels.yml"),
+            dir.path().join("channels.yml"),
+        )
+        .unwrap();
         let output = Command::new(env!("CARGO_BIN_EXE_labelwarden"))
             .args(["check", "--policies"])
             .arg(dir.path())

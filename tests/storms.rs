@@ -432,7 +432,7 @@ async fn eyes_on_a_group_alert_acknowledges_every_member_and_a_tick_resolves_non
             .any(|(_, _, body, _)| body.contains("Acknowledged in Slack"))
     };
     assert!(
-        common::wait_until(Duration::from_secs(5), || (6..=8).all(acknowledged)).await,
+        common::wait_until(Duration::from_secs(20), || (6..=8).all(acknowledged)).await,
         "each member is acknowledged on its issue"
     );
     assert!(
@@ -466,7 +466,7 @@ async fn eyes_on_a_group_alert_acknowledges_every_member_and_a_tick_resolves_non
         &own.ts,
     );
     assert_eq!(server.slack_event(&control, now, secret).await.0, 200);
-    assert!(common::wait_until(Duration::from_secs(5), || acknowledged(1)).await);
+    assert!(common::wait_until(Duration::from_secs(20), || acknowledged(1)).await);
     for iid in 1..=8u64 {
         let issue = gitlab.gitlab.issue("acme/backend", iid);
         assert!(

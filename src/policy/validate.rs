@@ -139,7 +139,13 @@ pub fn validate(files: Vec<ParsedFile>) -> Result<PolicySet, Vec<PolicyError>> {
                 "rules",
                 "a policy or rule",
             );
-            if let Some(rule) = checker.rule(&file.path, entry)
+            let context = References {
+                channels: &channels,
+                channel_sites: &channel_sites,
+                people: &people,
+                calendars: &calendars,
+            };
+            if let Some(rule) = checker.rule(&file.path, entry, &context)
                 && !duplicate
             {
                 rules.push(rule);

@@ -113,10 +113,13 @@ impl Rendering<'_> {
         blocks.push(section(&headline));
         let text = format!("{} {}: {headline}", notice.issue, self.title());
         if self.audience() == Audience::Team {
-            let mut fields = vec![
-                field("Policy", &format!("`{}`", escape(&notice.policy.0))),
-                field("Deadline", &self.deadline()),
-            ];
+            let named = format!("`{}`", escape(&notice.policy.0));
+            // A rule has no deadline: it acted.
+            let mut fields = if notice.step_kind == "rule" {
+                vec![field("Rule", &named)]
+            } else {
+                vec![field("Policy", &named), field("Deadline", &self.deadline())]
+            };
             if !self.redacted() && !notice.labels.is_empty() {
                 let labels: Vec<String> = notice
                     .labels
@@ -241,6 +244,10 @@ impl Rendering<'_> {
             ),
             "duplicate" => format!(":twisted_rightwards_arrows: {}.", capitalized(&escape(&notice.status))),
             "gone" => ":grey_question: This issue was deleted, or labelwarden can no longer see it: its SLA clock ends here.".to_owned(),
+            "rule" => format!(
+                ":triangular_flag_on_post: This issue meets the rule `{}`.",
+                escape(&notice.policy.0)
+            ),
             other => format!("{other}: {}", escape(&notice.status)),
         }
     }

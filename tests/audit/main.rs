@@ -3,13 +3,15 @@
 //! policies and real-shaped histories, as of a fixed `--now`: the reports
 //! ([`report`]), reading GitLab ([`reading`]), `--notify` ([`notifying`]),
 //! moves, duplicates, acknowledgements, `explain` and the watchdog
-//! ([`stories`]), and the summary issue ([`summary`]).
+//! ([`stories`]), instant rules ([`rules`]) and the summary issue
+//! ([`summary`]).
 
 #[path = "../common/mod.rs"]
 mod common;
 mod notifying;
 mod reading;
 mod report;
+mod rules;
 mod stories;
 mod summary;
 

@@ -3,7 +3,7 @@
 use schemars::JsonSchema;
 use serde::Deserialize;
 
-use super::{Located, MatchEntry, ScalarText};
+use super::{Located, MatchEntry, ScalarText, SlackEntry};
 
 /// An instant rule: when an issue comes to match (and still matches
 /// `after` the grace, if given), its actions are carried out once. They
@@ -48,4 +48,9 @@ pub struct RuleActions {
     /// The comment is an internal note (project members only).
     #[serde(default)]
     pub internal: bool,
+    /// A Slack message, as an escalation step's `slack:` (a channel,
+    /// `mention`, `text` with the template variables): the first message
+    /// of a thread of its own.
+    #[serde(default)]
+    pub slack: Option<Located<SlackEntry>>,
 }

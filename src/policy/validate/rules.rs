@@ -14,6 +14,7 @@ impl Checker {
         &mut self,
         file: &Arc<PathBuf>,
         entry: &Located<RuleEntry>,
+        refs: &References,
     ) -> Option<Policy> {
         let raw = &entry.value;
         let name = raw.name.value.trim();
@@ -61,13 +62,19 @@ impl Checker {
                 self.check(file, text, format!("{field}.actions.comment"), result)
             }
         };
-        let (add_labels, remove_labels, comment) = (add_labels?, remove_labels?, comment?);
-        if add_labels.is_empty() && remove_labels.is_empty() && comment.is_none() {
+        let slack = match &actions.slack {
+            None => Some(None),
+            Some(entry) => self.rule_slack(file, entry, &format!("{field}.actions.slack"), refs),
+        };
+        let (add_labels, remove_labels, comment, slack) =
+            (add_labels?, remove_labels?, comment?, slack?);
+        if add_labels.is_empty() && remove_labels.is_empty() && comment.is_none() && slack.is_none()
+        {
             let at = self.at(file, &raw.actions);
             self.fail(
                 &at,
                 format!("{field}.actions"),
-                "does nothing: give `add_labels`, `remove_labels` or `comment`",
+                "does nothing: give `add_labels`, `remove_labels`, `comment` or `slack`",
             );
             return None;
         }
@@ -102,7 +109,7 @@ impl Checker {
                 trigger: Trigger::Act,
                 unless_acknowledged: false,
                 during: None,
-                slack: None,
+                slack,
                 gitlab: Some(GitLabStep {
                     add_labels,
                     remove_labels,
@@ -156,6 +163,47 @@ impl Checker {
                 }
             }
         }
+    }
+}
+
+impl Checker {
+    /// A rule's Slack message: an escalation step's `slack:`, posted as
+    /// the first message of its own thread. Reactions need a thread to
+    /// react on, and a users' channel is told what happened in the rule's
+    /// own words.
+    fn rule_slack(
+        &mut self,
+        file: &Arc<PathBuf>,
+        entry: &Located<crate::policy::file::SlackEntry>,
+        field: &str,
+        refs: &References,
+    ) -> Option<Option<SlackStep>> {
+        let step = self.slack(file, entry, field, refs)?;
+        let at = self.at(file, entry);
+        if step.react.is_some() || !step.post {
+            self.fail(
+                &at,
+                field,
+                "a rule's message starts its own thread: it has no earlier message to react on (drop `react` and `reply`)",
+            );
+            return None;
+        }
+        let for_users = refs
+            .channels
+            .get(&step.channel)
+            .is_some_and(|channel| channel.audience == Audience::Users);
+        if for_users && step.text.is_none() {
+            self.fail(
+                &at,
+                format!("{field}.text"),
+                format!(
+                    "channel `{}` is for users: say in `text:` what they should read",
+                    step.channel
+                ),
+            );
+            return None;
+        }
+        Some(Some(step))
     }
 }
 

@@ -520,3 +520,31 @@ fn a_clock_on_a_calendar_says_working_time_and_a_step_held_for_quiet_hours_says_
     );
     assert!(!shown.contains("labelwarden was not running"), "{shown}");
 }
+
+#[test]
+fn a_rule_s_message_names_the_rule_and_no_deadline() {
+    let mut notice = notice("rule", 15);
+    notice.policy = PolicyName("highest-needs-an-owner".into());
+    notice.assignees.clear();
+    notice.slack = Some(SlackStep {
+        mentions: vec![Mention::OnCall {
+            rotation: "oncall".into(),
+            role: crate::policy::rotation::Role::Primary,
+        }],
+        ..notice.slack.clone().unwrap()
+    });
+    let (channel, people) = (channel(false, Audience::Team), people());
+    let shown = visible(&render(&notice, &channel, &people, at(15)).parent().message);
+    for expected in [
+        "This issue meets the rule `highest-needs-an-owner`.",
+        "*Rule*",
+        // Whoever is on call as it goes out (rkumar from Wednesday 09:00).
+        "*Tagged:* <@U0RKUMAR>",
+        "nobody",
+    ] {
+        assert!(shown.contains(expected), "missing {expected} in {shown}");
+    }
+    for absent in ["Deadline", "SLA", "*Policy*"] {
+        assert!(!shown.contains(absent), "{absent} in {shown}");
+    }
+}

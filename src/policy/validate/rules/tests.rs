@@ -81,3 +81,51 @@ fn a_rule_and_a_policy_may_not_share_a_name() {
     assert_eq!(errors.len(), 1, "{errors:#?}");
     assert!(errors[0].contains("`rules[same].name`: a policy or rule with this name"));
 }
+
+#[test]
+fn a_rule_s_slack_message_is_checked_like_a_step_s() {
+    let channels = concat!(
+        "channels:\n",
+        "  alerts: { slack_channel: \"#alerts\" }\n",
+        "  users: { slack_channel: \"#status\", audience: users }\n",
+        "people:\n",
+        "  leads: [\"<@U0LEAD0001>\"]\n",
+    );
+    let set = checked(&format!(
+        "{channels}rules:\n  - name: tell\n    match: {{ labels_any: [x] }}\n    actions: {{ slack: {{ channel: alerts, mention: [leads] }} }}\n"
+    ))
+    .unwrap();
+    let slack = set.policies[0].steps[0]
+        .slack
+        .as_ref()
+        .expect("a Slack part");
+    assert_eq!(
+        (slack.channel.as_str(), slack.mentions.len()),
+        ("alerts", 1)
+    );
+
+    let errors = checked(&format!(
+        concat!(
+            "{}rules:\n",
+            "  - name: unknown\n    match: {{ labels_any: [x] }}\n    actions: {{ slack: {{ channel: nowhere }} }}\n",
+            "  - name: reacts\n    match: {{ labels_any: [x] }}\n    actions: {{ slack: {{ channel: alerts, react: eyes }} }}\n",
+            "  - name: users-guess\n    match: {{ labels_any: [x] }}\n    actions: {{ slack: {{ channel: users }} }}\n",
+        ),
+        channels
+    ))
+    .unwrap_err();
+    assert_eq!(errors.len(), 3, "{errors:#?}");
+    assert!(
+        errors[0].contains("no channel named `nowhere`"),
+        "{errors:#?}"
+    );
+    assert!(
+        errors[1].contains("no earlier message to react on"),
+        "{errors:#?}"
+    );
+    assert!(
+        errors[2].contains("`rules[users-guess].actions.slack.text`")
+            && errors[2].contains("say in `text:` what they should read"),
+        "{errors:#?}"
+    );
+}

@@ -1,0 +1,89 @@
+//! An instant rule with every kind of action through `audit --notify`:
+//! labels, a comment and a Slack message tagging whoever is on call, once
+//! per occurrence however often the schedule runs.
+
+use super::*;
+
+const POLICIES: &str = r##"
+channels:
+  alerts: { slack_channel: "#alerts" }
+people:
+  gitlab_users: { ada: U0ADA00001, bo: U0BO000001 }
+  oncall:
+    rotation: [ada, bo]
+    hand_off: { day: monday, time: "09:00", time_zone: UTC }
+    since: 2026-01-05
+rules:
+  - name: highest-needs-an-owner
+    match: { labels_any: ["priority::highest"], assignees: none, state: opened }
+    after: 15m
+    actions:
+      add_labels: ["needs-owner"]
+      comment: "{issue.ref} has had no owner for 15 minutes."
+      slack:
+        channel: alerts
+        mention: [oncall.primary]
+        text: "{issue.ref} has no owner: {issue.title}"
+"##;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_rule_labels_comments_and_tells_slack_once_per_occurrence() {
+    let gitlab = FakeGitLab::start().await;
+    let now = Utc::now();
+    let issue = |iid| FakeIssue::new(PROJECT, iid, now - TimeDelta::hours(3));
+    // #1 unowned for an hour, #2 owned, #3 labelled five minutes ago.
+    gitlab
+        .gitlab
+        .add(issue(1).add_label(now - TimeDelta::hours(1), HIGHEST));
+    gitlab.gitlab.add(
+        issue(2)
+            .add_label(now - TimeDelta::hours(1), HIGHEST)
+            .assign("bo"),
+    );
+    gitlab
+        .gitlab
+        .add(issue(3).add_label(now - TimeDelta::minutes(5), HIGHEST));
+    let slack = common::fake_slack::FakeSlack::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("rules.yml"), POLICIES).unwrap();
+
+    let first = notify_with(&gitlab, PROJECT, &slack.api_url, dir.path(), &[]);
+    let stderr = common::text(&first.stderr);
+    assert_eq!(first.status.code(), Some(0), "{stderr}");
+    let posted = slack.slack.messages();
+    assert_eq!(posted.len(), 1, "one message, for #1: {posted:#?}");
+    let shown = posted[0].shown();
+    assert!(
+        shown.contains("acme/backend#1 has no owner: Bug 1"),
+        "{shown}"
+    );
+    assert!(
+        shown.contains("*Rule*") && !shown.contains("Deadline"),
+        "{shown}"
+    );
+    assert!(
+        shown.contains("<@U0ADA00001>") || shown.contains("<@U0BO000001>"),
+        "whoever is on call is tagged: {shown}"
+    );
+    let one = gitlab.gitlab.issue(PROJECT, 1);
+    assert!(
+        one.labels.contains(&"needs-owner".to_owned()),
+        "{:?}",
+        one.labels
+    );
+    let comments: Vec<&String> = one.notes.iter().filter(|n| !n.3).map(|n| &n.2).collect();
+    assert_eq!(comments.len(), 1, "{comments:#?}");
+    assert!(comments[0].starts_with("acme/backend#1 has had no owner for 15 minutes."));
+    for iid in [2, 3] {
+        let other = gitlab.gitlab.issue(PROJECT, iid);
+        assert!(other.notes.is_empty() && !other.labels.contains(&"needs-owner".to_owned()));
+    }
+
+    // The next run finds the rule's step in the ledger: nothing twice.
+    let written = writes(&gitlab.gitlab);
+    let second = notify_with(&gitlab, PROJECT, &slack.api_url, dir.path(), &[]);
+    let stderr = common::text(&second.stderr);
+    assert!(stderr.contains("--notify: 0 steps carried out"), "{stderr}");
+    assert_eq!(slack.slack.messages().len(), 1);
+    assert_eq!(writes(&gitlab.gitlab), written);
+}
