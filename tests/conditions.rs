@@ -19,6 +19,13 @@ use serde_json::{Value, json};
 const PROJECT: &str = "acme/backend";
 
 const POLICIES: &str = r#"
+people:
+  gitlab_users: { ada: U0ADA00001, bo: U0BO000001 }
+  # bo every week, so the test need not know which week it is.
+  oncall:
+    rotation: [bo, bo]
+    hand_off: { day: monday, time: "09:00", time_zone: UTC }
+    since: 2026-01-05
 policies:
   - name: unowned
     match:
@@ -46,6 +53,7 @@ rules:
     match: { labels_all: ["type::bug"], labels_none: ["priority::*"], created: { older_than: 2d } }
     actions:
       add_labels: ["needs-priority"]
+      assign: oncall.primary
       comment: "{issue.ref} has been a bug for two days without a priority: please triage."
 "#;
 
@@ -75,9 +83,10 @@ fn issues(now: DateTime<Utc>) -> Vec<FakeIssue> {
 }
 
 /// What the policies did on a GitLab: the issues commented on (a note
-/// people read, not only the ledger), the issues labelled `stale`, and
-/// those the rule labelled `needs-priority`.
-fn outcome(gitlab: &FakeGitLab) -> (Vec<u64>, Vec<u64>, Vec<u64>) {
+/// people read, not only the ledger), the issues labelled `stale`, those
+/// the rule labelled `needs-priority`, and those the on-call person `bo`
+/// was assigned.
+fn outcome(gitlab: &FakeGitLab) -> (Vec<u64>, Vec<u64>, Vec<u64>, Vec<u64>) {
     let all: Vec<FakeIssue> = (1..=7).map(|iid| gitlab.issue(PROJECT, iid)).collect();
     let commented = all
         .iter()
@@ -90,7 +99,17 @@ fn outcome(gitlab: &FakeGitLab) -> (Vec<u64>, Vec<u64>, Vec<u64>) {
             .map(|i| i.iid)
             .collect()
     };
-    (commented, labelled("stale"), labelled("needs-priority"))
+    let assigned = all
+        .iter()
+        .filter(|i| i.assignees == ["bo"])
+        .map(|i| i.iid)
+        .collect();
+    (
+        commented,
+        labelled("stale"),
+        labelled("needs-priority"),
+        assigned,
+    )
 }
 
 /// GitLab's hooks for one issue: `open` by its author at creation (the
@@ -159,10 +178,11 @@ fn audit_notify(policies: &std::path::Path, gitlab_url: &str) -> std::process::O
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn webhooks_and_the_api_meet_the_same_conditions_on_the_same_issues() {
     let now = Utc::now();
-    let expected = (vec![1, 5, 6, 7], vec![5], vec![5, 6, 7]);
+    let expected = (vec![1, 5, 6, 7], vec![5], vec![5, 6, 7], vec![5, 6, 7]);
 
     // `audit --notify`, reading the API.
     let audited = FakeGitLab::start().await;
+    audited.gitlab.add_user("bo", "active");
     for issue in issues(now) {
         audited.gitlab.add(issue);
     }
@@ -189,6 +209,7 @@ async fn webhooks_and_the_api_meet_the_same_conditions_on_the_same_issues() {
 
     // `serve`, told by webhooks.
     let served = FakeGitLab::start().await;
+    served.gitlab.add_user("bo", "active");
     for issue in issues(now) {
         served.gitlab.add(issue);
     }

@@ -214,3 +214,72 @@ fn the_policy_loader_skips_the_tests_folder() {
     let output = labelwarden(&["check"]);
     assert_eq!(output.status.code(), Some(0), "{}", text(&output.stderr));
 }
+
+#[test]
+fn a_rule_that_assigns_the_on_call_person_is_tested_like_any_step() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("rules.yml"),
+        concat!(
+            "people:\n",
+            "  gitlab_users: { ada: U0ADA00001, bo: U0BO000001 }\n",
+            "  oncall:\n",
+            "    rotation: [ada, bo]\n",
+            "    hand_off: { day: monday, time: \"09:00\", time_zone: UTC }\n",
+            "    since: 2026-01-05\n",
+            "rules:\n",
+            "  - name: needs-owner\n",
+            "    match: { labels_any: [\"priority::highest\"], assignees: none }\n",
+            "    after: 15m\n",
+            "    actions: { assign: oncall.primary }\n",
+        ),
+    )
+    .unwrap();
+    std::fs::create_dir(dir.path().join("tests")).unwrap();
+    // Created Monday 2026-01-05 09:00: ada's first week; bo's the next.
+    let tests = dir.path().join("tests/rules.yml");
+    std::fs::write(
+        &tests,
+        concat!(
+            "tests:\n",
+            "  - name: ada is on call and gets the issue\n",
+            "    policy: needs-owner\n",
+            "    issue: { labels: [\"priority::highest\"] }\n",
+            "    expect:\n",
+            "      - at: 15m\n",
+            "        sent: [{ step: act, at: 15m, assigns: [\"@ada\"] }]\n",
+            "      - at: 1d\n",
+            "        status: not_matching\n",
+            "        sent: []\n",
+            "  - name: in bo's week, bo\n",
+            "    policy: needs-owner\n",
+            "    issue: { labels: [\"priority::highest\"], created_at: \"2026-01-12T10:00:00Z\" }\n",
+            "    expect:\n",
+            "      - at: 15m\n",
+            "        sent: [{ step: act, assigns: [\"@bo\"] }]\n",
+            "  - name: an owned issue is not assigned again\n",
+            "    policy: needs-owner\n",
+            "    issue: { labels: [\"priority::highest\"], assignees: [cy] }\n",
+            "    expect:\n",
+            "      - at: 1d\n",
+            "        sent: []\n",
+        ),
+    )
+    .unwrap();
+    let policies = dir.path().to_str().unwrap();
+    let output = labelwarden(&["test", "--policies", policies]);
+    let stdout = text(&output.stdout);
+    assert_eq!(
+        output.status.code(),
+        Some(0),
+        "{stdout}{}",
+        text(&output.stderr)
+    );
+
+    // The wrong person is a failure that names both.
+    edit(&tests, "assigns: [\"@bo\"]", "assigns: [\"@ada\"]");
+    let output = labelwarden(&["test", "--policies", policies]);
+    let stdout = text(&output.stdout);
+    assert_eq!(output.status.code(), Some(1), "{stdout}");
+    assert!(stdout.contains("assigns [@bo], not [@ada]"), "{stdout}");
+}

@@ -168,6 +168,12 @@ fn rule_actions(rule: &Policy) -> String {
         actions.push(format!(" unless {}", join(waived.into_iter(), " & ")));
     }
     for step in &rule.steps {
+        if let Some((rotation, role)) = &step.assign_on_call {
+            actions.push(format!(" assign {}.{}", rotation.name, role.as_str()));
+        }
+        if let Some(slack) = &step.slack {
+            actions.push(format!(" Slack {}", slack.channel));
+        }
         let Some(gitlab) = &step.gitlab else { continue };
         for label in &gitlab.add_labels {
             actions.push(format!(" +{label}"));

@@ -280,7 +280,13 @@ pub fn decide(policy: &Policy, reading: &ClockReading, ledger: &Ledger) -> Decis
                     .as_ref()
                     .is_some_and(|quiet| !quiet.is_working(due_at)),
                 slack: step.slack.clone(),
-                gitlab: step.gitlab.clone(),
+                gitlab: step.gitlab.clone().map(|mut gitlab| {
+                    // Whoever is on call as it is decided.
+                    if let Some((rotation, role)) = &step.assign_on_call {
+                        gitlab.assign = vec![rotation.on_call(*role, reading.now).to_owned()];
+                    }
+                    gitlab
+                }),
             }
         })
         .collect();

@@ -256,8 +256,8 @@ impl IssueWriter {
             .map_err(|e| GitLabError::from_api(format!("note {note} of {issue}"), e))
     }
 
-    /// Carries out a notice's GitLab part, safe to repeat: the labels, then
-    /// the comment unless a note already carries this step's marker (a
+    /// Carries out a notice's GitLab part, safe to repeat: the labels, the
+    /// on-call assignee (see [`super::assign`]), then the comment unless a note already carries this step's marker (a
     /// retry after a later failure does not comment twice).
     pub async fn apply(&self, notice: &Notice) -> Result<(), GitLabError> {
         if let Some(write) = &notice.due_date {
@@ -268,6 +268,9 @@ impl IssueWriter {
         };
         self.edit_labels(&notice.issue, &step.add_labels, &step.remove_labels)
             .await?;
+        if !step.assign.is_empty() {
+            self.assign_if_unowned(&notice.issue, &step.assign).await?;
+        }
         if !step.comment {
             return Ok(());
         }

@@ -9,6 +9,7 @@
 
 pub mod actions;
 pub mod api_issue;
+pub mod assign;
 pub mod cache;
 pub mod client;
 pub mod due_date;

@@ -374,6 +374,8 @@ pub struct Step {
     pub during: Option<Arc<calendar::Calendar>>,
     pub slack: Option<SlackStep>,
     pub gitlab: Option<GitLabStep>,
+    /// A rule's `assign:`: the rotation and role whose person is assigned.
+    pub assign_on_call: Option<(Arc<Rotation>, Role)>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -490,6 +492,10 @@ pub struct GitLabStep {
     /// The comment is an internal note, for project members only.
     #[serde(default)]
     pub internal: bool,
+    /// GitLab usernames to assign if nobody is assigned when it is carried
+    /// out: whoever the step's rotation had on call when it was decided.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub assign: Vec<String>,
 }
 
 /// Template variables a rule's `comment:` may use.

@@ -154,6 +154,10 @@ pub struct SentEntry {
     /// Labels it adds in GitLab. `[]`: none.
     #[serde(default)]
     pub labels_added: Option<Vec<String>>,
+    /// GitLab users it assigns (a rule's `assign:`, to an issue nobody
+    /// owns), as `@username`. `[]`: nobody.
+    #[serde(default)]
+    pub assigns: Option<Vec<String>>,
     /// Whether it comments on the issue.
     #[serde(default)]
     pub comment: Option<bool>,

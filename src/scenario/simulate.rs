@@ -40,6 +40,8 @@ pub struct Sent {
     /// People groups by name, GitLab users as `@username`.
     pub mentions: Vec<String>,
     pub labels_added: Vec<String>,
+    /// GitLab users it assigned, as `@username`.
+    pub assigned: Vec<String>,
     pub labels_removed: Vec<String>,
     pub comment: bool,
     pub react: Option<String>,
@@ -233,6 +235,7 @@ pub fn run(case: &Case, set: &PolicySet) -> Outcome {
         for _round in 0..8 {
             let issue = story.issue();
             let mut label_changes = Vec::new();
+            let mut assigned_any = false;
             for policy in &set.policies {
                 let reading = clock::read(&issue, policy, now);
                 let ledger = ledgers.entry(policy.name.clone()).or_default();
@@ -271,6 +274,14 @@ pub fn run(case: &Case, set: &PolicySet) -> Outcome {
                         ),
                     };
                     let gitlab = action.gitlab.clone().unwrap_or_default();
+                    // As GitLab would: only an issue nobody owns is assigned.
+                    let assigned = if story.assignees.is_empty() {
+                        gitlab.assign.clone()
+                    } else {
+                        Vec::new()
+                    };
+                    story.assignees.extend(assigned.iter().cloned());
+                    assigned_any |= !assigned.is_empty();
                     label_changes.push(gitlab.clone());
                     outcome.sent.push(Sent {
                         at: now,
@@ -284,6 +295,7 @@ pub fn run(case: &Case, set: &PolicySet) -> Outcome {
                             .map(|step| mentions(set, step, &story.assignees, now))
                             .unwrap_or_default(),
                         labels_added: gitlab.add_labels,
+                        assigned: assigned.iter().map(|u| format!("@{u}")).collect(),
                         labels_removed: gitlab.remove_labels,
                         comment: gitlab.comment,
                         react: action.slack.as_ref().and_then(|s| s.react.clone()),
@@ -305,7 +317,7 @@ pub fn run(case: &Case, set: &PolicySet) -> Outcome {
                     story.add_label(now, label);
                 }
             }
-            if !changed {
+            if !changed && !assigned_any {
                 break;
             }
         }

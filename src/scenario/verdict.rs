@@ -224,6 +224,15 @@ fn differences(want: &ExpectedSend, got: &Sent, created: DateTime<Utc>) -> Vec<S
             labels.join(", ")
         ));
     }
+    if let Some(assigns) = &want.assigns
+        && assigns != &got.assigned
+    {
+        found.push(format!(
+            "assigns [{}], not [{}]",
+            got.assigned.join(", "),
+            assigns.join(", ")
+        ));
+    }
     if let Some(comment) = want.comment
         && comment != got.comment
     {
@@ -292,6 +301,11 @@ fn describe_expected(want: &ExpectedSend, created: DateTime<Utc>) -> String {
     {
         line.push_str(&format!(" +labels [{}]", labels.join(", ")));
     }
+    if let Some(assigns) = &want.assigns
+        && !assigns.is_empty()
+    {
+        line.push_str(&format!(" assigns [{}]", assigns.join(", ")));
+    }
     if want.comment == Some(true) {
         line.push_str(" +comment");
     }
@@ -318,6 +332,9 @@ pub fn describe_sent(sent: &Sent, created: DateTime<Utc>) -> String {
     }
     if !sent.labels_added.is_empty() {
         line.push_str(&format!(" +labels [{}]", sent.labels_added.join(", ")));
+    }
+    if !sent.assigned.is_empty() {
+        line.push_str(&format!(" assigns [{}]", sent.assigned.join(", ")));
     }
     if sent.comment {
         line.push_str(" +comment");
@@ -348,6 +365,7 @@ mod tests {
             channel: Some("alerts".into()),
             mentions: vec!["contacts".into()],
             labels_added: Vec::new(),
+            assigned: Vec::new(),
             labels_removed: Vec::new(),
             comment: false,
             react: None,

@@ -1,6 +1,6 @@
 //! An instant rule with every kind of action through `audit --notify`:
-//! labels, a comment and a Slack message tagging whoever is on call, once
-//! per occurrence however often the schedule runs.
+//! labels, a comment, the on-call person as assignee and a Slack message
+//! tagging them, once per occurrence however often the schedule runs.
 
 use super::*;
 
@@ -19,6 +19,7 @@ rules:
     after: 15m
     actions:
       add_labels: ["needs-owner"]
+      assign: oncall.primary
       comment: "{issue.ref} has had no owner for 15 minutes."
       slack:
         channel: alerts
@@ -43,6 +44,8 @@ async fn a_rule_labels_comments_and_tells_slack_once_per_occurrence() {
     gitlab
         .gitlab
         .add(issue(3).add_label(now - TimeDelta::minutes(5), HIGHEST));
+    gitlab.gitlab.add_user("ada", "active");
+    gitlab.gitlab.add_user("bo", "active");
     let slack = common::fake_slack::FakeSlack::start().await;
     let dir = tempfile::tempdir().unwrap();
     std::fs::write(dir.path().join("rules.yml"), POLICIES).unwrap();
@@ -61,11 +64,17 @@ async fn a_rule_labels_comments_and_tells_slack_once_per_occurrence() {
         shown.contains("*Rule*") && !shown.contains("Deadline"),
         "{shown}"
     );
-    assert!(
-        shown.contains("<@U0ADA00001>") || shown.contains("<@U0BO000001>"),
-        "whoever is on call is tagged: {shown}"
-    );
     let one = gitlab.gitlab.issue(PROJECT, 1);
+    assert_eq!(one.assignees.len(), 1, "the person on call owns #1 now");
+    let slack_id = match one.assignees[0].as_str() {
+        "ada" => "<@U0ADA00001>",
+        "bo" => "<@U0BO000001>",
+        other => panic!("assigned {other}"),
+    };
+    assert!(
+        shown.contains(slack_id),
+        "the one assigned is the one tagged: {shown}"
+    );
     assert!(
         one.labels.contains(&"needs-owner".to_owned()),
         "{:?}",
@@ -78,6 +87,11 @@ async fn a_rule_labels_comments_and_tells_slack_once_per_occurrence() {
         let other = gitlab.gitlab.issue(PROJECT, iid);
         assert!(other.notes.is_empty() && !other.labels.contains(&"needs-owner".to_owned()));
     }
+    assert_eq!(
+        gitlab.gitlab.issue(PROJECT, 2).assignees,
+        ["bo"],
+        "an owner stays"
+    );
 
     // The next run finds the rule's step in the ledger: nothing twice.
     let written = writes(&gitlab.gitlab);

@@ -171,9 +171,16 @@ async fn record(
             .edit_labels(issue, &gitlab.add_labels, &gitlab.remove_labels)
             .await
             .map_err(|e| e.to_string())?;
-        if gitlab.comment {
+        if !gitlab.assign.is_empty() {
             writer
-                .create_note(issue, &comment(notice, &marker), false)
+                .assign_if_unowned(issue, &gitlab.assign)
+                .await
+                .map_err(|e| e.to_string())?;
+        }
+        if gitlab.comment {
+            // A rule's internal note stays internal.
+            writer
+                .create_note(issue, &comment(notice, &marker), gitlab.internal)
                 .await
                 .map_err(|e| e.to_string())?;
         }

@@ -48,6 +48,10 @@ pub struct RuleActions {
     /// The comment is an internal note (project members only).
     #[serde(default)]
     pub internal: bool,
+    /// Assign whoever a rotation has in a role as the rule acts
+    /// (`oncall.primary`), if nobody is assigned by then.
+    #[serde(default)]
+    pub assign: Option<Located<String>>,
     /// A Slack message, as an escalation step's `slack:` (a channel,
     /// `mention`, `text` with the template variables): the first message
     /// of a thread of its own.

@@ -62,19 +62,27 @@ impl Checker {
                 self.check(file, text, format!("{field}.actions.comment"), result)
             }
         };
+        let assign = match &actions.assign {
+            None => Some(None),
+            Some(role) => self.on_call_role(file, role, &format!("{field}.actions.assign"), refs),
+        };
         let slack = match &actions.slack {
             None => Some(None),
             Some(entry) => self.rule_slack(file, entry, &format!("{field}.actions.slack"), refs),
         };
-        let (add_labels, remove_labels, comment, slack) =
-            (add_labels?, remove_labels?, comment?, slack?);
-        if add_labels.is_empty() && remove_labels.is_empty() && comment.is_none() && slack.is_none()
+        let (add_labels, remove_labels, comment, slack, assign) =
+            (add_labels?, remove_labels?, comment?, slack?, assign?);
+        if add_labels.is_empty()
+            && remove_labels.is_empty()
+            && comment.is_none()
+            && slack.is_none()
+            && assign.is_none()
         {
             let at = self.at(file, &raw.actions);
             self.fail(
                 &at,
                 format!("{field}.actions"),
-                "does nothing: give `add_labels`, `remove_labels`, `comment` or `slack`",
+                "does nothing: give `add_labels`, `remove_labels`, `comment`, `assign` or `slack`",
             );
             return None;
         }
@@ -117,7 +125,9 @@ impl Checker {
                     comment_text: comment,
                     internal: actions.internal,
                     set_due_date: false,
+                    assign: Vec::new(),
                 }),
+                assign_on_call: assign,
             }],
             from_slack: FromSlack::default(),
             // A backlog is acted on: its labels and comments are the point.
@@ -167,6 +177,38 @@ impl Checker {
 }
 
 impl Checker {
+    /// `oncall.primary`: a rotation under `people` and a role.
+    fn on_call_role(
+        &mut self,
+        file: &Arc<PathBuf>,
+        written: &Located<String>,
+        field: &str,
+        refs: &References,
+    ) -> Option<Option<(Arc<crate::policy::Rotation>, crate::policy::Role)>> {
+        let text = written.value.trim();
+        let found = text.split_once('.').and_then(|(name, role)| {
+            Some((
+                refs.people.rotations.get(name)?,
+                crate::policy::Role::parse(role)?,
+            ))
+        });
+        match found {
+            Some((rotation, role)) => Some(Some((Arc::new(rotation.clone()), role))),
+            None => {
+                let rotations = crate::policy::defined_names(refs.people.rotations.keys());
+                let at = self.at(file, written);
+                self.fail(
+                    &at,
+                    field,
+                    format!(
+                        "`{text}` is not a rotation's role: write `ROTATION.primary` or `ROTATION.secondary` (rotations: {rotations})"
+                    ),
+                );
+                None
+            }
+        }
+    }
+
     /// A rule's Slack message: an escalation step's `slack:`, posted as
     /// the first message of its own thread. Reactions need a thread to
     /// react on, and a users' channel is told what happened in the rule's

@@ -88,6 +88,7 @@ impl Checker {
             during: during?,
             slack: slack?,
             gitlab: gitlab?,
+            assign_on_call: None,
         })
     }
 

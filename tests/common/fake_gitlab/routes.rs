@@ -359,9 +359,26 @@ pub(super) async fn edit_issue(
         };
         (form, due)
     };
+    // `assignee_ids[]` repeats, one per user (0 unassigns everyone); the
+    // users are the fake's accounts (ids 100, 101, …).
+    let assignee_ids: Option<Vec<u64>> = (!json).then(|| {
+        url::form_urlencoded::parse(&body)
+            .filter(|(key, _)| key == "assignee_ids[]")
+            .filter_map(|(_, id)| id.parse().ok())
+            .collect::<Vec<u64>>()
+    });
+    let assignee_ids = assignee_ids.filter(|ids| !ids.is_empty());
+    let users = gitlab.lock().accounts.users.clone();
     gitlab
         .on_issue(("PUT", &uri, &headers), &project, iid, |issue, _| {
             let now = Utc::now();
+            if let Some(ids) = &assignee_ids {
+                issue.assignees = ids
+                    .iter()
+                    .filter_map(|id| users.get(id.checked_sub(100)? as usize))
+                    .map(|(username, _)| username.clone())
+                    .collect();
+            }
             if let Some(due) = due_date
                 && due != issue.due_date
             {

@@ -129,3 +129,38 @@ fn a_rule_s_slack_message_is_checked_like_a_step_s() {
         "{errors:#?}"
     );
 }
+
+#[test]
+fn a_rule_assigns_a_rotation_s_role_and_nothing_else() {
+    let people = concat!(
+        "people:\n",
+        "  gitlab_users: { ada: U0ADA00001 }\n",
+        "  oncall:\n",
+        "    rotation: [ada]\n",
+        "    hand_off: { day: monday, time: \"09:00\", time_zone: UTC }\n",
+        "    since: 2026-01-05\n",
+    );
+    let set = checked(&format!(
+        "{people}rules:\n  - name: own\n    match: {{ labels_any: [x] }}\n    actions: {{ assign: oncall.secondary }}\n"
+    ))
+    .unwrap();
+    let (rotation, role) = set.policies[0].steps[0]
+        .assign_on_call
+        .as_ref()
+        .expect("an assignment");
+    assert_eq!(
+        (rotation.name.as_str(), role.as_str()),
+        ("oncall", "secondary")
+    );
+
+    let errors = checked(&format!(
+        "{people}rules:\n  - name: own\n    match: {{ labels_any: [x] }}\n    actions: {{ assign: ada }}\n"
+    ))
+    .unwrap_err();
+    assert_eq!(errors.len(), 1, "{errors:#?}");
+    assert!(
+        errors[0].contains("`rules[own].actions.assign`: `ada` is not a rotation's role")
+            && errors[0].contains("(rotations: oncall)"),
+        "{errors:#?}"
+    );
+}
