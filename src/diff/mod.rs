@@ -41,9 +41,13 @@ use crate::policy::{Policy, PolicyName, PolicySet};
 pub enum PolicyChange {
     Added {
         name: String,
+        #[serde(skip_serializing_if = "is_false")]
+        rule: bool,
     },
     Removed {
         name: String,
+        #[serde(skip_serializing_if = "is_false")]
+        rule: bool,
     },
     /// The same match and clock under another name; `parts` says what
     /// else changed.
@@ -51,11 +55,26 @@ pub enum PolicyChange {
         from: String,
         name: String,
         parts: Vec<&'static str>,
+        #[serde(skip_serializing_if = "is_false")]
+        rule: bool,
     },
     Changed {
         name: String,
         parts: Vec<&'static str>,
+        #[serde(skip_serializing_if = "is_false")]
+        rule: bool,
     },
+}
+
+/// `rule: true` is written for instant rules only: a policy's change
+/// reads as before.
+fn is_false(value: &bool) -> bool {
+    !*value
+}
+
+/// An instant rule (`rules:`), not a clock policy.
+fn is_rule(policy: &Policy) -> bool {
+    policy.kind == crate::policy::PolicyKind::Rule
 }
 
 /// How a maintenance window changed: each side as people read it (what
@@ -394,6 +413,7 @@ pub fn policy_changes(before: &PolicySet, after: &PolicySet) -> Vec<PolicyChange
             from: old.name.0.clone(),
             name: new.name.0.clone(),
             parts: changed_parts(old, new),
+            rule: is_rule(new),
         });
         false
     });
@@ -403,15 +423,18 @@ pub fn policy_changes(before: &PolicySet, after: &PolicySet) -> Vec<PolicyChange
         (!parts.is_empty()).then(|| PolicyChange::Changed {
             name: new.name.0.clone(),
             parts,
+            rule: is_rule(new),
         })
     });
     added
         .into_iter()
         .map(|p| PolicyChange::Added {
             name: p.name.0.clone(),
+            rule: is_rule(p),
         })
         .chain(removed.into_iter().map(|p| PolicyChange::Removed {
             name: p.name.0.clone(),
+            rule: is_rule(p),
         }))
         .chain(renamed)
         .chain(changed)
@@ -423,18 +446,24 @@ fn same_match_and_clock(old: &Policy, new: &Policy) -> bool {
         && format!("{:?}", old.clock) == format!("{:?}", new.clock)
 }
 
-/// Which parts of a policy differ: `match`, `clock`, `escalation`, ...
+/// Which parts of a policy differ: `match`, `clock`, `escalation`, ...;
+/// of a rule, as its file names them: `match` (with `unless`), `after`,
+/// `actions`.
 fn changed_parts(old: &Policy, new: &Policy) -> Vec<&'static str> {
     let differs = |a: String, b: String| a != b;
+    let rule = is_rule(new);
     let mut parts = Vec::new();
+    if is_rule(old) != rule {
+        parts.push(if rule { "now a rule" } else { "now a policy" });
+    }
     if differs(format!("{:?}", old.selector), format!("{:?}", new.selector)) {
         parts.push("match");
     }
     if differs(format!("{:?}", old.clock), format!("{:?}", new.clock)) {
-        parts.push("clock");
+        parts.push(if rule { "after" } else { "clock" });
     }
     if differs(format!("{:?}", old.steps), format!("{:?}", new.steps)) {
-        parts.push("escalation");
+        parts.push(if rule { "actions" } else { "escalation" });
     }
     if differs(
         format!("{:?}", old.from_slack),

@@ -70,17 +70,23 @@ fn policy_line(change: &PolicyChange) -> String {
             format!(" ({} changed)", parts.join(", "))
         }
     };
+    let kind = |rule: bool| if rule { "rule " } else { "" };
     match change {
-        PolicyChange::Added { name } => format!("added: {name}"),
-        PolicyChange::Removed { name } => format!("removed: {name}"),
+        PolicyChange::Added { name, rule } => format!("added: {}{name}", kind(*rule)),
+        PolicyChange::Removed { name, rule } => format!("removed: {}{name}", kind(*rule)),
         PolicyChange::Renamed {
             from,
             name,
             parts: p,
+            rule,
         } => {
-            format!("renamed: {from} -> {name}{}", parts(p))
+            format!("renamed: {}{from} -> {name}{}", kind(*rule), parts(p))
         }
-        PolicyChange::Changed { name, parts: p } => format!("changed: {name}{}", parts(p)),
+        PolicyChange::Changed {
+            name,
+            parts: p,
+            rule,
+        } => format!("changed: {}{name}{}", kind(*rule), parts(p)),
     }
 }
 

@@ -60,7 +60,8 @@ fn a_shorter_target_breaches_at_once_and_moves_deadlines() {
         diff.policies,
         [PolicyChange::Changed {
             name: "critical".into(),
-            parts: vec!["clock"]
+            parts: vec!["clock"],
+            rule: false,
         }]
     );
     let clocks: Vec<(&str, ClockChangeKind, Option<i64>)> = diff
@@ -119,6 +120,7 @@ fn a_renamed_policy_is_reported_as_such_and_its_history_carries_over() {
             from: "critical".into(),
             name: "critical-bugs".into(),
             parts: vec![],
+            rule: false,
         }]
     );
     assert!(diff.clocks.is_empty(), "{:#?}", diff.clocks);
@@ -132,7 +134,8 @@ fn a_new_policy_starts_clocks_and_fires_what_is_due() {
     assert_eq!(
         diff.policies,
         [PolicyChange::Added {
-            name: "critical".into()
+            name: "critical".into(),
+            rule: false,
         }]
     );
     assert!(
@@ -228,5 +231,60 @@ fn maintenance_windows_added_removed_and_changed_are_listed_and_rendered() {
             .maintenance
             .is_empty(),
         "no change, nothing listed"
+    );
+}
+
+#[test]
+fn rules_are_named_as_rules_with_their_own_parts() {
+    let rule = |after: &str, label: &str| {
+        policy_set(&format!(
+            "rules:\n  - name: owner\n    match: {{ labels_any: [\"priority::highest\"] }}\n    after: {after}\n    actions: {{ add_labels: [{label}] }}\n"
+        ))
+    };
+    let changed = compare(&issues(), &rule("15m", "a"), &rule("30m", "b"), now());
+    assert_eq!(
+        changed.policies,
+        [PolicyChange::Changed {
+            name: "owner".into(),
+            parts: vec!["after", "actions"],
+            rule: true,
+        }]
+    );
+    let text = super::render::render(
+        super::render::DiffFormat::Table,
+        &changed,
+        "project acme/app",
+    );
+    assert!(
+        text.contains("changed: rule owner (after, actions changed)"),
+        "{text}"
+    );
+    let added = compare(
+        &issues(),
+        &policies("critical", "24h"),
+        &{
+            let mut both = policies("critical", "24h");
+            both.policies.extend(rule("15m", "a").policies);
+            both
+        },
+        now(),
+    );
+    assert_eq!(
+        added.policies,
+        [PolicyChange::Added {
+            name: "owner".into(),
+            rule: true,
+        }]
+    );
+    let json = serde_json::to_value(&added.policies).unwrap();
+    assert_eq!(json[0]["rule"], true, "{json}");
+    let policy = PolicyChange::Added {
+        name: "critical".into(),
+        rule: false,
+    };
+    let json = serde_json::to_value(&policy).unwrap();
+    assert!(
+        json.get("rule").is_none(),
+        "a policy's change reads as before: {json}"
     );
 }
