@@ -50,6 +50,21 @@ async fn a_rule_labels_comments_and_tells_slack_once_per_occurrence() {
     let dir = tempfile::tempdir().unwrap();
     std::fs::write(dir.path().join("rules.yml"), POLICIES).unwrap();
 
+    // A dry run says what the rule would do, and does none of it.
+    let dry = notify_with(&gitlab, PROJECT, &slack.api_url, dir.path(), &["--dry-run"]);
+    let stderr = common::text(&dry.stderr);
+    assert_eq!(dry.status.code(), Some(0), "{stderr}");
+    let said = stderr
+        .lines()
+        .find(|line| line.starts_with("would do: acme/backend#1 [highest-needs-an-owner] act: "))
+        .unwrap_or_else(|| panic!("{stderr}"));
+    assert!(
+        said.contains("slack alerts, labels +needs-owner, assign @")
+            && said.ends_with(" if nobody is, comment"),
+        "{said}"
+    );
+    assert!(writes(&gitlab.gitlab).is_empty() && slack.slack.messages().is_empty());
+
     let first = notify_with(&gitlab, PROJECT, &slack.api_url, dir.path(), &[]);
     let stderr = common::text(&first.stderr);
     assert_eq!(first.status.code(), Some(0), "{stderr}");

@@ -452,8 +452,16 @@ fn describe(action: &Action) -> String {
         if !labels.is_empty() {
             parts.push(format!("labels {}", labels.join(" ")));
         }
+        if !gitlab.assign.is_empty() {
+            let people: Vec<String> = gitlab.assign.iter().map(|u| format!("@{u}")).collect();
+            parts.push(format!("assign {} if nobody is", people.join(" ")));
+        }
         if gitlab.comment {
-            parts.push("comment".to_owned());
+            parts.push(if gitlab.internal {
+                "internal note".to_owned()
+            } else {
+                "comment".to_owned()
+            });
         }
         if gitlab.set_due_date {
             parts.push("due date follows the deadline".to_owned());
