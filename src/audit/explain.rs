@@ -104,6 +104,15 @@ pub fn why_not(selector: &Selector, facts: &IssueFacts, now: DateTime<Utc>) -> O
                 .join(", ")
         ));
     }
+    for pattern in &selector.labels_several {
+        let carried = labels().filter(|l| pattern.matches(l)).count();
+        if carried < 2 {
+            reasons.push(format!(
+                "needs two or more {} labels (has {carried})",
+                pattern.as_str()
+            ));
+        }
+    }
     reasons.extend(why_not_beyond_labels(selector, facts, now));
     (!reasons.is_empty()).then(|| reasons.join("; "))
 }

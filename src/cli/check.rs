@@ -111,6 +111,9 @@ fn describe(policy: &Policy) -> String {
     for pattern in &selector.labels_none {
         selects.push(format!("not {pattern}"));
     }
+    for pattern in &selector.labels_several {
+        selects.push(format!("several {pattern}"));
+    }
     selects.extend(beyond_labels(selector));
     let from = match clock.starts {
         StartRule::Matched => "from match",

@@ -24,6 +24,9 @@ pub struct Selector {
     pub labels_any: Vec<Pattern>,
     pub labels_all: Vec<Pattern>,
     pub labels_none: Vec<Pattern>,
+    /// Two or more labels match the same pattern (`team::*`: more than
+    /// one team).
+    pub labels_several: Vec<Pattern>,
     pub confidential: Confidentiality,
     pub issue_types: Vec<String>,
     pub projects: Vec<Pattern>,
@@ -260,6 +263,10 @@ impl Selector {
                 .labels_none
                 .iter()
                 .any(|p| p.matches_any(labels.clone()))
+            && self
+                .labels_several
+                .iter()
+                .all(|p| labels.clone().into_iter().filter(|l| p.matches(l)).count() >= 2)
     }
 
     /// The state condition, at an instant the issue is open or not.

@@ -25,6 +25,10 @@ pub struct MatchEntry {
     /// None of these labels.
     #[serde(default)]
     pub labels_none: Vec<Located<String>>,
+    /// Two or more labels match the same one of these patterns: with
+    /// `team::*`, an issue with more than one team.
+    #[serde(default)]
+    pub labels_several: Vec<Located<String>>,
     /// `any` (default), `only` confidential issues, or `never`.
     #[serde(default)]
     pub confidential: Option<Located<String>>,

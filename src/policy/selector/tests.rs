@@ -139,3 +139,14 @@ fn age_conditions_make_a_window_from_creation_and_the_last_update() {
     );
     assert_eq!(Selector::default().window(&facts), MatchWindow::default());
 }
+
+#[test]
+fn several_labels_of_one_pattern_match_and_one_does_not() {
+    let selector = Selector {
+        labels_several: patterns(&["team::*"]),
+        ..Selector::default()
+    };
+    assert!(selector.matches_labels(["team::api", "bug", "team::web"]));
+    assert!(!selector.matches_labels(["team::api", "bug"]));
+    assert!(!selector.matches_labels(["bug", "priority::high"]));
+}

@@ -16,12 +16,16 @@ impl Checker {
     ) -> Option<Selector> {
         let field = format!("{policy_field}.match");
         let raw = &entry.value;
-        if raw.labels_any.is_empty() && raw.labels_all.is_empty() && raw.issue_types.is_empty() {
+        if raw.labels_any.is_empty()
+            && raw.labels_all.is_empty()
+            && raw.labels_several.is_empty()
+            && raw.issue_types.is_empty()
+        {
             let at = self.at(file, entry);
             self.fail(
                 &at,
                 &field,
-                "matches every issue: give `labels_any`, `labels_all` or `issue_types`",
+                "matches every issue: give `labels_any`, `labels_all`, `labels_several` or `issue_types`",
             );
             return None;
         }
@@ -40,6 +44,11 @@ impl Checker {
         let labels_any = self.patterns(file, &raw.labels_any, &format!("{field}.labels_any"));
         let labels_all = self.patterns(file, &raw.labels_all, &format!("{field}.labels_all"));
         let labels_none = self.patterns(file, &raw.labels_none, &format!("{field}.labels_none"));
+        let labels_several = self.patterns(
+            file,
+            &raw.labels_several,
+            &format!("{field}.labels_several"),
+        );
         let projects = self.patterns(file, &raw.projects, &format!("{field}.projects"));
         let confidential = match &raw.confidential {
             None => Some(Confidentiality::Any),
@@ -98,6 +107,7 @@ impl Checker {
             labels_any: labels_any?,
             labels_all: labels_all?,
             labels_none: labels_none?,
+            labels_several: labels_several?,
             confidential: confidential?,
             issue_types: types_ok.then_some(issue_types)?,
             projects: projects?,
