@@ -204,6 +204,7 @@ async fn sigterm_stops_serving_and_exits_0_and_the_secret_never_reaches_the_log(
         !metrics.contains("labelwarden_policy_calendar_info{policy=\"critical-bug-24h\""),
         "a wall-clock policy has no calendar: {metrics}"
     );
+    metrics_pass_promtool(&metrics);
 
     let (code, log) = terminate(child).await;
     assert_eq!(code, Some(0));
@@ -258,5 +259,55 @@ async fn probe_says_alive_and_ready_and_fails_when_nothing_answers() {
         String::from_utf8_lossy(&gone.stdout).contains("no answer"),
         "{}",
         String::from_utf8_lossy(&gone.stdout)
+    );
+}
+
+/// Every metric on `/metrics` has HELP text, and Prometheus's own linter
+/// (`promtool check metrics`, Debian's `prometheus` package) finds nothing
+/// to say. `.ci/run` installs promtool and sets
+/// `LABELWARDEN_REQUIRE_PROMTOOL`, so there the check cannot be skipped.
+fn metrics_pass_promtool(metrics: &str) {
+    let typed: Vec<&str> = metrics
+        .lines()
+        .filter_map(|line| line.strip_prefix("# TYPE "))
+        .filter_map(|rest| rest.split_whitespace().next())
+        .collect();
+    assert!(typed.len() > 5, "{metrics}");
+    for name in &typed {
+        assert!(
+            metrics.contains(&format!("# HELP {name} ")),
+            "{name} has no HELP:\n{metrics}"
+        );
+    }
+    let promtool = std::process::Command::new("promtool")
+        .args(["check", "metrics"])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn();
+    let mut child = match promtool {
+        Ok(child) => child,
+        Err(e) => {
+            assert!(
+                std::env::var_os("LABELWARDEN_REQUIRE_PROMTOOL").is_none(),
+                "promtool is required here: {e}"
+            );
+            eprintln!("promtool not found ({e}): `promtool check metrics` skipped");
+            return;
+        }
+    };
+    use std::io::Write;
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(metrics.as_bytes())
+        .unwrap();
+    let output = child.wait_with_output().unwrap();
+    assert!(
+        output.status.success(),
+        "promtool check metrics:\n{}{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
     );
 }

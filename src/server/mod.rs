@@ -8,6 +8,7 @@
 //! doing, and returns.
 
 pub mod admin;
+pub mod metric_help;
 mod ops;
 pub mod slack_events;
 mod webhook;

@@ -58,6 +58,7 @@ pub fn prometheus() -> PrometheusHandle {
             // Fails only if another recorder was installed first; then ours
             // renders nothing, which /metrics would show at once.
             let _ = metrics::set_global_recorder(recorder);
+            super::metric_help::describe();
             handle
         })
         .clone()
