@@ -264,6 +264,11 @@ pub const METRICS: &[Metric] = &[
         Counter,
         "GitLab webhook deliveries received, by event and result.",
     ),
+    metric(
+        "labelwarden_webhook_intake_seconds",
+        Histogram,
+        "Time to answer a GitLab webhook delivery (check, parse, store), in seconds, by result.",
+    ),
 ];
 
 /// Describes every metric to the installed recorder.

@@ -42,6 +42,12 @@ const RESPONSE_BUCKETS: &[f64] = &[
     129600.0, 172800.0, 259200.0,
 ];
 
+/// Histogram buckets (seconds) for answering a webhook: GitLab waits 10 s
+/// at most, and a healthy answer takes a few milliseconds.
+const INTAKE_BUCKETS: &[f64] = &[
+    0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
+];
+
 /// The process-wide Prometheus recorder, installed on first use.
 pub fn prometheus() -> PrometheusHandle {
     static HANDLE: OnceLock<PrometheusHandle> = OnceLock::new();
@@ -52,6 +58,12 @@ pub fn prometheus() -> PrometheusHandle {
                     Matcher::Prefix("labelwarden_time_to_".to_owned()),
                     RESPONSE_BUCKETS,
                 )
+                .and_then(|builder| {
+                    builder.set_buckets_for_metric(
+                        Matcher::Full("labelwarden_webhook_intake_seconds".to_owned()),
+                        INTAKE_BUCKETS,
+                    )
+                })
                 .map(PrometheusBuilder::build_recorder)
                 .unwrap_or_else(|_| PrometheusBuilder::new().build_recorder());
             let handle = recorder.handle();

@@ -33,12 +33,15 @@ pub async fn receive<S: Store>(
     headers: HeaderMap,
     body: Result<Bytes, BytesRejection>,
 ) -> Response {
+    let received = std::time::Instant::now();
     let event = header_str(&headers, "x-gitlab-event")
         .unwrap_or("")
         .to_owned();
     let reply = |status: StatusCode, result: &'static str, message: String| {
         metrics::counter!("labelwarden_webhook_deliveries_total", "event" => event_label(&event), "result" => result)
             .increment(1);
+        metrics::histogram!("labelwarden_webhook_intake_seconds", "result" => result)
+            .record(received.elapsed().as_secs_f64());
         (
             status,
             Json(json!({ "status": result, "message": message })),
