@@ -157,13 +157,21 @@ fn run_the_component(gitlab: &Running, fail_on: &str) -> JobRun {
 }
 
 /// The reports a run keeps, whatever its outcome (`artifacts: when:
-/// always`): the Markdown report comes back as an artefact, the JUnit
+/// always`): the Markdown and HTML reports come back as artefacts (the
+/// ones `expose_as` shows in the merge request), the JUnit
 /// report is where `artifacts:reports:junit` names it.
 fn assert_reports_kept(run: &JobRun) {
     let markdown = run
         .artefact("labelwarden.md")
         .unwrap_or_else(|| panic!("labelwarden.md kept by artifacts:paths: {}", run.log()));
     assert!(markdown.contains("acme/backend#1"), "{markdown}");
+    let page = run
+        .artefact("labelwarden.html")
+        .unwrap_or_else(|| panic!("labelwarden.html kept by artifacts:paths: {}", run.log()));
+    assert!(
+        page.starts_with("<!doctype html>") && page.contains("acme/backend#1</a>"),
+        "{page}"
+    );
     let junit = run
         .in_build("labelwarden.xml")
         .unwrap_or_else(|| panic!("labelwarden.xml written for reports:junit: {}", run.log()));

@@ -11,6 +11,7 @@
 //! Titles of confidential issues never appear: reports land in CI logs
 //! and artifacts that more people can read than the issue.
 
+pub mod html;
 pub mod summary;
 
 use chrono::{DateTime, SecondsFormat, TimeDelta, Utc};
@@ -31,6 +32,8 @@ pub enum Format {
     Json,
     Junit,
     Markdown,
+    /// One self-contained page with charts (`--output report.html`).
+    Html,
 }
 
 impl Format {
@@ -43,6 +46,8 @@ impl Format {
             Some(Format::Json)
         } else if lower.ends_with(".md") || lower.ends_with(".markdown") {
             Some(Format::Markdown)
+        } else if lower.ends_with(".html") || lower.ends_with(".htm") {
+            Some(Format::Html)
         } else if lower.ends_with(".txt") {
             Some(Format::Table)
         } else {
@@ -70,6 +75,7 @@ pub fn render(format: Format, rows: &[Row], context: &Context<'_>, colour: bool)
         Format::Json => json(rows, context),
         Format::Junit => junit(rows, context),
         Format::Markdown => markdown(rows, context),
+        Format::Html => html::html(rows, context),
     }
 }
 
