@@ -436,6 +436,22 @@ fn junit(rows: &[Row], context: &Context<'_>) -> String {
     report.to_string().unwrap_or_default()
 }
 
+/// The watchdog's findings as a Markdown list under a warning; nothing
+/// when it did not run or found nothing.
+fn watchdog_markdown(context: &Context<'_>) -> String {
+    let Some(findings) = context.watchdog.filter(|f| !f.is_empty()) else {
+        return String::new();
+    };
+    let mut out = String::from("\n**Watchdog**: labelwarden itself may not be working:\n\n");
+    for finding in findings {
+        out.push_str(&format!(
+            "- :rotating_light: {}: {}\n",
+            finding.subject, finding.message
+        ));
+    }
+    out
+}
+
 fn markdown(rows: &[Row], context: &Context<'_>) -> String {
     let (breach, warning, ok) = counts(rows);
     let mut out = format!(
@@ -445,15 +461,7 @@ fn markdown(rows: &[Row], context: &Context<'_>) -> String {
         rows.len(),
         context.issues_read
     );
-    if let Some(findings) = context.watchdog.filter(|f| !f.is_empty()) {
-        out.push_str("\n**Watchdog**: labelwarden itself may not be working:\n\n");
-        for finding in findings {
-            out.push_str(&format!(
-                "- :rotating_light: {}: {}\n",
-                finding.subject, finding.message
-            ));
-        }
-    }
+    out.push_str(&watchdog_markdown(context));
     let summaries = summarise(rows);
     if summaries.iter().any(|s| s.met_share.is_some()) {
         out.push_str("\n| Policy | Clocks | Met | Missed | In time | Time to resolve (median / p90 / max) | Time to acknowledge |\n|---|---|---|---|---|---|---|\n");

@@ -11,7 +11,7 @@
 
 use chrono::{DateTime, Utc};
 
-use super::{CONFIDENTIAL, Context, counts, share, spread, time, when};
+use super::{CONFIDENTIAL, Context, counts, share, spread, time, watchdog_markdown, when};
 use crate::audit::{Level, Row, summarise};
 use crate::clock;
 use crate::gitlab::history::FetchedIssue;
@@ -95,15 +95,7 @@ pub fn body(
         rules.len(),
         if rules.len() == 1 { "" } else { "s" },
     );
-    if let Some(findings) = context.watchdog.filter(|f| !f.is_empty()) {
-        out.push_str("\n**Watchdog**: labelwarden itself may not be working:\n\n");
-        for finding in findings {
-            out.push_str(&format!(
-                "- :rotating_light: {}: {}\n",
-                finding.subject, finding.message
-            ));
-        }
-    }
+    out.push_str(&watchdog_markdown(context));
     let summaries = summarise(rows);
     for policy in policies.policies.iter().filter(|p| p.reported) {
         let name = &policy.name.0;
