@@ -1,7 +1,7 @@
 //! Conditions beyond labels (assignees, author, milestone, weight, the
 //! last update) and instant rules decide the same through `serve`'s
 //! webhooks as through `audit --notify`'s API reads: the same issues get
-//! the same GitLab actions, once, and the others none.
+//! the same GitLab actions and Slack messages, once, and the others none.
 
 mod common;
 
@@ -13,12 +13,18 @@ use chrono::{DateTime, TimeDelta, Utc};
 use common::fake_gitlab::{self, FakeGitLab, FakeIssue};
 use common::{Options, gitlab_time, issue_event, sqlite, start_server};
 use labelwarden::jobs::escalation::Escalation;
-use labelwarden::notify::LogNotifier;
+use labelwarden::slack::{SlackNotifier, SlackSettings};
+use secrecy::SecretString;
 use serde_json::{Value, json};
+
+use common::fake_slack::{self, FakeSlack};
 
 const PROJECT: &str = "acme/backend";
 
-const POLICIES: &str = r#"
+const POLICIES: &str = r##"
+channels:
+  # Each alert its own thread, so each issue's message can be told apart.
+  triage: { slack_channel: "#triage", group_after: 10 }
 people:
   gitlab_users: { ada: U0ADA00001, bo: U0BO000001 }
   # bo every week, so the test need not know which week it is.
@@ -55,7 +61,8 @@ rules:
       add_labels: ["needs-priority"]
       assign: oncall.primary
       comment: "{issue.ref} has been a bug for two days without a priority: please triage."
-"#;
+      slack: { channel: triage, mention: [oncall.primary] }
+"##;
 
 /// The issues: which ones each policy should act on is in the name.
 fn issues(now: DateTime<Utc>) -> Vec<FakeIssue> {
@@ -156,8 +163,34 @@ fn hooks_of(issue: &FakeIssue) -> [Value; 2] {
     [opened, updated]
 }
 
-/// `audit --notify` over the project with these policies, against this GitLab.
-fn audit_notify(policies: &std::path::Path, gitlab_url: &str) -> std::process::Output {
+/// The issues the rule's Slack messages are about, tagging bo (on call).
+fn told_in_slack(slack: &FakeSlack) -> Vec<u64> {
+    let mut told: Vec<u64> = slack
+        .messages()
+        .iter()
+        .filter(|m| m.shown().contains("<@U0BO000001>"))
+        .filter_map(|m| {
+            let shown = m.shown();
+            let at = shown.find("acme/backend#")? + "acme/backend#".len();
+            shown[at..]
+                .chars()
+                .take_while(char::is_ascii_digit)
+                .collect::<String>()
+                .parse()
+                .ok()
+        })
+        .collect();
+    told.sort_unstable();
+    told
+}
+
+/// `audit --notify` over the project with these policies, against this
+/// GitLab and this Slack.
+fn audit_notify(
+    policies: &std::path::Path,
+    gitlab_url: &str,
+    slack_api: &str,
+) -> std::process::Output {
     Command::new(env!("CARGO_BIN_EXE_labelwarden"))
         .args([
             "audit",
@@ -171,6 +204,8 @@ fn audit_notify(policies: &std::path::Path, gitlab_url: &str) -> std::process::O
         .arg(policies)
         .env("GITLAB_URL", gitlab_url)
         .env("GITLAB_TOKEN", fake_gitlab::TOKEN)
+        .env("SLACK_BOT_TOKEN", fake_slack::TOKEN)
+        .env("SLACK_API_URL", slack_api)
         .output()
         .unwrap()
 }
@@ -190,10 +225,16 @@ async fn webhooks_and_the_api_meet_the_same_conditions_on_the_same_issues() {
     let policies = dir.path().join("policies");
     std::fs::create_dir(&policies).unwrap();
     std::fs::write(policies.join("conditions.yml"), POLICIES).unwrap();
-    let run = audit_notify(&policies, &audited.url);
+    let audit_slack = FakeSlack::start().await;
+    let run = audit_notify(&policies, &audited.url, &audit_slack.api_url);
     let stderr = String::from_utf8_lossy(&run.stderr);
     assert_eq!(run.status.code(), Some(0), "{stderr}");
     assert_eq!(outcome(&audited.gitlab), expected, "audit: {stderr}");
+    assert_eq!(
+        told_in_slack(&audit_slack.slack),
+        [5, 6, 7],
+        "audit's messages"
+    );
     let said = audited.gitlab.issue(PROJECT, 6).notes;
     assert!(
         said.iter().any(|note| !note.3
@@ -203,9 +244,14 @@ async fn webhooks_and_the_api_meet_the_same_conditions_on_the_same_issues() {
         "the rule's own words: {said:#?}"
     );
     // Run again: every rule and step acted once.
-    let again = audit_notify(&policies, &audited.url);
+    let again = audit_notify(&policies, &audited.url, &audit_slack.api_url);
     let stderr = String::from_utf8_lossy(&again.stderr);
     assert!(stderr.contains("--notify: 0 steps carried out"), "{stderr}");
+    assert_eq!(
+        told_in_slack(&audit_slack.slack),
+        [5, 6, 7],
+        "nothing twice"
+    );
 
     // `serve`, told by webhooks.
     let served = FakeGitLab::start().await;
@@ -213,10 +259,23 @@ async fn webhooks_and_the_api_meet_the_same_conditions_on_the_same_issues() {
     for issue in issues(now) {
         served.gitlab.add(issue);
     }
+    let serve_slack = FakeSlack::start().await;
+    let loaded = Arc::new(labelwarden::policy::load(&policies).expect("policies load"));
+    let notifier = SlackNotifier::new(
+        Arc::clone(&loaded),
+        SlackSettings {
+            api_url: serve_slack.api_url.clone(),
+            token: Some(SecretString::from(fake_slack::TOKEN.to_owned())),
+            webhook_urls: std::collections::BTreeMap::new(),
+            per_channel_per_second: std::num::NonZeroU32::new(100).unwrap(),
+            per_channel_burst: std::num::NonZeroU32::new(10).unwrap(),
+        },
+    )
+    .unwrap();
     let server = start_server(
-        Arc::new(labelwarden::policy::load(&policies).expect("policies load")),
+        loaded,
         &sqlite(&dir.path().join("db.sqlite")),
-        Escalation::new(LogNotifier, served.writer()),
+        Escalation::new(notifier, served.writer()),
         Options::default(),
     )
     .await;
@@ -229,12 +288,18 @@ async fn webhooks_and_the_api_meet_the_same_conditions_on_the_same_issues() {
         }
     }
     let done = common::wait_until(Duration::from_secs(10), || {
-        outcome(&served.gitlab) == expected
+        outcome(&served.gitlab) == expected && told_in_slack(&serve_slack.slack) == [5, 6, 7]
     })
     .await;
-    assert!(done, "serve: {:?}", outcome(&served.gitlab));
+    assert!(
+        done,
+        "serve: {:?}, Slack {:?}",
+        outcome(&served.gitlab),
+        told_in_slack(&serve_slack.slack)
+    );
     // And nothing more after a while: the others do not match.
     tokio::time::sleep(Duration::from_millis(500)).await;
     assert_eq!(outcome(&served.gitlab), expected);
+    assert_eq!(told_in_slack(&serve_slack.slack), [5, 6, 7]);
     server.stop().await;
 }
