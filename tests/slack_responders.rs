@@ -125,7 +125,7 @@ async fn parent_of(slack: &FakeSlack, iid: u64) -> Message {
             .into_iter()
             .find(|m| m.thread_ts.is_none() && m.text.contains(&format!("acme/backend#{iid}")))
     };
-    wait_until(Duration::from_secs(3), || of_issue().is_some()).await;
+    wait_until(Duration::from_secs(15), || of_issue().is_some()).await;
     of_issue().unwrap_or_else(|| panic!("the alert was posted: {:?}", slack.requests()))
 }
 
@@ -185,7 +185,7 @@ async fn a_resolve_reaction_writes_the_last_reply_on_the_issue_once_and_closes_i
         &parent,
     );
     send(&server, &resolve).await;
-    wait_until(Duration::from_secs(3), || {
+    wait_until(Duration::from_secs(15), || {
         !gitlab.issue("acme/backend", 90).is_open()
     })
     .await;
@@ -288,7 +288,7 @@ async fn a_resolution_gitlab_refuses_for_a_while_is_written_once_it_answers() {
         ),
     )
     .await;
-    wait_until(Duration::from_secs(5), || {
+    wait_until(Duration::from_secs(15), || {
         !notes_with(&gitlab, 94, "Resolved in Slack").is_empty()
     })
     .await;
@@ -327,7 +327,7 @@ async fn a_false_positive_reaction_writes_its_note_and_adds_the_label() {
         &on_alert("EvFp1", "reaction_added", RESPONDER, "x", &parent),
     )
     .await;
-    wait_until(Duration::from_secs(3), || {
+    wait_until(Duration::from_secs(15), || {
         gitlab
             .issue("acme/backend", 91)
             .labels
@@ -366,7 +366,7 @@ async fn an_acknowledgement_and_its_withdrawal_are_noted_on_the_issue_for_audit(
     let eyes = on_alert("EvAck1", "reaction_added", RESPONDER, "eyes", &parent);
     send(&server, &eyes).await;
     send(&server, &eyes).await;
-    wait_until(Duration::from_secs(3), || {
+    wait_until(Duration::from_secs(15), || {
         !notes_with(&gitlab, 93, "Acknowledged in Slack").is_empty()
     })
     .await;
@@ -387,7 +387,7 @@ async fn an_acknowledgement_and_its_withdrawal_are_noted_on_the_issue_for_audit(
         &on_alert("EvAck2", "reaction_removed", RESPONDER, "eyes", &parent),
     )
     .await;
-    wait_until(Duration::from_secs(3), || {
+    wait_until(Duration::from_secs(15), || {
         !notes_with(&gitlab, 93, "Acknowledgement taken back").is_empty()
     })
     .await;
@@ -443,7 +443,7 @@ async fn a_reaction_on_a_message_labelwarden_did_not_post_writes_nothing() {
         &reply_event("EvControl", RESPONDER, &parent, &reply, "control reply"),
     )
     .await;
-    wait_until(Duration::from_secs(3), || {
+    wait_until(Duration::from_secs(15), || {
         !notes_with(&gitlab, 92, "control reply").is_empty()
     })
     .await;
