@@ -92,7 +92,7 @@ async fn the_due_date_follows_the_deadline_once_per_change_and_is_listed_on_the_
         .await;
     let first = date_of(labelled + TimeDelta::hours(24));
     assert!(
-        wait_until(Duration::from_secs(5), || issue().due_date == Some(first)).await,
+        wait_until(Duration::from_secs(20), || issue().due_date == Some(first)).await,
         "the deadline's date: {:?}",
         issue().due_date
     );
@@ -132,7 +132,7 @@ async fn the_due_date_follows_the_deadline_once_per_change_and_is_listed_on_the_
     let moved = date_of(labelled + TimeDelta::hours(24 + 48));
     assert_ne!(moved, first);
     assert!(
-        wait_until(Duration::from_secs(5), || issue().due_date == Some(moved)).await,
+        wait_until(Duration::from_secs(20), || issue().due_date == Some(moved)).await,
         "moved by the pause: {:?}",
         issue().due_date
     );
@@ -183,7 +183,7 @@ async fn triage_clears_labelwarden_s_date_but_never_a_date_a_person_set() {
             .await;
     }
     assert!(
-        wait_until(Duration::from_secs(5), || {
+        wait_until(Duration::from_secs(20), || {
             issue(61).due_date == Some(due) && issue(62).due_date == Some(due)
         })
         .await
@@ -207,7 +207,7 @@ async fn triage_clears_labelwarden_s_date_but_never_a_date_a_person_set() {
             .await;
     }
     assert!(
-        wait_until(Duration::from_secs(5), || issue(61).due_date.is_none()).await,
+        wait_until(Duration::from_secs(20), || issue(61).due_date.is_none()).await,
         "the clock stopped on an open issue: labelwarden's date is cleared"
     );
     settled(&server).await;

@@ -29,7 +29,7 @@ async fn a_refused_notice_goes_to_the_fallback_at_once_and_is_resent_once_fixed(
         .deliver("gone-1", &label(&["triage::roomy"], 20, labelled))
         .await;
     assert!(
-        wait_until(Duration::from_secs(2), || !channel(
+        wait_until(Duration::from_secs(20), || !channel(
             &slack,
             "#oncall-backup"
         )
@@ -212,7 +212,7 @@ async fn a_refused_notice_goes_to_the_fallback_at_once_and_is_resent_once_fixed(
         "nothing failed is left to resend"
     );
     assert!(
-        wait_until(Duration::from_secs(3), || channel(&slack, "#triage").len()
+        wait_until(Duration::from_secs(20), || channel(&slack, "#triage").len()
             == 2)
         .await,
         "the original is delivered"
@@ -316,9 +316,12 @@ async fn a_refused_notice_goes_to_the_fallback_at_once_and_is_resent_once_fixed(
     secret["changes"]["confidential"] = json!({ "previous": false, "current": true });
     server.deliver("secret-20", &secret).await;
     assert!(
-        wait_until(Duration::from_secs(4), || channel(&slack, "#oncall-backup")
-            .iter()
-            .all(|m| m.edits >= 1))
+        wait_until(Duration::from_secs(20), || channel(
+            &slack,
+            "#oncall-backup"
+        )
+        .iter()
+        .all(|m| m.edits >= 1))
         .await,
         "{:#?}",
         channel(&slack, "#oncall-backup")
@@ -369,7 +372,7 @@ async fn a_mute_over_a_breach_holds_its_notices_and_says_them_once_when_it_ends(
     );
 
     assert!(
-        wait_until(Duration::from_secs(5), || !channel(&slack, "#triage")
+        wait_until(Duration::from_secs(20), || !channel(&slack, "#triage")
             .is_empty())
         .await,
         "the summary comes when the mute ends"

@@ -47,7 +47,7 @@ async fn after_a_full_pass_only_what_changed_is_read() {
     let full = "labelwarden_reconcile_requests_total{mode=\"full\"} ";
     // The first pass is full and reads every history once.
     assert!(
-        common::wait_until(Duration::from_secs(5), || (1..=20)
+        common::wait_until(Duration::from_secs(20), || (1..=20)
             .all(|iid| !sent.of(&format!("{PROJECT}#{iid}")).is_empty()))
         .await,
         "every clock started from the first pass"
@@ -118,7 +118,7 @@ async fn after_a_full_pass_only_what_changed_is_read() {
         &gitlab.gitlab.requests()[mark..]
     );
     assert!(
-        common::wait_until(Duration::from_secs(5), || sent
+        common::wait_until(Duration::from_secs(20), || sent
             .of(&format!("{PROJECT}#5"))
             .iter()
             .any(|s| s == "resolved"))

@@ -37,7 +37,7 @@ async fn a_start_reconciles_at_once_and_a_clean_restart_does_again() {
     let sent = Sent::default();
     let server = start(sent.clone()).await;
     assert!(
-        common::wait_until(Duration::from_secs(2), || !sent
+        common::wait_until(Duration::from_secs(20), || !sent
             .of("acme/backend#70")
             .is_empty())
         .await,
@@ -52,7 +52,7 @@ async fn a_start_reconciles_at_once_and_a_clean_restart_does_again() {
     let sent = Sent::default();
     let server = start(sent.clone()).await;
     assert!(
-        common::wait_until(Duration::from_secs(2), || sent
+        common::wait_until(Duration::from_secs(20), || sent
             .of("acme/backend#70")
             .contains(&"resolved".to_owned()))
         .await,

@@ -34,7 +34,7 @@ async fn eyes_on_an_alert_thread_acknowledges_its_clock_once() {
     server
         .deliver("ack-1", &label(&[HIGHEST], 70, labelled))
         .await;
-    wait_until(Duration::from_secs(2), || {
+    wait_until(Duration::from_secs(20), || {
         !of_issue(&slack, "#alerts", 70).is_empty()
     })
     .await;
@@ -165,7 +165,7 @@ async fn an_unacknowledged_alert_escalates_and_an_acknowledged_one_does_not() {
     server
         .deliver("answer-81", &label(&["needs::answer"], 81, labelled))
         .await;
-    wait_until(Duration::from_secs(2), || {
+    wait_until(Duration::from_secs(20), || {
         !of_issue(&slack, "#alerts", 80).is_empty() && !of_issue(&slack, "#alerts", 81).is_empty()
     })
     .await;
@@ -179,7 +179,7 @@ async fn an_unacknowledged_alert_escalates_and_an_acknowledged_one_does_not() {
             .0,
         200
     );
-    wait_until(Duration::from_secs(3), || {
+    wait_until(Duration::from_secs(20), || {
         of_issue(&slack, "#alerts", 81).len() >= 2
     })
     .await;
@@ -230,7 +230,7 @@ async fn an_unacknowledged_alert_escalates_and_an_acknowledged_one_does_not() {
         .0,
         200
     );
-    wait_until(Duration::from_secs(2), || {
+    wait_until(Duration::from_secs(20), || {
         of_issue(&slack, "#alerts", 80).len() >= 2
     })
     .await;

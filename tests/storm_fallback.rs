@@ -42,7 +42,7 @@ async fn a_group_alert_the_channel_refuses_is_named_once_in_the_fallback() {
             .collect::<Vec<_>>()
     };
     assert!(
-        wait_until(Duration::from_secs(4), || !group_fallback().is_empty()).await,
+        wait_until(Duration::from_secs(20), || !group_fallback().is_empty()).await,
         "{:#?}",
         channel(&slack, "#oncall-backup")
     );

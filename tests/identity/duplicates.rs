@@ -95,10 +95,10 @@ async fn a_duplicate_of_an_issue_the_policy_does_not_cover_is_withdrawn_saying_s
     assert_eq!(server.deliver("dup-other-23", &canonical).await, 200);
     let label = issue_event(22, now, now, &[], &[HIGHEST], false);
     assert_eq!(server.deliver("dup-label-22", &label).await, 200);
-    assert!(wait_until(Duration::from_secs(1), || sent.sent().len() == 1).await);
+    assert!(wait_until(Duration::from_secs(20), || sent.sent().len() == 1).await);
     let close = duplicate_close(22, now, 23);
     assert_eq!(server.deliver("dup-close-22", &close).await, 200);
-    assert!(wait_until(Duration::from_secs(2), || sent.sent().len() >= 2).await);
+    assert!(wait_until(Duration::from_secs(20), || sent.sent().len() >= 2).await);
     server.assert_outbox_empty().await;
     let steps: Vec<(String, String)> = sent
         .sent()
@@ -135,7 +135,7 @@ async fn a_duplicate_close_no_webhook_told_of_is_found_by_reconcile() {
         .add(FakeIssue::new("acme/backend", 65, now).add_label(now, HIGHEST));
     let label = issue_event(65, now, now, &[], &[HIGHEST], false);
     assert_eq!(server.deliver("label-65", &label).await, 200);
-    assert!(wait_until(Duration::from_secs(1), || sent.sent().len() == 2).await);
+    assert!(wait_until(Duration::from_secs(20), || sent.sent().len() == 2).await);
 
     // Closed as a duplicate of #65 in GitLab; the webhook is lost.
     let canonical = gitlab.gitlab.issue("acme/backend", 65);
@@ -143,7 +143,7 @@ async fn a_duplicate_close_no_webhook_told_of_is_found_by_reconcile() {
         issue.closed_as_duplicate_of(&canonical, Utc::now())
     });
     assert!(
-        wait_until(Duration::from_secs(3), || sent.sent().len() >= 3).await,
+        wait_until(Duration::from_secs(20), || sent.sent().len() >= 3).await,
         "{:?}",
         sent.sent()
     );

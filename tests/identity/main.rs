@@ -134,7 +134,7 @@ async fn reconciling_in(
     .await;
     let label = issue_event(iid, labelled, labelled, &[], &[HIGHEST], false);
     assert_eq!(server.deliver(&format!("label-{iid}"), &label).await, 200);
-    assert!(wait_until(Duration::from_secs(1), || sent.sent().len() == 1).await);
+    assert!(wait_until(Duration::from_secs(20), || sent.sent().len() == 1).await);
     (server, sent, dir)
 }
 

@@ -40,7 +40,7 @@ async fn a_move_carries_the_clock(new_issue_first: bool) {
     let labelled = Utc::now();
     let label = issue_event(5, labelled, labelled, &[], &[HIGHEST], false);
     assert_eq!(server.deliver("move-label", &label).await, 200);
-    assert!(wait_until(Duration::from_secs(1), || sent.sent().len() == 1).await);
+    assert!(wait_until(Duration::from_secs(20), || sent.sent().len() == 1).await);
 
     let close = moved_close(5, labelled, "acme/other", 12);
     let open = opened_by_move("acme/other", 12);
@@ -108,7 +108,7 @@ async fn a_move_no_webhook_told_of_is_followed_by_reconcile() {
         .gitlab
         .move_issue("acme/backend", 66, "acme/other", 13, Utc::now());
     assert!(
-        wait_until(Duration::from_secs(3), || sent.sent().len() >= 2).await,
+        wait_until(Duration::from_secs(20), || sent.sent().len() >= 2).await,
         "{:?}",
         sent.sent()
     );

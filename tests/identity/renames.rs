@@ -17,7 +17,7 @@ async fn a_renamed_project_keeps_one_clock_and_one_thread() {
     let labelled = Utc::now();
     let label = issue_event(5, labelled, labelled, &[], &[HIGHEST], false);
     assert_eq!(server.deliver("rename-1", &label).await, 200);
-    assert!(wait_until(Duration::from_secs(1), || sent.sent().len() == 1).await);
+    assert!(wait_until(Duration::from_secs(20), || sent.sent().len() == 1).await);
 
     // The project is renamed; the next delivery (an edit) names the new path.
     let edited = at_path(
@@ -93,7 +93,7 @@ async fn a_rename_no_webhook_told_of_is_found_by_reconcile() {
         .gitlab
         .update("acme/checkout", 60, |issue| issue.close(Utc::now()));
     assert!(
-        wait_until(Duration::from_secs(3), || sent.sent().len() >= 2).await,
+        wait_until(Duration::from_secs(20), || sent.sent().len() >= 2).await,
         "{:?}",
         sent.sent()
     );
@@ -116,7 +116,7 @@ async fn a_deleted_issue_ends_its_clock_once() {
     let (server, sent, _dir) = reconciling(&gitlab, 62).await;
     gitlab.gitlab.delete("acme/backend", 62);
     assert!(
-        wait_until(Duration::from_secs(3), || sent.sent().len() >= 2).await,
+        wait_until(Duration::from_secs(20), || sent.sent().len() >= 2).await,
         "{:?}",
         sent.sent()
     );

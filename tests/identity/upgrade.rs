@@ -66,7 +66,7 @@ async fn upgraded_store_story(url: &str) {
     )
     .await;
     // The first pass finds #5 due: its breach, late, in its v7 thread.
-    assert!(wait_until(Duration::from_secs(2), || !sent.sent().is_empty()).await);
+    assert!(wait_until(Duration::from_secs(20), || !sent.sent().is_empty()).await);
     // v7 stored no project ids: the first delivery after the upgrade (an
     // edit) names project 1 at the path the store knows it by.
     let created: DateTime<Utc> = "2026-11-29T03:03:02.479Z".parse().unwrap();
@@ -77,7 +77,7 @@ async fn upgraded_store_story(url: &str) {
         "acme/checkout",
     );
     assert_eq!(server.deliver("upgrade-close-5", &close).await, 200);
-    assert!(wait_until(Duration::from_secs(2), || sent.sent().len() >= 2).await);
+    assert!(wait_until(Duration::from_secs(20), || sent.sent().len() >= 2).await);
     server.assert_outbox_empty().await;
     let v7_thread = thread("1764000000.000200");
     assert_eq!(
@@ -191,7 +191,7 @@ async fn a_project_renamed_before_its_id_was_known_is_followed_by_reconcile() {
         },
     )
     .await;
-    assert!(wait_until(Duration::from_secs(2), || !sent.sent().is_empty()).await);
+    assert!(wait_until(Duration::from_secs(20), || !sent.sent().is_empty()).await);
     // Closed in GitLab: the restart's reconcile finds it under the new path.
     gitlab
         .gitlab
@@ -207,7 +207,7 @@ async fn a_project_renamed_before_its_id_was_known_is_followed_by_reconcile() {
         },
     )
     .await;
-    assert!(wait_until(Duration::from_secs(2), || sent.sent().len() >= 2).await);
+    assert!(wait_until(Duration::from_secs(20), || sent.sent().len() >= 2).await);
     server.assert_outbox_empty().await;
     let v7_thread = thread("1764000000.000200");
     let steps: Vec<(String, String, Option<Thread>)> = sent.sent();
