@@ -37,13 +37,6 @@ struct User {
     username: String,
 }
 
-fn unreadable(what: &str, error: impl std::fmt::Display) -> GitLabError {
-    GitLabError::Unreadable {
-        what: what.to_owned(),
-        message: error.to_string(),
-    }
-}
-
 impl IssueWriter {
     /// Assigns `usernames` to `issue` if nobody is assigned now.
     pub async fn assign_if_unowned(
@@ -56,7 +49,7 @@ impl IssueWriter {
             .project(issue.project.0.as_str())
             .issue(issue.iid.0)
             .build()
-            .map_err(|e| unreadable(&what, e))?;
+            .map_err(|e| GitLabError::unreadable(&what, e))?;
         let now: Assignees = endpoint
             .query_async(self.client())
             .await
@@ -81,7 +74,7 @@ impl IssueWriter {
             .issue(issue.iid.0)
             .assignee_ids(ids.into_iter())
             .build()
-            .map_err(|e| unreadable(&what, e))?;
+            .map_err(|e| GitLabError::unreadable(&what, e))?;
         ignore(endpoint)
             .query_async(self.client())
             .await
@@ -100,7 +93,7 @@ impl IssueWriter {
         let endpoint = Users::builder()
             .username(username)
             .build()
-            .map_err(|e| unreadable(&what, e))?;
+            .map_err(|e| GitLabError::unreadable(&what, e))?;
         let found: Vec<User> = paged(endpoint, Pagination::Limit(1))
             .query_async(self.client())
             .await

@@ -56,6 +56,15 @@ pub enum GitLabError {
 }
 
 impl GitLabError {
+    /// A request that could not be built, or an answer that could not be
+    /// read, about `what`.
+    pub(crate) fn unreadable(what: &str, error: impl std::fmt::Display) -> Self {
+        GitLabError::Unreadable {
+            what: what.to_owned(),
+            message: error.to_string(),
+        }
+    }
+
     /// The outbox claim the request was made under was lost before it
     /// could leave: nothing was sent.
     pub fn claim_lost(&self) -> Option<&crate::notify::claim::ClaimLost> {

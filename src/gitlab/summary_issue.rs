@@ -35,13 +35,6 @@ struct Listed {
     web_url: String,
 }
 
-fn refused(what: &str, error: impl std::fmt::Display) -> GitLabError {
-    GitLabError::Unreadable {
-        what: what.to_owned(),
-        message: error.to_string(),
-    }
-}
-
 impl IssueWriter {
     /// The open issue titled `title` whose description carries `marker`;
     /// the oldest if a person copied one.
@@ -58,7 +51,7 @@ impl IssueWriter {
             .search(title)
             .search_in(IssueSearchScope::Title)
             .build()
-            .map_err(|e| refused(&what, e))?;
+            .map_err(|e| GitLabError::unreadable(&what, e))?;
         let listed: Vec<Listed> = paged(endpoint, Pagination::All)
             .query_async(self.client())
             .await
@@ -96,7 +89,7 @@ impl IssueWriter {
                     .issue(found.iid)
                     .description(body)
                     .build()
-                    .map_err(|e| refused(&what, e))?;
+                    .map_err(|e| GitLabError::unreadable(&what, e))?;
                 ignore(endpoint)
                     .query_async(self.client())
                     .await
@@ -112,7 +105,7 @@ impl IssueWriter {
                     .title(title)
                     .description(body)
                     .build()
-                    .map_err(|e| refused(&what, e))?;
+                    .map_err(|e| GitLabError::unreadable(&what, e))?;
                 let created: Listed = endpoint
                     .query_async(self.client())
                     .await
