@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
-# Loads the HTML audit report in headless Chromium (Debian's package):
-# checks the page's rows, that a confidential title is absent and that the
-# console stays silent, and refreshes the screenshot the README shows
-# (docs/src/images/audit-report.png). Too slow for .ci/run; run it after
-# changing the report:
+# Loads the HTML audit report and serve's status page in headless Chromium
+# (Debian's package): checks their rows, that a confidential title is
+# absent, that the status page works with script off, and that the console
+# stays silent, and refreshes the screenshots the README shows
+# (docs/src/images/audit-report.png, status-page.png). Too slow for
+# .ci/run; run it after changing either page:
 #
 #   scripts/browser-check.sh
 set -euo pipefail

@@ -18,7 +18,7 @@ use crate::store::{Store, StoreError};
 pub mod story;
 
 /// Issues loaded from the store at once.
-const LOAD_CHUNK: usize = 500;
+pub(crate) const LOAD_CHUNK: usize = 500;
 
 /// One clock, as of now.
 #[derive(Debug, Clone, PartialEq, Serialize)]

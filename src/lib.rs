@@ -24,6 +24,7 @@ pub mod policy;
 pub mod scenario;
 pub mod server;
 pub mod slack;
+pub mod status_page;
 pub mod store;
 
 #[cfg(test)]

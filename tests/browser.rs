@@ -134,3 +134,183 @@ async fn the_html_report_shows_its_rows_and_keeps_secrets_in_a_browser() {
         "a real screenshot"
     );
 }
+
+/// The status page in the browser: served by the in-process server over a
+/// fake Slack (so threads have links and 👀 acknowledges), open to anybody
+/// (`--status-public`) because a headless browser cannot type a password.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs Chromium: run scripts/browser-check.sh"]
+async fn the_status_page_shows_the_clocks_by_time_left_and_keeps_secrets_in_a_browser() {
+    use std::sync::Arc;
+    use std::time::Duration;
+
+    use common::slack_server::{UNLIMITED, close, label, of_issue, start_with};
+    use common::{HIGHEST, Options, wait_until};
+    use labelwarden::server::status::{StatusAccess, StatusPageConfig, learn_workspace};
+    use secrecy::SecretString;
+    use serde_json::json;
+
+    let dir = tempfile::tempdir().unwrap();
+    let page = StatusPageConfig::new(StatusAccess::Public);
+    let options = Options {
+        status_page: Some(page.clone()),
+        ..Options::default()
+    };
+    let (setup, api_url) = start_with(
+        &dir.path().join("db.sqlite"),
+        "policies-status",
+        UNLIMITED,
+        options,
+        |r| (r.webhook_url.clone(), r.webhook_url.clone()),
+    )
+    .await;
+    let (server, slack) = (setup.server, setup.slack);
+    let api = labelwarden::slack::api::WebApi::new(
+        labelwarden::http_client::builder().build().unwrap(),
+        &api_url,
+        SecretString::from(common::fake_slack::TOKEN),
+    );
+    tokio::spawn(learn_workspace(
+        api,
+        Arc::clone(&page.slack_workspace),
+        tokio_util::sync::CancellationToken::new(),
+    ));
+
+    let now = Utc::now();
+    let ago = |hours| now - TimeDelta::hours(hours);
+    let titled = |iid: u64, labels: &[&str], at, title: &str| {
+        let mut event = label(labels, iid, at);
+        event["object_attributes"]["title"] = json!(title);
+        event
+    };
+    let deliveries = [
+        titled(1, &[HIGHEST], ago(20), "Checkout fails for every customer"),
+        titled(2, &[HIGHEST], ago(3), "Search is slow"),
+        titled(
+            3,
+            &[HIGHEST, "blocked::upstream"],
+            ago(10),
+            "Payment provider outage",
+        ),
+        titled(4, &["triage::urgent"], ago(1), "Login times out"),
+        {
+            let mut secret = titled(5, &[HIGHEST], ago(22), "Signing key leaked in build logs");
+            secret["object_attributes"]["confidential"] = json!(true);
+            secret
+        },
+        titled(6, &[HIGHEST], ago(30), "Export broken"),
+    ];
+    for (n, delivery) in deliveries.iter().enumerate() {
+        assert_eq!(server.deliver(&format!("browser-{n}"), delivery).await, 200);
+    }
+    assert_eq!(
+        server
+            .deliver("browser-close", &close(&[HIGHEST], 2, ago(3)))
+            .await,
+        200
+    );
+    assert!(
+        wait_until(Duration::from_secs(20), || {
+            !of_issue(&slack, "#alerts", 1).is_empty()
+        })
+        .await
+    );
+    let parent = of_issue(&slack, "#alerts", 1).remove(0);
+    let eyes = common::fake_slack::reaction_event(
+        "EvBrowser1",
+        "reaction_added",
+        "U0USER001",
+        "eyes",
+        "C0ALERTS",
+        &parent.ts,
+    );
+    let signed_at = Utc::now().timestamp();
+    let (status, _) = server
+        .slack_event(&eyes, signed_at, common::SLACK_SIGNING_SECRET)
+        .await;
+    assert_eq!(status, 200);
+    let url = format!("{}/status", server.address);
+    let mut ready = false;
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+    while !ready && tokio::time::Instant::now() < deadline {
+        let body = server
+            .http
+            .get(&url)
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap();
+        ready = body.contains("@user1, <time") && body.contains("archives/C0ALERTS");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(
+        ready,
+        "the acknowledgement and the thread link reach the page"
+    );
+
+    let (dom, _) = chromium(&["--dump-dom", &url]);
+    let open = &dom[dom.find("<table id=\"open\">").expect("the open clocks")..];
+    let open = &open[..open.find("</table>").unwrap()];
+    let order: Vec<usize> = [6, 4, 5, 1, 3]
+        .iter()
+        .map(|iid| {
+            open.find(&format!("{PROJECT}#{iid}</a>"))
+                .unwrap_or_else(|| panic!("#{iid} open: {open}"))
+        })
+        .collect();
+    assert!(
+        order.windows(2).all(|w| w[0] < w[1]),
+        "by time left: breached #6 and #4, then #5 (2h left), #1 (4h), paused #3: {open}"
+    );
+    assert!(
+        !open.contains(&format!("{PROJECT}#2</a>")),
+        "a met clock is not open"
+    );
+    assert!(dom.contains("Checkout fails for every customer"));
+    assert!(
+        !dom.contains("Signing key leaked") && dom.contains("(confidential issue)"),
+        "a confidential title stays out"
+    );
+    let local_times = dom.matches("data-local=\"\">").count();
+    assert!(local_times > 5, "{dom}");
+    assert!(
+        !dom.contains(" UTC</time>"),
+        "the script wrote every time in the viewer's zone"
+    );
+
+    // Without script a browser shows the page as served (headless
+    // Chromium cannot dump the DOM with script off): UTC times and the
+    // time left as of the render.
+    let plain = server
+        .http
+        .get(&url)
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        plain.contains(" UTC</time>") && plain.contains(" left</span>"),
+        "without script the page says the time left and UTC times: {plain}"
+    );
+
+    let (_, log) = chromium(&["--enable-logging=stderr", "--v=0", "--dump-dom", &url]);
+    let console: Vec<&str> = log.lines().filter(|l| l.contains(":CONSOLE")).collect();
+    assert!(console.is_empty(), "console messages: {console:#?}");
+
+    let shot = Path::new(env!("CARGO_MANIFEST_DIR")).join("docs/src/images/status-page.png");
+    let (_, said) = chromium(&[
+        &format!("--screenshot={}", shot.display()),
+        "--window-size=1280,1000",
+        &url,
+    ]);
+    assert!(said.contains("bytes written"), "{said}");
+    assert!(
+        std::fs::metadata(&shot).unwrap().len() > 10_000,
+        "a real screenshot"
+    );
+    server.stop().await;
+}

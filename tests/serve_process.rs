@@ -32,6 +32,31 @@ fn serve_refuses_to_start_without_a_webhook_secret() {
 }
 
 #[test]
+fn the_status_page_needs_a_token_or_an_explicit_public_switch() {
+    let dir = tempfile::tempdir().unwrap();
+    let output = Command::new(env!("CARGO_BIN_EXE_labelwarden"))
+        .args(["serve", "--notifier", "log", "--status-page", "--policies"])
+        .arg(concat!(env!("CARGO_MANIFEST_DIR"), "/policies"))
+        .current_dir(dir.path())
+        .env("LABELWARDEN_WEBHOOK_SECRET", SECRET)
+        .env_remove("LABELWARDEN_STATUS_TOKEN")
+        .env_remove("LABELWARDEN_STATUS_PUBLIC")
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        stderr.contains("--status-page needs LABELWARDEN_STATUS_TOKEN")
+            && stderr.contains("--status-public"),
+        "{stderr}"
+    );
+    assert!(
+        !dir.path().join("labelwarden.db").exists(),
+        "nothing started"
+    );
+}
+
+#[test]
 fn serve_with_slack_says_which_settings_are_missing_before_starting() {
     let dir = tempfile::tempdir().unwrap();
     let output = Command::new(env!("CARGO_BIN_EXE_labelwarden"))

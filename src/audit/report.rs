@@ -87,7 +87,7 @@ fn title(row: &Row) -> &str {
     }
 }
 
-fn time(at: DateTime<Utc>) -> String {
+pub(crate) fn time(at: DateTime<Utc>) -> String {
     at.format("%Y-%m-%d %H:%M UTC").to_string()
 }
 
@@ -97,7 +97,7 @@ fn rfc3339(at: DateTime<Utc>) -> String {
 
 /// `2h overdue`, `5h 12m left`, `met in 3h`, …; on a calendar, `5h 12m
 /// left (working time)`.
-fn when(row: &Row) -> String {
+pub(crate) fn when(row: &Row) -> String {
     let said = when_in_time(row);
     match &row.calendar {
         Some(_) if row.status != SlaStatus::NotMatching && said != "withdrawn" => {
@@ -247,14 +247,14 @@ fn table(rows: &[Row], context: &Context<'_>, colour: bool) -> String {
 }
 
 /// `67%`, or `-` before any clock stopped.
-fn share(summary: &PolicySummary) -> String {
+pub(crate) fn share(summary: &PolicySummary) -> String {
     summary
         .met_share
         .map_or_else(|| "-".to_owned(), |share| format!("{:.0}%", share * 100.0))
 }
 
 /// `3h / 20h / 25h` (median / p90 / longest), or `-`.
-fn spread(spread: Option<Spread>) -> String {
+pub(crate) fn spread(spread: Option<Spread>) -> String {
     spread.map_or_else(
         || "-".to_owned(),
         |s| format!("{} / {} / {}", human(s.median), human(s.p90), human(s.max)),

@@ -21,6 +21,7 @@ use crate::jobs::slack_to_gitlab::SlackToGitLab;
 use crate::notify::{LogNotifier, Notifier};
 use crate::policy::{self, PolicySet};
 use crate::server::slack_events::SlackEventsConfig;
+use crate::server::status::{StatusAccess, StatusPageConfig};
 use crate::server::{self, ServerConfig};
 use crate::slack::api::WebApi;
 use crate::slack::{SlackNotifier, SlackSettings};
@@ -116,6 +117,17 @@ pub struct ServeArgs {
     /// Largest webhook body accepted, in bytes.
     #[arg(long, env = "LABELWARDEN_MAX_BODY_BYTES", default_value_t = 1024 * 1024)]
     max_body_bytes: usize,
+    /// Show the status page at `/` and `/status`: the open clocks by time
+    /// left, the last week's breaches and resolutions, and each policy's
+    /// last 30 days. Readers need LABELWARDEN_STATUS_TOKEN, as a bearer
+    /// token or basic auth's password, unless --status-public.
+    #[arg(long, env = "LABELWARDEN_STATUS_PAGE")]
+    status_page: bool,
+    /// Let anybody who reaches the port read the status page, no token.
+    /// It shows what a Slack channel not marked `private` would:
+    /// confidential issues without their titles.
+    #[arg(long, env = "LABELWARDEN_STATUS_PUBLIC", requires = "status_page")]
+    status_public: bool,
 }
 
 #[derive(Debug, Clone, Copy, ValueEnum)]
@@ -141,6 +153,13 @@ pub fn run(args: ServeArgs) -> ExitCode {
         );
         return ExitCode::from(EXIT_CONFIG);
     }
+    let status_page = match status_page(&args) {
+        Ok(page) => page,
+        Err(message) => {
+            eprintln!("error: {message}");
+            return ExitCode::from(EXIT_CONFIG);
+        }
+    };
     let policies = match load_policies(&args.policies) {
         Ok(set) => Arc::new(set),
         Err(code) => return code,
@@ -263,12 +282,16 @@ pub fn run(args: ServeArgs) -> ExitCode {
         if admin_token.is_some() {
             tracing::info!("admin API on under /admin/ (bearer token from {})", crate::server::admin::TOKEN_ENV);
         }
+        if let Some(page) = &status_page {
+            learn_slack_workspace(page, slack.as_ref(), shutdown.clone());
+        }
         let config = ServerConfig {
             secrets,
             max_body_bytes: args.max_body_bytes,
             reconcile,
             slack_events,
             admin_token,
+            status_page,
         };
         let Some(settings) = slack else {
             return serve(listener, config, context, LogNotifier, shutdown).await;
@@ -313,6 +336,61 @@ fn needs_gitlab(
         )
     })?;
     Ok(Some(IssueWriter::new(client.clone())))
+}
+
+/// The status page's settings, if `--status-page`: its token from the
+/// environment, or none with `--status-public`.
+fn status_page(args: &ServeArgs) -> Result<Option<StatusPageConfig>, String> {
+    use crate::server::status::TOKEN_ENV;
+    if !args.status_page {
+        return Ok(None);
+    }
+    let token = std::env::var(TOKEN_ENV)
+        .ok()
+        .map(|t| t.trim().to_owned())
+        .filter(|t| !t.is_empty());
+    let access = match (token, args.status_public) {
+        (_, true) => {
+            tracing::warn!(
+                "status page on at / and /status for anybody who reaches this port (--status-public)"
+            );
+            StatusAccess::Public
+        }
+        (Some(token), false) => {
+            tracing::info!("status page on at / and /status (token from {TOKEN_ENV})");
+            StatusAccess::Token(SecretString::from(token))
+        }
+        (None, false) => {
+            return Err(format!(
+                "--status-page needs {TOKEN_ENV} (readers give it as a bearer token or basic auth's password), \
+                 or --status-public to let anybody who reaches the port read it"
+            ));
+        }
+    };
+    Ok(Some(StatusPageConfig::new(access)))
+}
+
+/// Asks Slack for the workspace URL the status page links threads with,
+/// when there is a bot token to ask with.
+fn learn_slack_workspace(
+    page: &StatusPageConfig,
+    slack: Option<&SlackSettings>,
+    stop: CancellationToken,
+) {
+    let Some((settings, token)) = slack.and_then(|s| Some((s, s.token.clone()?))) else {
+        return;
+    };
+    match crate::http_client::builder().build() {
+        Ok(http) => {
+            let api = WebApi::new(http, &settings.api_url, token);
+            tokio::spawn(crate::server::status::learn_workspace(
+                api,
+                Arc::clone(&page.slack_workspace),
+                stop,
+            ));
+        }
+        Err(e) => tracing::error!(error = %e, "cannot build the HTTP client for Slack's auth.test"),
+    }
 }
 
 /// What writes Slack resolutions and replies on GitLab: it reads threads

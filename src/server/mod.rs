@@ -2,8 +2,9 @@
 //!
 //! Routes: `POST /webhooks/gitlab` ([`webhook`]), `POST /webhooks/slack`
 //! ([`slack_events`]), `GET /healthz`,
-//! `/readyz` and `/metrics` ([`ops`]), and the admin API under `/admin/`
-//! when a token is set ([`admin`]). On shutdown the server stops taking
+//! `/readyz` and `/metrics` ([`ops`]), the admin API under `/admin/`
+//! when a token is set ([`admin`]), and the status page at `/` and
+//! `/status` when switched on ([`status`]). On shutdown the server stops taking
 //! requests, finishes those in flight, lets the jobs finish what they are
 //! doing, and returns.
 
@@ -11,6 +12,7 @@ pub mod admin;
 pub mod metric_help;
 mod ops;
 pub mod slack_events;
+pub mod status;
 mod webhook;
 
 use std::sync::Arc;
@@ -43,6 +45,8 @@ pub struct ServerConfig {
     pub slack_events: Option<slack_events::SlackEventsConfig>,
     /// The admin API's bearer token; the API is off without one.
     pub admin_token: Option<SecretString>,
+    /// The status page, if switched on.
+    pub status_page: Option<status::StatusPageConfig>,
 }
 
 /// What the routes share.
@@ -54,6 +58,7 @@ pub struct App<S> {
     destinations: Option<Arc<DestinationHealth>>,
     slack_events: Option<slack_events::SlackEventsConfig>,
     admin_token: Option<SecretString>,
+    status_page: Option<status::StatusPageConfig>,
 }
 
 /// How long the jobs get to finish after the server stopped.
@@ -75,6 +80,7 @@ pub async fn run<S: Store, N: Notifier>(
         destinations: notifier.health(),
         slack_events: config.slack_events,
         admin_token: config.admin_token.clone(),
+        status_page: config.status_page.clone(),
     });
     let mut router = Router::new()
         .route("/webhooks/gitlab", post(webhook::receive::<S>))
@@ -93,6 +99,11 @@ pub async fn run<S: Store, N: Notifier>(
                 get(admin::mutes::<S>).post(admin::mute::<S>),
             )
             .route("/admin/mutes/{id}", delete(admin::unmute::<S>));
+    }
+    if config.status_page.is_some() {
+        router = router
+            .route("/", get(status::page::<S>))
+            .route("/status", get(status::page::<S>));
     }
     let router = router
         .layer(DefaultBodyLimit::max(config.max_body_bytes))

@@ -444,6 +444,20 @@ pub trait Store: Clone + Send + Sync + 'static {
         status: Option<&str>,
     ) -> impl Future<Output = Result<Vec<(IssueRef, PolicyName, String)>, StoreError>> + Send;
 
+    /// The clocks a status page shows (issue, policy, status kind), by
+    /// issue: every live one, and every other whose status changed at or
+    /// after `since`.
+    fn board_clocks(
+        &self,
+        since: DateTime<Utc>,
+    ) -> impl Future<Output = Result<Vec<(IssueRef, PolicyName, String)>, StoreError>> + Send;
+
+    /// The Slack threads `cycles` have, in every channel each has one in.
+    fn cycle_threads(
+        &self,
+        cycles: &[AlertThread],
+    ) -> impl Future<Output = Result<Vec<CycleThread>, StoreError>> + Send;
+
     /// Adds a mute of `target` until `until`; returns it with its number.
     fn add_mute(
         &self,

@@ -15,6 +15,17 @@ pub struct AlertThread {
     pub cycle: u32,
 }
 
+/// One Slack thread a clock cycle's notices went to.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CycleThread {
+    pub cycle: AlertThread,
+    /// The policy file's name for the channel.
+    pub channel: String,
+    /// Slack's id of the channel, and the thread's parent message.
+    pub channel_id: String,
+    pub ts: String,
+}
+
 /// An alert thread's clock cycle, as the acknowledgement of it found it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Acknowledged {

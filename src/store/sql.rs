@@ -44,10 +44,10 @@ use super::migrations::{
     INTAKE_MIGRATIONS, INTAKE_TABLE, MAIN_TABLE, MIGRATIONS, Migration, POSTGRES_INTAKE_MIGRATIONS,
 };
 use super::{
-    Acknowledged, AlertThread, ClaimToken, CommitOutcome, Delivery, Downtime, FollowedProject,
-    Handled, IssueCommit, IssueLink, IssueRecord, LeaseFence, Loaded, OpenDigest, OutboxEntry,
-    OutboxKey, OutboxOutcome, Recorded, SlackEventOutcome, Store, StoreError, StoreStats,
-    StoredSlackEvent, Withdrawal,
+    Acknowledged, AlertThread, ClaimToken, CommitOutcome, CycleThread, Delivery, Downtime,
+    FollowedProject, Handled, IssueCommit, IssueLink, IssueRecord, LeaseFence, Loaded, OpenDigest,
+    OutboxEntry, OutboxKey, OutboxOutcome, Recorded, SlackEventOutcome, Store, StoreError,
+    StoreStats, StoredSlackEvent, Withdrawal,
 };
 use crate::engine::Firing;
 use crate::issue::{Event, GitLabIds, IssueFacts, IssueIid, IssueRef, ProjectPath, TimedEvent};
@@ -130,88 +130,6 @@ fn event_from_columns(kind: &str, label: String) -> Result<Event, StoreError> {
             });
         }
     })
-}
-
-impl SqlStore {
-    /// Opens the database and brings its schema up to date:
-    /// `sqlite://FILE` (created if needed; deliveries live beside it in a
-    /// file of their own, `labelwarden.db` with `labelwarden.intake.db`) or
-    /// `postgres://…` (one database shared by every replica).
-    pub async fn connect(url: &str) -> Result<Self, StoreError> {
-        sqlx::any::install_default_drivers();
-        if url.starts_with("postgres://") || url.starts_with("postgresql://") {
-            return Self::connect_postgres(url).await;
-        }
-        let path = url
-            .strip_prefix("sqlite:")
-            .map(|rest| rest.trim_start_matches("//"))
-            .filter(|path| !path.is_empty() && !path.starts_with(':') && !path.contains('?'))
-            .ok_or_else(|| StoreError::UnsupportedUrl(url.to_owned()))?;
-        let main = format!("sqlite://{path}?mode=rwc");
-        let intake = format!("sqlite://{}?mode=rwc", intake_file(path));
-
-        let writer = open_sqlite(&main, 1).await?;
-        incremental_vacuum(&writer).await?;
-        migrate(&writer, Backend::Sqlite, MAIN_TABLE, MIGRATIONS).await?;
-        let readers = open_sqlite(&main, 3).await?;
-        let intake_writer = open_sqlite(&intake, 1).await?;
-        incremental_vacuum(&intake_writer).await?;
-        migrate(
-            &intake_writer,
-            Backend::Sqlite,
-            MAIN_TABLE,
-            INTAKE_MIGRATIONS,
-        )
-        .await?;
-        let intake_readers = open_sqlite(&intake, 2).await?;
-
-        let (deliveries, queue) = mpsc::channel(4 * intake::DELIVERY_BATCH);
-        tokio::spawn(intake::write_deliveries(
-            intake_writer,
-            Backend::Sqlite,
-            queue,
-        ));
-        Ok(SqlStore {
-            readers,
-            writer,
-            intake_readers,
-            deliveries,
-            backend: Backend::Sqlite,
-            owner: owner_id(),
-            path: Some(path.to_owned()),
-        })
-    }
-
-    async fn connect_postgres(url: &str) -> Result<Self, StoreError> {
-        let pool = AnyPoolOptions::new()
-            .max_connections(10)
-            .acquire_timeout(std::time::Duration::from_secs(5))
-            .connect(url)
-            .await?;
-        migrate(&pool, Backend::Postgres, MAIN_TABLE, MIGRATIONS).await?;
-        migrate(
-            &pool,
-            Backend::Postgres,
-            INTAKE_TABLE,
-            POSTGRES_INTAKE_MIGRATIONS,
-        )
-        .await?;
-        let (deliveries, queue) = mpsc::channel(4 * intake::DELIVERY_BATCH);
-        tokio::spawn(intake::write_deliveries(
-            pool.clone(),
-            Backend::Postgres,
-            queue,
-        ));
-        Ok(SqlStore {
-            readers: pool.clone(),
-            writer: pool.clone(),
-            intake_readers: pool,
-            deliveries,
-            backend: Backend::Postgres,
-            owner: owner_id(),
-            path: None,
-        })
-    }
 }
 
 /// An issue from a row's `project` and `iid` columns.
@@ -565,6 +483,17 @@ impl Store for SqlStore {
         status: Option<&str>,
     ) -> Result<Vec<(IssueRef, PolicyName, String)>, StoreError> {
         inspect::stored_clocks(self, policy, status).await
+    }
+
+    async fn board_clocks(
+        &self,
+        since: DateTime<Utc>,
+    ) -> Result<Vec<(IssueRef, PolicyName, String)>, StoreError> {
+        inspect::board_clocks(self, since).await
+    }
+
+    async fn cycle_threads(&self, cycles: &[AlertThread]) -> Result<Vec<CycleThread>, StoreError> {
+        inspect::cycle_threads(self, cycles).await
     }
 
     async fn add_mute(

@@ -115,6 +115,8 @@ pub struct Options {
     pub slack_events: SlackEventsConfig,
     /// What the store lets go of; `serve`'s default unless set.
     pub retention: Option<labelwarden::store::retention::Retention>,
+    /// The status page at `/` and `/status`; off unless set.
+    pub status_page: Option<labelwarden::server::status::StatusPageConfig>,
 }
 
 impl Default for Options {
@@ -127,6 +129,7 @@ impl Default for Options {
             reconcile: None,
             slack_events: slack_events(None),
             retention: None,
+            status_page: None,
         }
     }
 }
@@ -155,6 +158,7 @@ pub async fn start_server<N: Notifier>(
         reconcile,
         slack_events: events,
         retention,
+        status_page,
     } = options;
     let store = SqlStore::connect(url).await.expect("store opens");
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
@@ -166,6 +170,7 @@ pub async fn start_server<N: Notifier>(
         reconcile,
         slack_events: Some(events),
         admin_token: Some(SecretString::from(ADMIN_TOKEN.to_owned())),
+        status_page,
     };
     let mut context = Context::new(store, policies).with_retry(retry);
     if let Some(retention) = retention {

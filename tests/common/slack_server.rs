@@ -43,12 +43,36 @@ pub async fn start_with_webhooks(
     retry: RetryPolicy,
     webhooks: impl FnOnce(&Running) -> (String, String),
 ) -> Setup {
+    let options = Options {
+        retry,
+        ..Options::default()
+    };
+    start_with(
+        database,
+        "policies-slack",
+        per_channel_per_second,
+        options,
+        webhooks,
+    )
+    .await
+    .0
+}
+
+/// The same with the policies of `fixtures/{policies}` and the server's
+/// `options`; also the fake's Web API URL.
+pub async fn start_with(
+    database: &Path,
+    policies: &str,
+    per_channel_per_second: u32,
+    options: Options,
+    webhooks: impl FnOnce(&Running) -> (String, String),
+) -> (Setup, String) {
     let running = FakeSlack::start().await;
     let (status, staff) = webhooks(&running);
     let Running { slack, api_url, .. } = running;
-    let policies = fixture_policies("policies-slack");
+    let policies = fixture_policies(policies);
     let settings = SlackSettings {
-        api_url,
+        api_url: api_url.clone(),
         token: Some(SecretString::from(TOKEN.to_owned())),
         webhook_urls: BTreeMap::from([
             (WEBHOOK_ENV.to_owned(), SecretString::from(status)),
@@ -58,12 +82,8 @@ pub async fn start_with_webhooks(
         per_channel_burst: NonZeroU32::MIN,
     };
     let notifier = SlackNotifier::new(Arc::clone(&policies), settings).expect("notifier");
-    let options = Options {
-        retry,
-        ..Options::default()
-    };
     let server = start_server(policies, &sqlite(database), notifier, options).await;
-    Setup { server, slack }
+    (Setup { server, slack }, api_url)
 }
 
 /// Generous enough never to slow a test down.

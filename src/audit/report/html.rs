@@ -161,8 +161,9 @@ struct Page {
     policies: Vec<PolicyView>,
 }
 
-pub fn html(rows: &[Row], context: &Context<'_>) -> String {
-    let (breach, warning, ok) = counts(rows);
+/// Time to resolve, then time to acknowledge, of `rows`' clocks, as
+/// bar charts (`chart.html` draws one).
+pub(crate) fn charts(rows: &[&Row]) -> Vec<Chart> {
     let resolve_ranges = [
         ("< 1h", hours(1)),
         ("1-4h", hours(4)),
@@ -180,19 +181,27 @@ pub fn html(rows: &[Row], context: &Context<'_>) -> String {
         ("1-4h", hours(4)),
         ("> 4h", TimeDelta::MAX),
     ];
+    let resolved: Vec<TimeDelta> = rows
+        .iter()
+        .filter_map(|row| row.resolution().map(|(_, took)| took))
+        .collect();
+    let acknowledged: Vec<TimeDelta> = rows
+        .iter()
+        .filter_map(|row| Some(row.acknowledged.as_ref()?.1 - row.started_at?))
+        .collect();
+    vec![
+        Chart::of("Time to resolve", &resolved, &resolve_ranges),
+        Chart::of("Time to acknowledge", &acknowledged, &acknowledge_ranges),
+    ]
+}
+
+pub fn html(rows: &[Row], context: &Context<'_>) -> String {
+    let (breach, warning, ok) = counts(rows);
     let policies = summarise(rows)
         .into_iter()
         .map(|summary| {
             let of_policy: Vec<&Row> = rows.iter().filter(|r| r.policy == summary.policy).collect();
             let (breached, warning, _) = counts(of_policy.iter().copied());
-            let resolved: Vec<TimeDelta> = of_policy
-                .iter()
-                .filter_map(|row| row.resolution().map(|(_, took)| took))
-                .collect();
-            let acknowledged: Vec<TimeDelta> = of_policy
-                .iter()
-                .filter_map(|row| Some(row.acknowledged.as_ref()?.1 - row.started_at?))
-                .collect();
             PolicyView {
                 name: summary.policy.clone(),
                 clocks: summary.clocks,
@@ -203,10 +212,7 @@ pub fn html(rows: &[Row], context: &Context<'_>) -> String {
                 share: share(&summary),
                 resolve_spread: spread(summary.time_to_resolve),
                 acknowledge_spread: spread(summary.time_to_acknowledge),
-                charts: vec![
-                    Chart::of("Time to resolve", &resolved, &resolve_ranges),
-                    Chart::of("Time to acknowledge", &acknowledged, &acknowledge_ranges),
-                ],
+                charts: charts(&of_policy),
                 rows: of_policy.into_iter().map(RowView::of).collect(),
             }
         })

@@ -41,3 +41,71 @@ pub(super) async fn stored_clocks(
         })
         .collect()
 }
+
+/// Most clocks a status page reads at once.
+pub(super) const BOARD_LIMIT: i64 = 50_000;
+
+/// The clocks a status page shows: every live one (running, paused,
+/// breached), and every other whose status changed at or after `since`.
+pub(super) async fn board_clocks(
+    store: &SqlStore,
+    since: DateTime<Utc>,
+) -> Result<Vec<(IssueRef, PolicyName, String)>, StoreError> {
+    let sql = format!(
+        "SELECT project, iid, policy, status FROM clocks
+         WHERE status IN ('running', 'paused', 'breached') OR updated_at >= $1
+         ORDER BY project, iid, policy LIMIT {BOARD_LIMIT}"
+    );
+    let rows = sqlx::query(sqlx::AssertSqlSafe(sql))
+        .bind(millis(since))
+        .fetch_all(&store.readers)
+        .await?;
+    rows.iter()
+        .map(|row| {
+            Ok((
+                issue_from(row)?,
+                PolicyName(row.try_get("policy")?),
+                row.try_get("status")?,
+            ))
+        })
+        .collect()
+}
+
+/// The Slack threads of `cycles`, in every channel each has one in.
+pub(super) async fn cycle_threads(
+    store: &SqlStore,
+    cycles: &[AlertThread],
+) -> Result<Vec<CycleThread>, StoreError> {
+    let mut threads = Vec::new();
+    for chunk in cycles.chunks(ROWS_PER_STATEMENT) {
+        let mut query = multi_row(format!(
+            "SELECT t.project, t.iid, t.policy, t.cycle, t.channel, t.channel_id, t.ts FROM {}
+             ORDER BY t.project, t.iid, t.policy, t.cycle, t.channel",
+            join_values(
+                "threads",
+                &["project", "iid", "policy", "cycle"],
+                &parameters(store.backend, chunk.len(), 4)
+            )
+        ));
+        for cycle in chunk {
+            query = query
+                .bind(cycle.issue.project.0.as_str())
+                .bind(cycle.issue.iid.0 as i64)
+                .bind(cycle.policy.0.as_str())
+                .bind(i64::from(cycle.cycle));
+        }
+        for row in query.fetch_all(&store.readers).await? {
+            threads.push(CycleThread {
+                cycle: AlertThread {
+                    issue: issue_from(&row)?,
+                    policy: PolicyName(row.try_get("policy")?),
+                    cycle: row.try_get::<i64, _>("cycle")? as u32,
+                },
+                channel: row.try_get("channel")?,
+                channel_id: row.try_get("channel_id")?,
+                ts: row.try_get("ts")?,
+            });
+        }
+    }
+    Ok(threads)
+}

@@ -1,7 +1,90 @@
-//! Opening a store: the SQLite files (the main one and intake's) with
-//! their settings, and the migrations both backends run at start.
+//! Opening a store: [`SqlStore::connect`], the SQLite files (the main one
+//! and intake's) with their settings, and the migrations both backends
+//! run at start.
 
 use super::*;
+
+impl SqlStore {
+    /// Opens the database and brings its schema up to date:
+    /// `sqlite://FILE` (created if needed; deliveries live beside it in a
+    /// file of their own, `labelwarden.db` with `labelwarden.intake.db`) or
+    /// `postgres://…` (one database shared by every replica).
+    pub async fn connect(url: &str) -> Result<Self, StoreError> {
+        sqlx::any::install_default_drivers();
+        if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+            return Self::connect_postgres(url).await;
+        }
+        let path = url
+            .strip_prefix("sqlite:")
+            .map(|rest| rest.trim_start_matches("//"))
+            .filter(|path| !path.is_empty() && !path.starts_with(':') && !path.contains('?'))
+            .ok_or_else(|| StoreError::UnsupportedUrl(url.to_owned()))?;
+        let main = format!("sqlite://{path}?mode=rwc");
+        let intake = format!("sqlite://{}?mode=rwc", intake_file(path));
+
+        let writer = open_sqlite(&main, 1).await?;
+        incremental_vacuum(&writer).await?;
+        migrate(&writer, Backend::Sqlite, MAIN_TABLE, MIGRATIONS).await?;
+        let readers = open_sqlite(&main, 3).await?;
+        let intake_writer = open_sqlite(&intake, 1).await?;
+        incremental_vacuum(&intake_writer).await?;
+        migrate(
+            &intake_writer,
+            Backend::Sqlite,
+            MAIN_TABLE,
+            INTAKE_MIGRATIONS,
+        )
+        .await?;
+        let intake_readers = open_sqlite(&intake, 2).await?;
+
+        let (deliveries, queue) = mpsc::channel(4 * intake::DELIVERY_BATCH);
+        tokio::spawn(intake::write_deliveries(
+            intake_writer,
+            Backend::Sqlite,
+            queue,
+        ));
+        Ok(SqlStore {
+            readers,
+            writer,
+            intake_readers,
+            deliveries,
+            backend: Backend::Sqlite,
+            owner: owner_id(),
+            path: Some(path.to_owned()),
+        })
+    }
+
+    async fn connect_postgres(url: &str) -> Result<Self, StoreError> {
+        let pool = AnyPoolOptions::new()
+            .max_connections(10)
+            .acquire_timeout(std::time::Duration::from_secs(5))
+            .connect(url)
+            .await?;
+        migrate(&pool, Backend::Postgres, MAIN_TABLE, MIGRATIONS).await?;
+        migrate(
+            &pool,
+            Backend::Postgres,
+            INTAKE_TABLE,
+            POSTGRES_INTAKE_MIGRATIONS,
+        )
+        .await?;
+        let (deliveries, queue) = mpsc::channel(4 * intake::DELIVERY_BATCH);
+        tokio::spawn(intake::write_deliveries(
+            pool.clone(),
+            Backend::Postgres,
+            queue,
+        ));
+        Ok(SqlStore {
+            readers: pool.clone(),
+            writer: pool.clone(),
+            intake_readers: pool,
+            deliveries,
+            backend: Backend::Postgres,
+            owner: owner_id(),
+            path: None,
+        })
+    }
+}
 
 /// `labelwarden.db` -> `labelwarden.intake.db`; any other name gets `.intake`.
 pub(super) fn intake_file(path: &str) -> String {
