@@ -32,6 +32,21 @@ fn chromium(args: &[&str]) -> (String, String) {
     )
 }
 
+/// Saves `url` as `docs/src/images/{name}.png`, the picture the README shows.
+fn screenshot(url: &str, name: &str, window: &str) {
+    let shot = Path::new(env!("CARGO_MANIFEST_DIR")).join(format!("docs/src/images/{name}.png"));
+    let (_, said) = chromium(&[
+        &format!("--screenshot={}", shot.display()),
+        &format!("--window-size={window}"),
+        url,
+    ]);
+    assert!(said.contains("bytes written"), "{said}");
+    assert!(
+        std::fs::metadata(&shot).unwrap().len() > 10_000,
+        "a real screenshot"
+    );
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 #[ignore = "needs Chromium: run scripts/browser-check.sh"]
 async fn the_html_report_shows_its_rows_and_keeps_secrets_in_a_browser() {
@@ -122,17 +137,7 @@ async fn the_html_report_shows_its_rows_and_keeps_secrets_in_a_browser() {
     let console: Vec<&str> = log.lines().filter(|l| l.contains(":CONSOLE")).collect();
     assert!(console.is_empty(), "console messages: {console:#?}");
 
-    let shot = Path::new(env!("CARGO_MANIFEST_DIR")).join("docs/src/images/audit-report.png");
-    let (_, said) = chromium(&[
-        &format!("--screenshot={}", shot.display()),
-        "--window-size=1280,1100",
-        &url,
-    ]);
-    assert!(said.contains("bytes written"), "{said}");
-    assert!(
-        std::fs::metadata(&shot).unwrap().len() > 10_000,
-        "a real screenshot"
-    );
+    screenshot(&url, "audit-report", "1280,1100");
 }
 
 /// The status page in the browser: served by the in-process server over a
@@ -141,40 +146,21 @@ async fn the_html_report_shows_its_rows_and_keeps_secrets_in_a_browser() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 #[ignore = "needs Chromium: run scripts/browser-check.sh"]
 async fn the_status_page_shows_the_clocks_by_time_left_and_keeps_secrets_in_a_browser() {
-    use std::sync::Arc;
     use std::time::Duration;
 
-    use common::slack_server::{UNLIMITED, close, label, of_issue, start_with};
-    use common::{HIGHEST, Options, wait_until};
-    use labelwarden::server::status::{StatusAccess, StatusPageConfig, learn_workspace};
-    use secrecy::SecretString;
+    use common::slack_server::{close, label, of_issue, start_with_status_page};
+    use common::{HIGHEST, wait_until};
+    use labelwarden::server::status::StatusAccess;
     use serde_json::json;
 
     let dir = tempfile::tempdir().unwrap();
-    let page = StatusPageConfig::new(StatusAccess::Public);
-    let options = Options {
-        status_page: Some(page.clone()),
-        ..Options::default()
-    };
-    let (setup, api_url) = start_with(
+    let setup = start_with_status_page(
         &dir.path().join("db.sqlite"),
         "policies-status",
-        UNLIMITED,
-        options,
-        |r| (r.webhook_url.clone(), r.webhook_url.clone()),
+        StatusAccess::Public,
     )
     .await;
     let (server, slack) = (setup.server, setup.slack);
-    let api = labelwarden::slack::api::WebApi::new(
-        labelwarden::http_client::builder().build().unwrap(),
-        &api_url,
-        SecretString::from(common::fake_slack::TOKEN),
-    );
-    tokio::spawn(learn_workspace(
-        api,
-        Arc::clone(&page.slack_workspace),
-        tokio_util::sync::CancellationToken::new(),
-    ));
 
     let now = Utc::now();
     let ago = |hours| now - TimeDelta::hours(hours);
@@ -301,16 +287,6 @@ async fn the_status_page_shows_the_clocks_by_time_left_and_keeps_secrets_in_a_br
     let console: Vec<&str> = log.lines().filter(|l| l.contains(":CONSOLE")).collect();
     assert!(console.is_empty(), "console messages: {console:#?}");
 
-    let shot = Path::new(env!("CARGO_MANIFEST_DIR")).join("docs/src/images/status-page.png");
-    let (_, said) = chromium(&[
-        &format!("--screenshot={}", shot.display()),
-        "--window-size=1280,1000",
-        &url,
-    ]);
-    assert!(said.contains("bytes written"), "{said}");
-    assert!(
-        std::fs::metadata(&shot).unwrap().len() > 10_000,
-        "a real screenshot"
-    );
+    screenshot(&url, "status-page", "1280,1000");
     server.stop().await;
 }

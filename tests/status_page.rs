@@ -5,19 +5,16 @@
 
 mod common;
 
-use std::sync::Arc;
 use std::time::Duration;
 
 use base64::Engine;
 use chrono::Utc;
-use common::fake_slack::{self, TOKEN};
-use common::slack_server::{UNLIMITED, label, of_issue, start_with};
+use common::fake_slack;
+use common::slack_server::{label, of_issue, start_with_status_page};
 use common::{HIGHEST, Options, Server, wait_until};
-use labelwarden::server::status::{StatusAccess, StatusPageConfig, learn_workspace};
-use labelwarden::slack::api::WebApi;
+use labelwarden::server::status::StatusAccess;
 use secrecy::SecretString;
 use serde_json::json;
-use tokio_util::sync::CancellationToken;
 
 const STATUS_TOKEN: &str = "status-page-token-5f1e";
 
@@ -39,31 +36,13 @@ fn basic(user_password: &str) -> String {
 #[tokio::test]
 async fn the_page_needs_its_token_and_shows_the_clock_its_slack_thread_and_who_acknowledged() {
     let dir = tempfile::tempdir().unwrap();
-    let page = StatusPageConfig::new(StatusAccess::Token(SecretString::from(STATUS_TOKEN)));
-    let options = Options {
-        status_page: Some(page.clone()),
-        ..Options::default()
-    };
-    let (setup, api_url) = start_with(
+    let setup = start_with_status_page(
         &dir.path().join("db.sqlite"),
         "policies-slack",
-        UNLIMITED,
-        options,
-        |r| (r.webhook_url.clone(), r.webhook_url.clone()),
+        StatusAccess::Token(SecretString::from(STATUS_TOKEN)),
     )
     .await;
     let (server, slack) = (setup.server, setup.slack);
-    let stop = CancellationToken::new();
-    let api = WebApi::new(
-        labelwarden::http_client::builder().build().unwrap(),
-        &api_url,
-        SecretString::from(TOKEN),
-    );
-    tokio::spawn(learn_workspace(
-        api,
-        Arc::clone(&page.slack_workspace),
-        stop.clone(),
-    ));
 
     let now = Utc::now();
     server
@@ -175,7 +154,6 @@ async fn the_page_needs_its_token_and_shows_the_clock_its_slack_thread_and_who_a
             .contains("default-src 'none'")
     );
     assert!(answer.text().await.unwrap().contains(">acme/backend#70<"));
-    stop.cancel();
     server.stop().await;
 }
 

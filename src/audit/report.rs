@@ -87,6 +87,15 @@ fn title(row: &Row) -> &str {
     }
 }
 
+/// The assignees, comma-separated, or `nobody`.
+pub(crate) fn assignees(row: &Row) -> String {
+    if row.assignees.is_empty() {
+        "nobody".to_owned()
+    } else {
+        row.assignees.join(", ")
+    }
+}
+
 pub(crate) fn time(at: DateTime<Utc>) -> String {
     at.format("%Y-%m-%d %H:%M UTC").to_string()
 }

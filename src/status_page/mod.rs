@@ -20,7 +20,7 @@ use askama::Template;
 use chrono::{DateTime, SecondsFormat, TimeDelta, Utc};
 
 use crate::audit::report::html::{Chart, charts};
-use crate::audit::report::{share, spread, time, when};
+use crate::audit::report::{assignees, share, spread, time, when};
 use crate::audit::{Level, Row, summarise};
 use crate::clock::SlaStatus;
 pub mod board;
@@ -263,11 +263,7 @@ fn open_view(row: &Row, threads: &HashMap<CycleKey, Vec<(String, Option<String>)
                 row.status,
                 SlaStatus::Running { .. } | SlaStatus::Breached { .. }
             ),
-        assignees: if row.assignees.is_empty() {
-            "nobody".to_owned()
-        } else {
-            row.assignees.join(", ")
-        },
+        assignees: assignees(row),
         acknowledged: row
             .acknowledged
             .as_ref()

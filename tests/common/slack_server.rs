@@ -86,6 +86,37 @@ pub async fn start_with(
     (Setup { server, slack }, api_url)
 }
 
+/// The server with its status page open to `access`, over
+/// `fixtures/{policies}`, learning the Slack workspace's URL from the
+/// fake's `auth.test` as `serve` does.
+pub async fn start_with_status_page(
+    database: &Path,
+    policies: &str,
+    access: labelwarden::server::status::StatusAccess,
+) -> Setup {
+    use labelwarden::server::status::{StatusPageConfig, learn_workspace};
+    let page = StatusPageConfig::new(access);
+    let options = Options {
+        status_page: Some(page.clone()),
+        ..Options::default()
+    };
+    let (setup, api_url) = start_with(database, policies, UNLIMITED, options, |r| {
+        (r.webhook_url.clone(), r.webhook_url.clone())
+    })
+    .await;
+    let api = labelwarden::slack::api::WebApi::new(
+        labelwarden::http_client::builder().build().unwrap(),
+        &api_url,
+        SecretString::from(TOKEN.to_owned()),
+    );
+    tokio::spawn(learn_workspace(
+        api,
+        Arc::clone(&page.slack_workspace),
+        tokio_util::sync::CancellationToken::new(),
+    ));
+    setup
+}
+
 /// Generous enough never to slow a test down.
 pub const UNLIMITED: u32 = 1_000;
 

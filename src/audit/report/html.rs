@@ -10,7 +10,7 @@
 use askama::Template;
 use chrono::TimeDelta;
 
-use super::{Context, counts, share, spread, time, title, when};
+use super::{Context, assignees, counts, share, spread, time, title, when};
 use crate::audit::{Level, Row, summarise};
 
 /// One bar chart of durations: the clocks per range.
@@ -116,11 +116,7 @@ impl RowView {
             title: title(row).to_owned(),
             status: when(row),
             deadline: row.deadline.map(time).unwrap_or_else(|| "-".to_owned()),
-            assignees: if row.assignees.is_empty() {
-                "nobody".to_owned()
-            } else {
-                row.assignees.join(", ")
-            },
+            assignees: assignees(row),
             acknowledged: row
                 .acknowledged
                 .as_ref()
