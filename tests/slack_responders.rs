@@ -479,3 +479,97 @@ async fn a_reaction_on_a_message_labelwarden_did_not_post_writes_nothing() {
     );
     server.stop().await;
 }
+
+/// With `mirror_replies` and `mirror_comments` both on, nothing goes round:
+/// a reply mirrored to GitLab comes back as a `Note Hook` and is not posted
+/// in the thread; a comment posted in the thread comes back as the bot's
+/// message event and is not written on the issue.
+#[tokio::test]
+async fn replies_and_comments_each_cross_once_and_never_loop() {
+    use common::notes::{comment, note_hook};
+    let Setup {
+        server,
+        slack,
+        gitlab,
+        parent,
+        _dir,
+    } = start(95).await;
+    let balloons = |slack: &FakeSlack| {
+        slack
+            .messages()
+            .into_iter()
+            .filter(|m| m.thread_ts.as_deref() == Some(parent.ts.as_str()))
+            .filter(|m| m.text.contains(":speech_balloon:"))
+            .collect::<Vec<_>>()
+    };
+
+    // Slack to GitLab, and GitLab's echo of it.
+    let reply = slack.reply(RESPONDER, &parent, "rolling back the deploy");
+    send(
+        &server,
+        &reply_event(
+            "EvLoop1",
+            RESPONDER,
+            &parent,
+            &reply,
+            "rolling back the deploy",
+        ),
+    )
+    .await;
+    assert!(
+        wait_until(Duration::from_secs(20), || {
+            !notes_with(&gitlab, 95, "rolling back the deploy").is_empty()
+        })
+        .await
+    );
+    let (mirrored, _) = notes_with(&gitlab, 95, "rolling back the deploy").remove(0);
+    let echo = note_hook(95, 9001, &mirrored, "labelwarden-bot");
+    assert_eq!(comment(&server, "Note Hook", "echo-1", &echo).await.0, 200);
+
+    // GitLab to Slack, and Slack's echo of it.
+    let person = note_hook(95, 9002, "Rollback done, error rate normal", "user1");
+    assert_eq!(
+        comment(&server, "Note Hook", "note-1", &person).await.0,
+        200
+    );
+    assert!(
+        wait_until(Duration::from_secs(20), || !balloons(&slack).is_empty()).await,
+        "{:#?}",
+        slack.messages()
+    );
+    let posted = balloons(&slack).remove(0);
+    let mut bot_echo = reply_event("EvLoop2", BOT_USER, &parent, &posted.ts, &posted.text);
+    bot_echo["event"]["bot_id"] = serde_json::json!("B0LABELWDN");
+    send(&server, &bot_echo).await;
+
+    // A control reply after both echoes: once it is on the issue, the
+    // echoes were handled.
+    let control = slack.reply(RESPONDER, &parent, "control after the echoes");
+    send(
+        &server,
+        &reply_event(
+            "EvLoop3",
+            RESPONDER,
+            &parent,
+            &control,
+            "control after the echoes",
+        ),
+    )
+    .await;
+    assert!(
+        wait_until(Duration::from_secs(20), || {
+            !notes_with(&gitlab, 95, "control after the echoes").is_empty()
+        })
+        .await
+    );
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let said = balloons(&slack);
+    assert_eq!(said.len(), 1, "only the person's comment: {said:#?}");
+    assert!(said[0].blocks.to_string().contains("Rollback done"));
+    assert!(
+        notes_with(&gitlab, 95, "Rollback done").is_empty(),
+        "the bot's post is not written back on the issue"
+    );
+    assert_eq!(notes_with(&gitlab, 95, "rolling back the deploy").len(), 1);
+    server.stop().await;
+}

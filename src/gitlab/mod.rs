@@ -18,6 +18,7 @@ pub mod history;
 pub mod hooks;
 pub mod ledger_writer;
 pub mod markers;
+pub mod note_hook;
 pub mod pace;
 pub mod pages;
 pub mod repository;

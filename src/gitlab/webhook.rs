@@ -61,10 +61,11 @@ pub struct IssueDelivery {
     pub gone: bool,
 }
 
-/// Reads an issue or work item delivery from its JSON body.
-pub fn parse_issue_hook(body: &[u8]) -> Result<IssueDelivery, WebhookError> {
+/// Reads a webhook's JSON body as `T`; what is wrong with it is said with
+/// its path but without the values (which may be confidential).
+pub(super) fn read_hook<T: serde::de::DeserializeOwned>(body: &[u8]) -> Result<T, WebhookError> {
     let mut reader = serde_json::Deserializer::from_slice(body);
-    let hook: IssueHook = serde_path_to_error::deserialize(&mut reader).map_err(|e| {
+    let hook: T = serde_path_to_error::deserialize(&mut reader).map_err(|e| {
         let path = e.path().to_string();
         let words = without_values(&e.into_inner().to_string());
         WebhookError::Malformed(if path == "." {
@@ -76,6 +77,12 @@ pub fn parse_issue_hook(body: &[u8]) -> Result<IssueDelivery, WebhookError> {
     reader
         .end()
         .map_err(|e| WebhookError::Malformed(without_values(&e.to_string())))?;
+    Ok(hook)
+}
+
+/// Reads an issue or work item delivery from its JSON body.
+pub fn parse_issue_hook(body: &[u8]) -> Result<IssueDelivery, WebhookError> {
+    let hook: IssueHook = read_hook(body)?;
     if hook.object_kind != "issue" && hook.object_kind != "work_item" {
         return Err(WebhookError::NotAnIssue(hook.object_kind));
     }
@@ -383,7 +390,9 @@ impl<'de> Deserialize<'de> for GitLabTime {
     }
 }
 
-fn gitlab_time<'de, D: Deserializer<'de>>(deserializer: D) -> Result<DateTime<Utc>, D::Error> {
+pub(super) fn gitlab_time<'de, D: Deserializer<'de>>(
+    deserializer: D,
+) -> Result<DateTime<Utc>, D::Error> {
     GitLabTime::deserialize(deserializer).map(|t| t.0)
 }
 

@@ -58,8 +58,13 @@ impl<S: Notifier> Escalation<S> {
         );
     }
 
-    /// Records a notice that went out.
+    /// Records a notice that went out. A comment carried to the thread is
+    /// no step of the policy: it stays off the ledger note (which would
+    /// otherwise grow by a line per comment).
     fn sent(&self, notice: &Notice, delivered: &Delivered) {
+        if notice.comment.is_some() {
+            return;
+        }
         let channel = notice.slack.as_ref().map(|s| s.channel.as_str());
         let thread = channel.and(delivered.thread.as_ref());
         self.record(

@@ -20,6 +20,7 @@
 
 pub mod adoption;
 mod claims;
+pub mod comments;
 pub mod enforcer;
 pub mod escalation;
 mod fallback;

@@ -258,6 +258,7 @@ fn notice(
             }),
             gitlab: None,
             due_date: None,
+            comment: None,
         },
     }
 }

@@ -140,6 +140,7 @@ impl DigestKey {
             }),
             gitlab: None,
             due_date: None,
+            comment: None,
         }
     }
 }

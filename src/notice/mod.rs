@@ -92,6 +92,47 @@ pub struct Notice {
     /// A due date to write on the issue (see [`crate::engine::due_date`]).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub due_date: Option<DueDateWrite>,
+    /// A GitLab comment carried to the alert thread ([`COMMENT_KIND`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub comment: Option<CommentFacts>,
+}
+
+/// The kind of a notice that carries a comment on the issue to its alert
+/// thread (a policy's `from_gitlab.mirror_comments`).
+pub const COMMENT_KIND: &str = "comment";
+
+/// Longest excerpt of a comment said in Slack, in characters.
+pub const COMMENT_EXCERPT: usize = 500;
+
+/// Who commented on the issue, the start of what they said, and its link.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CommentFacts {
+    pub username: String,
+    pub name: String,
+    /// At most [`COMMENT_EXCERPT`] characters, cut at a word with `…`.
+    pub excerpt: String,
+    pub url: String,
+}
+
+impl CommentFacts {
+    pub fn new(username: &str, name: &str, body: &str, url: &str) -> Self {
+        let body = body.trim();
+        let excerpt = if body.chars().count() <= COMMENT_EXCERPT {
+            body.to_owned()
+        } else {
+            let cut: String = body.chars().take(COMMENT_EXCERPT).collect();
+            let at_word = cut
+                .rfind(char::is_whitespace)
+                .filter(|at| *at > COMMENT_EXCERPT / 2);
+            format!("{}…", cut[..at_word.unwrap_or(cut.len())].trim_end())
+        };
+        CommentFacts {
+            username: username.to_owned(),
+            name: name.to_owned(),
+            excerpt,
+            url: url.to_owned(),
+        }
+    }
 }
 
 /// The issue as the message shows it: facts plus what only GitLab's
@@ -256,6 +297,38 @@ impl Notice {
             slack: None,
             gitlab: None,
             due_date: None,
+            comment: None,
+        }
+    }
+
+    /// The notice that says `comment` in `channel`'s alert thread of
+    /// `policy`'s cycle `cycle`, keyed by the comment so that it is said
+    /// once however often GitLab delivers it.
+    pub fn comment(
+        issue: IssueView<'_>,
+        policy: PolicyName,
+        cycle: u32,
+        channel: &str,
+        comment: CommentFacts,
+        note_id: u64,
+        now: DateTime<Utc>,
+    ) -> Self {
+        let firing = Firing {
+            step: crate::policy::StepId(format!("{COMMENT_KIND}:{note_id}")),
+            cycle,
+            occurrence: 0,
+        };
+        Notice {
+            slack: Some(SlackStep {
+                channel: channel.to_owned(),
+                mentions: Vec::new(),
+                broadcast: false,
+                post: true,
+                react: None,
+                text: None,
+            }),
+            comment: Some(comment),
+            ..Notice::about(issue, policy, firing, COMMENT_KIND, now)
         }
     }
 

@@ -281,6 +281,9 @@ pub struct PolicyEntry {
     /// What responders do in an alert's Slack thread does on the issue.
     #[serde(default)]
     pub from_slack: Option<Located<FromSlackEntry>>,
+    /// What is said on the issue in GitLab that reaches its alert thread.
+    #[serde(default)]
+    pub from_gitlab: Option<FromGitLabEntry>,
     /// A clock labelwarden learns of only well after it started (switched
     /// on over a backlog, a new policy, a lost webhook): `digest` (default:
     /// its missed steps are recorded as done and said in one digest per
@@ -313,6 +316,20 @@ pub struct FromSlackEntry {
     /// Copy every reply in the alert thread to the issue as an internal note.
     #[serde(default)]
     pub mirror_replies: bool,
+}
+
+/// Comments on the GitLab issue carried to its live alert threads in
+/// Slack. Off unless set.
+#[derive(Debug, Default, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct FromGitLabEntry {
+    /// Post each new comment on the issue (GitLab's `Note Hook`) in the
+    /// alert thread: its author, a short excerpt and a link. Internal notes
+    /// and comments on confidential issues go only to `private` channels;
+    /// labelwarden's own notes are never posted; edits and deletions are
+    /// not mirrored.
+    #[serde(default)]
+    pub mirror_comments: bool,
 }
 
 #[derive(Debug, Deserialize, JsonSchema)]

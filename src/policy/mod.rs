@@ -244,6 +244,8 @@ pub struct Policy {
     pub clock: ClockRule,
     pub steps: Vec<Step>,
     pub from_slack: FromSlack,
+    /// Comments on the issue posted in its alert threads.
+    pub mirror_comments: bool,
     pub adoption: Adoption,
     /// `audit` reports its clocks (`report: false` leaves them out).
     pub reported: bool,

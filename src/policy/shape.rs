@@ -507,7 +507,7 @@ mod tests {
                 (3, 26, "`labels_any` must be a list".to_owned()),
                 (5, 17, "`escalation` must be a list".to_owned()),
                 (10, 7, "`escalation` must be a list".to_owned()),
-                (11, 5, "unknown field `colour`, expected one of name, description, match, clock, escalation, from_slack, adopt, adopt_grace, report".to_owned()),
+                (11, 5, "unknown field `colour`, expected one of name, description, match, clock, escalation, from_slack, from_gitlab, adopt, adopt_grace, report".to_owned()),
             ]
         );
         let file = file.expect("the rest is read");

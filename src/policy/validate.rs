@@ -340,6 +340,7 @@ impl Checker {
             clock: clock?,
             steps,
             from_slack: from_slack?,
+            mirror_comments: raw.from_gitlab.as_ref().is_some_and(|f| f.mirror_comments),
             reported: raw.report.unwrap_or(true),
             kind: PolicyKind::Clock,
         })

@@ -3,7 +3,8 @@
 //! Bad input never gets a 5xx: GitLab disables a hook that keeps failing,
 //! and an enforcer whose hook is disabled is blind. So: wrong or missing
 //! token 401, wrong content type 415, too large 413, unreadable 400, an
-//! event kind we do not handle 204. A 5xx means only "the delivery could
+//! event kind we do not handle 204. Comments (`Note Hook`) go to the
+//! issue's alert threads where a policy asks ([`crate::jobs::comments`]). A 5xx means only "the delivery could
 //! not be stored", which GitLab should retry. An accepted delivery is
 //! stored before the 200 and processed after it.
 
@@ -22,11 +23,16 @@ use serde_json::json;
 use subtle::ConstantTimeEq;
 
 use super::App;
+use crate::gitlab::note_hook::{CommentEvent, parse_note_hook};
 use crate::gitlab::webhook::{WebhookError, parse_issue_hook};
+use crate::jobs::comments::Mirrored;
 use crate::store::{Delivery, Recorded, Store};
 
 /// `X-Gitlab-Event` values that carry issue and work item events.
 const ISSUE_EVENTS: &[&str] = &["Issue Hook", "Confidential Issue Hook"];
+/// `X-Gitlab-Event` values that carry comments (`Confidential Note Hook`:
+/// internal notes, and comments on confidential issues).
+const NOTE_EVENTS: &[&str] = &["Note Hook", "Confidential Note Hook"];
 
 pub async fn receive<S: Store>(
     State(app): State<Arc<App<S>>>,
@@ -81,6 +87,10 @@ pub async fn receive<S: Store>(
             "unsupported_media_type",
             "send Content-Type: application/json".into(),
         );
+    }
+    if NOTE_EVENTS.contains(&event.as_str()) {
+        let (status, result, message) = comment(&app, &body, &event).await;
+        return reply(status, result, message);
     }
     if !ISSUE_EVENTS.contains(&event.as_str()) {
         return reply(StatusCode::NO_CONTENT, "ignored", String::new());
@@ -139,6 +149,46 @@ pub async fn receive<S: Store>(
     }
 }
 
+/// A comment delivery: mirrored to the issue's alert threads where a
+/// policy asks (queued in the store before the answer), otherwise
+/// acknowledged and dropped.
+async fn comment<S: Store>(
+    app: &App<S>,
+    body: &[u8],
+    event: &str,
+) -> (StatusCode, &'static str, String) {
+    let comment = match parse_note_hook(body, event == "Confidential Note Hook") {
+        Ok(CommentEvent::New(comment)) => comment,
+        Ok(CommentEvent::Skipped(why)) => return (StatusCode::OK, "ignored", why.to_owned()),
+        Err(WebhookError::NotAnIssue(kind)) => {
+            return (
+                StatusCode::NO_CONTENT,
+                "ignored",
+                format!("object_kind {kind} is not handled"),
+            );
+        }
+        Err(e @ WebhookError::Malformed(_)) => {
+            tracing::warn!(event = %event, error = %e, "webhook refused: malformed payload");
+            return (StatusCode::BAD_REQUEST, "malformed", e.to_string());
+        }
+    };
+    match crate::jobs::comments::mirror(&app.context, &comment, Utc::now()).await {
+        Ok(Mirrored::Queued(threads)) => {
+            tracing::info!(issue = %comment.issue, note = comment.note_id, threads, "comment queued for its alert threads");
+            (StatusCode::OK, "accepted", String::new())
+        }
+        Ok(Mirrored::Not(why)) => (StatusCode::OK, "ignored", why.to_owned()),
+        Err(e) => {
+            tracing::error!(issue = %comment.issue, error = %e, "comment could not be queued; GitLab will retry");
+            (
+                StatusCode::SERVICE_UNAVAILABLE,
+                "not_stored",
+                "the delivery could not be stored; retry".into(),
+            )
+        }
+    }
+}
+
 fn header_str<'h>(headers: &'h HeaderMap, name: &str) -> Option<&'h str> {
     headers.get(name).and_then(|v| v.to_str().ok())
 }
@@ -149,6 +199,8 @@ fn event_label(event: &str) -> &'static str {
     match event {
         "Issue Hook" => "issue",
         "Confidential Issue Hook" => "confidential_issue",
+        "Note Hook" => "note",
+        "Confidential Note Hook" => "confidential_note",
         "" => "none",
         _ => "other",
     }

@@ -18,7 +18,7 @@ use chrono::{DateTime, TimeDelta, Utc};
 use serde::Serialize;
 use serde_json::{Value, json};
 
-use crate::notice::{Lateness, Notice, late_tolerance};
+use crate::notice::{CommentFacts, Lateness, Notice, late_tolerance};
 use crate::policy::duration;
 use crate::policy::{Audience, Channel, Mention, People};
 
@@ -164,11 +164,36 @@ impl Rendering<'_> {
 
     /// What happened, in one line: the step's own `text:` if it has one.
     fn headline(&self) -> String {
+        if let Some(comment) = &self.notice.comment {
+            return self.comment_line(comment);
+        }
         match self.notice.slack.as_ref().and_then(|s| s.text.as_deref()) {
             Some(template) => self.fill(template),
             None if self.audience() == Audience::Users => self.users_headline(),
             None => self.team_headline(),
         }
+    }
+
+    /// A comment on the issue, quoted; where the issue's words may not be
+    /// shown, only that there is one.
+    fn comment_line(&self, comment: &CommentFacts) -> String {
+        if self.redacted() {
+            return format!(
+                ":speech_balloon: New comment on the issue, not shown here: the issue is confidential. <{}|Read it in GitLab>",
+                comment.url
+            );
+        }
+        let quoted: Vec<String> = escape(&comment.excerpt)
+            .lines()
+            .map(|line| format!(">{line}"))
+            .collect();
+        format!(
+            ":speech_balloon: *{}* (`{}`) commented in GitLab (<{}|view>):\n{}",
+            escape(&comment.name),
+            escape(&comment.username),
+            comment.url,
+            quoted.join("\n")
+        )
     }
 
     fn team_headline(&self) -> String {

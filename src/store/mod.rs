@@ -452,6 +452,22 @@ pub trait Store: Clone + Send + Sync + 'static {
         since: DateTime<Utc>,
     ) -> impl Future<Output = Result<Vec<(IssueRef, PolicyName, String)>, StoreError>> + Send;
 
+    /// Queues `notices` (each with a Slack part) due at `now`, once each
+    /// (a notice whose key is queued or sent already is left alone), and
+    /// records them in the ledger; returns how many were new.
+    fn queue_notices(
+        &self,
+        notices: &[Notice],
+        now: DateTime<Utc>,
+    ) -> impl Future<Output = Result<u64, StoreError>> + Send;
+
+    /// The channels each of `cycles` posted or is to post in: its threads,
+    /// and its outbox entries sent or waiting.
+    fn cycle_channels(
+        &self,
+        cycles: &[AlertThread],
+    ) -> impl Future<Output = Result<Vec<(AlertThread, String)>, StoreError>> + Send;
+
     /// The Slack threads `cycles` have, in every channel each has one in.
     fn cycle_threads(
         &self,

@@ -118,6 +118,7 @@ mod tests {
             }),
             gitlab: None,
             due_date: None,
+            comment: None,
         }
     }
 

@@ -492,6 +492,21 @@ impl Store for SqlStore {
         inspect::board_clocks(self, since).await
     }
 
+    async fn queue_notices(
+        &self,
+        notices: &[Notice],
+        now: DateTime<Utc>,
+    ) -> Result<u64, StoreError> {
+        outbox::queue_notices(self, notices, now).await
+    }
+
+    async fn cycle_channels(
+        &self,
+        cycles: &[AlertThread],
+    ) -> Result<Vec<(AlertThread, String)>, StoreError> {
+        inspect::cycle_channels(self, cycles).await
+    }
+
     async fn cycle_threads(&self, cycles: &[AlertThread]) -> Result<Vec<CycleThread>, StoreError> {
         inspect::cycle_threads(self, cycles).await
     }

@@ -6,6 +6,7 @@
 
 pub mod fake_gitlab;
 pub mod fake_slack;
+pub mod notes;
 pub mod postgres;
 pub mod process;
 pub mod slack_server;

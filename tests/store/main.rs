@@ -72,6 +72,7 @@ fn notice(iid: u64, step: &str) -> Notice {
         labels: vec!["priority::highest".into()],
         assignees: vec!["jdoe".into()],
         due_date: None,
+        comment: None,
         policy: PolicyName("critical".into()),
         firing: firing(step, 0),
         step_kind: step.into(),

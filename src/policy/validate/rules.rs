@@ -130,6 +130,7 @@ impl Checker {
                 assign_on_call: assign,
             }],
             from_slack: FromSlack::default(),
+            mirror_comments: false,
             // A backlog is acted on: its labels and comments are the point.
             adoption: Adoption {
                 mode: AdoptMode::Individual,

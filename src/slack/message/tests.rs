@@ -72,6 +72,7 @@ fn notice(step_kind: &str, decided_minute: i64) -> Notice {
         }),
         gitlab: None,
         due_date: None,
+        comment: None,
     }
 }
 
@@ -547,4 +548,43 @@ fn a_rule_s_message_names_the_rule_and_no_deadline() {
     for absent in ["Deadline", "SLA", "*Policy*"] {
         assert!(!shown.contains(absent), "{absent} in {shown}");
     }
+}
+
+#[test]
+fn a_mirrored_comment_is_quoted_in_the_thread_and_only_announced_where_the_issue_is_confidential() {
+    let mut said = notice("start", 10);
+    said.step_kind = crate::notice::COMMENT_KIND.into();
+    said.comment = Some(crate::notice::CommentFacts::new(
+        "ada",
+        "Ada L.",
+        "Rolled back <b>v2</b>\nerrors down & falling",
+        "https://gitlab.example.com/acme/backend/-/issues/12#note_7",
+    ));
+    let people = people();
+    let public = channel(false, Audience::Team);
+    let reply = render(&said, &public, &people, at(11)).reply().message;
+    let text = visible(&reply);
+    assert!(text.contains("*Ada L.*"), "{text}");
+    assert!(
+        text.contains(">Rolled back &lt;b&gt;v2&lt;/b&gt;"),
+        "{text}"
+    );
+    assert!(text.contains(">errors down &amp; falling"), "{text}");
+    assert!(text.contains("issues/12#note_7|view"), "{text}");
+
+    said.confidential = true;
+    let redacted = visible(&render(&said, &public, &people, at(11)).reply().message);
+    assert!(!redacted.contains("Rolled back"), "{redacted}");
+    assert!(redacted.contains("the issue is confidential"), "{redacted}");
+    let private = channel(true, Audience::Team);
+    let shown = visible(&render(&said, &private, &people, at(11)).reply().message);
+    assert!(shown.contains("Rolled back"), "{shown}");
+}
+
+#[test]
+fn a_long_comment_is_cut_at_a_word_below_the_excerpt_length() {
+    let body = "word ".repeat(300);
+    let facts = crate::notice::CommentFacts::new("ada", "Ada", &body, "https://x/1#note_1");
+    assert!(facts.excerpt.chars().count() <= crate::notice::COMMENT_EXCERPT + 1);
+    assert!(facts.excerpt.ends_with("word…"), "{}", facts.excerpt);
 }

@@ -1,6 +1,7 @@
 //! The clocks the store holds, for people to look at (`labelwarden
 //! clocks`, the admin API): which issue, which policy, what status.
 
+use super::slack::bind_cycle;
 use super::*;
 
 /// Most clocks listed at once.
@@ -88,11 +89,7 @@ pub(super) async fn cycle_threads(
             )
         ));
         for cycle in chunk {
-            query = query
-                .bind(cycle.issue.project.0.as_str())
-                .bind(cycle.issue.iid.0 as i64)
-                .bind(cycle.policy.0.as_str())
-                .bind(i64::from(cycle.cycle));
+            query = bind_cycle(query, cycle);
         }
         for row in query.fetch_all(&store.readers).await? {
             threads.push(CycleThread {
@@ -108,4 +105,55 @@ pub(super) async fn cycle_threads(
         }
     }
     Ok(threads)
+}
+
+/// The channels each of `cycles` posted or is to post in (its threads, and
+/// its outbox entries sent or waiting), once each.
+pub(super) async fn cycle_channels(
+    store: &SqlStore,
+    cycles: &[AlertThread],
+) -> Result<Vec<(AlertThread, String)>, StoreError> {
+    let mut found = std::collections::BTreeSet::new();
+    for table in ["threads", "outbox"] {
+        for chunk in cycles.chunks(ROWS_PER_STATEMENT) {
+            let mut query = multi_row(format!(
+                "SELECT DISTINCT t.project, t.iid, t.policy, t.cycle, t.channel FROM {}
+                 WHERE t.channel IS NOT NULL",
+                join_values(
+                    table,
+                    &["project", "iid", "policy", "cycle"],
+                    &parameters(store.backend, chunk.len(), 4)
+                )
+            ));
+            for cycle in chunk {
+                query = bind_cycle(query, cycle);
+            }
+            for row in query.fetch_all(&store.readers).await? {
+                let issue = issue_from(&row)?;
+                found.insert((
+                    issue.project.0,
+                    issue.iid.0,
+                    row.try_get::<String, _>("policy")?,
+                    row.try_get::<i64, _>("cycle")? as u32,
+                    row.try_get::<String, _>("channel")?,
+                ));
+            }
+        }
+    }
+    Ok(found
+        .into_iter()
+        .map(|(project, iid, policy, cycle, channel)| {
+            (
+                AlertThread {
+                    issue: IssueRef {
+                        project: ProjectPath(project),
+                        iid: IssueIid(iid),
+                    },
+                    policy: PolicyName(policy),
+                    cycle,
+                },
+                channel,
+            )
+        })
+        .collect())
 }

@@ -343,3 +343,45 @@ pub(super) async fn threads_of(
     }
     Ok(threads)
 }
+
+/// Queues `notices` (each with a Slack part) due at `now`, in the outbox
+/// and the ledger, once each: a notice whose key is there already is left
+/// as it is. Returns how many were new.
+pub(super) async fn queue_notices(
+    store: &SqlStore,
+    notices: &[Notice],
+    now: DateTime<Utc>,
+) -> Result<u64, StoreError> {
+    let mut tx = store.writer.begin().await?;
+    let mut queued = 0;
+    for notice in notices {
+        let (project, iid, policy) = (
+            notice.issue.project.0.as_str(),
+            notice.issue.iid.0 as i64,
+            notice.policy.0.as_str(),
+        );
+        let payload = serde_json::to_string(notice).map_err(corrupt("queued notice"))?;
+        let insert = sqlx::query(
+            "INSERT INTO outbox (project, iid, policy, step, cycle, occurrence, created_at, position,
+                notice, next_attempt_at, channel)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, 0, $8, $7, $9) ON CONFLICT DO NOTHING",
+        );
+        queued += bind_firing(insert, project, iid, policy, &notice.firing)
+            .bind(millis(now))
+            .bind(payload)
+            .bind(notice.slack.as_ref().map(|slack| slack.channel.as_str()))
+            .execute(&mut *tx)
+            .await?
+            .rows_affected();
+        let recorded = sqlx::query(
+            "INSERT INTO ledger (project, iid, policy, step, cycle, occurrence, fired_at)
+             VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT DO NOTHING",
+        );
+        bind_firing(recorded, project, iid, policy, &notice.firing)
+            .bind(millis(now))
+            .execute(&mut *tx)
+            .await?;
+    }
+    tx.commit().await?;
+    Ok(queued)
+}

@@ -273,7 +273,7 @@ fn alert_thread_from(row: &AnyRow) -> Result<AlertThread, sqlx::Error> {
 }
 
 /// Binds a clock cycle's key to `$1`..`$4`: project, iid, policy, cycle.
-fn bind_cycle<'q>(query: SqlQuery<'q>, cycle: &'q AlertThread) -> SqlQuery<'q> {
+pub(super) fn bind_cycle<'q>(query: SqlQuery<'q>, cycle: &'q AlertThread) -> SqlQuery<'q> {
     query
         .bind(cycle.issue.project.0.as_str())
         .bind(cycle.issue.iid.0 as i64)
