@@ -117,7 +117,9 @@ async fn the_page_needs_its_token_and_shows_the_clock_its_slack_thread_and_who_a
             .text()
             .await
             .unwrap();
-        shown = page.contains(&thread_link) && page.contains("@user1, <time");
+        shown = page.contains(&thread_link)
+            && page.contains("@user1, <time")
+            && page.contains(">acme/backend#71<");
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     assert!(shown, "{page}");
