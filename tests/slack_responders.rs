@@ -7,25 +7,14 @@
 
 mod common;
 
-use std::collections::BTreeMap;
-use std::num::NonZeroU32;
-use std::sync::Arc;
 use std::time::Duration;
 
 use chrono::Utc;
-use common::fake_gitlab::{self, FakeGitLab, FakeIssue};
-use common::fake_slack::{self, BOT_USER, FakeSlack, Message, reaction_event, reply_event};
-use common::{
-    Options, SLACK_SIGNING_SECRET, Server, fixture_policies, issue_event, slack_events, sqlite,
-    start_server, wait_until,
-};
-use labelwarden::gitlab::actions::IssueWriter;
-use labelwarden::gitlab::client::{GitLabClient, GitLabSettings};
+use common::fake_gitlab::{FakeGitLab, FakeIssue};
+use common::fake_slack::{BOT_USER, FakeSlack, Message, reaction_event, reply_event};
+use common::slack_server::start_with_gitlab;
+use common::{Options, SLACK_SIGNING_SECRET, Server, issue_event, wait_until};
 use labelwarden::jobs::retry::RetryPolicy;
-use labelwarden::jobs::slack_to_gitlab::SlackToGitLab;
-use labelwarden::slack::api::WebApi;
-use labelwarden::slack::{SlackNotifier, SlackSettings};
-use secrecy::SecretString;
 use serde_json::Value;
 
 const LABEL: &str = "needs::resolution";
@@ -52,35 +41,6 @@ async fn start(iid: u64) -> Setup {
             .gitlab
             .add(FakeIssue::new("acme/backend", iid, labelled).add_label(labelled, LABEL));
     }
-    let policies = fixture_policies("policies-slack");
-    let token = SecretString::from(fake_slack::TOKEN.to_owned());
-    let notifier = SlackNotifier::new(
-        Arc::clone(&policies),
-        SlackSettings {
-            api_url: slack.api_url.clone(),
-            token: Some(token.clone()),
-            webhook_urls: BTreeMap::new(),
-            per_channel_per_second: NonZeroU32::new(100).unwrap(),
-            per_channel_burst: NonZeroU32::new(10).unwrap(),
-        },
-    )
-    .unwrap();
-    let client = GitLabClient::new(GitLabSettings {
-        url: gitlab.url.clone(),
-        token: SecretString::from(fake_gitlab::TOKEN.to_owned()),
-        concurrency: 4,
-        first_retry: Duration::from_millis(5),
-    })
-    .unwrap();
-    let to_gitlab = SlackToGitLab {
-        slack: WebApi::new(
-            labelwarden::http_client::builder().build().unwrap(),
-            &slack.api_url,
-            token,
-        ),
-        gitlab: IssueWriter::new(client),
-        policies: Arc::clone(&policies),
-    };
     let dir = tempfile::tempdir().unwrap();
     let options = Options {
         // Short, so that a test can play a GitLab outage in a second.
@@ -88,13 +48,12 @@ async fn start(iid: u64) -> Setup {
             first: Duration::from_millis(50),
             longest: Duration::from_millis(400),
         },
-        slack_events: slack_events(Some(to_gitlab)),
         ..Options::default()
     };
-    let server = start_server(
-        policies,
-        &sqlite(&dir.path().join("db.sqlite")),
-        notifier,
+    let server = start_with_gitlab(
+        &dir.path().join("db.sqlite"),
+        &slack.api_url,
+        &gitlab.url,
         options,
     )
     .await;

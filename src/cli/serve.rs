@@ -94,6 +94,15 @@ pub struct ServeArgs {
     /// `from_slack.false_positive_label`.
     #[arg(long, env = "LABELWARDEN_FALSE_POSITIVE_REACTION", default_value = "x")]
     false_positive_reaction: String,
+    /// The reaction on a person's message, in a channel with
+    /// `opens_issues`, that makes it a GitLab issue whose alert thread is
+    /// that message (needs SLACK_BOT_TOKEN and GITLAB_TOKEN with `api`).
+    #[arg(
+        long,
+        env = "LABELWARDEN_RAISE_REACTION",
+        default_value = "rotating_light"
+    )]
+    raise_reaction: String,
     /// Once a channel that refused notices for good takes one again,
     /// queue its failed notices again by itself (each marked late, with
     /// the original time); without it, the log and `/readyz` say the
@@ -270,6 +279,7 @@ pub fn run(args: ServeArgs) -> ExitCode {
                 ack_reaction: args.ack_reaction.trim_matches(':').to_owned(),
                 resolve_reaction: args.resolve_reaction.trim_matches(':').to_owned(),
                 false_positive_reaction: args.false_positive_reaction.trim_matches(':').to_owned(),
+                raise_reaction: args.raise_reaction.trim_matches(':').to_owned(),
                 to_gitlab: slack_to_gitlab(&context.policies, slack.as_ref(), client.as_ref()),
             });
         if slack_events.is_none() {

@@ -21,6 +21,7 @@ pub mod markers;
 pub mod note_hook;
 pub mod pace;
 pub mod pages;
+pub mod raised_issue;
 pub mod repository;
 pub mod slots;
 pub mod summary_issue;

@@ -28,6 +28,7 @@ pub mod grouping;
 pub mod identity;
 pub mod mutes;
 pub mod outbox;
+pub mod raise;
 pub mod reconcile;
 pub mod retention;
 pub mod retry;

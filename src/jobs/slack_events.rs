@@ -6,7 +6,9 @@
 //!   `labelwarden_time_to_acknowledge_seconds`, and noted on the issue;
 //! - the resolve and false-positive reactions, written on the GitLab issue
 //!   with the person's last reply ([`crate::gitlab::from_slack`]);
-//! - replies, mirrored as internal notes where the policy asks.
+//! - replies, mirrored as internal notes where the policy asks;
+//! - the raise reaction on a person's message in a channel that opens
+//!   issues: the message becomes a GitLab issue ([`super::raise`]).
 //!
 //! An event stays in the store until it was acted on: a restart, or GitLab
 //! failing for a while, loses nothing. A failure for now is tried again
@@ -24,6 +26,7 @@ use secrecy::SecretString;
 use tokio_util::sync::CancellationToken;
 
 use super::Context;
+use super::raise::{self, RaiseOutcome};
 use super::slack_to_gitlab::{FromSlackError, Outcome, SlackToGitLab};
 use crate::gitlab::from_slack::Said;
 use crate::notice::Thread;
@@ -42,6 +45,9 @@ pub struct SlackEventsConfig {
     pub resolve_reaction: String,
     /// The reaction that says the alert was a false positive.
     pub false_positive_reaction: String,
+    /// The reaction that makes a person's message in a channel with
+    /// `opens_issues` a GitLab issue ([`super::raise`]).
+    pub raise_reaction: String,
     /// Writes on GitLab what was said in Slack; `None` without a Slack
     /// bot token and a GitLab token.
     pub to_gitlab: Option<SlackToGitLab>,
@@ -197,6 +203,43 @@ async fn act<S: Store>(
                 ts,
             };
             acknowledgement(context, config, added, &user, &parent, at, retrying).await
+        }
+        Event::Reaction {
+            added: true,
+            user,
+            reaction,
+            channel,
+            ts,
+            ..
+        } if reaction == config.raise_reaction => {
+            let Some(to_gitlab) = &config.to_gitlab else {
+                tracing::warn!(channel = %channel, "a raise reaction makes no issue: serve needs SLACK_BOT_TOKEN and GITLAB_TOKEN (api) for that");
+                return Ok(());
+            };
+            let message = Thread {
+                channel_id: channel,
+                ts,
+            };
+            match raise::raise(context, to_gitlab, &message, &user, Utc::now()).await {
+                Ok(RaiseOutcome::Created(raised)) => {
+                    tracing::info!(issue = %raised.issue, user = %user, "a message raised in Slack became an issue");
+                    metrics::counter!("labelwarden_raised_in_slack_total", "outcome" => "created")
+                        .increment(1);
+                    Ok(())
+                }
+                Ok(RaiseOutcome::Adopted(raised)) => {
+                    tracing::info!(issue = %raised.issue, user = %user, "a message raised in Slack adopted its issue");
+                    metrics::counter!("labelwarden_raised_in_slack_total", "outcome" => "adopted")
+                        .increment(1);
+                    Ok(())
+                }
+                Ok(RaiseOutcome::Already | RaiseOutcome::NotHere) => Ok(()),
+                Err(e) => Err(Failure {
+                    temporary: e.is_temporary(),
+                    message: e.to_string(),
+                    alert: None,
+                }),
+            }
         }
         Event::Reaction {
             added: true,

@@ -184,6 +184,22 @@ pub struct ChannelEntry {
     /// `gitlab_comment` (a comment on the issue, the last resort).
     #[serde(default)]
     pub fallback: Option<Located<String>>,
+    /// A person's message here becomes a GitLab issue when somebody puts
+    /// the raise reaction on it (`serve --raise-reaction`, default
+    /// `rotating_light`): the project it is created in, and its labels.
+    #[serde(default)]
+    pub opens_issues: Option<Located<OpensIssuesEntry>>,
+}
+
+/// Where a message raised in a channel becomes an issue.
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct OpensIssuesEntry {
+    /// The project's path (`group/project`).
+    pub project: String,
+    /// Labels the new issue gets (`priority::highest`, `type::bug`).
+    #[serde(default)]
+    pub labels: Vec<String>,
 }
 
 /// A `people` entry: a list of mentions, an on-call rotation, or (under

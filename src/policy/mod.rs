@@ -113,6 +113,8 @@ impl PolicySet {
 #[derive(Debug, Clone, PartialEq)]
 pub struct Channel {
     pub name: String,
+    /// A person's message here becomes an issue when raised (a reaction).
+    pub opens_issues: Option<OpensIssues>,
     pub destination: Destination,
     /// A private channel may see confidential issues' titles and labels.
     pub private: bool,
@@ -123,6 +125,13 @@ pub struct Channel {
     pub group_window: TimeDelta,
     /// Where a notice this channel refuses for good goes instead.
     pub fallback: Option<Fallback>,
+}
+
+/// Where a message raised in a channel becomes a GitLab issue.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OpensIssues {
+    pub project: String,
+    pub labels: Vec<String>,
 }
 
 /// A channel's fallback route.

@@ -200,6 +200,11 @@ pub const METRICS: &[Metric] = &[
         "Notices Slack refused for good (bad channel or token), by channel and error.",
     ),
     metric(
+        "labelwarden_raised_in_slack_total",
+        Counter,
+        "People's Slack messages made GitLab issues by the raise reaction, by outcome (created, adopted).",
+    ),
+    metric(
         "labelwarden_slack_requests_total",
         Counter,
         "Slack Web API requests, by method and outcome.",

@@ -240,6 +240,56 @@ impl WebApi {
             .collect())
     }
 
+    /// A message outside any thread, if a person wrote it: (their user id,
+    /// its text). `None` for the bot's and other bots' messages.
+    pub async fn persons_message(
+        &self,
+        at: &Thread,
+    ) -> Result<Option<(String, String)>, SlackError> {
+        let query = vec![("channel", at.channel_id.clone()), ("ts", at.ts.clone())];
+        Ok(self
+            .list("conversations.replies", query)
+            .await?
+            .into_iter()
+            .find(|message| message.ts == at.ts)
+            .and_then(|message| {
+                Some((
+                    message.user.filter(|_| message.bot_id.is_none())?,
+                    message.text,
+                ))
+            }))
+    }
+
+    /// The message's link, as `chat.getPermalink` gives it.
+    pub async fn permalink(&self, at: &Thread) -> Result<String, SlackError> {
+        let method = "chat.getPermalink";
+        let answer = self
+            .get_json(
+                method,
+                &[
+                    ("channel", at.channel_id.clone()),
+                    ("message_ts", at.ts.clone()),
+                ],
+            )
+            .await?;
+        answer["permalink"]
+            .as_str()
+            .map(str::to_owned)
+            .ok_or_else(|| SlackError::Unreadable {
+                method,
+                status: 200,
+                detail: "`ok` without `permalink`".to_owned(),
+            })
+    }
+
+    /// A channel's name (without `#`), as `conversations.info` gives it.
+    pub async fn channel_name(&self, channel_id: &str) -> Result<Option<String>, SlackError> {
+        let answer = self
+            .get_json("conversations.info", &[("channel", channel_id.to_owned())])
+            .await?;
+        Ok(answer["channel"]["name"].as_str().map(str::to_owned))
+    }
+
     /// Every message a listing method returns, following Slack's cursor:
     /// Slack may return fewer than `limit` with more to come.
     async fn list(

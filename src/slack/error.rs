@@ -92,6 +92,12 @@ impl SlackError {
         matches!(self, SlackError::Refused { code, .. } if PARENT_GONE_CODES.contains(&code.as_str()))
     }
 
+    /// The message is not the bot's to edit (`cant_update_message`): a
+    /// person's message raised in Slack that the thread hangs on.
+    pub fn not_the_bots(&self) -> bool {
+        matches!(self, SlackError::Refused { code, .. } if code == "cant_update_message")
+    }
+
     /// A short code for metrics and `/readyz`.
     pub fn code(&self) -> String {
         match self {

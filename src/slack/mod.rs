@@ -232,6 +232,9 @@ impl SlackNotifier {
         if resolved && let Some(at) = &parent {
             match api.update(at, &rendering.resolved_parent()).await {
                 Err(e) if e.parent_gone() => parent = None,
+                // A person's message raised in Slack: the reaction and the
+                // reply below say it is resolved.
+                Err(e) if e.not_the_bots() => {}
                 other => other?,
             }
         }

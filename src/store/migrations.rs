@@ -493,4 +493,25 @@ pub const MIGRATIONS: &[Migration] = &[
             "UPDATE issues SET open = CASE WHEN facts LIKE '%\"state\":\"closed\"%' THEN 0 ELSE 1 END",
         ],
     },
+    Migration {
+        version: 23,
+        name: "messages raised in Slack",
+        // A person's message raised (a reaction) in a channel that opens
+        // issues: claimed before the issue is created (iid NULL until
+        // then), so a second reaction, a Slack retry or another replica
+        // creates nothing more. The message is the issue's alert thread
+        // in that channel.
+        statements: &[
+            "CREATE TABLE raised (
+            channel_id TEXT NOT NULL,
+            ts TEXT NOT NULL,
+            channel TEXT NOT NULL,
+            project TEXT NOT NULL,
+            iid BIGINT,
+            claimed_at BIGINT NOT NULL,
+            PRIMARY KEY (channel_id, ts)
+        )",
+            "CREATE INDEX raised_issue ON raised (project, iid)",
+        ],
+    },
 ];

@@ -461,6 +461,26 @@ pub trait Store: Clone + Send + Sync + 'static {
         now: DateTime<Utc>,
     ) -> impl Future<Output = Result<u64, StoreError>> + Send;
 
+    /// Claims a person's message raised in Slack for an issue in
+    /// `project` (see [`Raised`]); a claim left pending since before
+    /// `stale_before` is taken over.
+    fn claim_raised(
+        &self,
+        message: &crate::notice::Thread,
+        channel: &str,
+        project: &str,
+        now: DateTime<Utc>,
+        stale_before: DateTime<Utc>,
+    ) -> impl Future<Output = Result<Raised, StoreError>> + Send;
+
+    /// Records the issue a claimed message became: from now on its
+    /// notices in that channel go to the message's thread.
+    fn record_raised(
+        &self,
+        message: &crate::notice::Thread,
+        issue: &IssueRef,
+    ) -> impl Future<Output = Result<(), StoreError>> + Send;
+
     /// The channels each of `cycles` posted or is to post in: its threads,
     /// and its outbox entries sent or waiting.
     fn cycle_channels(

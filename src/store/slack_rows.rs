@@ -15,6 +15,17 @@ pub struct AlertThread {
     pub cycle: u32,
 }
 
+/// What the store says of a message raised in Slack.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Raised {
+    /// This caller claimed it: it creates (or finds) the issue and records it.
+    Claimed,
+    /// It became this issue already.
+    Issue(IssueRef),
+    /// Another claim is at work on it.
+    Pending,
+}
+
 /// One Slack thread a clock cycle's notices went to.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct CycleThread {

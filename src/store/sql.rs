@@ -26,6 +26,7 @@ mod mutes;
 mod open;
 mod outbox;
 mod queued;
+mod raised;
 mod retention;
 mod slack;
 mod statements;
@@ -498,6 +499,25 @@ impl Store for SqlStore {
         now: DateTime<Utc>,
     ) -> Result<u64, StoreError> {
         outbox::queue_notices(self, notices, now).await
+    }
+
+    async fn claim_raised(
+        &self,
+        message: &crate::notice::Thread,
+        channel: &str,
+        project: &str,
+        now: DateTime<Utc>,
+        stale_before: DateTime<Utc>,
+    ) -> Result<super::Raised, StoreError> {
+        raised::claim_raised(self, message, channel, project, now, stale_before).await
+    }
+
+    async fn record_raised(
+        &self,
+        message: &crate::notice::Thread,
+        issue: &IssueRef,
+    ) -> Result<(), StoreError> {
+        raised::record_raised(self, message, issue).await
     }
 
     async fn cycle_channels(

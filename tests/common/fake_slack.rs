@@ -235,14 +235,23 @@ impl FakeSlack {
 
     /// `user` replies `text` in the thread of `parent`, as a person in the
     /// channel would; the reply's `ts`.
+    /// `user` posts `text` in `channel` (a name or id), outside any thread.
+    pub fn say(&self, user: &str, channel: &str, text: &str) -> Message {
+        self.person_says(user, &channel_id(channel), None, text)
+    }
+
     pub fn reply(&self, user: &str, parent: &Message, text: &str) -> String {
+        self.person_says(user, &parent.channel, Some(&parent.ts), text)
+            .ts
+    }
+
+    fn person_says(&self, user: &str, channel: &str, thread: Option<&str>, text: &str) -> Message {
         let mut inner = self.lock();
         inner.next_ts += 1;
-        let ts = format!("1764000000.{:06}", inner.next_ts * 100);
-        inner.messages.push(Message {
-            channel: parent.channel.clone(),
-            ts: ts.clone(),
-            thread_ts: Some(parent.ts.clone()),
+        let message = Message {
+            channel: channel.to_owned(),
+            ts: format!("1764000000.{:06}", inner.next_ts * 100),
+            thread_ts: thread.map(str::to_owned),
             broadcast: false,
             text: text.to_owned(),
             blocks: Value::Null,
@@ -253,8 +262,9 @@ impl FakeSlack {
             user: Some(user.to_owned()),
             via: None,
             confirmed_at: None,
-        });
-        ts
+        };
+        inner.messages.push(message.clone());
+        message
     }
 
     pub fn messages(&self) -> Vec<Message> {
@@ -530,6 +540,10 @@ fn answer(
             else {
                 return Answer::Refused("message_not_found".into());
             };
+            if message.user.is_some() {
+                // A person's message: the bot may not edit it.
+                return Answer::Refused("cant_update_message".into());
+            }
             message.text = text("text").unwrap_or_default();
             message.blocks = body["blocks"].clone();
             message.edits += 1;

@@ -42,6 +42,7 @@ pub fn slack_events(to_gitlab: Option<SlackToGitLab>) -> SlackEventsConfig {
         ack_reaction: "eyes".to_owned(),
         resolve_reaction: "white_check_mark".to_owned(),
         false_positive_reaction: "x".to_owned(),
+        raise_reaction: "rotating_light".to_owned(),
         to_gitlab,
     }
 }

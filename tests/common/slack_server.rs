@@ -117,6 +117,55 @@ pub async fn start_with_status_page(
     setup
 }
 
+/// The server over `fixtures/policies-slack` with the real Slack notifier
+/// on the fake Slack at `slack_api_url` and, for what is said in Slack,
+/// the flow that reads it there and writes on the fake GitLab at
+/// `gitlab_url`; `options` give the rest.
+pub async fn start_with_gitlab(
+    database: &Path,
+    slack_api_url: &str,
+    gitlab_url: &str,
+    options: Options,
+) -> Server {
+    use labelwarden::gitlab::actions::IssueWriter;
+    use labelwarden::gitlab::client::{GitLabClient, GitLabSettings};
+    use labelwarden::jobs::slack_to_gitlab::SlackToGitLab;
+    let policies = fixture_policies("policies-slack");
+    let token = SecretString::from(TOKEN.to_owned());
+    let notifier = SlackNotifier::new(
+        Arc::clone(&policies),
+        SlackSettings {
+            api_url: slack_api_url.to_owned(),
+            token: Some(token.clone()),
+            webhook_urls: BTreeMap::new(),
+            per_channel_per_second: NonZeroU32::new(100).unwrap(),
+            per_channel_burst: NonZeroU32::new(10).unwrap(),
+        },
+    )
+    .unwrap();
+    let client = GitLabClient::new(GitLabSettings {
+        url: gitlab_url.to_owned(),
+        token: SecretString::from(super::fake_gitlab::TOKEN.to_owned()),
+        concurrency: 4,
+        first_retry: std::time::Duration::from_millis(5),
+    })
+    .unwrap();
+    let to_gitlab = SlackToGitLab {
+        slack: labelwarden::slack::api::WebApi::new(
+            labelwarden::http_client::builder().build().unwrap(),
+            slack_api_url,
+            token,
+        ),
+        gitlab: IssueWriter::new(client),
+        policies: Arc::clone(&policies),
+    };
+    let options = Options {
+        slack_events: super::slack_events(Some(to_gitlab)),
+        ..options
+    };
+    start_server(policies, &sqlite(database), notifier, options).await
+}
+
 /// Generous enough never to slow a test down.
 pub const UNLIMITED: u32 = 1_000;
 

@@ -5,7 +5,7 @@
 use std::collections::BTreeSet;
 
 use super::*;
-use crate::policy::Fallback;
+use crate::policy::{Fallback, OpensIssues};
 
 impl Checker {
     pub(super) fn channel(
@@ -86,8 +86,43 @@ impl Checker {
                 }),
             ),
         };
+        let opens_issues = match &channel.opens_issues {
+            None => Some(None),
+            Some(located) => {
+                let wanted = &located.value;
+                let project = wanted.project.trim();
+                let labels: Vec<String> =
+                    wanted.labels.iter().map(|l| l.trim().to_owned()).collect();
+                self.check(
+                    file,
+                    located,
+                    format!("{field}.opens_issues"),
+                    if channel.slack_channel.is_none() {
+                        Err(
+                            "needs `slack_channel`: an incoming webhook hears no reactions"
+                                .to_owned(),
+                        )
+                    } else if !project.contains('/')
+                        || project.starts_with('/')
+                        || project.ends_with('/')
+                    {
+                        Err(format!(
+                            "`project: {project}` is not a project path like group/project"
+                        ))
+                    } else if labels.iter().any(String::is_empty) {
+                        Err("has an empty label".to_owned())
+                    } else {
+                        Ok(Some(OpensIssues {
+                            project: project.to_owned(),
+                            labels,
+                        }))
+                    },
+                )
+            }
+        };
         Some(Channel {
             name: name.to_owned(),
+            opens_issues: opens_issues?,
             destination: destination?,
             private: channel.private,
             audience: audience?,
@@ -498,5 +533,49 @@ fn fallback_route(route: &str, channels: &BTreeSet<String>) -> Result<Fallback, 
             "`{route}` is not a channel of the policy files, nor `{}`",
             Fallback::GITLAB_COMMENT
         ))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::tests::{checked, errors};
+
+    const POLICY: &str = "policies:\n  - name: p\n    match: { labels_any: [\"priority::highest\"] }\n    clock: { target: 24h }\n    escalation:\n      - on: start\n        slack: { channel: alerts }\n";
+
+    #[test]
+    fn a_channel_that_opens_issues_names_a_project_and_its_labels() {
+        let set = checked(&format!(
+            "channels:\n  alerts:\n    slack_channel: \"#alerts\"\n    opens_issues: {{ project: acme/backend, labels: [\"priority::highest\", \" type::bug \"] }}\n{POLICY}"
+        ))
+        .unwrap();
+        let opens = set.channels["alerts"].opens_issues.clone().unwrap();
+        assert_eq!(opens.project, "acme/backend");
+        assert_eq!(opens.labels, ["priority::highest", "type::bug"]);
+    }
+
+    #[test]
+    fn opening_issues_needs_a_bot_channel_a_project_path_and_real_labels() {
+        for (channel, said) in [
+            (
+                "webhook_env: STATUS_WEBHOOK\n    opens_issues: { project: acme/backend }",
+                "needs `slack_channel`",
+            ),
+            (
+                "slack_channel: \"#alerts\"\n    opens_issues: { project: backend }",
+                "not a project path",
+            ),
+            (
+                "slack_channel: \"#alerts\"\n    opens_issues: { project: acme/backend, labels: [\" \"] }",
+                "an empty label",
+            ),
+        ] {
+            let found = errors(&format!("channels:\n  alerts:\n    {channel}\n{POLICY}"));
+            assert!(
+                found
+                    .iter()
+                    .any(|e| e.contains("channels.alerts.opens_issues") && e.contains(said)),
+                "{channel}: {found:?}"
+            );
+        }
     }
 }

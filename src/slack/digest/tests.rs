@@ -14,6 +14,7 @@ fn channel(private: bool) -> Channel {
         group_after: 5,
         group_window: Channel::GROUP_WINDOW,
         fallback: None,
+        opens_issues: None,
     }
 }
 

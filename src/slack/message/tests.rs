@@ -85,6 +85,7 @@ fn channel(private: bool, audience: Audience) -> Channel {
         group_after: Channel::GROUP_AFTER,
         group_window: Channel::GROUP_WINDOW,
         fallback: None,
+        opens_issues: None,
     }
 }
 

@@ -29,6 +29,7 @@ pub(super) const ISSUE_TABLES: &[&str] = &[
     "threads",
     "acknowledgements",
     "carried_starts",
+    "raised",
 ];
 
 pub(super) async fn follow_project(

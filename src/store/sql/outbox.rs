@@ -53,7 +53,54 @@ pub(super) async fn claim_outbox(
         claimed.push((entry, position, channel));
     }
     claimed.sort_by_key(|(entry, position, _)| (entry.created_at, *position));
-    let threads = threads_of(store, &claimed).await?;
+    let mut threads = threads_of(store, &claimed).await?;
+    // A cycle without a thread of its own in a channel where its issue was
+    // raised from a person's message: that message is its thread.
+    let unthreaded: Vec<(String, i64, String)> = claimed
+        .iter()
+        .filter_map(|(entry, _, channel)| {
+            let channel = channel.as_ref()?;
+            let key = &entry.key;
+            let thread_key = (
+                key.issue.project.0.clone(),
+                key.issue.iid.0 as i64,
+                key.policy.0.clone(),
+                i64::from(key.firing.cycle),
+                channel.clone(),
+            );
+            (!threads.contains_key(&thread_key)).then(|| {
+                (
+                    key.issue.project.0.clone(),
+                    key.issue.iid.0 as i64,
+                    channel.clone(),
+                )
+            })
+        })
+        .collect();
+    if !unthreaded.is_empty() {
+        let raised = super::raised::raised_threads(store, &unthreaded).await?;
+        for (entry, _, channel) in &claimed {
+            let (Some(channel), key) = (channel, &entry.key) else {
+                continue;
+            };
+            let issue_key = (
+                key.issue.project.0.clone(),
+                key.issue.iid.0 as i64,
+                channel.clone(),
+            );
+            if let Some(thread) = raised.get(&issue_key) {
+                threads
+                    .entry((
+                        issue_key.0,
+                        issue_key.1,
+                        key.policy.0.clone(),
+                        i64::from(key.firing.cycle),
+                        issue_key.2,
+                    ))
+                    .or_insert_with(|| thread.clone());
+            }
+        }
+    }
     Ok(claimed
         .into_iter()
         .map(|(mut entry, _, channel)| {

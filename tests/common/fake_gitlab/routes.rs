@@ -540,6 +540,16 @@ pub(super) async fn create_issue(
     issue.title = title.clone();
     issue.description = form.get("description").cloned().unwrap_or_default();
     issue.confidential = form.get("confidential").is_some_and(|c| c == "true");
+    // `labels`: comma-separated, as the API takes them.
+    for label in form
+        .get("labels")
+        .map(|l| l.split(',').map(str::trim).filter(|l| !l.is_empty()))
+        .into_iter()
+        .flatten()
+    {
+        let created = issue.created_at;
+        issue = issue.add_label(created, label);
+    }
     let answer = issue.json();
     inner.issues.push(issue);
     (StatusCode::CREATED, axum::Json(answer)).into_response()

@@ -57,6 +57,24 @@ fn read(
         return answer;
     }
     let channel = query.get("channel").cloned().unwrap_or_default();
+    if method == "chat.getPermalink" {
+        // As Slack answers: the workspace URL, the channel, `p` and the ts
+        // without its dot.
+        let ts = query.get("message_ts").cloned().unwrap_or_default();
+        if !inner
+            .messages
+            .iter()
+            .any(|m| m.channel == channel && m.ts == ts)
+        {
+            return slack_error("message_not_found");
+        }
+        let permalink = format!(
+            "https://acme.slack.com/archives/{channel}/p{}",
+            ts.replace('.', "")
+        );
+        return axum::Json(json!({ "ok": true, "channel": channel, "permalink": permalink }))
+            .into_response();
+    }
     let with_metadata = query.get("include_all_metadata").map(String::as_str) == Some("true");
     let listed = |m: &Message| {
         let mut message = json!({ "type": "message", "ts": m.ts, "text": m.text });
