@@ -32,15 +32,16 @@ pub(super) async fn stored_clocks(
         query = query.bind(value.as_str());
     }
     let rows = query.fetch_all(&store.readers).await?;
-    rows.iter()
-        .map(|row| {
-            Ok((
-                issue_from(row)?,
-                PolicyName(row.try_get("policy")?),
-                row.try_get("status")?,
-            ))
-        })
-        .collect()
+    rows.iter().map(clock_row).collect()
+}
+
+/// A clock as listed: its issue, policy and status kind.
+fn clock_row(row: &AnyRow) -> Result<(IssueRef, PolicyName, String), StoreError> {
+    Ok((
+        issue_from(row)?,
+        PolicyName(row.try_get("policy")?),
+        row.try_get("status")?,
+    ))
 }
 
 /// Most clocks a status page reads at once.
@@ -61,15 +62,7 @@ pub(super) async fn board_clocks(
         .bind(millis(since))
         .fetch_all(&store.readers)
         .await?;
-    rows.iter()
-        .map(|row| {
-            Ok((
-                issue_from(row)?,
-                PolicyName(row.try_get("policy")?),
-                row.try_get("status")?,
-            ))
-        })
-        .collect()
+    rows.iter().map(clock_row).collect()
 }
 
 /// The Slack threads of `cycles`, in every channel each has one in.
