@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use chrono::Utc;
 use common::fake_gitlab::{FakeGitLab, FakeIssue};
-use common::fake_slack::{FakeSlack, Message, reaction_event};
+use common::fake_slack::{self, FakeSlack, Message, reaction_event};
 use common::slack_server::start_with_gitlab;
 use common::{Options, SLACK_SIGNING_SECRET, Server, issue_event, wait_until};
 use serde_json::Value;
@@ -230,5 +230,76 @@ async fn a_message_that_links_an_issue_adopts_it_and_labelwarden_s_own_posts_rai
         "the adopted #1 and the control: {titles:?}"
     );
     assert!(thread(&slack, &elsewhere).is_empty());
+    server.stop().await;
+}
+
+/// `app_mention` as Slack sends it for `@labelwarden issue …` replied in
+/// the thread of `parent`.
+fn mention(event_id: &str, user: &str, parent: &Message, ts: &str, text: &str) -> Value {
+    let now = Utc::now().timestamp();
+    serde_json::json!({
+        "token": "unused", "team_id": "T0TEST", "api_app_id": "A0TEST",
+        "type": "event_callback", "event_id": event_id, "event_time": now,
+        "authorizations": [{ "team_id": "T0TEST", "user_id": fake_slack::BOT_USER, "is_bot": true }],
+        "event": {
+            "type": "app_mention", "user": user, "text": text, "ts": ts,
+            "channel": parent.channel, "thread_ts": parent.ts, "event_ts": ts,
+        },
+    })
+}
+
+#[tokio::test]
+async fn the_bot_mentioned_with_an_issue_command_raises_the_thread_s_message_with_its_labels() {
+    let Setup {
+        server,
+        slack,
+        gitlab,
+        _dir,
+    } = start().await;
+    let said = slack.say(PERSON, "#alerts", "Login page returns 500 for SSO users");
+    let text = format!(
+        "<@{}> issue urgency::highest security",
+        fake_slack::BOT_USER
+    );
+    let asked = slack.reply(RESPONDER, &said, &text);
+    send(
+        &server,
+        &mention("EvMention1", RESPONDER, &said, &asked, &text),
+    )
+    .await;
+    // A mention that is no command does nothing.
+    let chat = format!("<@{}> thanks!", fake_slack::BOT_USER);
+    let thanked = slack.reply(RESPONDER, &said, &chat);
+    send(
+        &server,
+        &mention("EvMention2", RESPONDER, &said, &thanked, &chat),
+    )
+    .await;
+    let raised = || {
+        gitlab
+            .issues_of("acme/backend")
+            .into_iter()
+            .find(|i| i.title == "Login page returns 500 for SSO users")
+    };
+    assert!(wait_until(Duration::from_secs(20), || raised().is_some()).await);
+    assert_eq!(
+        raised().unwrap().labels,
+        ["urgency::highest", "security"],
+        "the command's labels, not the channel's"
+    );
+    assert!(
+        wait_until(Duration::from_secs(20), || {
+            thread(&slack, &said)
+                .iter()
+                .any(|m| m.text.contains(":ticket:"))
+        })
+        .await
+    );
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(
+        gitlab.issues_of("acme/backend").len(),
+        2,
+        "#1 and the raised one"
+    );
     server.stop().await;
 }

@@ -1,6 +1,7 @@
 //! A manual alert becomes a tracked issue in one gesture: the raise
 //! reaction (`serve --raise-reaction`, default `rotating_light`) on a
-//! person's message in a channel with `opens_issues` creates the GitLab
+//! person's message in a channel with `opens_issues`, or the bot mentioned
+//! in its thread with `issue LABEL…`, creates the GitLab
 //! issue (or adopts the one the message links), replies in the message's
 //! thread with its link, and makes that message the issue's alert thread
 //! in that channel: the policy's steps go there, not to a second parent.
@@ -82,12 +83,26 @@ async fn channel_opening_issues<'p>(
     Ok(opening.into_iter().find(|c| named(c, name.as_deref())))
 }
 
-/// Acts on `user`'s raise reaction on `message`.
+/// The labels of an `issue` command to the bot (`<@U0BOT> issue
+/// priority::highest security`); `None` for anything else.
+pub fn issue_command(text: &str) -> Option<Vec<String>> {
+    let mut words = text
+        .split_whitespace()
+        .filter(|word| !(word.starts_with("<@") && word.ends_with('>')));
+    let command = words.next()?;
+    command
+        .eq_ignore_ascii_case("issue")
+        .then(|| words.map(str::to_owned).collect())
+}
+
+/// Acts on `user` raising `message`, with `labels` instead of the
+/// channel's when given.
 pub async fn raise<S: Store>(
     context: &Context<S>,
     to_gitlab: &SlackToGitLab,
     message: &Thread,
     user: &str,
+    labels: Option<&[String]>,
     now: DateTime<Utc>,
 ) -> Result<RaiseOutcome, RaiseError> {
     let Some(channel) = channel_opening_issues(to_gitlab, &message.channel_id).await? else {
@@ -156,7 +171,7 @@ pub async fn raise<S: Store>(
                 &opens.project,
                 &raised_issue::title(people, &raised.text),
                 &raised_issue::description(people, &raised),
-                &opens.labels,
+                labels.unwrap_or(&opens.labels),
                 channel.private,
             )
             .await
@@ -187,4 +202,20 @@ pub async fn raise<S: Store>(
         .await
         .map_err(FromSlackError::from)?;
     Ok(outcome)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::issue_command;
+
+    #[test]
+    fn an_issue_command_gives_its_labels_and_anything_else_is_no_command() {
+        assert_eq!(
+            issue_command("<@U0LABELWDN> issue priority::highest security"),
+            Some(vec!["priority::highest".to_owned(), "security".to_owned()])
+        );
+        assert_eq!(issue_command("<@U0LABELWDN>  Issue"), Some(vec![]));
+        assert_eq!(issue_command("<@U0LABELWDN> what is this?"), None);
+        assert_eq!(issue_command("<@U0LABELWDN>"), None);
+    }
 }

@@ -212,34 +212,28 @@ async fn act<S: Store>(
             ts,
             ..
         } if reaction == config.raise_reaction => {
-            let Some(to_gitlab) = &config.to_gitlab else {
-                tracing::warn!(channel = %channel, "a raise reaction makes no issue: serve needs SLACK_BOT_TOKEN and GITLAB_TOKEN (api) for that");
-                return Ok(());
-            };
             let message = Thread {
                 channel_id: channel,
                 ts,
             };
-            match raise::raise(context, to_gitlab, &message, &user, Utc::now()).await {
-                Ok(RaiseOutcome::Created(raised)) => {
-                    tracing::info!(issue = %raised.issue, user = %user, "a message raised in Slack became an issue");
-                    metrics::counter!("labelwarden_raised_in_slack_total", "outcome" => "created")
-                        .increment(1);
-                    Ok(())
-                }
-                Ok(RaiseOutcome::Adopted(raised)) => {
-                    tracing::info!(issue = %raised.issue, user = %user, "a message raised in Slack adopted its issue");
-                    metrics::counter!("labelwarden_raised_in_slack_total", "outcome" => "adopted")
-                        .increment(1);
-                    Ok(())
-                }
-                Ok(RaiseOutcome::Already | RaiseOutcome::NotHere) => Ok(()),
-                Err(e) => Err(Failure {
-                    temporary: e.is_temporary(),
-                    message: e.to_string(),
-                    alert: None,
-                }),
-            }
+            raise_message(context, config, &message, &user, None).await
+        }
+        Event::Mention {
+            user,
+            channel,
+            thread_ts,
+            text,
+        } => {
+            let Some(labels) = raise::issue_command(&text) else {
+                tracing::info!(user = %user, "a mention that is not an `issue` command is not acted on");
+                return Ok(());
+            };
+            let message = Thread {
+                channel_id: channel,
+                ts: thread_ts,
+            };
+            let labels = (!labels.is_empty()).then_some(labels.as_slice());
+            raise_message(context, config, &message, &user, labels).await
         }
         Event::Reaction {
             added: true,
@@ -303,6 +297,41 @@ async fn act<S: Store>(
                 .map_err(|e| Failure::writing(&alert, e))
         }
         Event::Reaction { .. } | Event::Other => Ok(()),
+    }
+}
+
+/// `user` raised `message` (a reaction, or an `issue` command in its
+/// thread, whose labels replace the channel's): it becomes an issue.
+async fn raise_message<S: Store>(
+    context: &Context<S>,
+    config: &SlackEventsConfig,
+    message: &Thread,
+    user: &str,
+    labels: Option<&[String]>,
+) -> Result<(), Failure> {
+    let Some(to_gitlab) = &config.to_gitlab else {
+        tracing::warn!(channel = %message.channel_id, "a raised message makes no issue: serve needs SLACK_BOT_TOKEN and GITLAB_TOKEN (api) for that");
+        return Ok(());
+    };
+    match raise::raise(context, to_gitlab, message, user, labels, Utc::now()).await {
+        Ok(RaiseOutcome::Created(raised)) => {
+            tracing::info!(issue = %raised.issue, user = %user, "a message raised in Slack became an issue");
+            metrics::counter!("labelwarden_raised_in_slack_total", "outcome" => "created")
+                .increment(1);
+            Ok(())
+        }
+        Ok(RaiseOutcome::Adopted(raised)) => {
+            tracing::info!(issue = %raised.issue, user = %user, "a message raised in Slack adopted its issue");
+            metrics::counter!("labelwarden_raised_in_slack_total", "outcome" => "adopted")
+                .increment(1);
+            Ok(())
+        }
+        Ok(RaiseOutcome::Already | RaiseOutcome::NotHere) => Ok(()),
+        Err(e) => Err(Failure {
+            temporary: e.is_temporary(),
+            message: e.to_string(),
+            alert: None,
+        }),
     }
 }
 

@@ -2,7 +2,8 @@
 //! signature, the `url_verification` challenge, and the events that carry
 //! the handbook's protocol on an alert thread (a reaction added or
 //! removed, a reply in a thread). What labelwarden's own bot user did is
-//! not an event to act on. Pure: bytes and headers in, a verdict and an
+//! not an event to act on. The bot mentioned in a thread (`app_mention`)
+//! is a command about the thread's parent (`issue LABEL…`). Pure: bytes and headers in, a verdict and an
 //! event out.
 //!
 //! Slack signs each request: `X-Slack-Signature: v0=HEX`, the HMAC-SHA256
@@ -89,6 +90,15 @@ pub enum Event {
         thread_ts: String,
         ts: String,
         /// As Slack writes it (mrkdwn: `<@U…>`, `<url|label>`, `&lt;`).
+        text: String,
+    },
+    /// The bot mentioned (`app_mention`) in a thread: a command about the
+    /// thread's parent message.
+    Mention {
+        user: String,
+        channel: String,
+        /// The thread's parent message.
+        thread_ts: String,
         text: String,
     },
     Other,
@@ -195,6 +205,22 @@ pub fn parse(body: &[u8]) -> Result<Request, EventError> {
                         _ => Event::Other,
                     }
                 }
+                "app_mention" => {
+                    let message: MessageEvent = serde_json::from_value(raw).map_err(malformed)?;
+                    match (message.user, message.thread_ts) {
+                        (Some(user), Some(thread_ts))
+                            if message.bot_id.is_none() && thread_ts != message.ts =>
+                        {
+                            Event::Mention {
+                                user,
+                                channel: message.channel,
+                                thread_ts,
+                                text: message.text,
+                            }
+                        }
+                        _ => Event::Other,
+                    }
+                }
                 "message" => {
                     let message: MessageEvent = serde_json::from_value(raw).map_err(malformed)?;
                     // Plain replies and replies also sent to the channel;
@@ -225,7 +251,9 @@ pub fn parse(body: &[u8]) -> Result<Request, EventError> {
                     .any(|a| a.is_bot && a.user_id.as_deref() == Some(user))
             };
             let event = match event {
-                Event::Reaction { ref user, .. } | Event::Reply { ref user, .. }
+                Event::Reaction { ref user, .. }
+                | Event::Reply { ref user, .. }
+                | Event::Mention { ref user, .. }
                     if by_labelwarden(user) =>
                 {
                     Event::Other
@@ -392,5 +420,30 @@ mod tests {
                 String::from_utf8_lossy(body)
             );
         }
+    }
+
+    #[test]
+    fn the_bot_mentioned_in_a_thread_is_a_command_about_its_parent_and_nowhere_else() {
+        let in_thread = br#"{"type":"event_callback","event_id":"Ev21","event":{"type":"app_mention","channel":"C1","user":"U1","text":"<@U0BOT> issue security","ts":"1.6","thread_ts":"1.1"}}"#;
+        assert_eq!(
+            parse(in_thread).unwrap(),
+            Request::Event {
+                event_id: "Ev21".into(),
+                event: Event::Mention {
+                    user: "U1".into(),
+                    channel: "C1".into(),
+                    thread_ts: "1.1".into(),
+                    text: "<@U0BOT> issue security".into(),
+                },
+            }
+        );
+        let top_level = br#"{"type":"event_callback","event_id":"Ev22","event":{"type":"app_mention","channel":"C1","user":"U1","text":"<@U0BOT> issue","ts":"1.7"}}"#;
+        assert!(matches!(
+            parse(top_level).unwrap(),
+            Request::Event {
+                event: Event::Other,
+                ..
+            }
+        ));
     }
 }
