@@ -257,21 +257,12 @@ impl IssueWriter {
     }
 
     /// Carries out a notice's GitLab part, safe to repeat: the labels, the
-    /// on-call assignee (see [`super::assign`]), then the comment unless a note already carries this step's marker (a
-    /// retry after a later failure does not comment twice).
+    /// on-call assignee (see [`super::assign`]), then the comment unless a
+    /// note already carries this step's marker (a retry after a later
+    /// failure does not comment twice).
     pub async fn apply(&self, notice: &Notice) -> Result<(), GitLabError> {
-        if let Some(write) = &notice.due_date {
-            self.write_due_date(&notice.issue, write).await?;
-        }
-        let Some(step) = &notice.gitlab else {
-            return Ok(());
-        };
-        self.edit_labels(&notice.issue, &step.add_labels, &step.remove_labels)
-            .await?;
-        if !step.assign.is_empty() {
-            self.assign_if_unowned(&notice.issue, &step.assign).await?;
-        }
-        if !step.comment {
+        self.edit_issue(notice).await?;
+        if !notice.gitlab.as_ref().is_some_and(|step| step.comment) {
             return Ok(());
         }
         let marker = Marker {
@@ -286,7 +277,33 @@ impl IssueWriter {
             .iter()
             .any(|m| m.policy == marker.policy && m.firing == marker.firing);
         if !already {
-            self.create_note(&notice.issue, &comment(notice, &marker), step.internal)
+            self.comment_step(notice, &marker).await?;
+        }
+        Ok(())
+    }
+
+    /// A notice's edits of the issue, each safe to repeat: its due date,
+    /// labels and on-call assignee.
+    pub async fn edit_issue(&self, notice: &Notice) -> Result<(), GitLabError> {
+        if let Some(write) = &notice.due_date {
+            self.write_due_date(&notice.issue, write).await?;
+        }
+        let Some(step) = &notice.gitlab else {
+            return Ok(());
+        };
+        self.edit_labels(&notice.issue, &step.add_labels, &step.remove_labels)
+            .await?;
+        if !step.assign.is_empty() {
+            self.assign_if_unowned(&notice.issue, &step.assign).await?;
+        }
+        Ok(())
+    }
+
+    /// The step's comment carrying `marker`, if it asks for one (a rule's
+    /// internal note stays internal).
+    pub async fn comment_step(&self, notice: &Notice, marker: &Marker) -> Result<(), GitLabError> {
+        if let Some(step) = notice.gitlab.as_ref().filter(|step| step.comment) {
+            self.create_note(&notice.issue, &comment(notice, marker), step.internal)
                 .await?;
         }
         Ok(())

@@ -10,7 +10,7 @@ use futures_util::StreamExt;
 
 use super::plan::{IssuePlan, PlannedStep, RunDigest};
 use crate::engine::Firing;
-use crate::gitlab::actions::{IssueLedger, IssueWriter, comment};
+use crate::gitlab::actions::{IssueLedger, IssueWriter};
 use crate::gitlab::markers::{Marker, ledger_note, thread_of};
 use crate::issue::IssueRef;
 use crate::notice::digest::DigestKey;
@@ -160,31 +160,11 @@ async fn record(
         thread,
     };
     let issue = &notice.issue;
-    if let Some(write) = &notice.due_date {
-        writer
-            .write_due_date(issue, write)
-            .await
-            .map_err(|e| e.to_string())?;
-    }
-    if let Some(gitlab) = &notice.gitlab {
-        writer
-            .edit_labels(issue, &gitlab.add_labels, &gitlab.remove_labels)
-            .await
-            .map_err(|e| e.to_string())?;
-        if !gitlab.assign.is_empty() {
-            writer
-                .assign_if_unowned(issue, &gitlab.assign)
-                .await
-                .map_err(|e| e.to_string())?;
-        }
-        if gitlab.comment {
-            // A rule's internal note stays internal.
-            writer
-                .create_note(issue, &comment(notice, &marker), gitlab.internal)
-                .await
-                .map_err(|e| e.to_string())?;
-        }
-    }
+    writer.edit_issue(notice).await.map_err(|e| e.to_string())?;
+    writer
+        .comment_step(notice, &marker)
+        .await
+        .map_err(|e| e.to_string())?;
     ledger.markers.push(marker);
     let body = ledger_note(&ledger.markers);
     match ledger.ledger_note {
