@@ -53,58 +53,11 @@ pub(super) async fn claim_outbox(
         claimed.push((entry, position, channel));
     }
     claimed.sort_by_key(|(entry, position, _)| (entry.created_at, *position));
-    let mut threads = threads_of(store, &claimed).await?;
-    // A cycle without a thread of its own in a channel where its issue was
-    // raised from a person's message: that message is its thread.
-    let unthreaded: Vec<(String, i64, String)> = claimed
-        .iter()
-        .filter_map(|(entry, _, channel)| {
-            let channel = channel.as_ref()?;
-            let key = &entry.key;
-            let thread_key = (
-                key.issue.project.0.clone(),
-                key.issue.iid.0 as i64,
-                key.policy.0.clone(),
-                i64::from(key.firing.cycle),
-                channel.clone(),
-            );
-            (!threads.contains_key(&thread_key)).then(|| {
-                (
-                    key.issue.project.0.clone(),
-                    key.issue.iid.0 as i64,
-                    channel.clone(),
-                )
-            })
-        })
-        .collect();
-    if !unthreaded.is_empty() {
-        let raised = super::raised::raised_threads(store, &unthreaded).await?;
-        for (entry, _, channel) in &claimed {
-            let (Some(channel), key) = (channel, &entry.key) else {
-                continue;
-            };
-            let issue_key = (
-                key.issue.project.0.clone(),
-                key.issue.iid.0 as i64,
-                channel.clone(),
-            );
-            if let Some(thread) = raised.get(&issue_key) {
-                threads
-                    .entry((
-                        issue_key.0,
-                        issue_key.1,
-                        key.policy.0.clone(),
-                        i64::from(key.firing.cycle),
-                        issue_key.2,
-                    ))
-                    .or_insert_with(|| thread.clone());
-            }
-        }
-    }
-    Ok(claimed
+    let threads = threads_of(store, &claimed).await?;
+    let mut entries: Vec<(OutboxEntry, Option<String>)> = claimed
         .into_iter()
         .map(|(mut entry, _, channel)| {
-            if let Some(channel) = channel {
+            if let Some(channel) = &channel {
                 let key = &entry.key;
                 entry.thread = threads
                     .get(&(
@@ -112,13 +65,36 @@ pub(super) async fn claim_outbox(
                         key.issue.iid.0 as i64,
                         key.policy.0.clone(),
                         i64::from(key.firing.cycle),
-                        channel,
+                        channel.clone(),
                     ))
                     .cloned();
             }
-            entry
+            (entry, channel)
         })
-        .collect())
+        .collect();
+    // A cycle without a thread of its own in a channel where its issue was
+    // raised from a person's message: that message is its thread.
+    let raised_key = |key: &OutboxKey, channel: &str| {
+        (
+            key.issue.project.0.clone(),
+            key.issue.iid.0 as i64,
+            channel.to_owned(),
+        )
+    };
+    let unthreaded: Vec<(String, i64, String)> = entries
+        .iter()
+        .filter(|(entry, _)| entry.thread.is_none())
+        .filter_map(|(entry, channel)| Some(raised_key(&entry.key, channel.as_deref()?)))
+        .collect();
+    if !unthreaded.is_empty() {
+        let raised = super::raised::raised_threads(store, &unthreaded).await?;
+        for (entry, channel) in &mut entries {
+            if let (None, Some(channel)) = (&entry.thread, channel.as_deref()) {
+                entry.thread = raised.get(&raised_key(&entry.key, channel)).cloned();
+            }
+        }
+    }
+    Ok(entries.into_iter().map(|(entry, _)| entry).collect())
 }
 
 /// What a resent row says of its refusal: the channel, the error, when.
@@ -174,32 +150,16 @@ async fn queue_fallbacks(
             step: StepId(step.clone()),
             ..key.firing.clone()
         };
-        let (project, iid, policy) = (
-            key.issue.project.0.as_str(),
-            key.issue.iid.0 as i64,
-            key.policy.0.as_str(),
-        );
-        let queued = sqlx::query(
-            "INSERT INTO outbox (project, iid, policy, step, cycle, occurrence, created_at, position,
-                notice, next_attempt_at, channel)
-             VALUES ($1, $2, $3, $4, $5, $6, $7, 0, $8, $7, $9) ON CONFLICT DO NOTHING",
-        );
-        bind_firing(queued, project, iid, policy, &fallback)
-            .bind(millis(now))
-            .bind(notice)
-            .bind(channel.as_deref())
-            .execute(&mut **tx)
-            .await?;
-        // In the ledger too: where it went is where a later redaction,
-        // move or deletion of the issue must be said.
-        let recorded = sqlx::query(
-            "INSERT INTO ledger (project, iid, policy, step, cycle, occurrence, fired_at)
-             VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT DO NOTHING",
-        );
-        bind_firing(recorded, project, iid, policy, &fallback)
-            .bind(millis(now))
-            .execute(&mut **tx)
-            .await?;
+        queue_one(
+            tx,
+            &key.issue,
+            &key.policy,
+            &fallback,
+            &notice,
+            channel.as_deref(),
+            now,
+        )
+        .await?;
     }
     Ok(())
 }
@@ -391,6 +351,48 @@ pub(super) async fn threads_of(
     Ok(threads)
 }
 
+/// Queues one notice (as stored, `payload`) for `channel`, due at `now`,
+/// in the outbox and the ledger (where it went is where a later
+/// redaction, move or deletion of the issue must be said), once: a key
+/// queued already is left as it is. Returns whether it was new.
+async fn queue_one(
+    tx: &mut Transaction<'_, Any>,
+    issue: &IssueRef,
+    policy: &PolicyName,
+    firing: &Firing,
+    payload: &str,
+    channel: Option<&str>,
+    now: DateTime<Utc>,
+) -> Result<bool, StoreError> {
+    let (project, iid, policy) = (
+        issue.project.0.as_str(),
+        issue.iid.0 as i64,
+        policy.0.as_str(),
+    );
+    let queued = sqlx::query(
+        "INSERT INTO outbox (project, iid, policy, step, cycle, occurrence, created_at, position,
+            notice, next_attempt_at, channel)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, 0, $8, $7, $9) ON CONFLICT DO NOTHING",
+    );
+    let new = bind_firing(queued, project, iid, policy, firing)
+        .bind(millis(now))
+        .bind(payload)
+        .bind(channel)
+        .execute(&mut **tx)
+        .await?
+        .rows_affected()
+        == 1;
+    let recorded = sqlx::query(
+        "INSERT INTO ledger (project, iid, policy, step, cycle, occurrence, fired_at)
+         VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT DO NOTHING",
+    );
+    bind_firing(recorded, project, iid, policy, firing)
+        .bind(millis(now))
+        .execute(&mut **tx)
+        .await?;
+    Ok(new)
+}
+
 /// Queues `notices` (each with a Slack part) due at `now`, in the outbox
 /// and the ledger, once each: a notice whose key is there already is left
 /// as it is. Returns how many were new.
@@ -402,32 +404,21 @@ pub(super) async fn queue_notices(
     let mut tx = store.writer.begin().await?;
     let mut queued = 0;
     for notice in notices {
-        let (project, iid, policy) = (
-            notice.issue.project.0.as_str(),
-            notice.issue.iid.0 as i64,
-            notice.policy.0.as_str(),
-        );
         let payload = serde_json::to_string(notice).map_err(corrupt("queued notice"))?;
-        let insert = sqlx::query(
-            "INSERT INTO outbox (project, iid, policy, step, cycle, occurrence, created_at, position,
-                notice, next_attempt_at, channel)
-             VALUES ($1, $2, $3, $4, $5, $6, $7, 0, $8, $7, $9) ON CONFLICT DO NOTHING",
-        );
-        queued += bind_firing(insert, project, iid, policy, &notice.firing)
-            .bind(millis(now))
-            .bind(payload)
-            .bind(notice.slack.as_ref().map(|slack| slack.channel.as_str()))
-            .execute(&mut *tx)
-            .await?
-            .rows_affected();
-        let recorded = sqlx::query(
-            "INSERT INTO ledger (project, iid, policy, step, cycle, occurrence, fired_at)
-             VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT DO NOTHING",
-        );
-        bind_firing(recorded, project, iid, policy, &notice.firing)
-            .bind(millis(now))
-            .execute(&mut *tx)
-            .await?;
+        let channel = notice.slack.as_ref().map(|slack| slack.channel.as_str());
+        if queue_one(
+            &mut tx,
+            &notice.issue,
+            &notice.policy,
+            &notice.firing,
+            &payload,
+            channel,
+            now,
+        )
+        .await?
+        {
+            queued += 1;
+        }
     }
     tx.commit().await?;
     Ok(queued)
