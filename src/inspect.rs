@@ -18,7 +18,7 @@ use crate::store::{Store, StoreError};
 pub mod story;
 
 /// Issues loaded from the store at once.
-pub(crate) const LOAD_CHUNK: usize = 500;
+const LOAD_CHUNK: usize = 500;
 
 /// One clock, as of now.
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -149,14 +149,16 @@ async fn views<S: Store>(
             .collect();
         let ledger = Ledger::new(fired).with_acknowledged(acknowledged.clone());
         let next_step = next_step(&issue, policy, &reading, ledger, now);
-        let acknowledged_by = if acknowledged.contains(&reading.cycle) {
-            store
-                .acknowledgement(&reference, &policy_name, reading.cycle)
-                .await?
-                .map(|(by, _)| from_slack::person(&policies.people, &by))
-        } else {
-            None
-        };
+        let acknowledged_by = acknowledgement_of(
+            store,
+            policies,
+            found,
+            &reference,
+            &policy_name,
+            reading.cycle,
+        )
+        .await?
+        .map(|(by, _)| by);
         let deadline = reading.deadline().or(match &status {
             SlaStatus::Breached { deadline, .. } | SlaStatus::Missed { deadline, .. } => {
                 Some(*deadline)
@@ -183,8 +185,32 @@ async fn views<S: Store>(
     Ok(views)
 }
 
+/// Who acknowledged `policy`'s cycle `cycle` of `issue` (named as people
+/// read it) and when, if `found` says somebody did: the store is asked
+/// only then.
+pub(crate) async fn acknowledgement_of<S: Store>(
+    store: &S,
+    policies: &PolicySet,
+    found: &crate::store::Loaded,
+    issue: &IssueRef,
+    policy: &PolicyName,
+    cycle: u32,
+) -> Result<Option<(String, DateTime<Utc>)>, StoreError> {
+    if !found
+        .acknowledged
+        .iter()
+        .any(|(p, acknowledged)| p == policy && *acknowledged == cycle)
+    {
+        return Ok(None);
+    }
+    Ok(store
+        .acknowledgement(issue, policy, cycle)
+        .await?
+        .map(|(by, at)| (from_slack::person(&policies.people, &by), at)))
+}
+
 /// Loads `issues` from the store into `loaded`, a chunk at a time.
-async fn load_into<S: Store>(
+pub(crate) async fn load_into<S: Store>(
     store: &S,
     issues: &[IssueRef],
     loaded: &mut BTreeMap<IssueRef, crate::store::Loaded>,

@@ -3,14 +3,13 @@
 //! rows (so the page and `audit` count the same way), with who
 //! acknowledged each cycle and the Slack threads its notices went to.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 
 use chrono::{DateTime, TimeDelta, Utc};
 
 use crate::audit::{self, Row};
 use crate::gitlab::api_issue::FetchedIssue;
-use crate::gitlab::from_slack;
-use crate::inspect::LOAD_CHUNK;
+use crate::inspect::{acknowledgement_of, load_into};
 use crate::issue::IssueRef;
 use crate::policy::{PolicyName, PolicySet};
 use crate::store::{AlertThread, CycleThread, Loaded, Store, StoreError};
@@ -36,46 +35,40 @@ pub async fn board<S: Store>(
     let stored = store.board_clocks(now - window).await?;
     let mut issues: Vec<IssueRef> = stored.into_iter().map(|(issue, _, _)| issue).collect();
     issues.dedup();
-    let mut loaded: HashMap<String, Loaded> = HashMap::with_capacity(issues.len());
-    let mut fetched = Vec::with_capacity(issues.len());
-    for chunk in issues.chunks(LOAD_CHUNK) {
-        for (issue, found) in chunk.iter().zip(store.load_issues(chunk).await?) {
-            let Some(record) = &found.record else {
-                continue;
-            };
-            fetched.push(FetchedIssue {
+    let mut loaded = BTreeMap::new();
+    load_into(store, &issues, &mut loaded).await?;
+    // Issues with a record, by the reference the audit's rows name them by.
+    let recorded: HashMap<String, (&IssueRef, &Loaded)> = loaded
+        .iter()
+        .filter(|(_, found)| found.record.is_some())
+        .map(|(issue, found)| (issue.to_string(), (issue, found)))
+        .collect();
+    let fetched: Vec<FetchedIssue> = recorded
+        .values()
+        .filter_map(|(_, found)| {
+            let record = found.record.as_ref()?;
+            Some(FetchedIssue {
                 issue: record.issue(&found.carried),
                 title: record.title.clone(),
                 url: record.url.clone(),
                 updated_at: record.updated_at,
                 ids: record.ids,
-            });
-            loaded.insert(issue.to_string(), found);
-        }
-    }
+            })
+        })
+        .collect();
     let mut rows = audit::evaluate(&fetched, policies, now);
     rows.retain(|row| row.is_live() || row.ended_at().is_some_and(|at| at >= now - window));
     let mut live_cycles = Vec::new();
     for row in &mut rows {
-        let Some(found) = loaded.get(&row.issue) else {
+        let Some((issue, found)) = recorded.get(&row.issue) else {
             continue;
         };
         let policy = PolicyName(row.policy.clone());
-        let issue = found.record.as_ref().map(|r| r.facts.reference.clone());
-        let Some(issue) = issue else { continue };
-        if found
-            .acknowledged
-            .iter()
-            .any(|(p, cycle)| p == &policy && *cycle == row.cycle)
-        {
-            row.acknowledged = store
-                .acknowledgement(&issue, &policy, row.cycle)
-                .await?
-                .map(|(by, at)| (from_slack::person(&policies.people, &by), at));
-        }
+        row.acknowledged =
+            acknowledgement_of(store, policies, found, issue, &policy, row.cycle).await?;
         if row.is_live() {
             live_cycles.push(AlertThread {
-                issue,
+                issue: (*issue).clone(),
                 policy,
                 cycle: row.cycle,
             });
