@@ -210,24 +210,12 @@ async fn the_status_page_shows_the_clocks_by_time_left_and_keeps_secrets_in_a_br
         "C0ALERTS",
         &parent.ts,
     );
-    let signed_at = Utc::now().timestamp();
-    let (status, _) = server
-        .slack_event(&eyes, signed_at, common::SLACK_SIGNING_SECRET)
-        .await;
-    assert_eq!(status, 200);
+    server.slack_event_now(&eyes).await;
     let url = format!("{}/status", server.address);
     let mut ready = false;
     let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
     while !ready && tokio::time::Instant::now() < deadline {
-        let body = server
-            .http
-            .get(&url)
-            .send()
-            .await
-            .unwrap()
-            .text()
-            .await
-            .unwrap();
+        let body = server.get("/status").await.1;
         ready = body.contains("@user1, <time") && body.contains("archives/C0ALERTS");
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
@@ -269,15 +257,7 @@ async fn the_status_page_shows_the_clocks_by_time_left_and_keeps_secrets_in_a_br
     // Without script a browser shows the page as served (headless
     // Chromium cannot dump the DOM with script off): UTC times and the
     // time left as of the render.
-    let plain = server
-        .http
-        .get(&url)
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let plain = server.get("/status").await.1;
     assert!(
         plain.contains(" UTC</time>") && plain.contains(" left</span>"),
         "without script the page says the time left and UTC times: {plain}"

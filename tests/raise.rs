@@ -12,7 +12,7 @@ use chrono::Utc;
 use common::fake_gitlab::{FakeGitLab, FakeIssue};
 use common::fake_slack::{self, FakeSlack, Message, reaction_event};
 use common::slack_server::start_with_gitlab;
-use common::{Options, SLACK_SIGNING_SECRET, Server, issue_event, wait_until};
+use common::{Options, Server, issue_event, wait_until};
 use serde_json::Value;
 
 const PERSON: &str = "U0USER001";
@@ -50,13 +50,6 @@ async fn start() -> Setup {
     }
 }
 
-async fn send(server: &Server, event: &Value) {
-    let (status, body) = server
-        .slack_event(event, Utc::now().timestamp(), SLACK_SIGNING_SECRET)
-        .await;
-    assert_eq!(status, 200, "{body}");
-}
-
 fn raise(event_id: &str, user: &str, message: &Message) -> Value {
     reaction_event(
         event_id,
@@ -90,7 +83,9 @@ async fn a_raised_message_becomes_one_issue_and_its_thread_is_the_issue_s_alert_
         "#alerts",
         "Checkout is down for EU customers\nErrors since 14:00 <!here>",
     );
-    send(&server, &raise("EvRaise1", RESPONDER, &said)).await;
+    server
+        .slack_event_now(&raise("EvRaise1", RESPONDER, &said))
+        .await;
     let created = || {
         gitlab
             .issues_of("acme/backend")
@@ -134,8 +129,12 @@ async fn a_raised_message_becomes_one_issue_and_its_thread_is_the_issue_s_alert_
 
     // Slack retrying the event, and a second person raising it, make
     // nothing more.
-    send(&server, &raise("EvRaise1", RESPONDER, &said)).await;
-    send(&server, &raise("EvRaise2", PERSON, &said)).await;
+    server
+        .slack_event_now(&raise("EvRaise1", RESPONDER, &said))
+        .await;
+    server
+        .slack_event_now(&raise("EvRaise2", PERSON, &said))
+        .await;
 
     // GitLab's webhook for the new issue starts its clock (2 s): its
     // alerts go into the person's thread, not to a new parent.
@@ -189,7 +188,9 @@ async fn a_message_that_links_an_issue_adopts_it_and_labelwarden_s_own_posts_rai
         "#alerts",
         "Payments failing, see <https://gitlab.example.com/acme/backend/-/issues/1|acme/backend#1>",
     );
-    send(&server, &raise("EvAdopt1", RESPONDER, &said)).await;
+    server
+        .slack_event_now(&raise("EvAdopt1", RESPONDER, &said))
+        .await;
     assert!(
         wait_until(Duration::from_secs(20), || {
             thread(&slack, &said)
@@ -202,13 +203,19 @@ async fn a_message_that_links_an_issue_adopts_it_and_labelwarden_s_own_posts_rai
     );
     // A message in a channel that opens no issues raises nothing.
     let elsewhere = slack.say(PERSON, "#triage", "Search is slow");
-    send(&server, &raise("EvElsewhere", RESPONDER, &elsewhere)).await;
+    server
+        .slack_event_now(&raise("EvElsewhere", RESPONDER, &elsewhere))
+        .await;
     // Nor does a reply in a thread (the adoption's own reply, here).
     let ticket = thread(&slack, &said).remove(0);
-    send(&server, &raise("EvOwn", RESPONDER, &ticket)).await;
+    server
+        .slack_event_now(&raise("EvOwn", RESPONDER, &ticket))
+        .await;
     // A control raise after them: once it is done, they had their turn.
     let control = slack.say(PERSON, "#alerts", "Control: login broken");
-    send(&server, &raise("EvControl", RESPONDER, &control)).await;
+    server
+        .slack_event_now(&raise("EvControl", RESPONDER, &control))
+        .await;
     assert!(
         wait_until(Duration::from_secs(20), || {
             gitlab
@@ -262,19 +269,15 @@ async fn the_bot_mentioned_with_an_issue_command_raises_the_thread_s_message_wit
         fake_slack::BOT_USER
     );
     let asked = slack.reply(RESPONDER, &said, &text);
-    send(
-        &server,
-        &mention("EvMention1", RESPONDER, &said, &asked, &text),
-    )
-    .await;
+    server
+        .slack_event_now(&mention("EvMention1", RESPONDER, &said, &asked, &text))
+        .await;
     // A mention that is no command does nothing.
     let chat = format!("<@{}> thanks!", fake_slack::BOT_USER);
     let thanked = slack.reply(RESPONDER, &said, &chat);
-    send(
-        &server,
-        &mention("EvMention2", RESPONDER, &said, &thanked, &chat),
-    )
-    .await;
+    server
+        .slack_event_now(&mention("EvMention2", RESPONDER, &said, &thanked, &chat))
+        .await;
     let raised = || {
         gitlab
             .issues_of("acme/backend")

@@ -13,7 +13,7 @@ use chrono::Utc;
 use common::fake_gitlab::{FakeGitLab, FakeIssue};
 use common::fake_slack::{BOT_USER, FakeSlack, Message, reaction_event, reply_event};
 use common::slack_server::start_with_gitlab;
-use common::{Options, SLACK_SIGNING_SECRET, Server, issue_event, wait_until};
+use common::{Options, Server, issue_event, wait_until};
 use labelwarden::jobs::retry::RetryPolicy;
 use serde_json::Value;
 
@@ -93,13 +93,6 @@ fn on_alert(event_id: &str, kind: &str, user: &str, reaction: &str, parent: &Mes
     reaction_event(event_id, kind, user, reaction, &parent.channel, &parent.ts)
 }
 
-async fn send(server: &Server, event: &Value) {
-    let (status, body) = server
-        .slack_event(event, Utc::now().timestamp(), SLACK_SIGNING_SECRET)
-        .await;
-    assert_eq!(status, 200, "{body}");
-}
-
 /// Notes on the issue whose text contains `needle`: (body, internal).
 fn notes_with(gitlab: &FakeGitLab, iid: u64, needle: &str) -> Vec<(String, bool)> {
     gitlab
@@ -124,11 +117,15 @@ async fn a_resolve_reaction_writes_the_last_reply_on_the_issue_once_and_closes_i
     // The responder says what they did in the thread, twice; somebody else
     // chimes in after. Only the responder's last reply is the comment.
     let first = slack.reply(RESPONDER, &parent, "looking, rolling back");
-    send(
-        &server,
-        &reply_event("EvR1", RESPONDER, &parent, &first, "looking, rolling back"),
-    )
-    .await;
+    server
+        .slack_event_now(&reply_event(
+            "EvR1",
+            RESPONDER,
+            &parent,
+            &first,
+            "looking, rolling back",
+        ))
+        .await;
     let last = slack.reply(
         RESPONDER,
         &parent,
@@ -143,7 +140,7 @@ async fn a_resolve_reaction_writes_the_last_reply_on_the_issue_once_and_closes_i
         "white_check_mark",
         &parent,
     );
-    send(&server, &resolve).await;
+    server.slack_event_now(&resolve).await;
     wait_until(Duration::from_secs(15), || {
         !gitlab.issue("acme/backend", 90).is_open()
     })
@@ -178,41 +175,35 @@ async fn a_resolve_reaction_writes_the_last_reply_on_the_issue_once_and_closes_i
 
     // Slack retrying the event, and the reaction taken off and put back:
     // nothing new is written.
-    send(&server, &resolve).await;
-    send(
-        &server,
-        &on_alert(
+    server.slack_event_now(&resolve).await;
+    server
+        .slack_event_now(&on_alert(
             "EvResolve2",
             "reaction_removed",
             RESPONDER,
             "white_check_mark",
             &parent,
-        ),
-    )
-    .await;
-    send(
-        &server,
-        &on_alert(
+        ))
+        .await;
+    server
+        .slack_event_now(&on_alert(
             "EvResolve3",
             "reaction_added",
             RESPONDER,
             "white_check_mark",
             &parent,
-        ),
-    )
-    .await;
+        ))
+        .await;
     // labelwarden's own reaction (its `resolved` step) is not a person's.
-    send(
-        &server,
-        &on_alert(
+    server
+        .slack_event_now(&on_alert(
             "EvBot",
             "reaction_added",
             BOT_USER,
             "white_check_mark",
             &parent,
-        ),
-    )
-    .await;
+        ))
+        .await;
     tokio::time::sleep(Duration::from_millis(500)).await;
     assert_eq!(notes_with(&gitlab, 90, "Resolved in Slack").len(), 1);
     assert_eq!(notes_with(&gitlab, 90, "labelwarden:slack").len(), 2);
@@ -236,17 +227,15 @@ async fn a_resolution_gitlab_refuses_for_a_while_is_written_once_it_answers() {
     // More 502s than the GitLab client's own five tries: the event stays
     // in the store and is acted on again later.
     gitlab.fail(12);
-    send(
-        &server,
-        &on_alert(
+    server
+        .slack_event_now(&on_alert(
             "EvOutage",
             "reaction_added",
             RESPONDER,
             "white_check_mark",
             &parent,
-        ),
-    )
-    .await;
+        ))
+        .await;
     wait_until(Duration::from_secs(15), || {
         !notes_with(&gitlab, 94, "Resolved in Slack").is_empty()
     })
@@ -281,11 +270,15 @@ async fn a_false_positive_reaction_writes_its_note_and_adds_the_label() {
         &parent,
         "not a bug: the customer's proxy strips the header",
     );
-    send(
-        &server,
-        &on_alert("EvFp1", "reaction_added", RESPONDER, "x", &parent),
-    )
-    .await;
+    server
+        .slack_event_now(&on_alert(
+            "EvFp1",
+            "reaction_added",
+            RESPONDER,
+            "x",
+            &parent,
+        ))
+        .await;
     wait_until(Duration::from_secs(15), || {
         gitlab
             .issue("acme/backend", 91)
@@ -323,8 +316,8 @@ async fn an_acknowledgement_and_its_withdrawal_are_noted_on_the_issue_for_audit(
         ..
     } = start(93).await;
     let eyes = on_alert("EvAck1", "reaction_added", RESPONDER, "eyes", &parent);
-    send(&server, &eyes).await;
-    send(&server, &eyes).await;
+    server.slack_event_now(&eyes).await;
+    server.slack_event_now(&eyes).await;
     wait_until(Duration::from_secs(15), || {
         !notes_with(&gitlab, 93, "Acknowledged in Slack").is_empty()
     })
@@ -341,11 +334,15 @@ async fn an_acknowledgement_and_its_withdrawal_are_noted_on_the_issue_for_audit(
             && noted[0].1,
         "{noted:?}"
     );
-    send(
-        &server,
-        &on_alert("EvAck2", "reaction_removed", RESPONDER, "eyes", &parent),
-    )
-    .await;
+    server
+        .slack_event_now(&on_alert(
+            "EvAck2",
+            "reaction_removed",
+            RESPONDER,
+            "eyes",
+            &parent,
+        ))
+        .await;
     wait_until(Duration::from_secs(15), || {
         !notes_with(&gitlab, 93, "Acknowledgement taken back").is_empty()
     })
@@ -382,26 +379,28 @@ async fn a_reaction_on_a_message_labelwarden_did_not_post_writes_nothing() {
         _dir,
     } = start(92).await;
     const ELSEWHERE: &str = "1700000000.000001";
-    send(
-        &server,
-        &reaction_event(
+    server
+        .slack_event_now(&reaction_event(
             "EvElsewhere",
             "reaction_added",
             RESPONDER,
             "white_check_mark",
             "C0ALERTS",
             ELSEWHERE,
-        ),
-    )
-    .await;
+        ))
+        .await;
     // Events are acted on in the order received: once a reply sent after
     // it is mirrored on the issue, the reaction was handled too.
     let reply = slack.reply(RESPONDER, &parent, "control reply");
-    send(
-        &server,
-        &reply_event("EvControl", RESPONDER, &parent, &reply, "control reply"),
-    )
-    .await;
+    server
+        .slack_event_now(&reply_event(
+            "EvControl",
+            RESPONDER,
+            &parent,
+            &reply,
+            "control reply",
+        ))
+        .await;
     wait_until(Duration::from_secs(15), || {
         !notes_with(&gitlab, 92, "control reply").is_empty()
     })
@@ -464,17 +463,15 @@ async fn replies_and_comments_each_cross_once_and_never_loop() {
 
     // Slack to GitLab, and GitLab's echo of it.
     let reply = slack.reply(RESPONDER, &parent, "rolling back the deploy");
-    send(
-        &server,
-        &reply_event(
+    server
+        .slack_event_now(&reply_event(
             "EvLoop1",
             RESPONDER,
             &parent,
             &reply,
             "rolling back the deploy",
-        ),
-    )
-    .await;
+        ))
+        .await;
     assert!(
         wait_until(Duration::from_secs(20), || {
             !notes_with(&gitlab, 95, "rolling back the deploy").is_empty()
@@ -499,22 +496,20 @@ async fn replies_and_comments_each_cross_once_and_never_loop() {
     let posted = balloons(&slack).remove(0);
     let mut bot_echo = reply_event("EvLoop2", BOT_USER, &parent, &posted.ts, &posted.text);
     bot_echo["event"]["bot_id"] = serde_json::json!("B0LABELWDN");
-    send(&server, &bot_echo).await;
+    server.slack_event_now(&bot_echo).await;
 
     // A control reply after both echoes: once it is on the issue, the
     // echoes were handled.
     let control = slack.reply(RESPONDER, &parent, "control after the echoes");
-    send(
-        &server,
-        &reply_event(
+    server
+        .slack_event_now(&reply_event(
             "EvLoop3",
             RESPONDER,
             &parent,
             &control,
             "control after the echoes",
-        ),
-    )
-    .await;
+        ))
+        .await;
     assert!(
         wait_until(Duration::from_secs(20), || {
             !notes_with(&gitlab, 95, "control after the echoes").is_empty()

@@ -196,6 +196,15 @@ pub async fn start_server<N: Notifier>(
 }
 
 impl Server {
+    /// Posts a Slack event signed now with the test app's secret, as Slack
+    /// sends it; Slack must get 200.
+    pub async fn slack_event_now(&self, body: &Value) {
+        let (status, answer) = self
+            .slack_event(body, Utc::now().timestamp(), SLACK_SIGNING_SECRET)
+            .await;
+        assert_eq!(status, 200, "{answer}");
+    }
+
     /// Posts a Slack Events API request signed as Slack signs it, at
     /// `signed_at`, with `secret`; the status and body of the answer.
     pub async fn slack_event(&self, body: &Value, signed_at: i64, secret: &str) -> (u16, String) {
