@@ -18,7 +18,7 @@ use super::Context;
 use super::slack_to_gitlab::{FromSlackError, SlackToGitLab};
 use crate::gitlab::raised_issue::{self, RaisedIssue, RaisedMessage};
 use crate::notice::Thread;
-use crate::policy::{Channel, Destination};
+use crate::policy::{Channel, Destination, OpensIssues, is_slack_channel_id};
 use crate::slack::message::Message;
 use crate::store::{Raised, Store, StoreError};
 
@@ -56,31 +56,42 @@ impl RaiseError {
     }
 }
 
-/// The channel of the policy files that `channel_id` is, if it opens issues.
+/// The channel of the policy files that `channel_id` is, with where it
+/// opens issues, if it does. Slack is asked the channel's name only when
+/// such a channel is written as `#name`.
 async fn channel_opening_issues<'p>(
     to_gitlab: &'p SlackToGitLab,
     channel_id: &str,
-) -> Result<Option<&'p Channel>, FromSlackError> {
-    let opening: Vec<&Channel> = to_gitlab
+) -> Result<Option<(&'p Channel, &'p OpensIssues)>, FromSlackError> {
+    let opening: Vec<(&Channel, &OpensIssues, &str)> = to_gitlab
         .policies
         .channels
         .values()
-        .filter(|channel| channel.opens_issues.is_some())
+        .filter_map(
+            |channel| match (&channel.opens_issues, &channel.destination) {
+                (Some(opens), Destination::SlackChannel(given)) => {
+                    Some((channel, opens, given.as_str()))
+                }
+                _ => None,
+            },
+        )
         .collect();
-    let named = |channel: &Channel, name: Option<&str>| match &channel.destination {
-        Destination::SlackChannel(given) => {
-            given == channel_id || name.is_some_and(|name| given.trim_start_matches('#') == name)
-        }
-        Destination::IncomingWebhook { .. } => false,
-    };
-    if let Some(found) = opening.iter().find(|c| named(c, None)) {
-        return Ok(Some(found));
+    if let Some((channel, opens, _)) = opening.iter().find(|(_, _, given)| *given == channel_id) {
+        return Ok(Some((channel, opens)));
     }
-    if opening.is_empty() {
+    if opening
+        .iter()
+        .all(|(_, _, given)| is_slack_channel_id(given))
+    {
         return Ok(None);
     }
-    let name = to_gitlab.slack.channel_name(channel_id).await?;
-    Ok(opening.into_iter().find(|c| named(c, name.as_deref())))
+    let Some(name) = to_gitlab.slack.channel_name(channel_id).await? else {
+        return Ok(None);
+    };
+    Ok(opening
+        .into_iter()
+        .find(|(_, _, given)| given.strip_prefix('#') == Some(name.as_str()))
+        .map(|(channel, opens, _)| (channel, opens)))
 }
 
 /// The labels of an `issue` command to the bot (`<@U0BOT> issue
@@ -105,10 +116,8 @@ pub async fn raise<S: Store>(
     labels: Option<&[String]>,
     now: DateTime<Utc>,
 ) -> Result<RaiseOutcome, RaiseError> {
-    let Some(channel) = channel_opening_issues(to_gitlab, &message.channel_id).await? else {
-        return Ok(RaiseOutcome::NotHere);
-    };
-    let Some(opens) = &channel.opens_issues else {
+    let Some((channel, opens)) = channel_opening_issues(to_gitlab, &message.channel_id).await?
+    else {
         return Ok(RaiseOutcome::NotHere);
     };
     if context
