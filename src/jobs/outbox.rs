@@ -292,7 +292,13 @@ async fn send_digest<S: Store, N: Notifier>(
     };
     match context
         .store
-        .record_digest(key, &sent.progress, &sent.posted, claim)
+        .record_digest(
+            key,
+            &sent.progress,
+            &sent.posted,
+            sent.thread.as_ref(),
+            claim,
+        )
         .await
     {
         Ok(()) => {}
@@ -348,7 +354,7 @@ async fn plan<S: Store>(
     if let Some(begun) = digest.batch_begun(digest.progress, now) {
         context
             .store
-            .record_digest(&digest.key, &begun, &[], claim)
+            .record_digest(&digest.key, &begun, &[], None, claim)
             .await?;
         digest.progress = begun;
     }

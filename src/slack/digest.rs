@@ -217,12 +217,25 @@ impl SlackNotifier {
         let version = digest.summary_version();
         let mut progress = digest.progress;
         let pending = digest.pending();
+        // A summary said to be out with no thread known for it (recorded
+        // before labelwarden kept the two together) is found by its key,
+        // or posted again: the list never goes to the channel on its own.
+        let summary_lost = progress.summarised > 0
+            && thread.is_none()
+            && matches!(channel.destination, Destination::SlackChannel(_));
         let sent = async {
-            if progress.summarised == 0 {
+            if progress.summarised == 0 || summary_lost {
                 let message = summary(digest, channel, &self.policies.people, now);
                 let key = message_key(digest, "summary");
                 let thread = self
-                    .post_once(channel, &message, None, false, &key, retaken)
+                    .post_once(
+                        channel,
+                        &message,
+                        None,
+                        false,
+                        &key,
+                        retaken || summary_lost,
+                    )
                     .await?;
                 progress.summarised = version;
                 let done =

@@ -568,14 +568,16 @@ pub trait Store: Clone + Send + Sync + 'static {
         claim: Option<(&OutboxKey, &ClaimToken)>,
     ) -> impl Future<Output = Result<(), StoreError>> + Send;
 
-    /// Records how far a digest's messages got, and which of its
-    /// members' notices are out; fenced by `claim` as
+    /// Records how far a digest's messages got, which of its members'
+    /// notices are out and, under `claim`, the summary's `thread` for the
+    /// digest's outbox row, in one write; fenced by `claim` as
     /// [`Store::plan_digest_message`] is.
     fn record_digest(
         &self,
         key: &DigestKey,
         progress: &DigestProgress,
         posted: &[(IssueRef, Firing)],
+        thread: Option<&crate::notice::Thread>,
         claim: Option<(&OutboxKey, &ClaimToken)>,
     ) -> impl Future<Output = Result<(), StoreError>> + Send;
 }

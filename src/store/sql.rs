@@ -216,9 +216,10 @@ impl Store for SqlStore {
         key: &crate::notice::digest::DigestKey,
         progress: &crate::notice::digest::DigestProgress,
         posted: &[(IssueRef, Firing)],
+        thread: Option<&crate::notice::Thread>,
         claim: Option<(&OutboxKey, &ClaimToken)>,
     ) -> Result<(), StoreError> {
-        digests::record_digest(self, key, progress, posted, claim).await
+        digests::record_digest(self, key, progress, posted, thread, claim).await
     }
 
     async fn plan_digest_message(

@@ -135,11 +135,16 @@ pub(super) async fn a_digest_gathers_its_window_and_one_outbox_row_sends_it(stor
         batch_through: 5,
         batch_posted: 3,
     };
+    let thread = Thread {
+        channel_id: "C0ALERTS".into(),
+        ts: "1764000000.000100".into(),
+    };
     store
         .record_digest(
             &key,
             &progress,
             &[],
+            Some(&thread),
             Some((&claimed[0].key, &claimed[0].claim)),
         )
         .await
@@ -151,6 +156,7 @@ pub(super) async fn a_digest_gathers_its_window_and_one_outbox_row_sends_it(stor
             &key,
             &DigestProgress::default(),
             &[],
+            None,
             Some((&claimed[0].key, &stale)),
         )
         .await;
@@ -163,14 +169,23 @@ pub(super) async fn a_digest_gathers_its_window_and_one_outbox_row_sends_it(stor
         progress,
         "the progress stands"
     );
-    let thread = Thread {
-        channel_id: "C0ALERTS".into(),
-        ts: "1764000000.000100".into(),
-    };
+    // The thread was written with the progress: a claimant that stops
+    // there (its outcome never recorded, the database gone a moment)
+    // leaves the next one the summary's thread, so the list goes in it.
+    let retaken = store
+        .claim_outbox(later + TimeDelta::minutes(2), 10, TimeDelta::minutes(1))
+        .await
+        .unwrap();
+    assert_eq!(retaken.len(), 1, "the unrecorded send is taken over");
+    assert_eq!(
+        retaken[0].thread.as_ref(),
+        Some(&thread),
+        "the summary's thread is known to the send taken over"
+    );
     store
         .record_outbox(&[OutboxOutcome {
-            key: claimed[0].key.clone(),
-            claim: claimed[0].claim.clone(),
+            key: retaken[0].key.clone(),
+            claim: retaken[0].claim.clone(),
             result: SendResult::Progress {
                 thread: Some(thread.clone()),
                 retry_at: later,

@@ -4,6 +4,7 @@
 //! the outbox as it sends.
 
 use super::*;
+use crate::notice::Thread;
 use crate::notice::digest::{
     DIGEST_STEP, Digest, DigestItem, DigestKey, DigestKind, DigestNotice, DigestProgress,
 };
@@ -329,11 +330,18 @@ pub(super) async fn record_digest(
     key: &DigestKey,
     progress: &DigestProgress,
     posted: &[(IssueRef, Firing)],
+    thread: Option<&Thread>,
     claim: Option<(&OutboxKey, &ClaimToken)>,
 ) -> Result<(), StoreError> {
     let mut tx = store.writer.begin().await?;
     if let Some((row, token)) = claim {
         super::fence::check_claim(&mut tx, store.backend, row, token).await?;
+        // The summary's thread goes with the progress that says it is
+        // out: a later list part is never posted without it.
+        if let Some(thread) = thread {
+            let at = millis(Utc::now());
+            super::outbox::remember_threads(&mut tx, store.backend, &[(row, thread, at)]).await?;
+        }
     }
     for (issue, firing) in posted {
         let query = sqlx::query(sqlx::AssertSqlSafe(format!(

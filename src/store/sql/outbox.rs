@@ -259,6 +259,21 @@ pub(super) async fn record_outbox(
             _ => None,
         })
         .collect();
+    remember_threads(&mut tx, store.backend, &threads).await?;
+    tx.commit().await?;
+    Ok(lost
+        .into_iter()
+        .map(|outcome| outcome.key.clone())
+        .collect())
+}
+
+/// Writes the thread each outbox row's message started (or a digest's
+/// summary is), for the row's cycle and channel.
+pub(super) async fn remember_threads(
+    tx: &mut sqlx::Transaction<'_, sqlx::Any>,
+    backend: Backend,
+    threads: &[(&OutboxKey, &Thread, i64)],
+) -> Result<(), StoreError> {
     for chunk in threads.chunks(ROWS_PER_STATEMENT) {
         // The thread belongs to the outbox row's cycle and channel.
         let sql = format!(
@@ -270,7 +285,7 @@ pub(super) async fn record_outbox(
              WHERE o.channel IS NOT NULL
              ON CONFLICT (project, iid, policy, cycle, channel)
              DO UPDATE SET channel_id = excluded.channel_id, ts = excluded.ts, updated_at = excluded.updated_at",
-            parameters(store.backend, chunk.len(), 9)
+            parameters(backend, chunk.len(), 9)
         );
         let mut query = multi_row(sql);
         for (key, thread, at) in chunk {
@@ -285,13 +300,9 @@ pub(super) async fn record_outbox(
             .bind(thread.ts.as_str())
             .bind(*at);
         }
-        query.execute(&mut *tx).await?;
+        query.execute(&mut **tx).await?;
     }
-    tx.commit().await?;
-    Ok(lost
-        .into_iter()
-        .map(|outcome| outcome.key.clone())
-        .collect())
+    Ok(())
 }
 
 /// An outbox row that is due to be tried: unsent, not given up on, and
