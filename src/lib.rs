@@ -12,6 +12,7 @@ pub mod cli;
 pub mod clock;
 pub mod diff;
 pub mod doctor;
+pub mod drill;
 pub mod engine;
 pub mod gitlab;
 pub mod http_client;

@@ -87,6 +87,7 @@ fn every_shipped_ci_file_is_valid_for_gitlab() {
         ".gitlab-ci.yml",
         "ci/labelwarden-audit.gitlab-ci.yml",
         "templates/audit.yml",
+        "templates/drill.yml",
         "templates/policy-check.yml",
     ] {
         assert!(files.iter().any(|f| f == expected), "{expected}: {files:?}");

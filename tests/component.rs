@@ -1,7 +1,8 @@
-//! The `audit` CI/CD component's job, run by gitlab-ci-local
+//! The CI/CD components' jobs, run by gitlab-ci-local
 //! (`scripts/component-local.sh` installs it and runs these ignored tests;
-//! `.ci/run` runs that script): `templates/audit.yml` included with
-//! inputs, its script run on this machine against the fake GitLab. Without
+//! `.ci/run` runs that script): `templates/audit.yml` against the fake
+//! GitLab and `templates/drill.yml` against the fake Slack, each included
+//! with inputs, its script run on this machine. Without
 //! a container engine here the job's image is dropped, so `labelwarden`
 //! comes from this build instead of the image.
 //!
@@ -17,9 +18,12 @@ use std::process::{Command, Output};
 use chrono::{TimeDelta, Utc};
 use common::HIGHEST;
 use common::fake_gitlab::{self, FakeGitLab, FakeIssue, Running};
+use common::fake_slack::{self, FakeSlack};
 
 /// The job's name in `templates/audit.yml`.
 const JOB: &str = "labelwarden-audit";
+/// The job's name in `templates/drill.yml`.
+const DRILL_JOB: &str = "labelwarden-drill";
 
 fn git(dir: &Path, args: &[&str]) {
     let status = Command::new("git")
@@ -44,6 +48,7 @@ async fn gitlab_with_a_breach() -> Running {
 /// What one run of the job left: its exit status and log, the project it
 /// ran for, and the job's isolated build folder.
 struct JobRun {
+    job: &'static str,
     output: Output,
     project: tempfile::TempDir,
 }
@@ -69,7 +74,7 @@ impl JobRun {
             .project
             .path()
             .join(".gitlab-ci-local/builds")
-            .join(JOB)
+            .join(self.job)
             .join(name);
         std::fs::read_to_string(build).ok()
     }
@@ -78,33 +83,74 @@ impl JobRun {
 /// Includes the component with `fail_on` in a fresh project and runs its
 /// job in a scheduled pipeline against `gitlab`.
 fn run_the_component(gitlab: &Running, fail_on: &str) -> JobRun {
+    let shipped = common::shipped_policies_copy(str::to_owned);
+    let inputs = format!("      project: acme/backend\n      fail_on: {fail_on}\n");
+    let run = run_job(
+        "audit.yml",
+        JOB,
+        &inputs,
+        shipped.path(),
+        &[
+            &format!("CI_SERVER_URL={}", gitlab.url),
+            &format!("GITLAB_TOKEN={}", fake_gitlab::TOKEN),
+        ],
+    );
+    assert!(
+        gitlab
+            .gitlab
+            .requests()
+            .iter()
+            .any(|r| r.contains("/projects/acme%2Fbackend/issues")),
+        "the job read the fake GitLab: {}",
+        run.log()
+    );
+    run
+}
+
+/// Includes `templates/TEMPLATE` with `inputs` (YAML lines under
+/// `inputs:`) in a fresh project whose `policies/` is a copy of
+/// `policies`, and runs its job `job` in a scheduled pipeline with these
+/// CI/CD `variables` (`NAME=value`).
+fn run_job(
+    template: &str,
+    job: &'static str,
+    inputs: &str,
+    policies: &Path,
+    variables: &[&str],
+) -> JobRun {
     let runner = std::env::var("GITLAB_CI_LOCAL")
         .expect("GITLAB_CI_LOCAL: the gitlab-ci-local binary (scripts/component-local.sh sets it)");
     let project = tempfile::tempdir().unwrap();
     let root = Path::new(env!("CARGO_MANIFEST_DIR"));
     std::fs::copy(
-        root.join("templates/audit.yml"),
-        project.path().join("audit.yml"),
+        root.join("templates").join(template),
+        project.path().join(template),
     )
     .unwrap();
-    let shipped = common::shipped_policies_copy(str::to_owned);
-    std::fs::rename(shipped.path(), project.path().join("policies")).unwrap();
+    let copied = project.path().join("policies");
+    std::fs::create_dir(&copied).unwrap();
+    for entry in std::fs::read_dir(policies).unwrap() {
+        let path = entry.unwrap().path();
+        if path.is_file() {
+            std::fs::copy(&path, copied.join(path.file_name().unwrap())).unwrap();
+        }
+    }
     std::fs::write(
         project.path().join(".gitlab-ci.yml"),
         format!(
             concat!(
                 "include:\n",
-                "  - local: audit.yml\n",
+                "  - local: {template}\n",
                 "    inputs:\n",
-                "      project: acme/backend\n",
-                "      fail_on: {fail_on}\n",
+                "{inputs}",
                 "\n",
                 "# No container engine here: the job's script runs on this machine.\n",
                 "{job}:\n",
                 "  image: null\n",
             ),
-            fail_on = fail_on,
-            job = JOB,
+            template = template,
+            inputs = inputs,
+            job = job,
         ),
     )
     .unwrap();
@@ -125,34 +171,29 @@ fn run_the_component(gitlab: &Running, fail_on: &str) -> JobRun {
         binaries.display(),
         std::env::var("PATH").unwrap_or_default()
     );
-    let output = Command::new(&runner)
+    let mut command = Command::new(&runner);
+    command
         .args([
             "--json-schema-validation=false",
             "--shell-isolation",
             "--no-color",
-            JOB,
+            job,
         ])
-        .args(["--variable", "CI_PIPELINE_SOURCE=schedule"])
-        .args(["--variable", &format!("CI_SERVER_URL={}", gitlab.url)])
-        .args([
-            "--variable",
-            &format!("GITLAB_TOKEN={}", fake_gitlab::TOKEN),
-        ])
+        .args(["--variable", "CI_PIPELINE_SOURCE=schedule"]);
+    for variable in variables {
+        command.args(["--variable", variable]);
+    }
+    let output = command
         .current_dir(project.path())
         .env("PATH", path)
         .output()
         .unwrap();
-    let run = JobRun { output, project };
+    let run = JobRun {
+        job,
+        output,
+        project,
+    };
     println!("{}", run.log());
-    assert!(
-        gitlab
-            .gitlab
-            .requests()
-            .iter()
-            .any(|r| r.contains("/projects/acme%2Fbackend/issues")),
-        "the job read the fake GitLab: {}",
-        run.log()
-    );
     run
 }
 
@@ -214,4 +255,87 @@ async fn with_fail_on_never_the_job_succeeds_over_a_breach_and_still_reports_it(
         run.log()
     );
     assert_reports_kept(&run);
+}
+
+/// Runs the drill component's job at speed 600 against the fake Slack,
+/// `responder` (if any) reacting on its alert as a person would.
+async fn run_the_drill(
+    slack: &fake_slack::Running,
+    policy: &'static str,
+    responder: Option<&'static str>,
+) -> JobRun {
+    let watcher = responder.map(|user| {
+        let fake = slack.slack.clone();
+        tokio::spawn(async move {
+            for _ in 0..600 {
+                let alert = fake.messages().into_iter().find(|m| m.thread_ts.is_none());
+                if let Some(alert) = alert {
+                    fake.person_reacts(&alert, "eyes", user);
+                    tokio::time::sleep(std::time::Duration::from_secs(1)).await;
+                    fake.person_reacts(&alert, "white_check_mark", user);
+                    return;
+                }
+                tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+            }
+        })
+    });
+    let inputs = format!("      policy: {policy}\n      speed: 600\n");
+    let api_url = slack.api_url.clone();
+    let run = tokio::task::spawn_blocking(move || {
+        run_job(
+            "drill.yml",
+            DRILL_JOB,
+            &inputs,
+            &common::fixtures().join("policies-drill"),
+            &[
+                &format!("SLACK_BOT_TOKEN={}", fake_slack::TOKEN),
+                &format!("SLACK_API_URL={api_url}"),
+            ],
+        )
+    })
+    .await
+    .unwrap();
+    if let Some(watcher) = watcher {
+        watcher.abort();
+    }
+    assert!(
+        slack
+            .slack
+            .messages()
+            .iter()
+            .any(|m| m.thread_ts.is_none() && m.text.contains("DRILL")),
+        "the job posted the drill's alert: {}",
+        run.log()
+    );
+    let metrics = run
+        .in_build("metrics.txt")
+        .unwrap_or_else(|| panic!("metrics.txt written for reports:metrics: {}", run.log()));
+    assert!(metrics.contains(r#"drill="true""#), "{metrics}");
+    run
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs gitlab-ci-local: run scripts/component-local.sh"]
+async fn a_drill_nobody_acknowledges_fails_its_job_and_keeps_its_metrics() {
+    let slack = FakeSlack::start().await;
+    let run = run_the_drill(&slack, "outage-2h", None).await;
+    assert!(!run.output.status.success(), "{}", run.log());
+    assert!(
+        run.log().contains("Nobody acknowledged the alert."),
+        "{}",
+        run.log()
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs gitlab-ci-local: run scripts/component-local.sh"]
+async fn an_acknowledged_and_resolved_drill_passes_its_job() {
+    let slack = FakeSlack::start().await;
+    let run = run_the_drill(&slack, "critical-bug-24h", Some("U0RESPONDR")).await;
+    assert!(run.output.status.success(), "{}", run.log());
+    assert!(
+        run.log().contains("Acknowledged by U0RESPONDR"),
+        "{}",
+        run.log()
+    );
 }

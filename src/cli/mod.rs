@@ -9,6 +9,7 @@ mod clock;
 mod clocks;
 mod diff;
 mod doctor;
+mod drill;
 mod explain;
 mod mute;
 mod oncall;
@@ -61,6 +62,12 @@ enum Command {
     /// Explain one issue under every policy: match, clock, status, steps
     /// fired, what comes next (from the GitLab API).
     Explain(explain::ExplainArgs),
+    /// Rehearse a policy's escalation: a synthetic incident, marked as a
+    /// drill, in its Slack channels on a compressed clock (`--speed`),
+    /// acknowledged and resolved with the usual reactions; ends with a
+    /// summary, printed and posted in the thread. Writes nothing to
+    /// GitLab. Exit 1 if nobody acknowledged.
+    Drill(drill::DrillArgs),
     /// Who each on-call rotation has on call now and in the coming weeks.
     Oncall(oncall::OnCallArgs),
     /// A business-hours calendar of the policy files, day by day in its
@@ -171,6 +178,7 @@ pub fn run(cli: Cli) -> ExitCode {
         Command::Serve(args) => serve::run(args),
         Command::Audit(args) => audit::run(args),
         Command::Explain(args) => explain::run(args),
+        Command::Drill(args) => drill::run(args),
         Command::Oncall(args) => oncall::run(args),
         Command::Calendar(args) => calendar::run(args),
         Command::Probe(args) => probe::run(args),

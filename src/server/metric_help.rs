@@ -69,6 +69,26 @@ pub const METRICS: &[Metric] = &[
         "1 while a Slack destination keeps refusing notices (they wait in the outbox), by channel.",
     ),
     metric(
+        "labelwarden_drill_acknowledged",
+        Gauge,
+        "A drill's alert was acknowledged (1) or not (0), by policy; written by `labelwarden drill --metrics-file`, with drill=\"true\".",
+    ),
+    metric(
+        "labelwarden_drill_outcome",
+        Gauge,
+        "How a drill ended (resolved, breached or stopped), by policy; written by `labelwarden drill --metrics-file`.",
+    ),
+    metric(
+        "labelwarden_drill_secondary_reached",
+        Gauge,
+        "A drill's escalation tagged the on-call secondary (1) or not (0), by policy.",
+    ),
+    metric(
+        "labelwarden_drill_steps_total",
+        Counter,
+        "Steps a drill said in Slack, by policy and step.",
+    ),
+    metric(
         "labelwarden_enforcer_active",
         Gauge,
         "1 on the replica that holds the enforcer lease and sends, 0 on the others.",

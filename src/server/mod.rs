@@ -30,7 +30,7 @@ use crate::jobs::{self, Context};
 use crate::notify::{DestinationHealth, Notifier};
 use crate::store::Store;
 
-pub use ops::prometheus;
+pub use ops::{prometheus, prometheus_labelled};
 
 /// Settings of the HTTP side.
 pub struct ServerConfig {

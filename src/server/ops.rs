@@ -50,10 +50,25 @@ const INTAKE_BUCKETS: &[f64] = &[
 
 /// The process-wide Prometheus recorder, installed on first use.
 pub fn prometheus() -> PrometheusHandle {
+    recorder(None)
+}
+
+/// The process-wide Prometheus recorder, every series labelled `key` =
+/// `value` (`drill="true"` for a drill's figures), if it is the first
+/// one asked for; else the one installed before.
+pub fn prometheus_labelled(key: &str, value: &str) -> PrometheusHandle {
+    recorder(Some((key, value)))
+}
+
+fn recorder(label: Option<(&str, &str)>) -> PrometheusHandle {
     static HANDLE: OnceLock<PrometheusHandle> = OnceLock::new();
     HANDLE
         .get_or_init(|| {
-            let recorder = PrometheusBuilder::new()
+            let mut builder = PrometheusBuilder::new();
+            if let Some((key, value)) = label {
+                builder = builder.add_global_label(key, value);
+            }
+            let recorder = builder
                 .set_buckets_for_metric(
                     Matcher::Prefix("labelwarden_time_to_".to_owned()),
                     RESPONSE_BUCKETS,

@@ -290,6 +290,35 @@ impl WebApi {
         Ok(answer["channel"]["name"].as_str().map(str::to_owned))
     }
 
+    /// The reactions on a message, each with everyone who reacted, as
+    /// `reactions.get` (with `full`) gives them. Needs `reactions:read`.
+    pub async fn reactions(&self, at: &Thread) -> Result<Vec<(String, Vec<String>)>, SlackError> {
+        let answer = self
+            .get_json(
+                "reactions.get",
+                &[
+                    ("channel", at.channel_id.clone()),
+                    ("timestamp", at.ts.clone()),
+                    ("full", "true".to_owned()),
+                ],
+            )
+            .await?;
+        let reactions = answer["message"]["reactions"].as_array().cloned();
+        Ok(reactions
+            .unwrap_or_default()
+            .iter()
+            .filter_map(|reaction| {
+                let name = reaction["name"].as_str()?.to_owned();
+                let users = reaction["users"]
+                    .as_array()?
+                    .iter()
+                    .filter_map(|u| u.as_str().map(str::to_owned))
+                    .collect();
+                Some((name, users))
+            })
+            .collect())
+    }
+
     /// Every message a listing method returns, following Slack's cursor:
     /// Slack may return fewer than `limit` with more to come.
     async fn list(

@@ -118,6 +118,8 @@ struct Inner {
     /// At most this many messages a listing page, whatever `limit` asks
     /// (Slack may return fewer than asked).
     page_cap: Option<usize>,
+    /// People's reactions: (channel, ts, reaction, user), for `reactions.get`.
+    people_reactions: Vec<(String, String, String, String)>,
 }
 
 #[derive(Clone, Default)]

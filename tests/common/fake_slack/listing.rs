@@ -1,4 +1,5 @@
-//! The fake Slack's listings, `conversations.history` (a channel's
+//! The fake Slack's listings, `reactions.get` (a message's reactions,
+//! the bot's and people's), `conversations.history` (a channel's
 //! messages, newest first, thread replies left out unless broadcast) and
 //! `conversations.replies` (a thread, parent first), paged by cursor as
 //! Slack documents: `limit` messages a page (100 when not given, 999 at
@@ -74,6 +75,9 @@ fn read(
         );
         return axum::Json(json!({ "ok": true, "channel": channel, "permalink": permalink }))
             .into_response();
+    }
+    if method == "reactions.get" {
+        return reactions(inner, &channel, query);
     }
     let with_metadata = query.get("include_all_metadata").map(String::as_str) == Some("true");
     let listed = |m: &Message| {
@@ -158,5 +162,60 @@ fn read(
             "response_metadata": { "next_cursor": if more { format!("bmV4dDo{next}") } else { String::new() } },
         })),
     )
+        .into_response()
+}
+
+impl FakeSlack {
+    /// `user` reacts with `name` on `message`, as a person in Slack would;
+    /// `reactions.get` shows it (no event is sent).
+    pub fn person_reacts(&self, message: &Message, name: &str, user: &str) {
+        self.lock().people_reactions.push((
+            message.channel.clone(),
+            message.ts.clone(),
+            name.to_owned(),
+            user.to_owned(),
+        ));
+    }
+}
+
+/// `reactions.get`: the message's reactions as Slack documents them, each
+/// with its users and count; the bot's own (`reactions.add`) included.
+fn reactions(
+    inner: &Inner,
+    channel: &str,
+    query: &std::collections::HashMap<String, String>,
+) -> Response {
+    let ts = query.get("timestamp").cloned().unwrap_or_default();
+    let Some(message) = inner
+        .messages
+        .iter()
+        .find(|m| m.channel == channel && m.ts == ts)
+    else {
+        return slack_error("message_not_found");
+    };
+    let mut by_name: Vec<(String, Vec<String>)> = message
+        .reactions
+        .iter()
+        .map(|name| (name.clone(), vec![BOT_USER.to_owned()]))
+        .collect();
+    for (_, _, name, user) in inner
+        .people_reactions
+        .iter()
+        .filter(|(c, t, _, _)| c == channel && *t == ts)
+    {
+        match by_name.iter_mut().find(|(n, _)| n == name) {
+            Some((_, users)) if !users.contains(user) => users.push(user.clone()),
+            Some(_) => {}
+            None => by_name.push((name.clone(), vec![user.clone()])),
+        }
+    }
+    let mut answer = json!({ "type": "message", "ts": message.ts, "text": message.text });
+    if !by_name.is_empty() {
+        answer["reactions"] = by_name
+            .iter()
+            .map(|(name, users)| json!({ "name": name, "users": users, "count": users.len() }))
+            .collect();
+    }
+    axum::Json(json!({ "ok": true, "type": "message", "channel": channel, "message": answer }))
         .into_response()
 }
