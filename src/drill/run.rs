@@ -131,7 +131,7 @@ pub async fn run(
     record_metrics(drill, &summary);
     let message = Message {
         text: format!("Drill summary: {}", summary.text()),
-        blocks: vec![section(&summary.mrkdwn())],
+        blocks: summary.mrkdwn().iter().map(|line| section(line)).collect(),
     };
     let key = format!("drill:{}:summary", drill.reference());
     for thread in threads.values() {

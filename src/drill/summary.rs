@@ -8,6 +8,11 @@ use chrono::{DateTime, TimeDelta, Utc};
 use super::{Drill, Outcome};
 use crate::policy::{People, Role, StepId, duration};
 
+/// People named at most in the list of who replied.
+const MOST_NAMED: usize = 20;
+/// The most characters Slack takes in a section block's text.
+const SECTION_CHARS: usize = 3_000;
+
 /// Whether the escalation reached the on-call secondary.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Secondary {
@@ -197,7 +202,15 @@ impl Summary {
             lines.push(format!("Steps said: {}.", steps.join(", ")));
         }
         if !self.replied.is_empty() {
-            let people: Vec<String> = self.replied.iter().map(|u| person(u)).collect();
+            let mut people: Vec<String> = self
+                .replied
+                .iter()
+                .take(MOST_NAMED)
+                .map(|u| person(u))
+                .collect();
+            if self.replied.len() > MOST_NAMED {
+                people.push(format!("and {} more", self.replied.len() - MOST_NAMED));
+            }
             lines.push(format!("Replied in the thread: {}.", people.join(", ")));
         }
         if !self.gitlab_skipped.is_empty() {
@@ -221,15 +234,24 @@ impl Summary {
         text
     }
 
-    /// For Slack (mrkdwn), people shown as Slack shows them.
-    pub fn mrkdwn(&self) -> String {
+    /// For Slack (mrkdwn), people shown as Slack shows them: a section
+    /// each, within Slack's 3000 characters a section's text may have.
+    pub fn mrkdwn(&self) -> Vec<String> {
         let mut lines = vec![":clipboard: *Drill summary*".to_owned()];
         lines.extend(
             self.lines(&|user| format!("<@{user}>"))
                 .into_iter()
-                .map(|line| format!("• {line}")),
+                .map(|line| {
+                    let line = format!("• {line}");
+                    if line.chars().count() <= SECTION_CHARS {
+                        line
+                    } else {
+                        let cut: String = line.chars().take(SECTION_CHARS - 1).collect();
+                        format!("{cut}…")
+                    }
+                }),
         );
-        lines.join("\n")
+        lines
     }
 
     /// Whether the drill showed the path works: somebody acknowledged.

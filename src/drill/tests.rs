@@ -240,7 +240,10 @@ fn a_tick_resolves_the_incident_and_the_drill_ends_once_its_resolution_is_said()
         "{text}"
     );
     assert!(
-        summary.mrkdwn().contains("<@U0RESPONDR>"),
+        summary
+            .mrkdwn()
+            .iter()
+            .any(|line| line.contains("<@U0RESPONDR>")),
         "Slack shows the person"
     );
     assert!(summary.acknowledged());
@@ -268,4 +271,24 @@ fn unresolved_the_drill_ends_once_its_breach_is_said() {
             .contains("the deadline passed and the breach was said")
     );
     assert!(summary.text().contains("Nobody acknowledged the alert."));
+}
+
+#[test]
+fn a_summary_with_hundreds_of_repliers_names_twenty_and_stays_within_slack_s_limits() {
+    let (mut drill, set) = drill(600);
+    for notice in drill.due(seconds(0)) {
+        drill.record(&notice, seconds(0));
+    }
+    let repliers: Vec<String> = (0..500).map(|n| format!("U0PERSON{n:03}")).collect();
+    let summary = Summary::of(&drill, &set.people, Outcome::Stopped, repliers, seconds(9));
+    assert!(
+        summary.text().contains("U0PERSON019, and 480 more."),
+        "{}",
+        summary.text()
+    );
+    let sections = summary.mrkdwn();
+    assert!(sections.len() <= 50, "Slack takes 50 blocks at most");
+    for section in &sections {
+        assert!(section.chars().count() <= 3_000, "{section}");
+    }
 }
