@@ -30,6 +30,8 @@ fn drill(slack: &str, gitlab: &str, policy: &str, metrics: &std::path::Path) -> 
         .env("SLACK_BOT_TOKEN", TOKEN)
         .env("SLACK_API_URL", slack)
         .env("LABELWARDEN_SLACK_PER_CHANNEL_PER_SECOND", "20")
+        // The webhook channel no drill here uses: its URL is not needed.
+        .env_remove("LABELWARDEN_TEST_DRILL_ANNOUNCE_WEBHOOK")
         // Were it to write to GitLab, it would write here.
         .env("GITLAB_URL", gitlab)
         .env("GITLAB_TOKEN", common::fake_gitlab::TOKEN)
@@ -256,7 +258,7 @@ fn a_drill_refuses_what_it_cannot_rehearse() {
     assert_eq!(unknown.status.code(), Some(2));
     assert!(
         common::text(&unknown.stderr)
-            .contains("no policy named `nope`; the policies are: `critical-bug-24h`, `outage-2h`"),
+            .contains("no policy named `nope`; the policies are: `critical-bug-24h`, `outage-2h`, `announced`"),
         "{}",
         common::text(&unknown.stderr)
     );

@@ -62,7 +62,9 @@ pub fn run(args: DrillArgs) -> ExitCode {
         Ok(drill) => drill,
         Err(e) => return fail(e.to_string()),
     };
-    let settings = match SlackSettings::from_env(&policies) {
+    // Only the drill's own channels need their secrets.
+    let drill_set = Arc::new(drill.policy_set(&policies));
+    let settings = match SlackSettings::from_env(&drill_set) {
         Ok(settings) => settings,
         Err(e) => return fail(e.to_string()),
     };
@@ -76,7 +78,7 @@ pub fn run(args: DrillArgs) -> ExitCode {
         Err(e) => return fail(format!("cannot build the HTTP client: {e}")),
     };
     let api = WebApi::new(http, &settings.api_url, token);
-    let notifier = match SlackNotifier::new(Arc::clone(&policies), settings) {
+    let notifier = match SlackNotifier::new(drill_set, settings) {
         Ok(notifier) => notifier,
         Err(e) => return fail(e.to_string()),
     };

@@ -370,6 +370,30 @@ impl Drill {
         breached.then_some(Outcome::Breached)
     }
 
+    /// The policy set as the drill's notifier sees it: the compressed
+    /// policy alone, and only the channels it posts in, so that a channel
+    /// the drill never uses needs no secret (an incoming webhook's URL).
+    pub fn policy_set(&self, set: &PolicySet) -> PolicySet {
+        let used: Vec<&str> = self
+            .policy
+            .steps
+            .iter()
+            .filter_map(|s| Some(s.slack.as_ref()?.channel.as_str()))
+            .collect();
+        PolicySet {
+            channels: set
+                .channels
+                .iter()
+                .filter(|(name, _)| used.contains(&name.as_str()))
+                .map(|(name, channel)| (name.clone(), channel.clone()))
+                .collect(),
+            policies: vec![self.policy.clone()],
+            maintenance: Vec::new(),
+            warnings: Vec::new(),
+            ..set.clone()
+        }
+    }
+
     /// The thread title and link every message of the drill carries.
     pub fn title(&self) -> &str {
         &self.title

@@ -106,6 +106,14 @@ fn the_drill_s_policy_divides_every_duration_by_the_speed_and_only_posts_to_the_
         ]
     );
     assert!(drill.title().starts_with("DRILL, nothing is broken"));
+    let seen = drill.policy_set(&policy_set(POLICIES));
+    assert_eq!(
+        seen.channels.keys().collect::<Vec<_>>(),
+        ["alerts"],
+        "the notifier knows the drill's channels only"
+    );
+    assert_eq!(seen.policies.len(), 1);
+    assert_eq!(seen.policies[0].clock.target, TimeDelta::seconds(144));
     assert_eq!(drill.reference().to_string(), "drill/critical#7");
 }
 
