@@ -257,8 +257,9 @@ fn a_drill_refuses_what_it_cannot_rehearse() {
     let unknown = run(&["--policy", "nope"]);
     assert_eq!(unknown.status.code(), Some(2));
     assert!(
-        common::text(&unknown.stderr)
-            .contains("no policy named `nope`; the policies are: `critical-bug-24h`, `outage-2h`, `announced`"),
+        common::text(&unknown.stderr).contains(
+            "no policy named `nope`; the policies are: `critical-bug-24h`, `outage-2h`, `announced`"
+        ),
         "{}",
         common::text(&unknown.stderr)
     );
@@ -269,4 +270,42 @@ fn a_drill_refuses_what_it_cannot_rehearse() {
         "{}",
         common::text(&too_fast.stderr)
     );
+}
+
+#[tokio::test]
+async fn a_cancelled_drill_still_posts_its_summary_and_says_it_was_stopped() {
+    let slack = FakeSlack::start().await;
+    let gitlab = FakeGitLab::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let metrics = dir.path().join("drill.prom");
+    let child = drill(&slack.api_url, &gitlab.url, "critical-bug-24h", &metrics);
+    let alert = message_where(&slack.slack, |m| m.thread_ts.is_none())
+        .await
+        .expect("the drill's alert is posted");
+    slack.slack.person_reacts(&alert, "eyes", RESPONDER);
+    tokio::time::sleep(Duration::from_millis(800)).await;
+    // A cancelled CI job: SIGTERM.
+    let status = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let (code, stdout, stderr) = finish(child, Duration::from_secs(10)).await;
+    assert_eq!(
+        code,
+        Some(0),
+        "acknowledged before it stopped\n{stdout}\n{stderr}"
+    );
+    assert!(
+        stdout.contains("stopped before it was resolved or breached"),
+        "{stdout}"
+    );
+    let summary = slack
+        .slack
+        .messages()
+        .into_iter()
+        .find(|m| m.text.starts_with("Drill summary"))
+        .expect("the summary is posted");
+    assert_eq!(summary.thread_ts.as_deref(), Some(alert.ts.as_str()));
+    assert!(metrics.exists(), "the metrics file is written");
 }

@@ -106,26 +106,29 @@ pub fn run(args: DrillArgs) -> ExitCode {
         Err(code) => return code,
     };
     let started = drill.started_at;
-    let result = runtime.block_on(run::run(
-        &mut drill,
-        &policies,
-        &notifier,
-        &api,
-        &run_settings,
-        async {
-            // Ctrl-C or SIGTERM (a cancelled CI job): the drill ends as
-            // stopped and still posts its summary.
-            let stop = tokio_util::sync::CancellationToken::new();
-            tokio::spawn(super::serve::stop_on_signal(stop.clone()));
-            stop.cancelled_owned().await;
-        },
-        &mut |line| {
-            let after = crate::policy::duration::human(TimeDelta::seconds(
-                (Utc::now() - started).num_seconds(),
-            ));
-            println!("+{after} {line}");
-        },
-    ));
+    let result = runtime.block_on(async {
+        // Ctrl-C or SIGTERM (a cancelled CI job), listened for before
+        // anything is posted: the drill ends as stopped and still posts
+        // its summary.
+        let stop = tokio_util::sync::CancellationToken::new();
+        tokio::spawn(super::serve::stop_on_signal(stop.clone()));
+        tokio::task::yield_now().await;
+        run::run(
+            &mut drill,
+            &policies,
+            &notifier,
+            &api,
+            &run_settings,
+            stop.cancelled_owned(),
+            &mut |line| {
+                let after = crate::policy::duration::human(TimeDelta::seconds(
+                    (Utc::now() - started).num_seconds(),
+                ));
+                println!("+{after} {line}");
+            },
+        )
+        .await
+    });
     let summary = match result {
         Ok(summary) => summary,
         Err(e) => return fail(e.to_string()),
