@@ -309,3 +309,24 @@ async fn a_cancelled_drill_still_posts_its_summary_and_says_it_was_stopped() {
     assert_eq!(summary.thread_ts.as_deref(), Some(alert.ts.as_str()));
     assert!(metrics.exists(), "the metrics file is written");
 }
+
+#[tokio::test]
+async fn a_drill_whose_alert_slack_refuses_says_why_and_exits_2() {
+    let slack = FakeSlack::start().await;
+    let gitlab = FakeGitLab::start().await;
+    slack.slack.refuse("C0ALERTS1", "not_in_channel");
+    let dir = tempfile::tempdir().unwrap();
+    let child = drill(
+        &slack.api_url,
+        &gitlab.url,
+        "critical-bug-24h",
+        &dir.path().join("drill.prom"),
+    );
+    let (code, stdout, stderr) = finish(child, Duration::from_secs(10)).await;
+    assert_eq!(code, Some(2), "{stdout}\n{stderr}");
+    assert!(
+        stderr.contains("Slack refused the drill's alert") && stderr.contains("not_in_channel"),
+        "{stderr}"
+    );
+    assert!(slack.slack.messages().is_empty());
+}

@@ -82,7 +82,7 @@ pub async fn run(
                     ));
                     break;
                 }
-                Err(e) if threads.is_empty() => return Err(RunError::Refused(e.to_string())),
+                Err(e) if drill.said.is_empty() => return Err(RunError::Refused(e.to_string())),
                 Err(e) => {
                     // A later step refused for good: recorded, so the drill
                     // goes on, and the summary lists what was said.
@@ -94,7 +94,7 @@ pub async fn run(
         if let Some(outcome) = drill.outcome(Utc::now()) {
             break outcome;
         }
-        if threads.is_empty() && Utc::now() > drill.started_at + drill.policy.clock.target {
+        if drill.said.is_empty() && Utc::now() > drill.started_at + drill.policy.clock.target {
             return Err(RunError::Refused(
                 "the alert could not be posted before the drill's deadline".to_owned(),
             ));
