@@ -176,3 +176,33 @@ async fn a_comment_on_an_issue_without_a_live_clock_or_on_a_merge_request_is_ack
     assert!(slack.messages().is_empty());
     server.stop().await;
 }
+
+#[tokio::test]
+async fn a_comment_from_a_project_renamed_since_the_alert_reaches_the_thread() {
+    let (_dir, setup) = start_unlimited().await;
+    let (server, slack) = (setup.server, setup.slack);
+    server
+        .deliver("c-r", &label(&[HIGHEST], 83, Utc::now()))
+        .await;
+    assert!(
+        wait_until(Duration::from_secs(20), || {
+            !of_issue(&slack, "#alerts", 83).is_empty()
+        })
+        .await
+    );
+    let parent = of_issue(&slack, "#alerts", 83).remove(0);
+    // The project was renamed; the comment names the new path, and the
+    // same project id. No issue delivery has told labelwarden yet.
+    let mut hook = note_hook(83, 8001, "Renamed the repo, still on it.", "ada");
+    hook["project"]["path_with_namespace"] = json!("acme/backend-services");
+    let (status, body) = comment(&server, "Note Hook", "n-r", &hook).await;
+    assert_eq!((status, body.contains("accepted")), (200, true), "{body}");
+    assert!(
+        wait_until(Duration::from_secs(20), || {
+            !comments_in(&slack, "#alerts", &parent).is_empty()
+        })
+        .await,
+        "the comment reaches the thread the issue's alert started"
+    );
+    server.stop().await;
+}

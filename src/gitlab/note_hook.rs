@@ -19,6 +19,8 @@ pub const OWN_NOTE_MARKER: &str = "<!-- labelwarden";
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct IssueComment {
     pub issue: IssueRef,
+    /// The project's id, which survives a rename or transfer.
+    pub project_id: Option<u64>,
     pub note_id: u64,
     /// The author's GitLab username and name.
     pub username: String,
@@ -45,6 +47,8 @@ pub enum CommentEvent {
 struct NoteHook {
     object_kind: String,
     user: User,
+    #[serde(default)]
+    project_id: Option<u64>,
     project: Project,
     object_attributes: NoteAttributes,
     #[serde(default)]
@@ -60,6 +64,8 @@ struct User {
 
 #[derive(Debug, Deserialize)]
 struct Project {
+    #[serde(default)]
+    id: Option<u64>,
     path_with_namespace: String,
 }
 
@@ -121,6 +127,7 @@ pub fn parse_note_hook(body: &[u8], confidential_hook: bool) -> Result<CommentEv
             project: ProjectPath(hook.project.path_with_namespace),
             iid: IssueIid(issue.iid),
         },
+        project_id: hook.project_id.or(hook.project.id),
         note_id: attributes.id,
         name: hook.user.name.unwrap_or_else(|| hook.user.username.clone()),
         username: hook.user.username,
@@ -166,6 +173,7 @@ mod tests {
             panic!("a new comment");
         };
         assert_eq!(comment.issue.to_string(), "gitlab-org/gitlab-test#17");
+        assert_eq!(comment.project_id, Some(5), "the id a rename keeps");
         assert_eq!(comment.note_id, 1241);
         assert_eq!(
             (comment.username.as_str(), comment.name.as_str()),

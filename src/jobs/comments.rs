@@ -40,9 +40,19 @@ pub async fn mirror<S: Store>(
     if !policies.policies.iter().any(|p| p.mirror_comments) {
         return Ok(Mirrored::Not("no policy mirrors comments"));
     }
+    // A comment names its project as it is now; the store may still keep
+    // the issue under the path it had before a rename or transfer (the
+    // enforcer moves the rows on the project's next issue delivery, and
+    // this comment's notice moves with them). Found by the project's id.
+    let mut issue_ref = comment.issue.clone();
+    if let Some(project_id) = comment.project_id
+        && let Some(kept_at) = context.store.project_at(project_id).await?
+    {
+        issue_ref.project = kept_at;
+    }
     let loaded = context
         .store
-        .load_issues(std::slice::from_ref(&comment.issue))
+        .load_issues(std::slice::from_ref(&issue_ref))
         .await?;
     let Some((found, record)) = loaded
         .first()
@@ -58,7 +68,7 @@ pub async fn mirror<S: Store>(
         .filter_map(|policy| {
             let reading = clock::read(&issue, policy, now);
             reading.is_live().then(|| AlertThread {
-                issue: comment.issue.clone(),
+                issue: issue_ref.clone(),
                 policy: policy.name.clone(),
                 cycle: reading.cycle,
             })
@@ -89,7 +99,7 @@ pub async fn mirror<S: Store>(
             };
             let threaded = matches!(channel.destination, Destination::SlackChannel(_));
             if threaded && restricted && !channel.private {
-                tracing::info!(issue = %comment.issue, channel = %name, "an internal note or a confidential issue's comment is not posted in a channel not marked private");
+                tracing::info!(issue = %issue_ref, channel = %name, "an internal note or a confidential issue's comment is not posted in a channel not marked private");
             }
             threaded && (channel.private || !restricted)
         })

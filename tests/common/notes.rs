@@ -13,6 +13,10 @@ pub fn note_hook(iid: u64, note_id: u64, body: &str, username: &str) -> Value {
     )
     .unwrap();
     hook["project"]["path_with_namespace"] = json!("acme/backend");
+    // The id issue deliveries give the same project (see `issue_event`).
+    let project_id = super::fake_gitlab::project_id("acme/backend");
+    hook["project_id"] = json!(project_id);
+    hook["project"]["id"] = json!(project_id);
     hook["user"]["username"] = json!(username);
     hook["user"]["name"] = json!(format!("{username} (name)"));
     let attributes = &mut hook["object_attributes"];
