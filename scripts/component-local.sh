@@ -1,9 +1,11 @@
 #!/usr/bin/env bash
-# Runs the `audit` CI/CD component's job with gitlab-ci-local (from npm)
-# against the fake GitLab: templates/audit.yml included with inputs, its
-# script run on this machine with shell isolation, its reports kept only
-# as its `artifacts:` say (tests/component.rs: once with `fail_on: breach`,
-# the job fails; once with `never`, it succeeds over the same breach).
+# Runs the `audit` and `drill` CI/CD components' jobs with gitlab-ci-local
+# (from npm): each template included with inputs, its script run on this
+# machine with shell isolation, its reports kept only as its `artifacts:`
+# say (tests/component.rs). The audit against the fake GitLab: with
+# `fail_on: breach` the job fails, with `never` it succeeds over the same
+# breach. The drill against the fake Slack: unacknowledged it fails,
+# acknowledged and resolved it passes.
 #
 # gitlab-ci-local 4.56 runs on Node.js 20 (later versions need 22); it
 # copies artefacts with rsync. Without a container engine, the job's image
