@@ -115,7 +115,7 @@ async fn story(moment: Moment, frozen: Frozen) {
         common::process::wait_until_up(&http, &format!("http://127.0.0.1:{port}")).await;
     }
     let enforcer = database
-        .lease_holder("enforcer")
+        .wait_for_lease_holder("enforcer", Duration::from_secs(10))
         .await
         .expect("one replica holds the enforcer lease");
     let victim = replicas

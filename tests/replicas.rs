@@ -79,7 +79,7 @@ async fn story(kill_after: Option<Duration>) {
         // Kill the replica that is the enforcer, as the `leases` table
         // says (not as it says itself): the other must take over.
         let enforcer = database
-            .lease_holder("enforcer")
+            .wait_for_lease_holder("enforcer", Duration::from_secs(10))
             .await
             .expect("one replica holds the enforcer lease");
         let active = replicas

@@ -114,6 +114,26 @@ impl Database {
         parts.next()?.parse().ok()
     }
 
+    /// The lease's holder, waiting up to `within` for one: a replica that
+    /// answers on its port may not have taken the lease yet, and a busy
+    /// machine may renew it a moment late.
+    pub async fn wait_for_lease_holder(
+        &self,
+        name: &str,
+        within: std::time::Duration,
+    ) -> Option<u32> {
+        let until = std::time::Instant::now() + within;
+        loop {
+            if let Some(holder) = self.lease_holder(name).await {
+                return Some(holder);
+            }
+            if std::time::Instant::now() >= until {
+                return None;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        }
+    }
+
     /// Every step the ledger says fired, as (issue iid, step), in no
     /// particular order.
     pub async fn fired_steps(&self) -> Vec<(u64, String)> {
