@@ -7,38 +7,69 @@
 
 mod common;
 
+use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use common::fake_gitlab::FakeGitLab;
+use common::fake_gitlab::{self, FakeGitLab};
 use common::fake_slack::{self, FakeSlack, TOKEN};
 
 const RESPONDER: &str = "U0RESPONDR";
 const SECONDARIES: [&str; 3] = ["<@U0ADA0001>", "<@U0GRACE01>", "<@U0LINUS01>"];
 
-fn drill(slack: &str, gitlab: &str, policy: &str, metrics: &std::path::Path) -> Child {
-    Command::new(env!("CARGO_BIN_EXE_labelwarden"))
-        .args([
-            "drill", "--policy", policy, "--speed", "600", "--poll", "200ms",
-        ])
-        .arg("--metrics-file")
-        .arg(metrics)
-        .env(
-            "LABELWARDEN_POLICIES",
-            common::fixtures().join("policies-drill"),
-        )
-        .env("SLACK_BOT_TOKEN", TOKEN)
-        .env("SLACK_API_URL", slack)
-        .env("LABELWARDEN_SLACK_PER_CHANNEL_PER_SECOND", "20")
-        // The webhook channel no drill here uses: its URL is not needed.
-        .env_remove("LABELWARDEN_TEST_DRILL_ANNOUNCE_WEBHOOK")
-        // Were it to write to GitLab, it would write here.
-        .env("GITLAB_URL", gitlab)
-        .env("GITLAB_TOKEN", common::fake_gitlab::TOKEN)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("the binary runs")
+/// The fakes a drill runs against (a fake GitLab too, which must hear
+/// nothing), and a folder for its metrics file.
+struct Fakes {
+    slack: fake_slack::Running,
+    gitlab: fake_gitlab::Running,
+    dir: tempfile::TempDir,
+}
+
+impl Fakes {
+    async fn start() -> Fakes {
+        Fakes {
+            slack: FakeSlack::start().await,
+            gitlab: FakeGitLab::start().await,
+            dir: tempfile::tempdir().unwrap(),
+        }
+    }
+
+    fn metrics(&self) -> PathBuf {
+        self.dir.path().join("drill.prom")
+    }
+
+    /// `labelwarden drill` of `policy` at 600×, reading reactions every 200 ms.
+    fn drill(&self, policy: &str) -> Child {
+        Command::new(env!("CARGO_BIN_EXE_labelwarden"))
+            .args([
+                "drill", "--policy", policy, "--speed", "600", "--poll", "200ms",
+            ])
+            .arg("--metrics-file")
+            .arg(self.metrics())
+            .env(
+                "LABELWARDEN_POLICIES",
+                common::fixtures().join("policies-drill"),
+            )
+            .env("SLACK_BOT_TOKEN", TOKEN)
+            .env("SLACK_API_URL", &self.slack.api_url)
+            .env("LABELWARDEN_SLACK_PER_CHANNEL_PER_SECOND", "20")
+            // The webhook channel no drill here uses: its URL is not needed.
+            .env_remove("LABELWARDEN_TEST_DRILL_ANNOUNCE_WEBHOOK")
+            // Were it to write to GitLab, it would write here.
+            .env("GITLAB_URL", &self.gitlab.url)
+            .env("GITLAB_TOKEN", fake_gitlab::TOKEN)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("the binary runs")
+    }
+
+    /// The drill's alert, once it is posted.
+    async fn alert(&self) -> fake_slack::Message {
+        message_where(&self.slack.slack, |m| m.thread_ts.is_none())
+            .await
+            .expect("the drill's alert is posted")
+    }
 }
 
 /// Waits for the drill to end (at most `limit`): its exit code, stdout
@@ -65,26 +96,20 @@ async fn message_where(
     slack: &FakeSlack,
     what: impl Fn(&fake_slack::Message) -> bool,
 ) -> Option<fake_slack::Message> {
-    for _ in 0..300 {
-        if let Some(found) = slack.messages().into_iter().find(|m| what(m)) {
-            return Some(found);
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    None
+    common::wait_until(Duration::from_secs(15), || {
+        slack.messages().iter().any(&what)
+    })
+    .await;
+    slack.messages().into_iter().find(|m| what(m))
 }
 
 #[tokio::test]
 async fn a_drill_escalates_to_the_secondary_reads_eyes_and_a_tick_and_posts_its_summary() {
-    let slack = FakeSlack::start().await;
-    let gitlab = FakeGitLab::start().await;
-    let dir = tempfile::tempdir().unwrap();
-    let metrics = dir.path().join("drill.prom");
-    let child = drill(&slack.api_url, &gitlab.url, "critical-bug-24h", &metrics);
+    let fakes = Fakes::start().await;
+    let (slack, gitlab, metrics) = (&fakes.slack, &fakes.gitlab, fakes.metrics());
+    let child = fakes.drill("critical-bug-24h");
 
-    let alert = message_where(&slack.slack, |m| m.thread_ts.is_none())
-        .await
-        .expect("the drill's alert is posted");
+    let alert = fakes.alert().await;
     assert_eq!(alert.channel, "C0ALERTS1", "in the policy's team channel");
     assert!(
         alert.text.contains("DRILL"),
@@ -201,12 +226,10 @@ async fn a_drill_escalates_to_the_secondary_reads_eyes_and_a_tick_and_posts_its_
 
 #[tokio::test]
 async fn a_drill_nobody_acknowledges_breaches_says_so_and_fails() {
-    let slack = FakeSlack::start().await;
-    let gitlab = FakeGitLab::start().await;
-    let dir = tempfile::tempdir().unwrap();
-    let metrics = dir.path().join("drill.prom");
+    let fakes = Fakes::start().await;
+    let (slack, gitlab, metrics) = (&fakes.slack, &fakes.gitlab, fakes.metrics());
     // 2h at 600× is 12 s.
-    let child = drill(&slack.api_url, &gitlab.url, "outage-2h", &metrics);
+    let child = fakes.drill("outage-2h");
     let (code, stdout, stderr) = finish(child, Duration::from_secs(40)).await;
     assert_eq!(
         code,
@@ -274,14 +297,10 @@ fn a_drill_refuses_what_it_cannot_rehearse() {
 
 #[tokio::test]
 async fn a_cancelled_drill_still_posts_its_summary_and_says_it_was_stopped() {
-    let slack = FakeSlack::start().await;
-    let gitlab = FakeGitLab::start().await;
-    let dir = tempfile::tempdir().unwrap();
-    let metrics = dir.path().join("drill.prom");
-    let child = drill(&slack.api_url, &gitlab.url, "critical-bug-24h", &metrics);
-    let alert = message_where(&slack.slack, |m| m.thread_ts.is_none())
-        .await
-        .expect("the drill's alert is posted");
+    let fakes = Fakes::start().await;
+    let (slack, metrics) = (&fakes.slack, fakes.metrics());
+    let child = fakes.drill("critical-bug-24h");
+    let alert = fakes.alert().await;
     slack.slack.person_reacts(&alert, "eyes", RESPONDER);
     tokio::time::sleep(Duration::from_millis(800)).await;
     // A cancelled CI job: SIGTERM.
@@ -312,16 +331,10 @@ async fn a_cancelled_drill_still_posts_its_summary_and_says_it_was_stopped() {
 
 #[tokio::test]
 async fn a_drill_whose_alert_slack_refuses_says_why_and_exits_2() {
-    let slack = FakeSlack::start().await;
-    let gitlab = FakeGitLab::start().await;
+    let fakes = Fakes::start().await;
+    let slack = &fakes.slack;
     slack.slack.refuse("C0ALERTS1", "not_in_channel");
-    let dir = tempfile::tempdir().unwrap();
-    let child = drill(
-        &slack.api_url,
-        &gitlab.url,
-        "critical-bug-24h",
-        &dir.path().join("drill.prom"),
-    );
+    let child = fakes.drill("critical-bug-24h");
     let (code, stdout, stderr) = finish(child, Duration::from_secs(10)).await;
     assert_eq!(code, Some(2), "{stdout}\n{stderr}");
     assert!(
