@@ -29,16 +29,8 @@ pub struct DrillArgs {
     /// 24h target lasts 24 minutes and a 30m escalation comes after 30 s.
     #[arg(long, default_value_t = 60)]
     speed: u32,
-    /// The reaction that acknowledges the alert, as `serve` reads it.
-    #[arg(long, env = "LABELWARDEN_ACK_REACTION", default_value = "eyes")]
-    ack_reaction: String,
-    /// The reaction on the alert that ends the incident as resolved.
-    #[arg(
-        long,
-        env = "LABELWARDEN_RESOLVE_REACTION",
-        default_value = "white_check_mark"
-    )]
-    resolve_reaction: String,
+    #[command(flatten)]
+    reactions: super::AlertReactions,
     /// How often the alert's reactions are read (`reactions.get`).
     #[arg(long, default_value = "2s", value_parser = humantime::parse_duration)]
     poll: std::time::Duration,
@@ -86,9 +78,10 @@ pub fn run(args: DrillArgs) -> ExitCode {
         .metrics_file
         .as_ref()
         .map(|_| crate::server::prometheus_labelled("drill", "true"));
+    let (ack_reaction, resolve_reaction) = args.reactions.names();
     let run_settings = Settings {
-        ack_reaction: args.ack_reaction.trim_matches(':').to_owned(),
-        resolve_reaction: args.resolve_reaction.trim_matches(':').to_owned(),
+        ack_reaction,
+        resolve_reaction,
         poll: args.poll,
     };
     println!(

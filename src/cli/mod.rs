@@ -119,6 +119,38 @@ struct PolicyArgs {
     policies: PathBuf,
 }
 
+/// The reactions on an alert that acknowledge and resolve it: one
+/// definition for `serve` and `drill`, so a drill reads the reactions
+/// `serve` reads.
+#[derive(Debug, Args)]
+pub struct AlertReactions {
+    /// The reaction on an alert that acknowledges it (`serve` receives
+    /// Slack events on /webhooks/slack when SLACK_SIGNING_SECRET is set;
+    /// `drill` reads the alert's reactions).
+    #[arg(long, env = "LABELWARDEN_ACK_REACTION", default_value = "eyes")]
+    ack_reaction: String,
+    /// The reaction on an alert that says it is resolved. `serve` writes
+    /// the person's last reply in the thread on the issue (needs
+    /// SLACK_BOT_TOKEN and GITLAB_TOKEN with `api`); it ends a drill's
+    /// incident.
+    #[arg(
+        long,
+        env = "LABELWARDEN_RESOLVE_REACTION",
+        default_value = "white_check_mark"
+    )]
+    resolve_reaction: String,
+}
+
+impl AlertReactions {
+    /// The acknowledge and resolve reactions' names, without colons.
+    fn names(&self) -> (String, String) {
+        (
+            self.ack_reaction.trim_matches(':').to_owned(),
+            self.resolve_reaction.trim_matches(':').to_owned(),
+        )
+    }
+}
+
 /// Exit code for configuration and access errors.
 const EXIT_CONFIG: u8 = 2;
 

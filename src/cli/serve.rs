@@ -76,19 +76,8 @@ pub struct ServeArgs {
     /// A group to reconcile, with its subgroups (repeatable).
     #[arg(long)]
     reconcile_group: Vec<String>,
-    /// The reaction on an alert thread that acknowledges it (Slack events
-    /// are received on /webhooks/slack when SLACK_SIGNING_SECRET is set).
-    #[arg(long, env = "LABELWARDEN_ACK_REACTION", default_value = "eyes")]
-    ack_reaction: String,
-    /// The reaction on an alert that says it is resolved: the person's last
-    /// reply in the thread is written on the issue (needs SLACK_BOT_TOKEN
-    /// and GITLAB_TOKEN with `api`).
-    #[arg(
-        long,
-        env = "LABELWARDEN_RESOLVE_REACTION",
-        default_value = "white_check_mark"
-    )]
-    resolve_reaction: String,
+    #[command(flatten)]
+    reactions: super::AlertReactions,
     /// The reaction on an alert that says it was a false positive: written
     /// on the issue like a resolution, with the policy's
     /// `from_slack.false_positive_label`.
@@ -274,13 +263,16 @@ pub fn run(args: ServeArgs) -> ExitCode {
         let slack_events = std::env::var(SIGNING_SECRET_ENV)
             .ok()
             .filter(|s| !s.trim().is_empty())
-            .map(|secret| SlackEventsConfig {
+            .map(|secret| {
+                let (ack_reaction, resolve_reaction) = args.reactions.names();
+                SlackEventsConfig {
                 signing_secret: SecretString::from(secret),
-                ack_reaction: args.ack_reaction.trim_matches(':').to_owned(),
-                resolve_reaction: args.resolve_reaction.trim_matches(':').to_owned(),
+                ack_reaction,
+                resolve_reaction,
                 false_positive_reaction: args.false_positive_reaction.trim_matches(':').to_owned(),
                 raise_reaction: args.raise_reaction.trim_matches(':').to_owned(),
                 to_gitlab: slack_to_gitlab(&context.policies, slack.as_ref(), client.as_ref()),
+            }
             });
         if slack_events.is_none() {
             tracing::info!("Slack events off: set {SIGNING_SECRET_ENV} to receive acknowledgements on /webhooks/slack");
