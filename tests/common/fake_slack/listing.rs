@@ -62,11 +62,7 @@ fn read(
         // As Slack answers: the workspace URL, the channel, `p` and the ts
         // without its dot.
         let ts = query.get("message_ts").cloned().unwrap_or_default();
-        if !inner
-            .messages
-            .iter()
-            .any(|m| m.channel == channel && m.ts == ts)
-        {
+        if message_at(inner, &channel, &ts).is_none() {
             return slack_error("message_not_found");
         }
         let permalink = format!(
@@ -115,11 +111,7 @@ fn read(
         }
         "conversations.replies" => {
             let ts = query.get("ts").cloned().unwrap_or_default();
-            if !inner
-                .messages
-                .iter()
-                .any(|m| m.channel == channel && m.ts == ts)
-            {
+            if message_at(inner, &channel, &ts).is_none() {
                 return slack_error("thread_not_found");
             }
             inner
@@ -178,6 +170,14 @@ impl FakeSlack {
     }
 }
 
+/// The message posted at `ts` in `channel`, if there is one.
+fn message_at<'a>(inner: &'a Inner, channel: &str, ts: &str) -> Option<&'a Message> {
+    inner
+        .messages
+        .iter()
+        .find(|m| m.channel == channel && m.ts == ts)
+}
+
 /// `reactions.get`: the message's reactions as Slack documents them, each
 /// with its users and count; the bot's own (`reactions.add`) included.
 fn reactions(
@@ -186,11 +186,7 @@ fn reactions(
     query: &std::collections::HashMap<String, String>,
 ) -> Response {
     let ts = query.get("timestamp").cloned().unwrap_or_default();
-    let Some(message) = inner
-        .messages
-        .iter()
-        .find(|m| m.channel == channel && m.ts == ts)
-    else {
+    let Some(message) = message_at(inner, channel, &ts) else {
         return slack_error("message_not_found");
     };
     let mut by_name: Vec<(String, Vec<String>)> = message
