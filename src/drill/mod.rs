@@ -190,7 +190,7 @@ pub fn compress(policy: &Policy, set: &PolicySet, speed: u32) -> Result<Policy, 
     {
         return Err(DrillError::NothingToPost(policy.name.0.clone()));
     }
-    let label = Pattern::parse(DRILL_LABEL).map_err(|_| DrillError::Speed)?;
+    let label = Pattern::parse(DRILL_LABEL).expect("the drill's label is a plain label");
     Ok(Policy {
         selector: Selector {
             labels_any: vec![label],
@@ -359,13 +359,13 @@ impl Drill {
     /// How the drill ended, if it did: resolved, or breached, once
     /// nothing is left to say about it.
     pub fn outcome(&self, now: DateTime<Utc>) -> Option<Outcome> {
-        if !self.due(now).is_empty() {
+        let (decision, reading) = self.decision(now);
+        if !decision.actions.is_empty() {
             return None;
         }
         if self.resolved.is_some() {
             return Some(Outcome::Resolved);
         }
-        let reading = clock::read(&self.issue(), &self.policy, now);
         let breached = reading.phase == Phase::Running && reading.active >= reading.target;
         breached.then_some(Outcome::Breached)
     }
@@ -408,22 +408,19 @@ impl Drill {
         real * self.speed as i32
     }
 
-    /// Whether the drill's steps tag a rotation's secondary, and which.
-    pub fn secondary_steps(&self) -> Vec<(&StepId, &str)> {
-        self.policy
-            .steps
-            .iter()
-            .filter_map(|step| {
-                let slack = step.slack.as_ref()?;
-                slack.mentions.iter().find_map(|m| match m {
-                    Mention::OnCall {
-                        rotation,
-                        role: Role::Secondary,
-                    } => Some((&step.id, rotation.as_str())),
-                    _ => None,
-                })
+    /// The first of the drill's steps that tags a rotation's secondary,
+    /// with the rotation, if one does.
+    pub fn secondary_step(&self) -> Option<(&StepId, &str)> {
+        self.policy.steps.iter().find_map(|step| {
+            let slack = step.slack.as_ref()?;
+            slack.mentions.iter().find_map(|m| match m {
+                Mention::OnCall {
+                    rotation,
+                    role: Role::Secondary,
+                } => Some((&step.id, rotation.as_str())),
+                _ => None,
             })
-            .collect()
+        })
     }
 }
 

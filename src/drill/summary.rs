@@ -64,25 +64,25 @@ impl Summary {
         now: DateTime<Utc>,
     ) -> Summary {
         let since_start = |at: DateTime<Utc>| at - drill.started_at;
-        let secondary = match drill.secondary_steps().first() {
+        let secondary = match drill.secondary_step() {
             None => Secondary::NoStep,
-            Some((step, rotation)) => match drill.said.iter().find(|s| &s.step == *step) {
+            Some((step, rotation)) => match drill.said.iter().find(|s| &s.step == step) {
                 Some(said) => {
                     let person = people
                         .rotations
-                        .get(*rotation)
+                        .get(rotation)
                         .map(|r| r.on_call(Role::Secondary, said.at).to_owned())
                         .unwrap_or_default();
                     Secondary::Tagged {
                         step: said.step.clone(),
                         after: since_start(said.at),
-                        rotation: (*rotation).to_owned(),
+                        rotation: rotation.to_owned(),
                         slack_id: people.gitlab_users.get(&person).cloned(),
                         person,
                     }
                 }
                 None => Secondary::NotNeeded {
-                    step: (*step).clone(),
+                    step: step.clone(),
                     acknowledged: drill.acknowledged.is_some(),
                 },
             },
