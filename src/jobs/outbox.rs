@@ -296,7 +296,9 @@ async fn send_digest<S: Store, N: Notifier>(
             key,
             &sent.progress,
             &sent.posted,
-            sent.thread.as_ref(),
+            // A thread new with this send (the summary's) goes with the
+            // progress; one the row had is already recorded.
+            sent.thread.as_ref().filter(|_| entry.thread.is_none()),
             claim,
         )
         .await
