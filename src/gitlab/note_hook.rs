@@ -7,7 +7,7 @@
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
-use super::webhook::{WebhookError, gitlab_time, read_hook};
+use super::webhook::{Project, WebhookError, gitlab_time, read_hook};
 use crate::issue::{IssueIid, IssueRef, ProjectPath};
 
 /// The marker every note labelwarden writes carries (ledger notes, step
@@ -60,13 +60,6 @@ struct User {
     username: String,
     #[serde(default)]
     name: Option<String>,
-}
-
-#[derive(Debug, Deserialize)]
-struct Project {
-    #[serde(default)]
-    id: Option<u64>,
-    path_with_namespace: String,
 }
 
 #[derive(Debug, Deserialize)]

@@ -113,11 +113,12 @@ struct Actor {
     username: String,
 }
 
+/// The `project` of a hook's payload (issue and comment hooks alike).
 #[derive(Debug, Deserialize)]
-struct Project {
+pub(super) struct Project {
     #[serde(default)]
-    id: Option<u64>,
-    path_with_namespace: String,
+    pub(super) id: Option<u64>,
+    pub(super) path_with_namespace: String,
 }
 
 #[derive(Debug, Deserialize)]
